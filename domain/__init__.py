@@ -1,0 +1,1 @@
+"""Domain rules of Daka: plain functions and dataclasses, free of aiogram and SQLAlchemy."""

@@ -1,0 +1,56 @@
+"""Time is injected: the bot, the scheduler and the tests share one `Clock` protocol."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+
+class Clock(Protocol):
+    """Something that tells the current time as an aware UTC datetime."""
+
+    def now(self) -> datetime: ...
+
+
+class SystemClock:
+    """The real clock."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+class FixedClock:
+    """A clock that tests set and move by hand; it never advances on its own."""
+
+    def __init__(self, start: datetime) -> None:
+        if start.tzinfo is None:
+            raise ValueError("FixedClock needs an aware datetime")
+        self._now = start.astimezone(UTC)
+
+    def now(self) -> datetime:
+        return self._now
+
+    def set(self, moment: datetime) -> None:
+        self._now = moment.astimezone(UTC)
+
+    def advance(self, delta: timedelta) -> None:
+        self._now += delta
+
+
+def zone(name: str) -> ZoneInfo:
+    """The IANA zone called `name`, or ValueError with a readable message."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {name!r}") from None
+
+
+def local_day(moment: datetime, tz: str) -> date:
+    """The organisation's calendar day at `moment`: a check-in at 23:30 local counts for today."""
+    return moment.astimezone(zone(tz)).date()
+
+
+def local_now(clock: Clock, tz: str) -> datetime:
+    """The clock's time in the organisation's zone."""
+    return clock.now().astimezone(zone(tz))
