@@ -1,0 +1,76 @@
+"""Enrolment rules: which invite codes are usable, when an account is locked out, name matching."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+CONSENT_VERSION = 1
+MAX_FAILURES = 5
+LOCKOUT = timedelta(minutes=30)
+ROLES = ("member", "manager", "admin")
+_CODE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+
+
+class InviteProblem(StrEnum):
+    """Why an invite cannot be used; each gets its own answer."""
+
+    MALFORMED = "malformed"
+    UNKNOWN = "unknown"
+    EXPIRED = "expired"
+    REVOKED = "revoked"
+    USED_UP = "used_up"
+
+
+def code_is_well_formed(code: str) -> bool:
+    """Codes are URL-safe base64 of at least 96 random bits; anything else is not ours."""
+    return bool(_CODE.match(code))
+
+
+def invite_problem(
+    *,
+    expires_at: datetime,
+    revoked_at: datetime | None,
+    max_uses: int | None,
+    uses: int,
+    now: datetime,
+) -> InviteProblem | None:
+    """The reason an existing invite cannot be used now, if any (revocation wins)."""
+    if revoked_at is not None:
+        return InviteProblem.REVOKED
+    if now >= expires_at:
+        return InviteProblem.EXPIRED
+    if max_uses is not None and uses >= max_uses:
+        return InviteProblem.USED_UP
+    return None
+
+
+def locked(locked_until: datetime | None, now: datetime) -> bool:
+    """Whether enrolment is paused for this account."""
+    return locked_until is not None and now < locked_until
+
+
+def after_failure(failed_attempts: int, now: datetime) -> tuple[int, datetime | None]:
+    """Count one more wrong answer; the fifth in a row locks the account for a while."""
+    count = failed_attempts + 1
+    if count >= MAX_FAILURES:
+        return 0, now + LOCKOUT
+    return count, None
+
+
+def normalise_name(name: str) -> str:
+    """Names compare without width, case or inner spaces: "Zhang San" = "zhangsan", "张 三" = "张三"."""
+    folded = unicodedata.normalize("NFKC", name).casefold()
+    return "".join(ch for ch in folded if not ch.isspace() and ch not in "·•・.")
+
+
+def names_match(roster_name: str, given: str) -> bool:
+    """A claimed name matches the roster's when they are equal after normalising."""
+    return bool(normalise_name(given)) and normalise_name(roster_name) == normalise_name(given)
+
+
+def normalise_member_id(text: str) -> str:
+    """Member ids are typed on phones: drop spaces and full-width forms."""
+    return "".join(unicodedata.normalize("NFKC", text).split())

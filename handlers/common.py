@@ -1,0 +1,185 @@
+"""Commands for everybody (/help, /language, /cancel), the command menu, errors and fallbacks."""
+
+from __future__ import annotations
+
+import logging
+
+from aiogram import Bot, F, Router
+from aiogram.filters import Command, StateFilter
+from aiogram.fsm.context import FSMContext
+from aiogram.types import (
+    BotCommand,
+    BotCommandScopeAllPrivateChats,
+    CallbackQuery,
+    ErrorEvent,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    ReplyKeyboardRemove,
+)
+from aiogram.utils.i18n import I18n
+from aiogram.utils.i18n import gettext as _
+
+from bot.i18n import LOCALE_OF, language_from_telegram
+from bot.middlewares import Visitor
+from domain.clock import Clock
+from handlers.keyboards import LanguageCb, menu_keyboard
+from storage.repo import Repo
+
+log = logging.getLogger(__name__)
+
+commands_router = Router(name="common")
+fallback_router = Router(name="fallback")
+
+
+def member_commands() -> list[BotCommand]:
+    """The command menu members see, in the current language."""
+    return [
+        BotCommand(command="checkin", description=_("Check in for today")),
+        BotCommand(command="today", description=_("Did I check in today?")),
+        BotCommand(command="history", description=_("My last 14 days")),
+        BotCommand(command="language", description=_("Change language")),
+        BotCommand(command="help", description=_("How to use this bot")),
+        BotCommand(command="cancel", description=_("Cancel the current step")),
+    ]
+
+
+async def install_commands(bot: Bot) -> None:
+    """Register the command menu in Chinese (default) and English."""
+    i18n = I18n.get_current(no_error=True)
+    if i18n is None:
+        from bot.i18n import create_i18n
+
+        i18n = create_i18n()
+    with i18n.context():
+        for language, code in (("zh", None), ("en", "en")):
+            with i18n.use_locale(LOCALE_OF[language]):
+                await bot.set_my_commands(
+                    member_commands(), scope=BotCommandScopeAllPrivateChats(), language_code=code
+                )
+
+
+def help_text(visitor: Visitor | None) -> str:
+    lines = [
+        _("<b>Daka daily check-in</b>"),
+        "",
+        _("/checkin — check in for today (or change today's answers)"),
+        _("/today — what I reported today"),
+        _("/history — my last 14 days"),
+        _("/language — 中文 / English"),
+        _("/cancel — stop the current step"),
+    ]
+    if visitor is None or not (visitor.members or visitor.roles):
+        lines += ["", _("You are not enrolled yet: open the invite link you were given.")]
+    return "\n".join(lines)
+
+
+@commands_router.message(Command("help"), StateFilter(None))
+async def on_help(message: Message, visitor: Visitor | None = None) -> None:
+    await message.answer(help_text(visitor))
+
+
+@commands_router.message(Command("cancel"))
+async def on_cancel(message: Message, state: FSMContext, visitor: Visitor | None = None) -> None:
+    if await state.get_state() is None:
+        await message.answer(_("There is nothing to cancel."))
+        return
+    await state.clear()
+    enrolled = visitor is not None and visitor.member is not None
+    await message.answer(
+        _("Cancelled. Nothing was recorded."),
+        reply_markup=menu_keyboard() if enrolled else ReplyKeyboardRemove(),
+    )
+
+
+@commands_router.message(Command("language"), StateFilter(None))
+async def on_language(message: Message) -> None:
+    await message.answer(
+        _("Choose your language:"),
+        reply_markup=InlineKeyboardMarkup(
+            inline_keyboard=[
+                [
+                    InlineKeyboardButton(
+                        text="中文", callback_data=LanguageCb(language="zh").pack()
+                    ),
+                    InlineKeyboardButton(
+                        text="English", callback_data=LanguageCb(language="en").pack()
+                    ),
+                ]
+            ]
+        ),
+    )
+
+
+@commands_router.callback_query(LanguageCb.filter())
+async def on_language_chosen(
+    query: CallbackQuery,
+    callback_data: LanguageCb,
+    repo: Repo,
+    clock: Clock,
+    i18n: I18n,
+    visitor: Visitor | None = None,
+) -> None:
+    if callback_data.language not in LOCALE_OF:
+        await query.answer(_("This button has expired."))
+        return
+    account = await repo.accounts.ensure(telegram_id=query.from_user.id, now=clock.now())
+    account.language = callback_data.language
+    await repo.session.flush()
+    with i18n.use_locale(LOCALE_OF[callback_data.language]):
+        await query.answer()
+        enrolled = visitor is not None and visitor.member is not None
+        if isinstance(query.message, Message):
+            await query.message.edit_text(_("Language set to English."))
+        await query.bot.send_message(  # type: ignore[union-attr]
+            query.from_user.id,
+            help_text(visitor),
+            reply_markup=menu_keyboard() if enrolled else None,
+        )
+
+
+@fallback_router.callback_query()
+async def on_stale_button(query: CallbackQuery) -> None:
+    """A press that no handler claimed: an old message's button, or forged data."""
+    await query.answer(_("This button has expired. Send /checkin to start again."), show_alert=True)
+
+
+@fallback_router.message(F.text.startswith("/"))
+async def on_unknown_command(message: Message) -> None:
+    await message.answer(_("I don't know that command. Send /help to see what I can do."))
+
+
+@fallback_router.message()
+async def on_anything_else(message: Message, visitor: Visitor | None = None) -> None:
+    if visitor is None or visitor.member is None:
+        await message.answer(
+            _("Hello! To start, open the invite link from your counselor or village cadre.")
+        )
+        return
+    await message.answer(
+        _("Send /checkin to check in, or /help to see what I can do."), reply_markup=menu_keyboard()
+    )
+
+
+@commands_router.errors()
+async def on_error(event: ErrorEvent, i18n: I18n) -> None:
+    """Nobody sees a traceback: log it, apologise in the user's language."""
+    log.exception("handler failed on update %s", event.update.update_id, exc_info=event.exception)
+    update = event.update
+    user = None
+    if update.message is not None:
+        user = update.message.from_user
+    elif update.callback_query is not None:
+        user = update.callback_query.from_user
+    if user is None:
+        return
+    language = language_from_telegram(user.language_code) or "zh"
+    with i18n.context(), i18n.use_locale(LOCALE_OF[language]):
+        text = _("Sorry, something went wrong on our side. Please try again in a moment.")
+        try:
+            if update.callback_query is not None:
+                await update.callback_query.answer(text, show_alert=True)
+            else:
+                await update.bot.send_message(user.id, text)  # type: ignore[union-attr]
+        except Exception:
+            log.exception("could not tell user %s about the error", user.id)

@@ -1,0 +1,1 @@
+"""Storage: SQLModel tables, repositories, aggregation queries and Alembic migrations."""

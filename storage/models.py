@@ -1,0 +1,221 @@
+"""SQLModel tables; Alembic owns the schema, these classes describe it to the code."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Column, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from storage.types import UTCDateTime
+
+
+def _utc() -> Any:
+    return Column(UTCDateTime(), nullable=False)
+
+
+def _utc_opt() -> Any:
+    return Column(UTCDateTime(), nullable=True)
+
+
+class Organisation(SQLModel, table=True):
+    """A school or a town: one time zone, one form, one unit tree."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    slug: str = Field(max_length=64, unique=True)
+    name: str = Field(max_length=200)
+    timezone: str = Field(default="Asia/Shanghai", max_length=64)
+    language: str = Field(default="zh", max_length=8)
+    form: str = Field(default="health", max_length=64)
+    geofence_lat: float | None = None
+    geofence_lon: float | None = None
+    geofence_radius_m: float | None = None
+    retain_days: int = 30
+    created_at: datetime = Field(sa_column=_utc())
+
+
+class Unit(SQLModel, table=True):
+    """A node of the organisation's tree; `path` is the materialised chain of ids for roll-ups."""
+
+    __table_args__ = (
+        UniqueConstraint("org_id", "name_path", name="uq_unit_org_name_path"),
+        Index("ix_unit_org_path", "org_id", "path"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: int = Field(foreign_key="organisation.id", index=True)
+    parent_id: int | None = Field(default=None, foreign_key="unit.id")
+    name: str = Field(max_length=200)
+    name_path: str = Field(max_length=1000)
+    path: str = Field(default="/", max_length=1000)
+    depth: int = 0
+
+
+class Member(SQLModel, table=True):
+    """A roster entry; `telegram_id` is set once the person has enrolled."""
+
+    __table_args__ = (
+        UniqueConstraint("org_id", "external_id", name="uq_member_org_external"),
+        UniqueConstraint("org_id", "telegram_id", name="uq_member_org_telegram"),
+        Index("ix_member_unit", "unit_id"),
+        Index("ix_member_telegram", "telegram_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: int = Field(foreign_key="organisation.id")
+    unit_id: int = Field(foreign_key="unit.id")
+    external_id: str = Field(max_length=64)
+    name: str = Field(max_length=200)
+    telegram_id: int | None = Field(default=None, sa_type=BigInteger)
+    enrolled_at: datetime | None = Field(default=None, sa_column=_utc_opt())
+    active: bool = True
+
+
+class Account(SQLModel, table=True):
+    """A Telegram user as Daka knows them: language choice and enrolment lockout."""
+
+    telegram_id: int = Field(primary_key=True, sa_type=BigInteger)
+    language: str | None = Field(default=None, max_length=8)
+    failed_attempts: int = 0
+    locked_until: datetime | None = Field(default=None, sa_column=_utc_opt())
+    first_seen: datetime = Field(sa_column=_utc())
+
+
+class Consent(SQLModel, table=True):
+    """What a person agreed to (or declined), with the notice version, for PIPL."""
+
+    __table_args__ = (Index("ix_consent_who", "telegram_id", "org_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    telegram_id: int = Field(sa_type=BigInteger)
+    org_id: int = Field(foreign_key="organisation.id")
+    version: int
+    accepted: bool
+    at: datetime = Field(sa_column=_utc())
+
+
+class Invite(SQLModel, table=True):
+    """An invite link's code: which organisation, unit and role it enrols into."""
+
+    code: str = Field(primary_key=True, max_length=64)
+    org_id: int = Field(foreign_key="organisation.id", index=True)
+    unit_id: int | None = Field(default=None, foreign_key="unit.id")
+    role: str = Field(default="member", max_length=16)
+    expires_at: datetime = Field(sa_column=_utc())
+    max_uses: int | None = None
+    uses: int = 0
+    revoked_at: datetime | None = Field(default=None, sa_column=_utc_opt())
+    created_at: datetime = Field(sa_column=_utc())
+
+
+class RoleGrant(SQLModel, table=True):
+    """A manager's or admin's scope: a unit and everything under it (admin: the root)."""
+
+    __table_args__ = (Index("ix_role_telegram", "telegram_id", "org_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: int = Field(foreign_key="organisation.id")
+    telegram_id: int = Field(sa_type=BigInteger)
+    unit_id: int | None = Field(default=None, foreign_key="unit.id")
+    role: str = Field(max_length=16)
+    granted_at: datetime = Field(sa_column=_utc())
+    revoked_at: datetime | None = Field(default=None, sa_column=_utc_opt())
+
+
+class CheckIn(SQLModel, table=True):
+    """The current answer of one member for one local day; earlier versions are revisions."""
+
+    __table_args__ = (
+        UniqueConstraint("member_id", "local_day", name="uq_checkin_member_day"),
+        Index("ix_checkin_unit_day", "unit_id", "local_day"),
+        Index("ix_checkin_org_day", "org_id", "local_day"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: int = Field(foreign_key="organisation.id")
+    unit_id: int = Field(foreign_key="unit.id")
+    member_id: int = Field(foreign_key="member.id")
+    local_day: date
+    version: int = 1
+    submitted_at: datetime = Field(sa_column=_utc())
+    latitude: float | None = None
+    longitude: float | None = None
+    accuracy_m: float | None = None
+    live: bool = False
+    country: str | None = Field(default=None, max_length=100)
+    province: str | None = Field(default=None, max_length=100)
+    city: str | None = Field(default=None, max_length=100)
+    outside_geofence: bool = False
+    abnormal: bool = False
+    reasons: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    answers: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    form: str = Field(max_length=64)
+    form_version: int = 1
+
+
+class CheckInRevision(SQLModel, table=True):
+    """Every submitted version of a check-in, kept for the audit trail."""
+
+    __table_args__ = (
+        UniqueConstraint("member_id", "local_day", "version", name="uq_revision_version"),
+        UniqueConstraint("update_id", name="uq_revision_update"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    member_id: int = Field(foreign_key="member.id")
+    local_day: date
+    version: int
+    submitted_at: datetime = Field(sa_column=_utc())
+    update_id: int | None = Field(default=None, sa_type=BigInteger)
+    abnormal: bool = False
+    answers: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class EnrolAttempt(SQLModel, table=True):
+    """Each try to bind a Telegram account to a roster entry, kept for lockout and audit."""
+
+    __table_args__ = (Index("ix_enrol_attempt_who", "telegram_id", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    telegram_id: int = Field(sa_type=BigInteger)
+    org_id: int = Field(foreign_key="organisation.id")
+    external_id: str = Field(max_length=64)
+    outcome: str = Field(max_length=32)
+    at: datetime = Field(sa_column=_utc())
+
+
+class AuditEntry(SQLModel, table=True):
+    """Who read or changed what; PIPL asks for a trail of access to personal data."""
+
+    __table_args__ = (Index("ix_audit_org_at", "org_id", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: int | None = Field(default=None, foreign_key="organisation.id")
+    actor: str = Field(max_length=64)
+    action: str = Field(max_length=64)
+    subject: str | None = Field(default=None, max_length=200)
+    detail: str | None = Field(default=None, max_length=1000)
+    at: datetime = Field(sa_column=_utc())
+
+
+class InboundUpdate(SQLModel, table=True):
+    """The update journal: every update fetched from Telegram, recorded before it is confirmed."""
+
+    __table_args__ = (Index("ix_inbound_unhandled", "handled_at"),)
+
+    update_id: int = Field(
+        primary_key=True, sa_type=BigInteger, sa_column_kwargs={"autoincrement": False}
+    )
+    payload: str
+    received_at: datetime = Field(sa_column=_utc())
+    handled_at: datetime | None = Field(default=None, sa_column=_utc_opt())
+    attempts: int = 0
+
+
+class FsmRecord(SQLModel, table=True):
+    """aiogram FSM state and data, kept in the database so a draft survives a restart."""
+
+    key: str = Field(primary_key=True, max_length=200)
+    state: str | None = Field(default=None, max_length=200)
+    data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))

@@ -1,0 +1,533 @@
+"""Repositories: the only place with SQL. They flush but never commit; the caller owns the unit
+of work (the per-update middleware, or a CLI command)."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import func, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage.models import (
+    Account,
+    AuditEntry,
+    CheckIn,
+    CheckInRevision,
+    Consent,
+    EnrolAttempt,
+    InboundUpdate,
+    Invite,
+    Member,
+    Organisation,
+    RoleGrant,
+    Unit,
+)
+
+
+class NotFound(LookupError):
+    """A named thing (organisation, unit, member, invite) does not exist."""
+
+
+class Conflict(ValueError):
+    """The write would break a uniqueness rule (a slug, an id bound to another account)."""
+
+
+def split_unit_path(path: str) -> list[str]:
+    """Unit paths are names joined by `/`; blanks around names are ignored."""
+    parts = [p.strip() for p in path.strip().strip("/").split("/")]
+    if not parts or any(not p for p in parts):
+        raise ValueError(f"bad unit path {path!r}: names joined by '/', none empty")
+    return parts
+
+
+def _insert(session: AsyncSession) -> Any:
+    name = session.get_bind().dialect.name
+    return pg_insert if name == "postgresql" else sqlite_insert
+
+
+class OrgRepo:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def create(
+        self, *, slug: str, name: str, timezone: str, language: str, form: str, now: datetime
+    ) -> Organisation:
+        if await self.by_slug(slug=slug) is not None:
+            raise Conflict(f"organisation {slug!r} already exists")
+        org = Organisation(
+            slug=slug, name=name, timezone=timezone, language=language, form=form, created_at=now
+        )
+        self.session.add(org)
+        await self.session.flush()
+        return org
+
+    async def by_slug(self, *, slug: str) -> Organisation | None:
+        return (await self.session.exec(select(Organisation).where(Organisation.slug == slug))).first()
+
+    async def require(self, *, slug: str) -> Organisation:
+        org = await self.by_slug(slug=slug)
+        if org is None:
+            raise NotFound(f"no organisation {slug!r}")
+        return org
+
+    async def get(self, *, org_id: int) -> Organisation:
+        org = await self.session.get(Organisation, org_id)
+        if org is None:
+            raise NotFound(f"no organisation #{org_id}")
+        return org
+
+
+class UnitRepo:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def by_name_path(self, *, org_id: int, name_path: str) -> Unit | None:
+        key = "/".join(split_unit_path(name_path))
+        stmt = select(Unit).where(Unit.org_id == org_id, Unit.name_path == key)
+        return (await self.session.exec(stmt)).first()
+
+    async def require(self, *, org_id: int, name_path: str) -> Unit:
+        unit = await self.by_name_path(org_id=org_id, name_path=name_path)
+        if unit is None:
+            raise NotFound(f"no unit {name_path!r}")
+        return unit
+
+    async def get(self, *, unit_id: int) -> Unit:
+        unit = await self.session.get(Unit, unit_id)
+        if unit is None:
+            raise NotFound(f"no unit #{unit_id}")
+        return unit
+
+    async def ensure(self, *, org_id: int, name_path: str) -> Unit:
+        """The unit at `name_path`, creating it and any missing parents on the way."""
+        names = split_unit_path(name_path)
+        parent: Unit | None = None
+        for depth in range(len(names)):
+            key = "/".join(names[: depth + 1])
+            stmt = select(Unit).where(Unit.org_id == org_id, Unit.name_path == key)
+            unit = (await self.session.exec(stmt)).first()
+            if unit is None:
+                unit = Unit(
+                    org_id=org_id,
+                    parent_id=parent.id if parent else None,
+                    name=names[depth],
+                    name_path=key,
+                    depth=depth,
+                )
+                self.session.add(unit)
+                await self.session.flush()
+                unit.path = f"{parent.path if parent else '/'}{unit.id}/"
+                await self.session.flush()
+            parent = unit
+        assert parent is not None
+        return parent
+
+    async def all(self, *, org_id: int) -> Sequence[Unit]:
+        stmt = select(Unit).where(Unit.org_id == org_id).order_by(col(Unit.name_path))
+        return (await self.session.exec(stmt)).all()
+
+
+@dataclass(frozen=True)
+class RosterRow:
+    """One line of a roster file, already validated."""
+
+    line: int
+    unit: str
+    member_id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class RosterResult:
+    added: int
+    updated: int
+    unchanged: int
+
+
+@dataclass(frozen=True)
+class MemberRow:
+    member: Member
+    unit_path: str
+
+
+class MemberRepo:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def import_roster(self, *, org_id: int, rows: Iterable[RosterRow]) -> RosterResult:
+        """Add new ids, update names and units of known ones; never duplicates."""
+        units = UnitRepo(self.session)
+        added = updated = unchanged = 0
+        for row in rows:
+            unit = await units.ensure(org_id=org_id, name_path=row.unit)
+            member = await self.by_external(org_id=org_id, external_id=row.member_id)
+            if member is None:
+                assert unit.id is not None
+                self.session.add(
+                    Member(org_id=org_id, unit_id=unit.id, external_id=row.member_id, name=row.name)
+                )
+                added += 1
+            elif member.name != row.name or member.unit_id != unit.id or not member.active:
+                member.name, member.unit_id, member.active = row.name, unit.id or 0, True
+                updated += 1
+            else:
+                unchanged += 1
+            await self.session.flush()
+        return RosterResult(added=added, updated=updated, unchanged=unchanged)
+
+    async def by_external(self, *, org_id: int, external_id: str) -> Member | None:
+        stmt = select(Member).where(Member.org_id == org_id, Member.external_id == external_id)
+        return (await self.session.exec(stmt)).first()
+
+    async def by_telegram(self, *, telegram_id: int) -> Sequence[Member]:
+        stmt = select(Member).where(Member.telegram_id == telegram_id, col(Member.active))
+        return (await self.session.exec(stmt.order_by(col(Member.id)))).all()
+
+    async def bind(self, *, member: Member, telegram_id: int, now: datetime) -> None:
+        member.telegram_id = telegram_id
+        member.enrolled_at = now
+        await self.session.flush()
+
+    async def listing(self, *, org_id: int, under: Unit | None = None) -> Sequence[MemberRow]:
+        stmt = (
+            select(Member, Unit.name_path)
+            .join(Unit, col(Unit.id) == Member.unit_id)
+            .where(Member.org_id == org_id)
+        )
+        if under is not None:
+            stmt = stmt.where(col(Unit.path).startswith(under.path))
+        stmt = stmt.order_by(col(Unit.name_path), col(Member.external_id))
+        rows = (await self.session.exec(stmt)).all()
+        return [MemberRow(member=m, unit_path=p) for m, p in rows]
+
+
+class InviteRepo:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def create(
+        self,
+        *,
+        org_id: int,
+        unit_id: int | None,
+        role: str,
+        expires_at: datetime,
+        max_uses: int | None,
+        now: datetime,
+    ) -> Invite:
+        invite = Invite(
+            code=secrets.token_urlsafe(12),
+            org_id=org_id,
+            unit_id=unit_id,
+            role=role,
+            expires_at=expires_at,
+            max_uses=max_uses,
+            created_at=now,
+        )
+        self.session.add(invite)
+        await self.session.flush()
+        return invite
+
+    async def get(self, *, code: str) -> Invite | None:
+        return await self.session.get(Invite, code)
+
+    async def revoke(self, *, code: str, now: datetime) -> Invite:
+        invite = await self.get(code=code)
+        if invite is None:
+            raise NotFound(f"no invite {code!r}")
+        if invite.revoked_at is None:
+            invite.revoked_at = now
+            await self.session.flush()
+        return invite
+
+    async def use(self, *, code: str) -> bool:
+        """Count one use, atomically refusing when the last use was already taken."""
+        stmt = (
+            update(Invite)
+            .where(col(Invite.code) == code)
+            .where((col(Invite.max_uses).is_(None)) | (col(Invite.uses) < col(Invite.max_uses)))
+            .values(uses=col(Invite.uses) + 1)
+        )
+        result = await self.session.exec(stmt)  # type: ignore[call-overload]
+        return bool(result.rowcount)
+
+
+class AccountRepo:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, *, telegram_id: int) -> Account | None:
+        return await self.session.get(Account, telegram_id)
+
+    async def ensure(self, *, telegram_id: int, now: datetime) -> Account:
+        account = await self.get(telegram_id=telegram_id)
+        if account is None:
+            account = Account(telegram_id=telegram_id, first_seen=now)
+            self.session.add(account)
+            await self.session.flush()
+        return account
+
+    async def record_attempt(
+        self, *, telegram_id: int, org_id: int, external_id: str, outcome: str, now: datetime
+    ) -> None:
+        self.session.add(
+            EnrolAttempt(
+                telegram_id=telegram_id,
+                org_id=org_id,
+                external_id=external_id[:64],
+                outcome=outcome,
+                at=now,
+            )
+        )
+        await self.session.flush()
+
+    async def record_consent(
+        self, *, telegram_id: int, org_id: int, version: int, accepted: bool, now: datetime
+    ) -> None:
+        self.session.add(
+            Consent(telegram_id=telegram_id, org_id=org_id, version=version, accepted=accepted, at=now)
+        )
+        await self.session.flush()
+
+    async def consent(self, *, telegram_id: int, org_id: int) -> Consent | None:
+        stmt = (
+            select(Consent)
+            .where(Consent.telegram_id == telegram_id, Consent.org_id == org_id)
+            .order_by(col(Consent.id).desc())
+        )
+        return (await self.session.exec(stmt)).first()
+
+
+class RoleRepo:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def grant(
+        self, *, org_id: int, telegram_id: int, unit_id: int | None, role: str, now: datetime
+    ) -> RoleGrant:
+        for existing in await self.active(telegram_id=telegram_id, org_id=org_id):
+            if existing.unit_id == unit_id and existing.role == role:
+                return existing
+        grant = RoleGrant(
+            org_id=org_id, telegram_id=telegram_id, unit_id=unit_id, role=role, granted_at=now
+        )
+        self.session.add(grant)
+        await self.session.flush()
+        return grant
+
+    async def active(self, *, telegram_id: int, org_id: int | None = None) -> Sequence[RoleGrant]:
+        stmt = select(RoleGrant).where(
+            RoleGrant.telegram_id == telegram_id, col(RoleGrant.revoked_at).is_(None)
+        )
+        if org_id is not None:
+            stmt = stmt.where(RoleGrant.org_id == org_id)
+        return (await self.session.exec(stmt.order_by(col(RoleGrant.id)))).all()
+
+
+@dataclass(frozen=True)
+class Submission:
+    """What the check-in conversation hands to storage: answers plus derived facts."""
+
+    answers: dict[str, Any]
+    abnormal: bool
+    reasons: list[str]
+    latitude: float | None = None
+    longitude: float | None = None
+    accuracy_m: float | None = None
+    live: bool = False
+    country: str | None = None
+    province: str | None = None
+    city: str | None = None
+    outside_geofence: bool = False
+
+
+class CheckInRepo:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def for_day(self, *, member_id: int, local_day: date) -> CheckIn | None:
+        stmt = select(CheckIn).where(CheckIn.member_id == member_id, CheckIn.local_day == local_day)
+        return (await self.session.exec(stmt)).first()
+
+    async def by_update(self, *, update_id: int) -> CheckInRevision | None:
+        stmt = select(CheckInRevision).where(CheckInRevision.update_id == update_id)
+        return (await self.session.exec(stmt)).first()
+
+    async def submit(
+        self,
+        *,
+        member: Member,
+        local_day: date,
+        form: str,
+        form_version: int,
+        submission: Submission,
+        update_id: int | None,
+        now: datetime,
+    ) -> tuple[CheckIn, bool]:
+        """Store the day's check-in (amending an earlier one) and keep the revision.
+
+        Returns the current row and whether it amended an earlier version."""
+        assert member.id is not None
+        fields = {
+            "answers": submission.answers,
+            "abnormal": submission.abnormal,
+            "reasons": submission.reasons,
+            "latitude": submission.latitude,
+            "longitude": submission.longitude,
+            "accuracy_m": submission.accuracy_m,
+            "live": submission.live,
+            "country": submission.country,
+            "province": submission.province,
+            "city": submission.city,
+            "outside_geofence": submission.outside_geofence,
+            "submitted_at": now,
+            "form": form,
+            "form_version": form_version,
+            "unit_id": member.unit_id,
+        }
+        current = await self.for_day(member_id=member.id, local_day=local_day)
+        if current is None:
+            current = CheckIn(org_id=member.org_id, member_id=member.id, local_day=local_day, **fields)
+            self.session.add(current)
+            amended = False
+        else:
+            for key, value in fields.items():
+                setattr(current, key, value)
+            current.version += 1
+            amended = True
+        self.session.add(
+            CheckInRevision(
+                member_id=member.id,
+                local_day=local_day,
+                version=current.version,
+                submitted_at=now,
+                update_id=update_id,
+                abnormal=submission.abnormal,
+                answers=submission.answers,
+            )
+        )
+        await self.session.flush()
+        return current, amended
+
+    async def history(self, *, member_id: int, since: date, until: date) -> Sequence[CheckIn]:
+        stmt = (
+            select(CheckIn)
+            .where(CheckIn.member_id == member_id)
+            .where(CheckIn.local_day >= since, CheckIn.local_day <= until)
+            .order_by(col(CheckIn.local_day).desc())
+        )
+        return (await self.session.exec(stmt)).all()
+
+    async def revisions(self, *, member_id: int, local_day: date) -> Sequence[CheckInRevision]:
+        stmt = (
+            select(CheckInRevision)
+            .where(CheckInRevision.member_id == member_id, CheckInRevision.local_day == local_day)
+            .order_by(col(CheckInRevision.version))
+        )
+        return (await self.session.exec(stmt)).all()
+
+
+class AuditRepo:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def log(
+        self,
+        *,
+        org_id: int | None,
+        actor: str,
+        action: str,
+        now: datetime,
+        subject: str | None = None,
+        detail: str | None = None,
+    ) -> None:
+        self.session.add(
+            AuditEntry(
+                org_id=org_id, actor=actor, action=action, subject=subject, detail=detail, at=now
+            )
+        )
+        await self.session.flush()
+
+    async def since(self, *, org_id: int, since: datetime) -> Sequence[AuditEntry]:
+        stmt = (
+            select(AuditEntry)
+            .where(AuditEntry.org_id == org_id, AuditEntry.at >= since)
+            .order_by(col(AuditEntry.id))
+        )
+        return (await self.session.exec(stmt)).all()
+
+
+class JournalRepo:
+    """The durable record of updates fetched from Telegram, so none is lost to a crash."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def record(self, *, updates: Sequence[tuple[int, str]], now: datetime) -> None:
+        if not updates:
+            return
+        insert = _insert(self.session)
+        stmt = insert(InboundUpdate).values(
+            [
+                {"update_id": uid, "payload": payload, "received_at": now, "attempts": 0}
+                for uid, payload in updates
+            ]
+        )
+        await self.session.exec(stmt.on_conflict_do_nothing(index_elements=["update_id"]))
+
+    async def next_offset(self) -> int | None:
+        """One past the newest recorded update: what to confirm to Telegram next."""
+        newest = (await self.session.exec(select(func.max(InboundUpdate.update_id)))).one()
+        return None if newest is None else int(newest) + 1
+
+    async def unhandled(self, *, limit: int = 1000) -> Sequence[InboundUpdate]:
+        stmt = (
+            select(InboundUpdate)
+            .where(col(InboundUpdate.handled_at).is_(None))
+            .order_by(col(InboundUpdate.update_id))
+            .limit(limit)
+        )
+        return (await self.session.exec(stmt)).all()
+
+    async def is_handled(self, *, update_id: int) -> bool:
+        row = await self.session.get(InboundUpdate, update_id)
+        return row is not None and row.handled_at is not None
+
+    async def mark_handled(self, *, update_id: int, now: datetime) -> None:
+        stmt = (
+            update(InboundUpdate)
+            .where(col(InboundUpdate.update_id) == update_id)
+            .values(handled_at=now)
+        )
+        await self.session.exec(stmt)  # type: ignore[call-overload]
+
+    async def count_attempt(self, *, update_id: int) -> int:
+        row = await self.session.get(InboundUpdate, update_id)
+        if row is None:
+            return 0
+        row.attempts += 1
+        await self.session.flush()
+        return row.attempts
+
+
+class Repo:
+    """The repository holder a handler receives: one session, every repository on it."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self.orgs = OrgRepo(session)
+        self.units = UnitRepo(session)
+        self.members = MemberRepo(session)
+        self.invites = InviteRepo(session)
+        self.accounts = AccountRepo(session)
+        self.roles = RoleRepo(session)
+        self.checkins = CheckInRepo(session)
+        self.audit = AuditRepo(session)
+        self.journal = JournalRepo(session)
