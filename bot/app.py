@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -161,7 +162,7 @@ class JournaledPolling:
         previous = self._tails.get(key)
         task = asyncio.create_task(self._handle_after(previous, update))
         self._tails[key] = task
-        task.add_done_callback(lambda t, k=key: self._forget(k, t))
+        task.add_done_callback(functools.partial(self._forget, key))
 
     def _forget(self, key: int, task: asyncio.Task[None]) -> None:
         if self._tails.get(key) is task:

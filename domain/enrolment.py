@@ -61,7 +61,7 @@ def after_failure(failed_attempts: int, now: datetime) -> tuple[int, datetime | 
 
 
 def normalise_name(name: str) -> str:
-    """Names compare without width, case or inner spaces: "Zhang San" = "zhangsan", "张 三" = "张三"."""
+    """Names compare without width, case or inner spaces: "张 三" equals "张三"."""
     folded = unicodedata.normalize("NFKC", name).casefold()
     return "".join(ch for ch in folded if not ch.isspace() and ch not in "·•・.")
 

@@ -141,7 +141,9 @@ async def on_language_chosen(
 @fallback_router.callback_query()
 async def on_stale_button(query: CallbackQuery) -> None:
     """A press that no handler claimed: an old message's button, or forged data."""
-    await query.answer(_("This button has expired. Send /checkin to start again."), show_alert=True)
+    await query.answer(
+        _("This button has expired. Send /checkin to start again."), show_alert=True
+    )
 
 
 @fallback_router.message(F.text.startswith("/"))
@@ -157,7 +159,8 @@ async def on_anything_else(message: Message, visitor: Visitor | None = None) -> 
         )
         return
     await message.answer(
-        _("Send /checkin to check in, or /help to see what I can do."), reply_markup=menu_keyboard()
+        _("Send /checkin to check in, or /help to see what I can do."),
+        reply_markup=menu_keyboard(),
     )
 
 

@@ -46,7 +46,8 @@ def problem_text(problem: InviteProblem) -> str:
         InviteProblem.EXPIRED: _("This invite has expired. Please ask for a new link."),
         InviteProblem.REVOKED: _("This invite was withdrawn. Please ask for a new link."),
         InviteProblem.USED_UP: _(
-            "This invite has already been used as many times as allowed. Please ask for a new link."
+            "This invite has already been used as many times as allowed. "
+            "Please ask for a new link."
         ),
     }[problem]
 
@@ -137,9 +138,9 @@ async def on_start_with_code(
         if mine is not None:
             await state.clear()
             await message.answer(
-                _("You are already enrolled in {org} as {name}. Send /checkin to check in.").format(
-                    org=html.escape(org.name), name=html.escape(mine.name)
-                ),
+                _(
+                    "You are already enrolled in {org} as {name}. Send /checkin to check in."
+                ).format(org=html.escape(org.name), name=html.escape(mine.name)),
                 reply_markup=menu_keyboard(),
             )
             return
@@ -297,7 +298,11 @@ async def on_name(
         unit = await repo.units.get(unit_id=member.unit_id)
         invite_unit = await repo.units.get(unit_id=found.unit_id)
         in_scope = unit.path.startswith(invite_unit.path)
-    if member is None or not in_scope or not enrolment.names_match(member.name, message.text or ""):
+    if (
+        member is None
+        or not in_scope
+        or not enrolment.names_match(member.name, message.text or "")
+    ):
         await repo.accounts.record_attempt(
             telegram_id=visitor.telegram_id,
             org_id=org.id or 0,
@@ -387,4 +392,6 @@ async def on_consent_pending(message: Message, state: FSMContext, repo: Repo) ->
         return
     org = await repo.orgs.get(org_id=invite.org_id)
     await message.answer(_("Please answer the consent notice first:"))
-    await message.answer(consent_text(org, invite.role), reply_markup=consent_keyboard(invite.code))
+    await message.answer(
+        consent_text(org, invite.role), reply_markup=consent_keyboard(invite.code)
+    )

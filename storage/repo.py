@@ -69,7 +69,9 @@ class OrgRepo:
         return org
 
     async def by_slug(self, *, slug: str) -> Organisation | None:
-        return (await self.session.exec(select(Organisation).where(Organisation.slug == slug))).first()
+        return (
+            await self.session.exec(select(Organisation).where(Organisation.slug == slug))
+        ).first()
 
     async def require(self, *, slug: str) -> Organisation:
         org = await self.by_slug(slug=slug)
@@ -171,7 +173,9 @@ class MemberRepo:
             if member is None:
                 assert unit.id is not None
                 self.session.add(
-                    Member(org_id=org_id, unit_id=unit.id, external_id=row.member_id, name=row.name)
+                    Member(
+                        org_id=org_id, unit_id=unit.id, external_id=row.member_id, name=row.name
+                    )
                 )
                 added += 1
             elif member.name != row.name or member.unit_id != unit.id or not member.active:
@@ -255,7 +259,7 @@ class InviteRepo:
             .where((col(Invite.max_uses).is_(None)) | (col(Invite.uses) < col(Invite.max_uses)))
             .values(uses=col(Invite.uses) + 1)
         )
-        result = await self.session.exec(stmt)  # type: ignore[call-overload]
+        result = await self.session.exec(stmt)
         return bool(result.rowcount)
 
 
@@ -292,7 +296,9 @@ class AccountRepo:
         self, *, telegram_id: int, org_id: int, version: int, accepted: bool, now: datetime
     ) -> None:
         self.session.add(
-            Consent(telegram_id=telegram_id, org_id=org_id, version=version, accepted=accepted, at=now)
+            Consent(
+                telegram_id=telegram_id, org_id=org_id, version=version, accepted=accepted, at=now
+            )
         )
         await self.session.flush()
 
@@ -353,7 +359,9 @@ class CheckInRepo:
         self.session = session
 
     async def for_day(self, *, member_id: int, local_day: date) -> CheckIn | None:
-        stmt = select(CheckIn).where(CheckIn.member_id == member_id, CheckIn.local_day == local_day)
+        stmt = select(CheckIn).where(
+            CheckIn.member_id == member_id, CheckIn.local_day == local_day
+        )
         return (await self.session.exec(stmt)).first()
 
     async def by_update(self, *, update_id: int) -> CheckInRevision | None:
@@ -375,7 +383,7 @@ class CheckInRepo:
 
         Returns the current row and whether it amended an earlier version."""
         assert member.id is not None
-        fields = {
+        fields: dict[str, Any] = {
             "answers": submission.answers,
             "abnormal": submission.abnormal,
             "reasons": submission.reasons,
@@ -394,7 +402,9 @@ class CheckInRepo:
         }
         current = await self.for_day(member_id=member.id, local_day=local_day)
         if current is None:
-            current = CheckIn(org_id=member.org_id, member_id=member.id, local_day=local_day, **fields)
+            current = CheckIn(
+                org_id=member.org_id, member_id=member.id, local_day=local_day, **fields
+            )
             self.session.add(current)
             amended = False
         else:
@@ -506,7 +516,7 @@ class JournalRepo:
             .where(col(InboundUpdate.update_id) == update_id)
             .values(handled_at=now)
         )
-        await self.session.exec(stmt)  # type: ignore[call-overload]
+        await self.session.exec(stmt)
 
     async def count_attempt(self, *, update_id: int) -> int:
         row = await self.session.get(InboundUpdate, update_id)

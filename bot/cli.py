@@ -1,0 +1,349 @@
+"""The `daka` command line: run the bot, and set organisations up from scripts."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import re
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
+from pathlib import Path
+
+from bot.config import SettingError, Settings, load_settings
+from domain import forms
+from domain.clock import Clock, SystemClock, zone
+from domain.enrolment import ROLES
+from storage.db import create_engine, create_session_factory
+from storage.migrate import upgrade
+from storage.repo import Conflict, NotFound, Repo
+from storage.roster import RosterFileError, parse_roster
+
+SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
+EXIT_SETTING = 2
+
+
+class UserError(Exception):
+    """A mistake in what the admin asked for; printed as one line, exit code 1."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="daka", description="Daka (打卡): daily check-ins on Telegram."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sub.add_parser("run", help="run the bot (long polling); applies migrations first")
+
+    db = sub.add_parser("db", help="database schema")
+    db_sub = db.add_subparsers(dest="action", required=True)
+    db_sub.add_parser("upgrade", help="apply pending migrations")
+
+    org = sub.add_parser("org", help="organisations (a school, a town)")
+    org_sub = org.add_subparsers(dest="action", required=True)
+    create = org_sub.add_parser("create", help="create an organisation")
+    create.add_argument("slug", help="short name, e.g. no1-middle-school")
+    create.add_argument("--name", required=True)
+    create.add_argument("--timezone", default="Asia/Shanghai")
+    create.add_argument("--language", choices=["zh", "en"], default="zh")
+    create.add_argument("--form", default="health", help="check-in form: health or location")
+    org_set = org_sub.add_parser("set", help="change an organisation's settings")
+    org_set.add_argument("slug")
+    org_set.add_argument("--name")
+    org_set.add_argument("--timezone")
+    org_set.add_argument("--language", choices=["zh", "en"])
+    org_set.add_argument("--form")
+    org_set.add_argument("--geofence", metavar="LAT,LON,RADIUS_M", help="flag check-ins outside")
+    org_set.add_argument("--no-geofence", action="store_true", help="remove the geofence")
+    org_set.add_argument("--retain-days", type=int, help="days to keep exact coordinates")
+    org_sub.add_parser("list", help="list organisations")
+
+    unit = sub.add_parser("unit", help="units of an organisation (college/class, village/grid)")
+    unit_sub = unit.add_subparsers(dest="action", required=True)
+    unit_add = unit_sub.add_parser("add", help="add a unit, creating missing parents")
+    unit_add.add_argument("slug")
+    unit_add.add_argument("path", help='names joined by "/", e.g. "Engineering/Class 1"')
+    unit_list = unit_sub.add_parser("list", help="list the unit tree")
+    unit_list.add_argument("slug")
+
+    roster = sub.add_parser("roster", help="the member roster")
+    roster_sub = roster.add_subparsers(dest="action", required=True)
+    imp = roster_sub.add_parser("import", help="import a .csv or .xlsx roster")
+    imp.add_argument("slug")
+    imp.add_argument("file", type=Path, help="header row with unit,member_id,name")
+
+    invite = sub.add_parser(
+        "invite",
+        help="make an invite link (daka invite SLUG ...) or revoke one (daka invite revoke CODE)",
+    )
+    invite.add_argument("slug", metavar="SLUG|revoke")
+    invite.add_argument("code", nargs="?", help="the code to revoke")
+    invite.add_argument("--unit", help="unit path the invite is limited to")
+    invite.add_argument("--role", choices=ROLES, default="member")
+    invite.add_argument("--expires", type=int, default=7, metavar="DAYS")
+    invite.add_argument("--uses", type=int, default=None, metavar="N")
+
+    member = sub.add_parser("member", help="members")
+    member_sub = member.add_subparsers(dest="action", required=True)
+    mlist = member_sub.add_parser("list", help="the roster with enrolment status")
+    mlist.add_argument("slug")
+    mlist.add_argument("--unit")
+    return parser
+
+
+Command = Callable[[argparse.Namespace, Repo, Settings, Clock], Awaitable[None]]
+
+
+async def cmd_org_create(args: argparse.Namespace, repo: Repo, _s: Settings, clock: Clock) -> None:
+    if not SLUG.match(args.slug):
+        raise UserError("the slug must be 2-63 lower-case letters, digits or '-'")
+    _check_timezone(args.timezone)
+    _check_form(args.form)
+    org = await repo.orgs.create(
+        slug=args.slug,
+        name=args.name,
+        timezone=args.timezone,
+        language=args.language,
+        form=args.form,
+        now=clock.now(),
+    )
+    print(
+        f"created organisation {org.slug} ({org.name}), time zone {org.timezone}, form {org.form}"
+    )
+
+
+async def cmd_org_set(args: argparse.Namespace, repo: Repo, _s: Settings, _c: Clock) -> None:
+    org = await repo.orgs.require(slug=args.slug)
+    if args.name:
+        org.name = args.name
+    if args.timezone:
+        _check_timezone(args.timezone)
+        org.timezone = args.timezone
+    if args.language:
+        org.language = args.language
+    if args.form:
+        _check_form(args.form)
+        org.form = args.form
+    if args.retain_days is not None:
+        if args.retain_days < 1:
+            raise UserError("--retain-days must be at least 1")
+        org.retain_days = args.retain_days
+    if args.no_geofence:
+        org.geofence_lat = org.geofence_lon = org.geofence_radius_m = None
+    elif args.geofence:
+        org.geofence_lat, org.geofence_lon, org.geofence_radius_m = _parse_geofence(args.geofence)
+    await repo.session.flush()
+    fence = (
+        f"{org.geofence_lat},{org.geofence_lon} r={org.geofence_radius_m:g} m"
+        if org.geofence_radius_m
+        else "none"
+    )
+    print(
+        f"{org.slug}: name {org.name}, time zone {org.timezone}, language {org.language}, "
+        f"form {org.form}, geofence {fence}, retain {org.retain_days} days"
+    )
+
+
+async def cmd_org_list(_a: argparse.Namespace, repo: Repo, _s: Settings, _c: Clock) -> None:
+    from sqlmodel import select
+
+    from storage.models import Organisation
+
+    for org in (await repo.session.exec(select(Organisation).order_by(Organisation.slug))).all():
+        print(f"{org.slug}\t{org.name}\t{org.timezone}\t{org.form}")
+
+
+async def cmd_unit_add(args: argparse.Namespace, repo: Repo, _s: Settings, _c: Clock) -> None:
+    org = await repo.orgs.require(slug=args.slug)
+    try:
+        unit = await repo.units.ensure(org_id=org.id or 0, name_path=args.path)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    print(f"unit {unit.name_path}")
+
+
+async def cmd_unit_list(args: argparse.Namespace, repo: Repo, _s: Settings, _c: Clock) -> None:
+    org = await repo.orgs.require(slug=args.slug)
+    for unit in await repo.units.all(org_id=org.id or 0):
+        print("  " * unit.depth + unit.name)
+
+
+async def cmd_roster_import(args: argparse.Namespace, repo: Repo, _s: Settings, _c: Clock) -> None:
+    org = await repo.orgs.require(slug=args.slug)
+    try:
+        data = args.file.read_bytes()
+    except OSError as exc:
+        raise UserError(f"cannot read {args.file}: {exc.strerror}") from None
+    try:
+        parsed = parse_roster(data, args.file.name)
+    except RosterFileError as exc:
+        raise UserError(f"{args.file}: {exc}") from None
+    if parsed.errors:
+        for line, problem in parsed.errors:
+            print(f"{args.file}:{line}: {problem}", file=sys.stderr)
+        raise UserError(f"{len(parsed.errors)} bad row(s); nothing was imported")
+    result = await repo.members.import_roster(org_id=org.id or 0, rows=parsed.rows)
+    print(
+        f"imported {len(parsed.rows)} rows: {result.added} added, {result.updated} updated, "
+        f"{result.unchanged} unchanged"
+    )
+
+
+async def cmd_invite(
+    args: argparse.Namespace, repo: Repo, settings: Settings, clock: Clock
+) -> None:
+    now = clock.now()
+    if args.slug == "revoke":
+        if not args.code:
+            raise UserError("usage: daka invite revoke CODE")
+        invite = await repo.invites.revoke(code=args.code, now=now)
+        print(f"revoked invite {invite.code}")
+        return
+    if args.code:
+        raise UserError("unexpected argument; usage: daka invite SLUG [--unit PATH] ...")
+    org = await repo.orgs.require(slug=args.slug)
+    if args.expires < 1:
+        raise UserError("--expires must be at least 1 day")
+    if args.uses is not None and args.uses < 1:
+        raise UserError("--uses must be at least 1")
+    unit = await repo.units.require(org_id=org.id or 0, name_path=args.unit) if args.unit else None
+    username = await _bot_username(settings)
+    invite = await repo.invites.create(
+        org_id=org.id or 0,
+        unit_id=unit.id if unit else None,
+        role=args.role,
+        expires_at=now + timedelta(days=args.expires),
+        max_uses=args.uses,
+        now=now,
+    )
+    scope = unit.name_path if unit else "whole organisation"
+    uses = f"{args.uses} use(s)" if args.uses else "unlimited uses"
+    expires = invite.expires_at.astimezone(zone(org.timezone)).strftime("%Y-%m-%d %H:%M")
+    print(f"{args.role} invite for {org.slug} ({scope}), {uses}, expires {expires}")
+    print(f"code: {invite.code}")
+    print(f"https://t.me/{username}?start={invite.code}")
+
+
+async def _bot_username(settings: Settings) -> str:
+    if settings.bot_username:
+        return settings.bot_username.lstrip("@")
+    if settings.bot_token is None:
+        raise SettingError("BOT_USERNAME", "is required to print invite links (or set BOT_TOKEN)")
+    from bot.app import create_bot
+
+    bot = create_bot(settings)
+    try:
+        me = await bot.get_me()
+    except Exception as exc:
+        raise SettingError(
+            "BOT_USERNAME", f"is unset and Telegram could not be asked ({type(exc).__name__})"
+        ) from None
+    finally:
+        await bot.session.close()
+    return me.username or ""
+
+
+async def cmd_member_list(args: argparse.Namespace, repo: Repo, _s: Settings, _c: Clock) -> None:
+    org = await repo.orgs.require(slug=args.slug)
+    unit = await repo.units.require(org_id=org.id or 0, name_path=args.unit) if args.unit else None
+    rows = await repo.members.listing(org_id=org.id or 0, under=unit)
+    enrolled = 0
+    print("unit\tmember_id\tname\tstatus")
+    for row in rows:
+        status = "enrolled" if row.member.telegram_id else "not enrolled"
+        enrolled += bool(row.member.telegram_id)
+        print(f"{row.unit_path}\t{row.member.external_id}\t{row.member.name}\t{status}")
+    print(f"{len(rows)} members, {enrolled} enrolled, {len(rows) - enrolled} not enrolled")
+
+
+def _check_timezone(name: str) -> None:
+    try:
+        zone(name)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
+
+def _check_form(name: str) -> None:
+    try:
+        forms.load_form(name)
+    except forms.FormError as exc:
+        raise UserError(str(exc)) from None
+
+
+def _parse_geofence(text: str) -> tuple[float, float, float]:
+    try:
+        lat, lon, radius = (float(p) for p in text.split(","))
+    except ValueError:
+        raise UserError("--geofence must be LAT,LON,RADIUS_M, e.g. 39.99,116.31,2000") from None
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180 and radius > 0):
+        raise UserError("--geofence: latitude -90..90, longitude -180..180, radius > 0")
+    return lat, lon, radius
+
+
+COMMANDS: dict[tuple[str, str | None], Command] = {
+    ("org", "create"): cmd_org_create,
+    ("org", "set"): cmd_org_set,
+    ("org", "list"): cmd_org_list,
+    ("unit", "add"): cmd_unit_add,
+    ("unit", "list"): cmd_unit_list,
+    ("roster", "import"): cmd_roster_import,
+    ("invite", None): cmd_invite,
+    ("member", "list"): cmd_member_list,
+}
+
+
+async def run_command(args: argparse.Namespace, settings: Settings, clock: Clock) -> None:
+    """One admin command in one transaction: all of it is stored, or none of it."""
+    engine = create_engine(settings.database_url)
+    try:
+        await upgrade(engine)
+        if args.command == "db":
+            print("database is up to date")
+            return
+        command = COMMANDS[(args.command, getattr(args, "action", None))]
+        async with create_session_factory(engine)() as session:
+            await command(args, Repo(session), settings, clock)
+            await session.commit()
+    finally:
+        await engine.dispose()
+
+
+def main(argv: Sequence[str] | None = None, *, clock: Clock | None = None) -> int:
+    """Entry point of `daka` and `python -m bot`; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except SettingError as exc:
+        print(f"daka: setting {exc}", file=sys.stderr)
+        return EXIT_SETTING
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    clock = clock or SystemClock()
+    try:
+        if args.command == "run":
+            from bot.app import run_polling
+
+            asyncio.run(run_polling(settings, clock=clock))
+        else:
+            asyncio.run(run_command(args, settings, clock))
+    except SettingError as exc:
+        print(f"daka: setting {exc}", file=sys.stderr)
+        return EXIT_SETTING
+    except (UserError, NotFound, Conflict) as exc:
+        print(f"daka: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        logging.getLogger("daka").debug("unexpected failure", exc_info=True)
+        print(f"daka: failed: {_describe(exc)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _describe(exc: BaseException) -> str:
+    """One line for an unexpected error (a database that cannot be opened, say)."""
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}"[:300]

@@ -1,0 +1,684 @@
+"""The daily check-in conversation: one question at a time, a summary, confirm or edit.
+
+The draft lives in FSM data (durable: database or Redis), so it survives a restart."""
+
+from __future__ import annotations
+
+import html
+import secrets
+from collections.abc import Callable
+from datetime import date
+from typing import Any
+
+from aiogram import Bot, F, Router
+from aiogram.filters import Command, StateFilter
+from aiogram.fsm.context import FSMContext
+from aiogram.fsm.state import State, StatesGroup
+from aiogram.types import (
+    CallbackQuery,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    KeyboardButton,
+    Message,
+    ReplyKeyboardMarkup,
+    ReplyKeyboardRemove,
+    Update,
+)
+from aiogram.utils.i18n import gettext as _
+
+from bot.i18n import current_language
+from bot.middlewares import Visitor
+from domain import forms
+from domain.checkin import GEOFENCE_REASON, derive
+from domain.clock import Clock, local_day, zone
+from domain.forms import AnswerError, Form, Question
+from domain.geo import Geofence, Place
+from handlers.keyboards import (
+    CHECKIN_BUTTON,
+    AnswerCb,
+    StartCheckInCb,
+    SummaryCb,
+    menu_keyboard,
+)
+from storage.models import Member, Organisation
+from storage.repo import Repo, Submission
+
+router = Router(name="checkin")
+
+SKIP = "__skip"
+DONE = "__done"
+YES = "__yes"
+NO = "__no"
+
+
+class CheckInForm(StatesGroup):
+    answering = State()
+    summary = State()
+
+
+def error_text(error: AnswerError, q: Question) -> str:
+    """The member-facing explanation of a bad answer."""
+    p = error.params
+    texts: dict[str, Callable[[], str]] = {
+        "not_a_number": lambda: _("That is not a number. Please send a number, like 36.5."),
+        "too_low": lambda: _("That is too low. Please send a number from {min} to {max}."),
+        "too_high": lambda: _("That is too high. Please send a number from {min} to {max}."),
+        "too_many_decimals": lambda: _("Please use at most {decimals} decimal place(s)."),
+        "empty": lambda: _("The answer is empty. Please type it."),
+        "too_long": lambda: _("That is too long: at most {max_length} characters, please."),
+        "unknown_option": lambda: _("Please choose one of the buttons."),
+        "required": lambda: _("Please choose at least one option."),
+    }
+    make = texts.get(error.code, lambda: _("I could not use that answer. Please try again."))
+    values = {k: _fmt(v) for k, v in p.items()}
+    return make().format(**{"min": "", "max": "", "decimals": "", "max_length": "", **values})
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return f"{value:.1f}"
+    return str(value)
+
+
+def org_geofence(org: Organisation) -> Geofence | None:
+    if org.geofence_lat is None or org.geofence_lon is None or not org.geofence_radius_m:
+        return None
+    return Geofence(org.geofence_lat, org.geofence_lon, org.geofence_radius_m)
+
+
+class Draft:
+    """Typed access to the FSM data of a check-in in progress."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.data = data
+
+    @classmethod
+    def new(cls, *, day: date, form: Form, member_id: int) -> Draft:
+        return cls(
+            {
+                "draft": secrets.token_hex(4),
+                "day": day.isoformat(),
+                "form": form.name,
+                "member": member_id,
+                "q": form.questions[0].id,
+                "answers": {},
+                "selected": [],
+                "follow_up": False,
+                "editing": False,
+            }
+        )
+
+    @property
+    def id(self) -> str:
+        return str(self.data["draft"])
+
+    @property
+    def day(self) -> date:
+        return date.fromisoformat(self.data["day"])
+
+    @property
+    def qid(self) -> str:
+        return str(self.data["q"])
+
+    @property
+    def answers(self) -> dict[str, Any]:
+        answers: dict[str, Any] = self.data.setdefault("answers", {})
+        return answers
+
+
+async def save(state: FSMContext, draft: Draft) -> None:
+    await state.set_data(draft.data)
+
+
+def question_keyboard(
+    q: Question, draft: Draft, lang: str
+) -> InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove | None:
+    def button(text: str, value: str) -> InlineKeyboardButton:
+        return InlineKeyboardButton(
+            text=text, callback_data=AnswerCb(draft=draft.id, q=q.id, value=value).pack()
+        )
+
+    skip_row = [[button(_("⏭ Skip"), SKIP)]] if not q.required else []
+    if q.kind == "location":
+        share = [[KeyboardButton(text=_("📍 Send my location"), request_location=True)]]
+        return ReplyKeyboardMarkup(keyboard=share, resize_keyboard=True, one_time_keyboard=True)
+    if q.kind == "choice":
+        return InlineKeyboardMarkup(
+            inline_keyboard=[[button(o.label(lang), o.id)] for o in q.options] + skip_row
+        )
+    if q.kind == "multi":
+        selected = set(draft.data.get("selected", []))
+        rows = [
+            [button(("☑️ " if o.id in selected else "⬜ ") + o.label(lang), o.id)]
+            for o in q.options
+        ]
+        rows.append([button(_("Done ✔"), DONE)])
+        return InlineKeyboardMarkup(inline_keyboard=rows)
+    if q.kind == "yesno" and not draft.data.get("follow_up"):
+        return InlineKeyboardMarkup(
+            inline_keyboard=[[button(_("Yes"), YES), button(_("No"), NO)], *skip_row]
+        )
+    if skip_row:
+        return InlineKeyboardMarkup(inline_keyboard=skip_row)
+    return None
+
+
+def question_text(form: Form, q: Question, draft: Draft, lang: str) -> str:
+    step = f"({form.index(q.id) + 1}/{len(form.questions)}) "
+    if q.kind == "yesno" and draft.data.get("follow_up"):
+        return step + html.escape(q.follow_up_prompt(lang) or "")
+    text = step + html.escape(q.prompt(lang))
+    if q.kind == "number" and q.min is not None and q.max is not None:
+        unit = f" {q.unit}" if q.unit else ""
+        text += "\n" + _("Send a number from {min} to {max}{unit}.").format(
+            min=_fmt(q.min), max=_fmt(q.max), unit=unit
+        )
+    elif q.kind == "multi":
+        text += "\n" + _("Tap every option that applies, then Done.")
+    elif q.kind == "location":
+        text += "\n" + _("Tap the button below to share where you are now.")
+    elif q.kind == "photo":
+        text += "\n" + _("Send a photo taken now (not forwarded).")
+    return text
+
+
+async def ask(bot: Bot, chat_id: int, form: Form, draft: Draft) -> None:
+    """Send the current question with the keyboard that fits its kind."""
+    lang = current_language()
+    q = form.question(draft.qid)
+    await bot.send_message(
+        chat_id,
+        question_text(form, q, draft, lang),
+        reply_markup=question_keyboard(q, draft, lang),
+    )
+
+
+def summary_text(form: Form, draft: Draft, lang: str, reasons: list[str]) -> str:
+    lines = [_("<b>Please check your answers for {day}:</b>").format(day=draft.day.isoformat())]
+    for q in form.questions:
+        value = draft.answers.get(q.id)
+        mark = " ⚠️" if q.id in reasons else ""
+        shown = html.escape(forms.format_answer(q, value, lang))
+        lines.append(f"• {html.escape(q.label(lang))}: {shown}{mark}")
+    if GEOFENCE_REASON in reasons:
+        lines.append(_("⚠️ This location is outside your organisation's area."))
+    return "\n".join(lines)
+
+
+def summary_keyboard(draft: Draft) -> InlineKeyboardMarkup:
+    def button(text: str, action: str) -> InlineKeyboardButton:
+        return InlineKeyboardButton(
+            text=text, callback_data=SummaryCb(draft=draft.id, action=action).pack()
+        )
+
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [button(_("✅ Confirm"), "confirm")],
+            [button(_("✏️ Edit an answer"), "edit"), button(_("❌ Cancel"), "cancel")],
+        ]
+    )
+
+
+async def show_summary(
+    bot: Bot,
+    chat_id: int,
+    form: Form,
+    draft: Draft,
+    state: FSMContext,
+    org: Organisation,
+    resolve: Callable[[float, float], Place | None],
+) -> None:
+    facts = derive(form, draft.answers, geofence=org_geofence(org), resolve=resolve)
+    await state.set_state(CheckInForm.summary)
+    await save(state, draft)
+    await bot.send_message(
+        chat_id,
+        summary_text(form, draft, current_language(), facts.reasons),
+        reply_markup=summary_keyboard(draft),
+    )
+
+
+async def advance(
+    bot: Bot,
+    chat_id: int,
+    form: Form,
+    draft: Draft,
+    state: FSMContext,
+    org: Organisation,
+    resolve: Callable[[float, float], Place | None],
+) -> None:
+    """After an answer: the next question, or the summary (also after editing one answer)."""
+    draft.data["selected"] = []
+    draft.data["follow_up"] = False
+    nxt = None if draft.data.get("editing") else form.next_question(draft.qid)
+    if nxt is None:
+        draft.data["editing"] = False
+        await show_summary(bot, chat_id, form, draft, state, org, resolve)
+        return
+    draft.data["q"] = nxt.id
+    if nxt.kind == "multi":
+        draft.data["selected"] = list(draft.answers.get(nxt.id) or [])
+    await save(state, draft)
+    await ask(bot, chat_id, form, draft)
+
+
+async def load_context(
+    repo: Repo, visitor: Visitor | None
+) -> tuple[Member, Organisation, Form] | None:
+    if visitor is None or visitor.member is None:
+        return None
+    member = visitor.member
+    org = await repo.orgs.get(org_id=member.org_id)
+    return member, org, forms.load_form(org.form)
+
+
+async def start_checkin(
+    bot: Bot,
+    chat_id: int,
+    state: FSMContext,
+    repo: Repo,
+    clock: Clock,
+    visitor: Visitor | None,
+) -> None:
+    context = await load_context(repo, visitor)
+    if context is None:
+        await bot.send_message(
+            chat_id,
+            _("You are not enrolled yet. Please open the invite link from your counselor first."),
+        )
+        return
+    member, org, form = context
+    today = local_day(clock.now(), org.timezone)
+    assert member.id is not None
+    existing = await repo.checkins.for_day(member_id=member.id, local_day=today)
+    if existing is not None:
+        at = existing.submitted_at.astimezone(zone(org.timezone)).strftime("%H:%M")
+        await bot.send_message(
+            chat_id,
+            _("You already checked in today at {time}. Answering again will update it.").format(
+                time=at
+            ),
+        )
+    draft = Draft.new(day=today, form=form, member_id=member.id)
+    await state.set_state(CheckInForm.answering)
+    await save(state, draft)
+    await ask(bot, chat_id, form, draft)
+
+
+@router.message(Command("checkin"), StateFilter(None))
+@router.message(F.text == CHECKIN_BUTTON, StateFilter(None))
+async def on_checkin(
+    message: Message,
+    bot: Bot,
+    state: FSMContext,
+    repo: Repo,
+    clock: Clock,
+    visitor: Visitor | None = None,
+) -> None:
+    await start_checkin(bot, message.chat.id, state, repo, clock, visitor)
+
+
+@router.callback_query(StartCheckInCb.filter(), StateFilter(None))
+async def on_checkin_button(
+    query: CallbackQuery,
+    bot: Bot,
+    state: FSMContext,
+    repo: Repo,
+    clock: Clock,
+    visitor: Visitor | None = None,
+) -> None:
+    await query.answer()
+    await start_checkin(bot, query.from_user.id, state, repo, clock, visitor)
+
+
+async def current_draft(
+    state: FSMContext, repo: Repo, clock: Clock, visitor: Visitor | None, bot: Bot, chat_id: int
+) -> tuple[Draft, Form, Organisation] | None:
+    """The draft in progress, or None after telling the member it expired (new local day)."""
+    context = await load_context(repo, visitor)
+    if context is None:
+        await state.clear()
+        await bot.send_message(chat_id, _("You are not enrolled. Nothing was recorded."))
+        return None
+    member, org, form = context
+    draft = Draft(await state.get_data())
+    if "draft" not in draft.data or draft.data.get("member") != member.id:
+        await state.clear()
+        await bot.send_message(chat_id, _("That check-in is no longer open. Send /checkin."))
+        return None
+    today = local_day(clock.now(), org.timezone)
+    if draft.day != today:
+        await bot.send_message(
+            chat_id,
+            _("Your unfinished check-in of {day} has expired. Let's do today's.").format(
+                day=draft.day.isoformat()
+            ),
+        )
+        draft = Draft.new(day=today, form=form, member_id=member.id or 0)
+        await state.set_state(CheckInForm.answering)
+        await save(state, draft)
+        await ask(bot, chat_id, form, draft)
+        return None
+    return draft, form, org
+
+
+@router.message(StateFilter(CheckInForm.answering))
+async def on_answer_message(
+    message: Message,
+    bot: Bot,
+    state: FSMContext,
+    repo: Repo,
+    clock: Clock,
+    resolve: Callable[[float, float], Place | None],
+    visitor: Visitor | None = None,
+) -> None:
+    chat_id = message.chat.id
+    found = await current_draft(state, repo, clock, visitor, bot, chat_id)
+    if found is None:
+        return
+    draft, form, org = found
+    q = form.question(draft.qid)
+    problem = accept_message(q, draft, message)
+    if problem is not None:
+        await message.answer(problem)
+        await ask(bot, chat_id, form, draft)
+        return
+    if q.kind == "location":
+        place = describe_place(draft.answers[q.id], resolve)
+        await message.answer(
+            _("📍 Location received{place}.").format(place=place),
+            reply_markup=ReplyKeyboardRemove(),
+        )
+    await advance(bot, chat_id, form, draft, state, org, resolve)
+
+
+def describe_place(
+    location: dict[str, Any], resolve: Callable[[float, float], Place | None]
+) -> str:
+    place = resolve(float(location["lat"]), float(location["lon"]))
+    if place is None:
+        return ""
+    parts = [p for p in (place.province, place.city) if p] or [place.country]
+    return ": " + html.escape(" ".join(dict.fromkeys(parts)))
+
+
+def accept_message(q: Question, draft: Draft, message: Message) -> str | None:
+    """Store the message's answer in the draft, or return what is wrong with it."""
+    if message.text and message.text.startswith("/"):
+        return _("You are in the middle of a check-in. Answer the question below, or /cancel.")
+    if q.kind == "location":
+        if message.location is None:
+            return _("I need your location: tap the button “📍 Send my location” below.")
+        if message.forward_origin is not None:
+            return _("A forwarded location cannot be used. Please share your own, current one.")
+        loc = message.location
+        draft.answers[q.id] = forms.location_answer(
+            loc.latitude,
+            loc.longitude,
+            accuracy=loc.horizontal_accuracy,
+            live=loc.live_period is not None,
+        )
+        return None
+    if q.kind == "photo":
+        if not message.photo:
+            return _("Please send a photo (or tap Skip if you have none).")
+        if message.forward_origin is not None:
+            return _("A forwarded photo cannot be used. Please take a new one.")
+        draft.answers[q.id] = message.photo[-1].file_id
+        return None
+    if q.kind == "yesno" and draft.data.get("follow_up"):
+        if not message.text:
+            return _("Please type the details as text.")
+        try:
+            detail = forms.parse_follow_up(q, message.text)
+        except AnswerError as error:
+            return error_text(error, q)
+        draft.answers[q.id] = forms.yesno_answer(True, detail)
+        draft.data["follow_up"] = False
+        return None
+    if q.kind in ("number", "text"):
+        if not message.text:
+            return (
+                _("Please type a number.") if q.kind == "number" else _("Please type your answer.")
+            )
+        try:
+            draft.answers[q.id] = (
+                forms.parse_number(q, message.text)
+                if q.kind == "number"
+                else forms.parse_text(q, message.text)
+            )
+        except AnswerError as error:
+            return error_text(error, q)
+        return None
+    return _("Please answer with the buttons under the question.")
+
+
+@router.callback_query(AnswerCb.filter(), StateFilter(CheckInForm.answering))
+async def on_answer_button(
+    query: CallbackQuery,
+    callback_data: AnswerCb,
+    bot: Bot,
+    state: FSMContext,
+    repo: Repo,
+    clock: Clock,
+    resolve: Callable[[float, float], Place | None],
+    visitor: Visitor | None = None,
+) -> None:
+    chat_id = query.from_user.id
+    found = await current_draft(state, repo, clock, visitor, bot, chat_id)
+    if found is None:
+        await query.answer()
+        return
+    draft, form, org = found
+    q = form.question(draft.qid)
+    if callback_data.draft != draft.id or callback_data.q != q.id:
+        await query.answer(_("That button belongs to an earlier question."))
+        await ask(bot, chat_id, form, draft)
+        return
+    value = callback_data.value
+    try:
+        if value == SKIP:
+            forms.skip(q)
+            draft.answers[q.id] = None
+        elif q.kind == "choice":
+            draft.answers[q.id] = forms.choose(q, value)
+        elif q.kind == "yesno" and value in (YES, NO):
+            if value == YES and q.follow_up is not None:
+                draft.data["follow_up"] = True
+                await save(state, draft)
+                await query.answer()
+                await ask(bot, chat_id, form, draft)
+                return
+            draft.answers[q.id] = forms.yesno_answer(value == YES)
+        elif q.kind == "multi" and value == DONE:
+            draft.answers[q.id] = list(forms.finish_multi(q, draft.data.get("selected", [])))
+        elif q.kind == "multi":
+            draft.data["selected"] = list(
+                forms.toggle(q, draft.data.get("selected", []), forms.choose(q, value))
+            )
+            await save(state, draft)
+            await query.answer()
+            if isinstance(query.message, Message):
+                markup = question_keyboard(q, draft, current_language())
+                assert isinstance(markup, InlineKeyboardMarkup)
+                await query.message.edit_reply_markup(reply_markup=markup)
+            return
+        else:
+            raise AnswerError("unknown_option")
+    except AnswerError as error:
+        await query.answer(error_text(error, q), show_alert=True)
+        return
+    await query.answer()
+    if isinstance(query.message, Message):
+        chosen = html.escape(forms.format_answer(q, draft.answers.get(q.id), current_language()))
+        await query.message.edit_text(
+            f"{html.escape(q.label(current_language()))}: <b>{chosen}</b>", reply_markup=None
+        )
+    await advance(bot, chat_id, form, draft, state, org, resolve)
+
+
+@router.callback_query(SummaryCb.filter(), StateFilter(CheckInForm.summary))
+async def on_summary_button(
+    query: CallbackQuery,
+    callback_data: SummaryCb,
+    bot: Bot,
+    state: FSMContext,
+    repo: Repo,
+    clock: Clock,
+    resolve: Callable[[float, float], Place | None],
+    event_update: Update,
+    visitor: Visitor | None = None,
+) -> None:
+    chat_id = query.from_user.id
+    found = await current_draft(state, repo, clock, visitor, bot, chat_id)
+    if found is None:
+        await query.answer()
+        return
+    draft, form, org = found
+    if callback_data.draft != draft.id:
+        await query.answer(_("That button belongs to an earlier check-in."), show_alert=True)
+        return
+    message = query.message if isinstance(query.message, Message) else None
+    action = callback_data.action
+    await query.answer()
+    if action == "cancel":
+        await state.clear()
+        if message:
+            await message.edit_reply_markup(reply_markup=None)
+        await bot.send_message(
+            chat_id, _("Cancelled. Nothing was recorded."), reply_markup=menu_keyboard()
+        )
+    elif action == "edit":
+        if message:
+            await message.edit_reply_markup(reply_markup=edit_keyboard(form, draft))
+    elif action == "back":
+        if message:
+            await message.edit_reply_markup(reply_markup=summary_keyboard(draft))
+    elif action == "pick" and callback_data.q in {q.id for q in form.questions}:
+        if message:
+            await message.edit_reply_markup(reply_markup=None)
+        q = form.question(callback_data.q)
+        draft.data.update(q=q.id, editing=True, follow_up=False)
+        draft.data["selected"] = list(draft.answers.get(q.id) or []) if q.kind == "multi" else []
+        await state.set_state(CheckInForm.answering)
+        await save(state, draft)
+        await ask(bot, chat_id, form, draft)
+    elif action == "confirm":
+        await confirm(
+            bot,
+            chat_id,
+            message,
+            form,
+            draft,
+            state,
+            org,
+            repo,
+            clock,
+            resolve,
+            event_update.update_id,
+            visitor,
+        )
+
+
+def edit_keyboard(form: Form, draft: Draft) -> InlineKeyboardMarkup:
+    lang = current_language()
+    rows = [
+        [
+            InlineKeyboardButton(
+                text=q.label(lang),
+                callback_data=SummaryCb(draft=draft.id, action="pick", q=q.id).pack(),
+            )
+        ]
+        for q in form.questions
+    ]
+    rows.append(
+        [
+            InlineKeyboardButton(
+                text=_("« Back"), callback_data=SummaryCb(draft=draft.id, action="back").pack()
+            )
+        ]
+    )
+    return InlineKeyboardMarkup(inline_keyboard=rows)
+
+
+async def confirm(
+    bot: Bot,
+    chat_id: int,
+    message: Message | None,
+    form: Form,
+    draft: Draft,
+    state: FSMContext,
+    org: Organisation,
+    repo: Repo,
+    clock: Clock,
+    resolve: Callable[[float, float], Place | None],
+    update_id: int,
+    visitor: Visitor | None,
+) -> None:
+    context = await load_context(repo, visitor)
+    assert context is not None
+    member = context[0]
+    facts = derive(form, draft.answers, geofence=org_geofence(org), resolve=resolve)
+    place = facts.place
+    checkin, amended = await repo.checkins.submit(
+        member=member,
+        local_day=draft.day,
+        form=form.name,
+        form_version=form.version,
+        submission=Submission(
+            answers=draft.answers,
+            abnormal=facts.abnormal,
+            reasons=facts.reasons,
+            latitude=facts.latitude,
+            longitude=facts.longitude,
+            accuracy_m=facts.accuracy_m,
+            live=facts.live,
+            country=place.country if place else None,
+            province=place.province if place else None,
+            city=place.city if place else None,
+            outside_geofence=facts.outside_geofence,
+        ),
+        update_id=update_id,
+        now=clock.now(),
+    )
+    await state.clear()
+    if message:
+        await message.edit_reply_markup(reply_markup=None)
+    lang = current_language()
+    head = (
+        _("✅ Today's check-in updated (version {version}).").format(version=checkin.version)
+        if amended
+        else _("✅ Check-in recorded for {day}.").format(day=draft.day.isoformat())
+    )
+    if facts.abnormal:
+        labels = [
+            form.question(r).label(lang)
+            if r != GEOFENCE_REASON
+            else _("location outside the area")
+            for r in facts.reasons
+        ]
+        body = _(
+            "⚠️ Some answers are abnormal: {items}. Please take care, and contact your "
+            "counselor or village cadre if you need help."
+        ).format(items=html.escape("、".join(labels) if lang == "zh" else ", ".join(labels)))
+    else:
+        body = _("All answers are normal. Thank you!")
+    await bot.send_message(chat_id, f"{head}\n{body}", reply_markup=menu_keyboard())
+
+
+@router.message(StateFilter(CheckInForm.summary))
+async def on_summary_message(
+    message: Message,
+    bot: Bot,
+    state: FSMContext,
+    repo: Repo,
+    clock: Clock,
+    resolve: Callable[[float, float], Place | None],
+    visitor: Visitor | None = None,
+) -> None:
+    found = await current_draft(state, repo, clock, visitor, bot, message.chat.id)
+    if found is None:
+        return
+    draft, form, org = found
+    await message.answer(_("Please confirm or edit your answers with the buttons below."))
+    await show_summary(bot, message.chat.id, form, draft, state, org, resolve)

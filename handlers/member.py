@@ -1,0 +1,108 @@
+"""A member's own data: /today and /history (only ever their own rows)."""
+
+from __future__ import annotations
+
+import html
+from datetime import timedelta
+
+from aiogram import F, Router
+from aiogram.filters import Command, StateFilter
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, Message
+from aiogram.utils.i18n import gettext as _
+
+from bot.i18n import current_language
+from bot.middlewares import Visitor
+from domain import forms
+from domain.checkin import GEOFENCE_REASON
+from domain.clock import Clock, local_day, zone
+from handlers.keyboards import HISTORY_BUTTON, TODAY_BUTTON, StartCheckInCb, menu_keyboard
+from storage.repo import Repo
+
+router = Router(name="member")
+
+HISTORY_DAYS = 14
+
+
+def checkin_now_keyboard() -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [
+                InlineKeyboardButton(
+                    text=_("✅ Check in now"), callback_data=StartCheckInCb().pack()
+                )
+            ]
+        ]
+    )
+
+
+@router.message(Command("today"), StateFilter(None))
+@router.message(F.text == TODAY_BUTTON, StateFilter(None))
+async def on_today(message: Message, repo: Repo, clock: Clock, visitor: Visitor) -> None:
+    member = visitor.member
+    if member is None or member.id is None:
+        await message.answer(_("You are not enrolled yet. Please open your invite link first."))
+        return
+    org = await repo.orgs.get(org_id=member.org_id)
+    today = local_day(clock.now(), org.timezone)
+    checkin = await repo.checkins.for_day(member_id=member.id, local_day=today)
+    if checkin is None:
+        await message.answer(
+            _("You have not checked in today ({day}) yet.").format(day=today.isoformat()),
+            reply_markup=checkin_now_keyboard(),
+        )
+        return
+    form = forms.load_form(checkin.form)
+    lang = current_language()
+    at = checkin.submitted_at.astimezone(zone(org.timezone)).strftime("%H:%M")
+    lines = [_("<b>Today ({day})</b>: checked in at {time}.").format(day=today, time=at)]
+    for q in form.questions:
+        mark = " ⚠️" if q.id in checkin.reasons else ""
+        value = html.escape(forms.format_answer(q, checkin.answers.get(q.id), lang))
+        lines.append(f"• {html.escape(q.label(lang))}: {value}{mark}")
+    if checkin.province or checkin.city:
+        place = " ".join(dict.fromkeys(p for p in (checkin.province, checkin.city) if p))
+        lines.append(_("• Place: {place}").format(place=html.escape(place)))
+    if GEOFENCE_REASON in checkin.reasons:
+        lines.append(_("⚠️ This location is outside your organisation's area."))
+    if checkin.version > 1:
+        lines.append(_("(updated {n} times)").format(n=checkin.version - 1))
+    await message.answer("\n".join(lines), reply_markup=menu_keyboard())
+
+
+@router.message(Command("history"), StateFilter(None))
+@router.message(F.text == HISTORY_BUTTON, StateFilter(None))
+async def on_history(message: Message, repo: Repo, clock: Clock, visitor: Visitor) -> None:
+    member = visitor.member
+    if member is None or member.id is None:
+        await message.answer(_("You are not enrolled yet. Please open your invite link first."))
+        return
+    org = await repo.orgs.get(org_id=member.org_id)
+    today = local_day(clock.now(), org.timezone)
+    since = today - timedelta(days=HISTORY_DAYS - 1)
+    if member.enrolled_at is not None:
+        since = max(since, local_day(member.enrolled_at, org.timezone))
+    rows = {
+        c.local_day: c
+        for c in await repo.checkins.history(member_id=member.id, since=since, until=today)
+    }
+    lang = current_language()
+    lines = [_("<b>Your last {n} days</b>").format(n=HISTORY_DAYS)]
+    day = today
+    while day >= since:
+        checkin = rows.get(day)
+        if checkin is None:
+            status = _("not checked in") if day < today else _("not yet")
+            lines.append(f"❌ {day.isoformat()} {status}")
+        elif checkin.abnormal:
+            form = forms.load_form(checkin.form)
+            labels = [
+                form.question(r).label(lang) if r != GEOFENCE_REASON else _("location")
+                for r in checkin.reasons
+                if r == GEOFENCE_REASON or r in {q.id for q in form.questions}
+            ]
+            what = html.escape(("、" if lang == "zh" else ", ").join(labels))
+            lines.append(f"⚠️ {day.isoformat()} " + _("abnormal ({what})").format(what=what))
+        else:
+            lines.append(f"✅ {day.isoformat()} " + _("normal"))
+        day -= timedelta(days=1)
+    await message.answer("\n".join(lines), reply_markup=menu_keyboard())
