@@ -111,12 +111,9 @@ class JournaledPolling:
         backoff = 1.0
         while not self._stop.is_set():
             try:
-                updates = await self.bot(
-                    GetUpdates(
-                        offset=offset, timeout=self.poll_timeout, allowed_updates=ALLOWED_UPDATES
-                    ),
-                    request_timeout=self.poll_timeout + 10,
-                )
+                updates = await self._fetch(offset)
+            except _Stopped:
+                break
             except TelegramRetryAfter as exc:
                 await self._sleep(exc.retry_after)
                 continue
@@ -136,6 +133,24 @@ class JournaledPolling:
 
     def stop(self) -> None:
         self._stop.set()
+
+    async def _fetch(self, offset: int | None) -> list[Update]:
+        """One long poll, abandoned at once on stop; unconfirmed updates simply come again."""
+        request = GetUpdates(
+            offset=offset, timeout=self.poll_timeout, allowed_updates=ALLOWED_UPDATES
+        )
+        fetch = asyncio.ensure_future(self.bot(request, request_timeout=self.poll_timeout + 10))
+        stopping = asyncio.ensure_future(self._stop.wait())
+        try:
+            await asyncio.wait({fetch, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+        if not fetch.done():
+            fetch.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await fetch
+            raise _Stopped
+        return fetch.result()
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -183,6 +198,10 @@ class JournaledPolling:
         """Wait for every scheduled update to finish."""
         while self._tails:
             await asyncio.gather(*list(self._tails.values()), return_exceptions=True)
+
+
+class _Stopped(Exception):
+    """The poll was abandoned because the bot is stopping."""
 
 
 def _user_key(update: Update) -> int:

@@ -323,6 +323,7 @@ def main(argv: Sequence[str] | None = None, *, clock: Clock | None = None) -> in
     clock = clock or SystemClock()
     try:
         if args.command == "run":
+            settings.require_token()
             from bot.app import run_polling
 
             asyncio.run(run_polling(settings, clock=clock))

@@ -1,0 +1,213 @@
+"""Repositories against real SQLite and PostgreSQL databases."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+from sqlalchemy.exc import IntegrityError
+
+from domain.clock import FixedClock
+from storage.db import SessionFactory
+from storage.models import Organisation
+from storage.repo import Conflict, Repo, RosterRow, Submission
+
+
+async def make_org(sessions: SessionFactory, clock: FixedClock, slug: str = "school") -> int:
+    async with sessions() as session:
+        org = await Repo(session).orgs.create(
+            slug=slug,
+            name="No. 1 School",
+            timezone="Asia/Shanghai",
+            language="zh",
+            form="health",
+            now=clock.now(),
+        )
+        await session.commit()
+        assert org.id is not None
+        return org.id
+
+
+async def test_units_get_materialised_paths_and_parents_on_the_way(
+    sessions: SessionFactory, clock: FixedClock
+) -> None:
+    org_id = await make_org(sessions, clock)
+    async with sessions() as session:
+        repo = Repo(session)
+        leaf = await repo.units.ensure(org_id=org_id, name_path=" Engineering / Class 1 ")
+        again = await repo.units.ensure(org_id=org_id, name_path="Engineering/Class 1")
+        sibling = await repo.units.ensure(org_id=org_id, name_path="Engineering/Class 2")
+        await session.commit()
+        parent = await repo.units.require(org_id=org_id, name_path="Engineering")
+    assert leaf.id == again.id
+    assert leaf.name_path == "Engineering/Class 1"
+    assert leaf.depth == 1 and parent.depth == 0
+    assert leaf.path == f"/{parent.id}/{leaf.id}/"
+    assert sibling.path.startswith(parent.path) and sibling.path != leaf.path
+
+
+async def test_duplicate_slug_is_a_conflict(sessions: SessionFactory, clock: FixedClock) -> None:
+    await make_org(sessions, clock)
+    with pytest.raises(Conflict):
+        await make_org(sessions, clock)
+
+
+async def test_roster_import_updates_known_ids_instead_of_duplicating(
+    sessions: SessionFactory, clock: FixedClock
+) -> None:
+    org_id = await make_org(sessions, clock)
+    first = [
+        RosterRow(line=2, unit="Eng/C1", member_id="001", name="张三"),
+        RosterRow(line=3, unit="Eng/C1", member_id="002", name="李四"),
+    ]
+    second = [
+        RosterRow(line=2, unit="Eng/C2", member_id="001", name="张三"),
+        RosterRow(line=3, unit="Eng/C1", member_id="002", name="李四"),
+        RosterRow(line=4, unit="Eng/C1", member_id="003", name="王五"),
+    ]
+    async with sessions() as session:
+        repo = Repo(session)
+        r1 = await repo.members.import_roster(org_id=org_id, rows=first)
+        r2 = await repo.members.import_roster(org_id=org_id, rows=second)
+        await session.commit()
+        listing = await repo.members.listing(org_id=org_id)
+        c1 = await repo.units.require(org_id=org_id, name_path="Eng/C1")
+        in_c1 = await repo.members.listing(org_id=org_id, under=c1)
+    assert (r1.added, r1.updated, r1.unchanged) == (2, 0, 0)
+    assert (r2.added, r2.updated, r2.unchanged) == (1, 1, 1)
+    assert [(r.unit_path, r.member.external_id) for r in listing] == [
+        ("Eng/C1", "002"),
+        ("Eng/C1", "003"),
+        ("Eng/C2", "001"),
+    ]
+    assert {r.member.external_id for r in in_c1} == {"002", "003"}
+
+
+async def test_a_second_checkin_the_same_day_amends_and_keeps_every_version(
+    sessions: SessionFactory, clock: FixedClock
+) -> None:
+    org_id = await make_org(sessions, clock)
+    day = date(2026, 11, 28)
+    async with sessions() as session:
+        repo = Repo(session)
+        await repo.members.import_roster(
+            org_id=org_id, rows=[RosterRow(line=2, unit="C1", member_id="1", name="A")]
+        )
+        member = await repo.members.by_external(org_id=org_id, external_id="1")
+        assert member is not None
+        first, amended1 = await repo.checkins.submit(
+            member=member,
+            local_day=day,
+            form="health",
+            form_version=1,
+            submission=Submission(answers={"temperature": 36.5}, abnormal=False, reasons=[]),
+            update_id=10,
+            now=clock.now(),
+        )
+        clock.advance(timedelta(hours=1))
+        second, amended2 = await repo.checkins.submit(
+            member=member,
+            local_day=day,
+            form="health",
+            form_version=1,
+            submission=Submission(
+                answers={"temperature": 37.9},
+                abnormal=True,
+                reasons=["temperature"],
+                latitude=39.9,
+                longitude=116.4,
+                province="北京市",
+                city="北京市",
+            ),
+            update_id=11,
+            now=clock.now(),
+        )
+        await session.commit()
+        assert member.id is not None
+        current = await repo.checkins.for_day(member_id=member.id, local_day=day)
+        revisions = await repo.checkins.revisions(member_id=member.id, local_day=day)
+        history = await repo.checkins.history(
+            member_id=member.id, since=day - timedelta(days=13), until=day
+        )
+    assert (amended1, amended2) == (False, True)
+    assert first.id == second.id
+    assert current is not None and current.version == 2 and current.abnormal
+    assert current.answers == {"temperature": 37.9} and current.province == "北京市"
+    assert current.submitted_at == clock.now()
+    assert [(r.version, r.answers["temperature"]) for r in revisions] == [(1, 36.5), (2, 37.9)]
+    assert [c.local_day for c in history] == [day]
+
+
+async def test_one_checkin_row_per_member_and_day_is_enforced_by_the_schema(
+    sessions: SessionFactory, clock: FixedClock
+) -> None:
+    from storage.models import CheckIn
+
+    org_id = await make_org(sessions, clock)
+    async with sessions() as session:
+        repo = Repo(session)
+        await repo.members.import_roster(
+            org_id=org_id, rows=[RosterRow(line=2, unit="C1", member_id="1", name="A")]
+        )
+        member = await repo.members.by_external(org_id=org_id, external_id="1")
+        assert member is not None and member.id is not None
+        for _ in range(2):
+            session.add(
+                CheckIn(
+                    org_id=org_id,
+                    unit_id=member.unit_id,
+                    member_id=member.id,
+                    local_day=date(2026, 11, 28),
+                    submitted_at=clock.now(),
+                    form="health",
+                )
+            )
+        with pytest.raises(IntegrityError):
+            await session.flush()
+
+
+async def test_invite_uses_stop_at_the_limit(sessions: SessionFactory, clock: FixedClock) -> None:
+    org_id = await make_org(sessions, clock)
+    async with sessions() as session:
+        repo = Repo(session)
+        invite = await repo.invites.create(
+            org_id=org_id,
+            unit_id=None,
+            role="member",
+            expires_at=clock.now() + timedelta(days=1),
+            max_uses=2,
+            now=clock.now(),
+        )
+        results = [await repo.invites.use(code=invite.code) for _ in range(3)]
+        await session.commit()
+        await session.refresh(invite)
+    assert results == [True, True, False]
+    assert invite.uses == 2
+    assert len(invite.code) >= 16  # 12 random bytes: 96 bits
+
+
+async def test_journal_records_each_update_once_and_tracks_the_offset(
+    sessions: SessionFactory, clock: FixedClock
+) -> None:
+    async with sessions() as session:
+        journal = Repo(session).journal
+        assert await journal.next_offset() is None
+        await journal.record(updates=[(5, "{}"), (6, "{}")], now=clock.now())
+        await journal.record(updates=[(6, "{}"), (7, "{}")], now=clock.now())
+        await journal.mark_handled(update_id=5, now=clock.now())
+        await session.commit()
+        pending = [u.update_id for u in await journal.unhandled()]
+        assert await journal.next_offset() == 8
+        assert await journal.is_handled(update_id=5)
+        assert not await journal.is_handled(update_id=6)
+    assert pending == [6, 7]
+
+
+async def test_organisation_times_come_back_aware(
+    sessions: SessionFactory, clock: FixedClock
+) -> None:
+    org_id = await make_org(sessions, clock)
+    async with sessions() as session:
+        org = await session.get(Organisation, org_id)
+    assert org is not None
+    assert org.created_at == clock.now() and org.created_at.utcoffset() is not None
