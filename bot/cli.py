@@ -16,7 +16,7 @@ from domain import forms
 from domain.clock import Clock, SystemClock, zone
 from domain.enrolment import ROLES
 from storage.db import create_engine, create_session_factory
-from storage.migrate import upgrade
+from storage.migrate import pending, upgrade
 from storage.repo import Conflict, NotFound, Repo
 from storage.roster import RosterFileError, parse_roster
 
@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     sub.add_parser("run", help="run the bot (long polling); applies migrations first")
+    sub.add_parser("check", help="health check: settings, database reachable, schema current")
 
     db = sub.add_parser("db", help="database schema")
     db_sub = db.add_subparsers(dest="action", required=True)
@@ -297,6 +298,12 @@ async def run_command(args: argparse.Namespace, settings: Settings, clock: Clock
     """One admin command in one transaction: all of it is stored, or none of it."""
     engine = create_engine(settings.database_url)
     try:
+        if args.command == "check":
+            missing = await pending(engine)
+            if missing:
+                raise UserError(f"database schema is behind: run `daka db upgrade` ({missing})")
+            print("ok: settings valid, database reachable, schema up to date")
+            return
         await upgrade(engine)
         if args.command == "db":
             print("database is up to date")
