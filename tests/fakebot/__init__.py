@@ -1,0 +1,22 @@
+"""A fake Telegram Bot API (real aiohttp HTTP server) plus simulated users.
+
+See :mod:`tests.fakebot.server` for the server and :mod:`tests.fakebot.users` for users.
+"""
+
+from .models import Call, CallbackAnswer, SentMessage, UploadedFile
+from .server import ApiError, FailureRule, FakeBotAPI
+from .tghtml import EntityParseError, parse_html
+from .users import FakeUser
+
+__all__ = [
+    "ApiError",
+    "Call",
+    "CallbackAnswer",
+    "EntityParseError",
+    "FailureRule",
+    "FakeBotAPI",
+    "FakeUser",
+    "SentMessage",
+    "UploadedFile",
+    "parse_html",
+]
