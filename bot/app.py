@@ -97,6 +97,7 @@ class JournaledPolling:
     clock: Clock
     poll_timeout: int = 25
     concurrency: int = 64
+    last_seen: int = 0
     _tails: dict[int, asyncio.Task[None]] = field(default_factory=dict)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _slots: asyncio.Semaphore | None = None
@@ -173,6 +174,7 @@ class JournaledPolling:
         return len(payloads)
 
     def _schedule(self, update: Update) -> None:
+        self.last_seen = max(self.last_seen, update.update_id)
         key = _user_key(update)
         previous = self._tails.get(key)
         task = asyncio.create_task(self._handle_after(previous, update))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gettext
 import io
+from collections.abc import Generator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,16 @@ _ = _gettext
 
 class CatalogI18n(I18n):
     """aiogram's I18n, loading the .po files directly."""
+
+    @contextmanager
+    def context(self) -> Generator[I18n, None, None]:
+        # aiogram's `gettext` looks for the current `I18n`, and each subclass of its context
+        # mixin gets a context variable of its own: publish this instance under `I18n`'s.
+        token = I18n.set_current(self)
+        try:
+            yield self
+        finally:
+            I18n.reset_current(token)
 
     def find_locales(self) -> dict[str, gettext.GNUTranslations]:
         translations: dict[str, gettext.GNUTranslations] = {}

@@ -9,7 +9,17 @@ def build_router() -> Router:
     """One root router: enrolment first, then the check-in form, member commands, fallbacks."""
     from handlers import checkin, common, enrol, member
 
+    children = (
+        common.commands_router,
+        enrol.router,
+        checkin.router,
+        member.router,
+        common.fallback_router,
+    )
+    for child in children:
+        # aiogram lets a router be attached once; a restart in the same process (tests, a
+        # supervisor) builds a new Dispatcher, so release the module routers first.
+        child._parent_router = None
     root = Router(name="daka")
-    root.include_routers(common.commands_router, enrol.router, checkin.router, member.router)
-    root.include_router(common.fallback_router)
+    root.include_routers(*children)
     return root

@@ -1,0 +1,194 @@
+"""The bot under test: the real dispatcher and aiohttp client, against the fake Bot API."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import pytest
+from aiogram import Bot, Dispatcher
+from pydantic import SecretStr
+
+from bot.app import JournaledPolling, create_bot, create_dispatcher
+from bot.config import Settings
+from domain.clock import FixedClock
+from storage.db import SessionFactory, create_engine, create_session_factory
+from storage.migrate import upgrade
+from storage.models import Member, Organisation
+from storage.repo import Repo, RosterRow
+from tests.fakebot import FakeBotAPI, FakeUser, SentMessage
+
+ROSTER = [
+    ("工程学院/一班", "2024001", "张三"),
+    ("工程学院/一班", "2024002", "李四"),
+    ("工程学院/二班", "2024003", "王五"),
+    ("Arts/Class A", "A100", "Alice Smith"),
+]
+
+
+@dataclass
+class Daka:
+    """One running bot and its world: fake Telegram, a SQLite file, a hand-moved clock."""
+
+    server: FakeBotAPI
+    clock: FixedClock
+    settings: Settings
+    sessions: SessionFactory
+    bot: Bot | None = None
+    dp: Dispatcher | None = None
+    poller: JournaledPolling | None = None
+    task: asyncio.Task[None] | None = None
+    org_ids: dict[str, int] = field(default_factory=dict)
+
+    async def start(self) -> None:
+        self.bot = create_bot(self.settings)
+        self.dp = create_dispatcher(
+            settings=self.settings, sessions=self.sessions, clock=self.clock
+        )
+        self.poller = JournaledPolling(
+            bot=self.bot, dp=self.dp, sessions=self.sessions, clock=self.clock, poll_timeout=10
+        )
+        self.task = asyncio.create_task(self.poller.run())
+        await self.server.wait_for(lambda: self.server.polling, message="bot never polled")
+
+    async def stop(self) -> None:
+        if self.poller is not None and self.task is not None:
+            self.poller.stop()
+            await asyncio.wait_for(self.task, timeout=10)
+        if self.bot is not None:
+            await self.bot.session.close()
+        if self.dp is not None:
+            await self.dp.storage.close()
+        self.bot = self.dp = self.poller = self.task = None
+
+    async def settled(self) -> None:
+        """Wait until every update pushed so far has been handled and committed."""
+        poller = self.poller
+        assert poller is not None
+        target = self.server.last_update_id
+        await self.server.wait_for(lambda: poller.last_seen >= target, message="not fetched")
+        await poller.drain()
+
+    async def restart(self) -> None:
+        await self.stop()
+        await self.start()
+
+    async def org(
+        self,
+        slug: str = "school",
+        *,
+        form: str = "health",
+        language: str = "zh",
+        roster: list[tuple[str, str, str]] | None = None,
+    ) -> Organisation:
+        async with self.sessions() as session:
+            repo = Repo(session)
+            org = await repo.orgs.create(
+                slug=slug,
+                name="第一中学",
+                timezone="Asia/Shanghai",
+                language=language,
+                form=form,
+                now=self.clock.now(),
+            )
+            assert org.id is not None
+            rows = [
+                RosterRow(line=i, unit=u, member_id=m, name=n)
+                for i, (u, m, n) in enumerate(roster or ROSTER, start=2)
+            ]
+            await repo.members.import_roster(org_id=org.id, rows=rows)
+            await session.commit()
+        self.org_ids[slug] = org.id
+        return org
+
+    async def invite(
+        self,
+        slug: str = "school",
+        *,
+        role: str = "member",
+        unit: str | None = None,
+        days: int = 7,
+        uses: int | None = None,
+    ) -> str:
+        async with self.sessions() as session:
+            repo = Repo(session)
+            org = await repo.orgs.require(slug=slug)
+            unit_id = None
+            if unit:
+                unit_id = (await repo.units.require(org_id=org.id or 0, name_path=unit)).id
+            invite = await repo.invites.create(
+                org_id=org.id or 0,
+                unit_id=unit_id,
+                role=role,
+                expires_at=self.clock.now() + timedelta(days=days),
+                max_uses=uses,
+                now=self.clock.now(),
+            )
+            await session.commit()
+            return invite.code
+
+    async def member(self, external_id: str, slug: str = "school") -> Member:
+        async with self.sessions() as session:
+            member = await Repo(session).members.by_external(
+                org_id=self.org_ids[slug], external_id=external_id
+            )
+            assert member is not None
+            return member
+
+    async def enrol(self, user: FakeUser, external_id: str, name: str, code: str) -> None:
+        """The enrolment conversation, quickly, for tests about what comes after."""
+        notice = await user.ask(f"/start {code}")
+        user.press_button(notice, "✅ 同意" if user_is_zh(user) else "I agree")
+        await reply_containing(user, "请发送您的学号", "send your member id")
+        await user.ask(external_id)
+        welcome = await user.ask(name)
+        assert "欢迎" in welcome.text or "Welcome" in welcome.text, welcome.text
+
+
+async def reply_containing(user: FakeUser, *needles: str) -> SentMessage:
+    """Skip the bot's edits and acknowledgements until a message with one of `needles`."""
+    while True:
+        reply = await user.next_reply()
+        if any(n in reply.text for n in needles):
+            return reply
+
+
+def user_is_zh(user: FakeUser) -> bool:
+    return str(user.user_dict.get("language_code", "")).startswith("zh")
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[FakeBotAPI]:
+    async with FakeBotAPI() as fake:
+        yield fake
+        assert fake.internal_errors == []
+
+
+@pytest.fixture
+async def daka(server: FakeBotAPI, clock: FixedClock, sqlite_url: str) -> AsyncIterator[Daka]:
+    settings = Settings(
+        bot_token=SecretStr(server.token),
+        telegram_api_url=server.url,
+        database_url=sqlite_url,
+        bot_username="daka_test_bot",
+        _env_file=None,  # type: ignore[call-arg]
+    )
+    engine = create_engine(sqlite_url)
+    await upgrade(engine)
+    world = Daka(
+        server=server, clock=clock, settings=settings, sessions=create_session_factory(engine)
+    )
+    await world.start()
+    try:
+        yield world
+    finally:
+        with contextlib.suppress(Exception):
+            await world.stop()
+        await engine.dispose()
+
+
+def texts(messages: list[SentMessage]) -> list[str]:
+    return [m.text for m in messages]
