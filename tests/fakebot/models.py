@@ -108,7 +108,7 @@ class SentMessage:
 
     chat_id: int
     message_id: int
-    text: str | None
+    text: str  # "" for a message without text or caption (a photo, a location)
     reply_markup: JSON | None
     method: str
     params: JSON

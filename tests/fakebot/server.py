@@ -1229,7 +1229,7 @@ class FakeBotAPI:
         sent = SentMessage(
             chat_id=chat_id,
             message_id=int(raw["message_id"]),
-            text=None if text is None else str(text),
+            text="" if text is None else str(text),
             reply_markup=markup,
             method=method,
             params=params,
@@ -1541,7 +1541,7 @@ class FakeBotAPI:
         cache_time = params.get("cache_time")
         answer = CallbackAnswer(
             callback_query_id=query_id,
-            text=None if text is None else str(text),
+            text="" if text is None else str(text),
             show_alert=bool(params.get("show_alert")),
             url=params.get("url"),
             cache_time=None if cache_time is None else _as_int(cache_time),

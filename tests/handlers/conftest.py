@@ -174,7 +174,7 @@ async def daka(server: FakeBotAPI, clock: FixedClock, sqlite_url: str) -> AsyncI
         telegram_api_url=server.url,
         database_url=sqlite_url,
         bot_username="daka_test_bot",
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
     )
     engine = create_engine(sqlite_url)
     await upgrade(engine)
