@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.config import Settings
 from bot.fsm import DbStorage
 from bot.i18n import DakaI18nMiddleware, create_i18n
-from bot.middlewares import DbSessionMiddleware, VisitorMiddleware
+from bot.middlewares import DbSessionMiddleware, TolerantRequests, VisitorMiddleware
 from domain.clock import Clock, SystemClock
 from domain.geo import Place, resolve_place
 from storage.db import SessionFactory, create_engine, create_session_factory
@@ -40,6 +40,7 @@ ALLOWED_UPDATES = ["message", "callback_query"]
 def create_bot(settings: Settings) -> Bot:
     """The Bot talking to `TELEGRAM_API_URL` (Telegram, a self-hosted server, or a test fake)."""
     session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
+    session.middleware(TolerantRequests())
     return Bot(
         settings.require_token(),
         session=session,

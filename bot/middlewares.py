@@ -5,9 +5,24 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from aiogram import BaseMiddleware
+from aiogram import BaseMiddleware, Bot
+from aiogram.client.session.middlewares.base import (
+    BaseRequestMiddleware,
+    NextRequestMiddlewareType,
+)
+from aiogram.exceptions import TelegramBadRequest
+from aiogram.methods import (
+    AnswerCallbackQuery,
+    DeleteMessage,
+    EditMessageCaption,
+    EditMessageReplyMarkup,
+    EditMessageText,
+    Response,
+    TelegramMethod,
+)
+from aiogram.methods.base import TelegramType
 from aiogram.types import TelegramObject, Update, User
 
 from bot.context import current_session
@@ -95,3 +110,43 @@ class VisitorMiddleware(BaseMiddleware):
                 org_language=language,
             )
         return await handler(event, data)
+
+
+BENIGN_ERRORS = (
+    "message is not modified",
+    "query is too old",
+    "query id is invalid",
+    "message to edit not found",
+    "message to delete not found",
+    "message can't be edited",
+)
+SOFT_METHODS = (
+    AnswerCallbackQuery,
+    EditMessageText,
+    EditMessageReplyMarkup,
+    EditMessageCaption,
+    DeleteMessage,
+)
+
+
+class TolerantRequests(BaseRequestMiddleware):
+    """Cosmetic calls that fail for harmless reasons do not fail the update.
+
+    After a crash an update is handled again: its button press is too old to answer and the
+    edit it made is already there. Neither must stop the member's answer from being recorded."""
+
+    async def __call__(
+        self,
+        make_request: NextRequestMiddlewareType[TelegramType],
+        bot: Bot,
+        method: TelegramMethod[TelegramType],
+    ) -> Response[TelegramType]:
+        try:
+            return await make_request(bot, method)
+        except TelegramBadRequest as exc:
+            if isinstance(method, SOFT_METHODS) and any(
+                text in exc.message.lower() for text in BENIGN_ERRORS
+            ):
+                log.info("ignored %s: %s", type(method).__name__, exc.message)
+                return cast(Response[TelegramType], Response[bool](ok=True, result=True))
+            raise
