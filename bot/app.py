@@ -27,7 +27,7 @@ from bot.fsm import DbStorage
 from bot.i18n import DakaI18nMiddleware, create_i18n
 from bot.middlewares import DbSessionMiddleware, TolerantRequests, VisitorMiddleware
 from domain.clock import Clock, SystemClock
-from domain.geo import Place, resolve_place
+from domain.geo import DEFAULT_RESOLVER, Place, resolve_place
 from storage.db import SessionFactory, create_engine, create_session_factory
 from storage.migrate import upgrade
 from storage.repo import Repo
@@ -231,6 +231,7 @@ async def run_polling(settings: Settings, *, clock: Clock | None = None) -> None
     sessions = create_session_factory(engine)
     bot = create_bot(settings)
     dp = create_dispatcher(settings=settings, sessions=sessions, clock=clock)
+    await asyncio.to_thread(DEFAULT_RESOLVER.load)  # the place table, before the first update
     me = await bot.get_me()
     log.info("polling as @%s", me.username)
     await bot.delete_webhook(drop_pending_updates=False)
@@ -241,10 +242,15 @@ async def run_polling(settings: Settings, *, clock: Clock | None = None) -> None
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, poller.stop)
+    from scheduler.jobs import create_scheduler
+
+    scheduler = create_scheduler(sessions, clock)
     try:
         await dp.emit_startup(bot=bot)
+        scheduler.start()
         await poller.run()
     finally:
+        scheduler.shutdown(wait=False)
         await dp.emit_shutdown(bot=bot)
         await dp.storage.close()
         await bot.session.close()

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import func, update
+from sqlalchemy import delete, func, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
@@ -514,9 +514,23 @@ class JournalRepo:
         stmt = (
             update(InboundUpdate)
             .where(col(InboundUpdate.update_id) == update_id)
-            .values(handled_at=now)
+            .values(handled_at=now, payload="")
         )
+        # The payload (locations, answers) is needed only until the update is handled.
         await self.session.exec(stmt)
+
+    async def prune(self, *, before: datetime) -> int:
+        """Forget handled updates older than `before`, keeping the newest for the offset."""
+        newest = (await self.session.exec(select(func.max(InboundUpdate.update_id)))).one()
+        if newest is None:
+            return 0
+        stmt = (
+            delete(InboundUpdate)
+            .where(col(InboundUpdate.handled_at) < before)
+            .where(col(InboundUpdate.update_id) < newest)
+        )
+        result = await self.session.exec(stmt)
+        return int(result.rowcount or 0)
 
     async def count_attempt(self, *, update_id: int) -> int:
         row = await self.session.get(InboundUpdate, update_id)

@@ -99,3 +99,27 @@ def sessions(engine: AsyncEngine) -> SessionFactory:
 @pytest.fixture
 def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     yield f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'daka.db'}"
+
+
+REDIS_TEST_URL = os.environ.get("DAKA_TEST_REDIS", "redis://127.0.0.1:6379/9")
+
+
+@pytest.fixture
+async def redis_url() -> AsyncIterator[str]:
+    """An emptied Redis database of its own; skips (fails on CI) when Redis is absent."""
+    from redis.asyncio import Redis
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    client = Redis.from_url(REDIS_TEST_URL)
+    try:
+        await client.flushdb()
+    except (RedisConnectionError, OSError):
+        await client.aclose()
+        if ON_CI:
+            pytest.fail(f"Redis is not reachable at {REDIS_TEST_URL} (CI=true)")
+        pytest.skip("Redis is not running")
+    try:
+        yield REDIS_TEST_URL
+    finally:
+        await client.flushdb()
+        await client.aclose()

@@ -167,16 +167,20 @@ async def server() -> AsyncIterator[FakeBotAPI]:
         assert fake.internal_errors == []
 
 
-@pytest.fixture
-async def daka(server: FakeBotAPI, clock: FixedClock, sqlite_url: str) -> AsyncIterator[Daka]:
+@contextlib.asynccontextmanager
+async def running_daka(
+    server: FakeBotAPI, clock: FixedClock, database_url: str, *, redis_url: str | None = None
+) -> AsyncIterator[Daka]:
+    """A migrated database and a polling bot; stopped and disposed of on exit."""
     settings = Settings(
         bot_token=SecretStr(server.token),
         telegram_api_url=server.url,
-        database_url=sqlite_url,
+        database_url=database_url,
+        redis_url=redis_url,
         bot_username="daka_test_bot",
         _env_file=None,
     )
-    engine = create_engine(sqlite_url)
+    engine = create_engine(database_url)
     await upgrade(engine)
     world = Daka(
         server=server, clock=clock, settings=settings, sessions=create_session_factory(engine)
@@ -188,6 +192,12 @@ async def daka(server: FakeBotAPI, clock: FixedClock, sqlite_url: str) -> AsyncI
         with contextlib.suppress(Exception):
             await world.stop()
         await engine.dispose()
+
+
+@pytest.fixture
+async def daka(server: FakeBotAPI, clock: FixedClock, sqlite_url: str) -> AsyncIterator[Daka]:
+    async with running_daka(server, clock, sqlite_url) as world:
+        yield world
 
 
 def texts(messages: list[SentMessage]) -> list[str]:

@@ -7,9 +7,10 @@ from datetime import date, timedelta
 import pytest
 from sqlmodel import col, select
 
-from storage.models import CheckIn, CheckInRevision, Organisation
+from domain.clock import FixedClock
+from storage.models import CheckIn, CheckInRevision, FsmRecord, Organisation
 from tests.fakebot import CallbackAnswer, FakeBotAPI, FakeUser, SentMessage
-from tests.handlers.conftest import Daka, reply_containing
+from tests.handlers.conftest import Daka, reply_containing, running_daka
 
 TIANANMEN = (39.9087, 116.3975)
 SHENZHEN = (22.5431, 114.0579)
@@ -380,3 +381,29 @@ async def test_english_speakers_get_english_and_can_switch(daka: Daka, server: F
     await reply_containing(alice, "已切换为中文")
     alice.send("/checkin")
     await reply_containing(alice, Q_LOCATION)
+
+
+@pytest.mark.redis
+async def test_with_redis_the_draft_lives_in_redis_and_survives_a_restart(
+    server: FakeBotAPI, clock: FixedClock, sqlite_url: str, redis_url: str
+) -> None:
+    from redis.asyncio import Redis
+
+    async with running_daka(server, clock, sqlite_url, redis_url=redis_url) as daka:
+        await daka.org()
+        user = server.user(720, language_code="zh-hans")
+        await daka.enrol(user, "2024001", "张三", await daka.invite())
+        await user.ask("/checkin")
+        user.send_location(*TIANANMEN)
+        await reply_containing(user, Q_TEMPERATURE)
+        await daka.settled()
+        client = Redis.from_url(redis_url)
+        try:
+            keys = [k.decode() async for k in client.scan_iter("fsm:*")]
+        finally:
+            await client.aclose()
+        assert any(":720:" in k and k.endswith(":data") for k in keys)
+        async with daka.sessions() as session:
+            assert (await session.exec(select(FsmRecord))).all() == []
+        await daka.restart()
+        assert Q_SYMPTOMS in (await user.ask("36.8")).text

@@ -211,3 +211,23 @@ async def test_organisation_times_come_back_aware(
         org = await session.get(Organisation, org_id)
     assert org is not None
     assert org.created_at == clock.now() and org.created_at.utcoffset() is not None
+
+
+async def test_the_journal_forgets_payloads_once_handled_and_prunes_old_rows(
+    sessions: SessionFactory, clock: FixedClock
+) -> None:
+    from scheduler.jobs import prune_journal
+    from storage.models import InboundUpdate
+
+    async with sessions() as session:
+        journal = Repo(session).journal
+        await journal.record(updates=[(1, '{"secret": 1}'), (2, "{}"), (3, "{}")], now=clock.now())
+        for update_id in (1, 2, 3):
+            await journal.mark_handled(update_id=update_id, now=clock.now())
+        await session.commit()
+        first = await session.get(InboundUpdate, 1)
+        assert first is not None and first.payload == ""
+    clock.advance(timedelta(days=3))
+    assert await prune_journal(sessions, clock) == 2
+    async with sessions() as session:
+        assert await Repo(session).journal.next_offset() == 4  # the newest row is kept
