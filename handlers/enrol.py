@@ -16,14 +16,16 @@ from aiogram.types import (
     Message,
     ReplyKeyboardRemove,
 )
+from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
+from bot.i18n import LOCALE_OF, language_from_telegram
 from bot.middlewares import Visitor
 from domain import enrolment
 from domain.clock import Clock, zone
 from domain.enrolment import InviteProblem
 from handlers.keyboards import ConsentCb, menu_keyboard
-from storage.models import Invite, Organisation
+from storage.models import Account, Invite, Organisation
 from storage.repo import Repo
 
 router = Router(name="enrol")
@@ -121,6 +123,7 @@ async def on_start_with_code(
     repo: Repo,
     clock: Clock,
     visitor: Visitor,
+    i18n: I18n,
 ) -> None:
     now = clock.now()
     found = await check_invite(repo, (command.args or "").strip(), now)
@@ -129,6 +132,23 @@ async def on_start_with_code(
         return
     org = await repo.orgs.get(org_id=found.org_id)
     account = await repo.accounts.ensure(telegram_id=visitor.telegram_id, now=now)
+    telegram_language = message.from_user.language_code if message.from_user else None
+    if account.language is None and language_from_telegram(telegram_language) is None:
+        # Telegram's language is not one we speak: the organisation's default applies.
+        account.language = org.language
+    with i18n.use_locale(LOCALE_OF.get(account.language or "", i18n.current_locale)):
+        await offer_consent(message, state, found, org, account, visitor, now)
+
+
+async def offer_consent(
+    message: Message,
+    state: FSMContext,
+    found: Invite,
+    org: Organisation,
+    account: Account,
+    visitor: Visitor,
+    now: datetime,
+) -> None:
     if enrolment.locked(account.locked_until, now):
         assert account.locked_until is not None
         await message.answer(lock_text(account.locked_until, org.timezone))

@@ -15,6 +15,7 @@ from pydantic import SecretStr
 from bot.app import JournaledPolling, create_bot, create_dispatcher
 from bot.config import Settings
 from domain.clock import FixedClock
+from handlers.common import install_commands
 from storage.db import SessionFactory, create_engine, create_session_factory
 from storage.migrate import upgrade
 from storage.models import Member, Organisation
@@ -51,6 +52,7 @@ class Daka:
         self.poller = JournaledPolling(
             bot=self.bot, dp=self.dp, sessions=self.sessions, clock=self.clock, poll_timeout=10
         )
+        await install_commands(self.bot)
         self.task = asyncio.create_task(self.poller.run())
         await self.server.wait_for(lambda: self.server.polling, message="bot never polled")
 
