@@ -327,6 +327,8 @@ def main(argv: Sequence[str] | None = None, *, clock: Clock | None = None) -> in
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if args.command != "run" and settings.log_level != "DEBUG":
+        logging.getLogger("alembic").setLevel(logging.WARNING)  # keep admin output to the point
     clock = clock or SystemClock()
     try:
         if args.command == "run":
