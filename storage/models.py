@@ -52,6 +52,17 @@ class Unit(SQLModel, table=True):
     depth: int = 0
 
 
+class UnitLink(SQLModel, table=True):
+    """Closure table of the unit tree: each (ancestor, descendant) pair, a unit with itself at
+    depth 0, so roll-ups over any depth are one join."""
+
+    __table_args__ = (Index("ix_unitlink_descendant", "descendant_id", "depth"),)
+
+    ancestor_id: int = Field(foreign_key="unit.id", primary_key=True)
+    descendant_id: int = Field(foreign_key="unit.id", primary_key=True)
+    depth: int
+
+
 class Member(SQLModel, table=True):
     """A roster entry; `telegram_id` is set once the person has enrolled."""
 
@@ -70,6 +81,7 @@ class Member(SQLModel, table=True):
     telegram_id: int | None = Field(default=None, sa_type=BigInteger)
     enrolled_at: datetime | None = Field(default=None, sa_column=_utc_opt())
     active: bool = True
+    unreachable_since: datetime | None = Field(default=None, sa_column=_utc_opt())
 
 
 class Account(SQLModel, table=True):
@@ -219,3 +231,84 @@ class FsmRecord(SQLModel, table=True):
     key: str = Field(primary_key=True, max_length=200)
     state: str | None = Field(default=None, max_length=200)
     data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class Excuse(SQLModel, table=True):
+    """A member is excused (leave, sick, holiday) for a range of local days, both ends included."""
+
+    __table_args__ = (Index("ix_excuse_member_days", "member_id", "first_day", "last_day"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: int = Field(foreign_key="organisation.id")
+    member_id: int = Field(foreign_key="member.id")
+    first_day: date
+    last_day: date
+    reason: str = Field(max_length=200)
+    created_by: str = Field(max_length=64)
+    created_at: datetime = Field(sa_column=_utc())
+
+
+class Holiday(SQLModel, table=True):
+    """A local day with no check-in for the whole organisation."""
+
+    org_id: int = Field(foreign_key="organisation.id", primary_key=True)
+    day: date = Field(primary_key=True)
+
+
+class Schedule(SQLModel, table=True):
+    """Reminder slots, cutoff and report time (local), and counted weekdays, for an organisation
+    (`scope` "org") or a unit and its subtree (`scope` "unit:ID")."""
+
+    __table_args__ = (UniqueConstraint("org_id", "scope", name="uq_schedule_scope"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: int = Field(foreign_key="organisation.id")
+    scope: str = Field(max_length=32)
+    unit_id: int | None = Field(default=None, foreign_key="unit.id")
+    remind: str = Field(default="08:00,10:00,12:00", max_length=200)
+    cutoff: str = Field(default="14:00", max_length=5)
+    report: str = Field(default="15:00", max_length=5)
+    days: str = Field(default="mon,tue,wed,thu,fri,sat,sun", max_length=64)
+
+
+class SlotRun(SQLModel, table=True):
+    """A scheduled round that has been claimed: its uniqueness makes each slot run once, even
+    with two scheduler processes."""
+
+    __table_args__ = (UniqueConstraint("org_id", "scope", "day", "slot", name="uq_slotrun"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: int = Field(foreign_key="organisation.id")
+    scope: str = Field(max_length=32)
+    day: date
+    slot: str = Field(max_length=32)
+    started_at: datetime = Field(sa_column=_utc())
+    due: int = 0
+
+
+class Outbox(SQLModel, table=True):
+    """A message the scheduler decided to send; unique per (recipient, day, kind, slot), so a
+    round that runs again enqueues nothing twice. The sender drains it."""
+
+    __table_args__ = (
+        UniqueConstraint("chat_id", "day", "kind", "slot", name="uq_outbox_message"),
+        Index("ix_outbox_due", "status", "not_before"),
+        Index("ix_outbox_round", "org_id", "day", "kind", "slot"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: int = Field(foreign_key="organisation.id")
+    chat_id: int = Field(sa_type=BigInteger)
+    member_id: int | None = Field(default=None, foreign_key="member.id")
+    kind: str = Field(max_length=16)
+    day: date
+    slot: str = Field(max_length=64)
+    text: str
+    markup: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    status: str = Field(default="pending", max_length=16)
+    attempts: int = 0
+    not_before: datetime = Field(sa_column=_utc())
+    claimed_at: datetime | None = Field(default=None, sa_column=_utc_opt())
+    sent_at: datetime | None = Field(default=None, sa_column=_utc_opt())
+    error: str | None = Field(default=None, max_length=300)
+    created_at: datetime = Field(sa_column=_utc())

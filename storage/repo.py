@@ -28,6 +28,7 @@ from storage.models import (
     Organisation,
     RoleGrant,
     Unit,
+    UnitLink,
 )
 
 
@@ -125,11 +126,37 @@ class UnitRepo:
                 )
                 self.session.add(unit)
                 await self.session.flush()
+                assert unit.id is not None
                 unit.path = f"{parent.path if parent else '/'}{unit.id}/"
+                await self._link(unit.id, parent.id if parent else None)
                 await self.session.flush()
             parent = unit
         assert parent is not None
         return parent
+
+    async def _link(self, unit_id: int, parent_id: int | None) -> None:
+        """Closure rows for a new leaf: itself, and each of its parent's ancestors one deeper."""
+        self.session.add(UnitLink(ancestor_id=unit_id, descendant_id=unit_id, depth=0))
+        if parent_id is not None:
+            stmt = select(UnitLink).where(UnitLink.descendant_id == parent_id)
+            for link in (await self.session.exec(stmt)).all():
+                self.session.add(
+                    UnitLink(
+                        ancestor_id=link.ancestor_id, descendant_id=unit_id, depth=link.depth + 1
+                    )
+                )
+
+    async def children(self, *, unit_id: int) -> Sequence[Unit]:
+        stmt = select(Unit).where(Unit.parent_id == unit_id).order_by(col(Unit.name))
+        return (await self.session.exec(stmt)).all()
+
+    async def roots(self, *, org_id: int) -> Sequence[Unit]:
+        stmt = (
+            select(Unit)
+            .where(Unit.org_id == org_id, col(Unit.parent_id).is_(None))
+            .order_by(col(Unit.name))
+        )
+        return (await self.session.exec(stmt)).all()
 
     async def all(self, *, org_id: int) -> Sequence[Unit]:
         stmt = select(Unit).where(Unit.org_id == org_id).order_by(col(Unit.name_path))

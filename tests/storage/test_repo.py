@@ -231,3 +231,36 @@ async def test_the_journal_forgets_payloads_once_handled_and_prunes_old_rows(
     assert await prune_journal(sessions, clock) == 2
     async with sessions() as session:
         assert await Repo(session).journal.next_offset() == 4  # the newest row is kept
+
+
+async def test_the_closure_table_links_every_unit_to_all_its_ancestors(
+    sessions: SessionFactory, clock: FixedClock
+) -> None:
+    from sqlmodel import col, select
+
+    from storage.models import UnitLink
+
+    org_id = await make_org(sessions, clock)
+    async with sessions() as session:
+        repo = Repo(session)
+        grid = await repo.units.ensure(org_id=org_id, name_path="Town/Village/Grid 3")
+        await repo.units.ensure(org_id=org_id, name_path="Town/Other village")
+        await session.commit()
+        town = await repo.units.require(org_id=org_id, name_path="Town")
+        village = await repo.units.require(org_id=org_id, name_path="Town/Village")
+        links = (
+            await session.exec(
+                select(UnitLink)
+                .where(UnitLink.descendant_id == grid.id)
+                .order_by(col(UnitLink.depth))
+            )
+        ).all()
+        under_town = (
+            await session.exec(select(UnitLink).where(UnitLink.ancestor_id == town.id))
+        ).all()
+    assert [(link.ancestor_id, link.depth) for link in links] == [
+        (grid.id, 0),
+        (village.id, 1),
+        (town.id, 2),
+    ]
+    assert len(under_town) == 4  # itself, two villages, one grid
