@@ -1,0 +1,59 @@
+"""A member's standing for one local day, and the figures managers read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class DayStatus(StrEnum):
+    """Where a roster entry stands for a day; `missing` is what reminders chase."""
+
+    REPORTED = "reported"
+    MISSING = "missing"
+    EXCUSED = "excused"
+    NOT_ENROLLED = "not_enrolled"
+    OFF = "off"  # a holiday or a weekday that does not count for the member's unit
+
+
+def day_status(*, enrolled: bool, reported: bool, excused: bool, counted: bool) -> DayStatus:
+    """A check-in always counts; otherwise excuse, day off and enrolment decide."""
+    if reported:
+        return DayStatus.REPORTED
+    if not enrolled:
+        return DayStatus.NOT_ENROLLED
+    if excused:
+        return DayStatus.EXCUSED
+    if not counted:
+        return DayStatus.OFF
+    return DayStatus.MISSING
+
+
+@dataclass(frozen=True)
+class Figures:
+    """One unit's day, its subtree included."""
+
+    unit_id: int | None
+    name: str
+    roster: int = 0
+    not_enrolled: int = 0
+    excused: int = 0
+    off: int = 0
+    reported: int = 0
+    missing: int = 0
+    unreachable: int = 0
+    abnormal: int = 0
+
+    @property
+    def expected(self) -> int:
+        """Who should report: enrolled, not excused, on a counted day (or who reported anyway)."""
+        return self.reported + self.missing
+
+    @property
+    def rate(self) -> float | None:
+        """Share of the expected who reported; None when nobody was expected."""
+        return self.reported / self.expected if self.expected else None
+
+    @property
+    def all_zero(self) -> bool:
+        return self.expected == 0 and self.abnormal == 0 and self.excused == 0

@@ -1,0 +1,155 @@
+"""Day figures and member lists over the unit tree, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from domain.clock import FixedClock
+from domain.status import DayStatus
+from storage.aggregates import member_days, total, unit_figures
+from storage.db import SessionFactory
+from storage.models import Excuse
+from storage.repo import Repo, RosterRow, Submission
+
+DAY = date(2026, 11, 28)
+
+
+async def seed(sessions: SessionFactory, clock: FixedClock) -> int:
+    """工程学院/一班: reported, reported abnormal, excused; 工程学院/二班: missing (unreachable),
+    not enrolled; 文学院/甲班: missing."""
+    async with sessions() as session:
+        repo = Repo(session)
+        org = await repo.orgs.create(
+            slug="s",
+            name="S",
+            timezone="Asia/Shanghai",
+            language="zh",
+            form="health",
+            now=clock.now(),
+        )
+        assert org.id is not None
+        rows = [
+            ("工程学院/一班", "1", "甲"),
+            ("工程学院/一班", "2", "乙"),
+            ("工程学院/一班", "3", "丙"),
+            ("工程学院/二班", "4", "丁"),
+            ("工程学院/二班", "5", "戊"),
+            ("文学院/甲班", "6", "己"),
+        ]
+        await repo.members.import_roster(
+            org_id=org.id,
+            rows=[
+                RosterRow(line=i, unit=u, member_id=m, name=n) for i, (u, m, n) in enumerate(rows)
+            ],
+        )
+        members = {
+            m: await repo.members.by_external(org_id=org.id, external_id=m)
+            for *_, m, _ in [(None, r[1], None) for r in rows]
+        }
+        for external_id, member in members.items():
+            assert member is not None
+            if external_id != "5":
+                await repo.members.bind(
+                    member=member, telegram_id=100 + int(external_id), now=clock.now()
+                )
+        for external_id, abnormal in (("1", False), ("2", True)):
+            member = members[external_id]
+            assert member is not None
+            await repo.checkins.submit(
+                member=member,
+                local_day=DAY,
+                form="health",
+                form_version=1,
+                submission=Submission(
+                    answers={}, abnormal=abnormal, reasons=["temperature"] if abnormal else []
+                ),
+                update_id=None,
+                now=clock.now(),
+            )
+        excused, unreachable = members["3"], members["4"]
+        assert excused is not None and excused.id is not None and unreachable is not None
+        session.add(
+            Excuse(
+                org_id=org.id,
+                member_id=excused.id,
+                first_day=DAY - timedelta(days=1),
+                last_day=DAY,
+                reason="病假",
+                created_by="cli",
+                created_at=clock.now(),
+            )
+        )
+        unreachable.unreachable_since = clock.now()
+        await session.commit()
+        return org.id
+
+
+async def test_figures_roll_up_the_tree(sessions: SessionFactory, clock: FixedClock) -> None:
+    org_id = await seed(sessions, clock)
+    async with sessions() as session:
+        repo = Repo(session)
+        roots = await repo.units.roots(org_id=org_id)
+        engineering = await repo.units.require(org_id=org_id, name_path="工程学院")
+        classes = await repo.units.children(unit_id=engineering.id or 0)
+        colleges = await unit_figures(session, units=roots, day=DAY)
+        per_class = await unit_figures(session, units=classes, day=DAY)
+        next_day = await unit_figures(session, units=roots, day=DAY + timedelta(days=2))
+    by_name = {f.name: f for f in colleges}
+    eng = by_name["工程学院"]
+    assert (eng.roster, eng.reported, eng.abnormal, eng.excused, eng.not_enrolled) == (
+        5,
+        2,
+        1,
+        1,
+        1,
+    )
+    assert (eng.missing, eng.unreachable, eng.expected) == (1, 1, 3)
+    assert eng.rate == 2 / 3
+    arts = by_name["文学院"]
+    assert (arts.roster, arts.missing, arts.reported, arts.rate) == (1, 1, 0, 0.0)
+    assert [(f.name, f.reported, f.missing) for f in per_class] == [("一班", 2, 0), ("二班", 0, 1)]
+    whole = total("S", colleges)
+    assert (whole.roster, whole.reported, whole.missing, whole.not_enrolled) == (6, 2, 2, 1)
+    assert sum(f.missing for f in next_day) == 5  # nobody reported, nobody excused any more
+
+
+async def test_off_units_are_neither_expected_nor_missing(
+    sessions: SessionFactory, clock: FixedClock
+) -> None:
+    org_id = await seed(sessions, clock)
+    async with sessions() as session:
+        repo = Repo(session)
+        arts_class = await repo.units.require(org_id=org_id, name_path="文学院/甲班")
+        roots = await repo.units.roots(org_id=org_id)
+        figures = await unit_figures(session, units=roots, day=DAY, off_units={arts_class.id or 0})
+    arts = next(f for f in figures if f.name == "文学院")
+    assert (arts.off, arts.missing, arts.expected, arts.rate) == (1, 0, 0, None)
+
+
+async def test_member_lists_filter_by_status_scope_and_reachability(
+    sessions: SessionFactory, clock: FixedClock
+) -> None:
+    org_id = await seed(sessions, clock)
+    async with sessions() as session:
+        repo = Repo(session)
+        engineering = await repo.units.require(org_id=org_id, name_path="工程学院")
+        missing = await member_days(session, org_id=org_id, day=DAY, statuses={DayStatus.MISSING})
+        eng_all = await member_days(session, org_id=org_id, day=DAY, under=[engineering.id or 0])
+        reachable_missing = await member_days(
+            session, org_id=org_id, day=DAY, statuses={DayStatus.MISSING}, reachable_only=True
+        )
+        abnormal = await member_days(session, org_id=org_id, day=DAY, abnormal_only=True)
+    assert [(m.external_id, m.unreachable) for m in missing] == [("6", False), ("4", True)] or [
+        (m.external_id, m.unreachable) for m in missing
+    ] == [("4", True), ("6", False)]
+    assert [m.unit_path for m in missing] == sorted(m.unit_path for m in missing)
+    assert [(m.external_id, m.status) for m in eng_all] == [
+        ("1", DayStatus.REPORTED),
+        ("2", DayStatus.REPORTED),
+        ("3", DayStatus.EXCUSED),
+        ("4", DayStatus.MISSING),
+        ("5", DayStatus.NOT_ENROLLED),
+    ]
+    assert [m.external_id for m in reachable_missing] == ["6"]
+    assert [(m.external_id, m.reasons) for m in abnormal] == [("2", ["temperature"])]
+    assert abnormal[0].submitted_at == clock.now()
