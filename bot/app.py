@@ -242,16 +242,44 @@ async def run_polling(settings: Settings, *, clock: Clock | None = None) -> None
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, poller.stop)
-    from scheduler.jobs import create_scheduler
+    from scheduler.jobs import SchedulerService
 
-    scheduler = create_scheduler(sessions, clock)
+    service = SchedulerService(bot, sessions, clock, dp["i18n"], settings.send_rate)
+    dp["outbox_wake"] = service.sender.wake
     try:
         await dp.emit_startup(bot=bot)
-        scheduler.start()
-        await poller.run()
+        scheduler, sending = service.start()
+        try:
+            await poller.run()
+        finally:
+            await service.stop(scheduler, sending)
     finally:
-        scheduler.shutdown(wait=False)
         await dp.emit_shutdown(bot=bot)
         await dp.storage.close()
+        await bot.session.close()
+        await engine.dispose()
+
+
+async def run_scheduler(settings: Settings, *, clock: Clock | None = None) -> None:
+    """`daka scheduler`: rounds and the sender without polling, for split deployments."""
+    import signal
+
+    clock = clock or SystemClock()
+    engine = create_engine(settings.database_url)
+    await prepare_database(engine)
+    sessions = create_session_factory(engine)
+    bot = create_bot(settings)
+    from scheduler.jobs import SchedulerService
+
+    service = SchedulerService(bot, sessions, clock, create_i18n(), settings.send_rate)
+    stopped = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopped.set)
+    scheduler, sending = service.start()
+    try:
+        await stopped.wait()
+    finally:
+        await service.stop(scheduler, sending)
         await bot.session.close()
         await engine.dispose()

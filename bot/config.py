@@ -20,6 +20,7 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     admin_ids: Annotated[frozenset[int], NoDecode] = frozenset()
     log_level: str = "INFO"
+    send_rate: float = Field(default=25.0, gt=0, le=10_000)
     bot_username: str | None = Field(
         default=None, description="used for invite links when the bot cannot be asked (offline)"
     )

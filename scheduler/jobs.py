@@ -1,19 +1,27 @@
-"""Housekeeping jobs; reminders and reports join them as the scheduler grows."""
+"""The scheduler service: APScheduler runs the tick (due rounds) and housekeeping; the sender
+drains the outbox. `daka run` starts it beside polling, `daka scheduler` on its own."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from dataclasses import dataclass
 from datetime import timedelta
 
+from aiogram import Bot
+from aiogram.utils.i18n import I18n
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from domain.clock import Clock
+from scheduler.rounds import Rounds
+from scheduler.sender import Sender
 from storage.db import SessionFactory
 from storage.repo import Repo
 
 log = logging.getLogger(__name__)
 
 JOURNAL_KEEP = timedelta(days=2)
+TICK_SECONDS = 15
 
 
 async def prune_journal(sessions: SessionFactory, clock: Clock) -> int:
@@ -25,16 +33,51 @@ async def prune_journal(sessions: SessionFactory, clock: Clock) -> int:
     return removed
 
 
-def create_scheduler(sessions: SessionFactory, clock: Clock) -> AsyncIOScheduler:
-    """The in-process scheduler `daka run` starts beside polling."""
-    scheduler = AsyncIOScheduler(timezone="UTC")
-    scheduler.add_job(
-        prune_journal,
-        "interval",
-        hours=1,
-        args=[sessions, clock],
-        id="prune-journal",
-        max_instances=1,
-        coalesce=True,
-    )
-    return scheduler
+@dataclass
+class SchedulerService:
+    """Due rounds every few seconds (missed slots within the grace period run late, once)."""
+
+    bot: Bot
+    sessions: SessionFactory
+    clock: Clock
+    i18n: I18n
+    send_rate: float
+
+    def __post_init__(self) -> None:
+        self.rounds = Rounds(self.sessions, self.clock, self.i18n)
+        self.sender = Sender(self.bot, self.sessions, self.clock, rate=self.send_rate)
+        self.stop_event = asyncio.Event()
+
+    async def tick(self) -> None:
+        results = await self.rounds.tick()
+        if results:
+            self.sender.wake()
+
+    def start(self) -> tuple[AsyncIOScheduler, asyncio.Task[None]]:
+        scheduler = AsyncIOScheduler(timezone="UTC")
+        scheduler.add_job(
+            self.tick,
+            "interval",
+            seconds=TICK_SECONDS,
+            id="tick",
+            max_instances=1,
+            coalesce=True,
+            next_run_time=self.clock.now(),
+        )
+        scheduler.add_job(
+            prune_journal,
+            "interval",
+            hours=1,
+            args=[self.sessions, self.clock],
+            id="prune-journal",
+            max_instances=1,
+            coalesce=True,
+        )
+        scheduler.start()
+        return scheduler, asyncio.create_task(self.sender.run(self.stop_event))
+
+    async def stop(self, scheduler: AsyncIOScheduler, sending: asyncio.Task[None]) -> None:
+        scheduler.shutdown(wait=False)
+        self.stop_event.set()
+        self.sender.wake()
+        await sending

@@ -309,6 +309,7 @@ class Outbox(SQLModel, table=True):
     attempts: int = 0
     not_before: datetime = Field(sa_column=_utc())
     claimed_at: datetime | None = Field(default=None, sa_column=_utc_opt())
+    claimed_by: str | None = Field(default=None, max_length=32)
     sent_at: datetime | None = Field(default=None, sa_column=_utc_opt())
     error: str | None = Field(default=None, max_length=300)
     created_at: datetime = Field(sa_column=_utc())

@@ -48,7 +48,7 @@ def split_unit_path(path: str) -> list[str]:
     return parts
 
 
-def _insert(session: AsyncSession) -> Any:
+def dialect_insert(session: AsyncSession) -> Any:
     name = session.get_bind().dialect.name
     return pg_insert if name == "postgresql" else sqlite_insert
 
@@ -510,7 +510,7 @@ class JournalRepo:
     async def record(self, *, updates: Sequence[tuple[int, str]], now: datetime) -> None:
         if not updates:
             return
-        insert = _insert(self.session)
+        insert = dialect_insert(self.session)
         stmt = insert(InboundUpdate).values(
             [
                 {"update_id": uid, "payload": payload, "received_at": now, "attempts": 0}

@@ -126,6 +126,7 @@ def upgrade() -> None:
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("not_before", UTCDateTime(), nullable=False),
         sa.Column("claimed_at", UTCDateTime(), nullable=True),
+        sa.Column("claimed_by", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
         sa.Column("sent_at", UTCDateTime(), nullable=True),
         sa.Column("error", sqlmodel.sql.sqltypes.AutoString(length=300), nullable=True),
         sa.Column("created_at", UTCDateTime(), nullable=False),

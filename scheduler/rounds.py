@@ -1,0 +1,352 @@
+"""Rounds: at each due slot, decide who gets what and put it in the outbox (the sender sends).
+
+A round claims its slot and enqueues its letters in one transaction, so a crash before the
+commit leaves the slot unclaimed (it runs after the restart) and a crash after it leaves the
+letters in the outbox (the sender resumes). Two processes cannot both claim a slot."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+
+from aiogram.utils.i18n import I18n
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.i18n import LOCALE_OF
+from domain.clock import Clock
+from domain.schedule import ScheduleSpec, due_slots, effective_schedules
+from domain.status import DayStatus
+from handlers.keyboards import StartCheckInCb
+from scheduler import texts
+from storage.aggregates import member_days, total, unit_figures
+from storage.db import SessionFactory
+from storage.models import Account, Organisation, RoleGrant, Unit
+from storage.repo import Repo
+from storage.schedules import ORG_SCOPE, Letter, OutboxRepo, ScheduleRepo, unit_scope
+
+log = logging.getLogger(__name__)
+
+CHECKIN_DATA = StartCheckInCb().pack()
+
+
+@dataclass(frozen=True)
+class RoundResult:
+    org: str
+    scope: str
+    day: date
+    slot: str
+    enqueued: int
+
+
+@dataclass
+class OrgPlan:
+    """An organisation's schedules resolved onto its units for one tick."""
+
+    org: Organisation
+    units: Sequence[Unit]
+    scope_of_unit: dict[int, str]
+    specs: dict[str, ScheduleSpec]
+    holidays: frozenset[date]
+
+    def units_of(self, scope: str) -> list[int]:
+        return [uid for uid, key in self.scope_of_unit.items() if key == scope]
+
+    def off_units(self, day: date) -> set[int]:
+        """Units whose members are not expected on `day` (weekday off, or a holiday)."""
+        return {
+            uid
+            for uid, key in self.scope_of_unit.items()
+            if not self.specs[key].counts(day, self.holidays)
+        }
+
+    def scope_of_grant(self, grant: RoleGrant) -> str:
+        return ORG_SCOPE if grant.unit_id is None else self.scope_of_unit[grant.unit_id]
+
+
+async def plan(session: AsyncSession, org: Organisation) -> OrgPlan:
+    assert org.id is not None
+    repo = Repo(session)
+    units = await repo.units.all(org_id=org.id)
+    org_spec, overrides = await ScheduleRepo(session).specs(org_id=org.id)
+    scope_of_unit = effective_schedules(
+        [(u.id or 0, u.parent_id) for u in units],
+        ORG_SCOPE,
+        {uid: unit_scope(uid) for uid in overrides},
+    )
+    specs = {ORG_SCOPE: org_spec, **{unit_scope(uid): s for uid, s in overrides.items()}}
+    holidays = await ScheduleRepo(session).holidays(org_id=org.id)
+    return OrgPlan(org, units, scope_of_unit, specs, holidays)
+
+
+@dataclass
+class Rounds:
+    sessions: SessionFactory
+    clock: Clock
+    i18n: I18n
+
+    async def tick(self) -> list[RoundResult]:
+        """Run every slot that is due and not yet claimed, for every organisation."""
+        now = self.clock.now()
+        async with self.sessions() as session:
+            orgs = (await session.exec(select(Organisation))).all()
+        results = []
+        for org in orgs:
+            async with self.sessions() as session:
+                org_plan = await plan(session, org)
+            for scope, spec in org_plan.specs.items():
+                for slot in due_slots(spec, org.timezone, now):
+                    result = await self.run_slot(org, scope, slot.day, slot.name, late=slot.late)
+                    if result is not None:
+                        results.append(result)
+        return results
+
+    async def run_slot(
+        self, org: Organisation, scope: str, day: date, slot: str, *, late: bool = False
+    ) -> RoundResult | None:
+        """Claim and run one slot; None when it had already been run."""
+        assert org.id is not None
+        now = self.clock.now()
+        async with self.sessions() as session:
+            schedules = ScheduleRepo(session)
+            if not await schedules.claim_slot(
+                org_id=org.id, scope=scope, day=day, slot=slot, now=now
+            ):
+                return None
+            org_plan = await plan(session, org)
+            letters = await self.letters(session, org_plan, scope, day, slot)
+            enqueued = await OutboxRepo(session).enqueue(letters, now=now)
+            await session.commit()
+        log.info(
+            "%s %s %s %s: %d letters%s",
+            org.slug,
+            scope,
+            day,
+            slot,
+            enqueued,
+            " (late: the process was down at the slot time)" if late else "",
+        )
+        return RoundResult(org=org.slug, scope=scope, day=day, slot=slot, enqueued=enqueued)
+
+    async def letters(
+        self, session: AsyncSession, org_plan: OrgPlan, scope: str, day: date, slot: str
+    ) -> list[Letter]:
+        if slot == "cutoff":
+            return await self.missing_lists(session, org_plan, scope, day)
+        if slot == "report":
+            return await self.reports(session, org_plan, scope, day)
+        return await self.reminders(session, org_plan, org_plan.units_of(scope), day, slot)
+
+    async def reminders(
+        self,
+        session: AsyncSession,
+        org_plan: OrgPlan,
+        unit_ids: Sequence[int],
+        day: date,
+        slot: str,
+    ) -> list[Letter]:
+        """One reminder for every enrolled, reachable, non-excused member still missing."""
+        org = org_plan.org
+        assert org.id is not None
+        if not unit_ids:
+            return []
+        off = org_plan.off_units(day)
+        due = await member_days(
+            session,
+            org_id=org.id,
+            day=day,
+            unit_ids=[u for u in unit_ids if u not in off],
+            statuses={DayStatus.MISSING},
+            reachable_only=True,
+        )
+        letters = []
+        with self.i18n.context():
+            for member in due:
+                assert member.telegram_id is not None
+                with self.i18n.use_locale(LOCALE_OF[member.language or org.language]):
+                    button = {"text": texts.checkin_button(), "callback_data": CHECKIN_DATA}
+                    letters.append(
+                        Letter(
+                            org_id=org.id,
+                            chat_id=member.telegram_id,
+                            member_id=member.member_id,
+                            kind="remind",
+                            day=day,
+                            slot=slot,
+                            text=texts.reminder_text(member.name, day),
+                            markup={"inline_keyboard": [[button]]},
+                        )
+                    )
+        return letters
+
+    async def grants_for(
+        self, session: AsyncSession, org_plan: OrgPlan, scope: str
+    ) -> list[tuple[RoleGrant, str]]:
+        """Managers whose report comes with this schedule, and their language."""
+        org = org_plan.org
+        assert org.id is not None
+        grants = [
+            g
+            for g in await ScheduleRepo(session).managers(org_id=org.id)
+            if org_plan.scope_of_grant(g) == scope
+        ]
+        result = []
+        for grant in grants:
+            account = await session.get(Account, grant.telegram_id)
+            result.append((grant, (account.language if account else None) or org.language))
+        return result
+
+    async def missing_lists(
+        self, session: AsyncSession, org_plan: OrgPlan, scope: str, day: date
+    ) -> list[Letter]:
+        org = org_plan.org
+        assert org.id is not None
+        off = org_plan.off_units(day)
+        letters = []
+        with self.i18n.context():
+            for grant, language in await self.grants_for(session, org_plan, scope):
+                scope_units = await self.scope_units(session, org_plan, grant)
+                missing = await member_days(
+                    session,
+                    org_id=org.id,
+                    day=day,
+                    under=[u.id or 0 for u in scope_units],
+                    statuses={DayStatus.MISSING},
+                    off_units=off,
+                )
+                with self.i18n.use_locale(LOCALE_OF[language]):
+                    parts = texts.missing_text(
+                        scope_name=self.scope_name(org, grant, scope_units),
+                        day=day,
+                        missing=missing,
+                    )
+                letters += self.parts_to(org.id, grant, "missing", day, parts)
+        return letters
+
+    async def reports(
+        self, session: AsyncSession, org_plan: OrgPlan, scope: str, day: date
+    ) -> list[Letter]:
+        org = org_plan.org
+        assert org.id is not None
+        letters = []
+        with self.i18n.context():
+            for grant, language in await self.grants_for(session, org_plan, scope):
+                with self.i18n.use_locale(LOCALE_OF[language]):
+                    parts = await self.report(session, org_plan, grant.unit_id, day, language)
+                letters += self.parts_to(org.id, grant, "report", day, parts)
+        return letters
+
+    async def report(
+        self,
+        session: AsyncSession,
+        org_plan: OrgPlan,
+        unit_id: int | None,
+        day: date,
+        language: str,
+    ) -> list[str]:
+        """The daily report of a unit's subtree (the whole organisation for None)."""
+        org = org_plan.org
+        assert org.id is not None
+        repo = Repo(session)
+        off = org_plan.off_units(day)
+        if unit_id is None:
+            children = list(await repo.units.roots(org_id=org.id))
+            figures = await unit_figures(session, units=children, day=day, off_units=off)
+            whole = total(org.name, figures)
+            scope_name = texts.whole_organisation()
+            under = [u.id or 0 for u in children]
+            counted = any(spec.counts(day, org_plan.holidays) for spec in org_plan.specs.values())
+        else:
+            unit = await repo.units.get(unit_id=unit_id)
+            children = list(await repo.units.children(unit_id=unit_id))
+            [whole] = await unit_figures(session, units=[unit], day=day, off_units=off)
+            figures = await unit_figures(session, units=children, day=day, off_units=off)
+            scope_name = unit.name_path
+            under = [unit_id]
+            counted = unit_id not in off
+        abnormal = await member_days(
+            session, org_id=org.id, day=day, under=under, abnormal_only=True
+        )
+        return texts.report_text(
+            org_name=org.name,
+            scope_name=scope_name,
+            day=day,
+            counted=counted,
+            whole=whole,
+            children=figures,
+            abnormal=abnormal,
+            form_name=org.form,
+            lang=language,
+        )
+
+    async def scope_units(
+        self, session: AsyncSession, org_plan: OrgPlan, grant: RoleGrant
+    ) -> Sequence[Unit]:
+        repo = Repo(session)
+        if grant.unit_id is None:
+            return await repo.units.roots(org_id=org_plan.org.id or 0)
+        return [await repo.units.get(unit_id=grant.unit_id)]
+
+    def scope_name(self, org: Organisation, grant: RoleGrant, units: Sequence[Unit]) -> str:
+        if grant.unit_id is None:
+            return org.name
+        return units[0].name_path
+
+    def parts_to(
+        self, org_id: int, grant: RoleGrant, kind: str, day: date, parts: Sequence[str]
+    ) -> list[Letter]:
+        scope = "org" if grant.unit_id is None else f"u{grant.unit_id}"
+        return [
+            Letter(
+                org_id=org_id,
+                chat_id=grant.telegram_id,
+                kind=kind,
+                day=day,
+                slot=f"{scope}#{i}",
+                text=part,
+            )
+            for i, part in enumerate(parts, start=1)
+        ]
+
+
+async def alert_letters(
+    session: AsyncSession,
+    i18n: I18n,
+    *,
+    org: Organisation,
+    member_id: int,
+    external_id: str,
+    name: str,
+    unit_id: int,
+    day: date,
+    version: int,
+    details_for: dict[str, list[str]],
+) -> list[Letter]:
+    """An abnormal check-in, for every manager whose scope holds the member."""
+    assert org.id is not None
+    unit = await Repo(session).units.get(unit_id=unit_id)
+    letters = []
+    for grant in await ScheduleRepo(session).managers_of_unit(org_id=org.id, unit_id=unit_id):
+        account = await session.get(Account, grant.telegram_id)
+        language = (account.language if account else None) or org.language
+        with i18n.context(), i18n.use_locale(LOCALE_OF[language]):
+            text = texts.alert_text(
+                name=name,
+                external_id=external_id,
+                unit_path=unit.name_path,
+                day=day,
+                details=details_for.get(language, details_for.get("zh", [])),
+            )
+        letters.append(
+            Letter(
+                org_id=org.id,
+                chat_id=grant.telegram_id,
+                kind="alert",
+                day=day,
+                slot=f"m{member_id}v{version}",
+                text=text,
+            )
+        )
+    return letters

@@ -1,0 +1,244 @@
+"""The one way scheduled messages leave: drain the outbox at Telegram's speed limits.
+
+At most `SEND_RATE` messages a second overall (aiolimiter's leaky bucket) and one a second per
+chat. A 429 pauses every send for its `retry_after`, then the same message goes again; a 403
+marks the member unreachable; 5xx and network errors are retried with capped backoff, then the
+letter is marked failed. Letters are claimed in batches and their outcome written per batch, so
+a killed sender repeats at most the batch it had in flight (another sender takes it over once
+its lease runs out)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+from aiogram import Bot
+from aiogram.exceptions import (
+    TelegramBadRequest,
+    TelegramForbiddenError,
+    TelegramNetworkError,
+    TelegramRetryAfter,
+    TelegramServerError,
+)
+from aiogram.types import InlineKeyboardMarkup
+from aiolimiter import AsyncLimiter
+from sqlalchemy import update
+from sqlmodel import col, select
+
+from domain.clock import Clock
+from storage.db import SessionFactory
+from storage.models import CheckIn, Member, Outbox
+from storage.schedules import OutboxRepo
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SendStats:
+    sent: int = 0
+    skipped: int = 0
+    blocked: int = 0
+    failed: int = 0
+    retried: int = 0
+    rate_limited: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def handled(self) -> int:
+        return self.sent + self.skipped + self.blocked + self.failed
+
+    def rate(self) -> float:
+        elapsed = time.monotonic() - self.started
+        return self.sent / elapsed if elapsed > 0 else 0.0
+
+
+@dataclass
+class Sender:
+    bot: Bot
+    sessions: SessionFactory
+    clock: Clock
+    rate: float = 25.0
+    per_chat_interval: float = 1.0
+    batch: int = 100
+    lease: timedelta = timedelta(minutes=2)
+    max_attempts: int = 4
+    backoff_cap: float = 30.0
+    stats: SendStats = field(default_factory=SendStats)
+    _limiter: AsyncLimiter | None = None
+    _resume_at: float = 0.0
+    _chat_free_at: dict[int, float] = field(default_factory=dict)
+    _wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self._limiter = AsyncLimiter(self.rate, 1)
+        self.batch = max(self.batch, int(self.rate))
+
+    def wake(self) -> None:
+        """New letters are waiting (a round ran, an alert was written)."""
+        self._wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Drain whenever woken, and at least every second, until `stop` is set."""
+        while not stop.is_set():
+            try:
+                await self.drain()
+            except Exception:
+                log.exception("sender: draining the outbox failed; retrying")
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=1.0)
+
+    async def drain(self, *, progress_every: float = 10.0) -> SendStats:
+        """Send every letter that is due now; returns the running totals."""
+        last_log = time.monotonic()
+        while True:
+            async with self.sessions() as session:
+                letters = await OutboxRepo(session).claim(
+                    now=self.clock.now(), limit=self.batch, lease=self.lease
+                )
+                await session.commit()
+            if not letters:
+                return self.stats
+            await self._send_batch(letters)
+            if time.monotonic() - last_log >= progress_every:
+                last_log = time.monotonic()
+                await self._log_progress()
+
+    async def _log_progress(self) -> None:
+        async with self.sessions() as session:
+            left = await OutboxRepo(session).pending_count()
+        rate = self.stats.rate()
+        eta = left / rate if rate else float("inf")
+        log.info(
+            "sender: %d sent, %d left, %.1f/s, ETA %.0f s (%d skipped, %d blocked, %d failed)",
+            self.stats.sent,
+            left,
+            rate,
+            eta,
+            self.stats.skipped,
+            self.stats.blocked,
+            self.stats.failed,
+        )
+
+    async def _send_batch(self, letters: Sequence[Outbox]) -> None:
+        checked_in, unreachable = await self._recheck(letters)
+        outcomes: list[tuple[int, dict[str, Any]]] = []
+        to_send = []
+        for letter in letters:
+            assert letter.id is not None
+            if letter.kind == "remind" and (letter.member_id, letter.day) in checked_in:
+                outcomes.append((letter.id, {"status": "skipped", "error": "checked in"}))
+            elif letter.member_id is not None and letter.member_id in unreachable:
+                outcomes.append((letter.id, {"status": "skipped", "error": "unreachable"}))
+            else:
+                to_send.append(letter)
+        self.stats.skipped += len(outcomes)
+        results = await asyncio.gather(*(self._deliver(letter) for letter in to_send))
+        outcomes += results
+        blocked = [
+            letter.member_id
+            for letter, (_, values) in zip(to_send, results, strict=True)
+            if values["status"] == "blocked" and letter.member_id is not None
+        ]
+        async with self.sessions() as session:
+            await OutboxRepo(session).settle(outcomes)
+            if blocked:
+                await session.exec(
+                    update(Member)
+                    .where(col(Member.id).in_(blocked), col(Member.unreachable_since).is_(None))
+                    .values(unreachable_since=self.clock.now())
+                )
+            await session.commit()
+
+    async def _recheck(self, letters: Sequence[Outbox]) -> tuple[set[tuple[int, date]], set[int]]:
+        """At send time: who has checked in since the round, and who cannot be reached."""
+        members = {x.member_id for x in letters if x.member_id is not None}
+        if not members:
+            return set(), set()
+        days = {x.day for x in letters}
+        async with self.sessions() as session:
+            checkins = (
+                await session.exec(
+                    select(col(CheckIn.member_id), col(CheckIn.local_day)).where(
+                        col(CheckIn.member_id).in_(members), col(CheckIn.local_day).in_(days)
+                    )
+                )
+            ).all()
+            unreachable = (
+                await session.exec(
+                    select(col(Member.id)).where(
+                        col(Member.id).in_(members), col(Member.unreachable_since).is_not(None)
+                    )
+                )
+            ).all()
+        return {(m, d) for m, d in checkins}, {m for m in unreachable if m is not None}
+
+    async def _deliver(self, letter: Outbox) -> tuple[int, dict[str, Any]]:
+        assert letter.id is not None and self._limiter is not None
+        attempts = letter.attempts
+        markup = (
+            InlineKeyboardMarkup.model_validate(letter.markup)
+            if letter.markup is not None
+            else None
+        )
+        while True:
+            await self._wait_turn(letter.chat_id)
+            try:
+                async with self._limiter:
+                    await self._wait_pause()
+                    await self.bot.send_message(letter.chat_id, letter.text, reply_markup=markup)
+            except TelegramRetryAfter as exc:
+                self.stats.rate_limited += 1
+                self._pause(exc.retry_after)
+                continue
+            except TelegramForbiddenError as exc:
+                self.stats.blocked += 1
+                return letter.id, {"status": "blocked", "error": exc.message[:300]}
+            except (TelegramServerError, TelegramNetworkError) as exc:
+                attempts += 1
+                if attempts >= self.max_attempts:
+                    self.stats.failed += 1
+                    log.warning("letter %s failed after %d attempts: %s", letter.id, attempts, exc)
+                    return letter.id, {
+                        "status": "failed",
+                        "attempts": attempts,
+                        "error": str(exc)[:300],
+                    }
+                self.stats.retried += 1
+                await asyncio.sleep(min(self.backoff_cap, 0.5 * 2 ** (attempts - 1)))
+                continue
+            except TelegramBadRequest as exc:
+                self.stats.failed += 1
+                return letter.id, {"status": "failed", "error": exc.message[:300]}
+            self.stats.sent += 1
+            return letter.id, {
+                "status": "sent",
+                "attempts": attempts + 1,
+                "sent_at": self.clock.now(),
+                "error": None,
+            }
+
+    def _pause(self, seconds: float) -> None:
+        """Telegram said 429: nobody sends until `retry_after` has passed."""
+        self._resume_at = max(self._resume_at, time.monotonic() + seconds)
+
+    async def _wait_pause(self) -> None:
+        # A loop, not an Event: another 429 may push the resume time further while we sleep.
+        while (delay := self._resume_at - time.monotonic()) > 0:  # noqa: ASYNC110
+            await asyncio.sleep(delay)
+
+    async def _wait_turn(self, chat_id: int) -> None:
+        """At most one message a second to the same chat."""
+        now = time.monotonic()
+        free_at = self._chat_free_at.get(chat_id, 0.0)
+        self._chat_free_at[chat_id] = max(now, free_at) + self.per_chat_interval
+        if free_at > now:
+            await asyncio.sleep(free_at - now)
+        if len(self._chat_free_at) > 100_000:
+            self._chat_free_at = {c: t for c, t in self._chat_free_at.items() if t > now}

@@ -1,0 +1,246 @@
+"""Schedules, holidays, excuses, slot claims and the outbox: what the scheduler reads, writes."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, or_, update
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from domain.schedule import DEFAULT, ScheduleSpec, format_days, format_times
+from storage.models import Excuse, Holiday, Outbox, RoleGrant, Schedule, SlotRun, UnitLink
+from storage.repo import dialect_insert
+
+ORG_SCOPE = "org"
+
+
+def unit_scope(unit_id: int) -> str:
+    return f"unit:{unit_id}"
+
+
+def spec_of(row: Schedule) -> ScheduleSpec:
+    return ScheduleSpec.parse(
+        remind=row.remind, cutoff=row.cutoff, report=row.report, days=row.days
+    )
+
+
+class ScheduleRepo:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def all(self, *, org_id: int) -> Sequence[Schedule]:
+        stmt = select(Schedule).where(Schedule.org_id == org_id).order_by(col(Schedule.id))
+        return (await self.session.exec(stmt)).all()
+
+    async def specs(self, *, org_id: int) -> tuple[ScheduleSpec, dict[int, ScheduleSpec]]:
+        """The organisation's schedule (the default when none is set) and unit overrides."""
+        org_spec, overrides = DEFAULT, {}
+        for row in await self.all(org_id=org_id):
+            if row.unit_id is None:
+                org_spec = spec_of(row)
+            else:
+                overrides[row.unit_id] = spec_of(row)
+        return org_spec, overrides
+
+    async def put(self, *, org_id: int, unit_id: int | None, spec: ScheduleSpec) -> Schedule:
+        scope = ORG_SCOPE if unit_id is None else unit_scope(unit_id)
+        stmt = select(Schedule).where(Schedule.org_id == org_id, Schedule.scope == scope)
+        row = (await self.session.exec(stmt)).first()
+        if row is None:
+            row = Schedule(org_id=org_id, scope=scope, unit_id=unit_id)
+            self.session.add(row)
+        row.remind = format_times(spec.remind)
+        row.cutoff = f"{spec.cutoff:%H:%M}"
+        row.report = f"{spec.report:%H:%M}"
+        row.days = format_days(spec.days)
+        await self.session.flush()
+        return row
+
+    async def holidays(self, *, org_id: int) -> frozenset[date]:
+        stmt = select(Holiday).where(Holiday.org_id == org_id)
+        return frozenset(h.day for h in (await self.session.exec(stmt)).all())
+
+    async def add_holidays(self, *, org_id: int, days: Sequence[date]) -> int:
+        if not days:
+            return 0
+        insert = dialect_insert(self.session)
+        stmt = insert(Holiday).values([{"org_id": org_id, "day": d} for d in days])
+        result = await self.session.exec(stmt.on_conflict_do_nothing())
+        return int(result.rowcount or 0)
+
+    async def excuse(
+        self,
+        *,
+        org_id: int,
+        member_id: int,
+        first_day: date,
+        last_day: date,
+        reason: str,
+        by: str,
+        now: datetime,
+    ) -> Excuse:
+        excuse = Excuse(
+            org_id=org_id,
+            member_id=member_id,
+            first_day=first_day,
+            last_day=last_day,
+            reason=reason,
+            created_by=by,
+            created_at=now,
+        )
+        self.session.add(excuse)
+        await self.session.flush()
+        return excuse
+
+    async def claim_slot(
+        self, *, org_id: int, scope: str, day: date, slot: str, now: datetime
+    ) -> bool:
+        """Claim a round; False when another run (or another process) already has it."""
+        insert = dialect_insert(self.session)
+        stmt = insert(SlotRun).values(
+            org_id=org_id, scope=scope, day=day, slot=slot, started_at=now, due=0
+        )
+        result = await self.session.exec(stmt.on_conflict_do_nothing())
+        return bool(result.rowcount)
+
+    async def managers(self, *, org_id: int) -> Sequence[RoleGrant]:
+        stmt = (
+            select(RoleGrant)
+            .where(RoleGrant.org_id == org_id, col(RoleGrant.revoked_at).is_(None))
+            .order_by(col(RoleGrant.id))
+        )
+        return (await self.session.exec(stmt)).all()
+
+    async def managers_of_unit(self, *, org_id: int, unit_id: int) -> Sequence[RoleGrant]:
+        """Grants whose scope contains `unit_id`: an ancestor unit, or the whole organisation."""
+        ancestors = select(UnitLink.ancestor_id).where(UnitLink.descendant_id == unit_id)
+        stmt = (
+            select(RoleGrant)
+            .where(RoleGrant.org_id == org_id, col(RoleGrant.revoked_at).is_(None))
+            .where(or_(col(RoleGrant.unit_id).is_(None), col(RoleGrant.unit_id).in_(ancestors)))
+            .order_by(col(RoleGrant.id))
+        )
+        return (await self.session.exec(stmt)).all()
+
+
+@dataclass(frozen=True)
+class Letter:
+    """A message to enqueue."""
+
+    org_id: int
+    chat_id: int
+    kind: str
+    day: date
+    slot: str
+    text: str
+    member_id: int | None = None
+    markup: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class RoundStats:
+    due: int
+    sent: int
+    skipped: int
+    failed: int
+    blocked: int
+    pending: int
+
+
+class OutboxRepo:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def enqueue(self, letters: Sequence[Letter], *, now: datetime) -> int:
+        """Add letters; one already there for the same (chat, day, kind, slot) is kept as is."""
+        added = 0
+        insert = dialect_insert(self.session)
+        for start in range(0, len(letters), 500):
+            chunk = letters[start : start + 500]
+            stmt = insert(Outbox).values(
+                [
+                    {
+                        "org_id": x.org_id,
+                        "chat_id": x.chat_id,
+                        "member_id": x.member_id,
+                        "kind": x.kind,
+                        "day": x.day,
+                        "slot": x.slot,
+                        "text": x.text,
+                        "markup": x.markup,
+                        "status": "pending",
+                        "attempts": 0,
+                        "not_before": now,
+                        "created_at": now,
+                    }
+                    for x in chunk
+                ]
+            )
+            result = await self.session.exec(stmt.on_conflict_do_nothing())
+            added += int(result.rowcount or 0)
+        return added
+
+    async def claim(self, *, now: datetime, limit: int, lease: timedelta) -> Sequence[Outbox]:
+        """Take up to `limit` due letters for this sender; letters another sender took more than
+        `lease` ago (it died) are taken over."""
+        token = secrets.token_hex(8)
+        due = (
+            select(Outbox.id)
+            .where(
+                or_(
+                    (col(Outbox.status) == "pending") & (col(Outbox.not_before) <= now),
+                    (col(Outbox.status) == "sending") & (col(Outbox.claimed_at) < now - lease),
+                )
+            )
+            .order_by(col(Outbox.id))
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        stmt = (
+            update(Outbox)
+            .where(col(Outbox.id).in_(due.scalar_subquery()))
+            .values(status="sending", claimed_at=now, claimed_by=token)
+        )
+        await self.session.exec(stmt)
+        claimed = select(Outbox).where(Outbox.claimed_by == token).order_by(col(Outbox.id))
+        return (await self.session.exec(claimed)).all()
+
+    async def settle(self, outcomes: Sequence[tuple[int, dict[str, Any]]]) -> None:
+        """Write each letter's outcome (status, attempts, error, times) in one go."""
+        for letter_id, values in outcomes:
+            stmt = update(Outbox).where(col(Outbox.id) == letter_id).values(**values)
+            await self.session.exec(stmt)
+
+    async def pending_count(self) -> int:
+        stmt = (
+            select(func.count())
+            .select_from(Outbox)
+            .where(col(Outbox.status).in_(["pending", "sending"]))
+        )
+        return int((await self.session.exec(stmt)).one())
+
+    async def stats(self, *, org_id: int, day: date, kind: str, slot: str) -> RoundStats:
+        stmt = (
+            select(Outbox.status, func.count())
+            .where(
+                Outbox.org_id == org_id,
+                Outbox.day == day,
+                Outbox.kind == kind,
+                Outbox.slot == slot,
+            )
+            .group_by(col(Outbox.status))
+        )
+        counts = dict((await self.session.exec(stmt)).all())
+        return RoundStats(
+            due=sum(counts.values()),
+            sent=counts.get("sent", 0),
+            skipped=counts.get("skipped", 0),
+            failed=counts.get("failed", 0),
+            blocked=counts.get("blocked", 0),
+            pending=counts.get("pending", 0) + counts.get("sending", 0),
+        )
