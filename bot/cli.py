@@ -4,21 +4,33 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import html
 import logging
 import re
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from bot.config import SettingError, Settings, load_settings
+from bot.i18n import LOCALE_OF
 from domain import forms
-from domain.clock import Clock, SystemClock, zone
+from domain.clock import Clock, SystemClock, local_day, zone
 from domain.enrolment import ROLES
-from storage.db import create_engine, create_session_factory
+from domain.schedule import (
+    ScheduleError,
+    ScheduleSpec,
+    format_days,
+    format_times,
+    parse_time,
+)
+from storage.db import SessionFactory, create_engine, create_session_factory
 from storage.migrate import pending, upgrade
 from storage.repo import Conflict, NotFound, Repo
 from storage.roster import RosterFileError, parse_roster
+from storage.schedules import OutboxRepo, ScheduleRepo, spec_of
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 EXIT_SETTING = 2
@@ -84,6 +96,43 @@ def build_parser() -> argparse.ArgumentParser:
     invite.add_argument("--role", choices=ROLES, default="member")
     invite.add_argument("--expires", type=int, default=7, metavar="DAYS")
     invite.add_argument("--uses", type=int, default=None, metavar="N")
+
+    sub.add_parser("scheduler", help="run only the scheduler and the outbox sender")
+
+    schedule = sub.add_parser("schedule", help="reminder times, cutoff, report time, days")
+    schedule_sub = schedule.add_subparsers(dest="action", required=True)
+    show = schedule_sub.add_parser("show", help="the schedule and its unit overrides")
+    show.add_argument("slug")
+    put = schedule_sub.add_parser("set", help="set the schedule (of a unit, with --unit)")
+    put.add_argument("slug")
+    put.add_argument("--unit", help="unit path whose subtree gets its own schedule")
+    put.add_argument("--remind", required=True, metavar="HH:MM,...")
+    put.add_argument("--cutoff", required=True, metavar="HH:MM")
+    put.add_argument("--report", required=True, metavar="HH:MM")
+    put.add_argument("--days", default="mon-sun", help="e.g. mon-fri, or mon,wed,fri")
+
+    holiday = sub.add_parser("holiday", help="days without check-in")
+    holiday_sub = holiday.add_subparsers(dest="action", required=True)
+    hadd = holiday_sub.add_parser("add", help="add holidays (YYYY-MM-DD)")
+    hadd.add_argument("slug")
+    hadd.add_argument("dates", nargs="+", metavar="DATE")
+
+    excuse = sub.add_parser("excuse", help="excuse a member for a range of days")
+    excuse.add_argument("slug")
+    excuse.add_argument("member_id")
+    excuse.add_argument("--from", dest="first", required=True, metavar="DATE")
+    excuse.add_argument("--to", dest="last", required=True, metavar="DATE")
+    excuse.add_argument("--reason", required=True)
+
+    remind = sub.add_parser("remind", help="run a reminder round now and send it")
+    remind.add_argument("slug")
+    remind.add_argument("--unit", help="only members under this unit")
+    remind.add_argument("--slot", metavar="HH:MM", help="count as this slot (never twice)")
+
+    report = sub.add_parser("report", help="print the daily report")
+    report.add_argument("slug")
+    report.add_argument("--unit")
+    report.add_argument("--date", metavar="DATE", help="local day (default: today)")
 
     member = sub.add_parser("member", help="members")
     member_sub = member.add_subparsers(dest="action", required=True)
@@ -258,6 +307,170 @@ async def cmd_member_list(args: argparse.Namespace, repo: Repo, _s: Settings, _c
     print(f"{len(rows)} members, {enrolled} enrolled, {len(rows) - enrolled} not enrolled")
 
 
+async def cmd_schedule_show(args: argparse.Namespace, repo: Repo, _s: Settings, _c: Clock) -> None:
+    org = await repo.orgs.require(slug=args.slug)
+    rows = await ScheduleRepo(repo.session).all(org_id=org.id or 0)
+    org_spec, _ = await ScheduleRepo(repo.session).specs(org_id=org.id or 0)
+    holidays = sorted(await ScheduleRepo(repo.session).holidays(org_id=org.id or 0))
+    print(
+        f"{org.slug} ({org.timezone}){'' if any(r.unit_id is None for r in rows) else ' default'}"
+    )
+    print(f"  {_spec_line(org_spec)}")
+    for row in rows:
+        if row.unit_id is not None:
+            unit = await repo.units.get(unit_id=row.unit_id)
+            print(f"{unit.name_path}:\n  {_spec_line(spec_of(row))}")
+    if holidays:
+        print("holidays: " + ", ".join(d.isoformat() for d in holidays))
+
+
+def _spec_line(spec: ScheduleSpec) -> str:
+    return (
+        f"remind {format_times(spec.remind)}, cutoff {spec.cutoff:%H:%M}, "
+        f"report {spec.report:%H:%M}, days {format_days(spec.days)}"
+    )
+
+
+async def cmd_schedule_set(args: argparse.Namespace, repo: Repo, _s: Settings, _c: Clock) -> None:
+    org = await repo.orgs.require(slug=args.slug)
+    unit = await repo.units.require(org_id=org.id or 0, name_path=args.unit) if args.unit else None
+    try:
+        spec = ScheduleSpec.parse(
+            remind=args.remind, cutoff=args.cutoff, report=args.report, days=args.days
+        )
+    except ScheduleError as exc:
+        raise UserError(str(exc)) from None
+    await ScheduleRepo(repo.session).put(
+        org_id=org.id or 0, unit_id=unit.id if unit else None, spec=spec
+    )
+    print(f"{unit.name_path if unit else org.slug}: {_spec_line(spec)}")
+
+
+async def cmd_holiday_add(args: argparse.Namespace, repo: Repo, _s: Settings, _c: Clock) -> None:
+    org = await repo.orgs.require(slug=args.slug)
+    days = [_parse_date(d) for d in args.dates]
+    added = await ScheduleRepo(repo.session).add_holidays(org_id=org.id or 0, days=days)
+    print(f"{added} holiday(s) added, {len(days) - added} already known")
+
+
+async def cmd_excuse(args: argparse.Namespace, repo: Repo, _s: Settings, clock: Clock) -> None:
+    org = await repo.orgs.require(slug=args.slug)
+    member = await repo.members.by_external(org_id=org.id or 0, external_id=args.member_id)
+    if member is None or member.id is None:
+        raise UserError(f"no member {args.member_id!r} in {org.slug}")
+    first, last = _parse_date(args.first), _parse_date(args.last)
+    if last < first:
+        raise UserError("--to is before --from")
+    if not args.reason.strip():
+        raise UserError("--reason must not be empty")
+    await ScheduleRepo(repo.session).excuse(
+        org_id=org.id or 0,
+        member_id=member.id,
+        first_day=first,
+        last_day=last,
+        reason=args.reason.strip()[:200],
+        by="cli",
+        now=clock.now(),
+    )
+    await repo.audit.log(
+        org_id=org.id,
+        actor="cli",
+        action="excuse",
+        subject=member.external_id,
+        detail=f"{first}..{last}: {args.reason.strip()[:200]}",
+        now=clock.now(),
+    )
+    print(f"{member.name} ({member.external_id}) excused {first} to {last}: {args.reason}")
+
+
+async def cmd_report(args: argparse.Namespace, repo: Repo, _s: Settings, clock: Clock) -> None:
+    from bot.i18n import create_i18n
+    from scheduler.rounds import Rounds, plan
+
+    org = await repo.orgs.require(slug=args.slug)
+    unit = await repo.units.require(org_id=org.id or 0, name_path=args.unit) if args.unit else None
+    day = _parse_date(args.date) if args.date else local_day(clock.now(), org.timezone)
+    i18n = create_i18n()
+    rounds = Rounds(create_session_factory_for(repo), clock, i18n)
+    org_plan = await plan(repo.session, org)
+    with i18n.context(), i18n.use_locale(LOCALE_OF[org.language]):
+        parts = await rounds.report(
+            repo.session, org_plan, unit.id if unit else None, day, org.language
+        )
+    print(html_to_text("\n".join(parts)))
+
+
+async def cmd_remind(
+    args: argparse.Namespace, repo: Repo, settings: Settings, clock: Clock
+) -> None:
+    from bot.app import create_bot
+    from bot.i18n import create_i18n
+    from scheduler.rounds import Rounds, plan
+    from scheduler.sender import Sender
+
+    org = await repo.orgs.require(slug=args.slug)
+    unit = await repo.units.require(org_id=org.id or 0, name_path=args.unit) if args.unit else None
+    settings.require_token()
+    now = clock.now()
+    day = local_day(now, org.timezone)
+    if args.slot:
+        try:
+            slot = f"remind@{parse_time(args.slot):%H:%M}"
+        except ScheduleError as exc:
+            raise UserError(str(exc)) from None
+    else:
+        slot = f"manual@{now.astimezone(zone(org.timezone)):%H:%M:%S}"
+    scope = f"unit:{unit.id}" if unit else "org"
+    schedules = ScheduleRepo(repo.session)
+    if not await schedules.claim_slot(
+        org_id=org.id or 0, scope=scope, day=day, slot=slot, now=now
+    ):
+        raise UserError(f"the {slot} round of {day} has already run")
+    org_plan = await plan(repo.session, org)
+    sessions = create_session_factory_for(repo)
+    rounds = Rounds(sessions, clock, create_i18n())
+    unit_ids = (
+        [u.id or 0 for u in org_plan.units if u.path.startswith(unit.path)]
+        if unit
+        else [u.id or 0 for u in org_plan.units]
+    )
+    letters = await rounds.reminders(repo.session, org_plan, unit_ids, day, slot)
+    await OutboxRepo(repo.session).enqueue(letters, now=now)
+    await repo.session.commit()
+    bot = create_bot(settings)
+    try:
+        sender = Sender(bot, sessions, clock, rate=settings.send_rate)
+        await sender.drain()
+    finally:
+        await bot.session.close()
+    stats = await OutboxRepo(repo.session).stats(
+        org_id=org.id or 0, day=day, kind="remind", slot=slot
+    )
+    print(
+        f"{org.slug} {day} {slot}: due {stats.due}, sent {stats.sent}, skipped {stats.skipped}, "
+        f"failed {stats.failed}, unreachable {stats.blocked}"
+    )
+
+
+def create_session_factory_for(repo: Repo) -> SessionFactory:
+    """A factory on the same engine as the command's session (senders open their own)."""
+    bind = repo.session.bind
+    assert isinstance(bind, AsyncEngine)
+    return create_session_factory(bind)
+
+
+def html_to_text(text: str) -> str:
+    """Reports are HTML for Telegram; the terminal gets them without tags."""
+    return html.unescape(re.sub(r"</?(b|i|u|code)>", "", text))
+
+
+def _parse_date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise UserError(f"{text!r} is not a date like 2026-11-28") from None
+
+
 def _check_timezone(name: str) -> None:
     try:
         zone(name)
@@ -291,6 +504,12 @@ COMMANDS: dict[tuple[str, str | None], Command] = {
     ("roster", "import"): cmd_roster_import,
     ("invite", None): cmd_invite,
     ("member", "list"): cmd_member_list,
+    ("schedule", "show"): cmd_schedule_show,
+    ("schedule", "set"): cmd_schedule_set,
+    ("holiday", "add"): cmd_holiday_add,
+    ("excuse", None): cmd_excuse,
+    ("remind", None): cmd_remind,
+    ("report", None): cmd_report,
 }
 
 
@@ -336,6 +555,11 @@ def main(argv: Sequence[str] | None = None, *, clock: Clock | None = None) -> in
             from bot.app import run_polling
 
             asyncio.run(run_polling(settings, clock=clock))
+        elif args.command == "scheduler":
+            settings.require_token()
+            from bot.app import run_scheduler
+
+            asyncio.run(run_scheduler(settings, clock=clock))
         else:
             asyncio.run(run_command(args, settings, clock))
     except SettingError as exc:

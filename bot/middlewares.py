@@ -99,6 +99,9 @@ class VisitorMiddleware(BaseMiddleware):
         repo: Repo | None = data.get("repo")
         if user is not None and repo is not None and not user.is_bot:
             members = list(await repo.members.by_telegram(telegram_id=user.id))
+            for member in members:
+                if member.unreachable_since is not None:
+                    member.unreachable_since = None  # they wrote to us: reachable again
             roles = list(await repo.roles.active(telegram_id=user.id))
             org_id = members[0].org_id if members else (roles[0].org_id if roles else None)
             language = (await repo.orgs.get(org_id=org_id)).language if org_id else None

@@ -24,6 +24,7 @@ from aiogram.types import (
     ReplyKeyboardRemove,
     Update,
 )
+from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
 from bot.i18n import current_language
@@ -40,8 +41,10 @@ from handlers.keyboards import (
     SummaryCb,
     menu_keyboard,
 )
+from scheduler.rounds import alert_letters
 from storage.models import Member, Organisation
 from storage.repo import Repo, Submission
+from storage.schedules import OutboxRepo
 
 router = Router(name="checkin")
 
@@ -527,7 +530,9 @@ async def on_summary_button(
     clock: Clock,
     resolve: Callable[[float, float], Place | None],
     event_update: Update,
+    i18n: I18n,
     visitor: Visitor | None = None,
+    outbox_wake: Callable[[], None] | None = None,
 ) -> None:
     chat_id = query.from_user.id
     found = await current_draft(state, repo, clock, visitor, bot, chat_id)
@@ -577,6 +582,8 @@ async def on_summary_button(
             resolve,
             event_update.update_id,
             visitor,
+            i18n,
+            outbox_wake,
         )
 
 
@@ -614,6 +621,8 @@ async def confirm(
     resolve: Callable[[float, float], Place | None],
     update_id: int,
     visitor: Visitor | None,
+    i18n: I18n,
+    outbox_wake: Callable[[], None] | None,
 ) -> None:
     context = await load_context(repo, visitor)
     assert context is not None
@@ -641,6 +650,19 @@ async def confirm(
         update_id=update_id,
         now=clock.now(),
     )
+    if facts.abnormal:
+        letters = await alert_letters(
+            repo.session,
+            i18n,
+            org=org,
+            member=member,
+            day=draft.day,
+            version=checkin.version,
+            answers=draft.answers,
+            reasons=facts.reasons,
+        )
+        if await OutboxRepo(repo.session).enqueue(letters, now=clock.now()) and outbox_wake:
+            outbox_wake()
     await state.clear()
     if message:
         await message.edit_reply_markup(reply_markup=None)

@@ -10,6 +10,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 from aiogram.utils.i18n import I18n
 from sqlmodel import select
@@ -23,7 +24,7 @@ from handlers.keyboards import StartCheckInCb
 from scheduler import texts
 from storage.aggregates import member_days, total, unit_figures
 from storage.db import SessionFactory
-from storage.models import Account, Organisation, RoleGrant, Unit
+from storage.models import Account, Member, Organisation, RoleGrant, Unit
 from storage.repo import Repo
 from storage.schedules import ORG_SCOPE, Letter, OutboxRepo, ScheduleRepo, unit_scope
 
@@ -316,28 +317,28 @@ async def alert_letters(
     i18n: I18n,
     *,
     org: Organisation,
-    member_id: int,
-    external_id: str,
-    name: str,
-    unit_id: int,
+    member: Member,
     day: date,
     version: int,
-    details_for: dict[str, list[str]],
+    answers: dict[str, Any],
+    reasons: Sequence[str],
 ) -> list[Letter]:
     """An abnormal check-in, for every manager whose scope holds the member."""
-    assert org.id is not None
-    unit = await Repo(session).units.get(unit_id=unit_id)
+    assert org.id is not None and member.id is not None
+    unit = await Repo(session).units.get(unit_id=member.unit_id)
     letters = []
-    for grant in await ScheduleRepo(session).managers_of_unit(org_id=org.id, unit_id=unit_id):
+    for grant in await ScheduleRepo(session).managers_of_unit(
+        org_id=org.id, unit_id=member.unit_id
+    ):
         account = await session.get(Account, grant.telegram_id)
         language = (account.language if account else None) or org.language
         with i18n.context(), i18n.use_locale(LOCALE_OF[language]):
             text = texts.alert_text(
-                name=name,
-                external_id=external_id,
+                name=member.name,
+                external_id=member.external_id,
                 unit_path=unit.name_path,
                 day=day,
-                details=details_for.get(language, details_for.get("zh", [])),
+                details=texts.abnormal_details(org.form, answers, reasons, language),
             )
         letters.append(
             Letter(
@@ -345,7 +346,7 @@ async def alert_letters(
                 chat_id=grant.telegram_id,
                 kind="alert",
                 day=day,
-                slot=f"m{member_id}v{version}",
+                slot=f"m{member.id}v{version}",
                 text=text,
             )
         )

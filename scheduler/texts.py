@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 from datetime import date
+from typing import Any
 
 from aiogram.utils.i18n import gettext as _
 
@@ -123,6 +124,25 @@ def missing_text(*, scope_name: str, day: date, missing: Sequence[MemberDay]) ->
             f"{html.escape(m.unit_path)}){mark}"
         )
     return split(lines)
+
+
+def abnormal_details(
+    form_name: str, answers: dict[str, Any], reasons: Sequence[str], lang: str
+) -> list[str]:
+    """What made a check-in abnormal, one line per answer: "体温: 37.8 °C"."""
+    try:
+        form = forms.load_form(form_name)
+    except forms.FormError:
+        return list(reasons)
+    known = {q.id for q in form.questions}
+    details = []
+    for reason in reasons:
+        if reason == GEOFENCE_REASON:
+            details.append(_("location outside the organisation's area"))
+        elif reason in known:
+            q = form.question(reason)
+            details.append(f"{q.label(lang)}: {forms.format_answer(q, answers.get(reason), lang)}")
+    return details
 
 
 def alert_text(

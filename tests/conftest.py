@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from domain.clock import FixedClock
 from storage.db import SessionFactory, create_engine, create_session_factory
 from storage.migrate import upgrade
+from tests.fakebot import FakeBotAPI
 
 PG_ADMIN_DSN = os.environ.get("DAKA_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 ON_CI = os.environ.get("CI", "").lower() == "true"
@@ -123,3 +124,11 @@ async def redis_url() -> AsyncIterator[str]:
     finally:
         await client.flushdb()
         await client.aclose()
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[FakeBotAPI]:
+    """The fake Telegram Bot API, on a free port of 127.0.0.1."""
+    async with FakeBotAPI() as fake:
+        yield fake
+        assert fake.internal_errors == []

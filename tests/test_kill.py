@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -76,12 +75,6 @@ def start_bot(server: FakeBotAPI, database_url: str, home: Path) -> subprocess.P
             stdout=subprocess.DEVNULL,
             stderr=log,
         )
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[FakeBotAPI]:
-    async with FakeBotAPI() as fake:
-        yield fake
 
 
 async def seed(database_url: str, users: list[int]) -> None:

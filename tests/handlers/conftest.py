@@ -162,13 +162,6 @@ def user_is_zh(user: FakeUser) -> bool:
     return str(user.user_dict.get("language_code", "")).startswith("zh")
 
 
-@pytest.fixture
-async def server() -> AsyncIterator[FakeBotAPI]:
-    async with FakeBotAPI() as fake:
-        yield fake
-        assert fake.internal_errors == []
-
-
 @contextlib.asynccontextmanager
 async def running_daka(
     server: FakeBotAPI, clock: FixedClock, database_url: str, *, redis_url: str | None = None
