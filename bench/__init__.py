@@ -1,0 +1,1 @@
+"""Benchmarks that drive the real bot process over HTTP through the fake Telegram Bot API."""
