@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,16 +16,28 @@ from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
-from aiogram.exceptions import TelegramNetworkError, TelegramRetryAfter, TelegramServerError
+from aiogram.exceptions import (
+    TelegramConflictError,
+    TelegramNetworkError,
+    TelegramRetryAfter,
+    TelegramServerError,
+)
 from aiogram.fsm.storage.base import BaseStorage
-from aiogram.methods import GetUpdates
+from aiogram.methods import GetUpdates, TelegramMethod
 from aiogram.types import Update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.config import Settings
+from bot.context import Batch, current_batch
 from bot.fsm import DbStorage
 from bot.i18n import DakaI18nMiddleware, create_i18n
-from bot.middlewares import DbSessionMiddleware, TolerantRequests, VisitorMiddleware
+from bot.middlewares import (
+    DbSessionMiddleware,
+    TolerantRequests,
+    VisitorMiddleware,
+    load_visitors,
+)
+from bot.replies import DeferReplies, ReplySender, chat_of, current_replies, dump, load
 from domain.clock import Clock, SystemClock
 from domain.geo import DEFAULT_RESOLVER, Place, resolve_place
 from storage.db import SessionFactory, create_engine, create_session_factory
@@ -35,11 +47,14 @@ from storage.repo import Repo
 log = logging.getLogger(__name__)
 
 ALLOWED_UPDATES = ["message", "callback_query"]
+BATCH_LIMIT = 100  # updates handled in one transaction (Telegram's getUpdates maximum)
+MARK_INTERVAL = 0.05
 
 
 def create_bot(settings: Settings) -> Bot:
     """The Bot talking to `TELEGRAM_API_URL` (Telegram, a self-hosted server, or a test fake)."""
     session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
+    session.middleware(DeferReplies())
     session.middleware(TolerantRequests())
     return Bot(
         settings.require_token(),
@@ -73,6 +88,7 @@ def create_dispatcher(
     i18n = create_i18n()
     dp = Dispatcher(
         storage=storage or create_storage(settings, sessions),
+        disable_fsm=True,  # registered below, after the session: FSM reads join its transaction
         settings=settings,
         sessions=sessions,
         clock=clock,
@@ -80,6 +96,7 @@ def create_dispatcher(
         i18n=i18n,
     )
     dp.update.outer_middleware(DbSessionMiddleware(sessions, clock))
+    dp.update.outer_middleware(dp.fsm)
     dp.update.outer_middleware(VisitorMiddleware())
     DakaI18nMiddleware(i18n).setup(dp)
     dp.include_router(build_router())
@@ -88,26 +105,54 @@ def create_dispatcher(
 
 @dataclass
 class JournaledPolling:
-    """Long polling that writes each fetched update to the database before confirming it to
-    Telegram, handles updates of one user in order and of different users concurrently, and on
-    start replays whatever a crash left unhandled."""
+    """Long polling that confirms an update to Telegram only after handling it.
+
+    Each batch from getUpdates is handled in one database transaction: handlers' writes, FSM
+    steps and the journal rows (with the replies each update produced) commit together; only
+    then is the next getUpdates sent, which confirms the batch, and the replies go out. A crash
+    before the commit loses nothing (Telegram delivers the batch again; nothing of it was
+    stored), a crash after it loses no reply (they are in the journal and sent on start), and an
+    update delivered twice is skipped by the journal. A handler that fails makes the batch roll
+    back and its updates run one by one, so the failure costs only its own update."""
 
     bot: Bot
     dp: Dispatcher
     sessions: SessionFactory
     clock: Clock
     poll_timeout: int = 25
-    concurrency: int = 64
-    last_seen: int = 0
-    _tails: dict[int, asyncio.Task[None]] = field(default_factory=dict)
+    last_handled: int = 0
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
-    _slots: asyncio.Semaphore | None = None
+    _replied: list[int] = field(default_factory=list)
+    replies: ReplySender | None = None
 
     async def run(self) -> None:
-        self._slots = asyncio.Semaphore(self.concurrency)
-        replayed = await self.replay()
-        if replayed:
-            log.info("replayed %d updates left unhandled by the last run", replayed)
+        self.replies = ReplySender(self.bot, self._replied.append)
+        marking = asyncio.create_task(self._keep_marking())
+        try:
+            await self._run()
+        finally:
+            marking.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await marking
+        await self.replies.drain()
+        await self._mark_replied()
+
+    async def _keep_marking(self) -> None:
+        """Record sent replies every few hundredths of a second, so that a crash repeats only
+        the replies of the last moments."""
+        while True:
+            await asyncio.sleep(MARK_INTERVAL)
+            if self._replied:
+                try:
+                    await self._mark_replied()
+                except Exception:
+                    log.exception("could not record sent replies; will retry")
+
+    async def _run(self) -> None:
+        assert self.replies is not None
+        resent = await self.resend_replies()
+        if resent:
+            log.info("sent the replies of %d updates a crash had held back", resent)
         async with self.sessions() as session:
             offset = await Repo(session).journal.next_offset()
         backoff = 1.0
@@ -119,27 +164,106 @@ class JournaledPolling:
             except TelegramRetryAfter as exc:
                 await self._sleep(exc.retry_after)
                 continue
-            except (TelegramNetworkError, TelegramServerError) as exc:
+            except (TelegramNetworkError, TelegramServerError, TelegramConflictError) as exc:
                 log.warning("getUpdates failed (%s); retrying in %.0f s", exc, backoff)
                 await self._sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
                 continue
             backoff = 1.0
-            if not updates:
-                continue
-            await self._record(updates)
-            offset = updates[-1].update_id + 1
-            for update in updates:
-                self._schedule(update)
-        await self.drain()
+            if updates:
+                await self.handle(updates)
+                offset = updates[-1].update_id + 1
 
     def stop(self) -> None:
         self._stop.set()
 
+    async def handle(self, updates: list[Update]) -> None:
+        """Handle a batch; on a handler failure, again one update at a time."""
+        if await self._batch(updates) or len(updates) == 1:
+            return
+        for update in updates:
+            await self._batch([update])
+
+    async def _batch(self, updates: list[Update]) -> bool:
+        storage = self.dp.fsm.storage
+        results: list[tuple[Update, list[TelegramMethod[Any]]]] = []
+        async with self.sessions() as session:
+            repo = Repo(session)
+            done = await repo.journal.handled_among(update_ids=[u.update_id for u in updates])
+            fresh = [u for u in updates if u.update_id not in done]
+            users = [_user_key(u) for u in fresh]
+            batch = Batch(session=session, visitors=await load_visitors(repo, users))
+            batch_token = current_batch.set(batch)
+            try:
+                for update in fresh:
+                    buffer: list[TelegramMethod[Any]] = []
+                    replies_token = current_replies.set(buffer)
+                    try:
+                        await self.dp.feed_update(self.bot, update)
+                    except Exception:
+                        log.exception("update %s failed", update.update_id)
+                        batch.failed = True
+                    finally:
+                        current_replies.reset(replies_token)
+                    if batch.failed and len(updates) > 1:
+                        await session.rollback()
+                        return False
+                    results.append((update, buffer))
+            finally:
+                current_batch.reset(batch_token)
+            if batch.failed:
+                # One update, and its handler failed: drop its writes, keep its apology.
+                await session.rollback()
+                batch.fsm.clear()
+            elif isinstance(storage, DbStorage):
+                await storage.flush(batch)
+            rows = [(u.update_id, json.dumps(dump(b)) if b else None) for u, b in results]
+            await repo.journal.record_handled(rows=rows, now=self.clock.now())
+            replied, self._replied[:] = list(self._replied), []
+            await repo.journal.mark_replied(update_ids=replied, now=self.clock.now())
+            await session.commit()
+        if isinstance(storage, DbStorage):
+            storage.committed(batch)
+        assert self.replies is not None
+        for update, buffer in results:
+            if buffer:
+                self.replies.send(update.update_id, chat_of(buffer, _user_key(update)), buffer)
+        self.last_handled = max([self.last_handled, *(u.update_id for u in updates)])
+        return True
+
+    async def resend_replies(self) -> int:
+        """Send what the last run committed but did not get to send."""
+        assert self.replies is not None
+        async with self.sessions() as session:
+            pending = await Repo(session).journal.unreplied()
+        for update_id, records in pending:
+            methods = load(json.loads(records))
+            if methods:
+                self.replies.send(update_id, chat_of(methods, 0), methods)
+        await self.replies.drain()
+        await self._mark_replied()
+        return len(pending)
+
+    async def _mark_replied(self) -> None:
+        if not self._replied:
+            return
+        replied, self._replied[:] = list(self._replied), []
+        async with self.sessions() as session:
+            await Repo(session).journal.mark_replied(update_ids=replied, now=self.clock.now())
+            await session.commit()
+
+    async def idle(self) -> None:
+        """Wait until the replies of everything handled so far have been sent."""
+        assert self.replies is not None
+        await self.replies.drain()
+
     async def _fetch(self, offset: int | None) -> list[Update]:
         """One long poll, abandoned at once on stop; unconfirmed updates simply come again."""
         request = GetUpdates(
-            offset=offset, timeout=self.poll_timeout, allowed_updates=ALLOWED_UPDATES
+            offset=offset,
+            limit=BATCH_LIMIT,
+            timeout=self.poll_timeout,
+            allowed_updates=ALLOWED_UPDATES,
         )
         fetch = asyncio.ensure_future(self.bot(request, request_timeout=self.poll_timeout + 10))
         stopping = asyncio.ensure_future(self._stop.wait())
@@ -157,50 +281,6 @@ class JournaledPolling:
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stop.wait(), timeout=seconds)
-
-    async def _record(self, updates: list[Update]) -> None:
-        rows = [(u.update_id, u.model_dump_json(exclude_none=True)) for u in updates]
-        async with self.sessions() as session:
-            await Repo(session).journal.record(updates=rows, now=self.clock.now())
-            await session.commit()
-
-    async def replay(self) -> int:
-        """Handle every journaled update not yet marked handled, in order, per user."""
-        async with self.sessions() as session:
-            pending = await Repo(session).journal.unhandled(limit=100_000)
-            payloads = [(row.update_id, row.payload) for row in pending]
-        for _, payload in payloads:
-            self._schedule(Update.model_validate_json(payload, context={"bot": self.bot}))
-        await self.drain()
-        return len(payloads)
-
-    def _schedule(self, update: Update) -> None:
-        self.last_seen = max(self.last_seen, update.update_id)
-        key = _user_key(update)
-        previous = self._tails.get(key)
-        task = asyncio.create_task(self._handle_after(previous, update))
-        self._tails[key] = task
-        task.add_done_callback(functools.partial(self._forget, key))
-
-    def _forget(self, key: int, task: asyncio.Task[None]) -> None:
-        if self._tails.get(key) is task:
-            del self._tails[key]
-
-    async def _handle_after(self, previous: asyncio.Task[None] | None, update: Update) -> None:
-        if previous is not None:
-            with contextlib.suppress(Exception):
-                await previous
-        assert self._slots is not None
-        async with self._slots:
-            try:
-                await self.dp.feed_update(self.bot, update)
-            except Exception:
-                log.exception("update %s failed", update.update_id)
-
-    async def drain(self) -> None:
-        """Wait for every scheduled update to finish."""
-        while self._tails:
-            await asyncio.gather(*list(self._tails.values()), return_exceptions=True)
 
 
 class _Stopped(Exception):

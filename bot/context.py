@@ -1,9 +1,46 @@
-"""The unit of work of the update being handled, shared by the middleware and the FSM storage."""
+"""What the update being handled shares with the middlewares and the FSM storage."""
 
 from __future__ import annotations
 
 from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from storage.models import Account, Member, Organisation, RoleGrant
+
 current_session: ContextVar[AsyncSession | None] = ContextVar("daka_session", default=None)
+
+
+@dataclass
+class Visitor:
+    """Who sent the update, as Daka knows them: account, enrolments, roles, organisation."""
+
+    telegram_id: int
+    account: Account | None
+    members: list[Member] = field(default_factory=list)
+    roles: list[RoleGrant] = field(default_factory=list)
+    org: Organisation | None = None
+
+    @property
+    def member(self) -> Member | None:
+        """The enrolment used for checking in (the first, when someone has several)."""
+        return self.members[0] if self.members else None
+
+    @property
+    def org_language(self) -> str | None:
+        return self.org.language if self.org else None
+
+
+@dataclass
+class Batch:
+    """Updates handled together in one transaction (the polling loop's unit of work)."""
+
+    session: AsyncSession
+    visitors: dict[int, Visitor] = field(default_factory=dict)
+    fsm: dict[str, tuple[str | None, dict[str, Any]]] = field(default_factory=dict)
+    failed: bool = False
+
+
+current_batch: ContextVar[Batch | None] = ContextVar("daka_batch", default=None)

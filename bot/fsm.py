@@ -1,7 +1,10 @@
 """FSM storage in the database, inside the update's own transaction.
 
 A conversation step (state + draft) commits together with everything else the update did, so a
-crash never leaves the state advanced while the answer it recorded was rolled back."""
+crash never leaves the state advanced while the answer it recorded was rolled back. In the
+polling loop, steps are written once per batch, and the last committed step of each
+conversation is kept in memory (this process is then the only writer; several processes share
+state through Redis instead, with `REDIS_URL`)."""
 
 from __future__ import annotations
 
@@ -16,11 +19,16 @@ from aiogram.fsm.storage.base import (
     StateType,
     StorageKey,
 )
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.context import current_session
+from bot.context import Batch, current_batch, current_session
 from storage.db import SessionFactory
 from storage.models import FsmRecord
+from storage.repo import dialect_insert
+
+Step = tuple[str | None, dict[str, Any]]
+CACHE_LIMIT = 200_000
 
 
 class DbStorage(BaseStorage):
@@ -29,59 +37,87 @@ class DbStorage(BaseStorage):
     def __init__(self, sessions: SessionFactory, key_builder: KeyBuilder | None = None) -> None:
         self.sessions = sessions
         self.key_builder = key_builder or DefaultKeyBuilder(with_destiny=True)
+        self._committed: dict[str, Step] = {}
 
-    async def _run(self, key: StorageKey, change: Any) -> Any:
+    async def _read(self, key: StorageKey) -> Step:
+        name = self.key_builder.build(key)
+        batch = current_batch.get()
+        if batch is not None:
+            if name in batch.fsm:
+                return batch.fsm[name]
+            if name in self._committed:
+                return self._committed[name]
+            step = await self._select(batch.session, name)
+            self._remember(name, step)
+            return step
         session = current_session.get()
         if session is not None:
-            return await change(session, self.key_builder.build(key))
-        async with self.sessions() as own, own.begin():
-            return await change(own, self.key_builder.build(key))
+            return await self._select(session, name)
+        async with self.sessions() as own:
+            return await self._select(own, name)
+
+    async def _write(self, key: StorageKey, step: Step) -> None:
+        name = self.key_builder.build(key)
+        batch = current_batch.get()
+        if batch is not None:
+            batch.fsm[name] = step
+            return
+        self._committed.pop(name, None)
+        session = current_session.get()
+        if session is not None:
+            await self._upsert(session, {name: step})
+            return
+        async with self.sessions() as own:
+            await self._upsert(own, {name: step})
+            await own.commit()
+
+    @staticmethod
+    async def _select(session: AsyncSession, name: str) -> Step:
+        stmt = select(col(FsmRecord.state), col(FsmRecord.data)).where(FsmRecord.key == name)
+        row = (await session.exec(stmt)).first()
+        return (row[0], dict(row[1])) if row else (None, {})
+
+    @staticmethod
+    async def _upsert(session: AsyncSession, steps: Mapping[str, Step]) -> None:
+        if not steps:
+            return
+        insert = dialect_insert(session)
+        stmt = insert(FsmRecord).values(
+            [{"key": k, "state": s, "data": d} for k, (s, d) in steps.items()]
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["key"], set_={"state": stmt.excluded.state, "data": stmt.excluded.data}
+        )
+        await session.exec(stmt)
+
+    async def flush(self, batch: Batch) -> None:
+        """Write the batch's conversation steps, just before its commit."""
+        await self._upsert(batch.session, batch.fsm)
+
+    def committed(self, batch: Batch) -> None:
+        """The batch committed: its steps are now what the database holds."""
+        for name, step in batch.fsm.items():
+            self._remember(name, step)
+
+    def _remember(self, name: str, step: Step) -> None:
+        if len(self._committed) >= CACHE_LIMIT:
+            self._committed.clear()
+        self._committed[name] = step
 
     async def set_state(self, key: StorageKey, state: StateType = None) -> None:
         value = state.state if isinstance(state, State) else state
-
-        async def change(session: AsyncSession, name: str) -> None:
-            record = await session.get(FsmRecord, name)
-            if record is None:
-                if value is None:
-                    return
-                record = FsmRecord(key=name, state=value, data={})
-                session.add(record)
-            else:
-                record.state = value
-            await session.flush()
-
-        await self._run(key, change)
+        _, data = await self._read(key)
+        await self._write(key, (value, data))
 
     async def get_state(self, key: StorageKey) -> str | None:
-        async def read(session: AsyncSession, name: str) -> str | None:
-            record = await session.get(FsmRecord, name)
-            return record.state if record else None
-
-        result: str | None = await self._run(key, read)
-        return result
+        return (await self._read(key))[0]
 
     async def set_data(self, key: StorageKey, data: Mapping[str, Any]) -> None:
-        async def change(session: AsyncSession, name: str) -> None:
-            record = await session.get(FsmRecord, name)
-            if record is None:
-                if not data:
-                    return
-                record = FsmRecord(key=name, state=None, data=dict(data))
-                session.add(record)
-            else:
-                record.data = dict(data)
-            await session.flush()
-
-        await self._run(key, change)
+        state, _ = await self._read(key)
+        await self._write(key, (state, dict(data)))
 
     async def get_data(self, key: StorageKey) -> dict[str, Any]:
-        async def read(session: AsyncSession, name: str) -> dict[str, Any]:
-            record = await session.get(FsmRecord, name)
-            return dict(record.data) if record else {}
-
-        result: dict[str, Any] = await self._run(key, read)
-        return result
+        return dict((await self._read(key))[1])
 
     async def close(self) -> None:
         return None

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, cast
 
 from aiogram import BaseMiddleware, Bot
@@ -25,10 +24,10 @@ from aiogram.methods import (
 from aiogram.methods.base import TelegramType
 from aiogram.types import TelegramObject, Update, User
 
-from bot.context import current_session
+from bot.context import Batch, Visitor, current_batch, current_session
+from bot.replies import current_replies
 from domain.clock import Clock
 from storage.db import SessionFactory
-from storage.models import Account, Member, RoleGrant
 from storage.repo import Repo
 
 log = logging.getLogger(__name__)
@@ -37,8 +36,10 @@ Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
 
 
 class DbSessionMiddleware(BaseMiddleware):
-    """Opens the update's unit of work: the handler's writes, its FSM step and the journal's
-    "handled" mark commit together, or not at all. An update already handled is skipped."""
+    """The update's unit of work. In the polling loop, updates of a batch share the batch's
+    transaction (committed by the loop); otherwise (webhooks, tests feeding updates) the
+    update's writes, its FSM step and its journal mark commit together here. An update already
+    handled is skipped."""
 
     def __init__(self, sessions: SessionFactory, clock: Clock) -> None:
         self.sessions = sessions
@@ -46,6 +47,9 @@ class DbSessionMiddleware(BaseMiddleware):
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         assert isinstance(event, Update)
+        batch = current_batch.get()
+        if batch is not None:
+            return await self._in_batch(batch, handler, event, data)
         async with self.sessions() as session:
             repo = Repo(session)
             if await repo.journal.is_handled(update_id=event.update_id):
@@ -55,7 +59,9 @@ class DbSessionMiddleware(BaseMiddleware):
             try:
                 data["repo"] = repo
                 result = await handler(event, data)
-                await repo.journal.mark_handled(update_id=event.update_id, now=self.clock.now())
+                await repo.journal.record_handled(
+                    rows=[(event.update_id, None)], now=self.clock.now()
+                )
                 await session.commit()
                 return result
             except Exception:
@@ -65,54 +71,71 @@ class DbSessionMiddleware(BaseMiddleware):
             finally:
                 current_session.reset(token)
 
+    async def _in_batch(
+        self, batch: Batch, handler: Handler, event: Update, data: dict[str, Any]
+    ) -> Any:
+        data["repo"] = Repo(batch.session)
+        token = current_session.set(batch.session)
+        try:
+            return await handler(event, data)
+        except Exception:
+            # The loop rolls the batch back and handles its updates one by one; what this
+            # handler already said must not go out, the apology of the error handler will.
+            batch.failed = True
+            batch.fsm.clear()
+            replies = current_replies.get()
+            if replies is not None:
+                replies.clear()
+            raise
+        finally:
+            current_session.reset(token)
+
     async def _give_up(self, update_id: int) -> None:
         """A handler that raised would raise again on replay: mark it handled, keep going."""
         try:
             async with self.sessions() as session:
-                await Repo(session).journal.mark_handled(update_id=update_id, now=self.clock.now())
+                await Repo(session).journal.record_handled(
+                    rows=[(update_id, None)], now=self.clock.now()
+                )
                 await session.commit()
         except Exception:
             log.exception("could not mark update %s as handled", update_id)
 
 
-@dataclass
-class Visitor:
-    """Who sent the update, as Daka knows them: account, enrolments, roles."""
-
-    telegram_id: int
-    account: Account | None
-    members: list[Member] = field(default_factory=list)
-    roles: list[RoleGrant] = field(default_factory=list)
-    org_language: str | None = None
-
-    @property
-    def member(self) -> Member | None:
-        """The enrolment used for checking in (the first, when someone has several)."""
-        return self.members[0] if self.members else None
-
-
 class VisitorMiddleware(BaseMiddleware):
-    """Loads the `Visitor` once per update for the handlers and the language choice."""
+    """Loads the `Visitor` once per update (prefetched for a whole batch when polling)."""
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         user: User | None = data.get("event_from_user")
         repo: Repo | None = data.get("repo")
         if user is not None and repo is not None and not user.is_bot:
-            members = list(await repo.members.by_telegram(telegram_id=user.id))
-            for member in members:
+            batch = current_batch.get()
+            visitor = batch.visitors.pop(user.id, None) if batch is not None else None
+            if visitor is None:
+                visitor = (await load_visitors(repo, [user.id]))[user.id]
+            for member in visitor.members:
                 if member.unreachable_since is not None:
                     member.unreachable_since = None  # they wrote to us: reachable again
-            roles = list(await repo.roles.active(telegram_id=user.id))
-            org_id = members[0].org_id if members else (roles[0].org_id if roles else None)
-            language = (await repo.orgs.get(org_id=org_id)).language if org_id else None
-            data["visitor"] = Visitor(
-                telegram_id=user.id,
-                account=await repo.accounts.get(telegram_id=user.id),
-                members=members,
-                roles=roles,
-                org_language=language,
-            )
+            data["visitor"] = visitor
         return await handler(event, data)
+
+
+async def load_visitors(repo: Repo, telegram_ids: Sequence[int]) -> dict[int, Visitor]:
+    """Accounts, enrolments, roles and organisations of several users in three queries."""
+    ids = list(set(telegram_ids))
+    visitors = {tid: Visitor(telegram_id=tid, account=None) for tid in ids}
+    for account in await repo.accounts.many(telegram_ids=ids):
+        visitors[account.telegram_id].account = account
+    for member, org in await repo.members.enrolments(telegram_ids=ids):
+        assert member.telegram_id is not None
+        visitor = visitors[member.telegram_id]
+        visitor.members.append(member)
+        visitor.org = visitor.org or org
+    for grant, org in await repo.roles.active_many(telegram_ids=ids):
+        visitor = visitors[grant.telegram_id]
+        visitor.roles.append(grant)
+        visitor.org = visitor.org or org
+    return visitors
 
 
 BENIGN_ERRORS = (

@@ -26,7 +26,7 @@ class ScheduleError(ValueError):
 
 
 def parse_time(text: str) -> time:
-    """"8:00" or "08:00" -> 08:00."""
+    """ "8:00" or "08:00" -> 08:00."""
     match = _TIME.match(text.strip())
     if not match:
         raise ScheduleError(f"{text!r} is not a time like 08:00")

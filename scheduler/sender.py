@@ -76,7 +76,9 @@ class Sender:
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
-        self._limiter = AsyncLimiter(self.rate, 1)
+        # A bucket of one that refills `rate` times a second spaces the sends evenly; a bucket
+        # of `rate` would let a burst of `rate` through on top of `rate` a second.
+        self._limiter = AsyncLimiter(1, 1 / self.rate)
         self.batch = max(self.batch, int(self.rate))
 
     def wake(self) -> None:
@@ -190,9 +192,8 @@ class Sender:
         while True:
             await self._wait_turn(letter.chat_id)
             try:
-                async with self._limiter:
-                    await self._wait_pause()
-                    await self.bot.send_message(letter.chat_id, letter.text, reply_markup=markup)
+                await self._acquire()
+                await self.bot.send_message(letter.chat_id, letter.text, reply_markup=markup)
             except TelegramRetryAfter as exc:
                 self.stats.rate_limited += 1
                 self._pause(exc.retry_after)
@@ -216,6 +217,10 @@ class Sender:
             except TelegramBadRequest as exc:
                 self.stats.failed += 1
                 return letter.id, {"status": "failed", "error": exc.message[:300]}
+            except Exception as exc:  # 401, 404, 409, a migrated chat...: not this batch's end
+                self.stats.failed += 1
+                log.exception("letter %s failed: %s", letter.id, exc)
+                return letter.id, {"status": "failed", "error": str(exc)[:300]}
             self.stats.sent += 1
             return letter.id, {
                 "status": "sent",
@@ -227,6 +232,16 @@ class Sender:
     def _pause(self, seconds: float) -> None:
         """Telegram said 429: nobody sends until `retry_after` has passed."""
         self._resume_at = max(self._resume_at, time.monotonic() + seconds)
+
+    async def _acquire(self) -> None:
+        """A place in the overall rate, taken once any pause is over: whoever queued during a
+        pause must not all go at once when it ends."""
+        assert self._limiter is not None
+        while True:
+            await self._wait_pause()
+            await self._limiter.acquire()
+            if self._resume_at <= time.monotonic():
+                return
 
     async def _wait_pause(self) -> None:
         # A loop, not an Event: another 429 may push the resume time further while we sleep.

@@ -212,9 +212,13 @@ class AuditEntry(SQLModel, table=True):
 
 
 class InboundUpdate(SQLModel, table=True):
-    """The update journal: every update fetched from Telegram, recorded before it is confirmed."""
+    """The update journal: each update handled, with the replies it produced until they are
+    sent. A row commits with the update's effects, before the update is confirmed to Telegram."""
 
-    __table_args__ = (Index("ix_inbound_unhandled", "handled_at"),)
+    __table_args__ = (
+        Index("ix_inbound_unhandled", "handled_at"),
+        Index("ix_inbound_unreplied", "replied_at"),
+    )
 
     update_id: int = Field(
         primary_key=True, sa_type=BigInteger, sa_column_kwargs={"autoincrement": False}
@@ -223,6 +227,8 @@ class InboundUpdate(SQLModel, table=True):
     received_at: datetime = Field(sa_column=_utc())
     handled_at: datetime | None = Field(default=None, sa_column=_utc_opt())
     attempts: int = 0
+    replies: str | None = None
+    replied_at: datetime | None = Field(default=None, sa_column=_utc_opt())
 
 
 class FsmRecord(SQLModel, table=True):

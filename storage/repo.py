@@ -221,6 +221,18 @@ class MemberRepo:
         stmt = select(Member).where(Member.telegram_id == telegram_id, col(Member.active))
         return (await self.session.exec(stmt.order_by(col(Member.id)))).all()
 
+    async def enrolments(
+        self, *, telegram_ids: Sequence[int]
+    ) -> Sequence[tuple[Member, Organisation]]:
+        """The active roster entries bound to these accounts, with their organisations."""
+        stmt = (
+            select(Member, Organisation)
+            .join(Organisation, col(Organisation.id) == col(Member.org_id))
+            .where(col(Member.telegram_id).in_(list(telegram_ids)), col(Member.active))
+            .order_by(col(Member.id))
+        )
+        return list((await self.session.exec(stmt)).all())
+
     async def bind(self, *, member: Member, telegram_id: int, now: datetime) -> None:
         member.telegram_id = telegram_id
         member.enrolled_at = now
@@ -297,6 +309,10 @@ class AccountRepo:
     async def get(self, *, telegram_id: int) -> Account | None:
         return await self.session.get(Account, telegram_id)
 
+    async def many(self, *, telegram_ids: Sequence[int]) -> Sequence[Account]:
+        stmt = select(Account).where(col(Account.telegram_id).in_(list(telegram_ids)))
+        return (await self.session.exec(stmt)).all()
+
     async def ensure(self, *, telegram_id: int, now: datetime) -> Account:
         account = await self.get(telegram_id=telegram_id)
         if account is None:
@@ -354,6 +370,18 @@ class RoleRepo:
         self.session.add(grant)
         await self.session.flush()
         return grant
+
+    async def active_many(
+        self, *, telegram_ids: Sequence[int]
+    ) -> Sequence[tuple[RoleGrant, Organisation]]:
+        stmt = (
+            select(RoleGrant, Organisation)
+            .join(Organisation, col(Organisation.id) == col(RoleGrant.org_id))
+            .where(col(RoleGrant.telegram_id).in_(list(telegram_ids)))
+            .where(col(RoleGrant.revoked_at).is_(None))
+            .order_by(col(RoleGrant.id))
+        )
+        return list((await self.session.exec(stmt)).all())
 
     async def active(self, *, telegram_id: int, org_id: int | None = None) -> Sequence[RoleGrant]:
         stmt = select(RoleGrant).where(
@@ -502,70 +530,93 @@ class AuditRepo:
 
 
 class JournalRepo:
-    """The durable record of updates fetched from Telegram, so none is lost to a crash."""
+    """The durable record of handled updates: which were handled (so a re-delivered update is
+    skipped), and the replies each produced until they have been sent."""
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def record(self, *, updates: Sequence[tuple[int, str]], now: datetime) -> None:
-        if not updates:
+    async def handled_among(self, *, update_ids: Sequence[int]) -> set[int]:
+        if not update_ids:
+            return set()
+        stmt = select(InboundUpdate.update_id).where(
+            col(InboundUpdate.update_id).in_(list(update_ids)),
+            col(InboundUpdate.handled_at).is_not(None),
+        )
+        return set((await self.session.exec(stmt)).all())
+
+    async def is_handled(self, *, update_id: int) -> bool:
+        return bool(await self.handled_among(update_ids=[update_id]))
+
+    async def record_handled(
+        self, *, rows: Sequence[tuple[int, str | None]], now: datetime
+    ) -> None:
+        """Mark updates handled, keeping each one's recorded replies (None: it had none)."""
+        if not rows:
             return
         insert = dialect_insert(self.session)
-        stmt = insert(InboundUpdate).values(
-            [
-                {"update_id": uid, "payload": payload, "received_at": now, "attempts": 0}
-                for uid, payload in updates
-            ]
+        values = [
+            {
+                "update_id": update_id,
+                "payload": "",
+                "received_at": now,
+                "handled_at": now,
+                "attempts": 1,
+                "replies": replies,
+                "replied_at": None if replies else now,
+            }
+            for update_id, replies in rows
+        ]
+        stmt = insert(InboundUpdate).values(values)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["update_id"],
+            set_={
+                "handled_at": stmt.excluded.handled_at,
+                "replies": stmt.excluded.replies,
+                "replied_at": stmt.excluded.replied_at,
+            },
         )
-        await self.session.exec(stmt.on_conflict_do_nothing(index_elements=["update_id"]))
+        await self.session.exec(stmt)
+
+    async def mark_replied(self, *, update_ids: Sequence[int], now: datetime) -> None:
+        """The replies went out: forget them (they hold people's answers)."""
+        if not update_ids:
+            return
+        stmt = (
+            update(InboundUpdate)
+            .where(col(InboundUpdate.update_id).in_(list(update_ids)))
+            .values(replied_at=now, replies=None)
+        )
+        await self.session.exec(stmt)
+
+    async def unreplied(self) -> Sequence[tuple[int, str]]:
+        """Handled updates whose replies a crash kept from being sent."""
+        stmt = (
+            select(InboundUpdate.update_id, InboundUpdate.replies)
+            .where(
+                col(InboundUpdate.replied_at).is_(None), col(InboundUpdate.replies).is_not(None)
+            )
+            .order_by(col(InboundUpdate.update_id))
+        )
+        return [(uid, replies or "") for uid, replies in (await self.session.exec(stmt)).all()]
 
     async def next_offset(self) -> int | None:
-        """One past the newest recorded update: what to confirm to Telegram next."""
+        """One past the newest handled update: where polling resumes."""
         newest = (await self.session.exec(select(func.max(InboundUpdate.update_id)))).one()
         return None if newest is None else int(newest) + 1
 
-    async def unhandled(self, *, limit: int = 1000) -> Sequence[InboundUpdate]:
-        stmt = (
-            select(InboundUpdate)
-            .where(col(InboundUpdate.handled_at).is_(None))
-            .order_by(col(InboundUpdate.update_id))
-            .limit(limit)
-        )
-        return (await self.session.exec(stmt)).all()
-
-    async def is_handled(self, *, update_id: int) -> bool:
-        row = await self.session.get(InboundUpdate, update_id)
-        return row is not None and row.handled_at is not None
-
-    async def mark_handled(self, *, update_id: int, now: datetime) -> None:
-        stmt = (
-            update(InboundUpdate)
-            .where(col(InboundUpdate.update_id) == update_id)
-            .values(handled_at=now, payload="")
-        )
-        # The payload (locations, answers) is needed only until the update is handled.
-        await self.session.exec(stmt)
-
     async def prune(self, *, before: datetime) -> int:
-        """Forget handled updates older than `before`, keeping the newest for the offset."""
+        """Forget updates handled and replied before `before`, keeping the newest (the offset)."""
         newest = (await self.session.exec(select(func.max(InboundUpdate.update_id)))).one()
         if newest is None:
             return 0
         stmt = (
             delete(InboundUpdate)
-            .where(col(InboundUpdate.handled_at) < before)
+            .where(col(InboundUpdate.replied_at) < before)
             .where(col(InboundUpdate.update_id) < newest)
         )
         result = await self.session.exec(stmt)
         return int(result.rowcount or 0)
-
-    async def count_attempt(self, *, update_id: int) -> int:
-        row = await self.session.get(InboundUpdate, update_id)
-        if row is None:
-            return 0
-        row.attempts += 1
-        await self.session.flush()
-        return row.attempts
 
 
 class Repo:

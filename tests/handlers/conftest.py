@@ -71,8 +71,8 @@ class Daka:
         poller = self.poller
         assert poller is not None
         target = self.server.last_update_id
-        await self.server.wait_for(lambda: poller.last_seen >= target, message="not fetched")
-        await poller.drain()
+        await self.server.wait_for(lambda: poller.last_handled >= target, message="not handled")
+        await poller.idle()
 
     async def restart(self) -> None:
         await self.stop()

@@ -192,15 +192,19 @@ async def test_journal_records_each_update_once_and_tracks_the_offset(
     async with sessions() as session:
         journal = Repo(session).journal
         assert await journal.next_offset() is None
-        await journal.record(updates=[(5, "{}"), (6, "{}")], now=clock.now())
-        await journal.record(updates=[(6, "{}"), (7, "{}")], now=clock.now())
-        await journal.mark_handled(update_id=5, now=clock.now())
+        await journal.record_handled(
+            rows=[(5, None), (6, '[{"method": "sendMessage"}]')], now=clock.now()
+        )
+        await journal.record_handled(
+            rows=[(6, '[{"method": "sendMessage"}]'), (7, None)], now=clock.now()
+        )
         await session.commit()
-        pending = [u.update_id for u in await journal.unhandled()]
+        assert await journal.handled_among(update_ids=[4, 5, 6, 7, 8]) == {5, 6, 7}
         assert await journal.next_offset() == 8
-        assert await journal.is_handled(update_id=5)
-        assert not await journal.is_handled(update_id=6)
-    assert pending == [6, 7]
+        assert await journal.unreplied() == [(6, '[{"method": "sendMessage"}]')]
+        await journal.mark_replied(update_ids=[6], now=clock.now())
+        await session.commit()
+        assert await journal.unreplied() == []
 
 
 async def test_organisation_times_come_back_aware(
@@ -213,7 +217,7 @@ async def test_organisation_times_come_back_aware(
     assert org.created_at == clock.now() and org.created_at.utcoffset() is not None
 
 
-async def test_the_journal_forgets_payloads_once_handled_and_prunes_old_rows(
+async def test_the_journal_forgets_replies_once_sent_and_prunes_old_rows(
     sessions: SessionFactory, clock: FixedClock
 ) -> None:
     from scheduler.jobs import prune_journal
@@ -221,46 +225,14 @@ async def test_the_journal_forgets_payloads_once_handled_and_prunes_old_rows(
 
     async with sessions() as session:
         journal = Repo(session).journal
-        await journal.record(updates=[(1, '{"secret": 1}'), (2, "{}"), (3, "{}")], now=clock.now())
-        for update_id in (1, 2, 3):
-            await journal.mark_handled(update_id=update_id, now=clock.now())
+        await journal.record_handled(
+            rows=[(1, '[{"text": "体温 36.5"}]'), (2, None), (3, None)], now=clock.now()
+        )
+        await journal.mark_replied(update_ids=[1], now=clock.now())
         await session.commit()
         first = await session.get(InboundUpdate, 1)
-        assert first is not None and first.payload == ""
+        assert first is not None and first.replies is None and first.payload == ""
     clock.advance(timedelta(days=3))
     assert await prune_journal(sessions, clock) == 2
     async with sessions() as session:
         assert await Repo(session).journal.next_offset() == 4  # the newest row is kept
-
-
-async def test_the_closure_table_links_every_unit_to_all_its_ancestors(
-    sessions: SessionFactory, clock: FixedClock
-) -> None:
-    from sqlmodel import col, select
-
-    from storage.models import UnitLink
-
-    org_id = await make_org(sessions, clock)
-    async with sessions() as session:
-        repo = Repo(session)
-        grid = await repo.units.ensure(org_id=org_id, name_path="Town/Village/Grid 3")
-        await repo.units.ensure(org_id=org_id, name_path="Town/Other village")
-        await session.commit()
-        town = await repo.units.require(org_id=org_id, name_path="Town")
-        village = await repo.units.require(org_id=org_id, name_path="Town/Village")
-        links = (
-            await session.exec(
-                select(UnitLink)
-                .where(UnitLink.descendant_id == grid.id)
-                .order_by(col(UnitLink.depth))
-            )
-        ).all()
-        under_town = (
-            await session.exec(select(UnitLink).where(UnitLink.ancestor_id == town.id))
-        ).all()
-    assert [(link.ancestor_id, link.depth) for link in links] == [
-        (grid.id, 0),
-        (village.id, 1),
-        (town.id, 2),
-    ]
-    assert len(under_town) == 4  # itself, two villages, one grid

@@ -1,0 +1,272 @@
+"""The sender against Telegram's limits and failures: 429 pauses, 403 blocks, 5xx retries.
+Each letter reaches its chat exactly once, or is written off; nothing is lost or doubled."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+
+from sqlmodel import col, select
+
+from scheduler.sender import Sender
+from storage.models import Member, Outbox
+from storage.repo import Repo, RosterRow
+from tests.fakebot import Call, SentMessage
+from tests.handlers.conftest import reply_containing
+from tests.scheduler.conftest import School
+from tests.scheduler.test_reminders import TUESDAY, enrol_all
+
+REMINDER = "请点击下方按钮立即打卡"
+MISSING = "截止时仍未打卡"
+UNREACHABLE = "联系不上（已屏蔽机器人）"
+ADMIN = 103
+
+
+def sender(
+    school: School,
+    *,
+    rate: float = 25.0,
+    per_chat_interval: float = 1.0,
+    backoff_cap: float = 30.0,
+    max_attempts: int = 4,
+) -> Sender:
+    """A sender of its own (the fixture's sends at 200/s)."""
+    assert school.daka.bot is not None
+    return Sender(
+        school.daka.bot,
+        school.daka.sessions,
+        school.clock,
+        rate=rate,
+        per_chat_interval=per_chat_interval,
+        backoff_cap=backoff_cap,
+        max_attempts=max_attempts,
+    )
+
+
+async def seed_members(school: School, count: int, first: int = 5000) -> list[int]:
+    """`count` more enrolled members in 工程学院/三班; their Telegram ids."""
+    org_id = school.daka.org_ids["school"]
+    ids = list(range(first, first + count))
+    async with school.daka.sessions() as session:
+        repo = Repo(session)
+        await repo.members.import_roster(
+            org_id=org_id,
+            rows=[
+                RosterRow(line=i + 2, unit="工程学院/三班", member_id=str(tid), name=f"学生{i}")
+                for i, tid in enumerate(ids)
+            ],
+        )
+        for tid in ids:
+            member = await repo.members.by_external(org_id=org_id, external_id=str(tid))
+            assert member is not None
+            await repo.members.bind(member=member, telegram_id=tid, now=school.clock.now())
+        await session.commit()
+    return ids
+
+
+def reminders(school: School, chat_id: int) -> list[SentMessage]:
+    return [m for m in school.server.messages(chat_id) if REMINDER in m.text]
+
+
+def sends(school: School, chat_id: int) -> list[Call]:
+    return [c for c in school.server.calls_for(chat_id) if c.method == "sendMessage"]
+
+
+def delivered(school: School, chat_id: int) -> int:
+    return sum(1 for c in sends(school, chat_id) if c.ok)
+
+
+async def letters(school: School, chat_id: int) -> Sequence[Outbox]:
+    async with school.daka.sessions() as session:
+        stmt = select(Outbox).where(Outbox.chat_id == chat_id).order_by(col(Outbox.id))
+        return (await session.exec(stmt)).all()
+
+
+async def member(school: School, external_id: str) -> Member:
+    return await school.daka.member(external_id)
+
+
+# ---------------------------------------------------------------------------- 429
+
+
+async def test_the_sender_keeps_under_telegrams_limits_and_recovers_from_429(
+    school: School,
+) -> None:
+    chats = await seed_members(school, 60)
+    school.server.enforce_limits(global_per_second=30, per_chat_per_second=1)
+
+    [first] = await school.at("08:00")
+    assert first.enqueued == 60
+    started = time.monotonic()
+    stats = await sender(school, rate=25).drain()
+    assert stats.sent == 60
+    assert school.server.count_429 == 0
+    assert time.monotonic() - started < 4
+    for chat in chats:
+        assert len(reminders(school, chat)) == 1
+
+    # Far over the limit: Telegram answers 429, the sender waits and sends the same letters.
+    [second] = await school.at("10:00")
+    assert second.enqueued == 60
+    greedy = sender(school, rate=200)
+    stats = await asyncio.wait_for(greedy.drain(), timeout=8)
+    assert school.server.count_429 > 0
+    assert stats.rate_limited == school.server.count_429
+    assert (stats.sent, stats.failed) == (60, 0)
+    for chat in chats:
+        assert delivered(school, chat) == 2  # 08:00 and 10:00, once each
+        assert len(reminders(school, chat)) == 2
+        assert all(x.status == "sent" for x in await letters(school, chat))
+
+
+async def test_a_429_pauses_the_sender_and_the_same_letter_goes_once(school: School) -> None:
+    await school.enrol(12, "1002")
+    await school.at("08:00")
+    school.server.fail("sendMessage", 429, retry_after=1, times=1)
+    stats = await sender(school, rate=25).drain()
+    assert (stats.sent, stats.rate_limited, stats.failed) == (1, 1, 0)
+    refused, accepted = sends(school, 12)
+    assert (refused.status, accepted.status) == (429, 200)
+    assert accepted.at - refused.at >= 0.95  # retry_after was honoured
+    assert len(reminders(school, 12)) == 1
+    [letter] = await letters(school, 12)
+    assert (letter.status, letter.attempts) == ("sent", 1)
+
+
+async def test_after_a_429_the_sender_resumes_at_its_pace_not_in_a_burst(
+    school: School,
+) -> None:
+    chats = await seed_members(school, 40)
+    school.server.enforce_limits(global_per_second=30, per_chat_per_second=1)
+    await school.at("08:00")
+    school.server.fail("sendMessage", 429, retry_after=1, times=1)
+    stats = await asyncio.wait_for(sender(school, rate=25).drain(), timeout=8)
+    assert stats.sent == 40
+    assert school.server.count_429 == 1  # the injected one; the limits were never hit
+    for chat in chats:
+        assert delivered(school, chat) == 1
+
+
+# ---------------------------------------------------------------------------- 403
+
+
+async def test_a_member_who_blocked_the_bot_is_unreachable_until_they_write_again(
+    school: School,
+) -> None:
+    await enrol_all(school)
+    await school.grant(ADMIN, None, "admin")
+    school.server.block(13)  # 王五
+    await school.at("08:00")
+    stats = await school.send()
+    assert (stats.sent, stats.blocked) == (4, 1)
+    [letter] = await letters(school, 13)
+    assert letter.status == "blocked"
+    assert (await member(school, "1003")).unreachable_since == school.clock.now()
+    assert (await member(school, "1002")).unreachable_since is None
+
+    # The next round leaves them out; the cutoff list says they cannot be reached.
+    [ten] = await school.at("10:00")
+    assert ten.enqueued == 4
+    await school.send()
+    assert len(sends(school, 13)) == 1  # only the refused 08:00 attempt
+    await school.at("14:00")
+    await school.send()
+    [missing] = [m.text for m in school.server.messages(ADMIN) if MISSING in m.text]
+    assert f"• 王五 (1003, 工程学院/一班) — {UNREACHABLE}" in missing
+    assert "• 李四 (1002, 工程学院/一班)\n" in missing
+
+    # They unblock the bot and write to it: reachable again, reminded the next morning.
+    school.server.unblock(13)
+    user = school.server.user(13)
+    user.send("/today")
+    await reply_containing(user, "还没有打卡")
+    await school.daka.settled()
+    assert (await member(school, "1003")).unreachable_since is None
+    [tuesday] = await school.at("08:00", on=TUESDAY)
+    assert tuesday.enqueued == 5
+    await school.send()
+    [reminder] = reminders(school, 13)
+    assert "2026-12-01" in reminder.text
+
+
+async def test_a_member_unreachable_when_the_round_ran_is_not_sent_to(school: School) -> None:
+    """The round enqueued them; by send time another letter had bounced: skip, not retry."""
+    await school.enrol(12, "1002")
+    await school.at("08:00")
+    async with school.daka.sessions() as session:
+        found = await Repo(session).members.by_external(
+            org_id=school.daka.org_ids["school"], external_id="1002"
+        )
+        assert found is not None
+        found.unreachable_since = school.clock.now()
+        session.add(found)
+        await session.commit()
+    stats = await school.send()
+    assert (stats.sent, stats.skipped) == (0, 1)
+    assert sends(school, 12) == []
+    [letter] = await letters(school, 12)
+    assert letter.status == "skipped"
+
+
+# ---------------------------------------------------------------------------- other errors
+
+
+async def test_an_unexpected_error_fails_one_letter_not_its_whole_batch(school: School) -> None:
+    await enrol_all(school)
+    await school.at("08:00")
+    school.server.fail("sendMessage", 404, times=1, chat_id=12)
+    stats = await school.send()
+    assert (stats.sent, stats.failed) == (4, 1)
+    [letter] = await letters(school, 12)
+    assert letter.status == "failed"
+    for chat in (11, 13, 21, 31):
+        assert [x.status for x in await letters(school, chat)] == ["sent"]
+    # Later drains, even after the lease of a dead sender would have run out, send nothing.
+    school.clock.advance(timedelta(minutes=5))
+    again = await school.send()
+    assert again.handled == stats.handled
+    for chat in (11, 13, 21, 31):
+        assert delivered(school, chat) == 1
+    assert reminders(school, 12) == []
+
+
+# ---------------------------------------------------------------------------- 5xx
+
+
+async def test_a_server_error_is_retried_and_the_letter_delivered_once(school: School) -> None:
+    await school.enrol(12, "1002")
+    await school.at("08:00")
+    school.server.fail("sendMessage", 502, times=2)
+    stats = await asyncio.wait_for(
+        sender(school, backoff_cap=0.05, per_chat_interval=0.05).drain(), timeout=5
+    )
+    assert (stats.sent, stats.retried, stats.failed) == (1, 2, 0)
+    assert [c.status for c in sends(school, 12)] == [502, 502, 200]
+    assert len(reminders(school, 12)) == 1
+    [letter] = await letters(school, 12)
+    assert (letter.status, letter.attempts) == ("sent", 3)
+
+
+async def test_a_letter_that_keeps_failing_is_written_off_without_hanging(
+    school: School,
+) -> None:
+    await school.enrol(12, "1002")
+    await school.enrol(13, "1003")
+    await school.at("08:00")
+    school.server.fail("sendMessage", 502, times=10, chat_id=12)
+    patient = sender(school, backoff_cap=0.05, per_chat_interval=0.05, max_attempts=4)
+    stats = await asyncio.wait_for(patient.drain(), timeout=5)
+    assert (stats.sent, stats.failed, stats.retried) == (1, 1, 3)
+    assert [c.status for c in sends(school, 12)] == [502] * 4
+    assert reminders(school, 12) == []
+    [letter] = await letters(school, 12)
+    assert (letter.status, letter.attempts) == ("failed", 4)
+    assert letter.error and "Bad Gateway" in letter.error
+    assert len(reminders(school, 13)) == 1  # the rest of the batch went out
+    # A failed letter stays failed: the next drain does not pick it up again.
+    school.server.clear_failures()
+    again = await asyncio.wait_for(patient.drain(), timeout=5)
+    assert again.sent == 1
+    assert len(sends(school, 12)) == 4
