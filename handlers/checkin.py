@@ -185,14 +185,43 @@ def question_text(form: Form, q: Question, draft: Draft, lang: str) -> str:
     return text
 
 
-async def ask(bot: Bot, chat_id: int, form: Form, draft: Draft) -> None:
-    """Send the current question with the keyboard that fits its kind."""
+Markup = InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove | None
+
+
+async def show(
+    bot: Bot, chat_id: int, text: str, markup: Markup, *, edit: Message | None = None
+) -> None:
+    """Edit the message whose button was pressed into what comes next, or send it anew (a reply
+    keyboard can only come with a new message): one call instead of an edit and a send."""
+    if edit is not None and (markup is None or isinstance(markup, InlineKeyboardMarkup)):
+        await edit.edit_text(text, reply_markup=markup)
+    else:
+        await bot.send_message(chat_id, text, reply_markup=markup)
+
+
+def with_header(header: str | None, text: str) -> str:
+    return f"{header}\n\n{text}" if header else text
+
+
+async def ask(
+    bot: Bot,
+    chat_id: int,
+    form: Form,
+    draft: Draft,
+    *,
+    header: str | None = None,
+    edit: Message | None = None,
+) -> None:
+    """Show the current question with the keyboard that fits its kind. A question without
+    buttons brings the member menu back (the location question had replaced it)."""
     lang = current_language()
     q = form.question(draft.qid)
-    await bot.send_message(
-        chat_id,
-        question_text(form, q, draft, lang),
-        reply_markup=question_keyboard(q, draft, lang),
+    markup: Markup = question_keyboard(q, draft, lang)
+    if markup is None and draft.data.get("menu") is False:
+        markup = menu_keyboard()
+        draft.data["menu"] = True
+    await show(
+        bot, chat_id, with_header(header, question_text(form, q, draft, lang)), markup, edit=edit
     )
 
 
@@ -230,15 +259,15 @@ async def show_summary(
     state: FSMContext,
     org: Organisation,
     resolve: Callable[[float, float], Place | None],
+    *,
+    header: str | None = None,
+    edit: Message | None = None,
 ) -> None:
     facts = derive(form, draft.answers, geofence=org_geofence(org), resolve=resolve)
     await state.set_state(CheckInForm.summary)
     await save(state, draft)
-    await bot.send_message(
-        chat_id,
-        summary_text(form, draft, current_language(), facts.reasons),
-        reply_markup=summary_keyboard(draft),
-    )
+    text = summary_text(form, draft, current_language(), facts.reasons)
+    await show(bot, chat_id, with_header(header, text), summary_keyboard(draft), edit=edit)
 
 
 async def advance(
@@ -249,6 +278,9 @@ async def advance(
     state: FSMContext,
     org: Organisation,
     resolve: Callable[[float, float], Place | None],
+    *,
+    header: str | None = None,
+    edit: Message | None = None,
 ) -> None:
     """After an answer: the next question, or the summary (also after editing one answer)."""
     draft.data["selected"] = []
@@ -256,13 +288,17 @@ async def advance(
     nxt = None if draft.data.get("editing") else form.next_question(draft.qid)
     if nxt is None:
         draft.data["editing"] = False
-        await show_summary(bot, chat_id, form, draft, state, org, resolve)
+        await show_summary(
+            bot, chat_id, form, draft, state, org, resolve, header=header, edit=edit
+        )
         return
     draft.data["q"] = nxt.id
     if nxt.kind == "multi":
         draft.data["selected"] = list(draft.answers.get(nxt.id) or [])
+    if nxt.kind == "location":
+        draft.data["menu"] = False  # its reply keyboard replaces the member menu
+    await ask(bot, chat_id, form, draft, header=header, edit=edit)
     await save(state, draft)
-    await ask(bot, chat_id, form, draft)
 
 
 async def load_context(
@@ -294,18 +330,17 @@ async def start_checkin(
     today = local_day(clock.now(), org.timezone)
     assert member.id is not None
     existing = await repo.checkins.for_day(member_id=member.id, local_day=today)
+    header = None
     if existing is not None:
         at = existing.submitted_at.astimezone(zone(org.timezone)).strftime("%H:%M")
-        await bot.send_message(
-            chat_id,
-            _("You already checked in today at {time}. Answering again will update it.").format(
-                time=at
-            ),
-        )
+        header = _("You already checked in today at {time}. Answering again will update it.")
+        header = header.format(time=at)
     draft = Draft.new(day=today, form=form, member_id=member.id)
+    if form.questions[0].kind == "location":
+        draft.data["menu"] = False
     await state.set_state(CheckInForm.answering)
+    await ask(bot, chat_id, form, draft, header=header)
     await save(state, draft)
-    await ask(bot, chat_id, form, draft)
 
 
 @router.message(Command("checkin"), StateFilter(None))
@@ -351,16 +386,15 @@ async def current_draft(
         return None
     today = local_day(clock.now(), org.timezone)
     if draft.day != today:
-        await bot.send_message(
-            chat_id,
-            _("Your unfinished check-in of {day} has expired. Let's do today's.").format(
-                day=draft.day.isoformat()
-            ),
+        header = _("Your unfinished check-in of {day} has expired. Let's do today's.").format(
+            day=draft.day.isoformat()
         )
         draft = Draft.new(day=today, form=form, member_id=member.id or 0)
+        if form.questions[0].kind == "location":
+            draft.data["menu"] = False
         await state.set_state(CheckInForm.answering)
+        await ask(bot, chat_id, form, draft, header=header)
         await save(state, draft)
-        await ask(bot, chat_id, form, draft)
         return None
     return draft, form, org
 
@@ -383,16 +417,13 @@ async def on_answer_message(
     q = form.question(draft.qid)
     problem = accept_message(q, draft, message)
     if problem is not None:
-        await message.answer(problem)
-        await ask(bot, chat_id, form, draft)
+        await ask(bot, chat_id, form, draft, header=problem)
         return
+    header = None
     if q.kind == "location":
         place = describe_place(draft.answers[q.id], resolve)
-        await message.answer(
-            _("📍 Location received{place}.").format(place=place),
-            reply_markup=ReplyKeyboardRemove(),
-        )
-    await advance(bot, chat_id, form, draft, state, org, resolve)
+        header = _("📍 Location received{place}.").format(place=place)
+    await advance(bot, chat_id, form, draft, state, org, resolve, header=header)
 
 
 def describe_place(
@@ -490,7 +521,7 @@ async def on_answer_button(
                 draft.data["follow_up"] = True
                 await save(state, draft)
                 await query.answer()
-                await ask(bot, chat_id, form, draft)
+                await ask(bot, chat_id, form, draft, edit=pressed(query))
                 return
             draft.answers[q.id] = forms.yesno_answer(value == YES)
         elif q.kind == "multi" and value == DONE:
@@ -512,12 +543,17 @@ async def on_answer_button(
         await query.answer(error_text(error, q), show_alert=True)
         return
     await query.answer()
-    if isinstance(query.message, Message):
-        chosen = html.escape(forms.format_answer(q, draft.answers.get(q.id), current_language()))
-        await query.message.edit_text(
-            f"{html.escape(q.label(current_language()))}: <b>{chosen}</b>", reply_markup=None
-        )
-    await advance(bot, chat_id, form, draft, state, org, resolve)
+    lang = current_language()
+    chosen = html.escape(forms.format_answer(q, draft.answers.get(q.id), lang))
+    header = f"✔ {html.escape(q.label(lang))}: <b>{chosen}</b>"
+    await advance(
+        bot, chat_id, form, draft, state, org, resolve, header=header, edit=pressed(query)
+    )
+
+
+def pressed(query: CallbackQuery) -> Message | None:
+    """The message whose button was pressed, when it can still be edited."""
+    return query.message if isinstance(query.message, Message) else None
 
 
 @router.callback_query(SummaryCb.filter(), StateFilter(CheckInForm.summary))
@@ -548,11 +584,11 @@ async def on_summary_button(
     await query.answer()
     if action == "cancel":
         await state.clear()
-        if message:
-            await message.edit_reply_markup(reply_markup=None)
-        await bot.send_message(
-            chat_id, _("Cancelled. Nothing was recorded."), reply_markup=menu_keyboard()
-        )
+        text = _("Cancelled. Nothing was recorded.")
+        if draft.data.get("menu") is False or message is None:
+            await bot.send_message(chat_id, text, reply_markup=menu_keyboard())
+        else:
+            await message.edit_text(text, reply_markup=None)
     elif action == "edit":
         if message:
             await message.edit_reply_markup(reply_markup=edit_keyboard(form, draft))
@@ -560,14 +596,14 @@ async def on_summary_button(
         if message:
             await message.edit_reply_markup(reply_markup=summary_keyboard(draft))
     elif action == "pick" and callback_data.q in {q.id for q in form.questions}:
-        if message:
-            await message.edit_reply_markup(reply_markup=None)
         q = form.question(callback_data.q)
         draft.data.update(q=q.id, editing=True, follow_up=False)
         draft.data["selected"] = list(draft.answers.get(q.id) or []) if q.kind == "multi" else []
+        if q.kind == "location":
+            draft.data["menu"] = False
         await state.set_state(CheckInForm.answering)
+        await ask(bot, chat_id, form, draft, edit=message)
         await save(state, draft)
-        await ask(bot, chat_id, form, draft)
     elif action == "confirm":
         await confirm(
             bot,
@@ -664,8 +700,6 @@ async def confirm(
         if await OutboxRepo(repo.session).enqueue(letters, now=clock.now()) and outbox_wake:
             outbox_wake()
     await state.clear()
-    if message:
-        await message.edit_reply_markup(reply_markup=None)
     lang = current_language()
     head = (
         _("✅ Today's check-in updated (version {version}).").format(version=checkin.version)
@@ -685,7 +719,10 @@ async def confirm(
         ).format(items=html.escape("、".join(labels) if lang == "zh" else ", ".join(labels)))
     else:
         body = _("All answers are normal. Thank you!")
-    await bot.send_message(chat_id, f"{head}\n{body}", reply_markup=menu_keyboard())
+    if draft.data.get("menu") is False or message is None:
+        await bot.send_message(chat_id, f"{head}\n{body}", reply_markup=menu_keyboard())
+    else:
+        await message.edit_text(f"{head}\n{body}", reply_markup=None)
 
 
 @router.message(StateFilter(CheckInForm.summary))
@@ -702,5 +739,5 @@ async def on_summary_message(
     if found is None:
         return
     draft, form, org = found
-    await message.answer(_("Please confirm or edit your answers with the buttons below."))
-    await show_summary(bot, message.chat.id, form, draft, state, org, resolve)
+    header = _("Please confirm or edit your answers with the buttons below.")
+    await show_summary(bot, message.chat.id, form, draft, state, org, resolve, header=header)
