@@ -13,7 +13,6 @@ from typing import Any
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
-from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.exceptions import (
@@ -37,7 +36,15 @@ from bot.middlewares import (
     VisitorMiddleware,
     load_visitors,
 )
-from bot.replies import DeferReplies, ReplySender, chat_of, current_replies, dump, load
+from bot.replies import (
+    DeferReplies,
+    ReplySender,
+    ReplySession,
+    chat_of,
+    current_replies,
+    dump,
+    load,
+)
 from domain.clock import Clock, SystemClock
 from domain.geo import DEFAULT_RESOLVER, Place, resolve_place
 from storage.db import SessionFactory, create_engine, create_session_factory
@@ -53,7 +60,7 @@ MARK_INTERVAL = 0.05
 
 def create_bot(settings: Settings) -> Bot:
     """The Bot talking to `TELEGRAM_API_URL` (Telegram, a self-hosted server, or a test fake)."""
-    session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
+    session = ReplySession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
     session.middleware(DeferReplies())
     session.middleware(TolerantRequests())
     return Bot(
@@ -131,17 +138,16 @@ class JournaledPolling:
         try:
             await self._run()
         finally:
-            marking.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await marking
+            self._stop.set()
+            await marking
         await self.replies.drain()
         await self._mark_replied()
 
     async def _keep_marking(self) -> None:
         """Record sent replies every few hundredths of a second, so that a crash repeats only
         the replies of the last moments."""
-        while True:
-            await asyncio.sleep(MARK_INTERVAL)
+        while not self._stop.is_set():
+            await self._sleep(MARK_INTERVAL)
             if self._replied:
                 try:
                     await self._mark_replied()

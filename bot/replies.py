@@ -17,10 +17,12 @@ from collections.abc import Callable, Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from http import HTTPStatus
 from typing import Any, cast
 
 from aiogram import Bot
 from aiogram.client.default import Default
+from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.session.middlewares.base import (
     BaseRequestMiddleware,
     NextRequestMiddlewareType,
@@ -68,6 +70,28 @@ BY_NAME: dict[str, type[TelegramMethod[Any]]] = {m.__api_method__: m for m in DE
 current_replies: ContextVar[list[TelegramMethod[Any]] | None] = ContextVar(
     "daka_replies", default=None
 )
+results_unused: ContextVar[bool] = ContextVar("daka_results_unused", default=False)
+
+
+class ReplySession(AiohttpSession):
+    """aiogram's aiohttp session; a sender that needs only success or failure (the replies of
+    an update, the scheduler's letters) skips turning Telegram's echo into a `Message`."""
+
+    def check_response(
+        self,
+        bot: Bot,
+        method: TelegramMethod[TelegramType],
+        status_code: int,
+        content: str,
+    ) -> Response[TelegramType]:
+        if results_unused.get() and HTTPStatus.OK <= status_code < HTTPStatus.MULTIPLE_CHOICES:
+            try:
+                ok = self.json_loads(content).get("ok") is True
+            except ValueError:
+                ok = False
+            if ok:
+                return cast(Response[TelegramType], Response[Any].model_construct(ok=True))
+        return super().check_response(bot, method, status_code, content)
 
 
 def _has_upload(method: TelegramMethod[Any]) -> bool:
@@ -94,10 +118,10 @@ def _stand_in(method: TelegramMethod[Any]) -> Any:
     """What the handler gets back: a message without an id, or True."""
     if isinstance(method, SendMessage | SendPhoto | SendDocument | SendLocation):
         chat_id = method.chat_id if isinstance(method.chat_id, int) else 0
-        return Message(
+        return Message.model_construct(
             message_id=0,
             date=datetime.now(UTC),
-            chat=Chat(id=chat_id, type="private"),
+            chat=Chat.model_construct(id=chat_id, type="private"),
             text=getattr(method, "text", None),
         )
     return True
@@ -173,6 +197,7 @@ class ReplySender:
         if previous is not None:
             with contextlib.suppress(Exception):
                 await previous
+        results_unused.set(True)  # this task's own context
         for method in methods:
             await self._call(method)
         self.on_sent(update_id)
