@@ -56,4 +56,14 @@ class Figures:
 
     @property
     def all_zero(self) -> bool:
-        return self.expected == 0 and self.abnormal == 0 and self.excused == 0
+        """Every figure a report shows is 0 (a holiday, an empty roster): the 零报告 case."""
+        return not any(
+            (
+                self.reported,
+                self.missing,
+                self.abnormal,
+                self.excused,
+                self.not_enrolled,
+                self.unreachable,
+            )
+        )

@@ -7,13 +7,14 @@ from aiogram import Router
 
 def build_router() -> Router:
     """One root router: enrolment first, then the check-in form, member commands, fallbacks."""
-    from handlers import checkin, common, enrol, member
+    from handlers import checkin, common, enrol, manage, member
 
     children = (
         common.commands_router,
         enrol.router,
         checkin.router,
         member.router,
+        manage.router,
         common.fallback_router,
     )
     for child in children:

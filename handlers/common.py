@@ -69,6 +69,8 @@ def help_text(visitor: Visitor | None) -> str:
         _("/language — 中文 / English"),
         _("/cancel — stop the current step"),
     ]
+    if visitor is not None and visitor.roles:
+        lines += ["", _("/schedule — reminder times, cutoff and report time of your scope")]
     if visitor is None or not (visitor.members or visitor.roles):
         lines += ["", _("You are not enrolled yet: open the invite link you were given.")]
     return "\n".join(lines)

@@ -92,7 +92,7 @@ def report_text(
     if not counted:
         lines.append(_("Today is not a check-in day (holiday or day off)."))
     lines.append(figures_line(whole))
-    if whole.all_zero and whole.reported == 0:
+    if whole.all_zero:
         lines.append(_("Zero report: every figure is 0 today."))
     if children:
         lines += ["", _("<b>By unit</b>")]
