@@ -7,6 +7,7 @@ from __future__ import annotations
 import html
 import secrets
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -27,8 +28,8 @@ from aiogram.types import (
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
+from bot.context import Visitor
 from bot.i18n import current_language
-from bot.middlewares import Visitor
 from domain import forms
 from domain.checkin import GEOFENCE_REASON, derive
 from domain.clock import Clock, local_day, zone
@@ -186,43 +187,11 @@ def question_text(form: Form, q: Question, draft: Draft, lang: str) -> str:
 
 
 Markup = InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove | None
-
-
-async def show(
-    bot: Bot, chat_id: int, text: str, markup: Markup, *, edit: Message | None = None
-) -> None:
-    """Edit the message whose button was pressed into what comes next, or send it anew (a reply
-    keyboard can only come with a new message): one call instead of an edit and a send."""
-    if edit is not None and (markup is None or isinstance(markup, InlineKeyboardMarkup)):
-        await edit.edit_text(text, reply_markup=markup)
-    else:
-        await bot.send_message(chat_id, text, reply_markup=markup)
+Resolve = Callable[[float, float], Place | None]
 
 
 def with_header(header: str | None, text: str) -> str:
     return f"{header}\n\n{text}" if header else text
-
-
-async def ask(
-    bot: Bot,
-    chat_id: int,
-    form: Form,
-    draft: Draft,
-    *,
-    header: str | None = None,
-    edit: Message | None = None,
-) -> None:
-    """Show the current question with the keyboard that fits its kind. A question without
-    buttons brings the member menu back (the location question had replaced it)."""
-    lang = current_language()
-    q = form.question(draft.qid)
-    markup: Markup = question_keyboard(q, draft, lang)
-    if markup is None and draft.data.get("menu") is False:
-        markup = menu_keyboard()
-        draft.data["menu"] = True
-    await show(
-        bot, chat_id, with_header(header, question_text(form, q, draft, lang)), markup, edit=edit
-    )
 
 
 def summary_text(form: Form, draft: Draft, lang: str, reasons: list[str]) -> str:
@@ -251,96 +220,125 @@ def summary_keyboard(draft: Draft) -> InlineKeyboardMarkup:
     )
 
 
-async def show_summary(
-    bot: Bot,
-    chat_id: int,
-    form: Form,
-    draft: Draft,
-    state: FSMContext,
-    org: Organisation,
-    resolve: Callable[[float, float], Place | None],
-    *,
-    header: str | None = None,
-    edit: Message | None = None,
-) -> None:
-    facts = derive(form, draft.answers, geofence=org_geofence(org), resolve=resolve)
-    await state.set_state(CheckInForm.summary)
-    await save(state, draft)
-    text = summary_text(form, draft, current_language(), facts.reasons)
-    await show(bot, chat_id, with_header(header, text), summary_keyboard(draft), edit=edit)
+@dataclass(frozen=True)
+class Turn:
+    """One step of a member's check-in: where to answer, and the conversation's context."""
 
+    bot: Bot
+    chat_id: int
+    state: FSMContext
+    member: Member
+    org: Organisation
+    form: Form
+    resolve: Resolve
 
-async def advance(
-    bot: Bot,
-    chat_id: int,
-    form: Form,
-    draft: Draft,
-    state: FSMContext,
-    org: Organisation,
-    resolve: Callable[[float, float], Place | None],
-    *,
-    header: str | None = None,
-    edit: Message | None = None,
-) -> None:
-    """After an answer: the next question, or the summary (also after editing one answer)."""
-    draft.data["selected"] = []
-    draft.data["follow_up"] = False
-    nxt = None if draft.data.get("editing") else form.next_question(draft.qid)
-    if nxt is None:
-        draft.data["editing"] = False
-        await show_summary(
-            bot, chat_id, form, draft, state, org, resolve, header=header, edit=edit
+    async def show(self, text: str, markup: Markup, *, edit: Message | None = None) -> None:
+        """Edit the message whose button was pressed into what comes next, or send it anew (a
+        reply keyboard can only come with a new message): one call instead of an edit and a
+        send."""
+        if edit is not None and (markup is None or isinstance(markup, InlineKeyboardMarkup)):
+            await edit.edit_text(text, reply_markup=markup)
+        else:
+            await self.bot.send_message(self.chat_id, text, reply_markup=markup)
+
+    async def ask(
+        self, draft: Draft, *, header: str | None = None, edit: Message | None = None
+    ) -> None:
+        """Show the current question with the keyboard that fits its kind. A question without
+        buttons brings the member menu back (the location question had replaced it)."""
+        lang = current_language()
+        q = self.form.question(draft.qid)
+        markup: Markup = question_keyboard(q, draft, lang)
+        if markup is None and draft.data.get("menu") is False:
+            markup = menu_keyboard()
+            draft.data["menu"] = True
+        text = with_header(header, question_text(self.form, q, draft, lang))
+        await self.show(text, markup, edit=edit)
+
+    async def summary(
+        self, draft: Draft, *, header: str | None = None, edit: Message | None = None
+    ) -> None:
+        facts = derive(
+            self.form, draft.answers, geofence=org_geofence(self.org), resolve=self.resolve
         )
-        return
-    draft.data["q"] = nxt.id
-    if nxt.kind == "multi":
-        draft.data["selected"] = list(draft.answers.get(nxt.id) or [])
-    if nxt.kind == "location":
-        draft.data["menu"] = False  # its reply keyboard replaces the member menu
-    await ask(bot, chat_id, form, draft, header=header, edit=edit)
-    await save(state, draft)
+        await self.state.set_state(CheckInForm.summary)
+        await save(self.state, draft)
+        text = summary_text(self.form, draft, current_language(), facts.reasons)
+        await self.show(with_header(header, text), summary_keyboard(draft), edit=edit)
+
+    async def advance(
+        self, draft: Draft, *, header: str | None = None, edit: Message | None = None
+    ) -> None:
+        """After an answer: the next question, or the summary (also after editing one answer)."""
+        draft.data["selected"] = []
+        draft.data["follow_up"] = False
+        nxt = None if draft.data.get("editing") else self.form.next_question(draft.qid)
+        if nxt is None:
+            draft.data["editing"] = False
+            await self.summary(draft, header=header, edit=edit)
+            return
+        draft.data["q"] = nxt.id
+        if nxt.kind == "multi":
+            draft.data["selected"] = list(draft.answers.get(nxt.id) or [])
+        if nxt.kind == "location":
+            draft.data["menu"] = False  # its reply keyboard replaces the member menu
+        await self.ask(draft, header=header, edit=edit)
+        await save(self.state, draft)
+
+    async def begin(self, day: date, *, header: str | None = None) -> None:
+        """A new draft for `day`, and its first question."""
+        assert self.member.id is not None
+        draft = Draft.new(day=day, form=self.form, member_id=self.member.id)
+        if self.form.questions[0].kind == "location":
+            draft.data["menu"] = False
+        await self.state.set_state(CheckInForm.answering)
+        await self.ask(draft, header=header)
+        await save(self.state, draft)
+
+    async def finish(self, text: str, draft: Draft, edit: Message | None) -> None:
+        """The last word of a draft; it brings the member menu back if it is still away."""
+        await self.state.clear()
+        if draft.data.get("menu") is False or edit is None:
+            await self.bot.send_message(self.chat_id, text, reply_markup=menu_keyboard())
+        else:
+            await edit.edit_text(text, reply_markup=None)
 
 
-async def load_context(
-    repo: Repo, visitor: Visitor | None
-) -> tuple[Member, Organisation, Form] | None:
-    if visitor is None or visitor.member is None:
-        return None
-    member = visitor.member
-    org = await repo.orgs.get(org_id=member.org_id)
-    return member, org, forms.load_form(org.form)
-
-
-async def start_checkin(
+async def open_turn(
     bot: Bot,
     chat_id: int,
     state: FSMContext,
     repo: Repo,
-    clock: Clock,
     visitor: Visitor | None,
-) -> None:
-    context = await load_context(repo, visitor)
-    if context is None:
-        await bot.send_message(
-            chat_id,
-            _("You are not enrolled yet. Please open the invite link from your counselor first."),
-        )
-        return
-    member, org, form = context
-    today = local_day(clock.now(), org.timezone)
-    assert member.id is not None
-    existing = await repo.checkins.for_day(member_id=member.id, local_day=today)
+    resolve: Resolve,
+) -> Turn | None:
+    """The member's check-in context, or None when the sender is not enrolled."""
+    if visitor is None or visitor.member is None:
+        return None
+    member = visitor.member
+    org = visitor.org
+    if org is None or org.id != member.org_id:
+        org = await repo.orgs.get(org_id=member.org_id)
+    return Turn(bot, chat_id, state, member, org, forms.load_form(org.form), resolve)
+
+
+async def start_checkin(turn: Turn, repo: Repo, clock: Clock) -> None:
+    assert turn.member.id is not None
+    today = local_day(clock.now(), turn.org.timezone)
+    existing = await repo.checkins.for_day(member_id=turn.member.id, local_day=today)
     header = None
     if existing is not None:
-        at = existing.submitted_at.astimezone(zone(org.timezone)).strftime("%H:%M")
+        at = existing.submitted_at.astimezone(zone(turn.org.timezone)).strftime("%H:%M")
         header = _("You already checked in today at {time}. Answering again will update it.")
         header = header.format(time=at)
-    draft = Draft.new(day=today, form=form, member_id=member.id)
-    if form.questions[0].kind == "location":
-        draft.data["menu"] = False
-    await state.set_state(CheckInForm.answering)
-    await ask(bot, chat_id, form, draft, header=header)
-    await save(state, draft)
+    await turn.begin(today, header=header)
+
+
+async def not_enrolled(bot: Bot, chat_id: int) -> None:
+    await bot.send_message(
+        chat_id,
+        _("You are not enrolled yet. Please open the invite link from your counselor first."),
+    )
 
 
 @router.message(Command("checkin"), StateFilter(None))
@@ -351,9 +349,14 @@ async def on_checkin(
     state: FSMContext,
     repo: Repo,
     clock: Clock,
+    resolve: Resolve,
     visitor: Visitor | None = None,
 ) -> None:
-    await start_checkin(bot, message.chat.id, state, repo, clock, visitor)
+    turn = await open_turn(bot, message.chat.id, state, repo, visitor, resolve)
+    if turn is None:
+        await not_enrolled(bot, message.chat.id)
+        return
+    await start_checkin(turn, repo, clock)
 
 
 @router.callback_query(StartCheckInCb.filter(), StateFilter(None))
@@ -363,40 +366,46 @@ async def on_checkin_button(
     state: FSMContext,
     repo: Repo,
     clock: Clock,
+    resolve: Resolve,
     visitor: Visitor | None = None,
 ) -> None:
     await query.answer()
-    await start_checkin(bot, query.from_user.id, state, repo, clock, visitor)
+    turn = await open_turn(bot, query.from_user.id, state, repo, visitor, resolve)
+    if turn is None:
+        await not_enrolled(bot, query.from_user.id)
+        return
+    await start_checkin(turn, repo, clock)
 
 
 async def current_draft(
-    state: FSMContext, repo: Repo, clock: Clock, visitor: Visitor | None, bot: Bot, chat_id: int
-) -> tuple[Draft, Form, Organisation] | None:
-    """The draft in progress, or None after telling the member it expired (new local day)."""
-    context = await load_context(repo, visitor)
-    if context is None:
+    bot: Bot,
+    chat_id: int,
+    state: FSMContext,
+    repo: Repo,
+    clock: Clock,
+    visitor: Visitor | None,
+    resolve: Resolve,
+) -> tuple[Turn, Draft] | None:
+    """The draft in progress, or None after saying why there is none (not enrolled any more,
+    or a new local day: then today's check-in starts over)."""
+    turn = await open_turn(bot, chat_id, state, repo, visitor, resolve)
+    if turn is None:
         await state.clear()
         await bot.send_message(chat_id, _("You are not enrolled. Nothing was recorded."))
         return None
-    member, org, form = context
     draft = Draft(await state.get_data())
-    if "draft" not in draft.data or draft.data.get("member") != member.id:
+    if "draft" not in draft.data or draft.data.get("member") != turn.member.id:
         await state.clear()
         await bot.send_message(chat_id, _("That check-in is no longer open. Send /checkin."))
         return None
-    today = local_day(clock.now(), org.timezone)
+    today = local_day(clock.now(), turn.org.timezone)
     if draft.day != today:
         header = _("Your unfinished check-in of {day} has expired. Let's do today's.").format(
             day=draft.day.isoformat()
         )
-        draft = Draft.new(day=today, form=form, member_id=member.id or 0)
-        if form.questions[0].kind == "location":
-            draft.data["menu"] = False
-        await state.set_state(CheckInForm.answering)
-        await ask(bot, chat_id, form, draft, header=header)
-        await save(state, draft)
+        await turn.begin(today, header=header)
         return None
-    return draft, form, org
+    return turn, draft
 
 
 @router.message(StateFilter(CheckInForm.answering))
@@ -406,29 +415,26 @@ async def on_answer_message(
     state: FSMContext,
     repo: Repo,
     clock: Clock,
-    resolve: Callable[[float, float], Place | None],
+    resolve: Resolve,
     visitor: Visitor | None = None,
 ) -> None:
-    chat_id = message.chat.id
-    found = await current_draft(state, repo, clock, visitor, bot, chat_id)
+    found = await current_draft(bot, message.chat.id, state, repo, clock, visitor, resolve)
     if found is None:
         return
-    draft, form, org = found
-    q = form.question(draft.qid)
+    turn, draft = found
+    q = turn.form.question(draft.qid)
     problem = accept_message(q, draft, message)
     if problem is not None:
-        await ask(bot, chat_id, form, draft, header=problem)
+        await turn.ask(draft, header=problem)
         return
     header = None
     if q.kind == "location":
         place = describe_place(draft.answers[q.id], resolve)
         header = _("📍 Location received{place}.").format(place=place)
-    await advance(bot, chat_id, form, draft, state, org, resolve, header=header)
+    await turn.advance(draft, header=header)
 
 
-def describe_place(
-    location: dict[str, Any], resolve: Callable[[float, float], Place | None]
-) -> str:
+def describe_place(location: dict[str, Any], resolve: Resolve) -> str:
     place = resolve(float(location["lat"]), float(location["lon"]))
     if place is None:
         return ""
@@ -495,19 +501,18 @@ async def on_answer_button(
     state: FSMContext,
     repo: Repo,
     clock: Clock,
-    resolve: Callable[[float, float], Place | None],
+    resolve: Resolve,
     visitor: Visitor | None = None,
 ) -> None:
-    chat_id = query.from_user.id
-    found = await current_draft(state, repo, clock, visitor, bot, chat_id)
+    found = await current_draft(bot, query.from_user.id, state, repo, clock, visitor, resolve)
     if found is None:
         await query.answer()
         return
-    draft, form, org = found
-    q = form.question(draft.qid)
+    turn, draft = found
+    q = turn.form.question(draft.qid)
     if callback_data.draft != draft.id or callback_data.q != q.id:
         await query.answer(_("That button belongs to an earlier question."))
-        await ask(bot, chat_id, form, draft)
+        await turn.ask(draft)
         return
     value = callback_data.value
     try:
@@ -521,7 +526,7 @@ async def on_answer_button(
                 draft.data["follow_up"] = True
                 await save(state, draft)
                 await query.answer()
-                await ask(bot, chat_id, form, draft, edit=pressed(query))
+                await turn.ask(draft, edit=pressed(query))
                 return
             draft.answers[q.id] = forms.yesno_answer(value == YES)
         elif q.kind == "multi" and value == DONE:
@@ -546,9 +551,7 @@ async def on_answer_button(
     lang = current_language()
     chosen = html.escape(forms.format_answer(q, draft.answers.get(q.id), lang))
     header = f"✔ {html.escape(q.label(lang))}: <b>{chosen}</b>"
-    await advance(
-        bot, chat_id, form, draft, state, org, resolve, header=header, edit=pressed(query)
-    )
+    await turn.advance(draft, header=header, edit=pressed(query))
 
 
 def pressed(query: CallbackQuery) -> Message | None:
@@ -564,63 +567,41 @@ async def on_summary_button(
     state: FSMContext,
     repo: Repo,
     clock: Clock,
-    resolve: Callable[[float, float], Place | None],
+    resolve: Resolve,
     event_update: Update,
     i18n: I18n,
     visitor: Visitor | None = None,
     outbox_wake: Callable[[], None] | None = None,
 ) -> None:
-    chat_id = query.from_user.id
-    found = await current_draft(state, repo, clock, visitor, bot, chat_id)
+    found = await current_draft(bot, query.from_user.id, state, repo, clock, visitor, resolve)
     if found is None:
         await query.answer()
         return
-    draft, form, org = found
+    turn, draft = found
     if callback_data.draft != draft.id:
         await query.answer(_("That button belongs to an earlier check-in."), show_alert=True)
         return
-    message = query.message if isinstance(query.message, Message) else None
+    message = pressed(query)
     action = callback_data.action
     await query.answer()
     if action == "cancel":
-        await state.clear()
-        text = _("Cancelled. Nothing was recorded.")
-        if draft.data.get("menu") is False or message is None:
-            await bot.send_message(chat_id, text, reply_markup=menu_keyboard())
-        else:
-            await message.edit_text(text, reply_markup=None)
-    elif action == "edit":
-        if message:
-            await message.edit_reply_markup(reply_markup=edit_keyboard(form, draft))
-    elif action == "back":
-        if message:
-            await message.edit_reply_markup(reply_markup=summary_keyboard(draft))
-    elif action == "pick" and callback_data.q in {q.id for q in form.questions}:
-        q = form.question(callback_data.q)
+        await turn.finish(_("Cancelled. Nothing was recorded."), draft, message)
+    elif action == "edit" and message:
+        await message.edit_reply_markup(reply_markup=edit_keyboard(turn.form, draft))
+    elif action == "back" and message:
+        await message.edit_reply_markup(reply_markup=summary_keyboard(draft))
+    elif action == "pick" and callback_data.q in {q.id for q in turn.form.questions}:
+        q = turn.form.question(callback_data.q)
         draft.data.update(q=q.id, editing=True, follow_up=False)
         draft.data["selected"] = list(draft.answers.get(q.id) or []) if q.kind == "multi" else []
         if q.kind == "location":
             draft.data["menu"] = False
         await state.set_state(CheckInForm.answering)
-        await ask(bot, chat_id, form, draft, edit=message)
+        await turn.ask(draft, edit=message)
         await save(state, draft)
     elif action == "confirm":
-        await confirm(
-            bot,
-            chat_id,
-            message,
-            form,
-            draft,
-            state,
-            org,
-            repo,
-            clock,
-            resolve,
-            event_update.update_id,
-            visitor,
-            i18n,
-            outbox_wake,
-        )
+        text = await confirm(turn, draft, repo, clock, event_update.update_id, i18n, outbox_wake)
+        await turn.finish(text, draft, message)
 
 
 def edit_keyboard(form: Form, draft: Draft) -> InlineKeyboardMarkup:
@@ -645,25 +626,18 @@ def edit_keyboard(form: Form, draft: Draft) -> InlineKeyboardMarkup:
 
 
 async def confirm(
-    bot: Bot,
-    chat_id: int,
-    message: Message | None,
-    form: Form,
+    turn: Turn,
     draft: Draft,
-    state: FSMContext,
-    org: Organisation,
     repo: Repo,
     clock: Clock,
-    resolve: Callable[[float, float], Place | None],
     update_id: int,
-    visitor: Visitor | None,
     i18n: I18n,
     outbox_wake: Callable[[], None] | None,
-) -> None:
-    context = await load_context(repo, visitor)
-    assert context is not None
-    member = context[0]
-    facts = derive(form, draft.answers, geofence=org_geofence(org), resolve=resolve)
+) -> str:
+    """Store the day's check-in (alerting managers if abnormal); returns what to tell the
+    member."""
+    form, org, member = turn.form, turn.org, turn.member
+    facts = derive(form, draft.answers, geofence=org_geofence(org), resolve=turn.resolve)
     place = facts.place
     checkin, amended = await repo.checkins.submit(
         member=member,
@@ -699,30 +673,23 @@ async def confirm(
         )
         if await OutboxRepo(repo.session).enqueue(letters, now=clock.now()) and outbox_wake:
             outbox_wake()
-    await state.clear()
     lang = current_language()
     head = (
         _("✅ Today's check-in updated (version {version}).").format(version=checkin.version)
         if amended
         else _("✅ Check-in recorded for {day}.").format(day=draft.day.isoformat())
     )
-    if facts.abnormal:
-        labels = [
-            form.question(r).label(lang)
-            if r != GEOFENCE_REASON
-            else _("location outside the area")
-            for r in facts.reasons
-        ]
-        body = _(
-            "⚠️ Some answers are abnormal: {items}. Please take care, and contact your "
-            "counselor or village cadre if you need help."
-        ).format(items=html.escape("、".join(labels) if lang == "zh" else ", ".join(labels)))
-    else:
-        body = _("All answers are normal. Thank you!")
-    if draft.data.get("menu") is False or message is None:
-        await bot.send_message(chat_id, f"{head}\n{body}", reply_markup=menu_keyboard())
-    else:
-        await message.edit_text(f"{head}\n{body}", reply_markup=None)
+    if not facts.abnormal:
+        return f"{head}\n" + _("All answers are normal. Thank you!")
+    labels = [
+        form.question(r).label(lang) if r != GEOFENCE_REASON else _("location outside the area")
+        for r in facts.reasons
+    ]
+    body = _(
+        "⚠️ Some answers are abnormal: {items}. Please take care, and contact your "
+        "counselor or village cadre if you need help."
+    ).format(items=html.escape("、".join(labels) if lang == "zh" else ", ".join(labels)))
+    return f"{head}\n{body}"
 
 
 @router.message(StateFilter(CheckInForm.summary))
@@ -732,12 +699,12 @@ async def on_summary_message(
     state: FSMContext,
     repo: Repo,
     clock: Clock,
-    resolve: Callable[[float, float], Place | None],
+    resolve: Resolve,
     visitor: Visitor | None = None,
 ) -> None:
-    found = await current_draft(state, repo, clock, visitor, bot, message.chat.id)
+    found = await current_draft(bot, message.chat.id, state, repo, clock, visitor, resolve)
     if found is None:
         return
-    draft, form, org = found
+    turn, draft = found
     header = _("Please confirm or edit your answers with the buttons below.")
-    await show_summary(bot, message.chat.id, form, draft, state, org, resolve, header=header)
+    await turn.summary(draft, header=header)

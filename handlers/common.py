@@ -20,8 +20,8 @@ from aiogram.types import (
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
+from bot.context import Visitor
 from bot.i18n import LOCALE_OF, language_from_telegram
-from bot.middlewares import Visitor
 from domain.clock import Clock
 from handlers.keyboards import LanguageCb, menu_keyboard
 from storage.repo import Repo

@@ -9,7 +9,7 @@ from aiogram.filters import Command, CommandObject, StateFilter
 from aiogram.types import Message
 from aiogram.utils.i18n import gettext as _
 
-from bot.middlewares import Visitor
+from bot.context import Visitor
 from domain.clock import Clock
 from domain.schedule import ScheduleError, ScheduleSpec, effective_schedules, format_days
 from storage.models import RoleGrant

@@ -10,8 +10,8 @@ from aiogram.filters import Command, StateFilter
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
 
+from bot.context import Visitor
 from bot.i18n import current_language
-from bot.middlewares import Visitor
 from domain import forms
 from domain.checkin import GEOFENCE_REASON
 from domain.clock import Clock, local_day, zone
