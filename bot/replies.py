@@ -46,6 +46,7 @@ from aiogram.methods import (
     SendLocation,
     SendMessage,
     SendPhoto,
+    SetMyCommands,
     TelegramMethod,
 )
 from aiogram.methods.base import TelegramType
@@ -64,6 +65,7 @@ DEFERRED: tuple[type[TelegramMethod[Any]], ...] = (
     AnswerCallbackQuery,
     DeleteMessage,
     SendChatAction,
+    SetMyCommands,
 )
 BY_NAME: dict[str, type[TelegramMethod[Any]]] = {m.__api_method__: m for m in DEFERRED}
 

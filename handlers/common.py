@@ -44,6 +44,18 @@ def member_commands() -> list[BotCommand]:
     ]
 
 
+def manager_commands() -> list[BotCommand]:
+    """What counselors, cadres and administrators see in their menu."""
+    return [
+        BotCommand(command="summary", description=_("Today's figures of my scope")),
+        BotCommand(command="missing", description=_("Who has not checked in")),
+        BotCommand(command="abnormal", description=_("Abnormal check-ins")),
+        BotCommand(command="member", description=_("One member's last 14 days")),
+        BotCommand(command="schedule", description=_("Reminder and report times")),
+        *member_commands(),
+    ]
+
+
 async def install_commands(bot: Bot) -> None:
     """Register the command menu in Chinese (default) and English."""
     i18n = I18n.get_current(no_error=True)
@@ -70,7 +82,14 @@ def help_text(visitor: Visitor | None) -> str:
         _("/cancel — stop the current step"),
     ]
     if visitor is not None and visitor.roles:
-        lines += ["", _("/schedule — reminder times, cutoff and report time of your scope")]
+        lines += [
+            "",
+            _("/summary [date] — figures of your scope, unit by unit"),
+            _("/missing [date] — who has not checked in, with a nudge button"),
+            _("/abnormal [date] — abnormal check-ins"),
+            _("/member ID — one member's last 14 days"),
+            _("/schedule — reminder times, cutoff and report time of your scope"),
+        ]
     if visitor is None or not (visitor.members or visitor.roles):
         lines += ["", _("You are not enrolled yet: open the invite link you were given.")]
     return "\n".join(lines)

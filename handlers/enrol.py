@@ -10,6 +10,7 @@ from aiogram.filters import CommandObject, CommandStart, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import (
+    BotCommandScopeChat,
     CallbackQuery,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
@@ -24,6 +25,7 @@ from bot.i18n import LOCALE_OF, language_from_telegram
 from domain import enrolment
 from domain.clock import Clock, zone
 from domain.enrolment import InviteProblem
+from handlers.common import manager_commands
 from handlers.keyboards import ConsentCb, menu_keyboard
 from storage.models import Account, Invite, Organisation
 from storage.repo import Repo
@@ -276,6 +278,9 @@ async def grant_role(
     )
     if message:
         await message.answer(text.format(scope=scope))
+    await query.bot.set_my_commands(  # type: ignore[union-attr]
+        manager_commands(), scope=BotCommandScopeChat(chat_id=query.from_user.id)
+    )
 
 
 @router.message(StateFilter(Enrol.member_id), F.text, ~F.text.startswith("/"))

@@ -1,0 +1,162 @@
+"""Managers' views: summaries rolled up the tree, lists, nudges, one member's days — and nothing
+outside their scope, whether asked by command or by a forged button."""
+
+from __future__ import annotations
+
+import pytest
+from sqlmodel import select
+
+from handlers.views import ListCb, NavCb
+from scheduler.sender import Sender
+from storage.models import AuditEntry
+from storage.repo import Repo
+from tests.fakebot import FakeBotAPI, FakeUser
+from tests.handlers.conftest import Daka, reply_containing
+from tests.handlers.test_checkin import answer_health_form
+
+CLASS_ONE, COLLEGE, ADMIN = 700, 701, 702
+
+
+async def unit_id(daka: Daka, path: str) -> int:
+    async with daka.sessions() as session:
+        unit = await Repo(session).units.require(org_id=daka.org_ids["school"], name_path=path)
+        assert unit.id is not None
+        return unit.id
+
+
+@pytest.fixture
+async def school(daka: Daka, server: FakeBotAPI) -> Daka:
+    await daka.org()
+    async with daka.sessions() as session:
+        repo = Repo(session)
+        org_id = daka.org_ids["school"]
+        for telegram_id, path, role in (
+            (CLASS_ONE, "工程学院/一班", "manager"),
+            (COLLEGE, "工程学院", "manager"),
+            (ADMIN, None, "admin"),
+        ):
+            unit = await repo.units.require(org_id=org_id, name_path=path) if path else None
+            await repo.roles.grant(
+                org_id=org_id,
+                telegram_id=telegram_id,
+                unit_id=unit.id if unit else None,
+                role=role,
+                now=daka.clock.now(),
+            )
+        await session.commit()
+    code = await daka.invite()
+    for telegram_id, external_id, name in (
+        (801, "2024001", "张三"),
+        (802, "2024002", "李四"),
+        (803, "2024003", "王五"),
+    ):
+        await daka.enrol(server.user(telegram_id), external_id, name, code)
+    zhang = server.user(801)
+    zhang.drain()
+    summary = await answer_health_form(zhang, temperature="37.8")
+    zhang.press_button(summary, "确认提交")
+    await reply_containing(zhang, "打卡成功")
+    await daka.settled()
+    return daka
+
+
+async def test_a_counselor_sees_the_class_and_its_lists(school: Daka, server: FakeBotAPI) -> None:
+    counselor = server.user(CLASS_ONE)
+    summary = await counselor.ask("/summary")
+    assert "工程学院/一班" in summary.text and "2026-11-28" in summary.text
+    assert "应报 2，已报 1（50%），未报 1，异常 1" in summary.text
+    assert summary.buttons == [["未打卡（1）", "异常（1）"]]  # no children, no way up
+    counselor.press_button(summary, "未打卡")
+    missing = await counselor.next_reply()
+    assert "李四" in missing.text and "王五" not in missing.text and "张三" not in missing.text
+    counselor.press_button(missing, "返回统计")
+    back = await counselor.next_reply()
+    counselor.press_button(back, "异常")
+    abnormal = await counselor.next_reply()
+    assert "张三" in abnormal.text and "体温" in abnormal.text
+
+
+async def test_drill_down_across_three_levels_and_back_up(
+    school: Daka, server: FakeBotAPI
+) -> None:
+    admin = server.user(ADMIN)
+    top = await admin.ask("/summary")
+    assert "第一中学" in top.text and "未加入 1" in top.text  # Alice never enrolled
+    admin.press_button(top, "🔎 工程学院")
+    college = await admin.next_reply()
+    assert "工程学院：应报 3，已报 1" in college.text or "应报 3，已报 1" in college.text
+    assert any("🔎 一班" in b for row in college.buttons for b in row)
+    admin.press_button(college, "🔎 一班")
+    one = await admin.next_reply()
+    assert "工程学院/一班" in one.text
+    admin.press_button(one, "返回上级")
+    up = await admin.next_reply()
+    assert "🔎 二班" in str(up.buttons)
+    admin.press_button(up, "返回上级")
+    again = await admin.next_reply()
+    assert "🔎 Arts" in str(again.buttons)
+
+
+async def test_nothing_outside_the_scope_by_command_or_forged_button(
+    school: Daka, server: FakeBotAPI
+) -> None:
+    counselor = server.user(CLASS_ONE)
+    summary = await counselor.ask("/summary")
+    class_two = await unit_id(school, "工程学院/二班")
+    for forged in (
+        NavCb(unit=class_two, day="2026-11-28").pack(),
+        NavCb(unit=0, day="2026-11-28").pack(),
+        ListCb(kind="missing", unit=class_two, day="2026-11-28").pack(),
+        ListCb(kind="secrets", unit=await unit_id(school, "工程学院/一班"), day="x").pack(),
+    ):
+        counselor.press(summary, forged)
+        answer = await counselor.next_callback_answer()
+        while not answer.text:
+            answer = await counselor.next_callback_answer()
+        assert "不在您的管理范围" in answer.text
+    refused = await counselor.ask("/member 2024003")
+    assert "没有" in refused.text and "王五" not in refused.text
+    allowed = await counselor.ask("/member 2024001")
+    assert "张三" in allowed.text and "⚠️ 2026-11-28" in allowed.text
+    await school.settled()
+    async with school.sessions() as session:
+        audit = (
+            await session.exec(select(AuditEntry).where(AuditEntry.action == "member.view"))
+        ).all()
+    assert [(a.actor, a.subject) for a in audit] == [(str(CLASS_ONE), "2024001")]
+
+
+async def test_a_nudge_from_the_missing_list_reaches_the_member(
+    school: Daka, server: FakeBotAPI
+) -> None:
+    counselor = server.user(CLASS_ONE)
+    missing = await counselor.ask("/missing")
+    counselor.press_button(missing, "提醒 李四")
+    answer = await counselor.next_callback_answer()
+    while not answer.text:
+        answer = await counselor.next_callback_answer()
+    assert "已提醒" in answer.text
+    await school.settled()
+    assert school.bot is not None
+    await Sender(school.bot, school.sessions, school.clock, rate=100).drain()
+    li = server.user(802)
+    reminder = await reply_containing(li, "还没有打卡")
+    assert reminder.buttons == [["✅ 立即打卡"]]
+
+
+async def test_members_have_no_manager_views(school: Daka, server: FakeBotAPI) -> None:
+    member: FakeUser = server.user(802)
+    for command in ("/summary", "/missing", "/abnormal", "/member 2024001"):
+        refused = await member.ask(command)
+        assert "仅供" in refused.text, command
+
+
+async def test_a_manager_invite_installs_the_manager_menu(daka: Daka, server: FakeBotAPI) -> None:
+    await daka.org()
+    counselor = server.user(710)
+    notice = await counselor.ask(f"/start {await daka.invite(role='manager', unit='工程学院')}")
+    counselor.press_button(notice, "✅ 同意")
+    await reply_containing(counselor, "负责人")
+    await daka.settled()
+    menu = {c["command"] for c in server.commands({"type": "chat", "chat_id": 710})}
+    assert {"summary", "missing", "abnormal", "member", "schedule", "checkin"} <= menu
