@@ -9,7 +9,7 @@ import logging
 import re
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -133,6 +133,27 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("slug")
     report.add_argument("--unit")
     report.add_argument("--date", metavar="DATE", help="local day (default: today)")
+
+    role = sub.add_parser("role", help="managers and administrators")
+    role_sub = role.add_subparsers(dest="action", required=True)
+    grant = role_sub.add_parser("grant", help="make a Telegram user manager of a unit, or admin")
+    grant.add_argument("slug")
+    grant.add_argument("telegram_id", type=int)
+    grant.add_argument("--unit", help="unit path (required for managers)")
+    grant.add_argument("--role", choices=["manager", "admin"], default="manager")
+    revoke = role_sub.add_parser("revoke", help="take a role back")
+    revoke.add_argument("slug")
+    revoke.add_argument("telegram_id", type=int)
+    revoke.add_argument("--unit", help="only the role over this unit")
+    role_sub.add_parser("list", help="roles of an organisation").add_argument("slug")
+
+    audit = sub.add_parser("audit", help="who looked at or changed what")
+    audit.add_argument("slug")
+    audit.add_argument("--since", metavar="DATE", help="default: the last 7 days")
+
+    sub.add_parser("retention", help="apply every organisation's retention now").add_argument(
+        "--dry-run", action="store_true"
+    )
 
     member = sub.add_parser("member", help="members")
     member_sub = member.add_subparsers(dest="action", required=True)
@@ -361,14 +382,15 @@ async def cmd_excuse(args: argparse.Namespace, repo: Repo, _s: Settings, clock: 
     first, last = _parse_date(args.first), _parse_date(args.last)
     if last < first:
         raise UserError("--to is before --from")
-    if not args.reason.strip():
+    reason = args.reason.strip()[:200]
+    if not reason:
         raise UserError("--reason must not be empty")
     await ScheduleRepo(repo.session).excuse(
         org_id=org.id or 0,
         member_id=member.id,
         first_day=first,
         last_day=last,
-        reason=args.reason.strip()[:200],
+        reason=reason,
         by="cli",
         now=clock.now(),
     )
@@ -377,15 +399,16 @@ async def cmd_excuse(args: argparse.Namespace, repo: Repo, _s: Settings, clock: 
         actor="cli",
         action="excuse",
         subject=member.external_id,
-        detail=f"{first}..{last}: {args.reason.strip()[:200]}",
+        detail=f"{first}..{last}: {reason}",
         now=clock.now(),
     )
-    print(f"{member.name} ({member.external_id}) excused {first} to {last}: {args.reason}")
+    print(f"{member.name} ({member.external_id}) excused {first} to {last}: {reason}")
 
 
 async def cmd_report(args: argparse.Namespace, repo: Repo, _s: Settings, clock: Clock) -> None:
     from bot.i18n import create_i18n
-    from scheduler.rounds import Rounds, plan
+    from scheduler.rounds import Rounds
+    from storage.schedules import plan
 
     org = await repo.orgs.require(slug=args.slug)
     unit = await repo.units.require(org_id=org.id or 0, name_path=args.unit) if args.unit else None
@@ -405,8 +428,9 @@ async def cmd_remind(
 ) -> None:
     from bot.app import create_bot
     from bot.i18n import create_i18n
-    from scheduler.rounds import Rounds, plan
+    from scheduler.rounds import Rounds
     from scheduler.sender import Sender
+    from storage.schedules import plan
 
     org = await repo.orgs.require(slug=args.slug)
     unit = await repo.units.require(org_id=org.id or 0, name_path=args.unit) if args.unit else None
@@ -450,6 +474,87 @@ async def cmd_remind(
         f"{org.slug} {day} {slot}: due {stats.due}, sent {stats.sent}, skipped {stats.skipped}, "
         f"failed {stats.failed}, unreachable {stats.blocked}"
     )
+
+
+async def cmd_role_grant(args: argparse.Namespace, repo: Repo, _s: Settings, clock: Clock) -> None:
+    org = await repo.orgs.require(slug=args.slug)
+    if args.role == "manager" and not args.unit:
+        raise UserError("a manager needs --unit PATH (an admin covers the whole organisation)")
+    unit = await repo.units.require(org_id=org.id or 0, name_path=args.unit) if args.unit else None
+    await repo.roles.grant(
+        org_id=org.id or 0,
+        telegram_id=args.telegram_id,
+        unit_id=unit.id if unit else None,
+        role=args.role,
+        now=clock.now(),
+    )
+    scope = unit.name_path if unit else "whole organisation"
+    await repo.audit.log(
+        org_id=org.id,
+        actor="cli",
+        action=f"role.grant.{args.role}",
+        subject=str(args.telegram_id),
+        detail=scope,
+        now=clock.now(),
+    )
+    print(f"{args.telegram_id} is now {args.role} of {scope} in {org.slug}")
+
+
+async def cmd_role_revoke(
+    args: argparse.Namespace, repo: Repo, _s: Settings, clock: Clock
+) -> None:
+    org = await repo.orgs.require(slug=args.slug)
+    unit = await repo.units.require(org_id=org.id or 0, name_path=args.unit) if args.unit else None
+    grants = [
+        g
+        for g in await repo.roles.active(telegram_id=args.telegram_id, org_id=org.id)
+        if unit is None or g.unit_id == unit.id
+    ]
+    if not grants:
+        raise UserError(f"{args.telegram_id} has no such role in {org.slug}")
+    for grant in grants:
+        grant.revoked_at = clock.now()
+        await repo.audit.log(
+            org_id=org.id,
+            actor="cli",
+            action=f"role.revoke.{grant.role}",
+            subject=str(args.telegram_id),
+            now=clock.now(),
+        )
+    await repo.session.flush()
+    print(f"revoked {len(grants)} role(s) of {args.telegram_id} in {org.slug}")
+
+
+async def cmd_role_list(args: argparse.Namespace, repo: Repo, _s: Settings, _c: Clock) -> None:
+    org = await repo.orgs.require(slug=args.slug)
+    for grant in await ScheduleRepo(repo.session).managers(org_id=org.id or 0):
+        scope = "whole organisation"
+        if grant.unit_id is not None:
+            scope = (await repo.units.get(unit_id=grant.unit_id)).name_path
+        print(f"{grant.telegram_id}\t{grant.role}\t{scope}")
+
+
+async def cmd_audit(args: argparse.Namespace, repo: Repo, _s: Settings, clock: Clock) -> None:
+    org = await repo.orgs.require(slug=args.slug)
+    tz = zone(org.timezone)
+    if args.since:
+        since = datetime.combine(_parse_date(args.since), time(0), tzinfo=tz)
+    else:
+        since = clock.now() - timedelta(days=7)
+    entries = await repo.audit.since(org_id=org.id or 0, since=since)
+    for entry in entries:
+        at = entry.at.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
+        print(f"{at}\t{entry.actor}\t{entry.action}\t{entry.subject or ''}\t{entry.detail or ''}")
+    print(f"{len(entries)} entries since {since.astimezone(tz):%Y-%m-%d %H:%M}")
+
+
+async def cmd_retention(args: argparse.Namespace, repo: Repo, _s: Settings, clock: Clock) -> None:
+    from storage.retention import apply_retention
+
+    touched = await apply_retention(repo.session, now=clock.now(), dry_run=args.dry_run)
+    for slug, count in touched.items():
+        verb = "would clear" if args.dry_run else "cleared"
+        print(f"{slug}: {verb} coordinates and photos of {count} check-in(s)")
 
 
 def create_session_factory_for(repo: Repo) -> SessionFactory:
@@ -504,6 +609,11 @@ COMMANDS: dict[tuple[str, str | None], Command] = {
     ("roster", "import"): cmd_roster_import,
     ("invite", None): cmd_invite,
     ("member", "list"): cmd_member_list,
+    ("role", "grant"): cmd_role_grant,
+    ("role", "revoke"): cmd_role_revoke,
+    ("role", "list"): cmd_role_list,
+    ("audit", None): cmd_audit,
+    ("retention", None): cmd_retention,
     ("schedule", "show"): cmd_schedule_show,
     ("schedule", "set"): cmd_schedule_set,
     ("holiday", "add"): cmd_holiday_add,

@@ -54,3 +54,9 @@ def local_day(moment: datetime, tz: str) -> date:
 def local_now(clock: Clock, tz: str) -> datetime:
     """The clock's time in the organisation's zone."""
     return clock.now().astimezone(zone(tz))
+
+
+def day_end(day: date, tz: str) -> datetime:
+    """The last instant of the organisation's local `day`, in UTC."""
+    start = datetime.combine(day + timedelta(days=1), datetime.min.time(), tzinfo=zone(tz))
+    return (start - timedelta(microseconds=1)).astimezone(UTC)

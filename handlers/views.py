@@ -15,14 +15,14 @@ from sqlmodel import col, select
 
 from bot.context import Visitor
 from bot.i18n import current_language
-from domain.clock import Clock, local_day
+from domain.clock import Clock, day_end, local_day
 from domain.status import DayStatus, Figures
 from scheduler import texts
-from scheduler.rounds import CHECKIN_DATA, plan
+from scheduler.rounds import CHECKIN_DATA
 from storage.aggregates import count_member_days, member_days, total, unit_figures
 from storage.models import Member, Organisation, RoleGrant, Unit, UnitLink
 from storage.repo import Repo
-from storage.schedules import Letter, OutboxRepo
+from storage.schedules import Letter, OutboxRepo, plan
 
 router = Router(name="views")
 
@@ -86,14 +86,32 @@ async def summary_view(
     off = org_plan.off_units(day)
     if unit_id == ORG:
         children = list(await repo.units.roots(org_id=org.id))
-        parts = await unit_figures(repo.session, units=children, day=day, off_units=off)
+        parts = await unit_figures(
+            repo.session,
+            units=children,
+            day=day,
+            off_units=off,
+            enrolled_by=day_end(day, org.timezone),
+        )
         whole = total(org.name, parts)
         name, parent = org.name, None
     else:
         unit = await repo.units.get(unit_id=unit_id)
         children = list(await repo.units.children(unit_id=unit_id))
-        [whole] = await unit_figures(repo.session, units=[unit], day=day, off_units=off)
-        parts = await unit_figures(repo.session, units=children, day=day, off_units=off)
+        [whole] = await unit_figures(
+            repo.session,
+            units=[unit],
+            day=day,
+            off_units=off,
+            enrolled_by=day_end(day, org.timezone),
+        )
+        parts = await unit_figures(
+            repo.session,
+            units=children,
+            day=day,
+            off_units=off,
+            enrolled_by=day_end(day, org.timezone),
+        )
         name = unit.name_path
         parent = unit.parent_id if unit.parent_id is not None else ORG
     lines = [
@@ -202,13 +220,20 @@ async def list_view(
         statuses=statuses,
         abnormal_only=abnormal_only,
         off_units=off,
+        enrolled_by=day_end(day, org.timezone),
         limit=PAGE + 1,
         offset=page * PAGE,
     )
     more, rows = len(rows) > PAGE, rows[:PAGE]
     count = (
         await count_member_days(
-            repo.session, org_id=org.id, day=day, under=under, statuses=statuses, off_units=off
+            repo.session,
+            org_id=org.id,
+            day=day,
+            under=under,
+            statuses=statuses,
+            off_units=off,
+            enrolled_by=day_end(day, org.timezone),
         )
         if kind == "missing"
         else None

@@ -33,6 +33,17 @@ async def prune_journal(sessions: SessionFactory, clock: Clock) -> int:
     return removed
 
 
+async def apply_retention_now(sessions: SessionFactory, clock: Clock) -> dict[str, int]:
+    """The retention job: coordinates and photos past each organisation's retention go."""
+    from storage.retention import apply_retention
+
+    async with sessions() as session:
+        touched = await apply_retention(session, now=clock.now())
+        await session.commit()
+    log.info("retention: %d check-ins cleared", sum(touched.values()))
+    return touched
+
+
 @dataclass
 class SchedulerService:
     """Due rounds every few seconds (missed slots within the grace period run late, once)."""
@@ -70,6 +81,15 @@ class SchedulerService:
             hours=1,
             args=[self.sessions, self.clock],
             id="prune-journal",
+            max_instances=1,
+            coalesce=True,
+        )
+        scheduler.add_job(
+            apply_retention_now,
+            "interval",
+            hours=6,
+            args=[self.sessions, self.clock],
+            id="retention",
             max_instances=1,
             coalesce=True,
         )

@@ -17,8 +17,8 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.i18n import LOCALE_OF
-from domain.clock import Clock
-from domain.schedule import ScheduleSpec, due_slots, effective_schedules
+from domain.clock import Clock, day_end
+from domain.schedule import due_slots
 from domain.status import DayStatus
 from handlers.keyboards import StartCheckInCb
 from scheduler import texts
@@ -26,7 +26,7 @@ from storage.aggregates import member_days, total, unit_figures
 from storage.db import SessionFactory
 from storage.models import Account, Member, Organisation, RoleGrant, Unit
 from storage.repo import Repo
-from storage.schedules import ORG_SCOPE, Letter, OutboxRepo, ScheduleRepo, unit_scope
+from storage.schedules import Letter, OrgPlan, OutboxRepo, ScheduleRepo, plan
 
 log = logging.getLogger(__name__)
 
@@ -40,46 +40,6 @@ class RoundResult:
     day: date
     slot: str
     enqueued: int
-
-
-@dataclass
-class OrgPlan:
-    """An organisation's schedules resolved onto its units for one tick."""
-
-    org: Organisation
-    units: Sequence[Unit]
-    scope_of_unit: dict[int, str]
-    specs: dict[str, ScheduleSpec]
-    holidays: frozenset[date]
-
-    def units_of(self, scope: str) -> list[int]:
-        return [uid for uid, key in self.scope_of_unit.items() if key == scope]
-
-    def off_units(self, day: date) -> set[int]:
-        """Units whose members are not expected on `day` (weekday off, or a holiday)."""
-        return {
-            uid
-            for uid, key in self.scope_of_unit.items()
-            if not self.specs[key].counts(day, self.holidays)
-        }
-
-    def scope_of_grant(self, grant: RoleGrant) -> str:
-        return ORG_SCOPE if grant.unit_id is None else self.scope_of_unit[grant.unit_id]
-
-
-async def plan(session: AsyncSession, org: Organisation) -> OrgPlan:
-    assert org.id is not None
-    repo = Repo(session)
-    units = await repo.units.all(org_id=org.id)
-    org_spec, overrides = await ScheduleRepo(session).specs(org_id=org.id)
-    scope_of_unit = effective_schedules(
-        [(u.id or 0, u.parent_id) for u in units],
-        ORG_SCOPE,
-        {uid: unit_scope(uid) for uid in overrides},
-    )
-    specs = {ORG_SCOPE: org_spec, **{unit_scope(uid): s for uid, s in overrides.items()}}
-    holidays = await ScheduleRepo(session).holidays(org_id=org.id)
-    return OrgPlan(org, units, scope_of_unit, specs, holidays)
 
 
 @dataclass
@@ -254,7 +214,13 @@ class Rounds:
         off = org_plan.off_units(day)
         if unit_id is None:
             children = list(await repo.units.roots(org_id=org.id))
-            figures = await unit_figures(session, units=children, day=day, off_units=off)
+            figures = await unit_figures(
+                session,
+                units=children,
+                day=day,
+                off_units=off,
+                enrolled_by=day_end(day, org.timezone),
+            )
             whole = total(org.name, figures)
             scope_name = texts.whole_organisation()
             under = [u.id or 0 for u in children]
@@ -262,8 +228,20 @@ class Rounds:
         else:
             unit = await repo.units.get(unit_id=unit_id)
             children = list(await repo.units.children(unit_id=unit_id))
-            [whole] = await unit_figures(session, units=[unit], day=day, off_units=off)
-            figures = await unit_figures(session, units=children, day=day, off_units=off)
+            [whole] = await unit_figures(
+                session,
+                units=[unit],
+                day=day,
+                off_units=off,
+                enrolled_by=day_end(day, org.timezone),
+            )
+            figures = await unit_figures(
+                session,
+                units=children,
+                day=day,
+                off_units=off,
+                enrolled_by=day_end(day, org.timezone),
+            )
             scope_name = unit.name_path
             under = [unit_id]
             counted = unit_id not in off

@@ -86,20 +86,24 @@ class Sender:
         self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Drain whenever woken, and at least every second, until `stop` is set."""
+        """Drain whenever woken, and at least every second, until `stop` is set; a stop lets
+        the batch in flight finish and be recorded, and leaves the rest for the next start."""
         while not stop.is_set():
             try:
-                await self.drain()
+                await self.drain(stop=stop)
             except Exception:
                 log.exception("sender: draining the outbox failed; retrying")
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=1.0)
 
-    async def drain(self, *, progress_every: float = 10.0) -> SendStats:
-        """Send every letter that is due now; returns the running totals."""
+    async def drain(
+        self, *, stop: asyncio.Event | None = None, progress_every: float = 10.0
+    ) -> SendStats:
+        """Send every letter that is due now (or until `stop` is set, between two batches);
+        returns the running totals."""
         last_log = time.monotonic()
-        while True:
+        while stop is None or not stop.is_set():
             async with self.sessions() as session:
                 letters = await OutboxRepo(session).claim(
                     now=self.clock.now(), limit=self.batch, lease=self.lease
@@ -111,6 +115,7 @@ class Sender:
             if time.monotonic() - last_log >= progress_every:
                 last_log = time.monotonic()
                 await self._log_progress()
+        return self.stats
 
     async def _log_progress(self) -> None:
         async with self.sessions() as session:

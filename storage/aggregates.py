@@ -27,17 +27,23 @@ from domain.status import DayStatus, Figures
 from storage.models import Account, CheckIn, Excuse, Member, Unit, UnitLink
 
 
-def _status(day: date, off_units: Collection[int]) -> ColumnElement[str]:
-    """The `domain.status.day_status` rule, as a SQL expression over member ⟕ check-in."""
+def _status(
+    day: date, off_units: Collection[int], enrolled_by: datetime | None = None
+) -> ColumnElement[str]:
+    """The `domain.status.day_status` rule, as a SQL expression over member ⟕ check-in. With
+    `enrolled_by` (the end of `day`), who enrolled later counts as not enrolled on that day."""
     excused = exists().where(
         col(Excuse.member_id) == col(Member.id),
         col(Excuse.first_day) <= day,
         col(Excuse.last_day) >= day,
     )
     off: ColumnElement[bool] = col(Member.unit_id).in_(list(off_units)) if off_units else false()
+    not_enrolled: ColumnElement[bool] = col(Member.telegram_id).is_(None)
+    if enrolled_by is not None:
+        not_enrolled = not_enrolled | (col(Member.enrolled_at) > enrolled_by)
     return case(
         (col(CheckIn.id).is_not(None), literal(DayStatus.REPORTED.value)),
-        (col(Member.telegram_id).is_(None), literal(DayStatus.NOT_ENROLLED.value)),
+        (not_enrolled, literal(DayStatus.NOT_ENROLLED.value)),
         (excused, literal(DayStatus.EXCUSED.value)),
         (off, literal(DayStatus.OFF.value)),
         else_=literal(DayStatus.MISSING.value),
@@ -60,12 +66,13 @@ async def unit_figures(
     units: Sequence[Unit],
     day: date,
     off_units: Collection[int] = (),
+    enrolled_by: datetime | None = None,
 ) -> list[Figures]:
     """Figures of each given unit with its whole subtree, in the order given (zeros included)."""
     ids = [u.id for u in units if u.id is not None]
     if not ids:
         return []
-    status = _status(day, off_units).label("status")
+    status = _status(day, off_units, enrolled_by).label("status")
     per_member = (
         select(
             col(UnitLink.ancestor_id).label("unit_id"),
@@ -172,12 +179,13 @@ async def member_days(
     abnormal_only: bool = False,
     reachable_only: bool = False,
     off_units: Collection[int] = (),
+    enrolled_by: datetime | None = None,
     limit: int | None = None,
     offset: int = 0,
 ) -> list[MemberDay]:
     """Members of `org_id` on `day`: under the given units' subtrees, or in exactly `unit_ids`,
     filtered by status; ordered by unit path and member id."""
-    status = _status(day, off_units).label("status")
+    status = _status(day, off_units, enrolled_by).label("status")
     stmt = (
         select(
             col(Member.id),
@@ -261,9 +269,10 @@ async def count_member_days(
     under: Sequence[int],
     statuses: Collection[DayStatus],
     off_units: Collection[int] = (),
+    enrolled_by: datetime | None = None,
 ) -> int:
     """How many rows `member_days` would list (for paging)."""
-    status = _status(day, off_units)
+    status = _status(day, off_units, enrolled_by)
     stmt = (
         select(func.count())
         .select_from(Member)

@@ -8,13 +8,23 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, update
+from sqlalchemy import bindparam, func, or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from domain.schedule import DEFAULT, ScheduleSpec, format_days, format_times
-from storage.models import Excuse, Holiday, Outbox, RoleGrant, Schedule, SlotRun, UnitLink
-from storage.repo import dialect_insert
+from domain.schedule import DEFAULT, ScheduleSpec, effective_schedules, format_days, format_times
+from storage.models import (
+    Excuse,
+    Holiday,
+    Organisation,
+    Outbox,
+    RoleGrant,
+    Schedule,
+    SlotRun,
+    Unit,
+    UnitLink,
+)
+from storage.repo import UnitRepo, dialect_insert
 
 ORG_SCOPE = "org"
 
@@ -211,10 +221,15 @@ class OutboxRepo:
         return (await self.session.exec(claimed)).all()
 
     async def settle(self, outcomes: Sequence[tuple[int, dict[str, Any]]]) -> None:
-        """Write each letter's outcome (status, attempts, error, times) in one go."""
+        """Write each letter's outcome (status, attempts, error, times) in one go: one
+        executemany per set of columns written, not one statement per letter."""
+        shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         for letter_id, values in outcomes:
-            stmt = update(Outbox).where(col(Outbox.id) == letter_id).values(**values)
-            await self.session.exec(stmt)
+            shapes.setdefault(tuple(sorted(values)), []).append({"letter_id": letter_id, **values})
+        connection = await self.session.connection()
+        stmt = update(Outbox).where(col(Outbox.id) == bindparam("letter_id"))
+        for params in shapes.values():
+            await connection.execute(stmt, params)  # SET takes the columns named in params
 
     async def pending_count(self) -> int:
         stmt = (
@@ -244,3 +259,42 @@ class OutboxRepo:
             blocked=counts.get("blocked", 0),
             pending=counts.get("pending", 0) + counts.get("sending", 0),
         )
+
+
+@dataclass
+class OrgPlan:
+    """An organisation's schedules resolved onto its units for one tick."""
+
+    org: Organisation
+    units: Sequence[Unit]
+    scope_of_unit: dict[int, str]
+    specs: dict[str, ScheduleSpec]
+    holidays: frozenset[date]
+
+    def units_of(self, scope: str) -> list[int]:
+        return [uid for uid, key in self.scope_of_unit.items() if key == scope]
+
+    def off_units(self, day: date) -> set[int]:
+        """Units whose members are not expected on `day` (weekday off, or a holiday)."""
+        return {
+            uid
+            for uid, key in self.scope_of_unit.items()
+            if not self.specs[key].counts(day, self.holidays)
+        }
+
+    def scope_of_grant(self, grant: RoleGrant) -> str:
+        return ORG_SCOPE if grant.unit_id is None else self.scope_of_unit[grant.unit_id]
+
+
+async def plan(session: AsyncSession, org: Organisation) -> OrgPlan:
+    assert org.id is not None
+    units = await UnitRepo(session).all(org_id=org.id)
+    org_spec, overrides = await ScheduleRepo(session).specs(org_id=org.id)
+    scope_of_unit = effective_schedules(
+        [(u.id or 0, u.parent_id) for u in units],
+        ORG_SCOPE,
+        {uid: unit_scope(uid) for uid in overrides},
+    )
+    specs = {ORG_SCOPE: org_spec, **{unit_scope(uid): s for uid, s in overrides.items()}}
+    holidays = await ScheduleRepo(session).holidays(org_id=org.id)
+    return OrgPlan(org, units, scope_of_unit, specs, holidays)

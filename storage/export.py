@@ -1,0 +1,532 @@
+"""Check-in exports for organisers: a detail table (one row per member per local day), a day
+summary per unit, and the CSV and XLSX files that carry them.
+
+The detail columns are a contract organisations build on, in this order::
+
+    date, unit_path, member_id, name, status, submitted_at, latitude, longitude, place,
+    abnormal, reasons, <one column per question of the organisation's form, headed by its id>
+
+- ``date``: the local day, ISO (``2026-11-28``).
+- ``unit_path``: the unit names from the root joined with ``/``.
+- ``member_id``: the roster id the organisation imported (``Member.external_id``), not the
+  database key.
+- ``status``: ``reported``, ``missing``, ``excused`` or ``not_enrolled``. A day off (a holiday,
+  a weekday the unit's schedule does not count) is exported as ``excused``: the member was not
+  expected, just as with an excuse. A check-in always wins: who reported on a day off is
+  ``reported``.
+- ``submitted_at``: when the current version of the check-in arrived, ISO 8601 to the second
+  with the organisation's UTC offset (``2026-11-28T09:12:00+08:00``); empty when not reported.
+- ``latitude``, ``longitude``: as stored, shortest exact decimal; empty when not reported or
+  sent without a location.
+- ``place``: province and city joined by a space, the city left out when it repeats the
+  province (the municipalities: ``北京市``, not ``北京市 北京市``).
+- ``abnormal``: ``yes`` or ``no``; ``reasons``: the ids of the abnormal questions joined with
+  ``;``. Both are empty when the member did not report, so "no" always means "reported, and
+  nothing abnormal".
+- question columns hold what a person reads (`domain.forms.format_answer`, in Chinese), because
+  a spreadsheet user filters and reads them rather than parses them: ``36.8 °C``, ``咳嗽、乏力``,
+  ``是（12月1日 途经…）``, ``已附照片`` (a Telegram file id means nothing outside the chat), and a
+  location as ``lat, lon`` (5 decimals; the exact values are in ``latitude``/``longitude``).
+  A skipped question, an empty multiple choice, a question the member's form version did not
+  have, and every question of a member who did not report are an empty cell rather than
+  ``未填``, so that spreadsheet filters on blanks work and "not answered" does not read as an
+  answer. A stored value the current form cannot read (a question whose kind changed) is shown
+  as its JSON rather than failing the whole export.
+
+Rows are ordered by date, unit path (compared name by name, the same on every database
+collation) and member id (as text).
+
+The summary has one row per unit per day, ``date, unit_path, expected, reported, rate, missing,
+abnormal, excused, not_enrolled, unreachable``, for the scope's direct child units (the
+organisation's root units for the whole organisation), followed by a ``total`` row for the whole
+scope (a scope unit without child units has only that row). ``rate`` is reported / expected as a
+fraction rounded to 4 decimals (the XLSX shows it as a percentage), empty when nobody was
+expected; ``excused`` counts days off too, as in the detail; ``unreachable``
+counts the missing whom the bot cannot message.
+
+Files: CSV is UTF-8 with a BOM (Excel otherwise reads the Chinese as the local code page) and
+``\\r\\n`` line ends. A text cell that a spreadsheet would run as a formula (it starts with ``=``,
+``+``, ``-``, ``@``, a tab or a carriage return, and is not a number) gets a leading ``'`` in
+the CSV, since members type free text. The XLSX has a ``Summary`` and a ``Detail`` sheet; its
+detail cells are all text (so ids like ``00123`` keep their zeros) and formula-like text is
+stored as text, never as a formula.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import unicodedata
+import zipfile
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from datetime import date, timedelta, tzinfo
+from typing import Any, Final
+from xml.etree import ElementTree
+from zoneinfo import ZoneInfo
+
+from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+from openpyxl.styles import Font
+from openpyxl.utils import get_column_letter
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from domain.clock import day_end
+from domain.forms import Question, format_answer, load_form
+from domain.status import DayStatus, Figures
+from storage.aggregates import MemberDay, member_days, total, unit_figures
+from storage.models import Organisation, Unit
+from storage.schedules import plan
+
+DETAIL_COLUMNS: Final[tuple[str, ...]] = (
+    "date",
+    "unit_path",
+    "member_id",
+    "name",
+    "status",
+    "submitted_at",
+    "latitude",
+    "longitude",
+    "place",
+    "abnormal",
+    "reasons",
+)
+SUMMARY_HEADER: Final[tuple[str, ...]] = (
+    "date",
+    "unit_path",
+    "expected",
+    "reported",
+    "rate",
+    "missing",
+    "abnormal",
+    "excused",
+    "not_enrolled",
+    "unreachable",
+)
+TOTAL: Final = "total"  # the unit_path of the summary's total row
+MAX_DAYS: Final = 366
+ANSWER_LANG: Final = "zh"
+
+_STATUS: Final[Mapping[DayStatus, str]] = {
+    DayStatus.REPORTED: "reported",
+    DayStatus.MISSING: "missing",
+    DayStatus.EXCUSED: "excused",
+    DayStatus.NOT_ENROLLED: "not_enrolled",
+    DayStatus.OFF: "excused",  # a holiday or day off: not expected, like an excuse
+}
+
+Cell = str | int | float
+
+
+# --------------------------------------------------------------------------------------------
+# Rows
+
+
+def export_days(first: date, last: date) -> list[date]:
+    """The local days of an export, both ends included; at most `MAX_DAYS`."""
+    if last < first:
+        raise ValueError(f"the export ends ({last}) before it starts ({first})")
+    count = (last - first).days + 1
+    if count > MAX_DAYS:
+        raise ValueError(f"an export covers at most {MAX_DAYS} days, not {count}")
+    return [first + timedelta(days=i) for i in range(count)]
+
+
+async def export_rows(
+    session: AsyncSession,
+    *,
+    org: Organisation,
+    first: date,
+    last: date,
+    under: Sequence[int] | None = None,
+) -> tuple[list[str], list[list[str]]]:
+    """The detail header and rows: every active roster entry under `under` (unit ids, their
+    subtrees included; None for the whole organisation) on every local day of [first, last]."""
+    assert org.id is not None
+    days = export_days(first, last)
+    scope = None if under is None else [u.id or 0 for u in await _scope_units(session, org, under)]
+    questions = load_form(org.form).questions
+    zone = ZoneInfo(org.timezone)
+    org_plan = await plan(session, org)
+    header = [*DETAIL_COLUMNS, *(q.id for q in questions)]
+    rows: list[list[str]] = []
+    cells = AnswerCells()
+    for day in days:
+        entries = await member_days(
+            session,
+            org_id=org.id,
+            day=day,
+            under=scope,
+            off_units=org_plan.off_units(day),
+            enrolled_by=day_end(day, org.timezone),
+        )
+        entries.sort(key=lambda m: (_path_key(m.unit_path), m.external_id))
+        iso_day = day.isoformat()
+        rows.extend(detail_row(iso_day, m, questions, zone, cells) for m in entries)
+    return header, rows
+
+
+def detail_row(
+    day: str,
+    m: MemberDay,
+    questions: Sequence[Question],
+    zone: tzinfo,
+    cells: Callable[[Question, object], str] | None = None,
+) -> list[str]:
+    """One member's day in the contract's columns."""
+    head = [day, m.unit_path, m.external_id, m.name, _STATUS[m.status]]
+    if m.status is not DayStatus.REPORTED:
+        return [*head, *([""] * (len(DETAIL_COLUMNS) - len(head) + len(questions)))]
+    answers = m.answers or {}
+    cell = cells or answer_text
+    return [
+        *head,
+        m.submitted_at.astimezone(zone).isoformat(timespec="seconds") if m.submitted_at else "",
+        _coordinate(m.latitude),
+        _coordinate(m.longitude),
+        place(m.province, m.city),
+        "yes" if m.abnormal else "no",
+        ";".join(m.reasons),
+        *(cell(q, answers.get(q.id)) for q in questions),
+    ]
+
+
+def place(province: str | None, city: str | None) -> str:
+    """Province and city for people: `北京市` once, `广东省 深圳市`."""
+    parts: list[str] = []
+    for part in (province, city):
+        text = (part or "").strip()
+        if text and text not in parts:
+            parts.append(text)
+    return " ".join(parts)
+
+
+class AnswerCells:
+    """`answer_text`, remembered across an export: a roster's temperatures, symptoms and
+    exposures repeat, and formatting each of 100,000 rows' answers again would cost a second."""
+
+    def __init__(self) -> None:
+        self._known: dict[Hashable, str] = {}
+
+    def __call__(self, q: Question, value: object) -> str:
+        key = _answer_key(q, value)
+        if key is None:
+            return answer_text(q, value)
+        text = self._known.get(key)
+        if text is None:
+            text = self._known[key] = answer_text(q, value)
+        return text
+
+
+def _answer_key(q: Question, value: object) -> Hashable | None:
+    """What a cell depends on, for the kinds whose answers repeat; None: do not remember."""
+    if q.kind in ("number", "choice") and isinstance(value, int | float | str):
+        return (q.id, type(value), value)
+    if q.kind == "multi" and isinstance(value, list) and all(isinstance(i, str) for i in value):
+        return (q.id, tuple(value))
+    if q.kind == "yesno" and isinstance(value, Mapping) and set(value) <= {"yes", "detail"}:
+        yes, detail = value.get("yes"), value.get("detail")
+        if isinstance(yes, bool) and (detail is None or isinstance(detail, str)):
+            return (q.id, yes, detail)
+    return None
+
+
+def answer_text(q: Question, value: object) -> str:
+    """An answer as a spreadsheet cell: readable, and empty when there is nothing to read."""
+    if value is None or value == "" or (q.kind == "multi" and value == []):
+        return ""
+    if q.kind == "location" and isinstance(value, Mapping):
+        value = {**value, "live": False}  # the contract's "lat, lon", without "(实时)"
+    try:
+        return format_answer(q, value, ANSWER_LANG)
+    except (TypeError, ValueError, KeyError):
+        # An old answer the current form reads differently: show it, do not fail the export.
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def _coordinate(value: float | None) -> str:
+    return "" if value is None else repr(float(value))
+
+
+def _path_key(path: str) -> tuple[str, ...]:
+    return tuple(path.split("/"))
+
+
+async def _scope_units(
+    session: AsyncSession, org: Organisation, under: Sequence[int]
+) -> list[Unit]:
+    """The units named by `under`, refusing ids of another organisation (or of nothing)."""
+    wanted = set(under)
+    if not wanted:
+        return []
+    stmt = select(Unit).where(col(Unit.id).in_(wanted), col(Unit.org_id) == org.id)
+    units = list((await session.exec(stmt)).all())
+    unknown = wanted - {u.id for u in units}
+    if unknown:
+        raise ValueError(f"not units of {org.slug!r}: {sorted(unknown)}")
+    return sorted(units, key=lambda u: _path_key(u.name_path))
+
+
+# --------------------------------------------------------------------------------------------
+# Summary
+
+
+async def export_summary(
+    session: AsyncSession,
+    *,
+    org: Organisation,
+    first: date,
+    last: date,
+    under: Sequence[int] | None = None,
+) -> list[list[Cell]]:
+    """Per day: a row for each direct child unit of the scope (each root unit for the whole
+    organisation), then the scope's `total` row. Rows follow `SUMMARY_HEADER`."""
+    assert org.id is not None
+    days = export_days(first, last)
+    if under is None:
+        stmt = select(Unit).where(col(Unit.org_id) == org.id, col(Unit.parent_id).is_(None))
+        tops = sorted((await session.exec(stmt)).all(), key=lambda u: _path_key(u.name_path))
+        parts: list[Unit] = tops
+    else:
+        tops = _outermost(await _scope_units(session, org, under))
+        parts = await _children(session, tops)
+    org_plan = await plan(session, org)
+    # The rows' units and the scope's top units, in one query per day.
+    units = parts if under is None else [*parts, *tops]
+    rows: list[list[Cell]] = []
+    for day in days:
+        figures = await unit_figures(
+            session,
+            units=units,
+            day=day,
+            off_units=org_plan.off_units(day),
+            enrolled_by=day_end(day, org.timezone),
+        )
+        iso_day = day.isoformat()
+        part_figures = figures[: len(parts)]
+        top_figures = figures if under is None else figures[len(parts) :]
+        for unit, f in zip(parts, part_figures, strict=True):
+            rows.append(summary_row(iso_day, unit.name_path, f))
+        rows.append(summary_row(iso_day, TOTAL, total(TOTAL, top_figures)))
+    return rows
+
+
+def summary_row(day: str, unit_path: str, f: Figures) -> list[Cell]:
+    rate = f.rate
+    return [
+        day,
+        unit_path,
+        f.expected,
+        f.reported,
+        "" if rate is None else round(rate, 4),
+        f.missing,
+        f.abnormal,
+        f.excused + f.off,
+        f.not_enrolled,
+        f.unreachable,
+    ]
+
+
+def _outermost(units: Sequence[Unit]) -> list[Unit]:
+    """Drop units that lie under another given unit, so that totals count nobody twice."""
+    paths = [u.path for u in units]
+    return [u for u in units if not any(u.path != p and u.path.startswith(p) for p in paths)]
+
+
+async def _children(session: AsyncSession, parents: Sequence[Unit]) -> list[Unit]:
+    ids = [u.id for u in parents if u.id is not None]
+    if not ids:
+        return []
+    stmt = select(Unit).where(col(Unit.parent_id).in_(ids))
+    return sorted((await session.exec(stmt)).all(), key=lambda u: _path_key(u.name_path))
+
+
+# --------------------------------------------------------------------------------------------
+# Files
+
+_FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER_RE: Final = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$")
+
+
+def write_csv(header: Sequence[str], rows: Sequence[Sequence[Cell]]) -> bytes:
+    """UTF-8 with a BOM, `\\r\\n` line ends, minimal quoting; formula-like text neutralised."""
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(header)
+    writer.writerows([_csv_cell(v) for v in row] for row in rows)
+    return ("\ufeff" + buffer.getvalue()).encode("utf-8")
+
+
+def _csv_cell(value: Cell) -> Cell:
+    if isinstance(value, str) and value.startswith(_FORMULA_START) and not _NUMBER_RE.match(value):
+        return "'" + value
+    return value
+
+
+XLSX_MAX_ROWS: Final = 1_048_576  # Excel's limit per worksheet, the header included
+_WIDTH_SAMPLE: Final = 500
+_MAX_WIDTH: Final = 50
+_PERCENT: Final = "0.0%"
+
+
+def write_xlsx(
+    header: Sequence[str], rows: Sequence[Sequence[str]], summary: Sequence[Sequence[Cell]]
+) -> bytes:
+    """A workbook with a `Summary` sheet (`SUMMARY_HEADER` and `summary`) and a `Detail` sheet
+    (`header` and `rows`): openpyxl's write-only mode lays both out (bold frozen header, column
+    widths from the first rows, percentages, the detail's autofilter), then the detail rows are
+    spliced in (see `_splice_rows`)."""
+    if len(rows) + 1 > XLSX_MAX_ROWS:
+        raise ValueError(
+            f"{len(rows)} detail rows do not fit in a worksheet ({XLSX_MAX_ROWS - 1} at most): "
+            "export fewer days or a smaller scope, or use CSV"
+        )
+    book = Workbook(write_only=True)
+
+    sheet = book.create_sheet("Summary")
+    _prepare(sheet, SUMMARY_HEADER, summary)
+    sheet.append(_header_cells(sheet, SUMMARY_HEADER))
+    rate_column = SUMMARY_HEADER.index("rate")
+    for row in summary:
+        cells: list[Any] = [_xlsx_cell(sheet, v) for v in row]
+        rate = row[rate_column]
+        if isinstance(rate, int | float):
+            cell = WriteOnlyCell(sheet, value=rate)
+            cell.number_format = _PERCENT
+            cells[rate_column] = cell
+        sheet.append(cells)
+
+    sheet = book.create_sheet("Detail")
+    _prepare(sheet, header, rows)
+    sheet.append(_header_cells(sheet, header))
+    sheet.auto_filter.ref = f"A1:{get_column_letter(max(len(header), 1))}{len(rows) + 1}"
+
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return _splice_rows(buffer.getvalue(), "Detail", rows)
+
+
+# openpyxl's own serialiser (without lxml, which Daka does not install) needs about 12 s for
+# 100,000 rows of 16 cells, so the detail rows are written here, as the same inline-string cells
+# openpyxl writes, into the sheet openpyxl laid out: about 1.2 s.
+
+_MAIN_NS: Final = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+_REL_NS: Final = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
+_PACKAGE_REL_NS: Final = "{http://schemas.openxmlformats.org/package/2006/relationships}"
+_XML_SPECIAL: Final = re.compile(r"[&<>\r]")
+_XML_ESCAPES: Final[Mapping[str, str]] = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "\r": "&#13;"}
+
+
+def _splice_rows(xlsx: bytes, sheet_name: str, rows: Sequence[Sequence[str]]) -> bytes:
+    """Insert text rows (from row 2) at the end of the sheet data of an openpyxl workbook."""
+    out = io.BytesIO()
+    with (
+        zipfile.ZipFile(io.BytesIO(xlsx)) as source,
+        zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target,
+    ):
+        part = _sheet_part(source, sheet_name)
+        prefix, marker, suffix = source.read(part).decode("utf-8").partition("</sheetData>")
+        if not marker:
+            raise AssertionError(f"no sheet data in {part}")
+        for info in source.infolist():
+            if info.filename != part:
+                target.writestr(info, source.read(info))
+                continue
+            with target.open(part, "w", force_zip64=True) as stream:
+                stream.write(prefix.encode("utf-8"))
+                for chunk in _rows_xml(rows, first=2):
+                    stream.write(chunk.encode("utf-8"))
+                stream.write((marker + suffix).encode("utf-8"))
+    return out.getvalue()
+
+
+def _sheet_part(book: zipfile.ZipFile, sheet_name: str) -> str:
+    """The zip member holding a sheet, found through the workbook and its relationships."""
+    workbook = ElementTree.fromstring(book.read("xl/workbook.xml"))
+    rel_id = next(
+        s.get(f"{_REL_NS}id")
+        for s in workbook.iter(f"{_MAIN_NS}sheet")
+        if s.get("name") == sheet_name
+    )
+    rels = ElementTree.fromstring(book.read("xl/_rels/workbook.xml.rels"))
+    target = next(
+        r.get("Target", "")
+        for r in rels.iter(f"{_PACKAGE_REL_NS}Relationship")
+        if r.get("Id") == rel_id
+    )
+    return target.lstrip("/") if target.startswith("/") else f"xl/{target}"
+
+
+def _rows_xml(rows: Sequence[Sequence[str]], *, first: int) -> Iterator[str]:
+    """`<row>` elements of inline-string cells, in chunks of some twenty thousand cells."""
+    width = max((len(row) for row in rows), default=0)
+    letters = [get_column_letter(i + 1) for i in range(width)]
+    chunk: list[str] = []
+    for number, row in enumerate(rows, start=first):
+        chunk.append(f'<row r="{number}">')
+        for letter, value in zip(letters, row, strict=False):
+            if not value:
+                continue  # a blank cell, as openpyxl leaves None
+            text = _xml_text(value)
+            if not text:
+                continue
+            space = ' xml:space="preserve"' if text[0].isspace() or text[-1].isspace() else ""
+            chunk.append(
+                f'<c r="{letter}{number}" t="inlineStr"><is><t{space}>{text}</t></is></c>'
+            )
+        chunk.append("</row>")
+        if len(chunk) > 20_000:
+            yield "".join(chunk)
+            chunk = []
+    yield "".join(chunk)
+
+
+def _xml_text(value: str) -> str:
+    """Text for an XML text node: control characters XML cannot carry dropped, markup escaped."""
+    if ILLEGAL_CHARACTERS_RE.search(value):
+        value = ILLEGAL_CHARACTERS_RE.sub("", value)
+    if _XML_SPECIAL.search(value):
+        value = _XML_SPECIAL.sub(lambda m: _XML_ESCAPES[m.group()], value)
+    return value
+
+
+def _prepare(sheet: Any, header: Sequence[str], rows: Sequence[Sequence[Cell]]) -> None:
+    """Frozen header row and column widths: both must be set before the first row is written."""
+    sheet.freeze_panes = "A2"
+    for index, name in enumerate(header):
+        sample = (row[index] for row in rows[:_WIDTH_SAMPLE] if index < len(row))
+        width = max([_display_width(name), *(_display_width(v) for v in sample)])
+        sheet.column_dimensions[get_column_letter(index + 1)].width = min(width + 2, _MAX_WIDTH)
+
+
+def _display_width(value: Cell) -> int:
+    text = value if isinstance(value, str) else f"{value}"
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def _header_cells(sheet: Any, header: Sequence[str]) -> list[Any]:
+    cells = []
+    for name in header:
+        cell = WriteOnlyCell(sheet, value=name)
+        cell.font = Font(bold=True)
+        cells.append(cell)
+    return cells
+
+
+def _xlsx_cell(sheet: Any, value: Cell) -> Any:
+    """Blank for "", and text that would be read as a formula or an error kept as text."""
+    if not isinstance(value, str):
+        return value
+    text: str = value
+    if ILLEGAL_CHARACTERS_RE.search(text):
+        text = ILLEGAL_CHARACTERS_RE.sub("", text)  # control characters XML cannot carry
+    if not text:
+        return None
+    if text[0] in "=#":
+        cell = WriteOnlyCell(sheet, value=text)
+        cell.data_type = "s"
+        return cell
+    return text

@@ -1,0 +1,41 @@
+"""Roles and the audit trail from the command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.bot.test_cli import daka
+
+
+def test_roles_are_granted_listed_revoked_and_audited(
+    env: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    daka(capsys, "org", "create", "no1", "--name", "No1")
+    daka(capsys, "unit", "add", "no1", "工程学院/一班")
+    code, _, err = daka(capsys, "role", "grant", "no1", "555")
+    assert code == 1 and "--unit" in err
+    code, out, _ = daka(capsys, "role", "grant", "no1", "555", "--unit", "工程学院/一班")
+    assert code == 0 and "manager of 工程学院/一班" in out
+    code, out, _ = daka(capsys, "role", "grant", "no1", "777", "--role", "admin")
+    assert code == 0 and "admin of whole organisation" in out
+    _, out, _ = daka(capsys, "role", "list", "no1")
+    assert out.splitlines() == ["555\tmanager\t工程学院/一班", "777\tadmin\twhole organisation"]
+    code, out, _ = daka(capsys, "role", "revoke", "no1", "555")
+    assert code == 0 and "revoked 1" in out
+    code, _, err = daka(capsys, "role", "revoke", "no1", "555")
+    assert code == 1 and "no such role" in err
+    _, out, _ = daka(capsys, "audit", "no1")
+    actions = [line.split("\t")[2] for line in out.splitlines()[:-1]]
+    assert actions == ["role.grant.manager", "role.grant.admin", "role.revoke.manager"]
+    assert out.splitlines()[-1].startswith("3 entries since")
+    code, _, err = daka(capsys, "audit", "no1", "--since", "yesterday")
+    assert code == 1 and "not a date" in err
+
+
+def test_retention_from_the_command_line(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    daka(capsys, "org", "create", "no1", "--name", "No1")
+    code, out, _ = daka(capsys, "retention", "--dry-run")
+    assert code == 0 and out == ""
