@@ -51,6 +51,7 @@ def manager_commands() -> list[BotCommand]:
         BotCommand(command="missing", description=_("Who has not checked in")),
         BotCommand(command="abnormal", description=_("Abnormal check-ins")),
         BotCommand(command="member", description=_("One member's last 14 days")),
+        BotCommand(command="export", description=_("Spreadsheet of my scope")),
         BotCommand(command="schedule", description=_("Reminder and report times")),
         *member_commands(),
     ]
@@ -88,6 +89,7 @@ def help_text(visitor: Visitor | None) -> str:
             _("/missing [date] — who has not checked in, with a nudge button"),
             _("/abnormal [date] — abnormal check-ins"),
             _("/member ID — one member's last 14 days"),
+            _("/export [csv] [date | from to] — a spreadsheet of your scope"),
             _("/schedule — reminder times, cutoff and report time of your scope"),
         ]
     if visitor is None or not (visitor.members or visitor.roles):

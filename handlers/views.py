@@ -9,7 +9,13 @@ from datetime import date, timedelta
 from aiogram import Bot, Router
 from aiogram.filters import Command, CommandObject, StateFilter
 from aiogram.filters.callback_data import CallbackData
-from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
+from aiogram.types import (
+    BufferedInputFile,
+    CallbackQuery,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+)
 from aiogram.utils.i18n import gettext as _
 from sqlmodel import col, select
 
@@ -459,3 +465,58 @@ async def on_member(
             lines.append(f"✅ {day.isoformat()} {html.escape(place)}")
         day -= timedelta(days=1)
     await message.answer("\n".join(lines))
+
+
+@router.message(Command("export"), StateFilter(None))
+async def on_export(
+    message: Message, command: CommandObject, bot: Bot, repo: Repo, clock: Clock, visitor: Visitor
+) -> None:
+    """/export [csv] [DATE | FROM TO]: the scope's rows as .xlsx (or .csv)."""
+    from storage.export import export_rows, export_summary, write_csv, write_xlsx
+
+    grants = await managed(repo, visitor)
+    if not grants:
+        await refuse(message)
+        return
+    org = await repo.orgs.get(org_id=grants[0].org_id)
+    words = (command.args or "").split()
+    as_csv = bool(words) and words[0].lower() == "csv"
+    words = words[1:] if as_csv else words
+    today = local_day(clock.now(), org.timezone)
+    days = [parse_day(w, today) for w in words] or [today]
+    if len(days) > 2 or any(d is None for d in days):
+        await message.answer(
+            _("Usage: /export [csv] [DATE | FROM TO], for example /export 2026-11-01 2026-11-28")
+        )
+        return
+    first, last = days[0], days[-1]
+    assert first is not None and last is not None
+    scope = scope_of(grants[0])
+    under = None if scope == ORG else [scope]
+    try:
+        header, rows = await export_rows(
+            repo.session, org=org, first=first, last=last, under=under
+        )
+        if as_csv:
+            data, name = write_csv(header, rows), f"daka-{first}-{last}.csv"
+        else:
+            summary = await export_summary(
+                repo.session, org=org, first=first, last=last, under=under
+            )
+            data, name = write_xlsx(header, rows, summary), f"daka-{first}-{last}.xlsx"
+    except ValueError:
+        await message.answer(_("Please choose at most 366 days, the first before the last."))
+        return
+    await bot.send_document(
+        message.chat.id,
+        BufferedInputFile(data, filename=name),
+        caption=_("{rows} rows, {first} to {last}").format(rows=len(rows), first=first, last=last),
+    )
+    await repo.audit.log(
+        org_id=org.id,
+        actor=str(visitor.telegram_id),
+        action="export",
+        subject=str(scope),
+        detail=f"{first}..{last} {'csv' if as_csv else 'xlsx'}",
+        now=clock.now(),
+    )

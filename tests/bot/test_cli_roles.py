@@ -39,3 +39,39 @@ def test_retention_from_the_command_line(env: Path, capsys: pytest.CaptureFixtur
     daka(capsys, "org", "create", "no1", "--name", "No1")
     code, out, _ = daka(capsys, "retention", "--dry-run")
     assert code == 0 and out == ""
+
+
+def test_export_writes_the_contract_file(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import csv
+
+    daka(capsys, "org", "create", "no1", "--name", "No1")
+    (env / "r.csv").write_text("unit,member_id,name\nA/1,001,张三\nA/2,002,李四\n", "utf-8")
+    daka(capsys, "roster", "import", "no1", str(env / "r.csv"))
+    code, out, _ = daka(
+        capsys,
+        "export",
+        "no1",
+        "--from",
+        "2026-11-01",
+        "--to",
+        "2026-11-02",
+        "--unit",
+        "A/1",
+        "--format",
+        "csv",
+        "--output",
+        str(env / "out.csv"),
+    )
+    assert code == 0 and "wrote 2 rows" in out
+    rows = list(csv.reader((env / "out.csv").read_text("utf-8-sig").splitlines()))
+    assert rows[0][:5] == ["date", "unit_path", "member_id", "name", "status"]
+    assert [(r[0], r[2], r[4]) for r in rows[1:]] == [
+        ("2026-11-01", "001", "not_enrolled"),
+        ("2026-11-02", "001", "not_enrolled"),
+    ]
+    code, _, err = daka(capsys, "export", "no1", "--output", str(env / "x.xlsx"))
+    assert code == 1 and "--date" in err
+    code, out, _ = daka(
+        capsys, "export", "no1", "--date", "2026-11-01", "--output", str(env / "x.xlsx")
+    )
+    assert code == 0 and (env / "x.xlsx").read_bytes()[:2] == b"PK"

@@ -160,3 +160,49 @@ async def test_a_manager_invite_installs_the_manager_menu(daka: Daka, server: Fa
     await daka.settled()
     menu = {c["command"] for c in server.commands({"type": "chat", "chat_id": 710})}
     assert {"summary", "missing", "abnormal", "member", "schedule", "checkin"} <= menu
+
+
+async def test_an_export_is_a_workbook_of_the_scope_and_is_audited(
+    school: Daka, server: FakeBotAPI
+) -> None:
+    import csv
+    import io
+
+    from openpyxl import load_workbook
+
+    counselor = server.user(CLASS_ONE)
+    document = await counselor.ask("/export")
+    assert document.file_name == "daka-2026-11-28-2026-11-28.xlsx"
+    book = load_workbook(io.BytesIO(server.file_bytes(document.file_id or "")), read_only=True)
+    assert book.sheetnames == ["Summary", "Detail"]
+    detail = list(book["Detail"].iter_rows(values_only=True))
+    book.close()
+    assert detail[0][:11] == (
+        "date",
+        "unit_path",
+        "member_id",
+        "name",
+        "status",
+        "submitted_at",
+        "latitude",
+        "longitude",
+        "place",
+        "abnormal",
+        "reasons",
+    )
+    assert sorted((r[2], r[4]) for r in detail[1:]) == [
+        ("2024001", "reported"),
+        ("2024002", "missing"),
+    ]  # class 1 only
+    as_csv = await counselor.ask("/export csv 2026-11-28")
+    text = server.file_bytes(as_csv.file_id or "").decode("utf-8-sig")
+    rows = list(csv.reader(io.StringIO(text)))
+    assert len(rows) == 3 and rows[1][0] == "2026-11-28"
+    bad = await counselor.ask("/export 2026-11-28 2025-01-01")
+    assert "366" in bad.text
+    await school.settled()
+    async with school.sessions() as session:
+        exports = (
+            await session.exec(select(AuditEntry).where(AuditEntry.action == "export"))
+        ).all()
+    assert len(exports) == 2
