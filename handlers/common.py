@@ -38,6 +38,7 @@ def member_commands() -> list[BotCommand]:
         BotCommand(command="checkin", description=_("Check in for today")),
         BotCommand(command="today", description=_("Did I check in today?")),
         BotCommand(command="history", description=_("My last 14 days")),
+        BotCommand(command="mydata", description=_("Everything stored about me")),
         BotCommand(command="language", description=_("Change language")),
         BotCommand(command="help", description=_("How to use this bot")),
         BotCommand(command="cancel", description=_("Cancel the current step")),
@@ -52,6 +53,9 @@ def manager_commands() -> list[BotCommand]:
         BotCommand(command="abnormal", description=_("Abnormal check-ins")),
         BotCommand(command="member", description=_("One member's last 14 days")),
         BotCommand(command="export", description=_("Spreadsheet of my scope")),
+        BotCommand(command="where", description=_("Where my scope checked in from")),
+        BotCommand(command="excuse", description=_("Excuse a member")),
+        BotCommand(command="roster", description=_("Upload a roster")),
         BotCommand(command="schedule", description=_("Reminder and report times")),
         *member_commands(),
     ]
@@ -79,6 +83,7 @@ def help_text(visitor: Visitor | None) -> str:
         _("/checkin — check in for today (or change today's answers)"),
         _("/today — what I reported today"),
         _("/history — my last 14 days"),
+        _("/mydata — everything stored about you, and who can read it"),
         _("/language — 中文 / English"),
         _("/cancel — stop the current step"),
     ]
@@ -90,6 +95,9 @@ def help_text(visitor: Visitor | None) -> str:
             _("/abnormal [date] — abnormal check-ins"),
             _("/member ID — one member's last 14 days"),
             _("/export [csv] [date | from to] — a spreadsheet of your scope"),
+            _("/where [date] — where your scope checked in from"),
+            _("/excuse ID FROM TO REASON — excuse a member (leave, sick)"),
+            _("/roster — upload a roster file for your scope"),
             _("/schedule — reminder times, cutoff and report time of your scope"),
         ]
     if visitor is None or not (visitor.members or visitor.roles):

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import html
-from datetime import timedelta
+import json
+from datetime import date, timedelta
+from typing import Any
 
-from aiogram import F, Router
+from aiogram import Bot, F, Router
 from aiogram.filters import Command, StateFilter
-from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, Message
+from aiogram.types import BufferedInputFile, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
 
 from bot.context import Visitor
@@ -17,6 +19,7 @@ from domain.checkin import GEOFENCE_REASON
 from domain.clock import Clock, local_day, zone
 from handlers.keyboards import HISTORY_BUTTON, TODAY_BUTTON, StartCheckInCb, menu_keyboard
 from storage.repo import Repo
+from storage.schedules import ScheduleRepo
 
 router = Router(name="member")
 
@@ -106,3 +109,91 @@ async def on_history(message: Message, repo: Repo, clock: Clock, visitor: Visito
             lines.append(f"✅ {day.isoformat()} " + _("normal"))
         day -= timedelta(days=1)
     await message.answer("\n".join(lines), reply_markup=menu_keyboard())
+
+
+@router.message(Command("mydata"), StateFilter(None))
+async def on_mydata(
+    message: Message, bot: Bot, repo: Repo, clock: Clock, visitor: Visitor
+) -> None:
+    """Everything stored about the member (PIPL's right of access), and who may read it."""
+    stored = await personal_data(repo, visitor)
+    readers: list[str] = []
+    for member in visitor.members:
+        org = await repo.orgs.get(org_id=member.org_id)
+        grants = await ScheduleRepo(repo.session).managers_of_unit(
+            org_id=member.org_id, unit_id=member.unit_id
+        )
+        for grant in grants:
+            if grant.unit_id is None:
+                readers.append(_("administrators of {org}").format(org=html.escape(org.name)))
+            else:
+                unit = await repo.units.get(unit_id=grant.unit_id)
+                readers.append(_("managers of {unit}").format(unit=html.escape(unit.name_path)))
+        await repo.audit.log(
+            org_id=member.org_id,
+            actor=str(visitor.telegram_id),
+            action="mydata",
+            subject=member.external_id,
+            now=clock.now(),
+        )
+    payload = json.dumps(stored, ensure_ascii=False, indent=2, default=str).encode("utf-8")
+    await bot.send_document(
+        message.chat.id,
+        BufferedInputFile(payload, filename="daka-mydata.json"),
+        caption=_("Everything Daka stores about you."),
+    )
+    who = "\n".join(f"• {r}" for r in dict.fromkeys(readers)) or _("Nobody but you.")
+    await message.answer(_("<b>Who can read your check-ins</b>\n{who}").format(who=who))
+
+
+async def personal_data(repo: Repo, visitor: Visitor) -> dict[str, Any]:
+    account = visitor.account
+    data: dict[str, Any] = {
+        "telegram_id": visitor.telegram_id,
+        "language": account.language if account else None,
+        "enrolments": [],
+        "consents": [],
+    }
+    for member in visitor.members:
+        assert member.id is not None
+        org = await repo.orgs.get(org_id=member.org_id)
+        unit = await repo.units.get(unit_id=member.unit_id)
+        checkins = await repo.checkins.history(
+            member_id=member.id, since=date(1970, 1, 1), until=date(9999, 12, 31)
+        )
+        data["enrolments"].append(
+            {
+                "organisation": org.name,
+                "unit": unit.name_path,
+                "member_id": member.external_id,
+                "name": member.name,
+                "enrolled_at": member.enrolled_at,
+                "check_ins": [
+                    {
+                        "day": c.local_day,
+                        "submitted_at": c.submitted_at,
+                        "version": c.version,
+                        "latitude": c.latitude,
+                        "longitude": c.longitude,
+                        "accuracy_m": c.accuracy_m,
+                        "place": [c.country, c.province, c.city],
+                        "outside_geofence": c.outside_geofence,
+                        "abnormal": c.abnormal,
+                        "reasons": c.reasons,
+                        "answers": c.answers,
+                    }
+                    for c in checkins
+                ],
+            }
+        )
+        consent = await repo.accounts.consent(telegram_id=visitor.telegram_id, org_id=org.id or 0)
+        if consent is not None:
+            data["consents"].append(
+                {
+                    "organisation": org.name,
+                    "version": consent.version,
+                    "accepted": consent.accepted,
+                    "at": consent.at,
+                }
+            )
+    return data

@@ -287,3 +287,31 @@ async def count_member_days(
         .where(or_(*[status == s.value for s in statuses]))
     )
     return int((await _rows(session, stmt))[0][0])
+
+
+async def place_counts(
+    session: AsyncSession, *, org_id: int, day: date, under: Sequence[int]
+) -> list[tuple[str, str, int, int]]:
+    """Where the scope checked in from on `day`: (province, city, check-ins, outside geofence),
+    most first."""
+    province = func.coalesce(col(CheckIn.province), "")
+    city = func.coalesce(col(CheckIn.city), "")
+    stmt = (
+        select(
+            province,
+            city,
+            func.count(),
+            func.coalesce(func.sum(case((col(CheckIn.outside_geofence), 1), else_=0)), 0),
+        )
+        .select_from(CheckIn)
+        .where(col(CheckIn.org_id) == org_id, col(CheckIn.local_day) == day)
+        .where(
+            exists().where(
+                col(UnitLink.descendant_id) == col(CheckIn.unit_id),
+                col(UnitLink.ancestor_id).in_(list(under)),
+            )
+        )
+        .group_by(province, city)
+        .order_by(func.count().desc(), province, city)
+    )
+    return [(str(p), str(c), int(n), int(o)) for p, c, n, o in await _rows(session, stmt)]

@@ -197,3 +197,52 @@ async def daka(server: FakeBotAPI, clock: FixedClock, sqlite_url: str) -> AsyncI
 
 def texts(messages: list[SentMessage]) -> list[str]:
     return [m.text for m in messages]
+
+
+CLASS_ONE, COLLEGE, ADMIN = 700, 701, 702
+
+
+async def unit_id(daka: Daka, path: str) -> int:
+    async with daka.sessions() as session:
+        unit = await Repo(session).units.require(org_id=daka.org_ids["school"], name_path=path)
+        assert unit.id is not None
+        return unit.id
+
+
+@pytest.fixture
+async def school(daka: Daka, server: FakeBotAPI) -> Daka:
+    """Managers of a class, of its college and of everything; three members, one abnormal."""
+    from tests.handlers.test_checkin import answer_health_form
+
+    await daka.org()
+    async with daka.sessions() as session:
+        repo = Repo(session)
+        org_id = daka.org_ids["school"]
+        for telegram_id, path, role in (
+            (CLASS_ONE, "工程学院/一班", "manager"),
+            (COLLEGE, "工程学院", "manager"),
+            (ADMIN, None, "admin"),
+        ):
+            unit = await repo.units.require(org_id=org_id, name_path=path) if path else None
+            await repo.roles.grant(
+                org_id=org_id,
+                telegram_id=telegram_id,
+                unit_id=unit.id if unit else None,
+                role=role,
+                now=daka.clock.now(),
+            )
+        await session.commit()
+    code = await daka.invite()
+    for telegram_id, external_id, name in (
+        (801, "2024001", "张三"),
+        (802, "2024002", "李四"),
+        (803, "2024003", "王五"),
+    ):
+        await daka.enrol(server.user(telegram_id), external_id, name, code)
+    zhang = server.user(801)
+    zhang.drain()
+    summary = await answer_health_form(zhang, temperature="37.8")
+    zhang.press_button(summary, "确认提交")
+    await reply_containing(zhang, "打卡成功")
+    await daka.settled()
+    return daka

@@ -19,6 +19,7 @@ async def test_the_command_menu_is_installed_in_both_languages(
             "checkin",
             "today",
             "history",
+            "mydata",
             "language",
             "help",
             "cancel",

@@ -3,61 +3,13 @@ outside their scope, whether asked by command or by a forged button."""
 
 from __future__ import annotations
 
-import pytest
 from sqlmodel import select
 
 from handlers.views import ListCb, NavCb
 from scheduler.sender import Sender
 from storage.models import AuditEntry
-from storage.repo import Repo
 from tests.fakebot import FakeBotAPI, FakeUser
-from tests.handlers.conftest import Daka, reply_containing
-from tests.handlers.test_checkin import answer_health_form
-
-CLASS_ONE, COLLEGE, ADMIN = 700, 701, 702
-
-
-async def unit_id(daka: Daka, path: str) -> int:
-    async with daka.sessions() as session:
-        unit = await Repo(session).units.require(org_id=daka.org_ids["school"], name_path=path)
-        assert unit.id is not None
-        return unit.id
-
-
-@pytest.fixture
-async def school(daka: Daka, server: FakeBotAPI) -> Daka:
-    await daka.org()
-    async with daka.sessions() as session:
-        repo = Repo(session)
-        org_id = daka.org_ids["school"]
-        for telegram_id, path, role in (
-            (CLASS_ONE, "工程学院/一班", "manager"),
-            (COLLEGE, "工程学院", "manager"),
-            (ADMIN, None, "admin"),
-        ):
-            unit = await repo.units.require(org_id=org_id, name_path=path) if path else None
-            await repo.roles.grant(
-                org_id=org_id,
-                telegram_id=telegram_id,
-                unit_id=unit.id if unit else None,
-                role=role,
-                now=daka.clock.now(),
-            )
-        await session.commit()
-    code = await daka.invite()
-    for telegram_id, external_id, name in (
-        (801, "2024001", "张三"),
-        (802, "2024002", "李四"),
-        (803, "2024003", "王五"),
-    ):
-        await daka.enrol(server.user(telegram_id), external_id, name, code)
-    zhang = server.user(801)
-    zhang.drain()
-    summary = await answer_health_form(zhang, temperature="37.8")
-    zhang.press_button(summary, "确认提交")
-    await reply_containing(zhang, "打卡成功")
-    await daka.settled()
-    return daka
+from tests.handlers.conftest import ADMIN, CLASS_ONE, Daka, reply_containing, unit_id
 
 
 async def test_a_counselor_sees_the_class_and_its_lists(school: Daka, server: FakeBotAPI) -> None:

@@ -1,0 +1,83 @@
+"""Managers change their scope (excuses, roster uploads), see where it checked in from; members
+get everything stored about them."""
+
+from __future__ import annotations
+
+import json
+
+from sqlmodel import select
+
+from storage.models import AuditEntry, Excuse, Member
+from tests.fakebot import FakeBotAPI
+from tests.handlers.conftest import CLASS_ONE, Daka
+
+
+async def test_where_counts_places_of_the_scope(school: Daka, server: FakeBotAPI) -> None:
+    where = await server.user(CLASS_ONE).ask("/where")
+    assert "打卡地点分布" in where.text and "北京市: 1" in where.text
+
+
+async def test_a_counselor_excuses_a_member_of_the_class_only(
+    school: Daka,
+    server: FakeBotAPI,
+) -> None:
+    counselor = server.user(CLASS_ONE)
+    done = await counselor.ask("/excuse 2024002 2026-11-28 2026-11-29 病假")
+    assert "李四" in done.text and "病假" in done.text
+    outside = await counselor.ask("/excuse 2024003 2026-11-28 2026-11-29 病假")
+    assert "没有" in outside.text
+    usage = await counselor.ask("/excuse 2024002 2026-11-29 2026-11-28 反了")
+    assert "用法" in usage.text
+    summary = await counselor.ask("/summary")
+    assert "请假 1" in summary.text and "未报 0" in summary.text
+    await school.settled()
+    async with school.sessions() as session:
+        excuses = (await session.exec(select(Excuse))).all()
+        audit = (await session.exec(select(AuditEntry).where(AuditEntry.action == "excuse"))).all()
+    assert len(excuses) == 1 and len(audit) == 1
+
+
+async def test_a_roster_upload_adds_updates_and_rejects_by_line(
+    school: Daka,
+    server: FakeBotAPI,
+) -> None:
+    counselor = server.user(CLASS_ONE)
+    prompt = await counselor.ask("/roster")
+    assert ".csv" in prompt.text
+    content = (
+        "unit,member_id,name\n"
+        "工程学院/一班,2024009,赵九\n"
+        "工程学院/一班,2024002,李肆\n"
+        "工程学院/二班,2024010,钱十\n"
+        "工程学院/一班,,无名\n"
+    ).encode()
+    counselor.send_document("roster.csv", content)
+    result = await counselor.next_reply()
+    assert "新增 1 人，更新 1 人，拒绝 2 行" in result.text
+    assert "第 4 行" in result.text and "不在您的管理范围" in result.text
+    assert "第 5 行" in result.text
+    await school.settled()
+    async with school.sessions() as session:
+        names = {m.external_id: m.name for m in (await session.exec(select(Member))).all()}
+    assert names["2024009"] == "赵九" and names["2024002"] == "李肆" and "2024010" not in names
+
+
+async def test_mydata_sends_everything_stored_and_who_can_read_it(
+    school: Daka,
+    server: FakeBotAPI,
+) -> None:
+    zhang = server.user(801)
+    zhang.drain()
+    zhang.send("/mydata")
+    document = await zhang.next_reply()
+    assert document.file_name == "daka-mydata.json"
+    data = json.loads(server.file_bytes(document.file_id or ""))
+    [enrolment] = data["enrolments"]
+    assert enrolment["member_id"] == "2024001" and enrolment["unit"] == "工程学院/一班"
+    [checkin] = enrolment["check_ins"]
+    assert checkin["answers"]["temperature"] == 37.8 and checkin["abnormal"] is True
+    assert data["consents"][0]["accepted"] is True
+    readers = await zhang.next_reply()
+    assert "工程学院/一班的负责人" in readers.text and "工程学院的负责人" in readers.text
+    assert "第一中学的管理员" in readers.text
+    assert "700" not in readers.text  # roles, not who
