@@ -7,7 +7,7 @@ from aiogram import Router
 
 def build_router() -> Router:
     """One root router: enrolment first, then the check-in form, member commands, fallbacks."""
-    from handlers import admin, checkin, common, enrol, manage, member, views
+    from handlers import admin, checkin, common, enrol, manage, member, trend, views
 
     children = (
         common.commands_router,
@@ -16,6 +16,7 @@ def build_router() -> Router:
         member.router,
         manage.router,
         views.router,
+        trend.router,
         admin.router,
         common.fallback_router,
     )

@@ -1,0 +1,83 @@
+"""/trend [days]: a chart of the caller's scope over the last days — the reporting rate and the
+abnormal count per day — for counselors, cadres and administrators."""
+
+from __future__ import annotations
+
+import asyncio
+import html
+
+from aiogram import Bot, Router
+from aiogram.filters import Command, CommandObject, StateFilter
+from aiogram.types import BufferedInputFile, Message
+from aiogram.utils.i18n import gettext as _
+
+from bot.context import Visitor
+from domain.clock import Clock, local_day
+from handlers.views import ORG, managed, refuse, scope_of
+from storage.charts import MAX_DAYS, render_trend, trend_series
+from storage.repo import Repo
+
+router = Router(name="trend")
+
+DEFAULT_DAYS = 14
+
+
+def parse_days(text: str | None) -> int | None:
+    """The number of days asked for (the default without one), or None when it is no whole
+    number from 1 to MAX_DAYS."""
+    if text is None or not text.strip():
+        return DEFAULT_DAYS
+    word = text.strip()
+    if not (word.isascii() and word.isdigit()):
+        return None
+    days = int(word)
+    return days if 1 <= days <= MAX_DAYS else None
+
+
+@router.message(Command("trend"), StateFilter(None))
+async def on_trend(
+    message: Message, command: CommandObject, bot: Bot, repo: Repo, clock: Clock, visitor: Visitor
+) -> None:
+    grants = await managed(repo, visitor)
+    if not grants:
+        await refuse(message)
+        return
+    days = parse_days(command.args)
+    if days is None:
+        await message.answer(
+            _("Please give a number of days from 1 to {most}, for example /trend 30.").format(
+                most=MAX_DAYS
+            )
+        )
+        return
+    org = await repo.orgs.get(org_id=grants[0].org_id)
+    assert org.id is not None
+    scope = scope_of(grants[0])
+    name = org.name if scope == ORG else (await repo.units.get(unit_id=scope)).name_path
+    last = local_day(clock.now(), org.timezone)
+    series = await trend_series(repo.session, org=org, unit_id=scope, last=last, days=days)
+    first = series[0][0]
+    heading = _("{scope}, {first} to {last}")
+    png = await asyncio.to_thread(
+        render_trend,
+        series,
+        title=heading.format(scope=name, first=first, last=last),
+        rate_label=_("Reporting rate"),
+        abnormal_label=_("Abnormal count"),
+    )
+    await bot.send_photo(
+        message.chat.id,
+        BufferedInputFile(png, filename="trend.png"),
+        caption="📈 "
+        + heading.format(scope=html.escape(name), first=first, last=last)
+        + "\n"
+        + _("Grey days: nobody was expected to check in."),
+    )
+    await repo.audit.log(
+        org_id=org.id,
+        actor=str(visitor.telegram_id),
+        action="trend",
+        subject=str(scope),
+        detail=f"{first}..{last}",
+        now=clock.now(),
+    )

@@ -1,0 +1,225 @@
+"""Managers' trend chart: a scope's figures day by day (SQL), drawn as a PNG with matplotlib.
+
+Rendering is synchronous and CPU-bound: callers on the event loop run `render_trend` in a thread
+(`asyncio.to_thread`). Only the Agg canvas is used (no pyplot, no GUI backend), and a lock keeps
+the renders one at a time, since matplotlib's settings and font cache are process-wide.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import logging
+import math
+import threading
+import warnings
+from collections.abc import Iterable, Sequence
+from datetime import date, timedelta
+from typing import TYPE_CHECKING
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from domain.clock import day_end
+from domain.status import Figures
+from storage.aggregates import total, unit_figures
+from storage.models import Organisation
+from storage.repo import UnitRepo
+from storage.schedules import plan
+
+if TYPE_CHECKING:
+    from matplotlib.font_manager import FontEntry
+
+log = logging.getLogger(__name__)
+
+MAX_DAYS = 90
+WHOLE_ORG = 0  # unit id 0: the whole organisation, as in handlers.views
+
+# Families with Simplified Chinese glyphs, best first. The Docker image and CI install Debian's
+# fonts-noto-cjk (one .ttc whose faces are the SC/TC/JP/KR/HK variants).
+CJK_FAMILIES = (
+    "Noto Sans CJK SC",
+    "Source Han Sans SC",
+    "Noto Sans SC",
+    "WenQuanYi Micro Hei",
+    "WenQuanYi Zen Hei",
+    "Noto Sans CJK TC",
+    "Noto Sans CJK JP",
+    "Droid Sans Fallback",
+)
+PROBE = "第一中学工程学院打卡率异常"  # a font that has these is good enough for unit names
+
+RATE_COLOUR = "#1f77b4"
+LABELLED_BARS = 31  # write the abnormal count over the bars up to a month; beyond, too crowded
+MIN_WIDTH_DAYS = 7  # the x axis spans at least a week's width
+ABNORMAL_COLOUR = "#d62728"
+
+_render_lock = threading.Lock()
+
+
+async def trend_series(
+    session: AsyncSession, *, org: Organisation, unit_id: int, last: date, days: int
+) -> list[tuple[date, Figures]]:
+    """The figures of a unit's subtree (`unit_id` 0: the whole organisation) for each of the
+    `days` days up to and including `last`, oldest first. Days off and enrolment are judged per
+    day, as /summary does."""
+    if not 1 <= days <= MAX_DAYS:
+        raise ValueError(f"days must be between 1 and {MAX_DAYS}, not {days}")
+    assert org.id is not None
+    units = UnitRepo(session)
+    if unit_id == WHOLE_ORG:
+        scope = list(await units.roots(org_id=org.id))
+    else:
+        unit = await units.get(unit_id=unit_id)
+        if unit.org_id != org.id:
+            raise ValueError(f"unit #{unit_id} is not in organisation #{org.id}")
+        scope = [unit]
+    org_plan = await plan(session, org)
+    series = []
+    for back in range(days - 1, -1, -1):
+        day = last - timedelta(days=back)
+        parts = await unit_figures(
+            session,
+            units=scope,
+            day=day,
+            off_units=org_plan.off_units(day),
+            enrolled_by=day_end(day, org.timezone),
+        )
+        series.append((day, total(org.name, parts) if unit_id == WHOLE_ORG else parts[0]))
+    return series
+
+
+def _preferred(entries: Iterable[FontEntry]) -> str | None:
+    names = {e.name for e in entries}
+    return next((name for name in CJK_FAMILIES if name in names), None)
+
+
+def _covering(entries: Iterable[FontEntry]) -> str | None:
+    """Any other font with real glyphs for the probe text. Matplotlib's own "Last Resort" font
+    maps every character to a placeholder box: that is what we are avoiding."""
+    from matplotlib.ft2font import FT2Font
+
+    for entry in entries:
+        if entry.name.startswith("Last Resort"):
+            continue
+        try:
+            font = FT2Font(entry.fname, face_index=entry.index)
+        except (OSError, RuntimeError, ValueError):
+            continue
+        if all(font.get_char_index(ord(c)) for c in PROBE):
+            return entry.name
+    return None
+
+
+@functools.cache
+def cjk_family() -> str | None:
+    """A font family that draws Chinese, or None. Matplotlib keeps its font list in a cache file
+    (~/.cache/matplotlib), so a font installed after that file was written is looked for among
+    the system's font files too and added."""
+    from matplotlib import font_manager
+
+    manager = font_manager.fontManager
+    found = _preferred(manager.ttflist)
+    if found is None:
+        known = {e.fname for e in manager.ttflist}
+        for path in font_manager.findSystemFonts():
+            if path not in known:
+                try:
+                    manager.addfont(path)
+                except (OSError, RuntimeError, ValueError):
+                    continue
+        found = _preferred(manager.ttflist) or _covering(manager.ttflist)
+    if found is None:
+        log.warning("no CJK font found: Chinese text in charts will not render (fonts-noto-cjk)")
+    return found
+
+
+def _tick_step(n: int) -> int:
+    """Label every day up to 15 days, then every other day or fewer: at most 15 labels."""
+    return max(1, math.ceil(n / 15))
+
+
+def render_trend(
+    series: Sequence[tuple[date, Figures]], *, title: str, rate_label: str, abnormal_label: str
+) -> bytes:
+    """A PNG: the reporting rate as a line (0–100 %, left axis; a gap where nobody was expected)
+    and the abnormal count as bars (right axis), one point per day (MM-DD)."""
+    if not series:
+        raise ValueError("an empty series has no chart")
+    with _render_lock:
+        family = cjk_family()
+        with warnings.catch_warnings():
+            if family is None:  # already logged; draw what we can rather than fail
+                warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from font")
+            return _draw(
+                series,
+                family=family,
+                title=title,
+                rate_label=rate_label,
+                abnormal_label=abnormal_label,
+            )
+
+
+def _draw(
+    series: Sequence[tuple[date, Figures]],
+    *,
+    family: str | None,
+    title: str,
+    rate_label: str,
+    abnormal_label: str,
+) -> bytes:
+    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator, PercentFormatter
+
+    families = [family, "DejaVu Sans"] if family else ["DejaVu Sans"]
+    with matplotlib.rc_context({"font.family": families, "axes.unicode_minus": False}):
+        figure = Figure(figsize=(9, 4.8), dpi=120, layout="constrained")
+        FigureCanvasAgg(figure)
+        rate_axes = figure.add_subplot()
+        bar_axes = rate_axes.twinx()
+        # The line over the bars: the left axes in front, with a see-through background.
+        rate_axes.set_zorder(bar_axes.get_zorder() + 1)
+        rate_axes.patch.set_visible(False)
+
+        x = list(range(len(series)))
+        rates = [math.nan if f.rate is None else 100 * f.rate for _, f in series]
+        abnormal = [f.abnormal for _, f in series]
+        for i, (_, f) in enumerate(series):
+            if f.rate is None:  # nobody expected: a shaded gap, not 0 %
+                rate_axes.axvspan(i - 0.5, i + 0.5, color="0.5", alpha=0.1, linewidth=0)
+
+        bars = bar_axes.bar(x, abnormal, width=0.6, color=ABNORMAL_COLOUR, alpha=0.45)
+        if len(series) <= LABELLED_BARS:
+            bar_axes.bar_label(bars, labels=[str(n) if n else "" for n in abnormal], fontsize=8)
+        bar_axes.set_ylim(0, max(*abnormal, 1) * 2)  # the bars in the lower half, under the line
+        bar_axes.yaxis.set_major_locator(MaxNLocator(integer=True))
+        bar_axes.set_ylabel(abnormal_label, color=ABNORMAL_COLOUR, parse_math=False)
+
+        (line,) = rate_axes.plot(
+            x, rates, color=RATE_COLOUR, marker="o", markersize=4, linewidth=2
+        )
+        rate_axes.set_ylim(0, 105)
+        rate_axes.set_yticks([0, 20, 40, 60, 80, 100])
+        rate_axes.yaxis.set_major_formatter(PercentFormatter(100, decimals=0))
+        rate_axes.set_ylabel(rate_label, color=RATE_COLOUR, parse_math=False)
+        rate_axes.grid(axis="y", alpha=0.3)
+
+        step = _tick_step(len(series))
+        ticks = x[::-1][::step][::-1]  # keep the last day labelled
+        rate_axes.set_xticks(ticks, [series[i][0].strftime("%m-%d") for i in ticks])
+        rate_axes.tick_params(axis="x", labelrotation=45 if len(ticks) > 8 else 0)
+        pad = max(0.0, (MIN_WIDTH_DAYS - len(series)) / 2)  # no week-wide bar for one day
+        rate_axes.set_xlim(-0.6 - pad, len(series) - 0.4 + pad)
+
+        rate_axes.set_title(title, parse_math=False)
+        figure.legend(
+            [line, bars.patches[0]],  # one bar stands for them all
+            [rate_label, abnormal_label],
+            loc="outside lower center",
+            ncols=2,
+            frameon=False,
+        )
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png")
+    return buffer.getvalue()

@@ -1,0 +1,99 @@
+"""/trend: managers get a PNG chart of their scope, members the same refusal as /summary, and
+a number of days outside 1–90 an example; every chart sent is audited."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+
+import pytest
+from aiogram import Router
+from PIL import Image
+from sqlmodel import select
+
+import handlers
+from handlers import common, trend
+from storage.models import AuditEntry
+from tests.fakebot import FakeBotAPI
+from tests.handlers.conftest import ADMIN, CLASS_ONE, Daka, unit_id
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(autouse=True)
+def trend_routed(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Until `handlers.build_router()` includes the trend router, put it in (before the
+    fallback for unknown commands); once it does, leave the root as built."""
+    build = handlers.build_router
+
+    def build_with_trend() -> Router:
+        root = build()
+        if trend.router.parent_router is not root:
+            trend.router._parent_router = None  # a root of an earlier test in this process
+            trend.router.parent_router = root
+            root.sub_routers.insert(root.sub_routers.index(common.fallback_router), trend.router)
+        return root
+
+    monkeypatch.setattr(handlers, "build_router", build_with_trend)
+    yield
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    assert data.startswith(PNG_SIGNATURE)
+    image = Image.open(io.BytesIO(data))
+    image.load()
+    assert image.format == "PNG"
+    return image.size
+
+
+async def trend_audit(daka: Daka) -> list[tuple[str, str | None, str | None]]:
+    await daka.settled()
+    async with daka.sessions() as session:
+        entries = (
+            await session.exec(select(AuditEntry).where(AuditEntry.action == "trend"))
+        ).all()
+    return [(a.actor, a.subject, a.detail) for a in entries]
+
+
+async def test_a_counselor_gets_a_chart_of_the_class(school: Daka, server: FakeBotAPI) -> None:
+    counselor = server.user(CLASS_ONE)
+    chart = await counselor.ask("/trend")
+    assert chart.photo, chart.text
+    width, height = png_size(server.file_bytes(chart.file_id or ""))
+    assert width > height > 300
+    assert "工程学院/一班" in chart.text
+    assert "2026-11-15" in chart.text and "2026-11-28" in chart.text  # 14 days by default
+    class_one = await unit_id(school, "工程学院/一班")
+    assert await trend_audit(school) == [
+        (str(CLASS_ONE), str(class_one), "2026-11-15..2026-11-28")
+    ]
+
+
+async def test_an_administrator_charts_the_whole_school(school: Daka, server: FakeBotAPI) -> None:
+    admin = server.user(ADMIN)
+    chart = await admin.ask("/trend 90")
+    assert chart.photo, chart.text
+    png_size(server.file_bytes(chart.file_id or ""))
+    assert "第一中学" in chart.text and "2026-08-31" in chart.text
+    week = await admin.ask("/trend  7 ")
+    assert week.photo and "2026-11-22" in week.text
+    assert await trend_audit(school) == [
+        (str(ADMIN), "0", "2026-08-31..2026-11-28"),
+        (str(ADMIN), "0", "2026-11-22..2026-11-28"),
+    ]
+
+
+async def test_members_are_refused(school: Daka, server: FakeBotAPI) -> None:
+    member = server.user(802)
+    refused = await member.ask("/trend")
+    assert "仅供" in refused.text and not refused.photo
+    assert await trend_audit(school) == []
+
+
+async def test_days_outside_one_to_ninety_get_an_example(school: Daka, server: FakeBotAPI) -> None:
+    counselor = server.user(CLASS_ONE)
+    for args in ("0", "abc", "91", "-3", "7 days", "٣"):
+        answer = await counselor.ask(f"/trend {args}")
+        assert "/trend 30" in answer.text and "90" in answer.text, args
+        assert not answer.photo
+    assert await trend_audit(school) == []

@@ -1,0 +1,232 @@
+"""The trend chart: day-by-day figures on SQLite and PostgreSQL, and a PNG that decodes, drawn
+with a font that has Chinese glyphs."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from PIL import Image
+
+from domain.clock import FixedClock
+from domain.status import Figures
+from storage.charts import MAX_DAYS, PROBE, _covering, cjk_family, render_trend, trend_series
+from storage.db import SessionFactory
+from storage.models import Organisation
+from storage.repo import Repo, RosterRow, Submission
+from storage.schedules import ScheduleRepo
+
+LAST = date(2026, 11, 28)
+FIRST = LAST - timedelta(days=4)  # 11-24 … 11-28
+HOLIDAY = date(2026, 11, 25)
+LONG_AGO = datetime(2026, 11, 1, tzinfo=UTC)
+LATE_ENROLMENT = datetime(2026, 11, 26, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai on 11-26
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+# Who checks in on which day, and whether abnormally.
+CHECKINS = {
+    date(2026, 11, 24): {"1": False, "2": True},
+    date(2026, 11, 26): {"1": False, "2": False, "3": True, "4": True},
+    date(2026, 11, 28): {"4": True},
+}
+
+
+async def seed(sessions: SessionFactory, clock: FixedClock) -> Organisation:
+    """工程学院/一班: 1, 2; 工程学院/二班: 3 (all enrolled long ago); 文学院/甲班: 4 (enrolled on
+    11-26); 11-25 is a holiday."""
+    async with sessions() as session:
+        repo = Repo(session)
+        org = await repo.orgs.create(
+            slug="s",
+            name="第一中学",
+            timezone="Asia/Shanghai",
+            language="zh",
+            form="health",
+            now=clock.now(),
+        )
+        assert org.id is not None
+        rows = [
+            ("工程学院/一班", "1", "甲"),
+            ("工程学院/一班", "2", "乙"),
+            ("工程学院/二班", "3", "丙"),
+            ("文学院/甲班", "4", "丁"),
+        ]
+        await repo.members.import_roster(
+            org_id=org.id,
+            rows=[
+                RosterRow(line=i, unit=u, member_id=m, name=n) for i, (u, m, n) in enumerate(rows)
+            ],
+        )
+        members = {}
+        for _, external_id, _ in rows:
+            member = await repo.members.by_external(org_id=org.id, external_id=external_id)
+            assert member is not None
+            members[external_id] = member
+            enrolled = LATE_ENROLMENT if external_id == "4" else LONG_AGO
+            await repo.members.bind(
+                member=member, telegram_id=100 + int(external_id), now=enrolled
+            )
+        for day, who in CHECKINS.items():
+            for external_id, abnormal in who.items():
+                await repo.checkins.submit(
+                    member=members[external_id],
+                    local_day=day,
+                    form="health",
+                    form_version=1,
+                    submission=Submission(
+                        answers={},
+                        abnormal=abnormal,
+                        reasons=["temperature"] if abnormal else [],
+                    ),
+                    update_id=None,
+                    now=clock.now(),
+                )
+        await ScheduleRepo(session).add_holidays(org_id=org.id, days=[HOLIDAY])
+        await session.commit()
+        return org
+
+
+def rows(series: list[tuple[date, Figures]]) -> list[tuple[str, int, int, float | None, int]]:
+    return [(f"{day:%m-%d}", f.expected, f.reported, f.rate, f.abnormal) for day, f in series]
+
+
+async def test_the_whole_organisation_day_by_day(
+    sessions: SessionFactory, clock: FixedClock
+) -> None:
+    org = await seed(sessions, clock)
+    async with sessions() as session:
+        series = await trend_series(session, org=org, unit_id=0, last=LAST, days=5)
+    assert [day for day, _ in series] == [FIRST + timedelta(days=i) for i in range(5)]
+    assert rows(series) == [
+        ("11-24", 3, 2, 2 / 3, 1),  # 4 had not enrolled yet
+        ("11-25", 0, 0, None, 0),  # the holiday: nobody expected, no rate
+        ("11-26", 4, 4, 1.0, 2),  # 4 enrolled that morning and reported
+        ("11-27", 4, 0, 0.0, 0),
+        ("11-28", 4, 1, 0.25, 1),
+    ]
+    assert {f.name for _, f in series} == {"第一中学"}
+    assert series[1][1].off == 3 and series[1][1].not_enrolled == 1
+
+
+async def test_one_unit_with_its_subtree(sessions: SessionFactory, clock: FixedClock) -> None:
+    org = await seed(sessions, clock)
+    assert org.id is not None
+    async with sessions() as session:
+        units = Repo(session).units
+        college = await units.require(org_id=org.id, name_path="工程学院")
+        one = await units.require(org_id=org.id, name_path="工程学院/一班")
+        arts = await units.require(org_id=org.id, name_path="文学院")
+        by_college = await trend_series(
+            session, org=org, unit_id=college.id or 0, last=LAST, days=5
+        )
+        by_class = await trend_series(session, org=org, unit_id=one.id or 0, last=LAST, days=5)
+        by_arts = await trend_series(session, org=org, unit_id=arts.id or 0, last=LAST, days=2)
+    assert rows(by_college) == [
+        ("11-24", 3, 2, 2 / 3, 1),
+        ("11-25", 0, 0, None, 0),
+        ("11-26", 3, 3, 1.0, 1),
+        ("11-27", 3, 0, 0.0, 0),
+        ("11-28", 3, 0, 0.0, 0),
+    ]
+    assert [f.rate for _, f in by_class] == [1.0, None, 1.0, 0.0, 0.0]
+    assert [f.abnormal for _, f in by_class] == [1, 0, 0, 0, 0]
+    assert {f.name for _, f in by_class} == {"一班"}
+    assert rows(by_arts) == [("11-27", 1, 0, 0.0, 0), ("11-28", 1, 1, 1.0, 1)]
+
+
+async def test_days_and_units_are_checked(sessions: SessionFactory, clock: FixedClock) -> None:
+    org = await seed(sessions, clock)
+    async with sessions() as session:
+        repo = Repo(session)
+        other = await repo.orgs.create(
+            slug="other",
+            name="第二中学",
+            timezone="Asia/Shanghai",
+            language="zh",
+            form="health",
+            now=clock.now(),
+        )
+        foreign = await repo.units.ensure(org_id=other.id or 0, name_path="某班")
+        for days in (0, MAX_DAYS + 1):
+            with pytest.raises(ValueError):
+                await trend_series(session, org=org, unit_id=0, last=LAST, days=days)
+        with pytest.raises(ValueError):
+            await trend_series(session, org=org, unit_id=foreign.id or 0, last=LAST, days=3)
+        longest = await trend_series(session, org=org, unit_id=0, last=LAST, days=MAX_DAYS)
+    assert len(longest) == MAX_DAYS and longest[-1][0] == LAST
+    assert longest[0][0] == LAST - timedelta(days=MAX_DAYS - 1)
+
+
+def day_figures(day: date, expected: int, reported: int, abnormal: int) -> tuple[date, Figures]:
+    return day, Figures(
+        unit_id=None,
+        name="第一中学",
+        roster=expected,
+        reported=reported,
+        missing=expected - reported,
+        abnormal=abnormal,
+    )
+
+
+def decode(png: bytes) -> Image.Image:
+    assert png.startswith(PNG_SIGNATURE)
+    image = Image.open(io.BytesIO(png))
+    image.load()  # decodes every pixel: a truncated or corrupt file raises here
+    assert image.format == "PNG"
+    return image
+
+
+def test_a_cjk_font_is_installed() -> None:
+    """Without one, Chinese unit names are drawn as empty boxes. The Docker image and CI install
+    Debian's fonts-noto-cjk."""
+    from matplotlib.font_manager import FontProperties, findfont
+    from matplotlib.ft2font import FT2Font
+
+    family = cjk_family()
+    assert family is not None, "no CJK font: apt-get install fonts-noto-cjk"
+    path = findfont(FontProperties(family=family), fallback_to_default=False)
+    font = FT2Font(path.path, face_index=path.face_index)
+    assert all(font.get_char_index(ord(c)) for c in PROBE + "工程学院/一班：最近天")
+
+
+def test_the_last_resort_font_does_not_count() -> None:
+    """Matplotlib ships a font that maps every character to a box: it covers, but draws tofu."""
+    from matplotlib.font_manager import fontManager
+
+    last_resort = [e for e in fontManager.ttflist if e.name.startswith("Last Resort")]
+    assert _covering(last_resort) is None
+
+
+@pytest.mark.parametrize("days", [1, 14, MAX_DAYS])
+def test_render_trend_gives_a_png(days: int) -> None:
+    series = [
+        day_figures(LAST - timedelta(days=days - 1 - i), 40, 30 + i % 10, i % 4)
+        for i in range(days)
+    ]
+    png = render_trend(
+        series,
+        title="第一中学 / 工程学院/一班：最近 14 天",
+        rate_label="打卡率",
+        abnormal_label="异常人数",
+    )
+    image = decode(png)
+    width, height = image.size
+    assert 800 <= width <= 2000 and 400 <= height <= 1200 and width > height
+    assert image.mode in ("RGB", "RGBA")
+    colours = image.convert("RGB").getcolors(maxcolors=1 << 16)
+    assert colours is not None and len(colours) > 10  # not a blank canvas
+
+
+def test_days_nobody_was_expected_are_gaps() -> None:
+    """All-holiday weeks and a day with a '$' in the title (no mathtext) still draw."""
+    holidays = [day_figures(LAST - timedelta(days=i), 0, 0, 0) for i in range(7, 0, -1)]
+    gaps = [
+        day_figures(LAST - timedelta(days=2), 10, 5, 1),
+        day_figures(LAST - timedelta(days=1), 0, 0, 0),
+        day_figures(LAST, 10, 10, 0),
+    ]
+    for series in (holidays, gaps):
+        decode(render_trend(series, title="$x_1$ 班 100%", rate_label="率", abnormal_label="异常"))
+    with pytest.raises(ValueError):
+        render_trend([], title="", rate_label="", abnormal_label="")
