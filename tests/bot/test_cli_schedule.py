@@ -1,0 +1,440 @@
+"""`daka schedule`, `holiday`, `excuse`, `report` and `remind` as an admin scripts them: what
+they print, and one line with exit 1 for every mistake. `remind` sends through a fake Telegram
+Bot API served from a thread of its own (the CLI runs its own event loop)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import TypeVar
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlmodel import SQLModel, select
+
+from bot.cli import main
+from domain.clock import FixedClock
+from storage.db import create_engine, create_session_factory
+from storage.models import AuditEntry, Excuse, Outbox, SlotRun
+from storage.repo import Repo, Submission
+from tests.fakebot import FakeBotAPI
+
+T = TypeVar("T", bound=SQLModel)
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+MONDAY = date(2026, 11, 30)
+# Monday 2026-11-30, 09:00 in Shanghai.
+NINE = datetime(2026, 11, 30, 9, 0, tzinfo=SHANGHAI)
+ROSTER = (
+    "unit,member_id,name\n"
+    "Eng/C1,1001,Alice\n"
+    "Eng/C1,1002,Bob\n"
+    "Eng/C1,1003,Carol\n"
+    "Eng/C2,2001,Dan\n"
+    "Arts/A,3001,Eve\n"
+)
+# Everybody but Eve has enrolled; Alice and Bob (with a fever) have checked in on Monday.
+TELEGRAM = {"1001": 11001, "1002": 11002, "1003": 11003, "2001": 12001}
+REMINDER = "you have not checked in today (2026-11-30) yet"
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'daka.db'}"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.setenv("BOT_USERNAME", "daka_test_bot")
+    monkeypatch.setenv("SEND_RATE", "200")
+    for name in ("BOT_TOKEN", "TELEGRAM_API_URL", "LOG_LEVEL"):
+        monkeypatch.delenv(name, raising=False)
+    return url
+
+
+def daka(
+    capsys: pytest.CaptureFixture[str], *args: str, at: datetime = NINE
+) -> tuple[int, str, str]:
+    code = main(list(args), clock=FixedClock(at))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def fails(capsys: pytest.CaptureFixture[str], *args: str) -> str:
+    """The command exits 1 with one line on stderr (returned, without "daka: ")."""
+    code, out, err = daka(capsys, *args)
+    assert code == 1, (out, err)
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    return err.strip().removeprefix("daka: ")
+
+
+async def enrol_and_check_in(url: str) -> None:
+    engine = create_engine(url)
+    try:
+        async with create_session_factory(engine)() as session:
+            repo = Repo(session)
+            org = await repo.orgs.require(slug="no1")
+            for external_id, telegram_id in TELEGRAM.items():
+                member = await repo.members.by_external(
+                    org_id=org.id or 0, external_id=external_id
+                )
+                assert member is not None
+                await repo.members.bind(member=member, telegram_id=telegram_id, now=NINE)
+                if external_id in ("1001", "1002"):
+                    fever = external_id == "1002"
+                    await repo.checkins.submit(
+                        member=member,
+                        local_day=MONDAY,
+                        form="health",
+                        form_version=1,
+                        submission=Submission(
+                            answers={"temperature": 38.4 if fever else 36.6},
+                            abnormal=fever,
+                            reasons=["temperature"] if fever else [],
+                        ),
+                        update_id=None,
+                        now=NINE,
+                    )
+            await session.commit()
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture
+def school(env: str, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> str:
+    """Organisation no1 (English), units Eng/C1, Eng/C2, Arts/A; see ROSTER and TELEGRAM."""
+    assert daka(capsys, "org", "create", "no1", "--name", "No1 School", "--language", "en")[0] == 0
+    (tmp_path / "roster.csv").write_text(ROSTER, encoding="utf-8")
+    assert daka(capsys, "roster", "import", "no1", str(tmp_path / "roster.csv"))[0] == 0
+    asyncio.run(enrol_and_check_in(env))
+    return env
+
+
+async def rows(url: str, model: type[T]) -> list[T]:
+    engine = create_engine(url)
+    try:
+        async with create_session_factory(engine)() as session:
+            return list((await session.exec(select(model))).all())
+    finally:
+        await engine.dispose()
+
+
+# --------------------------------------------------------------------------- schedule
+def test_schedules_are_shown_and_set_for_the_organisation_and_a_unit(
+    school: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = daka(capsys, "schedule", "show", "no1")
+    assert code == 0
+    assert out.splitlines() == [
+        "no1 (Asia/Shanghai) default",
+        "  remind 08:00,10:00,12:00, cutoff 14:00, report 15:00, days mon,tue,wed,thu,fri,sat,sun",
+    ]
+    code, out, _ = daka(
+        capsys,
+        "schedule", "set", "no1",
+        "--remind", "9:00,7:30,9:00", "--cutoff", "11:00", "--report", "12:00",
+        "--days", "mon-fri",
+    )  # fmt: skip
+    assert code == 0
+    assert (
+        out.strip()
+        == "no1: remind 07:30,09:00, cutoff 11:00, report 12:00, days mon,tue,wed,thu,fri"
+    )
+    code, out, _ = daka(
+        capsys,
+        "schedule", "set", "no1", "--unit", "Eng/C2",
+        "--remind", "08:00", "--cutoff", "09:00", "--report", "10:00", "--days", "sat,sun",
+    )  # fmt: skip
+    assert code == 0
+    assert out.strip() == "Eng/C2: remind 08:00, cutoff 09:00, report 10:00, days sat,sun"
+    # Setting again replaces, for the organisation as for the unit.
+    daka(capsys, "schedule", "set", "no1", "--unit", "Eng/C2", "--remind", "08:30",
+         "--cutoff", "09:00", "--report", "10:00", "--days", "sat-sun")  # fmt: skip
+    code, out, _ = daka(capsys, "schedule", "show", "no1")
+    assert out.splitlines() == [
+        "no1 (Asia/Shanghai)",
+        "  remind 07:30,09:00, cutoff 11:00, report 12:00, days mon,tue,wed,thu,fri",
+        "Eng/C2:",
+        "  remind 08:30, cutoff 09:00, report 10:00, days sat,sun",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (["--remind", "25:00"], "'25:00' is not a time like 08:00"),
+        (["--remind", "8h"], "'8h' is not a time like 08:00"),
+        (["--remind", ","], "give at least one reminder time"),
+        (["--cutoff", "noon"], "'noon' is not a time like 08:00"),
+        (["--report", "15:60"], "'15:60' is not a time like 08:00"),
+        (["--remind", "12:00,14:30"], "reminders must come before the cutoff"),
+        (["--days", "funday"], "'funday' is not a weekday"),
+        (["--days", ","], "give the days that count"),
+        (["--unit", "Eng/C9"], "no unit 'Eng/C9'"),
+    ],
+)
+def test_a_bad_schedule_is_one_line_and_changes_nothing(
+    school: str, capsys: pytest.CaptureFixture[str], change: list[str], message: str
+) -> None:
+    base = {"--remind": "08:00", "--cutoff": "14:00", "--report": "15:00", "--days": "mon-fri"}
+    args = dict(base)
+    args.update(zip(change[::2], change[1::2], strict=True))
+    assert message in fails(
+        capsys, "schedule", "set", "no1", *(x for kv in args.items() for x in kv)
+    )
+    _, out, _ = daka(capsys, "schedule", "show", "no1")
+    assert out.splitlines()[0] == "no1 (Asia/Shanghai) default" and "Eng/C9" not in out
+
+
+def test_schedule_of_an_unknown_organisation(env: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert fails(capsys, "schedule", "show", "nope") == "no organisation 'nope'"
+
+
+# --------------------------------------------------------------------------- holidays
+def test_holidays_are_added_once_and_a_bad_date_adds_none(
+    school: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = daka(capsys, "holiday", "add", "no1", "2026-12-25", "2027-01-01")
+    assert code == 0 and out.strip() == "2 holiday(s) added, 0 already known"
+    code, out, _ = daka(capsys, "holiday", "add", "no1", "2027-01-01", "2027-01-02")
+    assert code == 0 and out.strip() == "1 holiday(s) added, 1 already known"
+    message = fails(capsys, "holiday", "add", "no1", "2027-02-10", "2027-02-30")
+    assert message == "'2027-02-30' is not a date like 2026-11-28"
+    assert fails(capsys, "holiday", "add", "no1", "tomorrow") == (
+        "'tomorrow' is not a date like 2026-11-28"
+    )
+    _, out, _ = daka(capsys, "schedule", "show", "no1")
+    assert out.splitlines()[-1] == "holidays: 2026-12-25, 2027-01-01, 2027-01-02"
+
+
+# --------------------------------------------------------------------------- excuses
+def test_an_excuse_is_stored_audited_and_counted(
+    school: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = daka(
+        capsys, "excuse", "no1", "1003", "--from", "2026-11-30", "--to", "2026-12-02",
+        "--reason", "  sick leave ",
+    )  # fmt: skip
+    assert code == 0
+    assert out.strip() == "Carol (1003) excused 2026-11-30 to 2026-12-02: sick leave"
+    [excuse] = asyncio.run(rows(school, Excuse))
+    assert (excuse.first_day, excuse.last_day) == (date(2026, 11, 30), date(2026, 12, 2))
+    assert (excuse.reason, excuse.created_by) == ("sick leave", "cli")
+    [entry] = asyncio.run(rows(school, AuditEntry))
+    assert (entry.actor, entry.action, entry.subject) == ("cli", "excuse", "1003")
+    assert entry.detail == "2026-11-30..2026-12-02: sick leave"
+    assert entry.at == NINE.astimezone(UTC)
+    _, out, _ = daka(capsys, "report", "no1", "--unit", "Eng/C1")
+    assert "C1: expected 2, reported 2 (100%), missing 0, abnormal 1, excused 1," in out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["9999", "--from", "2026-11-30", "--to", "2026-11-30"], "no member '9999' in no1"),
+        (["1003", "--from", "2026-12-02", "--to", "2026-12-01"], "--to is before --from"),
+        (["1003", "--from", "2026-11-31", "--to", "2026-12-01"], "'2026-11-31' is not a date"),
+        (["1003", "--from", "2026-11-30", "--to", "2026-12-01", "--reason", " "],
+         "--reason must not be empty"),
+    ],
+)  # fmt: skip
+def test_a_bad_excuse_is_one_line_and_stores_nothing(
+    school: str, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    reason = [] if "--reason" in args else ["--reason", "sick"]
+    assert message in fails(capsys, "excuse", "no1", *args, *reason)
+    assert asyncio.run(rows(school, Excuse)) == []
+    assert asyncio.run(rows(school, AuditEntry)) == []
+
+
+# --------------------------------------------------------------------------- reports
+def test_the_report_prints_the_figures_of_the_organisation_and_of_a_unit(
+    school: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = daka(capsys, "report", "no1")
+    assert code == 0
+    assert out.splitlines() == [
+        "📊 Daily report 2026-11-30 — No1 School · the whole organisation",
+        "",
+        "No1 School: expected 4, reported 2 (50%), missing 2, abnormal 1, excused 0, "
+        "not enrolled 1, unreachable 0",
+        "",
+        "By unit",
+        "• Arts: expected 0, reported 0 (—), missing 0, abnormal 0, excused 0, not enrolled 1, "
+        "unreachable 0",
+        "• Eng: expected 4, reported 2 (50%), missing 2, abnormal 1, excused 0, not enrolled 0, "
+        "unreachable 0",
+        "",
+        "Abnormal",
+        "• Bob (Eng/C1): Temperature",
+    ]
+    code, out, _ = daka(capsys, "report", "no1", "--unit", "Eng")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0] == "📊 Daily report 2026-11-30 — No1 School · Eng"
+    assert lines[2].startswith("Eng: expected 4, reported 2 (50%), missing 2, abnormal 1,")
+    assert lines[5].startswith("• C1: expected 3, reported 2 (67%), missing 1, abnormal 1,")
+    assert lines[6].startswith("• C2: expected 1, reported 0 (0%), missing 1, abnormal 0,")
+    assert "• Bob (Eng/C1): Temperature" in lines
+    # Tuesday: nobody has checked in yet.
+    code, out, _ = daka(capsys, "report", "no1", "--date", "2026-12-01")
+    assert code == 0 and "📊 Daily report 2026-12-01" in out
+    assert "No1 School: expected 4, reported 0 (0%), missing 4, abnormal 0," in out
+    assert "No abnormal check-ins." in out and "Zero report" not in out
+    # Without --date the clock decides: just after midnight it is Tuesday in Shanghai.
+    tuesday = datetime(2026, 11, 30, 16, 1, tzinfo=UTC)
+    _, out, _ = daka(capsys, "report", "no1", at=tuesday)
+    assert "📊 Daily report 2026-12-01" in out and "reported 0 (0%), missing 4" in out
+
+
+def test_a_report_where_nobody_is_expected_is_a_zero_report(
+    school: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Eng/C2 checks in at weekends only; Christmas is a holiday for everybody.
+    daka(capsys, "schedule", "set", "no1", "--unit", "Eng/C2", "--remind", "08:00",
+         "--cutoff", "09:00", "--report", "10:00", "--days", "sat,sun")  # fmt: skip
+    daka(capsys, "holiday", "add", "no1", "2026-12-25")
+    code, out, _ = daka(capsys, "report", "no1", "--unit", "Eng/C2")
+    assert code == 0
+    assert out.splitlines()[2:5] == [
+        "Today is not a check-in day (holiday or day off).",
+        "C2: expected 0, reported 0 (—), missing 0, abnormal 0, excused 0, not enrolled 0, "
+        "unreachable 0",
+        "Zero report: every figure is 0 today.",
+    ]
+    _, out, _ = daka(capsys, "report", "no1", "--unit", "Eng", "--date", "2026-12-25")
+    assert "Today is not a check-in day" in out and "Zero report" in out
+    assert "Eng: expected 0, reported 0 (—), missing 0," in out
+    # The whole organisation on Christmas: nobody expected, but Eve has still not enrolled.
+    _, out, _ = daka(capsys, "report", "no1", "--date", "2026-12-25")
+    assert "Today is not a check-in day" in out and "Zero report" not in out
+    assert (
+        "No1 School: expected 0, reported 0 (—), missing 0, abnormal 0, excused 0, "
+        "not enrolled 1," in out
+    )
+    # On Monday Eng/C2 is off, so the organisation expects only Eng/C1's three.
+    _, out, _ = daka(capsys, "report", "no1")
+    assert "No1 School: expected 3, reported 2 (67%), missing 1," in out
+
+
+def test_an_empty_organisation_reports_zero_in_its_language(
+    env: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    daka(capsys, "org", "create", "town", "--name", "东村")
+    code, out, _ = daka(capsys, "report", "town", "--date", "2026-12-01")
+    assert code == 0
+    assert out.splitlines()[0] == "📊 2026-12-01 日报 — 东村 · 整个单位"
+    assert "零报告：今日各项数字均为 0。" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["no1", "--date", "30/11/2026"], "'30/11/2026' is not a date like 2026-11-28"),
+        (["no1", "--unit", "Eng/C9"], "no unit 'Eng/C9'"),
+        (["nope"], "no organisation 'nope'"),
+    ],
+)
+def test_a_bad_report_request_is_one_line(
+    school: str, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    assert fails(capsys, "report", *args) == message
+
+
+# --------------------------------------------------------------------------- remind
+@pytest.fixture
+def telegram(env: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeBotAPI]:
+    """The fake Bot API on an event loop in a thread of its own, BOT_TOKEN and
+    TELEGRAM_API_URL pointing at it. Its records are read once a command has returned."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="fake-telegram", daemon=True)
+    thread.start()
+    server = FakeBotAPI()
+    try:
+        asyncio.run_coroutine_threadsafe(server.start(), loop).result(timeout=10)
+        monkeypatch.setenv("BOT_TOKEN", server.token)
+        monkeypatch.setenv("TELEGRAM_API_URL", server.url)
+        yield server
+    finally:
+        asyncio.run_coroutine_threadsafe(server.stop(), loop).result(timeout=10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+    assert server.internal_errors == []
+
+
+def reminded(server: FakeBotAPI) -> dict[int, int]:
+    """Reminders per chat."""
+    counts: dict[int, int] = {}
+    for call in server.calls_of("sendMessage"):
+        if call.ok and call.chat_id is not None and REMINDER in str(call.params.get("text")):
+            counts[call.chat_id] = counts.get(call.chat_id, 0) + 1
+    return counts
+
+
+def test_remind_sends_a_round_now_to_who_is_missing(
+    school: str, telegram: FakeBotAPI, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = daka(capsys, "remind", "no1")
+    assert code == 0, err
+    assert out.strip() == (
+        "no1 2026-11-30 manual@09:00:00: due 2, sent 2, skipped 0, failed 0, unreachable 0"
+    )
+    # Carol and Dan; not Alice and Bob (checked in), nor Eve (not enrolled).
+    assert reminded(telegram) == {TELEGRAM["1003"]: 1, TELEGRAM["2001"]: 1}
+    assert telegram.last_message(TELEGRAM["1003"]).buttons == [["✅ Check in now"]]
+    # A manual round without --slot may run again a second later (its own slot).
+    code, out, _ = daka(capsys, "remind", "no1", "--unit", "Eng/C2", at=NINE.replace(second=1))
+    assert code == 0
+    assert out.strip() == (
+        "no1 2026-11-30 manual@09:00:01: due 1, sent 1, skipped 0, failed 0, unreachable 0"
+    )
+    assert reminded(telegram) == {TELEGRAM["1003"]: 1, TELEGRAM["2001"]: 2}
+
+
+def test_remind_counts_as_a_slot_once_and_reports_the_unreachable(
+    school: str, telegram: FakeBotAPI, capsys: pytest.CaptureFixture[str]
+) -> None:
+    telegram.block(TELEGRAM["2001"])
+    code, out, err = daka(capsys, "remind", "no1", "--slot", "10:00")
+    assert code == 0, err
+    assert out.strip() == (
+        "no1 2026-11-30 remind@10:00: due 2, sent 1, skipped 0, failed 0, unreachable 1"
+    )
+    assert reminded(telegram) == {TELEGRAM["1003"]: 1}
+    calls = len(telegram.calls)
+    assert fails(capsys, "remind", "no1", "--slot", "10:00") == (
+        "the remind@10:00 round of 2026-11-30 has already run"
+    )
+    assert len(telegram.calls) == calls, "a refused round sent something"
+    # The scheduler's own 10:00 round is the same slot: it will not run either.
+    [run] = asyncio.run(rows(school, SlotRun))
+    assert (run.scope, run.day, run.slot) == ("org", MONDAY, "remind@10:00")
+    # Dan blocked the bot: the next round leaves him out.
+    code, out, _ = daka(capsys, "remind", "no1", "--slot", "12:00")
+    assert out.strip() == (
+        "no1 2026-11-30 remind@12:00: due 1, sent 1, skipped 0, failed 0, unreachable 0"
+    )
+    assert reminded(telegram) == {TELEGRAM["1003"]: 2}
+    letters = asyncio.run(rows(school, Outbox))
+    assert sorted((x.slot, x.chat_id, x.status) for x in letters) == [
+        ("remind@10:00", TELEGRAM["1003"], "sent"),
+        ("remind@10:00", TELEGRAM["2001"], "blocked"),
+        ("remind@12:00", TELEGRAM["1003"], "sent"),
+    ]
+
+
+def test_remind_mistakes_are_one_line(
+    school: str, env: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BOT_TOKEN", "42:TEST")
+    monkeypatch.setenv("TELEGRAM_API_URL", "http://127.0.0.1:9")  # nothing is sent
+    assert fails(capsys, "remind", "no1", "--slot", "25:00") == "'25:00' is not a time like 08:00"
+    assert fails(capsys, "remind", "no1", "--unit", "Eng/C9") == "no unit 'Eng/C9'"
+    assert fails(capsys, "remind", "nope") == "no organisation 'nope'"
+    assert asyncio.run(rows(school, SlotRun)) == []
+    monkeypatch.delenv("BOT_TOKEN")
+    code, _, err = daka(capsys, "remind", "no1")
+    assert code == 2 and err.strip() == "daka: setting BOT_TOKEN is required to run the bot"
+    assert asyncio.run(rows(school, SlotRun)) == []
