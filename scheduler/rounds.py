@@ -169,19 +169,20 @@ class Rounds:
         with self.i18n.context():
             for grant, language in await self.grants_for(session, org_plan, scope):
                 scope_units = await self.scope_units(session, org_plan, grant)
-                missing = await member_days(
+                listed = await member_days(
                     session,
                     org_id=org.id,
                     day=day,
                     under=[u.id or 0 for u in scope_units],
-                    statuses={DayStatus.MISSING},
+                    statuses={DayStatus.MISSING, DayStatus.NOT_ENROLLED},
                     off_units=off,
                 )
                 with self.i18n.use_locale(LOCALE_OF[language]):
                     parts = texts.missing_text(
                         scope_name=self.scope_name(org, grant, scope_units),
                         day=day,
-                        missing=missing,
+                        missing=[m for m in listed if m.status == DayStatus.MISSING],
+                        not_enrolled=[m for m in listed if m.status == DayStatus.NOT_ENROLLED],
                     )
                 letters += self.parts_to(org.id, grant, "missing", day, parts)
         return letters

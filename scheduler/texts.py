@@ -109,21 +109,37 @@ def report_text(
     return split(lines)
 
 
-def missing_text(*, scope_name: str, day: date, missing: Sequence[MemberDay]) -> list[str]:
-    """The cutoff list of who has still not checked in, with who cannot be reached."""
+def missing_text(
+    *,
+    scope_name: str,
+    day: date,
+    missing: Sequence[MemberDay],
+    not_enrolled: Sequence[MemberDay] = (),
+) -> list[str]:
+    """The cutoff list of who has still not checked in, with who cannot be reached; then who
+    never enrolled (they cannot be reminded: someone has to reach them another way)."""
     header = _("📋 <b>Still missing at cutoff, {day}</b> — {scope}: {count}").format(
         day=day.isoformat(), scope=html.escape(scope_name), count=len(missing)
     )
+    lines = [header]
     if not missing:
-        return [header + "\n" + _("Everybody expected has checked in. 🎉")]
-    lines = [header, ""]
+        lines.append(_("Everybody expected has checked in. 🎉"))
+    else:
+        lines.append("")
     for m in missing:
         mark = _(" — unreachable (blocked the bot)") if m.unreachable else ""
-        lines.append(
-            f"• {html.escape(m.name)} ({html.escape(m.external_id)}, "
-            f"{html.escape(m.unit_path)}){mark}"
-        )
+        lines.append(f"• {person(m)}{mark}")
+    if not_enrolled:
+        lines += [
+            "",
+            _("<b>Not enrolled</b> (cannot be reminded): {count}").format(count=len(not_enrolled)),
+        ]
+        lines += [f"• {person(m)}" for m in not_enrolled]
     return split(lines)
+
+
+def person(m: MemberDay) -> str:
+    return f"{html.escape(m.name)} ({html.escape(m.external_id)}, {html.escape(m.unit_path)})"
 
 
 def abnormal_details(

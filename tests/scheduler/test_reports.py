@@ -96,11 +96,14 @@ async def test_the_cutoff_list_shows_each_manager_the_missing_of_their_scope(
         assert elsewhere not in class_1
 
     college = one(school, COLLEGE, MISSING)
-    assert "工程学院：3 人" in college
+    missing_part, _, not_enrolled_part = college.partition("未加入")
+    assert "工程学院：3 人" in missing_part
     for name in ("李四", "王五", "赵六"):
-        assert name in college
+        assert name in missing_part
     for absent in ("张三", "孙七", "周八", "吴九"):  # reported, not enrolled, other college
-        assert absent not in college
+        assert absent not in missing_part
+    # Who never enrolled is listed apart: not missing, and not to be reminded.
+    assert "（无法提醒）：1 人" in not_enrolled_part and "孙七 (2002, 工程学院/二班)" in college
 
     admin = one(school, ADMIN, MISSING)
     assert "第一中学：4 人" in admin
