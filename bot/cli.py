@@ -116,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     hadd = holiday_sub.add_parser("add", help="add holidays (YYYY-MM-DD)")
     hadd.add_argument("slug")
     hadd.add_argument("dates", nargs="+", metavar="DATE")
+    hadd.add_argument("--unit", help="only this unit and everything under it")
 
     excuse = sub.add_parser("excuse", help="excuse a member for a range of days")
     excuse.add_argument("slug")
@@ -352,6 +353,11 @@ async def cmd_schedule_show(args: argparse.Namespace, repo: Repo, _s: Settings, 
             print(f"{unit.name_path}:\n  {_spec_line(spec_of(row))}")
     if holidays:
         print("holidays: " + ", ".join(d.isoformat() for d in holidays))
+    for unit_id, days in (
+        await ScheduleRepo(repo.session).unit_holidays(org_id=org.id or 0)
+    ).items():
+        unit = await repo.units.get(unit_id=unit_id)
+        print(f"holidays of {unit.name_path}: " + ", ".join(d.isoformat() for d in sorted(days)))
 
 
 def _spec_line(spec: ScheduleSpec) -> str:
@@ -379,8 +385,12 @@ async def cmd_schedule_set(args: argparse.Namespace, repo: Repo, _s: Settings, _
 async def cmd_holiday_add(args: argparse.Namespace, repo: Repo, _s: Settings, _c: Clock) -> None:
     org = await repo.orgs.require(slug=args.slug)
     days = [_parse_date(d) for d in args.dates]
-    added = await ScheduleRepo(repo.session).add_holidays(org_id=org.id or 0, days=days)
-    print(f"{added} holiday(s) added, {len(days) - added} already known")
+    unit = await repo.units.require(org_id=org.id or 0, name_path=args.unit) if args.unit else None
+    added = await ScheduleRepo(repo.session).add_holidays(
+        org_id=org.id or 0, days=days, unit_id=unit.id if unit else None
+    )
+    where = f" for {unit.name_path}" if unit else ""
+    print(f"{added} holiday(s) added{where}, {len(days) - added} already known")
 
 
 async def cmd_excuse(args: argparse.Namespace, repo: Repo, _s: Settings, clock: Clock) -> None:

@@ -141,7 +141,8 @@ class CheckIn(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("member_id", "local_day", name="uq_checkin_member_day"),
         Index("ix_checkin_unit_day", "unit_id", "local_day"),
-        Index("ix_checkin_org_day", "org_id", "local_day"),
+        # One day's check-ins of an organisation together, with what the figures read.
+        Index("ix_checkin_org_day_member", "org_id", "local_day", "member_id", "abnormal"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -258,6 +259,13 @@ class Holiday(SQLModel, table=True):
     """A local day with no check-in for the whole organisation."""
 
     org_id: int = Field(foreign_key="organisation.id", primary_key=True)
+    day: date = Field(primary_key=True)
+
+
+class UnitHoliday(SQLModel, table=True):
+    """A local day with no check-in for one unit and everything under it."""
+
+    unit_id: int = Field(foreign_key="unit.id", primary_key=True)
     day: date = Field(primary_key=True)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -22,6 +22,7 @@ from storage.models import (
     Schedule,
     SlotRun,
     Unit,
+    UnitHoliday,
     UnitLink,
 )
 from storage.repo import UnitRepo, dialect_insert
@@ -75,10 +76,28 @@ class ScheduleRepo:
         stmt = select(Holiday).where(Holiday.org_id == org_id)
         return frozenset(h.day for h in (await self.session.exec(stmt)).all())
 
-    async def add_holidays(self, *, org_id: int, days: Sequence[date]) -> int:
+    async def unit_holidays(self, *, org_id: int) -> dict[int, frozenset[date]]:
+        """Holidays of single units (each applies to the unit's whole subtree)."""
+        stmt = (
+            select(UnitHoliday)
+            .join(Unit, col(Unit.id) == col(UnitHoliday.unit_id))
+            .where(Unit.org_id == org_id)
+        )
+        found: dict[int, set[date]] = {}
+        for row in (await self.session.exec(stmt)).all():
+            found.setdefault(row.unit_id, set()).add(row.day)
+        return {unit_id: frozenset(days) for unit_id, days in found.items()}
+
+    async def add_holidays(
+        self, *, org_id: int, days: Sequence[date], unit_id: int | None = None
+    ) -> int:
         if not days:
             return 0
         insert = dialect_insert(self.session)
+        if unit_id is not None:
+            stmt = insert(UnitHoliday).values([{"unit_id": unit_id, "day": d} for d in days])
+            result = await self.session.exec(stmt.on_conflict_do_nothing())
+            return int(result.rowcount or 0)
         stmt = insert(Holiday).values([{"org_id": org_id, "day": d} for d in days])
         result = await self.session.exec(stmt.on_conflict_do_nothing())
         return int(result.rowcount or 0)
@@ -270,17 +289,26 @@ class OrgPlan:
     scope_of_unit: dict[int, str]
     specs: dict[str, ScheduleSpec]
     holidays: frozenset[date]
+    unit_holidays: dict[int, frozenset[date]] = field(default_factory=dict)
 
     def units_of(self, scope: str) -> list[int]:
         return [uid for uid, key in self.scope_of_unit.items() if key == scope]
 
     def off_units(self, day: date) -> set[int]:
         """Units whose members are not expected on `day` (weekday off, or a holiday)."""
-        return {
+        on_holiday = {uid for uid, days in self.unit_holidays.items() if day in days}
+        off = {
             uid
             for uid, key in self.scope_of_unit.items()
             if not self.specs[key].counts(day, self.holidays)
         }
+        if on_holiday:
+            off |= {
+                u.id
+                for u in self.units
+                if u.id is not None and on_holiday & {int(p) for p in u.path.strip("/").split("/")}
+            }
+        return off
 
     def scope_of_grant(self, grant: RoleGrant) -> str:
         return ORG_SCOPE if grant.unit_id is None else self.scope_of_unit[grant.unit_id]
@@ -296,5 +324,7 @@ async def plan(session: AsyncSession, org: Organisation) -> OrgPlan:
         {uid: unit_scope(uid) for uid in overrides},
     )
     specs = {ORG_SCOPE: org_spec, **{unit_scope(uid): s for uid, s in overrides.items()}}
-    holidays = await ScheduleRepo(session).holidays(org_id=org.id)
-    return OrgPlan(org, units, scope_of_unit, specs, holidays)
+    schedules = ScheduleRepo(session)
+    holidays = await schedules.holidays(org_id=org.id)
+    unit_holidays = await schedules.unit_holidays(org_id=org.id)
+    return OrgPlan(org, units, scope_of_unit, specs, holidays, unit_holidays)

@@ -143,3 +143,22 @@ async def test_a_holiday_and_a_day_that_does_not_count_send_nothing(school: Scho
     [saturday] = await school.at("08:00", on=date(2026, 12, 5))
     [friday] = await school.at("08:00", on=date(2026, 12, 4))
     assert (holiday.enqueued, saturday.enqueued, friday.enqueued) == (0, 0, 5)
+
+
+async def test_a_units_own_holiday_spares_only_its_subtree(school: School) -> None:
+    await enrol_all(school)
+    async with school.daka.sessions() as session:
+        repo = Repo(session)
+        org_id = school.daka.org_ids["school"]
+        college = await repo.units.require(org_id=org_id, name_path="工程学院")
+        await ScheduleRepo(session).add_holidays(
+            org_id=org_id, days=[date(2026, 11, 30)], unit_id=college.id
+        )
+        await session.commit()
+    [monday] = await school.at("08:00")
+    assert monday.enqueued == 1  # only 周八 of 文学院; 工程学院 and its classes are off
+    await school.send()
+    assert len(reminders(school, 31)) == 1
+    assert all(reminders(school, chat) == [] for chat in (11, 12, 13, 21))
+    [tuesday] = await school.at("08:00", on=TUESDAY)
+    assert tuesday.enqueued == 5
