@@ -348,3 +348,17 @@ def table(results: Sequence[PhaseResult]) -> str:
 
 def now() -> float:
     return time.perf_counter()
+
+
+def process_memory(pid: int) -> dict[str, int]:
+    """The Vm* lines of /proc/PID/status in KiB (VmRSS, VmHWM: peak RSS...); {} elsewhere."""
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return {}
+    found = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.startswith("Vm") and value.strip().endswith("kB"):
+            found[key] = int(value.split()[0])
+    return found

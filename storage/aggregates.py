@@ -370,9 +370,10 @@ async def place_counts(
         .select_from(CheckIn)
         .where(col(CheckIn.org_id) == org_id, col(CheckIn.local_day) == day)
         .where(
-            exists().where(
-                col(UnitLink.descendant_id) == col(CheckIn.unit_id),
-                col(UnitLink.ancestor_id).in_(list(under)),
+            col(CheckIn.unit_id).in_(
+                select(col(UnitLink.descendant_id)).where(
+                    col(UnitLink.ancestor_id).in_(list(under))
+                )
             )
         )
         .group_by(province, city)
