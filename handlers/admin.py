@@ -15,8 +15,8 @@ from aiogram.types import Message
 from aiogram.utils.i18n import gettext as _
 
 from bot.context import Visitor
-from domain.clock import Clock, local_day
-from handlers.views import ORG, allowed, managed, parse_day, refuse, scope_of
+from domain.clock import Clock
+from handlers.views import ORG, allowed, managed, manager_day, parse_day, refuse, scope_of
 from storage.aggregates import member_days, place_counts
 from storage.models import RoleGrant
 from storage.repo import Repo
@@ -36,18 +36,11 @@ class RosterUpload(StatesGroup):
 async def on_where(
     message: Message, command: CommandObject, repo: Repo, clock: Clock, visitor: Visitor
 ) -> None:
-    grants = await managed(repo, visitor)
-    if not grants:
-        await refuse(message)
+    asked = await manager_day(message, command, repo, clock, visitor)
+    if asked is None:
         return
-    org = await repo.orgs.get(org_id=grants[0].org_id)
+    grants, org, day = asked
     assert org.id is not None
-    day = parse_day(command.args, local_day(clock.now(), org.timezone))
-    if day is None:
-        await message.answer(
-            _("Please give the date as YYYY-MM-DD, for example /summary 2026-11-28.")
-        )
-        return
     scope = scope_of(grants[0])
     under = [u.id or 0 for u in await repo.units.roots(org_id=org.id)] if scope == ORG else [scope]
     counts = await place_counts(repo.session, org_id=org.id, day=day, under=under)

@@ -84,6 +84,25 @@ async def refuse(message: Message) -> None:
     await message.answer(_("This command is for counselors, cadres and administrators."))
 
 
+async def manager_day(
+    message: Message, command: CommandObject, repo: Repo, clock: Clock, visitor: Visitor
+) -> tuple[list[RoleGrant], Organisation, date] | None:
+    """The caller's grants, organisation and the day asked for (today without one); None after
+    answering a member or a date that cannot be read."""
+    grants = await managed(repo, visitor)
+    if not grants:
+        await refuse(message)
+        return None
+    org = await repo.orgs.get(org_id=grants[0].org_id)
+    day = parse_day(command.args, local_day(clock.now(), org.timezone))
+    if day is None:
+        await message.answer(
+            _("Please give the date as YYYY-MM-DD, for example /summary 2026-11-28.")
+        )
+        return None
+    return grants, org, day
+
+
 async def summary_view(
     repo: Repo, org: Organisation, unit_id: int, day: date, grants: list[RoleGrant]
 ) -> tuple[str, InlineKeyboardMarkup]:
@@ -173,17 +192,10 @@ def scope_of(grant: RoleGrant) -> int:
 async def on_summary(
     message: Message, command: CommandObject, repo: Repo, clock: Clock, visitor: Visitor
 ) -> None:
-    grants = await managed(repo, visitor)
-    if not grants:
-        await refuse(message)
+    asked = await manager_day(message, command, repo, clock, visitor)
+    if asked is None:
         return
-    org = await repo.orgs.get(org_id=grants[0].org_id)
-    day = parse_day(command.args, local_day(clock.now(), org.timezone))
-    if day is None:
-        await message.answer(
-            _("Please give the date as YYYY-MM-DD, for example /summary 2026-11-28.")
-        )
-        return
+    grants, org, day = asked
     text, markup = await summary_view(repo, org, scope_of(grants[0]), day, grants)
     await message.answer(text, reply_markup=markup)
 
@@ -330,17 +342,10 @@ async def on_list(
 async def send_list(
     message: Message, command: CommandObject, repo: Repo, clock: Clock, visitor: Visitor, kind: str
 ) -> None:
-    grants = await managed(repo, visitor)
-    if not grants:
-        await refuse(message)
+    asked = await manager_day(message, command, repo, clock, visitor)
+    if asked is None:
         return
-    org = await repo.orgs.get(org_id=grants[0].org_id)
-    day = parse_day(command.args, local_day(clock.now(), org.timezone))
-    if day is None:
-        await message.answer(
-            _("Please give the date as YYYY-MM-DD, for example /summary 2026-11-28.")
-        )
-        return
+    grants, org, day = asked
     text, markup = await list_view(repo, org, kind, scope_of(grants[0]), day, 0)
     await message.answer(text, reply_markup=markup)
 
