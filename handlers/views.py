@@ -33,12 +33,14 @@ from storage.schedules import Letter, OutboxRepo, plan
 router = Router(name="views")
 
 PAGE = 10
+UNIT_PAGE = 12  # child units per summary page: a college may have a hundred classes
 ORG = 0  # unit id 0 in callback data: the whole organisation (admins)
 
 
 class NavCb(CallbackData, prefix="nav"):
     unit: int
     day: str
+    page: int = 0
 
 
 class ListCb(CallbackData, prefix="lst"):
@@ -104,7 +106,12 @@ async def manager_day(
 
 
 async def summary_view(
-    repo: Repo, org: Organisation, unit_id: int, day: date, grants: list[RoleGrant]
+    repo: Repo,
+    org: Organisation,
+    unit_id: int,
+    day: date,
+    grants: list[RoleGrant],
+    page: int = 0,
 ) -> tuple[str, InlineKeyboardMarkup]:
     assert org.id is not None
     org_plan = await plan(repo.session, org)
@@ -145,8 +152,12 @@ async def summary_view(
     ]
     if whole.all_zero:
         lines.append(_("Zero report: every figure is 0 today."))
-    if parts:
-        lines += ["", _("<b>By unit</b>")] + [f"• {texts.figures_line(f)}" for f in parts]
+    pages = max(1, -(-len(parts) // UNIT_PAGE))
+    page = min(page, pages - 1)
+    shown = parts[page * UNIT_PAGE : (page + 1) * UNIT_PAGE]
+    if shown:
+        title = _("<b>By unit</b>") + (f" ({page + 1}/{pages})" if pages > 1 else "")
+        lines += ["", title] + [f"• {texts.figures_line(f)}" for f in shown]
     iso = day.isoformat()
     rows = [
         [
@@ -155,8 +166,17 @@ async def summary_view(
                 callback_data=NavCb(unit=f.unit_id or 0, day=iso).pack(),
             )
         ]
-        for f in parts
+        for f in shown
     ]
+    paging = [
+        InlineKeyboardButton(
+            text=arrow, callback_data=NavCb(unit=unit_id, day=iso, page=target).pack()
+        )
+        for arrow, target in (("«", page - 1), ("»", page + 1))
+        if 0 <= target < pages
+    ]
+    if paging:
+        rows.append(paging)
     rows.append(
         [
             InlineKeyboardButton(
@@ -214,7 +234,9 @@ async def on_navigate(
         await query.answer(_("This is outside your scope."), show_alert=True)
         return
     org = await repo.orgs.get(org_id=grants[0].org_id)
-    text, markup = await summary_view(repo, org, callback_data.unit, day, grants)
+    text, markup = await summary_view(
+        repo, org, callback_data.unit, day, grants, max(0, callback_data.page)
+    )
     await query.answer()
     if isinstance(query.message, Message):
         await query.message.edit_text(text, reply_markup=markup)

@@ -8,6 +8,7 @@ from sqlmodel import select
 from handlers.views import ListCb, NavCb
 from scheduler.sender import Sender
 from storage.models import AuditEntry
+from storage.repo import Repo
 from tests.fakebot import FakeBotAPI, FakeUser
 from tests.handlers.conftest import ADMIN, CLASS_ONE, Daka, reply_containing, unit_id
 
@@ -158,3 +159,29 @@ async def test_an_export_is_a_workbook_of_the_scope_and_is_audited(
             await session.exec(select(AuditEntry).where(AuditEntry.action == "export"))
         ).all()
     assert len(exports) == 2
+
+
+async def test_a_college_with_many_classes_pages_its_summary(
+    daka: Daka, server: FakeBotAPI
+) -> None:
+    roster = [(f"大学/学院/{i:02d}班", f"S{i:02d}", f"学生{i:02d}") for i in range(30)]
+    await daka.org(roster=roster)
+    async with daka.sessions() as session:
+        repo = Repo(session)
+        college = await repo.units.require(org_id=daka.org_ids["school"], name_path="大学/学院")
+        await repo.roles.grant(
+            org_id=daka.org_ids["school"],
+            telegram_id=720,
+            unit_id=college.id,
+            role="manager",
+            now=daka.clock.now(),
+        )
+        await session.commit()
+    dean = server.user(720)
+    first = await dean.ask("/summary")
+    assert "(1/3)" in first.text and "00班" in first.text and "12班" not in first.text
+    assert ["»"] in first.buttons
+    dean.press_button(first, "»")
+    second = await dean.next_reply()
+    assert "(2/3)" in second.text and "12班" in second.text and ["«", "»"] in second.buttons
+    assert len(second.text) < 4096
