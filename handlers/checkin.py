@@ -35,6 +35,7 @@ from domain.checkin import GEOFENCE_REASON, derive
 from domain.clock import Clock, local_day, zone
 from domain.forms import AnswerError, Form, Question
 from domain.geo import Geofence, Place
+from handlers.common import enrolment
 from handlers.keyboards import (
     CHECKIN_BUTTON,
     AnswerCb,
@@ -313,12 +314,10 @@ async def open_turn(
     resolve: Resolve,
 ) -> Turn | None:
     """The member's check-in context, or None when the sender is not enrolled."""
-    if visitor is None or visitor.member is None:
+    found = await enrolment(repo, visitor)
+    if found is None:
         return None
-    member = visitor.member
-    org = visitor.org
-    if org is None or org.id != member.org_id:
-        org = await repo.orgs.get(org_id=member.org_id)
+    member, org = found
     return Turn(bot, chat_id, state, member, org, forms.load_form(org.form), resolve)
 
 

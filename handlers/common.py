@@ -24,12 +24,25 @@ from bot.context import Visitor
 from bot.i18n import LOCALE_OF, language_from_telegram
 from domain.clock import Clock
 from handlers.keyboards import LanguageCb, menu_keyboard
+from storage.models import Member, Organisation
 from storage.repo import Repo
 
 log = logging.getLogger(__name__)
 
 commands_router = Router(name="common")
 fallback_router = Router(name="fallback")
+
+
+async def enrolment(repo: Repo, visitor: Visitor | None) -> tuple[Member, Organisation] | None:
+    """The enrolment used for checking in and its organisation (prefetched with the visitor
+    when it can be); None when the sender is not enrolled."""
+    if visitor is None or visitor.member is None:
+        return None
+    member = visitor.member
+    org = visitor.org
+    if org is None or org.id != member.org_id:
+        org = await repo.orgs.get(org_id=member.org_id)
+    return member, org
 
 
 def member_commands() -> list[BotCommand]:

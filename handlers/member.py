@@ -17,7 +17,9 @@ from bot.i18n import current_language
 from domain import forms
 from domain.checkin import GEOFENCE_REASON
 from domain.clock import Clock, local_day, zone
+from handlers.common import enrolment
 from handlers.keyboards import HISTORY_BUTTON, TODAY_BUTTON, StartCheckInCb, menu_keyboard
+from storage.models import Member, Organisation
 from storage.repo import Repo
 from storage.schedules import ScheduleRepo
 
@@ -38,15 +40,26 @@ def checkin_now_keyboard() -> InlineKeyboardMarkup:
     )
 
 
+async def member_today(
+    message: Message, repo: Repo, clock: Clock, visitor: Visitor
+) -> tuple[Member, Organisation, date] | None:
+    """The sender's enrolment, organisation and local day; None after telling a stranger."""
+    found = await enrolment(repo, visitor)
+    if found is None:
+        await message.answer(_("You are not enrolled yet. Please open your invite link first."))
+        return None
+    member, org = found
+    return member, org, local_day(clock.now(), org.timezone)
+
+
 @router.message(Command("today"), StateFilter(None))
 @router.message(F.text == TODAY_BUTTON, StateFilter(None))
 async def on_today(message: Message, repo: Repo, clock: Clock, visitor: Visitor) -> None:
-    member = visitor.member
-    if member is None or member.id is None:
-        await message.answer(_("You are not enrolled yet. Please open your invite link first."))
+    found = await member_today(message, repo, clock, visitor)
+    if found is None:
         return
-    org = await repo.orgs.get(org_id=member.org_id)
-    today = local_day(clock.now(), org.timezone)
+    member, org, today = found
+    assert member.id is not None
     checkin = await repo.checkins.for_day(member_id=member.id, local_day=today)
     if checkin is None:
         await message.answer(
@@ -75,12 +88,11 @@ async def on_today(message: Message, repo: Repo, clock: Clock, visitor: Visitor)
 @router.message(Command("history"), StateFilter(None))
 @router.message(F.text == HISTORY_BUTTON, StateFilter(None))
 async def on_history(message: Message, repo: Repo, clock: Clock, visitor: Visitor) -> None:
-    member = visitor.member
-    if member is None or member.id is None:
-        await message.answer(_("You are not enrolled yet. Please open your invite link first."))
+    found = await member_today(message, repo, clock, visitor)
+    if found is None:
         return
-    org = await repo.orgs.get(org_id=member.org_id)
-    today = local_day(clock.now(), org.timezone)
+    member, org, today = found
+    assert member.id is not None
     since = today - timedelta(days=HISTORY_DAYS - 1)
     if member.enrolled_at is not None:
         since = max(since, local_day(member.enrolled_at, org.timezone))

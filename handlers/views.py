@@ -220,19 +220,27 @@ async def on_summary(
     await message.answer(text, reply_markup=markup)
 
 
+async def pressed_in_scope(
+    query: CallbackQuery, repo: Repo, visitor: Visitor, unit_id: int, day_text: str
+) -> tuple[list[RoleGrant], date] | None:
+    """The presser's grants and the button's day, when the unit is theirs; None after saying it
+    is not (callback data is whatever the client sent)."""
+    grants = await managed(repo, visitor)
+    day = parse_day(day_text, date.today())
+    if not grants or day is None or not await allowed(repo, grants, grants[0].org_id, unit_id):
+        await query.answer(_("This is outside your scope."), show_alert=True)
+        return None
+    return grants, day
+
+
 @router.callback_query(NavCb.filter())
 async def on_navigate(
     query: CallbackQuery, callback_data: NavCb, repo: Repo, visitor: Visitor
 ) -> None:
-    grants = await managed(repo, visitor)
-    day = parse_day(callback_data.day, date.today())
-    if (
-        not grants
-        or day is None
-        or not await allowed(repo, grants, grants[0].org_id, callback_data.unit)
-    ):
-        await query.answer(_("This is outside your scope."), show_alert=True)
+    scoped = await pressed_in_scope(query, repo, visitor, callback_data.unit, callback_data.day)
+    if scoped is None:
         return
+    grants, day = scoped
     org = await repo.orgs.get(org_id=grants[0].org_id)
     text, markup = await summary_view(
         repo, org, callback_data.unit, day, grants, max(0, callback_data.page)
@@ -341,17 +349,13 @@ async def list_view(
 async def on_list(
     query: CallbackQuery, callback_data: ListCb, repo: Repo, visitor: Visitor
 ) -> None:
-    grants = await managed(repo, visitor)
-    day = parse_day(callback_data.day, date.today())
-    if (
-        not grants
-        or day is None
-        or callback_data.kind not in ("missing", "abnormal")
-        or callback_data.page < 0
-        or not await allowed(repo, grants, grants[0].org_id, callback_data.unit)
-    ):
+    if callback_data.kind not in ("missing", "abnormal") or callback_data.page < 0:
         await query.answer(_("This is outside your scope."), show_alert=True)
         return
+    scoped = await pressed_in_scope(query, repo, visitor, callback_data.unit, callback_data.day)
+    if scoped is None:
+        return
+    grants, day = scoped
     org = await repo.orgs.get(org_id=grants[0].org_id)
     text, markup = await list_view(
         repo, org, callback_data.kind, callback_data.unit, day, callback_data.page

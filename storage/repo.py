@@ -217,10 +217,6 @@ class MemberRepo:
         stmt = select(Member).where(Member.org_id == org_id, Member.external_id == external_id)
         return (await self.session.exec(stmt)).first()
 
-    async def by_telegram(self, *, telegram_id: int) -> Sequence[Member]:
-        stmt = select(Member).where(Member.telegram_id == telegram_id, col(Member.active))
-        return (await self.session.exec(stmt.order_by(col(Member.id)))).all()
-
     async def enrolments(
         self, *, telegram_ids: Sequence[int]
     ) -> Sequence[tuple[Member, Organisation]]:
