@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
@@ -22,29 +20,17 @@ from aiogram.exceptions import (
     TelegramServerError,
 )
 from aiogram.fsm.storage.base import BaseStorage
-from aiogram.methods import GetUpdates, TelegramMethod
+from aiogram.methods import GetUpdates
 from aiogram.types import Update
+from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.config import Settings
-from bot.context import Batch, current_batch
 from bot.fsm import DbStorage
 from bot.i18n import DakaI18nMiddleware, create_i18n
-from bot.middlewares import (
-    DbSessionMiddleware,
-    TolerantRequests,
-    VisitorMiddleware,
-    load_visitors,
-)
-from bot.replies import (
-    DeferReplies,
-    ReplySender,
-    ReplySession,
-    chat_of,
-    current_replies,
-    dump,
-    load,
-)
+from bot.middlewares import DbSessionMiddleware, TolerantRequests, VisitorMiddleware
+from bot.replies import DeferReplies, ReplySession
+from bot.updates import UpdateProcessor, database_unavailable
 from domain.clock import Clock, SystemClock
 from domain.geo import DEFAULT_RESOLVER, Place, resolve_place
 from storage.db import SessionFactory, create_engine, create_session_factory
@@ -55,7 +41,6 @@ log = logging.getLogger(__name__)
 
 ALLOWED_UPDATES = ["message", "callback_query"]
 BATCH_LIMIT = 100  # updates handled in one transaction (Telegram's getUpdates maximum)
-MARK_INTERVAL = 0.05
 
 
 def create_bot(settings: Settings) -> Bot:
@@ -112,55 +97,33 @@ def create_dispatcher(
 
 @dataclass
 class JournaledPolling:
-    """Long polling that confirms an update to Telegram only after handling it.
-
-    Each batch from getUpdates is handled in one database transaction: handlers' writes, FSM
-    steps and the journal rows (with the replies each update produced) commit together; only
-    then is the next getUpdates sent, which confirms the batch, and the replies go out. A crash
-    before the commit loses nothing (Telegram delivers the batch again; nothing of it was
-    stored), a crash after it loses no reply (they are in the journal and sent on start), and an
-    update delivered twice is skipped by the journal. A handler that fails makes the batch roll
-    back and its updates run one by one, so the failure costs only its own update."""
+    """Long polling that confirms an update to Telegram only after handling it: each batch
+    from getUpdates is handled and committed by the `UpdateProcessor`, and only then is the
+    next getUpdates sent, which confirms the batch."""
 
     bot: Bot
     dp: Dispatcher
     sessions: SessionFactory
     clock: Clock
     poll_timeout: int = 25
-    last_handled: int = 0
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
-    _replied: list[int] = field(default_factory=list)
-    replies: ReplySender | None = None
+
+    def __post_init__(self) -> None:
+        self.processor = UpdateProcessor(self.bot, self.dp, self.sessions, self.clock)
+
+    @property
+    def last_handled(self) -> int:
+        return self.processor.last_handled
 
     async def run(self) -> None:
-        self.replies = ReplySender(self.bot, self._replied.append)
-        marking = asyncio.create_task(self._keep_marking())
+        await self.processor.start()
         try:
             await self._run()
         finally:
-            self._stop.set()
-            await marking
-        await self.replies.drain()
-        await self._mark_replied()
-
-    async def _keep_marking(self) -> None:
-        """Record sent replies every few hundredths of a second, so that a crash repeats only
-        the replies of the last moments."""
-        while not self._stop.is_set():
-            await self._sleep(MARK_INTERVAL)
-            if self._replied:
-                try:
-                    await self._mark_replied()
-                except Exception:
-                    log.exception("could not record sent replies; will retry")
+            await self.processor.close()
 
     async def _run(self) -> None:
-        assert self.replies is not None
-        resent = await self.resend_replies()
-        if resent:
-            log.info("sent the replies of %d updates a crash had held back", resent)
-        async with self.sessions() as session:
-            offset = await Repo(session).journal.next_offset()
+        offset = await self._resume_offset()
         backoff = 1.0
         while not self._stop.is_set():
             try:
@@ -177,91 +140,32 @@ class JournaledPolling:
                 continue
             backoff = 1.0
             if updates:
-                await self.handle(updates)
+                await self.processor.handle(updates)
                 offset = updates[-1].update_id + 1
+
+    async def _resume_offset(self) -> int | None:
+        """Where the journal says polling stopped; waits for a database that is not up yet."""
+        delay = 1.0
+        while True:
+            try:
+                async with self.sessions() as session:
+                    return await Repo(session).journal.next_offset()
+            except Exception as exc:
+                if not database_unavailable(exc) or self._stop.is_set():
+                    raise
+                log.warning("database unavailable (%s); retrying in %.0f s", exc, delay)
+                await self._sleep(delay)
+                delay = min(delay * 2, 30.0)
 
     def stop(self) -> None:
         self._stop.set()
 
     async def handle(self, updates: list[Update]) -> None:
-        """Handle a batch; on a handler failure, again one update at a time."""
-        if await self._batch(updates) or len(updates) == 1:
-            return
-        for update in updates:
-            await self._batch([update])
-
-    async def _batch(self, updates: list[Update]) -> bool:
-        storage = self.dp.fsm.storage
-        results: list[tuple[Update, list[TelegramMethod[Any]]]] = []
-        async with self.sessions() as session:
-            repo = Repo(session)
-            done = await repo.journal.handled_among(update_ids=[u.update_id for u in updates])
-            fresh = [u for u in updates if u.update_id not in done]
-            users = [_user_key(u) for u in fresh]
-            batch = Batch(session=session, visitors=await load_visitors(repo, users))
-            batch_token = current_batch.set(batch)
-            try:
-                for update in fresh:
-                    buffer: list[TelegramMethod[Any]] = []
-                    replies_token = current_replies.set(buffer)
-                    try:
-                        await self.dp.feed_update(self.bot, update)
-                    except Exception:
-                        log.exception("update %s failed", update.update_id)
-                        batch.failed = True
-                    finally:
-                        current_replies.reset(replies_token)
-                    if batch.failed and len(updates) > 1:
-                        await session.rollback()
-                        return False
-                    results.append((update, buffer))
-            finally:
-                current_batch.reset(batch_token)
-            if batch.failed:
-                # One update, and its handler failed: drop its writes, keep its apology.
-                await session.rollback()
-                batch.fsm.clear()
-            elif isinstance(storage, DbStorage):
-                await storage.flush(batch)
-            rows = [(u.update_id, json.dumps(dump(b)) if b else None) for u, b in results]
-            await repo.journal.record_handled(rows=rows, now=self.clock.now())
-            replied, self._replied[:] = list(self._replied), []
-            await repo.journal.mark_replied(update_ids=replied, now=self.clock.now())
-            await session.commit()
-        if isinstance(storage, DbStorage):
-            storage.committed(batch)
-        assert self.replies is not None
-        for update, buffer in results:
-            if buffer:
-                self.replies.send(update.update_id, chat_of(buffer, _user_key(update)), buffer)
-        self.last_handled = max([self.last_handled, *(u.update_id for u in updates)])
-        return True
-
-    async def resend_replies(self) -> int:
-        """Send what the last run committed but did not get to send."""
-        assert self.replies is not None
-        async with self.sessions() as session:
-            pending = await Repo(session).journal.unreplied()
-        for update_id, records in pending:
-            methods = load(json.loads(records))
-            if methods:
-                self.replies.send(update_id, chat_of(methods, 0), methods)
-        await self.replies.drain()
-        await self._mark_replied()
-        return len(pending)
-
-    async def _mark_replied(self) -> None:
-        if not self._replied:
-            return
-        replied, self._replied[:] = list(self._replied), []
-        async with self.sessions() as session:
-            await Repo(session).journal.mark_replied(update_ids=replied, now=self.clock.now())
-            await session.commit()
+        await self.processor.handle(updates)
 
     async def idle(self) -> None:
         """Wait until the replies of everything handled so far have been sent."""
-        assert self.replies is not None
-        await self.replies.drain()
+        await self.processor.idle()
 
     async def _fetch(self, offset: int | None) -> list[Update]:
         """One long poll, abandoned at once on stop; unconfirmed updates simply come again."""
@@ -293,21 +197,14 @@ class _Stopped(Exception):
     """The poll was abandoned because the bot is stopping."""
 
 
-def _user_key(update: Update) -> int:
-    event: Any = update.event
-    user = getattr(event, "from_user", None)
-    if user is not None:
-        return int(user.id)
-    chat = getattr(event, "chat", None)
-    return int(chat.id) if chat is not None else 0
-
-
 async def prepare_database(engine: AsyncEngine) -> None:
     """Apply pending migrations; `daka run` does this on every start."""
     await upgrade(engine)
 
 
-async def run_polling(settings: Settings, *, clock: Clock | None = None) -> None:
+async def run_polling(
+    settings: Settings, *, clock: Clock | None = None, metrics_port: int | None = None
+) -> None:
     """`daka run`: migrations, then journaled long polling until SIGINT/SIGTERM."""
     import signal
 
@@ -332,6 +229,7 @@ async def run_polling(settings: Settings, *, clock: Clock | None = None) -> None
 
     service = SchedulerService(bot, sessions, clock, dp["i18n"], settings.send_rate)
     dp["outbox_wake"] = service.sender.wake
+    ops = await _serve_ops(engine, dp.storage, metrics_port)
     try:
         await dp.emit_startup(bot=bot)
         scheduler, sending = service.start()
@@ -340,13 +238,17 @@ async def run_polling(settings: Settings, *, clock: Clock | None = None) -> None
         finally:
             await service.stop(scheduler, sending)
     finally:
+        if ops is not None:
+            await ops.cleanup()
         await dp.emit_shutdown(bot=bot)
         await dp.storage.close()
         await bot.session.close()
         await engine.dispose()
 
 
-async def run_scheduler(settings: Settings, *, clock: Clock | None = None) -> None:
+async def run_scheduler(
+    settings: Settings, *, clock: Clock | None = None, metrics_port: int | None = None
+) -> None:
     """`daka scheduler`: rounds and the sender without polling, for split deployments."""
     import signal
 
@@ -362,10 +264,24 @@ async def run_scheduler(settings: Settings, *, clock: Clock | None = None) -> No
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopped.set)
+    ops = await _serve_ops(engine, None, metrics_port)
     scheduler, sending = service.start()
     try:
         await stopped.wait()
     finally:
         await service.stop(scheduler, sending)
+        if ops is not None:
+            await ops.cleanup()
         await bot.session.close()
         await engine.dispose()
+
+
+async def _serve_ops(
+    engine: AsyncEngine, storage: BaseStorage | None, port: int | None
+) -> web.AppRunner | None:
+    """`/healthz` and `/metrics` on `port`, when asked for."""
+    if port is None:
+        return None
+    from bot.web import serve_ops
+
+    return await serve_ops(engine, getattr(storage, "redis", None), port)

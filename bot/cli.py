@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.config import SettingError, Settings, load_settings
 from bot.i18n import LOCALE_OF
+from bot.logs import configure_logging, secrets_of
 from domain import forms
 from domain.clock import Clock, SystemClock, local_day, zone
 from domain.enrolment import ROLES
@@ -46,7 +47,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    sub.add_parser("run", help="run the bot (long polling); applies migrations first")
+    run = sub.add_parser("run", help="run the bot (long polling); applies migrations first")
+    run.add_argument(
+        "--metrics-port", type=int, help="serve /healthz and /metrics here (or METRICS_PORT)"
+    )
+    webhook = sub.add_parser(
+        "webhook", help="serve Telegram's webhook deliveries (one of several replicas)"
+    )
+    webhook.add_argument("--host", default="0.0.0.0", help="address to listen on (0.0.0.0)")
+    webhook.add_argument("--port", type=int, default=8080, help="port to listen on (8080)")
+    webhook.add_argument(
+        "--url", help="public HTTPS URL Telegram delivers to (the site, or site + WEBHOOK_PATH)"
+    )
+    webhook.add_argument(
+        "--no-set-webhook",
+        dest="set_webhook",
+        action="store_false",
+        help="do not call setWebhook (every replica but one)",
+    )
+    webhook.add_argument(
+        "--with-scheduler",
+        action="store_true",
+        help="also run reminders and the outbox sender here (single-replica deployments)",
+    )
     sub.add_parser("check", help="health check: settings, database reachable, schema current")
 
     db = sub.add_parser("db", help="database schema")
@@ -97,7 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
     invite.add_argument("--expires", type=int, default=7, metavar="DAYS")
     invite.add_argument("--uses", type=int, default=None, metavar="N")
 
-    sub.add_parser("scheduler", help="run only the scheduler and the outbox sender")
+    sched = sub.add_parser("scheduler", help="run only the scheduler and the outbox sender")
+    sched.add_argument(
+        "--metrics-port", type=int, help="serve /healthz and /metrics here (or METRICS_PORT)"
+    )
 
     schedule = sub.add_parser("schedule", help="reminder times, cutoff, report time, days")
     schedule_sub = schedule.add_subparsers(dest="action", required=True)
@@ -715,9 +741,7 @@ def main(argv: Sequence[str] | None = None, *, clock: Clock | None = None) -> in
     except SettingError as exc:
         print(f"daka: setting {exc}", file=sys.stderr)
         return EXIT_SETTING
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(settings.log_level, settings.log_format, secrets=secrets_of(settings))
     if args.command != "run" and settings.log_level != "DEBUG":
         logging.getLogger("alembic").setLevel(logging.WARNING)  # keep admin output to the point
     clock = clock or SystemClock()
@@ -726,12 +750,34 @@ def main(argv: Sequence[str] | None = None, *, clock: Clock | None = None) -> in
             settings.require_token()
             from bot.app import run_polling
 
-            asyncio.run(run_polling(settings, clock=clock))
+            asyncio.run(
+                run_polling(settings, clock=clock, metrics_port=_metrics_port(args, settings))
+            )
         elif args.command == "scheduler":
             settings.require_token()
             from bot.app import run_scheduler
 
-            asyncio.run(run_scheduler(settings, clock=clock))
+            asyncio.run(
+                run_scheduler(settings, clock=clock, metrics_port=_metrics_port(args, settings))
+            )
+        elif args.command == "webhook":
+            settings.require_token()
+            settings.require_webhook_secret()
+            if args.set_webhook and not args.url:
+                raise UserError("webhook: --url is required unless --no-set-webhook is given")
+            from bot.web import run_webhook
+
+            asyncio.run(
+                run_webhook(
+                    settings,
+                    host=args.host,
+                    port=args.port,
+                    url=args.url,
+                    set_webhook=args.set_webhook,
+                    with_scheduler=args.with_scheduler,
+                    clock=clock,
+                )
+            )
         else:
             asyncio.run(run_command(args, settings, clock))
     except SettingError as exc:
@@ -747,6 +793,11 @@ def main(argv: Sequence[str] | None = None, *, clock: Clock | None = None) -> in
         print(f"daka: failed: {_describe(exc)}", file=sys.stderr)
         return 1
     return 0
+
+
+def _metrics_port(args: argparse.Namespace, settings: Settings) -> int | None:
+    port: int | None = getattr(args, "metrics_port", None)
+    return port if port is not None else settings.metrics_port
 
 
 def _describe(exc: BaseException) -> str:

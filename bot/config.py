@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -20,6 +20,10 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     admin_ids: Annotated[frozenset[int], NoDecode] = frozenset()
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"
+    webhook_secret: SecretStr | None = None
+    webhook_path: str = "/telegram"
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
     send_rate: float = Field(default=25.0, gt=0, le=10_000)
     bot_username: str | None = Field(
         default=None, description="used for invite links when the bot cannot be asked (offline)"
@@ -59,6 +63,35 @@ class Settings(BaseSettings):
         if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ValueError("must be a sqlite+aiosqlite:// or postgresql+asyncpg:// URL")
         return value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _secret_chars(cls, value: SecretStr | None) -> SecretStr | None:
+        # Telegram accepts 1-256 characters A-Z, a-z, 0-9, _ and - as secret_token.
+        if value is not None:
+            secret = value.get_secret_value()
+            allowed = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+            if not 1 <= len(secret) <= 256 or not set(secret) <= allowed:
+                raise ValueError("must be 1-256 characters of A-Z, a-z, 0-9, _ and -")
+        return value
+
+    @field_validator("webhook_path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        if not value.startswith("/") or value in ("/healthz", "/metrics"):
+            raise ValueError("must start with / and not be /healthz or /metrics")
+        return value
+
+    def require_webhook_secret(self) -> str:
+        """The secret Telegram sends with each webhook delivery; webhooks refuse to run without."""
+        if self.webhook_secret is None:
+            raise SettingError("WEBHOOK_SECRET", "is required for webhook mode")
+        return self.webhook_secret.get_secret_value()
 
     def require_token(self) -> str:
         """The bot token, or a clear error for commands that talk to Telegram."""

@@ -41,6 +41,14 @@ class Batch:
     visitors: dict[int, Visitor] = field(default_factory=dict)
     fsm: dict[str, tuple[str | None, dict[str, Any]]] = field(default_factory=dict)
     failed: bool = False
+    checkins: int = 0  # counted in the metrics once the batch commits
 
 
 current_batch: ContextVar[Batch | None] = ContextVar("daka_batch", default=None)
+
+
+def note_checkin() -> None:
+    """A check-in was recorded by the update being handled (counted once it commits)."""
+    batch = current_batch.get()
+    if batch is not None:
+        batch.checkins += 1

@@ -25,6 +25,7 @@ from aiogram.methods.base import TelegramType
 from aiogram.types import TelegramObject, Update, User
 
 from bot.context import Batch, Visitor, current_batch, current_session
+from bot.logs import log_context
 from bot.replies import current_replies
 from domain.clock import Clock
 from storage.db import SessionFactory
@@ -117,6 +118,9 @@ class VisitorMiddleware(BaseMiddleware):
                 if member.unreachable_since is not None:
                     member.unreachable_since = None  # they wrote to us: reachable again
             data["visitor"] = visitor
+            if visitor.org is not None:
+                with log_context(org=visitor.org.slug):
+                    return await handler(event, data)
         return await handler(event, data)
 
 

@@ -28,7 +28,7 @@ from aiogram.types import (
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
-from bot.context import Visitor
+from bot.context import Visitor, note_checkin
 from bot.i18n import current_language
 from domain import forms
 from domain.checkin import GEOFENCE_REASON, derive
@@ -659,6 +659,7 @@ async def confirm(
         update_id=update_id,
         now=clock.now(),
     )
+    note_checkin()
     if facts.abnormal:
         letters = await alert_letters(
             repo.session,

@@ -12,6 +12,7 @@ from aiogram import Bot
 from aiogram.utils.i18n import I18n
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from bot.logs import log_context
 from domain.clock import Clock
 from scheduler.rounds import Rounds
 from scheduler.sender import Sender
@@ -26,9 +27,10 @@ TICK_SECONDS = 15
 
 async def prune_journal(sessions: SessionFactory, clock: Clock) -> int:
     """Drop handled updates older than two days; the journal is a crash buffer, not an archive."""
-    async with sessions() as session:
-        removed = await Repo(session).journal.prune(before=clock.now() - JOURNAL_KEEP)
-        await session.commit()
+    with log_context(job="prune-journal"):
+        async with sessions() as session:
+            removed = await Repo(session).journal.prune(before=clock.now() - JOURNAL_KEEP)
+            await session.commit()
     log.info("journal pruned: %d handled updates removed", removed)
     return removed
 
@@ -37,9 +39,10 @@ async def apply_retention_now(sessions: SessionFactory, clock: Clock) -> dict[st
     """The retention job: coordinates and photos past each organisation's retention go."""
     from storage.retention import apply_retention
 
-    async with sessions() as session:
-        touched = await apply_retention(session, now=clock.now())
-        await session.commit()
+    with log_context(job="retention"):
+        async with sessions() as session:
+            touched = await apply_retention(session, now=clock.now())
+            await session.commit()
     log.info("retention: %d check-ins cleared", sum(touched.values()))
     return touched
 
@@ -60,7 +63,8 @@ class SchedulerService:
         self.stop_event = asyncio.Event()
 
     async def tick(self) -> None:
-        results = await self.rounds.tick()
+        with log_context(job="tick"):
+            results = await self.rounds.tick()
         if results:
             self.sender.wake()
 

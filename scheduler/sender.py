@@ -31,6 +31,7 @@ from aiolimiter import AsyncLimiter
 from sqlalchemy import update
 from sqlmodel import col, select
 
+from bot import metrics
 from domain.clock import Clock
 from storage.db import SessionFactory
 from storage.models import CheckIn, Member, Outbox
@@ -80,6 +81,7 @@ class Sender:
         # of `rate` would let a burst of `rate` through on top of `rate` a second.
         self._limiter = AsyncLimiter(1, 1 / self.rate)
         self.batch = max(self.batch, int(self.rate))
+        metrics.SEND_RATE.set(self.rate)
 
     def wake(self) -> None:
         """New letters are waiting (a round ran, an alert was written)."""
@@ -201,15 +203,18 @@ class Sender:
                 await self.bot.send_message(letter.chat_id, letter.text, reply_markup=markup)
             except TelegramRetryAfter as exc:
                 self.stats.rate_limited += 1
+                metrics.TELEGRAM_429.inc()
                 self._pause(exc.retry_after)
                 continue
             except TelegramForbiddenError as exc:
                 self.stats.blocked += 1
+                metrics.REMINDERS_FAILED.inc()
                 return letter.id, {"status": "blocked", "error": exc.message[:300]}
             except (TelegramServerError, TelegramNetworkError) as exc:
                 attempts += 1
                 if attempts >= self.max_attempts:
                     self.stats.failed += 1
+                    metrics.REMINDERS_FAILED.inc()
                     log.warning("letter %s failed after %d attempts: %s", letter.id, attempts, exc)
                     return letter.id, {
                         "status": "failed",
@@ -221,12 +226,15 @@ class Sender:
                 continue
             except TelegramBadRequest as exc:
                 self.stats.failed += 1
+                metrics.REMINDERS_FAILED.inc()
                 return letter.id, {"status": "failed", "error": exc.message[:300]}
             except Exception as exc:  # 401, 404, 409, a migrated chat...: not this batch's end
                 self.stats.failed += 1
+                metrics.REMINDERS_FAILED.inc()
                 log.exception("letter %s failed: %s", letter.id, exc)
                 return letter.id, {"status": "failed", "error": str(exc)[:300]}
             self.stats.sent += 1
+            metrics.REMINDERS_SENT.inc()
             return letter.id, {
                 "status": "sent",
                 "attempts": attempts + 1,

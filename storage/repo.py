@@ -585,8 +585,11 @@ class JournalRepo:
         )
         await self.session.exec(stmt)
 
-    async def unreplied(self) -> Sequence[tuple[int, str]]:
-        """Handled updates whose replies a crash kept from being sent."""
+    async def unreplied(
+        self, *, handled_before: datetime | None = None
+    ) -> Sequence[tuple[int, str]]:
+        """Handled updates whose replies a crash kept from being sent (handled before
+        `handled_before`, when other processes may still be sending their newer ones)."""
         stmt = (
             select(InboundUpdate.update_id, InboundUpdate.replies)
             .where(
@@ -594,6 +597,8 @@ class JournalRepo:
             )
             .order_by(col(InboundUpdate.update_id))
         )
+        if handled_before is not None:
+            stmt = stmt.where(col(InboundUpdate.handled_at) < handled_before)
         return [(uid, replies or "") for uid, replies in (await self.session.exec(stmt)).all()]
 
     async def next_offset(self) -> int | None:

@@ -358,10 +358,11 @@ async def test_sigterm_in_the_middle_of_a_round_finishes_the_batch_and_stops(
 
 
 async def test_two_schedulers_on_one_database_send_each_reminder_once(
-    server: FakeBotAPI, tmp_path: Path
+    server: FakeBotAPI, tmp_path: Path, database_url: str
 ) -> None:
+    """On SQLite and on PostgreSQL (row locks with SKIP LOCKED there)."""
     members = 1000
-    url = f"sqlite+aiosqlite:///{tmp_path / 'daka.db'}"
+    url = database_url
     slot = slot_at(0)
     ids = await seed(url, members, [slot])
     # Each process talks to a fake Telegram of its own, so we can tell who sent what.

@@ -1,0 +1,268 @@
+"""Handling updates with the journal, whichever way they arrive (long polling or webhooks).
+
+Updates are handled in one database transaction per batch: handlers' writes, FSM steps and the
+journal rows (with the replies each update produced) commit together, and only then do the
+replies go out. A crash before the commit loses nothing (Telegram delivers again; nothing of it
+was stored), a crash after it loses no reply (they are in the journal and sent on start), and
+an update delivered twice is skipped by the journal. A handler that fails makes the batch roll
+back and its updates run one by one, so the failure costs only its own update. When the
+database cannot be reached at all, each update gets a "try again in a moment" answer instead
+of silence, and the process keeps going."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from aiogram import Bot, Dispatcher
+from aiogram.methods import TelegramMethod
+from aiogram.types import Update
+from aiogram.utils.i18n import I18n
+
+from bot import metrics
+from bot.context import Batch, current_batch
+from bot.fsm import DbStorage
+from bot.i18n import LOCALE_OF, _, language_from_telegram
+from bot.logs import log_context
+from bot.middlewares import load_visitors
+from bot.replies import ReplySender, chat_of, current_replies, dump, load
+from domain.clock import Clock
+from storage.db import SessionFactory
+from storage.repo import Repo
+
+log = logging.getLogger(__name__)
+
+MARK_INTERVAL = 0.05
+
+
+@dataclass
+class UpdateProcessor:
+    """The journaled unit of work shared by the polling loop and the webhook server."""
+
+    bot: Bot
+    dp: Dispatcher
+    sessions: SessionFactory
+    clock: Clock
+    last_handled: int = 0
+    replies: ReplySender | None = None
+    _replied: list[int] = field(default_factory=list)
+    _stop: asyncio.Event = field(default_factory=asyncio.Event)
+    _marking: asyncio.Task[None] | None = None
+
+    async def start(self, *, resend_older_than: timedelta | None = None) -> int:
+        """Start sending; first send what an earlier run committed but did not get to send
+        (only replies older than `resend_older_than`, when other processes may be sending
+        theirs right now). Returns how many updates' replies were sent again."""
+        self.replies = ReplySender(self.bot, self._replied.append)
+        self._stop.clear()
+        self._marking = asyncio.create_task(self._keep_marking())
+        resent = await self.resend_replies(older_than=resend_older_than)
+        if resent:
+            log.info("sent the replies of %d updates a crash had held back", resent)
+        return resent
+
+    async def close(self) -> None:
+        """Send what is queued, record it as sent, stop."""
+        self._stop.set()
+        if self._marking is not None:
+            await self._marking
+        if self.replies is not None:
+            await self.replies.drain()
+        with contextlib.suppress(Exception):
+            await self._mark_replied()
+
+    async def _keep_marking(self) -> None:
+        """Record sent replies every few hundredths of a second, so that a crash repeats only
+        the replies of the last moments."""
+        while not self._stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), timeout=MARK_INTERVAL)
+            if self._replied:
+                try:
+                    await self._mark_replied()
+                except Exception:
+                    log.warning("could not record sent replies; will retry", exc_info=True)
+
+    async def handle(self, updates: list[Update]) -> None:
+        """Handle a batch; on a handler failure, again one update at a time; when an update's
+        transaction itself fails (the database is down), tell its sender to try again."""
+        outcome = await self._attempt(updates)
+        if outcome is True:
+            return
+        if len(updates) > 1:
+            for update in updates:
+                failure = await self._attempt([update])
+                if isinstance(failure, Exception):
+                    await self.tell_failure(update, failure)
+        elif isinstance(outcome, Exception):
+            await self.tell_failure(updates[0], outcome)
+        self.last_handled = max([self.last_handled, *(u.update_id for u in updates)])
+
+    async def _attempt(self, updates: list[Update]) -> bool | Exception:
+        """True: handled and committed; False: a handler failed (batch rolled back); an
+        exception: the transaction itself failed."""
+        try:
+            return await self._batch(updates)
+        except Exception as exc:
+            ids = f"{updates[0].update_id}..{updates[-1].update_id}"
+            if database_unavailable(exc):
+                log.warning("database unavailable while handling updates %s: %s", ids, exc)
+            else:
+                log.exception("updates %s could not be handled", ids, exc_info=exc)
+            metrics.HANDLER_ERRORS.inc()
+            return exc
+
+    async def _batch(self, updates: list[Update]) -> bool:
+        storage = self.dp.fsm.storage
+        results: list[tuple[Update, list[TelegramMethod[Any]]]] = []
+        async with self.sessions() as session:
+            repo = Repo(session)
+            done = await repo.journal.handled_among(update_ids=[u.update_id for u in updates])
+            fresh = [u for u in updates if u.update_id not in done]
+            users = [user_key(u) for u in fresh]
+            batch = Batch(session=session, visitors=await load_visitors(repo, users))
+            batch_token = current_batch.set(batch)
+            try:
+                for update in fresh:
+                    buffer: list[TelegramMethod[Any]] = []
+                    replies_token = current_replies.set(buffer)
+                    try:
+                        with log_context(update_id=update.update_id):
+                            await self.dp.feed_update(self.bot, update)
+                    except Exception:
+                        log.exception("update %s failed", update.update_id)
+                        batch.failed = True
+                    finally:
+                        current_replies.reset(replies_token)
+                    if batch.failed and len(updates) > 1:
+                        await session.rollback()
+                        return False
+                    results.append((update, buffer))
+            finally:
+                current_batch.reset(batch_token)
+            if batch.failed:
+                # One update, and its handler failed: drop its writes, keep its apology.
+                metrics.HANDLER_ERRORS.inc()
+                await session.rollback()
+                batch.fsm.clear()
+            elif isinstance(storage, DbStorage):
+                await storage.flush(batch)
+            rows = [(u.update_id, json.dumps(dump(b)) if b else None) for u, b in results]
+            await repo.journal.record_handled(rows=rows, now=self.clock.now())
+            replied, self._replied[:] = list(self._replied), []
+            try:
+                await repo.journal.mark_replied(update_ids=replied, now=self.clock.now())
+                await session.commit()
+            except Exception:
+                self._replied.extend(replied)
+                raise
+        if isinstance(storage, DbStorage):
+            storage.committed(batch)
+        for update in fresh:
+            metrics.UPDATES.labels(update.event_type).inc()
+        if batch.checkins and not batch.failed:
+            metrics.CHECKINS.inc(batch.checkins)
+        assert self.replies is not None, "start() first"
+        for update, buffer in results:
+            if buffer:
+                self.replies.send(update.update_id, chat_of(buffer, user_key(update)), buffer)
+        self.last_handled = max([self.last_handled, *(u.update_id for u in updates)])
+        return True
+
+    async def tell_failure(self, update: Update, exc: Exception) -> None:
+        """The update could not be handled: say so, in the sender's Telegram language."""
+        user = getattr(update.event, "from_user", None)
+        if user is None or user.is_bot:
+            return
+        i18n: I18n = self.dp["i18n"]
+        language = language_from_telegram(user.language_code) or "zh"
+        with i18n.context(), i18n.use_locale(LOCALE_OF[language]):
+            if database_unavailable(exc):
+                text = _(
+                    "Daka cannot reach its records for a moment. Nothing you sent earlier is"
+                    " lost — please send that again in a minute."
+                )
+            else:
+                text = _("Sorry, something went wrong on our side. Please try again in a moment.")
+        try:
+            if update.callback_query is not None:
+                await self.bot.answer_callback_query(
+                    update.callback_query.id, text=text, show_alert=True
+                )
+            else:
+                await self.bot.send_message(user.id, text)
+        except Exception as exc:
+            log.warning("could not tell user of update %s to retry: %s", update.update_id, exc)
+
+    async def resend_replies(self, *, older_than: timedelta | None = None) -> int:
+        """Send what an earlier run committed but did not get to send."""
+        assert self.replies is not None
+        before = self.clock.now() - older_than if older_than is not None else None
+        async with self.sessions() as session:
+            pending = await Repo(session).journal.unreplied(handled_before=before)
+        for update_id, records in pending:
+            methods = load(json.loads(records))
+            if methods:
+                self.replies.send(update_id, chat_of(methods, 0), methods)
+        await self.replies.drain()
+        await self._mark_replied()
+        return len(pending)
+
+    async def _mark_replied(self) -> None:
+        if not self._replied:
+            return
+        replied, self._replied[:] = list(self._replied), []
+        try:
+            async with self.sessions() as session:
+                await Repo(session).journal.mark_replied(update_ids=replied, now=self.clock.now())
+                await session.commit()
+        except Exception:
+            self._replied.extend(replied)
+            raise
+
+    async def idle(self) -> None:
+        """Wait until the replies of everything handled so far have been sent."""
+        assert self.replies is not None
+        await self.replies.drain()
+
+
+def user_key(update: Update) -> int:
+    event: Any = update.event
+    user = getattr(event, "from_user", None)
+    if user is not None:
+        return int(user.id)
+    chat = getattr(event, "chat", None)
+    return int(chat.id) if chat is not None else 0
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """The database could not be reached or went away (as opposed to a bug or a constraint)."""
+    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OperationalError | InterfaceError | PoolTimeout):
+            return True
+        if isinstance(current, DBAPIError) and current.connection_invalidated:
+            return True
+        if isinstance(current, OSError | TimeoutError | ConnectionError):
+            return True
+        names = {cls.__name__ for cls in type(current).__mro__}
+        if names & {
+            "PostgresConnectionError",
+            "OperationalInterventionError",
+            "CannotConnectNowError",
+            "ConnectionDoesNotExistError",
+            "InterfaceError",
+        }:
+            return True
+        current = current.__cause__ or current.__context__
+    return False

@@ -1,0 +1,264 @@
+"""Webhook mode and the operations endpoints.
+
+`daka webhook` serves Telegram's deliveries on `WEBHOOK_PATH`, `/healthz` and `/metrics`. Any
+number of replicas may run behind a load balancer: each delivery is handled and committed by
+the same journaled `UpdateProcessor` as long polling (a delivery Telegram repeats is skipped),
+and one member's updates are handled one at a time across replicas by aiogram's event
+isolation (a Redis lock with `REDIS_URL`; in-process otherwise). The polling bot and the
+scheduler can serve `/healthz` and `/metrics` on `METRICS_PORT`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from aiogram import Bot
+from aiogram.fsm.storage.base import BaseEventIsolation, StorageKey
+from aiogram.fsm.storage.memory import SimpleEventIsolation
+from aiogram.fsm.storage.redis import RedisEventIsolation
+from aiogram.types import Update
+from aiohttp import web
+from pydantic import ValidationError
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot import metrics
+from bot.config import Settings
+from bot.updates import UpdateProcessor, database_unavailable, user_key
+from domain.clock import Clock, SystemClock
+from storage.db import create_engine, create_session_factory, is_sqlite
+
+log = logging.getLogger(__name__)
+
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+CHECK_TIMEOUT = 2.0
+RESEND_AFTER = timedelta(minutes=1)  # a reply older than this was lost by a replica that died
+
+
+class Probe:
+    """What `/healthz` and `/metrics` look at: the database, and Redis when it is used."""
+
+    def __init__(self, engine: AsyncEngine, redis: Any | None = None) -> None:
+        self.engine = engine
+        self.redis = redis
+
+    async def health(self) -> dict[str, str]:
+        checks = {"database": await self._check(self._database)}
+        if self.redis is not None:
+            checks["redis"] = await self._check(self.redis.ping)
+        return checks
+
+    async def _database(self) -> None:
+        async with self.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+
+    @staticmethod
+    async def _check(probe: Callable[[], Awaitable[Any]]) -> str:
+        try:
+            await asyncio.wait_for(probe(), timeout=CHECK_TIMEOUT)
+        except Exception as exc:
+            return f"unavailable ({type(exc).__name__})"
+        return "ok"
+
+    async def refresh_gauges(self) -> None:
+        from storage.schedules import OutboxRepo
+
+        async def depth() -> int:
+            async with create_session_factory(self.engine)() as session:
+                return await OutboxRepo(session).pending_count()
+
+        try:
+            metrics.OUTBOX_DEPTH.set(await asyncio.wait_for(depth(), timeout=CHECK_TIMEOUT))
+        except Exception as exc:
+            log.debug("outbox depth unknown: %s", exc)
+
+    async def on_healthz(self, _request: web.Request) -> web.Response:
+        checks = await self.health()
+        healthy = all(value == "ok" for value in checks.values())
+        return web.json_response(
+            {"status": "ok" if healthy else "unavailable", **checks},
+            status=200 if healthy else 503,
+        )
+
+    async def on_metrics(self, _request: web.Request) -> web.Response:
+        await self.refresh_gauges()
+        body, content_type = metrics.exposition()
+        response = web.Response(body=body)
+        response.headers["Content-Type"] = content_type
+        return response
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_get("/healthz", self.on_healthz)
+        app.router.add_get("/metrics", self.on_metrics)
+
+
+@dataclass
+class WebhookHandler:
+    """Telegram's deliveries: checked, parsed, handled one member at a time, committed."""
+
+    bot: Bot
+    processor: UpdateProcessor
+    secret: str
+    isolation: BaseEventIsolation
+    serial: bool = False  # SQLite: one writer, so one delivery at a time
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        given = request.headers.get(SECRET_HEADER, "")
+        if not hmac.compare_digest(given.encode(), self.secret.encode()):
+            log.warning("webhook delivery with a wrong or missing secret refused")
+            return web.Response(status=401, text="unauthorized")
+        try:
+            update = Update.model_validate(await request.json(), context={"bot": self.bot})
+        except (ValueError, ValidationError):
+            return web.Response(status=400, text="not an update")
+        key = StorageKey(bot_id=self.bot.id, chat_id=user_key(update), user_id=user_key(update))
+        async with self.isolation.lock(key), self._serial():
+            await self.processor.handle([update])
+        return web.Response(status=200)
+
+    @contextlib.asynccontextmanager
+    async def _serial(self) -> AsyncIterator[None]:
+        if not self.serial:
+            yield
+            return
+        async with self._lock:
+            yield
+
+
+def webhook_url(public_url: str, path: str) -> str:
+    """`--url` may be the full URL or just the site; the site gets `WEBHOOK_PATH`."""
+    parts = urlsplit(public_url)
+    if parts.path in ("", "/"):
+        parts = parts._replace(path=path)
+    return urlunsplit(parts)
+
+
+async def run_webhook(
+    settings: Settings,
+    *,
+    host: str,
+    port: int,
+    url: str | None,
+    set_webhook: bool = True,
+    with_scheduler: bool = False,
+    clock: Clock | None = None,
+    ready: Callable[[int], None] | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """`daka webhook`: migrations, then serve deliveries until SIGINT/SIGTERM (or `stop`);
+    `ready` is told the port once deliveries are accepted."""
+    from bot.app import (
+        ALLOWED_UPDATES,
+        create_bot,
+        create_dispatcher,
+        create_storage,
+        prepare_database,
+    )
+    from domain.geo import DEFAULT_RESOLVER
+
+    secret = settings.require_webhook_secret()
+    clock = clock or SystemClock()
+    engine = create_engine(settings.database_url)
+    await prepare_database(engine)
+    sessions = create_session_factory(engine)
+    bot = create_bot(settings)
+    storage = create_storage(settings, sessions)
+    redis = getattr(storage, "redis", None)
+    # Shares the storage's Redis connection pool, which `dp.storage.close()` closes.
+    isolation: BaseEventIsolation = (
+        RedisEventIsolation(redis) if redis is not None else SimpleEventIsolation()
+    )
+    dp = create_dispatcher(settings=settings, sessions=sessions, clock=clock, storage=storage)
+    await asyncio.to_thread(DEFAULT_RESOLVER.load)
+    processor = UpdateProcessor(bot, dp, sessions, clock)
+    probe = Probe(engine, redis)
+    app = web.Application()
+    deliveries = WebhookHandler(
+        bot, processor, secret, isolation, serial=is_sqlite(settings.database_url)
+    )
+    app.router.add_post(settings.webhook_path, deliveries.handle)
+    probe.add_routes(app)
+    service = None
+    stopped = stop or asyncio.Event()
+    if stop is None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stopped.set)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    try:
+        await dp.emit_startup(bot=bot)
+        await processor.start(resend_older_than=RESEND_AFTER)
+        await runner.setup()
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        bound = _bound_port(runner, port)
+        log.info("webhook server on %s:%d%s", host, bound, settings.webhook_path)
+        if set_webhook:
+            if not url:
+                raise ValueError("--url is required unless --no-set-webhook is given")
+            from handlers.common import install_commands
+
+            await bot.set_webhook(
+                webhook_url(url, settings.webhook_path),
+                secret_token=secret,
+                allowed_updates=ALLOWED_UPDATES,
+                drop_pending_updates=False,
+            )
+            await install_commands(bot)
+            log.info("webhook set to %s", webhook_url(url, settings.webhook_path))
+        if with_scheduler:
+            from scheduler.jobs import SchedulerService
+
+            service = SchedulerService(bot, sessions, clock, dp["i18n"], settings.send_rate)
+            dp["outbox_wake"] = service.sender.wake
+            scheduling = service.start()
+        if ready is not None:
+            ready(bound)
+        await stopped.wait()
+    finally:
+        log.info("webhook server stopping")
+        await runner.cleanup()  # stops accepting and lets deliveries in flight finish
+        if service is not None:
+            await service.stop(*scheduling)
+        await processor.close()
+        await dp.emit_shutdown(bot=bot)
+        await dp.storage.close()
+        await bot.session.close()
+        await engine.dispose()
+
+
+def _bound_port(runner: web.AppRunner, fallback: int) -> int:
+    for address in runner.addresses:
+        if isinstance(address, tuple) and len(address) >= 2:
+            return int(address[1])
+    return fallback
+
+
+async def serve_ops(engine: AsyncEngine, redis: Any | None, port: int) -> web.AppRunner:
+    """`/healthz` and `/metrics` on their own port, for the polling bot and the scheduler."""
+    app = web.Application()
+    Probe(engine, redis).add_routes(app)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    await web.TCPSite(runner, "0.0.0.0", port).start()
+    log.info("health and metrics on port %d", port)
+    return runner
+
+
+__all__ = [
+    "Probe",
+    "WebhookHandler",
+    "database_unavailable",
+    "run_webhook",
+    "serve_ops",
+    "webhook_url",
+]

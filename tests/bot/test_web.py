@@ -1,0 +1,166 @@
+"""`daka webhook` in this process: the secret, deliveries, `/healthz` and `/metrics`."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import pytest
+from sqlalchemy import func
+from sqlmodel import select
+
+from bot.config import Settings
+from bot.web import SECRET_HEADER, run_webhook, webhook_url
+from storage.db import create_engine, create_session_factory
+from storage.models import InboundUpdate
+from tests.fakebot import FakeBotAPI
+
+SECRET = "s3cret-token_for-tests"
+
+
+@dataclass
+class Replica:
+    base: str
+    stop: asyncio.Event
+    task: asyncio.Task[None]
+
+    async def post(self, body: Any, secret: str | None = SECRET) -> aiohttp.ClientResponse:
+        headers = {SECRET_HEADER: secret} if secret is not None else {}
+        async with aiohttp.ClientSession() as http:
+            response = await http.post(f"{self.base}/telegram", json=body, headers=headers)
+            await response.read()
+            return response
+
+    async def get(self, path: str) -> tuple[int, str]:
+        async with aiohttp.ClientSession() as http, http.get(self.base + path) as response:
+            return response.status, await response.text()
+
+
+@pytest.fixture
+async def replica(
+    server: FakeBotAPI, database_url: str, redis_url: str
+) -> AsyncIterator[Replica]:
+    settings = Settings(
+        bot_token=server.token,
+        telegram_api_url=server.url,
+        database_url=database_url,
+        redis_url=redis_url,
+        webhook_secret=SECRET,
+    )
+    stop = asyncio.Event()
+    port: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    task = asyncio.create_task(
+        run_webhook(
+            settings,
+            host="127.0.0.1",
+            port=0,
+            url="https://daka.example.edu",
+            ready=port.set_result,
+            stop=stop,
+        )
+    )
+    started: set[asyncio.Future[Any]] = {task, port}
+    done, _ = await asyncio.wait(started, timeout=30, return_when=asyncio.FIRST_COMPLETED)
+    if task in done:
+        task.result()  # raises what went wrong
+    assert port in done, "the webhook server did not start"
+    yield Replica(f"http://127.0.0.1:{port.result()}", stop, task)
+    stop.set()
+    await asyncio.wait_for(task, timeout=30)
+
+
+def help_update(update_id: int, user_id: int = 5005) -> dict[str, Any]:
+    user = {"id": user_id, "is_bot": False, "first_name": "Li", "language_code": "en"}
+    return {
+        "update_id": update_id,
+        "message": {
+            "message_id": update_id,
+            "date": int(time.time()),
+            "chat": {"id": user_id, "type": "private", "first_name": "Li"},
+            "from": user,
+            "text": "/help",
+            "entities": [{"type": "bot_command", "offset": 0, "length": 5}],
+        },
+    }
+
+
+async def journal_size(database_url: str) -> int:
+    engine = create_engine(database_url)
+    try:
+        async with create_session_factory(engine)() as session:
+            return int((await session.exec(select(func.count()).select_from(InboundUpdate))).one())
+    finally:
+        await engine.dispose()
+
+
+async def test_the_replica_that_sets_the_webhook_sends_the_secret_and_the_commands(
+    replica: Replica, server: FakeBotAPI
+) -> None:
+    assert server.webhook_url == "https://daka.example.edu/telegram"
+    info = server.calls_of("setWebhook")[-1].params
+    assert info["secret_token"] == SECRET
+    assert server.commands({"type": "all_private_chats"}), "no command menu installed"
+
+
+async def test_deliveries_without_the_right_secret_get_401_and_are_not_handled(
+    replica: Replica, server: FakeBotAPI, database_url: str
+) -> None:
+    missing = await replica.post(help_update(1), secret=None)
+    wrong = await replica.post(help_update(2), secret="not-" + SECRET)
+    assert (missing.status, wrong.status) == (401, 401)
+    await server.expect_no_reply(5005)
+    assert await journal_size(database_url) == 0
+
+    right = await replica.post(help_update(3))
+    assert right.status == 200
+    reply = await server.next_reply(5005)
+    assert "/checkin" in reply.text
+    assert await journal_size(database_url) == 1
+
+
+async def test_a_delivery_repeated_by_telegram_is_answered_once(
+    replica: Replica, server: FakeBotAPI
+) -> None:
+    first = await replica.post(help_update(7))
+    again = await replica.post(help_update(7))
+    assert (first.status, again.status) == (200, 200)
+    await server.next_reply(5005)
+    await server.expect_no_reply(5005)
+
+
+async def test_a_body_that_is_not_an_update_gets_400(replica: Replica) -> None:
+    response = await replica.post({"hello": "world"})
+    assert response.status == 400
+
+
+async def test_healthz_reports_the_database_and_redis(replica: Replica) -> None:
+    status, body = await replica.get("/healthz")
+    assert status == 200
+    assert '"database": "ok"' in body and '"redis": "ok"' in body
+
+
+async def test_metrics_count_updates_by_type(replica: Replica, server: FakeBotAPI) -> None:
+    def handled(text: str) -> float:
+        for line in text.splitlines():
+            if line.startswith('daka_updates_total{type="message"}'):
+                return float(line.split()[-1])
+        return 0.0
+
+    _, before = await replica.get("/metrics")
+    await replica.post(help_update(11))
+    await server.next_reply(5005)
+    status, after = await replica.get("/metrics")
+    assert status == 200
+    assert handled(after) == handled(before) + 1
+    for name in ("daka_outbox_depth", "daka_checkins_total", "daka_telegram_429_total"):
+        assert name in after
+
+
+def test_the_url_gets_the_webhook_path_only_when_it_has_none() -> None:
+    assert webhook_url("https://a.example", "/telegram") == "https://a.example/telegram"
+    assert webhook_url("https://a.example/", "/telegram") == "https://a.example/telegram"
+    assert webhook_url("https://a.example/hook/x", "/telegram") == "https://a.example/hook/x"

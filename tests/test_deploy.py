@@ -1,0 +1,204 @@
+"""deploy/compose.yaml and its Caddyfile, checked without a Docker engine: every Daka container
+runs a command `daka` accepts, exactly one replica sets the webhook, start order waits for health
+and migrations, and secrets come from deploy/.env only."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from bot.cli import build_parser
+from bot.config import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPOSE = ROOT / "deploy" / "compose.yaml"
+CADDYFILE = ROOT / "deploy" / "Caddyfile"
+DOCKERFILE = ROOT / "Dockerfile"
+
+SECRET_SETTINGS = ("BOT_TOKEN", "WEBHOOK_SECRET", "POSTGRES_PASSWORD")
+INTERPOLATION = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)(?:(?::?[-?])[^}]*)?\}")
+SAMPLE_ENV = {"PUBLIC_URL": "https://daka.example.org", "POSTGRES_PASSWORD": "pw"}
+
+
+def interpolate(value: str) -> str:
+    """What compose makes of `${VAR}`, `${VAR:-default}` and `${VAR:?error}` with sample values."""
+
+    def one(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name in SAMPLE_ENV:
+            return SAMPLE_ENV[name]
+        default = re.match(r"\$\{[A-Z0-9_]+:?-(.*)\}", match.group(0))
+        assert default is not None, f"{match.group(0)} has no sample value and no default"
+        return default.group(1)
+
+    return INTERPOLATION.sub(one, value)
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    loaded = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+@pytest.fixture(scope="module")
+def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    found = compose["services"]
+    assert isinstance(found, dict)
+    return found
+
+
+def daka_services(services: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {
+        name: service
+        for name, service in services.items()
+        if str(service.get("image", "")).startswith("${DAKA_IMAGE")
+    }
+
+
+def command_of(service: dict[str, Any]) -> list[str]:
+    command = service["command"]
+    assert isinstance(command, list), "commands are lists, so no shell splits them"
+    return [interpolate(str(part)) for part in command]
+
+
+def webhook_services(services: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
+    return {
+        name: command_of(service)
+        for name, service in daka_services(services).items()
+        if command_of(service)[0] == "webhook"
+    }
+
+
+def option(command: list[str], name: str) -> str:
+    return command[command.index(name) + 1]
+
+
+def test_the_services_of_a_large_deployment_are_there(services: dict[str, Any]) -> None:
+    assert {"postgres", "redis", "migrate", "bot-1", "bot-2", "scheduler", "caddy"} <= set(
+        services
+    )
+    assert set(daka_services(services)) == {"migrate", "bot-1", "bot-2", "scheduler"}
+    assert str(services["postgres"]["image"]).startswith("postgres:16")
+    assert str(services["redis"]["image"]).startswith("redis:7")
+
+
+@pytest.mark.parametrize("name", ["migrate", "bot-1", "bot-2", "scheduler"])
+def test_each_daka_container_runs_a_command_daka_accepts(
+    services: dict[str, Any], name: str
+) -> None:
+    command = command_of(services[name])
+    assert command[0] != "daka", "the image's entry point is already `daka`"
+    try:
+        args = build_parser().parse_args(command)
+    except SystemExit:
+        pytest.fail(f"{name}: `daka {' '.join(command)}` is rejected by bot.cli's parser")
+    expected = {
+        "migrate": ("db", "upgrade"),
+        "bot-1": ("webhook", None),
+        "bot-2": ("webhook", None),
+        "scheduler": ("scheduler", None),
+    }[name]
+    assert (args.command, getattr(args, "action", None)) == expected
+
+
+def test_exactly_one_replica_sets_the_webhook(services: dict[str, Any]) -> None:
+    replicas = webhook_services(services)
+    assert len(replicas) >= 2
+    setters = [name for name, command in replicas.items() if "--no-set-webhook" not in command]
+    assert setters == ["bot-1"]
+    for command in replicas.values():
+        assert option(command, "--host") == "0.0.0.0"
+        assert option(command, "--url") == SAMPLE_ENV["PUBLIC_URL"]
+
+
+def test_long_running_containers_are_healthy_only_when_their_healthz_answers(
+    services: dict[str, Any],
+) -> None:
+    ports = {
+        name: option(command, "--port") for name, command in webhook_services(services).items()
+    }
+    ports["scheduler"] = option(command_of(services["scheduler"]), "--metrics-port")
+    for name, port in ports.items():
+        check = " ".join(services[name]["healthcheck"]["test"])
+        assert f"http://127.0.0.1:{port}/healthz" in check, name
+        assert check.startswith("CMD python -c "), "the image has python but no curl"
+
+
+def test_start_order_waits_for_health_and_migrations(services: dict[str, Any]) -> None:
+    def conditions(name: str) -> dict[str, str]:
+        return {dep: spec["condition"] for dep, spec in services[name]["depends_on"].items()}
+
+    assert conditions("migrate") == {"postgres": "service_healthy"}
+    assert services["migrate"]["restart"] == "no"
+    for name in webhook_services(services):
+        assert conditions(name) == {
+            "postgres": "service_healthy",
+            "redis": "service_healthy",
+            "migrate": "service_completed_successfully",
+        }
+    assert conditions("scheduler")["migrate"] == "service_completed_successfully"
+    assert set(conditions("caddy")) == set(webhook_services(services))
+    assert "pg_isready" in services["postgres"]["healthcheck"]["test"]
+    assert services["redis"]["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
+    assert any("/var/lib/postgresql/data" in v for v in services["postgres"]["volumes"])
+
+
+def test_daka_containers_share_the_production_settings(services: dict[str, Any]) -> None:
+    for name, service in daka_services(services).items():
+        env = {key: interpolate(str(value)) for key, value in service["environment"].items()}
+        assert env["LOG_FORMAT"] == "json", name
+        assert env["REDIS_URL"] == "redis://redis:6379/0", name
+        assert env["DATABASE_URL"].startswith("postgresql+asyncpg://"), name
+        settings = Settings(
+            _env_file=None,
+            database_url=env["DATABASE_URL"],
+            redis_url=env["REDIS_URL"],
+            log_format=env["LOG_FORMAT"],
+        )
+        assert settings.database_url.endswith("@postgres:5432/daka")
+
+
+def test_secrets_come_from_the_env_file_and_nothing_runs_as_root(
+    services: dict[str, Any],
+) -> None:
+    for name, service in daka_services(services).items():
+        env_files = service["env_file"]
+        assert (env_files if isinstance(env_files, list) else [env_files]) == [".env"], name
+    for name, service in services.items():
+        environment = service.get("environment", {})
+        assert not {"BOT_TOKEN", "WEBHOOK_SECRET"} & set(environment), name
+        for key, value in environment.items():
+            if "PASSWORD" in key or "://" in str(value):
+                assert "${POSTGRES_PASSWORD" in str(value) or "@" not in str(value), (name, key)
+        assert str(service.get("user", "")).split(":")[0] not in {"root", "0"}, name
+        assert not service.get("privileged", False), name
+    text = COMPOSE.read_text(encoding="utf-8")
+    for secret in SECRET_SETTINGS:
+        assert not re.search(rf"^\s*{secret}\s*[:=]\s*[^$\s]", text, re.MULTILINE), secret
+
+
+def test_caddy_terminates_tls_and_balances_over_every_replica(services: dict[str, Any]) -> None:
+    caddy = services["caddy"]
+    assert "443:443" in caddy["ports"], "Telegram posts webhooks to ports 443, 80, 88 or 8443"
+    assert "./Caddyfile:/etc/caddy/Caddyfile:ro" in caddy["volumes"]
+    caddyfile = CADDYFILE.read_text(encoding="utf-8")
+    upstreams = re.search(r"reverse_proxy ([^{\n]+)", caddyfile)
+    assert upstreams is not None
+    for name, command in webhook_services(services).items():
+        assert f"{name}:{option(command, '--port')}" in upstreams.group(1).split()
+    assert "{$PUBLIC_URL}" in caddyfile
+    assert "path {$WEBHOOK_PATH:/telegram}" in caddyfile
+    assert "health_uri /healthz" in caddyfile
+    assert "/metrics" not in caddyfile.split("{$PUBLIC_URL}", 1)[1], "metrics stay internal"
+
+
+def test_the_image_exposes_the_webhook_port(services: dict[str, Any]) -> None:
+    exposed = re.findall(r"^EXPOSE\s+(.+)$", DOCKERFILE.read_text(encoding="utf-8"), re.M)
+    ports = {port for line in exposed for port in line.split()}
+    for command in webhook_services(services).values():
+        assert option(command, "--port") in ports
