@@ -78,15 +78,27 @@ class UpdateProcessor:
 
     async def _keep_marking(self) -> None:
         """Record sent replies every few hundredths of a second, so that a crash repeats only
-        the replies of the last moments."""
+        the replies of the last moments; while the database is away, once a second."""
+        interval, failing = MARK_INTERVAL, False
         while not self._stop.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), timeout=MARK_INTERVAL)
-            if self._replied:
-                try:
-                    await self._mark_replied()
-                except Exception:
-                    log.warning("could not record sent replies; will retry", exc_info=True)
+                await asyncio.wait_for(self._stop.wait(), timeout=interval)
+            if not self._replied:
+                continue
+            try:
+                await self._mark_replied()
+            except Exception as exc:
+                if not failing:
+                    log.warning(
+                        "could not record sent replies (%s); will retry",
+                        exc,
+                        exc_info=not database_unavailable(exc),
+                    )
+                interval, failing = 1.0, True
+            else:
+                if failing:
+                    log.info("sent replies recorded again")
+                interval, failing = MARK_INTERVAL, False
 
     async def handle(self, updates: list[Update]) -> None:
         """Handle a batch; on a handler failure, again one update at a time; when an update's

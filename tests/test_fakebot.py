@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, Self
 
 import aiohttp
 import pytest
@@ -24,6 +26,7 @@ from aiogram.exceptions import (
     TelegramServerError,
     TelegramUnauthorizedError,
 )
+from aiogram.methods import SendMessage
 from aiogram.types import (
     BotCommand,
     BotCommandScopeChat,
@@ -36,8 +39,10 @@ from aiogram.types import (
     ReplyKeyboardMarkup,
     ReplyKeyboardRemove,
 )
+from aiogram.webhook.aiohttp_server import SimpleRequestHandler
+from aiohttp import web
 
-from tests.fakebot import FakeBotAPI, UploadedFile, parse_html
+from tests.fakebot import FakeBotAPI, UploadedFile, WebhookDelivery, parse_html
 
 USER = 1001
 
@@ -536,6 +541,333 @@ def test_parse_html() -> None:
         {"type": "text_link", "offset": 0, "length": 2, "url": "https://x.org/?a=1&b=2"},
         {"type": "bold", "offset": 5, "length": 1},  # the emoji takes two UTF-16 units
     ]
+
+
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+
+
+def refused_url() -> str:
+    """A loopback URL nobody listens on (the port was free a moment ago)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/telegram"
+
+
+class Receiver:
+    """A webhook endpoint on a free port: records what arrives and answers as scripted."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[int, str | None]] = []  # (update_id, secret header)
+        self.texts: list[str] = []
+        self.statuses: list[int] = []  # answered to the next requests, then 200
+        self.answer: dict[str, Any] = {}  # the JSON body of a 200
+        self.gates: dict[str, asyncio.Event] = {}  # message text -> answered once set
+        self.url = ""
+        self._runner: web.AppRunner | None = None
+        self._arrived = asyncio.Event()
+
+    def hold(self, text: str) -> asyncio.Event:
+        """Keep the delivery of the message ``text`` unanswered until the event is set."""
+        gate = self.gates[text] = asyncio.Event()
+        return gate
+
+    async def wait_for_texts(self, *texts: str, timeout: float = 5.0) -> None:  # noqa: ASYNC109
+        """Wait until exactly these messages (in any order) have arrived."""
+        async with asyncio.timeout(timeout):
+            while sorted(self.texts) != sorted(texts):
+                self._arrived.clear()
+                await self._arrived.wait()
+
+    async def handle(self, request: web.Request) -> web.Response:
+        update = await request.json()
+        self.received.append((update["update_id"], request.headers.get(SECRET_HEADER)))
+        text = str(update.get("message", {}).get("text", ""))
+        self.texts.append(text)
+        self._arrived.set()
+        gate = self.gates.get(text)
+        if gate is not None:
+            await gate.wait()
+        status = self.statuses.pop(0) if self.statuses else 200
+        return web.json_response(self.answer if status == 200 else {}, status=status)
+
+    async def start(self) -> Self:
+        app = web.Application()
+        app.router.add_post("/telegram", self.handle)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        host, port = self._runner.addresses[0][:2]
+        self.url = f"http://{host}:{port}/telegram"
+        return self
+
+    async def stop(self) -> None:
+        for gate in self.gates.values():
+            gate.set()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+
+NewReceiver = Callable[[], Awaitable[Receiver]]
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[NewReceiver]:
+    """Starts webhook receivers on demand; stops them after the test."""
+    started: list[Receiver] = []
+
+    async def start() -> Receiver:
+        started.append(await Receiver().start())
+        return started[-1]
+
+    yield start
+    for hook in started:
+        await hook.stop()
+
+
+async def test_webhook_posts_updates_with_the_secret(
+    server: FakeBotAPI, bot: Bot, receiver: NewReceiver
+) -> None:
+    hook = await receiver()
+    user = server.user(USER)
+    early = user.send("before the webhook")
+    assert await bot.set_webhook(
+        hook.url, secret_token="s3cret", max_connections=5, allowed_updates=["message"]
+    )
+    later = user.send("hello")
+    await server.wait_webhook_idle()
+    assert hook.received == [(early, "s3cret"), (later, "s3cret")]
+    assert hook.texts == ["before the webhook", "hello"]
+    assert server.webhook_deliveries == [
+        WebhookDelivery(early, hook.url, 200),
+        WebhookDelivery(later, hook.url, 200),
+    ]
+    info = await bot.get_webhook_info()
+    assert (info.url, info.has_custom_certificate, info.pending_update_count) == (
+        hook.url,
+        False,
+        0,
+    )
+    assert (info.max_connections, info.allowed_updates) == (5, ["message"])
+    assert info.last_error_date is None and info.last_error_message is None
+    assert (server.webhook_secret, server.webhook_max_connections) == ("s3cret", 5)
+    with pytest.raises(TelegramConflictError, match="webhook is active"):
+        await bot.get_updates(timeout=0)
+    with pytest.raises(TelegramBadRequest, match="secret token"):
+        await bot.set_webhook(hook.url, secret_token="not allowed!")
+
+
+async def test_webhook_targets_take_turns(
+    server: FakeBotAPI, bot: Bot, receiver: NewReceiver
+) -> None:
+    a, b = await receiver(), await receiver()
+    server.webhook_targets = [a.url, b.url]
+    with pytest.raises(TypeError):
+        server.webhook_targets = a.url
+    await bot.set_webhook("https://daka.example.org/telegram", secret_token="s3cret")
+    sent = [server.user(USER + i).send(f"user {i}") for i in range(4)]
+    await server.wait_webhook_idle()
+    target_of = {d.update_id: d.target for d in server.webhook_deliveries}
+    assert [target_of[update_id] for update_id in sent] == [a.url, b.url, a.url, b.url]
+    assert sorted(a.received) == [(sent[0], "s3cret"), (sent[2], "s3cret")]
+    assert sorted(b.received) == [(sent[1], "s3cret"), (sent[3], "s3cret")]
+
+
+async def test_webhook_never_leaves_loopback(
+    server: FakeBotAPI, bot: Bot, receiver: NewReceiver
+) -> None:
+    await bot.set_webhook("https://daka.example.org/telegram")
+    update_id = server.user(USER).send("hi")
+    await server.wait_for(lambda: len(server.webhook_deliveries) == 1)
+    assert server.webhook_deliveries[0].status is None
+    assert "loopback" in (server.webhook_last_error_message or "")
+    hook = await receiver()
+    server.webhook_targets = [hook.url]  # retries at once, whatever the backoff
+    await server.wait_webhook_idle(timeout=1)
+    assert hook.received == [(update_id, None)]
+
+
+async def test_webhook_one_chat_at_a_time_in_order(
+    server: FakeBotAPI, bot: Bot, receiver: NewReceiver
+) -> None:
+    hook = await receiver()
+    await bot.set_webhook(hook.url)
+    li, wang = server.user(USER), server.user(USER + 1)
+    gate = hook.hold("one")
+    li.send("one")
+    li.send("two")
+    other = wang.send("other chat")
+    await hook.wait_for_texts("one", "other chat")
+    await server.wait_for(lambda: [d.update_id for d in server.webhook_deliveries] == [other])
+    assert server.webhook_in_flight == 1  # "one" is held; "two" waits for its answer
+    assert server.pending_updates() == 2
+    gate.set()
+    await server.wait_webhook_idle()
+    assert hook.texts[-1] == "two"
+    assert [d.status for d in server.webhook_deliveries] == [200, 200, 200]
+
+
+async def test_webhook_max_connections_bounds_the_chats_in_flight(
+    server: FakeBotAPI, bot: Bot, receiver: NewReceiver
+) -> None:
+    hook = await receiver()
+    await bot.set_webhook(hook.url, max_connections=1)
+    gate = hook.hold("first")
+    server.user(USER).send("first")
+    server.user(USER + 1).send("second")
+    await hook.wait_for_texts("first")
+    assert (await bot.get_webhook_info()).pending_update_count == 2
+    assert hook.texts == ["first"] and server.webhook_in_flight == 1
+    gate.set()
+    await server.wait_webhook_idle()
+    assert hook.texts == ["first", "second"]
+
+
+async def test_webhook_retries_until_answered_2xx(
+    server: FakeBotAPI, bot: Bot, receiver: NewReceiver
+) -> None:
+    server.webhook_retry_delay = 0.05
+    hook = await receiver()
+    hook.statuses = [500, 401]
+    await bot.set_webhook(hook.url)
+    update_id = server.user(USER).send("again")
+    await server.wait_webhook_idle()
+    assert [d.status for d in server.webhook_deliveries] == [500, 401, 200]
+    assert hook.received == [(update_id, None)] * 3
+    expected = "Wrong response from the webhook: 401 Unauthorized"
+    assert server.webhook_last_error_message == expected
+    info = await bot.get_webhook_info()
+    assert info.last_error_message == expected and info.last_error_date is not None
+    assert info.pending_update_count == 0
+
+
+async def test_webhook_keeps_updates_while_the_connection_is_refused(
+    server: FakeBotAPI, bot: Bot, receiver: NewReceiver
+) -> None:
+    server.webhook_retry_delay = 0.05
+    await bot.set_webhook(refused_url())
+    update_id = server.user(USER).send("anyone there?")
+    await server.wait_for(lambda: len(server.webhook_deliveries) >= 2)  # retried
+    assert {d.status for d in server.webhook_deliveries} == {None}
+    info = await bot.get_webhook_info()
+    assert (info.pending_update_count, info.last_error_message) == (1, "Connection refused")
+    hook = await receiver()
+    server.webhook_targets = [hook.url]  # the replica came back behind the balancer
+    await server.wait_webhook_idle()
+    assert hook.received == [(update_id, None)]
+
+
+async def test_webhook_answer_with_a_method_is_executed(
+    server: FakeBotAPI, bot: Bot, receiver: NewReceiver
+) -> None:
+    hook = await receiver()
+    hook.answer = {
+        "method": "sendMessage",
+        "chat_id": USER,
+        "text": "from <b>JSON</b>",
+        "parse_mode": "HTML",
+    }
+    await bot.set_webhook(hook.url)
+    user = server.user(USER)
+    user.send("hi")
+    await server.wait_webhook_idle()
+    assert (await user.next_reply()).text == "from JSON"
+    hook.answer = {"method": "sendMessage", "chat_id": USER}  # Telegram ignores the failure
+    user.send("again")
+    await server.wait_webhook_idle()
+    assert server.calls[-1].method == "sendMessage" and server.calls[-1].status == 400
+    assert [d.status for d in server.webhook_deliveries] == [200, 200]
+
+
+async def test_aiogram_webhook_handler_answers_in_the_response(
+    server: FakeBotAPI, bot: Bot
+) -> None:
+    dp = Dispatcher()
+
+    @dp.message()
+    async def pong(message: Message) -> SendMessage:
+        return message.answer(f"pong <i>{message.text}</i>")
+
+    app = web.Application()
+    replica_bot = make_bot(server)  # the handler closes its session on shutdown
+    SimpleRequestHandler(
+        dp, replica_bot, handle_in_background=False, secret_token="s3cret"
+    ).register(app, path="/telegram")
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        host, port = runner.addresses[0][:2]
+        url = f"http://{host}:{port}/telegram"
+        await bot.set_webhook(url, secret_token="wrong")
+        user = server.user(USER)
+        user.send("hi")
+        await server.wait_for(lambda: len(server.webhook_deliveries) == 1)
+        expected = "Wrong response from the webhook: 401 Unauthorized"
+        assert server.webhook_last_error_message == expected
+        await bot.set_webhook(url, secret_token="s3cret")  # retries at once
+        reply = await user.next_reply()
+        assert (reply.text, reply.html) == ("pong hi", "pong <i>hi</i>")
+        await server.wait_webhook_idle()
+        assert [d.status for d in server.webhook_deliveries] == [401, 200]
+        assert server.calls_of("sendMessage")[-1].chat_id == USER
+    finally:
+        await runner.cleanup()
+
+
+async def test_delete_webhook_hands_pending_updates_back_to_get_updates(
+    server: FakeBotAPI, bot: Bot, receiver: NewReceiver
+) -> None:
+    hook = await receiver()
+    user = server.user(USER)
+    await bot.set_webhook(hook.url)
+    delivered = user.send("delivered")
+    await server.wait_webhook_idle()
+    assert await bot.delete_webhook()
+    polled = user.send("polled")
+    assert [u.update_id for u in await bot.get_updates(offset=polled, timeout=0)] == [polled]
+    assert hook.received == [(delivered, None)]
+    assert len(server.webhook_deliveries) == 1
+
+    await bot.set_webhook(refused_url())
+    waiting = user.send("waiting")
+    await server.wait_for(lambda: len(server.webhook_deliveries) == 2)
+    assert await bot.delete_webhook()
+    info = await bot.get_webhook_info()
+    assert (info.url, info.pending_update_count, info.last_error_message) == ("", 2, None)
+    updates = await bot.get_updates(offset=polled + 1, timeout=0)
+    assert [u.update_id for u in updates] == [waiting]
+
+    await bot.set_webhook(refused_url())
+    assert await bot.delete_webhook(drop_pending_updates=True)
+    assert await bot.get_updates(timeout=0) == []
+    assert server.dropped_updates[-1]["update_id"] == waiting
+
+
+async def test_stopped_server_delivers_again_after_restart(
+    server: FakeBotAPI, bot: Bot, receiver: NewReceiver
+) -> None:
+    hook = await receiver()
+    await bot.set_webhook(hook.url)
+    gate = hook.hold("one")
+    update_id = server.user(USER).send("one")
+    await hook.wait_for_texts("one")
+    await server.stop()  # abandons the delivery in flight; the update stays pending
+    assert server.pending_updates() == 1 and server.webhook_in_flight == 0
+    gate.set()
+    await server.start()
+    await server.wait_webhook_idle()
+    assert hook.received == [(update_id, None)] * 2
+    assert server.webhook_deliveries == [WebhookDelivery(update_id, hook.url, 200)]
+
+
+async def test_wait_webhook_idle_says_why(server: FakeBotAPI, bot: Bot) -> None:
+    await bot.set_webhook(refused_url())
+    server.user(USER).send("lost?")
+    with pytest.raises(AssertionError, match=r"1 pending.*Connection refused"):
+        await server.wait_webhook_idle(timeout=0.2)
 
 
 CHILD_POLLER = """

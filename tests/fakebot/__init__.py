@@ -3,7 +3,7 @@
 See :mod:`tests.fakebot.server` for the server and :mod:`tests.fakebot.users` for users.
 """
 
-from .models import Call, CallbackAnswer, SentMessage, UploadedFile
+from .models import Call, CallbackAnswer, SentMessage, UploadedFile, WebhookDelivery
 from .server import ApiError, FailureRule, FakeBotAPI
 from .tghtml import EntityParseError, parse_html
 from .users import FakeUser
@@ -18,5 +18,6 @@ __all__ = [
     "FakeUser",
     "SentMessage",
     "UploadedFile",
+    "WebhookDelivery",
     "parse_html",
 ]

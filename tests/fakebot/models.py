@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 JSON = dict[str, Any]
 
@@ -58,6 +58,23 @@ class Call:
     @property
     def ok(self) -> bool:
         return self.status == 200
+
+
+class WebhookDelivery(NamedTuple):
+    """One attempt to POST an update to the webhook.
+
+    ``status`` is the HTTP status the target answered, or None when no HTTP answer came
+    (connection refused, timeout, a target the fake refuses to reach); the reason is in
+    :attr:`FakeBotAPI.webhook_last_error_message`.
+    """
+
+    update_id: int
+    target: str
+    status: int | None
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
 
 
 @dataclass(frozen=True, slots=True)

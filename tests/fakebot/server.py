@@ -10,25 +10,56 @@ Point the real aiogram client at it::
         reply = await server.next_reply(1001)
 
 Everything is event driven (futures, no polling sleeps) and O(1) per request.
+
+Webhooks work as on Telegram: once the bot calls ``setWebhook``, getUpdates answers 409 and
+every pushed update is POSTed as JSON to the webhook, with the ``X-Telegram-Bot-Api-Secret-Token``
+header when a secret was set. A test can put a load balancer in front of several replicas::
+
+    server.webhook_targets = [f"{replica_a}/telegram", f"{replica_b}/telegram"]
+    await bot.set_webhook("https://daka.example.org/telegram", secret_token="s3cret")
+    user.send("/start")
+    await server.wait_webhook_idle()
+    assert [d.status for d in server.webhook_deliveries] == [200]
+
+- ``webhook_targets``: full URLs taking the deliveries in turn (round robin per attempt);
+  empty means the setWebhook URL. Only loopback hosts are ever contacted: another host
+  fails like an unreachable one and its updates wait, so set the targets before the
+  replicas call setWebhook with their public URL (setting them retries at once).
+- Up to ``max_connections`` deliveries are in flight, but one chat's updates go one at a
+  time and in order: the next only after the previous was answered with a 2xx.
+- An update leaves the queue only on a 2xx. Any other answer, a refused connection or a
+  timeout (``webhook_timeout``) is kept in ``webhook_last_error_message`` (and in
+  getWebhookInfo) and the update is retried after ``webhook_retry_delay`` seconds, doubled
+  per failure up to ``webhook_retry_max_delay``. setWebhook also retries at once.
+- A 2xx whose body names a ``method`` (JSON, or the form aiogram sends with
+  ``handle_in_background=False``) is executed as a call of that method, recorded in
+  ``calls``, before the chat's next update goes out.
+- ``webhook_deliveries`` lists every attempt; ``wait_webhook_idle()`` waits until no update
+  is pending or in flight. With aiogram's default ``handle_in_background=True`` a 2xx only
+  means "received": wait for the bot's replies, not for idleness.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import itertools
 import json
 import logging
 import mimetypes
 import re
 import time
+import urllib.parse
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
+import aiohttp
 from aiohttp import web
+from yarl import URL
 
 from .models import (
     INLINE_ACTIONS,
@@ -37,6 +68,7 @@ from .models import (
     CallbackAnswer,
     SentMessage,
     UploadedFile,
+    WebhookDelivery,
 )
 from .tghtml import EntityParseError, parse_html, utf16_len
 
@@ -111,6 +143,8 @@ _STRING_KEYS = frozenset(
 )
 _JSONISH = re.compile(r"^(?:[\[{]|-?\d|true$|false$|null$)")
 _COMMAND_RE = re.compile(r"^[a-z0-9_]{1,32}$")
+_SECRET_TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+_SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 
 _MESSAGE_SENDING = frozenset(
     {
@@ -294,6 +328,36 @@ class _ChatState:
             self.waiters.clear()
 
 
+class _Lane:
+    """One chat's updates waiting for the webhook: delivered one at a time, in order."""
+
+    __slots__ = ("busy", "failures", "key", "queued", "retry", "updates")
+
+    def __init__(self, key: int | str) -> None:
+        self.key = key
+        self.updates: deque[JSON] = deque()
+        self.busy = False  # its first update is being delivered
+        self.queued = False  # waiting in FakeBotAPI._ready_lanes for a free connection
+        self.failures = 0  # consecutive failed deliveries (sets the backoff)
+        self.retry: asyncio.TimerHandle | None = None
+
+
+def _json_bytes(body: Any) -> bytes:
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _is_loopback(url: str) -> bool:
+    host = URL(url).host
+    if host is None:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _as_int(value: Any, default: int = 0) -> int:
     if value is None or value == "":
         return default
@@ -396,8 +460,23 @@ class FakeBotAPI:
         self.internal_errors: list[str] = []
         self.count_429 = 0
         self.confirmed_offset = 0
-        self.webhook_url = ""
         self.menu_buttons: dict[int | None, JSON] = {}
+
+        #: the last setWebhook ("" = no webhook: updates wait for getUpdates)
+        self.webhook_url = ""
+        self.webhook_secret: str | None = None
+        self.webhook_max_connections = 40
+        self.webhook_drop_pending_updates = False
+        #: seconds before the first retry of a failed delivery; doubled per failure up to the max
+        self.webhook_retry_delay = 0.2
+        self.webhook_retry_max_delay = 2.0
+        #: seconds a delivery may take before it fails with "Read timeout expired"
+        self.webhook_timeout = 10.0
+        #: every delivery attempt, in the order the answers came
+        self.webhook_deliveries: list[WebhookDelivery] = []
+        #: the most recent failed delivery (kept after later successes, as on Telegram)
+        self.webhook_last_error_date: int | None = None
+        self.webhook_last_error_message: str | None = None
 
         self._counts: Counter[str] = Counter()
         self._ok_counts: Counter[str] = Counter()
@@ -428,6 +507,16 @@ class FakeBotAPI:
         self._host = "127.0.0.1"
         self._port = 0
         self._closing = False
+        self._webhook_targets: tuple[str, ...] = ()
+        self._webhook_turn = 0
+        self._lanes: dict[int | str, _Lane] = {}
+        self._ready_lanes: deque[_Lane] = deque()
+        self._lane_updates = 0
+        self._in_flight = 0
+        self._webhook_wakeup = asyncio.Event()
+        self._webhook_task: asyncio.Task[None] | None = None
+        self._delivery_tasks: set[asyncio.Task[None]] = set()
+        self._webhook_http: aiohttp.ClientSession | None = None
 
         handlers: list[tuple[str, Callable[[JSON], Awaitable[Any]]]] = [
             ("getMe", self._m_get_me),
@@ -478,12 +567,21 @@ class FakeBotAPI:
         self._runner = runner
         address = runner.addresses[0]
         self._host, self._port = str(address[0]), int(address[1])
+        self._webhook_wakeup = asyncio.Event()
+        for lane in self._lanes.values():
+            self._schedule_lane(lane)
+        self._webhook_task = asyncio.create_task(self._run_webhook(), name="fakebot-webhook")
+        self._webhook_task.add_done_callback(self._webhook_task_done)
         return self
 
     async def stop(self) -> None:
-        """Stop serving (wakes a pending long poll first so shutdown is instant)."""
+        """Stop serving (wakes a pending long poll first so shutdown is instant).
+
+        Webhook deliveries in flight are abandoned; their updates stay pending.
+        """
         self._closing = True
         self._wake_poller("closing")
+        await self._stop_webhook()
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()
@@ -563,17 +661,19 @@ class FakeBotAPI:
                     self._chat(chat["id"]).user_messages[body["message_id"]] = body
         if chat_id is not None:
             self._chat(chat_id).log.append(("in", full))
-        if self._is_allowed(kind):
+        if not self._is_allowed(kind):
+            self.dropped_updates.append(full)
+        elif self.webhook_url:
+            self._enqueue_for_webhook(full)
+        else:
             self._queue.append(full)
             self._wake_poller("update")
-        else:
-            self.dropped_updates.append(full)
         self._notify()
         return update_id
 
     def pending_updates(self) -> int:
-        """Updates queued and not yet confirmed by the bot (via getUpdates offset)."""
-        return len(self._queue)
+        """Updates not yet confirmed by getUpdates' offset or by a 2xx from the webhook."""
+        return len(self._queue) + self._lane_updates
 
     @property
     def last_update_id(self) -> int:
@@ -697,9 +797,12 @@ class FakeBotAPI:
                 lines.append(f"  bot  x  {item.method} -> {item.status} {item.description}")
         read = chat.cursor
         lines.append(
-            f"  ({read}/{len(chat.outputs)} outputs read; {len(self._queue)} updates pending, "
-            f"confirmed offset {self.confirmed_offset}, last update_id {self.last_update_id})"
+            f"  ({read}/{len(chat.outputs)} outputs read; {self.pending_updates()} updates "
+            f"pending, confirmed offset {self.confirmed_offset}, "
+            f"last update_id {self.last_update_id})"
         )
+        if self.webhook_url:
+            lines.append(f"  ({self._webhook_state()})")
         return "\n".join(lines)
 
     # ===================================================================== waiting
@@ -804,6 +907,48 @@ class FakeBotAPI:
 
         await self.wait_for(scan, timeout, f"{name} call (chat {chat_id})")
         return source[index]
+
+    # ===================================================================== webhook
+    @property
+    def webhook_targets(self) -> tuple[str, ...]:
+        """Full URLs that take webhook deliveries in turn (a load balancer); () = setWebhook's."""
+        return self._webhook_targets
+
+    @webhook_targets.setter
+    def webhook_targets(self, targets: Iterable[str]) -> None:
+        if isinstance(targets, str):
+            raise TypeError("webhook_targets takes a list of URLs, not one string")
+        urls = tuple(targets)
+        for url in urls:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"a webhook target must be an http(s) URL, not {url!r}")
+        self._webhook_targets = urls
+        self._webhook_turn = 0
+        self._retry_lanes_now()
+
+    @property
+    def allowed_updates(self) -> list[str] | None:
+        """Update types the bot asked for (getUpdates or setWebhook); None = the default set."""
+        return None if self._allowed_updates is None else sorted(self._allowed_updates)
+
+    @property
+    def webhook_in_flight(self) -> int:
+        """Webhook deliveries sent and not answered yet."""
+        return self._in_flight
+
+    @property
+    def webhook_idle(self) -> bool:
+        """No update waits for delivery and none is in flight."""
+        return self.pending_updates() == 0 and self._in_flight == 0
+
+    async def wait_webhook_idle(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109
+        """Wait until every pushed update was answered 2xx by the webhook (and its reply run)."""
+        try:
+            await self.wait_for(lambda: self.webhook_idle, timeout)
+        except AssertionError:
+            raise AssertionError(
+                f"webhook not idle within {timeout}s: {self._webhook_state()}"
+            ) from None
 
     # ===================================================================== failures/limits
     def fail(
@@ -924,6 +1069,246 @@ class FakeBotAPI:
         if waiter is not None and not waiter.done():
             waiter.set_result(reason)
 
+    def _webhook_state(self) -> str:
+        targets = ", ".join(self._webhook_targets) or "none"
+        return (
+            f"webhook {self.webhook_url or '(not set)'} (webhook_targets: {targets}); "
+            f"updates: {self.pending_updates()} pending, {self._in_flight} in flight, "
+            f"{len(self.webhook_deliveries)} attempts, "
+            f"last error {self.webhook_last_error_message!r}"
+        )
+
+    def _enqueue_for_webhook(self, update: JSON) -> None:
+        chat_id = _update_chat_id(update)
+        key: int | str = f"update {update['update_id']}" if chat_id is None else chat_id
+        lane = self._lanes.get(key)
+        if lane is None:
+            lane = self._lanes[key] = _Lane(key)
+        lane.updates.append(update)
+        self._lane_updates += 1
+        self._schedule_lane(lane)
+
+    def _schedule_lane(self, lane: _Lane) -> None:
+        """Queue ``lane`` for a connection if it has an update and nothing holds it back."""
+        if lane.updates and not (lane.busy or lane.queued or lane.retry is not None):
+            lane.queued = True
+            self._ready_lanes.append(lane)
+            self._webhook_wakeup.set()
+
+    def _forget_lane_if_empty(self, lane: _Lane) -> None:
+        if lane.updates or lane.busy:
+            return
+        if lane.retry is not None:
+            lane.retry.cancel()
+            lane.retry = None
+        if self._lanes.get(lane.key) is lane:
+            del self._lanes[lane.key]
+
+    def _take_lane_updates(self, keep: Callable[[JSON], bool]) -> list[JSON]:
+        """Remove the updates ``keep`` rejects (in flight or not) from the lanes, oldest first."""
+        taken: list[JSON] = []
+        for lane in list(self._lanes.values()):
+            kept: deque[JSON] = deque()
+            for update in lane.updates:
+                (kept if keep(update) else taken).append(update)
+            lane.updates = kept
+            self._forget_lane_if_empty(lane)
+        self._lane_updates -= len(taken)
+        taken.sort(key=lambda u: int(u["update_id"]))
+        return taken
+
+    def _retry_lanes_now(self) -> None:
+        for lane in self._lanes.values():
+            if lane.retry is not None:
+                lane.retry.cancel()
+                lane.retry = None
+                lane.failures = 0
+                self._schedule_lane(lane)
+
+    def _retry_lane(self, lane: _Lane) -> None:
+        lane.retry = None
+        self._schedule_lane(lane)
+
+    def _webhook_on(self) -> None:
+        while self._queue:
+            self._enqueue_for_webhook(self._queue.popleft())
+
+    def _webhook_off(self) -> None:
+        """Hand every undelivered update back to getUpdates."""
+        for lane in self._ready_lanes:
+            lane.queued = False
+        self._ready_lanes.clear()
+        self._queue.extend(self._take_lane_updates(lambda update: False))
+
+    async def _run_webhook(self) -> None:
+        """The server's delivery task: start deliveries while connections are free."""
+        while True:
+            await self._webhook_wakeup.wait()
+            self._webhook_wakeup.clear()
+            while (
+                self._ready_lanes
+                and self.webhook_url
+                and self._in_flight < self.webhook_max_connections
+            ):
+                lane = self._ready_lanes.popleft()
+                lane.queued = False
+                if not lane.updates or lane.busy or lane.retry is not None:
+                    continue
+                lane.busy = True
+                self._in_flight += 1
+                task = asyncio.create_task(self._deliver(lane, lane.updates[0]))
+                self._delivery_tasks.add(task)
+                task.add_done_callback(self._delivery_tasks.discard)
+                self._notify()  # webhook_in_flight changed
+
+    def _webhook_task_done(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and (err := task.exception()) is not None:
+            self._internal_error("webhook task", err)
+
+    async def _stop_webhook(self) -> None:
+        tasks = [*self._delivery_tasks]
+        if self._webhook_task is not None:
+            tasks.append(self._webhook_task)
+            self._webhook_task = None
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        # a delivery cancelled before it ran never reached its own cleanup
+        self._in_flight = 0
+        for lane in list(self._lanes.values()):
+            if lane.retry is not None:
+                lane.retry.cancel()
+                lane.retry = None
+            lane.busy = lane.queued = False
+            self._forget_lane_if_empty(lane)
+        self._ready_lanes.clear()
+        http, self._webhook_http = self._webhook_http, None
+        if http is not None:
+            await http.close()
+
+    async def _deliver(self, lane: _Lane, update: JSON) -> None:
+        try:
+            delivered = await self._post_update(update)
+        except Exception as err:  # a bug in the fake itself: make it loud
+            self._internal_error("webhook delivery", err)
+            delivered = False
+        finally:
+            lane.busy = False
+            self._in_flight -= 1
+        if delivered:
+            lane.failures = 0
+            if lane.updates and lane.updates[0] is update:
+                lane.updates.popleft()
+                self._lane_updates -= 1
+        elif lane.updates:
+            lane.failures += 1
+            delay = min(
+                self.webhook_retry_delay * 2 ** (lane.failures - 1), self.webhook_retry_max_delay
+            )
+            lane.retry = asyncio.get_running_loop().call_later(delay, self._retry_lane, lane)
+        self._schedule_lane(lane)
+        self._forget_lane_if_empty(lane)
+        self._webhook_wakeup.set()
+        self._notify()
+
+    def _next_webhook_target(self) -> str:
+        targets = self._webhook_targets
+        if not targets:
+            return self.webhook_url
+        target = targets[self._webhook_turn % len(targets)]
+        self._webhook_turn += 1
+        return target
+
+    def _webhook_session(self) -> aiohttp.ClientSession:
+        if self._webhook_http is None or self._webhook_http.closed:
+            # a fresh connection per delivery: a stopped replica never leaves a dead one behind
+            connector = aiohttp.TCPConnector(force_close=True, limit=0)
+            self._webhook_http = aiohttp.ClientSession(connector=connector)
+        return self._webhook_http
+
+    async def _post_update(self, update: JSON) -> bool:
+        """POST ``update`` to the next target; True when it answered 2xx."""
+        target = self._next_webhook_target()
+        if not target:  # deleteWebhook came first; the update is back with getUpdates
+            return False
+        headers = {"Content-Type": "application/json"}
+        if self.webhook_secret:
+            headers[_SECRET_HEADER] = self.webhook_secret
+        status: int | None = None
+        error: str | None = None
+        reply: JSON | None = None
+        if not _is_loopback(target):
+            error = (
+                f"Failed to resolve host: fakebot delivers only to loopback hosts, not "
+                f"{URL(target).host!r}; set webhook_targets"
+            )
+        else:
+            timeout = aiohttp.ClientTimeout(total=self.webhook_timeout)
+            try:
+                async with self._webhook_session().post(
+                    target, data=_json_bytes(update), headers=headers, timeout=timeout
+                ) as resp:
+                    status = resp.status
+                    if 200 <= status < 300:
+                        reply = await self._read_webhook_reply(resp)
+                    else:
+                        error = f"Wrong response from the webhook: {status} {resp.reason}"
+            except aiohttp.ClientConnectorError as err:
+                refused = isinstance(err.os_error, ConnectionRefusedError)
+                error = "Connection refused" if refused else f"Connection failed: {err}"
+            except TimeoutError:
+                error = "Read timeout expired"
+            except aiohttp.ClientError as err:
+                error = f"Connection error: {type(err).__name__}: {err}"
+        self.webhook_deliveries.append(WebhookDelivery(int(update["update_id"]), target, status))
+        if error is not None:
+            self.webhook_last_error_date = int(self.now())
+            self.webhook_last_error_message = error
+            log.info("fakebot: webhook delivery to %s failed: %s", target, error)
+            return False
+        if reply is not None:
+            await self._invoke(str(reply.pop("method")), reply, self.monotonic())
+        return True
+
+    async def _read_webhook_reply(self, resp: aiohttp.ClientResponse) -> JSON | None:
+        """The method call in a webhook answer's body, if any (Telegram ignores bad ones)."""
+        ctype = resp.content_type
+        params: JSON
+        try:
+            if ctype == "application/json":
+                body = await resp.json(content_type=None)
+                if not isinstance(body, dict):
+                    return None
+                params = {k: _coerce(k, v) if isinstance(v, str) else v for k, v in body.items()}
+            elif ctype == "multipart/form-data":
+                fields: list[tuple[str, str | UploadedFile]] = []
+                async for part in aiohttp.MultipartReader(resp.headers, resp.content):
+                    if not isinstance(part, aiohttp.BodyPartReader) or not part.name:
+                        continue
+                    if part.filename is None:
+                        fields.append((part.name, await part.text()))
+                    else:
+                        data = await part.read(decode=True)
+                        mime = part.headers.get("Content-Type", "application/octet-stream")
+                        fields.append((part.name, UploadedFile(part.filename, mime, data)))
+                params = self._form_params({}, fields)
+            elif ctype == "application/x-www-form-urlencoded":
+                pairs = urllib.parse.parse_qsl(await resp.text(), keep_blank_values=True)
+                params = {k: _coerce(k, v) for k, v in pairs}
+            else:
+                return None
+        except (ValueError, aiohttp.ClientPayloadError) as err:
+            log.warning("fakebot: unreadable webhook answer (%s) ignored: %s", ctype, err)
+            return None
+        method = params.get("method")
+        return params if isinstance(method, str) and method else None
+
+    def _internal_error(self, where: str, err: BaseException) -> ApiError:
+        log.error("fakebot: internal error in %s", where, exc_info=err)
+        description = f"Internal Server Error: fakebot bug: {type(err).__name__}: {err}"
+        self.internal_errors.append(f"{where}: {description}")
+        return ApiError(500, description)
+
     def _is_allowed(self, kind: str) -> bool:
         if self._allowed_updates is None:
             return kind not in _NOT_DEFAULT_UPDATES
@@ -945,11 +1330,7 @@ class FakeBotAPI:
 
     @staticmethod
     def _response(status: int, body: JSON) -> web.Response:
-        return web.Response(
-            status=status,
-            body=json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode(),
-            content_type="application/json",
-        )
+        return web.Response(status=status, body=_json_bytes(body), content_type="application/json")
 
     async def _read_params(self, request: web.Request) -> JSON:
         params: JSON = {k: _coerce(k, v) for k, v in request.query.items()}
@@ -966,16 +1347,27 @@ class FakeBotAPI:
         if ctype not in ("multipart/form-data", "application/x-www-form-urlencoded"):
             return params
         form = await request.post()
-        files: dict[str, UploadedFile] = {}
+        fields: list[tuple[str, str | UploadedFile]] = []
         for key, value in form.items():
             if isinstance(value, web.FileField):
-                files[key] = UploadedFile(
+                upload = UploadedFile(
                     filename=value.filename or key,
                     content_type=value.content_type or "application/octet-stream",
                     data=value.file.read(),
                 )
+                fields.append((key, upload))
             else:
-                params[key] = _coerce(key, str(value))
+                fields.append((key, str(value)))
+        return self._form_params(params, fields)
+
+    def _form_params(self, params: JSON, fields: list[tuple[str, str | UploadedFile]]) -> JSON:
+        """Add form fields to ``params``, resolving ``attach://`` references to file parts."""
+        files: dict[str, UploadedFile] = {}
+        for key, value in fields:
+            if isinstance(value, UploadedFile):
+                files[key] = value
+            else:
+                params[key] = _coerce(key, value)
         if files:
             params = {k: self._attach(v, files) for k, v in params.items()}
             params.update(files)  # directly-named file parts (and unreferenced ones)
@@ -1041,14 +1433,35 @@ class FakeBotAPI:
             return self._response(
                 401, {"ok": False, "error_code": 401, "description": "Unauthorized"}
             )
+        name = self._canonical(raw_method)
+        try:
+            params = await self._load_params(request, name)
+        except ApiError as err:
+            self._record(Call(name, {}, None, at, err.status, None, err.description))
+            return self._response(err.status, err.body())
+        status, body = await self._invoke(raw_method, params, at)
+        return self._response(status, body)
+
+    async def _load_params(self, request: web.Request, name: str) -> JSON:
+        try:
+            return await self._read_params(request)
+        except ApiError:
+            raise
+        except web.HTTPRequestEntityTooLarge:
+            raise ApiError(413, "Request Entity Too Large") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise _bad(f"can't parse request: {err}") from None
+        except Exception as err:  # a bug in the fake itself: make it loud
+            raise self._internal_error(name, err) from None
+
+    async def _invoke(self, raw_method: str, params: JSON, at: float) -> tuple[int, JSON]:
+        """Run one Bot API call (from HTTP or a webhook answer), record it, return the answer."""
         lname = raw_method.lower()
         spec = self._methods.get(lname)
         name = spec[0] if spec else raw_method
-        params: JSON = {}
         chat_id: int | None = None
         result: Any = None
         try:
-            params = await self._read_params(request)
             chat_id = self._chat_id_of(name, params)
             if spec is None:
                 self.unknown_methods[raw_method] += 1
@@ -1066,29 +1479,13 @@ class FakeBotAPI:
             result = await spec[1](params)
         except ApiError as err:
             self._record(Call(name, params, chat_id, at, err.status, None, err.description))
-            return self._response(err.status, err.body())
-        except web.HTTPRequestEntityTooLarge:
-            description = "Request Entity Too Large"
-            self._record(Call(name, params, chat_id, at, 413, None, description))
-            return self._response(
-                413, {"ok": False, "error_code": 413, "description": description}
-            )
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            description = f"Bad Request: can't parse request: {err}"
-            self._record(Call(name, params, chat_id, at, 400, None, description))
-            return self._response(
-                400, {"ok": False, "error_code": 400, "description": description}
-            )
+            return err.status, err.body()
         except Exception as err:  # a bug in the fake itself: make it loud
-            log.exception("fakebot: internal error in %s", name)
-            description = f"Internal Server Error: fakebot bug: {type(err).__name__}: {err}"
-            self.internal_errors.append(f"{name}: {description}")
-            self._record(Call(name, params, chat_id, at, 500, None, description))
-            return self._response(
-                500, {"ok": False, "error_code": 500, "description": description}
-            )
+            error = self._internal_error(name, err)
+            self._record(Call(name, params, chat_id, at, 500, None, error.description))
+            return 500, error.body()
         self._record(Call(name, params, chat_id, at, 200, result))
-        return self._response(200, {"ok": True, "result": result})
+        return 200, {"ok": True, "result": result}
 
     async def _handle_file(self, request: web.Request) -> web.StreamResponse:
         stored = self._files_by_path.get(request.match_info["path"])
@@ -1369,6 +1766,9 @@ class FakeBotAPI:
             else:
                 self.dropped_updates.append(update)
         self._queue = kept
+        self.dropped_updates.extend(
+            self._take_lane_updates(lambda update: self._is_allowed(_update_type(update)))
+        )
 
     def _confirm(self, offset: int) -> None:
         queue = self._queue
@@ -1384,30 +1784,66 @@ class FakeBotAPI:
 
     async def _m_set_webhook(self, params: JSON) -> bool:
         url = str(params.get("url") or "")
-        if params.get("drop_pending_updates"):
+        if not url:
+            return await self._m_delete_webhook(params)
+        if not url.startswith(("http://", "https://")):
+            raise _bad("bad webhook: an HTTP(S) URL must be provided for webhook")
+        secret = params.get("secret_token")
+        secret = None if secret is None or secret == "" else str(secret)
+        if secret is not None and not _SECRET_TOKEN_RE.match(secret):
+            raise _bad("secret token contains unallowed characters")
+        max_connections = max(1, min(100, _as_int(params.get("max_connections"), 40)))
+        allowed = params.get("allowed_updates")
+        if isinstance(allowed, list):
+            self._set_allowed_updates(allowed)
+        drop = bool(params.get("drop_pending_updates"))
+        if drop:
             self._drop_pending()
+        if url != self.webhook_url:
+            self.webhook_last_error_date = self.webhook_last_error_message = None
+        was_set = bool(self.webhook_url)
         self.webhook_url = url
-        self._wake_poller("conflict")
+        self.webhook_secret = secret
+        self.webhook_max_connections = max_connections
+        self.webhook_drop_pending_updates = drop
+        if not was_set:
+            self._webhook_on()
+            self._wake_poller("conflict")
+        self._retry_lanes_now()
+        self._webhook_wakeup.set()
         return True
 
     async def _m_delete_webhook(self, params: JSON) -> bool:
         if params.get("drop_pending_updates"):
             self._drop_pending()
+        if self.webhook_url:
+            self._webhook_off()
         self.webhook_url = ""
+        self.webhook_secret = None
+        self.webhook_max_connections = 40
+        self.webhook_drop_pending_updates = False
+        self.webhook_last_error_date = self.webhook_last_error_message = None
         return True
 
     def _drop_pending(self) -> None:
-        if self._queue:
-            self.confirmed_offset = max(self.confirmed_offset, self._queue[-1]["update_id"] + 1)
-            self.dropped_updates.extend(self._queue)
-            self._queue.clear()
+        pending = [*self._queue, *self._take_lane_updates(lambda update: False)]
+        self._queue.clear()
+        if pending:
+            last = max(int(u["update_id"]) for u in pending)
+            self.confirmed_offset = max(self.confirmed_offset, last + 1)
+            self.dropped_updates.extend(pending)
 
     async def _m_get_webhook_info(self, params: JSON) -> JSON:
         info: JSON = {
             "url": self.webhook_url,
             "has_custom_certificate": False,
-            "pending_update_count": len(self._queue),
+            "pending_update_count": self.pending_updates(),
         }
+        if self.webhook_url:
+            info["max_connections"] = self.webhook_max_connections
+        if self.webhook_last_error_date is not None:
+            info["last_error_date"] = self.webhook_last_error_date
+            info["last_error_message"] = self.webhook_last_error_message
         if self._allowed_updates is not None:
             info["allowed_updates"] = sorted(self._allowed_updates)
         return info
