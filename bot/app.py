@@ -91,6 +91,11 @@ def create_dispatcher(
     dp.update.outer_middleware(dp.fsm)
     dp.update.outer_middleware(VisitorMiddleware())
     DakaI18nMiddleware(i18n).setup(dp)
+    from handlers.common import CommandMenu
+
+    menu = CommandMenu()  # after the language is known
+    dp.message.outer_middleware(menu)
+    dp.callback_query.outer_middleware(menu)
     dp.include_router(build_router())
     return dp
 

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
 
-from aiogram import Bot, F, Router
+from aiogram import BaseMiddleware, Bot, F, Router
 from aiogram.filters import Command, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.types import (
     BotCommand,
     BotCommandScopeAllPrivateChats,
+    BotCommandScopeChat,
     CallbackQuery,
     ErrorEvent,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     Message,
     ReplyKeyboardRemove,
+    TelegramObject,
 )
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
@@ -88,6 +92,41 @@ async def install_commands(bot: Bot) -> None:
                 await bot.set_my_commands(
                     member_commands(), scope=BotCommandScopeAllPrivateChats(), language_code=code
                 )
+
+
+class CommandMenu(BaseMiddleware):
+    """Keeps a person's command menu in step with their roles and language, whoever changed
+    them: an invite, `daka role grant` / `revoke` from the command line, or /language. The
+    menu is set on their next message or button press (the Bot API has no other moment)."""
+
+    async def __call__(
+        self,
+        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+        event: TelegramObject,
+        data: dict[str, Any],
+    ) -> Any:
+        visitor: Visitor | None = data.get("visitor")
+        i18n = I18n.get_current(no_error=True)
+        if visitor is not None and i18n is not None and isinstance(event, Message | CallbackQuery):
+            kind = "manager" if visitor.roles else "member"
+            want = f"{kind}:{i18n.current_locale}"
+            account = visitor.account
+            had = account.menu if account is not None else None
+            if want != had and (kind == "manager" or had is not None):
+                repo: Repo = data["repo"]
+                clock: Clock = data["clock"]
+                if account is None:
+                    account = await repo.accounts.ensure(
+                        telegram_id=visitor.telegram_id, now=clock.now()
+                    )
+                    visitor.account = account
+                commands = manager_commands() if kind == "manager" else member_commands()
+                bot: Bot = data["bot"]
+                await bot.set_my_commands(
+                    commands, scope=BotCommandScopeChat(chat_id=visitor.telegram_id)
+                )
+                account.menu = want
+        return await handler(event, data)
 
 
 def help_text(visitor: Visitor | None) -> str:

@@ -281,6 +281,9 @@ async def grant_role(
     await query.bot.set_my_commands(  # type: ignore[union-attr]
         manager_commands(), scope=BotCommandScopeChat(chat_id=query.from_user.id)
     )
+    account = await repo.accounts.ensure(telegram_id=query.from_user.id, now=now)
+    i18n = I18n.get_current(no_error=True)
+    account.menu = f"manager:{i18n.current_locale}" if i18n is not None else None
 
 
 @router.message(StateFilter(Enrol.member_id), F.text, ~F.text.startswith("/"))

@@ -92,6 +92,8 @@ class Account(SQLModel, table=True):
     failed_attempts: int = 0
     locked_until: datetime | None = Field(default=None, sa_column=_utc_opt())
     first_seen: datetime = Field(sa_column=_utc())
+    # The command menu last given to this chat ("manager:zh_Hans"); None: the default one.
+    menu: str | None = Field(default=None, max_length=32)
 
 
 class Consent(SQLModel, table=True):

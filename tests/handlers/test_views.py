@@ -3,8 +3,12 @@ outside their scope, whether asked by command or by a forged button."""
 
 from __future__ import annotations
 
+import asyncio
+
+import pytest
 from sqlmodel import select
 
+from bot.cli import main
 from handlers.views import ListCb, NavCb
 from scheduler.sender import Sender
 from storage.models import AuditEntry
@@ -113,6 +117,37 @@ async def test_a_manager_invite_installs_the_manager_menu(daka: Daka, server: Fa
     await daka.settled()
     menu = {c["command"] for c in server.commands({"type": "chat", "chat_id": 710})}
     assert {"summary", "missing", "abnormal", "member", "schedule", "checkin"} <= menu
+
+
+async def test_roles_granted_and_revoked_on_the_command_line_reach_the_menu(
+    daka: Daka, server: FakeBotAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: only an invite used to install the manager menu; a manager granted by
+    `daka role grant` never got it and a revoked one kept it."""
+    await daka.org()
+    monkeypatch.setenv("DATABASE_URL", daka.settings.database_url)
+    cadre = server.user(4242, language_code="en")
+
+    def menu() -> set[str]:
+        return {c["command"] for c in server.commands({"type": "chat", "chat_id": 4242})}
+
+    grant = ["role", "grant", "school", "4242", "--unit", "工程学院/一班"]
+    assert await asyncio.to_thread(main, grant) == 0
+    await cadre.ask("/help")
+    await daka.settled()
+    assert {"summary", "missing", "checkin"} <= menu()
+    english = {c["description"] for c in server.commands({"type": "chat", "chat_id": 4242})}
+    assert "Who has not checked in" in english
+
+    calls = server.count("setMyCommands")
+    await cadre.ask("/help")
+    await daka.settled()
+    assert server.count("setMyCommands") == calls, "the menu is set once, not on every message"
+
+    assert await asyncio.to_thread(main, ["role", "revoke", "school", "4242"]) == 0
+    await cadre.ask("/help")
+    await daka.settled()
+    assert "summary" not in menu() and "checkin" in menu()
 
 
 async def test_an_export_is_a_workbook_of_the_scope_and_is_audited(
