@@ -29,6 +29,7 @@ from bot.logs import log_context
 from bot.replies import current_replies
 from domain.clock import Clock
 from storage.db import SessionFactory
+from storage.models import RoleGrant
 from storage.repo import Repo
 
 log = logging.getLogger(__name__)
@@ -117,11 +118,32 @@ class VisitorMiddleware(BaseMiddleware):
             for member in visitor.members:
                 if member.unreachable_since is not None:
                     member.unreachable_since = None  # they wrote to us: reachable again
+            settings = data.get("settings")
+            if settings is not None and user.id in settings.admin_ids:
+                await add_super_admin_roles(repo, visitor)
             data["visitor"] = visitor
             if visitor.org is not None:
                 with log_context(org=visitor.org.slug):
                     return await handler(event, data)
         return await handler(event, data)
+
+
+async def add_super_admin_roles(repo: Repo, visitor: Visitor) -> None:
+    """`ADMIN_IDS` are administrators of every organisation, without a grant in the database
+    (the roles are built here, never stored)."""
+    held = {g.org_id for g in visitor.roles if g.role == "admin" and g.unit_id is None}
+    for org in await repo.orgs.every():
+        if org.id is not None and org.id not in held:
+            visitor.roles.append(
+                RoleGrant(
+                    org_id=org.id,
+                    telegram_id=visitor.telegram_id,
+                    unit_id=None,
+                    role="admin",
+                    granted_at=org.created_at,
+                )
+            )
+            visitor.org = visitor.org or org
 
 
 async def load_visitors(repo: Repo, telegram_ids: Sequence[int]) -> dict[int, Visitor]:

@@ -69,6 +69,10 @@ class OrgRepo:
         await self.session.flush()
         return org
 
+    async def every(self) -> Sequence[Organisation]:
+        """All organisations, oldest first."""
+        return (await self.session.exec(select(Organisation).order_by(col(Organisation.id)))).all()
+
     async def by_slug(self, *, slug: str) -> Organisation | None:
         return (
             await self.session.exec(select(Organisation).where(Organisation.slug == slug))

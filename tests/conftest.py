@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -105,8 +106,8 @@ def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 REDIS_TEST_URL = os.environ.get("DAKA_TEST_REDIS", "redis://127.0.0.1:6379/9")
 
 
-@pytest.fixture
-async def redis_url() -> AsyncIterator[str]:
+@contextlib.asynccontextmanager
+async def redis_database() -> AsyncIterator[str]:
     """An emptied Redis database of its own; skips (fails on CI) when Redis is absent."""
     from redis.asyncio import Redis
     from redis.exceptions import ConnectionError as RedisConnectionError
@@ -124,6 +125,12 @@ async def redis_url() -> AsyncIterator[str]:
     finally:
         await client.flushdb()
         await client.aclose()
+
+
+@pytest.fixture
+async def redis_url() -> AsyncIterator[str]:
+    async with redis_database() as url:
+        yield url
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from storage.db import SessionFactory, create_engine, create_session_factory
 from storage.migrate import upgrade
 from storage.models import Member, Organisation
 from storage.repo import Repo, RosterRow
+from tests.conftest import redis_database
 from tests.fakebot import FakeBotAPI, FakeUser, SentMessage
 
 ROSTER = [
@@ -164,7 +165,12 @@ def user_is_zh(user: FakeUser) -> bool:
 
 @contextlib.asynccontextmanager
 async def running_daka(
-    server: FakeBotAPI, clock: FixedClock, database_url: str, *, redis_url: str | None = None
+    server: FakeBotAPI,
+    clock: FixedClock,
+    database_url: str,
+    *,
+    redis_url: str | None = None,
+    admin_ids: frozenset[int] = frozenset(),
 ) -> AsyncIterator[Daka]:
     """A migrated database and a polling bot; stopped and disposed of on exit."""
     settings = Settings(
@@ -173,6 +179,7 @@ async def running_daka(
         database_url=database_url,
         redis_url=redis_url,
         bot_username="daka_test_bot",
+        admin_ids=admin_ids,
         _env_file=None,
     )
     engine = create_engine(database_url)
@@ -190,8 +197,17 @@ async def running_daka(
 
 
 @pytest.fixture
-async def daka(server: FakeBotAPI, clock: FixedClock, sqlite_url: str) -> AsyncIterator[Daka]:
-    async with running_daka(server, clock, sqlite_url) as world:
+async def daka(server: FakeBotAPI, clock: FixedClock, database_url: str) -> AsyncIterator[Daka]:
+    """Every conversation twice: embedded (SQLite, state in the database) and at scale
+    (PostgreSQL, state in Redis)."""
+    if not database_url.startswith("postgresql"):
+        async with running_daka(server, clock, database_url) as world:
+            yield world
+        return
+    async with (
+        redis_database() as redis_url,
+        running_daka(server, clock, database_url, redis_url=redis_url) as world,
+    ):
         yield world
 
 

@@ -9,12 +9,20 @@ import pytest
 from sqlmodel import select
 
 from bot.cli import main
+from domain.clock import FixedClock
 from handlers.views import ListCb, NavCb
 from scheduler.sender import Sender
 from storage.models import AuditEntry
 from storage.repo import Repo
 from tests.fakebot import FakeBotAPI, FakeUser
-from tests.handlers.conftest import ADMIN, CLASS_ONE, Daka, reply_containing, unit_id
+from tests.handlers.conftest import (
+    ADMIN,
+    CLASS_ONE,
+    Daka,
+    reply_containing,
+    running_daka,
+    unit_id,
+)
 
 
 async def test_a_counselor_sees_the_class_and_its_lists(school: Daka, server: FakeBotAPI) -> None:
@@ -148,6 +156,21 @@ async def test_roles_granted_and_revoked_on_the_command_line_reach_the_menu(
     await cadre.ask("/help")
     await daka.settled()
     assert "summary" not in menu() and "checkin" in menu()
+
+
+async def test_admin_ids_are_administrators_of_every_organisation(
+    server: FakeBotAPI, clock: FixedClock, sqlite_url: str
+) -> None:
+    async with running_daka(server, clock, sqlite_url, admin_ids=frozenset({9001})) as daka:
+        await daka.org()
+        boss, stranger = server.user(9001), server.user(9002)
+        summary = await boss.ask("/summary")
+        assert "第一中学" in summary.text and "🔎 工程学院" in str(summary.buttons)
+        await daka.settled()
+        menu = {c["command"] for c in server.commands({"type": "chat", "chat_id": 9001})}
+        assert "summary" in menu
+        refused = await stranger.ask("/summary")
+        assert "第一中学" not in refused.text
 
 
 async def test_an_export_is_a_workbook_of_the_scope_and_is_audited(
