@@ -41,9 +41,7 @@ class Replica:
 
 
 @pytest.fixture
-async def replica(
-    server: FakeBotAPI, database_url: str, redis_url: str
-) -> AsyncIterator[Replica]:
+async def replica(server: FakeBotAPI, database_url: str, redis_url: str) -> AsyncIterator[Replica]:
     settings = Settings(
         bot_token=server.token,
         telegram_api_url=server.url,
