@@ -26,7 +26,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.config import Settings
-from bot.fsm import DbStorage
+from bot.fsm import AfterCommit, DbStorage
 from bot.i18n import DakaI18nMiddleware, create_i18n
 from bot.middlewares import DbSessionMiddleware, TolerantRequests, VisitorMiddleware
 from bot.replies import DeferReplies, ReplySession
@@ -55,15 +55,20 @@ def create_bot(settings: Settings) -> Bot:
     )
 
 
-def create_storage(settings: Settings, sessions: SessionFactory) -> BaseStorage:
-    """FSM state in Redis when `REDIS_URL` is set, otherwise in the database."""
+def create_storage(
+    settings: Settings, sessions: SessionFactory, *, sole_writer: bool = True
+) -> BaseStorage:
+    """FSM state in Redis when `REDIS_URL` is set (written once the update commits), otherwise
+    in the database (remembered in memory only by a process that is its sole writer)."""
     if settings.redis_url:
         from aiogram.fsm.storage.redis import DefaultKeyBuilder, RedisStorage
 
-        return RedisStorage.from_url(
-            settings.redis_url, key_builder=DefaultKeyBuilder(with_destiny=True)
+        return AfterCommit(
+            RedisStorage.from_url(
+                settings.redis_url, key_builder=DefaultKeyBuilder(with_destiny=True)
+            )
         )
-    return DbStorage(sessions)
+    return DbStorage(sessions, cache=sole_writer)
 
 
 def create_dispatcher(
@@ -221,7 +226,7 @@ async def run_polling(
     dp = create_dispatcher(settings=settings, sessions=sessions, clock=clock)
     await asyncio.to_thread(DEFAULT_RESOLVER.load)  # the place table, before the first update
     me = await bot.get_me()
-    log.info("polling as @%s", me.username)
+    log.info("polling as @%s (aiogram models built %s)", me.username, _model_building())
     await bot.delete_webhook(drop_pending_updates=False)
     from handlers.common import install_commands
 
@@ -290,3 +295,9 @@ async def _serve_ops(
     from bot.web import serve_ops
 
     return await serve_ops(engine, getattr(storage, "redis", None), port)
+
+
+def _model_building() -> str:
+    from bot._aiogram_lazy import LAZY
+
+    return "on first use" if LAZY else "at import"

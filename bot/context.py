@@ -40,6 +40,7 @@ class Batch:
     session: AsyncSession
     visitors: dict[int, Visitor] = field(default_factory=dict)
     fsm: dict[str, tuple[str | None, dict[str, Any]]] = field(default_factory=dict)
+    fsm_keys: dict[str, Any] = field(default_factory=dict)  # their aiogram StorageKeys
     failed: bool = False
     checkins: int = 0  # counted in the metrics once the batch commits
 

@@ -34,10 +34,18 @@ CACHE_LIMIT = 200_000
 class DbStorage(BaseStorage):
     """aiogram storage backed by the `fsmrecord` table."""
 
-    def __init__(self, sessions: SessionFactory, key_builder: KeyBuilder | None = None) -> None:
+    def __init__(
+        self,
+        sessions: SessionFactory,
+        key_builder: KeyBuilder | None = None,
+        *,
+        cache: bool = True,
+    ) -> None:
         self.sessions = sessions
         self.key_builder = key_builder or DefaultKeyBuilder(with_destiny=True)
         self._committed: dict[str, Step] = {}
+        # Only a process that is the one writer may remember steps (webhook replicas may not).
+        self.cache = cache
 
     async def _read(self, key: StorageKey) -> Step:
         name = self.key_builder.build(key)
@@ -100,6 +108,8 @@ class DbStorage(BaseStorage):
             self._remember(name, step)
 
     def _remember(self, name: str, step: Step) -> None:
+        if not self.cache:
+            return
         if len(self._committed) >= CACHE_LIMIT:
             self._committed.clear()
         self._committed[name] = step
@@ -121,3 +131,63 @@ class DbStorage(BaseStorage):
 
     async def close(self) -> None:
         return None
+
+
+class AfterCommit(BaseStorage):
+    """Another storage (Redis) whose writes wait until the update's transaction commits.
+
+    Redis cannot join the database transaction, so a step written at once would survive a
+    rollback: a failed commit would have cleared a confirmed draft whose check-in was never
+    stored. Steps are kept with the batch instead and written once it has committed; a crash
+    between the two leaves the conversation one step behind its recorded answer, never ahead."""
+
+    def __init__(self, inner: BaseStorage) -> None:
+        self.inner = inner
+        self.key_builder = DefaultKeyBuilder(with_destiny=True)
+
+    @property
+    def redis(self) -> Any:
+        return getattr(self.inner, "redis", None)
+
+    async def _read(self, key: StorageKey) -> Step:
+        batch = current_batch.get()
+        if batch is not None:
+            name = self.key_builder.build(key)
+            if name in batch.fsm:
+                return batch.fsm[name]
+        return await self.inner.get_state(key), await self.inner.get_data(key)
+
+    async def _write(self, key: StorageKey, step: Step) -> None:
+        batch = current_batch.get()
+        if batch is None:
+            await self.inner.set_state(key, step[0])
+            await self.inner.set_data(key, step[1])
+            return
+        name = self.key_builder.build(key)
+        batch.fsm[name] = step
+        batch.fsm_keys[name] = key
+
+    async def apply(self, batch: Batch) -> None:
+        """The batch committed: write its steps."""
+        for name, (state, data) in batch.fsm.items():
+            key = batch.fsm_keys[name]
+            await self.inner.set_state(key, state)
+            await self.inner.set_data(key, data)
+
+    async def set_state(self, key: StorageKey, state: StateType = None) -> None:
+        value = state.state if isinstance(state, State) else state
+        _, data = await self._read(key)
+        await self._write(key, (value, data))
+
+    async def get_state(self, key: StorageKey) -> str | None:
+        return (await self._read(key))[0]
+
+    async def set_data(self, key: StorageKey, data: Mapping[str, Any]) -> None:
+        state, _ = await self._read(key)
+        await self._write(key, (state, dict(data)))
+
+    async def get_data(self, key: StorageKey) -> dict[str, Any]:
+        return dict((await self._read(key))[1])
+
+    async def close(self) -> None:
+        await self.inner.close()

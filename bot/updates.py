@@ -26,7 +26,7 @@ from aiogram.utils.i18n import I18n
 
 from bot import metrics
 from bot.context import Batch, current_batch
-from bot.fsm import DbStorage
+from bot.fsm import AfterCommit, DbStorage
 from bot.i18n import LOCALE_OF, _, language_from_telegram
 from bot.logs import log_context
 from bot.middlewares import load_visitors
@@ -175,6 +175,8 @@ class UpdateProcessor:
                 raise
         if isinstance(storage, DbStorage):
             storage.committed(batch)
+        elif isinstance(storage, AfterCommit):
+            await storage.apply(batch)
         for update in fresh:
             metrics.UPDATES.labels(update.event_type).inc()
         if batch.checkins and not batch.failed:

@@ -171,7 +171,7 @@ async def run_webhook(
     await prepare_database(engine)
     sessions = create_session_factory(engine)
     bot = create_bot(settings)
-    storage = create_storage(settings, sessions)
+    storage = create_storage(settings, sessions, sole_writer=False)
     redis = getattr(storage, "redis", None)
     # Shares the storage's Redis connection pool, which `dp.storage.close()` closes.
     isolation: BaseEventIsolation = (

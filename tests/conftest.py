@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+import bot  # noqa: F401  (first: aiogram's models are then built lazily, as in production)
 from domain.clock import FixedClock
 from storage.db import SessionFactory, create_engine, create_session_factory
 from storage.migrate import upgrade
