@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from aiogram import Bot
 from aiogram.utils.i18n import I18n
@@ -23,6 +25,7 @@ log = logging.getLogger(__name__)
 
 JOURNAL_KEEP = timedelta(days=2)
 TICK_SECONDS = 15
+STOP_GRACE = 20.0  # seconds a running round may take to finish when the process stops
 
 
 async def prune_journal(sessions: SessionFactory, clock: Clock) -> int:
@@ -61,6 +64,26 @@ class SchedulerService:
         self.rounds = Rounds(self.sessions, self.clock, self.i18n)
         self.sender = Sender(self.bot, self.sessions, self.clock, rate=self.send_rate)
         self.stop_event = asyncio.Event()
+        self._running: set[asyncio.Task[Any]] = set()
+
+    def _job(
+        self, name: str, job: Callable[..., Awaitable[Any]]
+    ) -> Callable[..., Awaitable[None]]:
+        """A job that stop() waits for; one cut short by the end of the process rolls back
+        (each job is one transaction) and says so in one line, not a traceback."""
+
+        async def run(*args: Any) -> None:
+            task = asyncio.current_task()
+            assert task is not None
+            self._running.add(task)
+            try:
+                await job(*args)
+            except asyncio.CancelledError:
+                log.warning("%s job stopped by shutdown; its transaction rolled back", name)
+            finally:
+                self._running.discard(task)
+
+        return run
 
     async def tick(self) -> None:
         with log_context(job="tick"):
@@ -71,7 +94,7 @@ class SchedulerService:
     def start(self) -> tuple[AsyncIOScheduler, asyncio.Task[None]]:
         scheduler = AsyncIOScheduler(timezone="UTC")
         scheduler.add_job(
-            self.tick,
+            self._job("tick", self.tick),
             "interval",
             seconds=TICK_SECONDS,
             id="tick",
@@ -80,7 +103,7 @@ class SchedulerService:
             next_run_time=self.clock.now(),
         )
         scheduler.add_job(
-            prune_journal,
+            self._job("prune-journal", prune_journal),
             "interval",
             hours=1,
             args=[self.sessions, self.clock],
@@ -89,7 +112,7 @@ class SchedulerService:
             coalesce=True,
         )
         scheduler.add_job(
-            apply_retention_now,
+            self._job("retention", apply_retention_now),
             "interval",
             hours=6,
             args=[self.sessions, self.clock],
@@ -105,3 +128,7 @@ class SchedulerService:
         self.stop_event.set()
         self.sender.wake()
         await sending
+        if self._running:
+            _, late = await asyncio.wait(set(self._running), timeout=STOP_GRACE)
+            for task in late:
+                task.cancel()
