@@ -162,3 +162,56 @@ def test_the_url_gets_the_webhook_path_only_when_it_has_none() -> None:
     assert webhook_url("https://a.example", "/telegram") == "https://a.example/telegram"
     assert webhook_url("https://a.example/", "/telegram") == "https://a.example/telegram"
     assert webhook_url("https://a.example/hook/x", "/telegram") == "https://a.example/hook/x"
+
+
+async def test_a_member_held_by_another_replica_waits_for_it(
+    replica: Replica, server: FakeBotAPI, database_url: str
+) -> None:
+    """The per-member lock lives in Redis (with REDIS_URL): while another replica handles
+    this member, a delivery for them waits, then goes through."""
+    from aiogram.fsm.storage.base import StorageKey
+    from aiogram.fsm.storage.redis import RedisEventIsolation
+
+    from tests.conftest import REDIS_TEST_URL
+
+    other = RedisEventIsolation.from_url(REDIS_TEST_URL)
+    key = StorageKey(bot_id=42, chat_id=5005, user_id=5005)
+    try:
+        async with other.lock(key):
+            delivery = asyncio.create_task(replica.post(help_update(21)))
+            done, _ = await asyncio.wait({delivery}, timeout=1.0)
+            assert not done, "the delivery did not wait for the member's lock"
+            await server.expect_no_reply(5005)
+        response = await asyncio.wait_for(delivery, timeout=30)
+        assert response.status == 200
+        await server.next_reply(5005)
+    finally:
+        await other.redis.aclose(close_connection_pool=True)
+
+
+async def test_the_polling_bot_and_the_scheduler_serve_health_and_metrics(
+    database_url: str, redis_url: str
+) -> None:
+    from bot.web import serve_ops
+    from storage.db import create_engine
+
+    port = free_port()
+    engine = create_engine(database_url)
+    runner = await serve_ops(engine, None, port)
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"http://127.0.0.1:{port}/healthz") as health:
+                assert health.status == 200 and (await health.json())["database"] == "ok"
+            async with http.get(f"http://127.0.0.1:{port}/metrics") as scrape:
+                assert "daka_reminders_sent_total" in await scrape.text()
+    finally:
+        await runner.cleanup()
+        await engine.dispose()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
