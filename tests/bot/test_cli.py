@@ -189,9 +189,34 @@ def test_bad_settings_exit_2_with_one_line_naming_the_setting(tmp_path: Path) ->
     assert result.returncode == 2 and "DATABASE_URL" in result.stderr
 
 
+def test_webhook_mode_needs_its_secret_and_a_public_url(tmp_path: Path) -> None:
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("BOT_", "DATABASE_", "WEBHOOK_", "LOG_"))
+    }
+    base.update(
+        HOME=str(tmp_path),
+        PYTHONPATH=str(ROOT),
+        BOT_TOKEN="42:TEST",
+        DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/d.db",
+    )
+    result = run_daka("webhook", "--url", "https://daka.example.org", env=base)
+    assert result.returncode == 2
+    assert result.stderr.strip() == "daka: setting WEBHOOK_SECRET is required for webhook mode"
+    result = run_daka("webhook", env={**base, "WEBHOOK_SECRET": "has spaces"})
+    assert result.returncode == 2 and "WEBHOOK_SECRET" in result.stderr
+    result = run_daka("webhook", env={**base, "WEBHOOK_SECRET": "s3cret"})
+    assert result.returncode == 1
+    assert "--url is required unless --no-set-webhook" in result.stderr
+    result = run_daka("org", "list", env={**base, "LOG_FORMAT": "xml"})
+    assert result.returncode == 2 and "LOG_FORMAT" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_help_lists_every_command(tmp_path: Path) -> None:
     env = {**os.environ, "HOME": str(tmp_path), "PYTHONPATH": str(ROOT)}
     result = run_daka("--help", env=env)
     assert result.returncode == 0
-    for command in ("run", "db", "org", "unit", "roster", "invite", "member"):
+    for command in ("run", "webhook", "scheduler", "db", "org", "unit", "roster", "invite"):
         assert command in result.stdout
