@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -212,6 +213,14 @@ async def prepare_database(engine: AsyncEngine) -> None:
     await upgrade(engine)
 
 
+def settle_heap() -> None:
+    """Take what start-up built out of the garbage collector's sight: it lives as long as the
+    process, yet every full collection walked all of it again (400 members at once: one every
+    0.7 s at 0.11 s each, an eighth of the bot's CPU; 0.01 s each once frozen)."""
+    gc.collect()
+    gc.freeze()
+
+
 async def run_polling(
     settings: Settings, *, clock: Clock | None = None, metrics_port: int | None = None
 ) -> None:
@@ -240,6 +249,7 @@ async def run_polling(
     service = SchedulerService(bot, sessions, clock, dp["i18n"], settings.send_rate)
     dp["outbox_wake"] = service.sender.wake
     ops = await _serve_ops(engine, dp.storage, metrics_port)
+    settle_heap()
     try:
         await dp.emit_startup(bot=bot)
         scheduler, sending = service.start()
@@ -275,6 +285,7 @@ async def run_scheduler(
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopped.set)
     ops = await _serve_ops(engine, None, metrics_port)
+    settle_heap()
     scheduler, sending = service.start()
     try:
         await stopped.wait()

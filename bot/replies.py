@@ -5,21 +5,29 @@ button) are recorded instead of made, and the handler gets a stand-in result. Th
 stored with the update in the journal, in the same transaction as everything else the update
 did; once that commits they are sent, one chat in order, chats concurrently. So no database lock
 is held across a network call, and a crash after the commit still delivers every reply (the
-journal keeps them until they are marked sent)."""
+journal keeps them until they are marked sent).
+
+The records are sent as they are stored: JSON posted straight to the Bot API over aiogram's own
+aiohttp session, with the bot's defaults (parse mode) filled in where aiogram would fill them.
+aiogram's full request path (form building, request middlewares, a pydantic model of every
+answer) took about a quarter of the bot's time under load, this one about half of that."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import functools
+import json
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import Enum
 from http import HTTPStatus
 from typing import Any, cast
 
+import aiohttp
 from aiogram import Bot
 from aiogram.client.default import Default
 from aiogram.client.session.aiohttp import AiohttpSession
@@ -51,6 +59,8 @@ from aiogram.methods import (
 )
 from aiogram.methods.base import TelegramType
 from aiogram.types import Chat, InputFile, Message
+from pydantic import BaseModel
+from yarl import URL
 
 log = logging.getLogger(__name__)
 
@@ -69,10 +79,20 @@ DEFERRED: tuple[type[TelegramMethod[Any]], ...] = (
 )
 BY_NAME: dict[str, type[TelegramMethod[Any]]] = {m.__api_method__: m for m in DEFERRED}
 
+# pydantic holds parametrised generic models (aiogram's `Response[Message]`, built for every
+# answer it checks) only weakly: once the garbage collector took one, the next call rebuilt its
+# whole schema, which cost 1.5-3.5 % of the bot's time. `ReplySession` keeps each one it used.
+_RESPONSE_TYPES: dict[type[TelegramMethod[Any]], Any] = {}
+
 current_replies: ContextVar[list[TelegramMethod[Any]] | None] = ContextVar(
     "daka_replies", default=None
 )
 results_unused: ContextVar[bool] = ContextVar("daka_results_unused", default=False)
+
+Record = dict[str, Any]
+
+
+_OK = Response[Any].model_construct(ok=True)
 
 
 class ReplySession(AiohttpSession):
@@ -86,18 +106,24 @@ class ReplySession(AiohttpSession):
         status_code: int,
         content: str,
     ) -> Response[TelegramType]:
+        kind = type(method)
+        if kind not in _RESPONSE_TYPES:
+            _RESPONSE_TYPES[kind] = cast(Any, Response)[method.__returning__]
         if results_unused.get() and HTTPStatus.OK <= status_code < HTTPStatus.MULTIPLE_CHOICES:
             try:
                 ok = self.json_loads(content).get("ok") is True
             except ValueError:
                 ok = False
             if ok:
-                return cast(Response[TelegramType], Response[Any].model_construct(ok=True))
+                return cast(Response[TelegramType], _OK)
         return super().check_response(bot, method, status_code, content)
 
 
 def _has_upload(method: TelegramMethod[Any]) -> bool:
-    return any(isinstance(value, InputFile) for value in method.__dict__.values())
+    """A file to upload (only a photo or a document among the deferred calls can carry one)."""
+    return isinstance(method, SendPhoto | SendDocument) and any(
+        isinstance(value, InputFile) for value in method.__dict__.values()
+    )
 
 
 class DeferReplies(BaseRequestMiddleware):
@@ -113,7 +139,9 @@ class DeferReplies(BaseRequestMiddleware):
         if buffer is None or not isinstance(method, DEFERRED) or _has_upload(method):
             return await make_request(bot, method)
         buffer.append(method)
-        return cast(Response[TelegramType], Response[Any](ok=True, result=_stand_in(method)))
+        # aiogram's own last step hands back the result, not a `Response`, and the caller
+        # gets whatever the middlewares return: so the stand-in itself, as a real call would.
+        return cast(Response[TelegramType], _stand_in(method))
 
 
 _STAND_IN = Message.model_construct(
@@ -131,22 +159,65 @@ def _stand_in(method: TelegramMethod[Any]) -> Any:
     return True
 
 
-def dump(methods: Iterable[TelegramMethod[Any]]) -> list[dict[str, Any]]:
+@functools.cache
+def _default_fields(kind: type[TelegramMethod[Any]]) -> dict[str, str]:
+    """The fields that take a bot default when not given, and that default's name."""
+    return {
+        name: info.default.name
+        for name, info in kind.model_fields.items()
+        if isinstance(info.default, Default)
+    }
+
+
+_UNSET = object()
+
+
+def _record(method: TelegramMethod[Any]) -> tuple[Record, bool]:
+    """One call as a JSON record, and whether the record is all there is to it (False when a
+    bot default sits inside a nested object: only aiogram's own path fills those in).
+
+    A field left to the bot's default is left out (filled in when sent); one explicitly set to
+    None is kept as null, so that it stays without the default after a restart too."""
+    defaults = _default_fields(type(method))
+    values = method.__dict__
+    unresolved = {name for name in defaults if isinstance(values.get(name), Default)}
+    nested = False
+
+    def fallback(value: Any) -> Any:
+        nonlocal nested
+        if isinstance(value, Default):
+            nested = True
+            return None
+        return value
+
+    data = method.model_dump(
+        mode="json", exclude_none=True, exclude=unresolved or None, fallback=fallback
+    )
+    record: Record = {"method": method.__api_method__, **data}
+    for name in defaults:
+        if values.get(name, _UNSET) is None:
+            record[name] = None
+    if nested:
+        record = _without_none(record)
+        record.update({name: None for name in defaults if values.get(name, _UNSET) is None})
+    return record, not nested
+
+
+def _without_none(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_none(v) for v in value if v is not None]
+    return value
+
+
+def dump(methods: Iterable[TelegramMethod[Any]]) -> list[Record]:
     """JSON-ready records; unset bot defaults (parse mode) stay unset, resolved when sent."""
-    records = []
-    for method in methods:
-        data = method.model_dump(
-            mode="json",
-            exclude_none=True,
-            fallback=lambda value: None if isinstance(value, Default) else value,
-        )
-        records.append(
-            {"method": method.__api_method__, **{k: v for k, v in data.items() if v is not None}}
-        )
-    return records
+    return [_record(method)[0] for method in methods]
 
 
-def load(records: Iterable[dict[str, Any]]) -> list[TelegramMethod[Any]]:
+def load(records: Iterable[Record]) -> list[TelegramMethod[Any]]:
+    """Records back into aiogram methods (`ReplySender.send_records` needs no models)."""
     methods = []
     for record in records:
         fields = dict(record)
@@ -156,27 +227,68 @@ def load(records: Iterable[dict[str, Any]]) -> list[TelegramMethod[Any]]:
     return methods
 
 
-def chat_of(methods: list[TelegramMethod[Any]], fallback: int) -> int:
-    for method in methods:
-        chat_id = getattr(method, "chat_id", None)
+def chat_of(replies: Iterable[TelegramMethod[Any] | Record], fallback: int) -> int:
+    """The chat the replies go to (the first that names one), else `fallback`."""
+    for reply in replies:
+        # Models: a missing attribute costs pydantic an exception; their __dict__ does not.
+        values = reply if isinstance(reply, dict) else reply.__dict__
+        chat_id = values.get("chat_id")
         if isinstance(chat_id, int):
             return chat_id
     return fallback
 
 
+@functools.cache
+def _tolerated() -> tuple[frozenset[str], tuple[str, ...]]:
+    """The cosmetic methods and harmless refusals that `TolerantRequests` lets pass."""
+    from bot.middlewares import BENIGN_ERRORS, SOFT_METHODS  # it imports this module
+
+    return frozenset(m.__api_method__ for m in SOFT_METHODS), BENIGN_ERRORS
+
+
+def _as_sent(value: Any) -> Any:
+    """A bot default as aiogram sends it (enum values, objects as JSON; empty ones not)."""
+    if isinstance(value, Enum):
+        value = value.value
+    if isinstance(value, BaseModel):
+        value = value.model_dump(mode="json", exclude_none=True)
+    return value or None
+
+
+_JSON_HEADERS = {"Content-Type": "application/json"}
+
+
 @dataclass
 class ReplySender:
     """Sends each update's recorded replies: in order within a chat, chats concurrently; tells
-    `on_sent` which updates are done so the journal can forget their replies."""
+    `on_sent` which updates are done so the journal can forget their replies.
+
+    Records are posted as JSON over the bot's aiohttp session. A 429 waits its `retry_after`, a
+    403 (the member blocked the bot) drops the reply, 5xx and network errors are retried with
+    backoff, the harmless 400s of cosmetic calls are ignored like `TolerantRequests` does, at
+    most `max_attempts` tries in all. Uploads, and bots whose session or request middlewares
+    are not the ones `bot.app.create_bot` builds, go through aiogram as before."""
 
     bot: Bot
     on_sent: Callable[[int], None]
     max_attempts: int = 5
     _tails: dict[int, asyncio.Task[None]] = field(default_factory=dict)
+    _urls: dict[str, URL] = field(default_factory=dict, init=False, repr=False)
+    _defaults: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
 
     def send(self, update_id: int, chat_id: int, methods: list[TelegramMethod[Any]]) -> None:
+        self._chain(update_id, chat_id, methods)
+
+    def send_records(self, update_id: int, records: list[Record], chat_id: int = 0) -> None:
+        """Send replies as the journal keeps them (`dump`), without making models of them;
+        `chat_id` only when the records name none (a button's answer)."""
+        self._chain(update_id, chat_of(records, chat_id), records)
+
+    def _chain(
+        self, update_id: int, chat_id: int, replies: Sequence[TelegramMethod[Any] | Record]
+    ) -> None:
         previous = self._tails.get(chat_id)
-        task = asyncio.create_task(self._after(previous, update_id, methods))
+        task = asyncio.create_task(self._after(previous, update_id, replies))
         self._tails[chat_id] = task
         task.add_done_callback(functools.partial(self._forget, chat_id))
 
@@ -192,21 +304,124 @@ class ReplySender:
         while self._tails:
             await asyncio.gather(*list(self._tails.values()), return_exceptions=True)
 
+    @functools.cached_property
+    def lean(self) -> bool:
+        """Whether records may skip aiogram: its plain aiohttp session, and no request
+        middleware but ours (whose effect on sending is reproduced here)."""
+        from bot.middlewares import TolerantRequests  # it imports this module
+
+        session = self.bot.session
+        return (
+            isinstance(session, AiohttpSession)
+            and type(session).make_request is AiohttpSession.make_request
+            and all(isinstance(m, DeferReplies | TolerantRequests) for m in session.middleware)
+        )
+
     async def _after(
         self,
         previous: asyncio.Task[None] | None,
         update_id: int,
-        methods: list[TelegramMethod[Any]],
+        replies: Sequence[TelegramMethod[Any] | Record],
     ) -> None:
         if previous is not None:
             with contextlib.suppress(Exception):
                 await previous
         results_unused.set(True)  # this task's own context
-        for method in methods:
-            await self._call(method)
+        for reply in replies:
+            await self._deliver(reply)
         self.on_sent(update_id)
 
+    async def _deliver(self, reply: TelegramMethod[Any] | Record) -> None:
+        if isinstance(reply, dict):
+            if self.lean:
+                await self._post_record(reply)
+            else:
+                for method in load([reply]):
+                    await self._call(method)
+            return
+        if self.lean and not _has_upload(reply):
+            record, complete = _record(reply)
+            if complete:
+                await self._post_record(record)
+                return
+        await self._call(reply)
+
+    async def _post_record(self, record: Record) -> None:
+        name = str(record.get("method", ""))
+        kind = BY_NAME.get(name)
+        if kind is None:
+            log.warning("reply of unknown kind %r skipped", name)
+            return
+        payload = {k: v for k, v in record.items() if v is not None and k != "method"}
+        for key, default in _default_fields(kind).items():
+            if key not in record:
+                value = self._default(default)
+                if value is not None:
+                    payload[key] = value
+        body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+        for attempt in range(1, self.max_attempts + 1):
+            wait = min(10.0, 0.5 * 2**attempt)
+            try:
+                status, answer = await self._post(name, body)
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                problem = f"{type(exc).__name__}: {exc}"
+            else:
+                if HTTPStatus.OK <= status <= HTTPStatus.IM_USED and answer.get("ok") is True:
+                    return
+                problem = str(answer.get("description") or f"HTTP {status}")
+                parameters = answer.get("parameters")
+                retry_after = (
+                    parameters.get("retry_after") if isinstance(parameters, dict) else None
+                )
+                if isinstance(retry_after, int | float) and retry_after > 0:
+                    wait = float(retry_after)
+                elif status == HTTPStatus.FORBIDDEN:
+                    return  # the user blocked the bot; nothing to deliver
+                elif status < HTTPStatus.INTERNAL_SERVER_ERROR:
+                    soft, benign = _tolerated()
+                    lowered = problem.lower()
+                    if (
+                        status == HTTPStatus.BAD_REQUEST
+                        and name in soft
+                        and any(text in lowered for text in benign)
+                    ):
+                        log.info("ignored %s: %s", name, problem)
+                    else:
+                        log.warning("reply %s refused: %s", name, problem)
+                    return
+            if attempt == self.max_attempts:
+                log.warning("reply %s dropped after %d attempts: %s", name, attempt, problem)
+                return
+            await asyncio.sleep(wait)
+
+    async def _post(self, name: str, body: bytes) -> tuple[int, dict[str, Any]]:
+        """One request: the HTTP status and Telegram's answer ({} when it is not JSON)."""
+        session = cast(AiohttpSession, self.bot.session)
+        url = self._urls.get(name)
+        if url is None:
+            url = self._urls[name] = URL(session.api.api_url(token=self.bot.token, method=name))
+        client = await session.create_session()
+        timeout = self._timeout(session.timeout)
+        async with client.post(url, data=body, headers=_JSON_HEADERS, timeout=timeout) as resp:
+            raw = await resp.read()
+        try:
+            answer = json.loads(raw)
+        except ValueError:
+            answer = None
+        return resp.status, answer if isinstance(answer, dict) else {}
+
+    @staticmethod
+    @functools.cache
+    def _timeout(seconds: float) -> aiohttp.ClientTimeout:
+        return aiohttp.ClientTimeout(total=seconds)
+
+    def _default(self, name: str) -> Any:
+        if name not in self._defaults:
+            self._defaults[name] = _as_sent(self.bot.default[name])
+        return self._defaults[name]
+
     async def _call(self, method: TelegramMethod[Any]) -> None:
+        """Through aiogram: uploads, nested bot defaults, sessions of another kind."""
         for attempt in range(1, self.max_attempts + 1):
             try:
                 await self.bot(method)
@@ -217,7 +432,12 @@ class ReplySender:
                 return  # the user blocked the bot; nothing to deliver
             except (TelegramServerError, TelegramNetworkError) as exc:
                 if attempt == self.max_attempts:
-                    log.warning("reply %s dropped after %d attempts: %s", method, attempt, exc)
+                    log.warning(
+                        "reply %s dropped after %d attempts: %s",
+                        type(method).__name__,
+                        attempt,
+                        exc,
+                    )
                     return
                 await asyncio.sleep(min(10.0, 0.5 * 2**attempt))
             except TelegramAPIError as exc:

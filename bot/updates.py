@@ -30,7 +30,7 @@ from bot.fsm import AfterCommit, DbStorage
 from bot.i18n import LOCALE_OF, _, language_from_telegram
 from bot.logs import log_context
 from bot.middlewares import load_visitors
-from bot.replies import ReplySender, chat_of, current_replies, dump, load
+from bot.replies import ReplySender, current_replies, dump
 from domain.clock import Clock
 from storage.db import SessionFactory
 from storage.repo import Repo
@@ -164,7 +164,9 @@ class UpdateProcessor:
                 batch.fsm.clear()
             elif isinstance(storage, DbStorage):
                 await storage.flush(batch)
-            rows = [(u.update_id, json.dumps(dump(b)) if b else None) for u, b in results]
+            records = [(u, dump(b)) for u, b in results if b]
+            dumped = {u.update_id: json.dumps(r) for u, r in records}
+            rows = [(u.update_id, dumped.get(u.update_id)) for u, _ in results]
             await repo.journal.record_handled(rows=rows, now=self.clock.now())
             replied, self._replied[:] = list(self._replied), []
             try:
@@ -182,9 +184,8 @@ class UpdateProcessor:
         if batch.checkins and not batch.failed:
             metrics.CHECKINS.inc(batch.checkins)
         assert self.replies is not None, "start() first"
-        for update, buffer in results:
-            if buffer:
-                self.replies.send(update.update_id, chat_of(buffer, user_key(update)), buffer)
+        for update, record in records:
+            self.replies.send_records(update.update_id, record, chat_id=user_key(update))
         self.last_handled = max([self.last_handled, *(u.update_id for u in updates)])
         return True
 
@@ -220,9 +221,7 @@ class UpdateProcessor:
         async with self.sessions() as session:
             pending = await Repo(session).journal.unreplied(handled_before=before)
         for update_id, records in pending:
-            methods = load(json.loads(records))
-            if methods:
-                self.replies.send(update_id, chat_of(methods, 0), methods)
+            self.replies.send_records(update_id, json.loads(records))
         await self.replies.drain()
         await self._mark_replied()
         return len(pending)
