@@ -20,21 +20,25 @@ from scheduler.rounds import Rounds
 from scheduler.sender import Sender
 from storage.db import SessionFactory
 from storage.repo import Repo
+from storage.schedules import OutboxRepo
 
 log = logging.getLogger(__name__)
 
 JOURNAL_KEEP = timedelta(days=2)
+OUTBOX_KEEP = timedelta(days=14)
 TICK_SECONDS = 15
 STOP_GRACE = 20.0  # seconds a running round may take to finish when the process stops
 
 
 async def prune_journal(sessions: SessionFactory, clock: Clock) -> int:
-    """Drop handled updates older than two days; the journal is a crash buffer, not an archive."""
+    """Drop handled updates older than two days (the journal is a crash buffer, not an
+    archive) and settled letters older than two weeks (their texts name people)."""
     with log_context(job="prune-journal"):
         async with sessions() as session:
             removed = await Repo(session).journal.prune(before=clock.now() - JOURNAL_KEEP)
+            letters = await OutboxRepo(session).prune(before=clock.now() - OUTBOX_KEEP)
             await session.commit()
-    log.info("journal pruned: %d handled updates removed", removed)
+        log.info("pruned %d handled updates and %d settled letters", removed, letters)
     return removed
 
 

@@ -310,6 +310,7 @@ class Outbox(SQLModel, table=True):
         UniqueConstraint("chat_id", "day", "kind", "slot", name="uq_outbox_message"),
         Index("ix_outbox_due", "status", "not_before"),
         Index("ix_outbox_round", "org_id", "day", "kind", "slot"),
+        Index("ix_outbox_claim", "claimed_by"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, func, or_, update
+from sqlalchemy import bindparam, delete, func, or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -238,6 +238,15 @@ class OutboxRepo:
         await self.session.exec(stmt)
         claimed = select(Outbox).where(Outbox.claimed_by == token).order_by(col(Outbox.id))
         return (await self.session.exec(claimed)).all()
+
+    async def prune(self, *, before: datetime) -> int:
+        """Forget settled letters written before `before`: their texts name people (an alert
+        names what was abnormal), and the outbox must not grow without end."""
+        stmt = delete(Outbox).where(
+            col(Outbox.status).not_in(["pending", "sending"]), col(Outbox.created_at) < before
+        )
+        result = await self.session.exec(stmt)
+        return int(result.rowcount or 0)
 
     async def settle(self, outcomes: Sequence[tuple[int, dict[str, Any]]]) -> None:
         """Write each letter's outcome (status, attempts, error, times) in one go: one

@@ -6,6 +6,7 @@ from datetime import date, timedelta
 
 import pytest
 from sqlalchemy.exc import IntegrityError
+from sqlmodel import select
 
 from domain.clock import FixedClock
 from storage.db import SessionFactory
@@ -236,3 +237,33 @@ async def test_the_journal_forgets_replies_once_sent_and_prunes_old_rows(
     assert await prune_journal(sessions, clock) == 2
     async with sessions() as session:
         assert await Repo(session).journal.next_offset() == 4  # the newest row is kept
+
+
+async def test_settled_letters_are_forgotten_after_two_weeks(
+    sessions: SessionFactory, clock: FixedClock
+) -> None:
+    from scheduler.jobs import prune_journal
+    from storage.models import Outbox
+    from storage.schedules import Letter, OutboxRepo
+
+    org_id = await make_org(sessions, clock)
+    day = clock.now().date()
+    async with sessions() as session:
+        outbox = OutboxRepo(session)
+        letters = [
+            Letter(org_id=org_id, chat_id=chat, kind="alert", day=day, slot="v1", text="体温 38.2")
+            for chat in (1, 2, 3)
+        ]
+        assert await outbox.enqueue(letters, now=clock.now()) == 3
+        claimed = await outbox.claim(now=clock.now(), limit=2, lease=timedelta(minutes=2))
+        await outbox.settle([(letter.id or 0, {"status": "sent"}) for letter in claimed])
+        await session.commit()
+    clock.advance(timedelta(days=13))
+    await prune_journal(sessions, clock)
+    async with sessions() as session:
+        assert len((await session.exec(select(Outbox))).all()) == 3
+    clock.advance(timedelta(days=2))
+    await prune_journal(sessions, clock)
+    async with sessions() as session:
+        left = (await session.exec(select(Outbox))).all()
+    assert [(x.chat_id, x.status) for x in left] == [(3, "pending")]  # never sent: kept
