@@ -137,8 +137,13 @@ async def two_replicas(
         for replica in replicas:
             await kill(replica.process)
         raise
+    try:
+        for replica in replicas:
+            await stop(replica.process, replica.log)
+    finally:
+        for replica in replicas:
+            await kill(replica.process)  # a replica that failed to stop must not outlive us
     for replica in replicas:
-        await stop(replica.process, replica.log)
         assert "Traceback" not in replica.log.read_text(), log_tail(replica.log)
 
 
