@@ -31,7 +31,32 @@ Step = tuple[str | None, dict[str, Any]]
 CACHE_LIMIT = 200_000
 
 
-class DbStorage(BaseStorage):
+class StepStorage(BaseStorage):
+    """aiogram's storage interface over whole steps (state and data read and written together)."""
+
+    async def _read(self, key: StorageKey) -> Step:
+        raise NotImplementedError
+
+    async def _write(self, key: StorageKey, step: Step) -> None:
+        raise NotImplementedError
+
+    async def set_state(self, key: StorageKey, state: StateType = None) -> None:
+        value = state.state if isinstance(state, State) else state
+        _, data = await self._read(key)
+        await self._write(key, (value, data))
+
+    async def get_state(self, key: StorageKey) -> str | None:
+        return (await self._read(key))[0]
+
+    async def set_data(self, key: StorageKey, data: Mapping[str, Any]) -> None:
+        state, _ = await self._read(key)
+        await self._write(key, (state, dict(data)))
+
+    async def get_data(self, key: StorageKey) -> dict[str, Any]:
+        return dict((await self._read(key))[1])
+
+
+class DbStorage(StepStorage):
     """aiogram storage backed by the `fsmrecord` table."""
 
     def __init__(
@@ -114,26 +139,11 @@ class DbStorage(BaseStorage):
             self._committed.clear()
         self._committed[name] = step
 
-    async def set_state(self, key: StorageKey, state: StateType = None) -> None:
-        value = state.state if isinstance(state, State) else state
-        _, data = await self._read(key)
-        await self._write(key, (value, data))
-
-    async def get_state(self, key: StorageKey) -> str | None:
-        return (await self._read(key))[0]
-
-    async def set_data(self, key: StorageKey, data: Mapping[str, Any]) -> None:
-        state, _ = await self._read(key)
-        await self._write(key, (state, dict(data)))
-
-    async def get_data(self, key: StorageKey) -> dict[str, Any]:
-        return dict((await self._read(key))[1])
-
     async def close(self) -> None:
         return None
 
 
-class AfterCommit(BaseStorage):
+class AfterCommit(StepStorage):
     """Another storage (Redis) whose writes wait until the update's transaction commits.
 
     Redis cannot join the database transaction, so a step written at once would survive a
@@ -173,21 +183,6 @@ class AfterCommit(BaseStorage):
             key = batch.fsm_keys[name]
             await self.inner.set_state(key, state)
             await self.inner.set_data(key, data)
-
-    async def set_state(self, key: StorageKey, state: StateType = None) -> None:
-        value = state.state if isinstance(state, State) else state
-        _, data = await self._read(key)
-        await self._write(key, (value, data))
-
-    async def get_state(self, key: StorageKey) -> str | None:
-        return (await self._read(key))[0]
-
-    async def set_data(self, key: StorageKey, data: Mapping[str, Any]) -> None:
-        state, _ = await self._read(key)
-        await self._write(key, (state, dict(data)))
-
-    async def get_data(self, key: StorageKey) -> dict[str, Any]:
-        return dict((await self._read(key))[1])
 
     async def close(self) -> None:
         await self.inner.close()

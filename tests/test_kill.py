@@ -45,6 +45,11 @@ async def check_in(user: FakeUser) -> None:
     await until(user, "请发送您当前所在的位置")
     user.send_location(39.9087, 116.3975, accuracy=10)
     await until(user, "请输入您今天测量的体温")
+    await from_temperature(user)
+
+
+async def from_temperature(user: FakeUser) -> None:
+    """The rest of a check-in once the temperature is asked for."""
     user.send("36.6")
     symptoms = await until(user, "您今天是否有以下症状")
     user.press_button(symptoms, "以上都没有")

@@ -38,7 +38,7 @@ from tests.scheduler.test_processes import (
     start_scheduler,
     stop,
 )
-from tests.test_kill import check_in, until
+from tests.test_kill import check_in, from_temperature, until
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -270,22 +270,6 @@ async def test_healthz_fails_while_postgres_is_stopped_and_recovers(
             await replica.until_health(200)
 
 
-async def resume(user: FakeUser) -> None:
-    """The rest of a check-in whose temperature answer was lost to the outage."""
-    user.send("36.6")
-    symptoms = await until(user, "您今天是否有以下症状")
-    user.press_button(symptoms, "以上都没有")
-    ticked = await until(user, "您今天是否有以下症状")
-    user.press_button(ticked, "完成")
-    exposure = await until(user, "近14天内")
-    user.press_button(exposure, "否")
-    photo = await until(user, "如有需要，请上传一张照片")
-    user.press_button(photo, "跳过")
-    summary = await until(user, "请核对")
-    user.press_button(summary, "确认提交")
-    await until(user, "打卡成功")
-
-
 async def test_postgres_stopped_for_ten_seconds_mid_checkin_loses_no_draft(
     server: FakeBotAPI, pg_url: str, redis_url: str, tmp_path: Path, cluster: PostgresCluster
 ) -> None:
@@ -315,6 +299,6 @@ async def test_postgres_stopped_for_ten_seconds_mid_checkin_loses_no_draft(
         for replica in replicas:
             await replica.until_health(200)
 
-        await asyncio.wait_for(asyncio.gather(*(resume(u) for u in users)), 120)
+        await asyncio.wait_for(asyncio.gather(*(from_temperature(u) for u in users)), 120)
         _, checkins, version = await journal_and_checkins(pg_url)
         assert (checkins, version) == (len(users), 1)
