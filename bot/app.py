@@ -9,8 +9,9 @@ import gc
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
-from aiogram import Bot, Dispatcher
+from aiogram import Bot, Dispatcher, Router
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
@@ -103,7 +104,39 @@ def create_dispatcher(
     dp.message.outer_middleware(menu)
     dp.callback_query.outer_middleware(menu)
     dp.include_router(build_router())
+    inline_sync_filters(dp)
     return dp
+
+
+def inline_sync_filters(router: Router) -> int:
+    """Run plain (synchronous) filters inline instead of in a worker thread.
+
+    aiogram hands every filter that is not a coroutine function — each magic filter such as
+    `F.text` or `F.location` — to `asyncio.to_thread`, so routing one update cost a thread
+    hop per filter it tried. Ours are attribute checks, cheaper than the hop; they are wrapped
+    in a coroutine function here, once, after the routers are built. Returns how many."""
+    count = 0
+    for each in (router, *router.chain_tail):
+        for observer in each.observers.values():
+            handlers = (
+                [observer._handler, *observer.handlers]
+                if hasattr(observer, "_handler")
+                else observer.handlers
+            )
+            for handler in handlers:
+                for check in handler.filters or []:
+                    if not check.awaitable:
+                        check.callback = _as_coroutine(check.callback)
+                        check.awaitable = True
+                        count += 1
+    return count
+
+
+def _as_coroutine(callback: Callable[..., Any]) -> Callable[..., Any]:
+    async def run(*args: Any, **kwargs: Any) -> Any:
+        return callback(*args, **kwargs)
+
+    return run
 
 
 @dataclass
