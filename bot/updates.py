@@ -175,18 +175,23 @@ class UpdateProcessor:
             except Exception:
                 self._replied.extend(replied)
                 raise
-        if isinstance(storage, DbStorage):
-            storage.committed(batch)
-        elif isinstance(storage, AfterCommit):
-            await storage.apply(batch)
+        assert self.replies is not None, "start() first"
+        for update, record in records:
+            self.replies.send_records(update.update_id, record, chat_id=user_key(update))
         for update in fresh:
             metrics.UPDATES.labels(update.event_type).inc()
         if batch.checkins and not batch.failed:
             metrics.CHECKINS.inc(batch.checkins)
-        assert self.replies is not None, "start() first"
-        for update, record in records:
-            self.replies.send_records(update.update_id, record, chat_id=user_key(update))
         self.last_handled = max([self.last_handled, *(u.update_id for u in updates)])
+        if isinstance(storage, DbStorage):
+            storage.committed(batch)
+        elif isinstance(storage, AfterCommit):
+            try:
+                await storage.apply(batch)
+            except Exception as exc:
+                # Committed and answered; only the conversations' next steps are lost, so
+                # their members are asked the previous question again.
+                log.warning("conversation steps of %d updates not saved: %s", len(fresh), exc)
         return True
 
     async def tell_failure(self, update: Update, exc: Exception) -> None:
