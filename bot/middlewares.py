@@ -25,7 +25,7 @@ from aiogram.methods.base import TelegramType
 from aiogram.types import TelegramObject, Update, User
 
 from bot.context import Batch, Visitor, current_batch, current_session
-from bot.logs import log_context
+from bot.logs import bind
 from bot.replies import current_replies
 from domain.clock import Clock
 from storage.db import SessionFactory
@@ -123,8 +123,9 @@ class VisitorMiddleware(BaseMiddleware):
                 await add_super_admin_roles(repo, visitor)
             data["visitor"] = visitor
             if visitor.org is not None:
-                with log_context(org=visitor.org.slug):
-                    return await handler(event, data)
+                # For the rest of the update, aiogram's own "is handled" record included (the
+                # update's `log_context` undoes it when the update is done).
+                bind(org=visitor.org.slug)
         return await handler(event, data)
 
 

@@ -78,3 +78,34 @@ async def test_the_location_only_form_is_one_question(daka: Daka, server: FakeBo
     user.press_button(summary, "确认提交")
     done = await reply_containing(user, "打卡成功")
     assert "正常" in done.text
+
+
+async def test_json_logs_carry_the_update_and_the_organisation_but_no_answers(
+    school: Daka, server: FakeBotAPI
+) -> None:
+    """LOG_FORMAT=json end to end: the records logged while an update is handled name the
+    update and the organisation; what the member answered is not in them."""
+    import io
+    import json
+    import logging
+
+    from bot.logs import configure_logging
+
+    stream = io.StringIO()
+    root = logging.getLogger()
+    level, before = root.level, list(root.handlers)
+    configure_logging("INFO", "json", secrets=[server.token], stream=stream)
+    try:
+        member = server.user(802)
+        await member.ask("/today")
+        await school.settled()
+    finally:
+        for handler in [h for h in root.handlers if h not in before]:
+            root.removeHandler(handler)
+        root.setLevel(level)
+    records = [json.loads(line) for line in stream.getvalue().splitlines()]
+    handled = [r for r in records if r.get("org") == "school" and "update_id" in r]
+    assert handled, records
+    assert all(isinstance(r["update_id"], int) for r in handled)
+    text = stream.getvalue()
+    assert server.token not in text and "李四" not in text and "2024002" not in text
