@@ -57,6 +57,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import re
 import unicodedata
 import zipfile
@@ -163,7 +164,13 @@ async def export_rows(
             off_units=org_plan.off_units(day),
             enrolled_by=day_end(day, org.timezone),
         )
-        entries.sort(key=lambda m: (_path_key(m.unit_path), m.external_id))
+        paths: dict[str, tuple[str, ...]] = {}  # a few thousand units for 100,000 rows
+        entries.sort(
+            key=lambda m: (
+                paths.get(m.unit_path) or paths.setdefault(m.unit_path, _path_key(m.unit_path)),
+                m.external_id,
+            )
+        )
         iso_day = day.isoformat()
         rows.extend(detail_row(iso_day, m, questions, zone, cells) for m in entries)
     return header, rows
@@ -212,6 +219,12 @@ class AnswerCells:
         self._known: dict[Hashable, str] = {}
 
     def __call__(self, q: Question, value: object) -> str:
+        if q.kind == "location" and isinstance(value, Mapping):
+            # Unique per member, so not worth remembering; this is `answer_text`'s "lat, lon"
+            # without its checks and copies, for the common well-formed answer.
+            lat, lon = value.get("lat"), value.get("lon")
+            if type(lat) is float and type(lon) is float and math.isfinite(lat + lon):
+                return f"{lat:.5f}, {lon:.5f}"
         key = _answer_key(q, value)
         if key is None:
             return answer_text(q, value)
