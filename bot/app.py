@@ -94,7 +94,7 @@ def create_dispatcher(
         resolve=resolve or resolve_place,
         i18n=i18n,
     )
-    dp.update.outer_middleware(DbSessionMiddleware(sessions, clock))
+    dp.update.outer_middleware(DbSessionMiddleware())
     dp.update.outer_middleware(dp.fsm)
     dp.update.outer_middleware(VisitorMiddleware())
     DakaI18nMiddleware(i18n).setup(dp)

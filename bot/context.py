@@ -10,8 +10,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import Account, Member, Organisation, RoleGrant
 
-current_session: ContextVar[AsyncSession | None] = ContextVar("daka_session", default=None)
-
 
 @dataclass
 class Visitor:

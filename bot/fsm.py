@@ -22,7 +22,7 @@ from aiogram.fsm.storage.base import (
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.context import Batch, current_batch, current_session
+from bot.context import Batch, current_batch
 from storage.db import SessionFactory
 from storage.models import FsmRecord
 from storage.repo import dialect_insert
@@ -83,10 +83,7 @@ class DbStorage(StepStorage):
             step = await self._select(batch.session, name)
             self._remember(name, step)
             return step
-        session = current_session.get()
-        if session is not None:
-            return await self._select(session, name)
-        async with self.sessions() as own:
+        async with self.sessions() as own:  # outside any update
             return await self._select(own, name)
 
     async def _write(self, key: StorageKey, step: Step) -> None:
@@ -96,11 +93,7 @@ class DbStorage(StepStorage):
             batch.fsm[name] = step
             return
         self._committed.pop(name, None)
-        session = current_session.get()
-        if session is not None:
-            await self._upsert(session, {name: step})
-            return
-        async with self.sessions() as own:
+        async with self.sessions() as own:  # outside any update
             await self._upsert(own, {name: step})
             await own.commit()
 

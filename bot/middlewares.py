@@ -22,13 +22,11 @@ from aiogram.methods import (
     TelegramMethod,
 )
 from aiogram.methods.base import TelegramType
-from aiogram.types import TelegramObject, Update, User
+from aiogram.types import TelegramObject, User
 
-from bot.context import Batch, Visitor, current_batch, current_session
+from bot.context import Visitor, current_batch
 from bot.logs import bind
 from bot.replies import current_replies
-from domain.clock import Clock
-from storage.db import SessionFactory
 from storage.models import RoleGrant
 from storage.repo import Repo
 
@@ -38,50 +36,19 @@ Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
 
 
 class DbSessionMiddleware(BaseMiddleware):
-    """The update's unit of work. In the polling loop, updates of a batch share the batch's
-    transaction (committed by the loop); otherwise (webhooks, tests feeding updates) the
-    update's writes, its FSM step and its journal mark commit together here. An update already
-    handled is skipped."""
-
-    def __init__(self, sessions: SessionFactory, clock: Clock) -> None:
-        self.sessions = sessions
-        self.clock = clock
+    """The update's unit of work: updates are handled in batches by `UpdateProcessor` (long
+    polling and webhooks alike), sharing the batch's transaction, which the processor commits;
+    a handler that fails marks the batch failed and withholds what it had said."""
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
-        assert isinstance(event, Update)
         batch = current_batch.get()
-        if batch is not None:
-            return await self._in_batch(batch, handler, event, data)
-        async with self.sessions() as session:
-            repo = Repo(session)
-            if await repo.journal.is_handled(update_id=event.update_id):
-                log.info("update %s was handled before; skipped", event.update_id)
-                return None
-            token = current_session.set(session)
-            try:
-                data["repo"] = repo
-                result = await handler(event, data)
-                await repo.journal.record_handled(
-                    rows=[(event.update_id, None)], now=self.clock.now()
-                )
-                await session.commit()
-                return result
-            except Exception:
-                await session.rollback()
-                await self._give_up(event.update_id)
-                raise
-            finally:
-                current_session.reset(token)
-
-    async def _in_batch(
-        self, batch: Batch, handler: Handler, event: Update, data: dict[str, Any]
-    ) -> Any:
+        if batch is None:
+            raise RuntimeError("updates are handled through bot.updates.UpdateProcessor")
         data["repo"] = Repo(batch.session)
-        token = current_session.set(batch.session)
         try:
             return await handler(event, data)
         except Exception:
-            # The loop rolls the batch back and handles its updates one by one; what this
+            # The processor rolls the batch back and handles its updates one by one; what this
             # handler already said must not go out, the apology of the error handler will.
             batch.failed = True
             batch.fsm.clear()
@@ -89,19 +56,6 @@ class DbSessionMiddleware(BaseMiddleware):
             if replies is not None:
                 replies.clear()
             raise
-        finally:
-            current_session.reset(token)
-
-    async def _give_up(self, update_id: int) -> None:
-        """A handler that raised would raise again on replay: mark it handled, keep going."""
-        try:
-            async with self.sessions() as session:
-                await Repo(session).journal.record_handled(
-                    rows=[(update_id, None)], now=self.clock.now()
-                )
-                await session.commit()
-        except Exception:
-            log.exception("could not mark update %s as handled", update_id)
 
 
 class VisitorMiddleware(BaseMiddleware):
