@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot import metrics
 from bot.config import Settings
-from bot.updates import UpdateProcessor, database_unavailable, user_key
+from bot.updates import UpdateProcessor, user_key
 from domain.clock import Clock, SystemClock
 from storage.db import create_engine, create_session_factory
 
@@ -48,6 +48,7 @@ class Probe:
 
     def __init__(self, engine: AsyncEngine, redis: Any | None = None) -> None:
         self.engine = engine
+        self.sessions = create_session_factory(engine)
         self.redis = redis
 
     async def health(self) -> dict[str, str]:
@@ -72,7 +73,7 @@ class Probe:
         from storage.schedules import OutboxRepo
 
         async def depth() -> int:
-            async with create_session_factory(self.engine)() as session:
+            async with self.sessions() as session:
                 return await OutboxRepo(session).pending_count()
 
         try:
@@ -288,13 +289,3 @@ async def serve_ops(engine: AsyncEngine, redis: Any | None, port: int) -> web.Ap
     await web.TCPSite(runner, "0.0.0.0", port).start()
     log.info("health and metrics on port %d", port)
     return runner
-
-
-__all__ = [
-    "Probe",
-    "WebhookHandler",
-    "database_unavailable",
-    "run_webhook",
-    "serve_ops",
-    "webhook_url",
-]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
@@ -22,6 +23,13 @@ ON_CI = os.environ.get("CI", "").lower() == "true"
 
 # 2026-11-28 09:00 in Asia/Shanghai.
 MORNING = datetime(2026, 11, 28, 1, 0, tzinfo=UTC)
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now, for a server a test starts."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 @pytest.fixture

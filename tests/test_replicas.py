@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -26,7 +25,7 @@ from sqlmodel import col, select
 
 from storage.db import create_engine, create_session_factory
 from storage.models import CheckIn, InboundUpdate
-from tests.conftest import ON_CI
+from tests.conftest import ON_CI, free_port
 from tests.fakebot import FakeBotAPI, FakeUser
 from tests.scheduler.test_processes import (
     Received,
@@ -46,12 +45,6 @@ ROOT = Path(__file__).resolve().parents[1]
 SECRET = "replica-secret_0123456789"
 RETRY = "打卡系统暂时无法访问数据"
 OUTAGE_S = 10.0
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass

@@ -17,6 +17,7 @@ from bot.config import Settings
 from bot.web import SECRET_HEADER, run_webhook, webhook_url
 from storage.db import create_engine, create_session_factory
 from storage.models import InboundUpdate
+from tests.conftest import free_port
 from tests.fakebot import FakeBotAPI
 
 SECRET = "s3cret-token_for-tests"
@@ -207,14 +208,6 @@ async def test_the_polling_bot_and_the_scheduler_serve_health_and_metrics(
     finally:
         await runner.cleanup()
         await engine.dispose()
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def test_no_filter_is_left_to_a_worker_thread() -> None:
