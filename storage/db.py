@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from json.scanner import make_scanner
+from typing import Any, cast
 
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
@@ -20,7 +22,11 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     """An engine whose SQLite connections use WAL, foreign keys and a busy timeout. Its errors
     never quote statement parameters: they carry people's locations and health answers, and
     errors end up in logs."""
-    kwargs: dict[str, Any] = {"echo": echo, "hide_parameters": True}
+    kwargs: dict[str, Any] = {
+        "echo": echo,
+        "hide_parameters": True,
+        "json_deserializer": loads,
+    }
     if is_sqlite(url):
         kwargs["connect_args"] = {"timeout": 30}
     else:
@@ -38,6 +44,24 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
             cursor.close()
 
     return engine
+
+
+# What json.loads runs, without its wrapper (typeshed types its argument as a scanner).
+_scan_once = make_scanner(cast(Any, json.JSONDecoder()))
+
+
+def loads(text: str) -> Any:
+    """`json.loads` for the JSON columns, without its wrapper: the C scanner straight away, and
+    `json.loads` only for what the scanner does not take whole (surrounding whitespace, an
+    error to report). Check-ins carry two JSON columns; an export of 100,000 of them spent
+    1.0 s in `json.loads`, two thirds of it in the wrapper around the scanner."""
+    try:
+        value, end = _scan_once(text, 0)
+    except (StopIteration, ValueError, TypeError):
+        return json.loads(text)
+    if end != len(text):
+        return json.loads(text)
+    return value
 
 
 def create_session_factory(engine: AsyncEngine) -> SessionFactory:

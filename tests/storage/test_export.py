@@ -461,3 +461,25 @@ def test_files_keep_formula_like_text_inert() -> None:
     assert read_sheet(write_xlsx(header, [], []), "Summary") == [list(SUMMARY_HEADER)]
     with pytest.raises(ValueError, match="do not fit in a worksheet"):
         write_xlsx(header, [["x"]] * XLSX_MAX_ROWS, [])  # Excel's limit, with the header row
+
+
+def test_xlsx_keeps_every_cell_exactly_across_chunks() -> None:
+    """Rows that can be written as they are and rows that need care, interleaved, over more
+    rows than one compressed chunk holds: each reads back exactly (blank cells blank)."""
+    header = ["a", "b", "c", "d"]
+    tricky = [
+        [" leading", "trailing ", "\u3000全角", "x"],  # space at an end must survive
+        ["<b>&amp;</b>", "a\rb", "bell\x07", ""],  # markup escaped, control character dropped
+        ["", "mid\uffffdle", "\ufffe", "tab\tinside"],  # non-characters XML cannot carry
+        ["\n", "a\u3000b", "sep\ue000 arator", "\ue000"],  # the row check's own separator
+    ]
+    rows = [
+        tricky[i % 4] if i % 7 == 0 else [f"r{i}", "", "学院/班级", str(i)] for i in range(12_003)
+    ]
+    read = blanks(read_sheet(write_xlsx(header, rows, []), "Detail"))
+    dropped = str.maketrans("", "", "\x07\ufffe\uffff")
+    expected = [header, *([cell.translate(dropped) for cell in row] for row in rows)]
+    assert read[0] == header
+    assert len(read) == len(expected)
+    for number, (got, want) in enumerate(zip(read, expected, strict=True), start=1):
+        assert got[: len(want)] == want, f"row {number}"
