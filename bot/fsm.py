@@ -25,7 +25,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.context import Batch, current_batch
 from storage.db import SessionFactory
 from storage.models import FsmRecord
-from storage.repo import dialect_insert
+from storage.repo import upsert_many
 
 Step = tuple[str | None, dict[str, Any]]
 CACHE_LIMIT = 200_000
@@ -107,14 +107,8 @@ class DbStorage(StepStorage):
     async def _upsert(session: AsyncSession, steps: Mapping[str, Step]) -> None:
         if not steps:
             return
-        insert = dialect_insert(session)
-        stmt = insert(FsmRecord).values(
-            [{"key": k, "state": s, "data": d} for k, (s, d) in steps.items()]
-        )
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["key"], set_={"state": stmt.excluded.state, "data": stmt.excluded.data}
-        )
-        await session.exec(stmt)
+        rows = [{"key": k, "state": s, "data": d} for k, (s, d) in steps.items()]
+        await upsert_many(session, FsmRecord, rows, key="key", update_columns=("state", "data"))
 
     async def flush(self, batch: Batch) -> None:
         """Write the batch's conversation steps, just before its commit."""
