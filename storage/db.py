@@ -6,9 +6,11 @@ import json
 from json.scanner import make_scanner
 from typing import Any, cast
 
-from sqlalchemy import event
+from sqlalchemy import event, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage.sqlite import one_trip_module
 
 SessionFactory = async_sessionmaker[AsyncSession]
 
@@ -29,6 +31,8 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     }
     if is_sqlite(url):
         kwargs["connect_args"] = {"timeout": 30}
+        if make_url(url).get_driver_name() == "aiosqlite" and (module := one_trip_module()):
+            kwargs["module"] = module  # one trip to SQLite's thread per statement, not four
     else:
         kwargs["pool_pre_ping"] = True
     engine = create_async_engine(url, **kwargs)

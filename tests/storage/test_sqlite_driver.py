@@ -1,0 +1,103 @@
+"""The one-trip aiosqlite adapter: same results as SQLAlchemy's own, one thread trip each."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import exc, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from storage.db import create_engine
+from storage.sqlite import OneTripDBAPI, one_trip_module
+
+
+@pytest.fixture
+async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'trips.db'}")
+    async with engine.begin() as conn:
+        await conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT UNIQUE)"))
+    yield engine
+    await engine.dispose()
+
+
+def test_the_installed_aiosqlite_has_what_the_adapter_needs(tmp_path: Path) -> None:
+    """If an aiosqlite upgrade removes its private `_execute` or `_conn`, Daka silently falls
+    back to the stock adapter (four trips per statement): this test says so."""
+    assert isinstance(one_trip_module(), OneTripDBAPI)
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}")
+    assert isinstance(engine.dialect.dbapi, OneTripDBAPI)
+
+
+async def count_trips(conn: AsyncConnection, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record each function the aiosqlite connection queues for its worker thread."""
+    raw = await conn.get_raw_connection()
+    driver: Any = raw.driver_connection
+    trips: list[str] = []
+    original: Callable[..., Any] = driver._execute
+
+    async def counted(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        trips.append(getattr(fn, "__name__", repr(fn)))
+        return await original(fn, *args, **kwargs)
+
+    monkeypatch.setattr(driver, "_execute", counted)
+    return trips
+
+
+async def test_a_statement_is_one_trip_with_the_same_results(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with engine.connect() as conn:
+        trips = await count_trips(conn, monkeypatch)
+        inserted = await conn.execute(text("INSERT INTO t (name) VALUES ('a')"))
+        assert inserted.rowcount == 1
+        assert inserted.lastrowid == 1
+        assert len(trips) == 1
+
+        many = await conn.execute(
+            text("INSERT INTO t (name) VALUES (:name)"), [{"name": "b"}, {"name": "c"}]
+        )
+        assert many.rowcount == 2
+        assert len(trips) == 2
+
+        result = await conn.execute(text("SELECT id, name FROM t ORDER BY id"))
+        assert list(result.keys()) == ["id", "name"]
+        assert [tuple(r) for r in result] == [(1, "a"), (2, "b"), (3, "c")]
+        assert len(trips) == 3
+
+        updated = await conn.execute(text("UPDATE t SET name = name || '!' WHERE id > 1"))
+        assert updated.rowcount == 2
+        assert len(trips) == 4
+
+        returned = await conn.execute(text("INSERT INTO t (name) VALUES ('d') RETURNING id"))
+        assert returned.scalar_one() == 4
+        assert len(trips) == 5
+
+        empty = await conn.execute(text("SELECT name FROM t WHERE id = 99"))
+        assert empty.first() is None
+        assert len(trips) == 6
+        await conn.commit()
+
+
+async def test_errors_are_sqlalchemys_and_the_connection_goes_on(engine: AsyncEngine) -> None:
+    async with engine.connect() as conn:
+        await conn.execute(text("INSERT INTO t (name) VALUES ('a')"))
+        with pytest.raises(exc.IntegrityError):
+            await conn.execute(text("INSERT INTO t (name) VALUES ('a')"))
+        await conn.rollback()
+        with pytest.raises(exc.OperationalError):
+            await conn.execute(text("SELECT nothing FROM nowhere"))
+        await conn.rollback()
+        assert (await conn.execute(text("SELECT count(*) FROM t"))).scalar_one() == 0
+
+
+async def test_streaming_results_still_work(engine: AsyncEngine) -> None:
+    async with engine.connect() as conn:
+        await conn.execute(
+            text("INSERT INTO t (name) VALUES (:name)"), [{"name": str(i)} for i in range(250)]
+        )
+        streamed = await conn.stream(text("SELECT name FROM t ORDER BY id"))
+        names = [row[0] async for row in streamed]
+        assert names == [str(i) for i in range(250)]
