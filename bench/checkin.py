@@ -32,7 +32,6 @@ import shlex
 import shutil
 import signal
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
@@ -54,9 +53,12 @@ from bench.common import (
     expect,
     machine,
     now,
+    parsed_options,
     process_cpu_seconds,
+    run_main,
     start_bot,
     table,
+    temporary_workdir,
     wait_until_polling,
 )
 from domain.clock import SystemClock
@@ -523,21 +525,12 @@ def _is_ours(frame: str) -> bool:
 
 # --------------------------------------------------------------------------- main
 async def run(opts: Options) -> int:
-    workdir = Path(tempfile.mkdtemp(prefix="daka-bench-"))
     results: list[PhaseResult] = []
-    try:
+    with temporary_workdir("daka-bench-", keep=opts.keep) as workdir:
         if opts.only in ("both", "checkin"):
             results.append(await checkin_phase(opts, workdir))
         if opts.only in ("both", "echo"):
             results.append(await echo_phase(opts, workdir))
-    except BenchError as exc:
-        print(f"bench: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        if opts.keep:
-            print(f"kept {workdir}", file=sys.stderr)
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
     report(results, opts)
     checkin = next((r for r in results if r.name == "check-in"), None)
     return 1 if checkin is not None and (checkin.lost or checkin.failures) else 0
@@ -616,6 +609,7 @@ def parse_args(argv: Sequence[str] | None) -> Options:
     parser.add_argument("--only", choices=("both", "checkin", "echo"), default="both")
     parser.add_argument(
         "--latency",
+        dest="latency_ms",
         type=float,
         default=0.0,
         metavar="MS",
@@ -660,33 +654,20 @@ def parse_args(argv: Sequence[str] | None) -> Options:
     args = parser.parse_args(argv)
     if sum(bool(x) for x in (args.cprofile, args.sql_stats, args.bot_cmd)) > 1:
         parser.error("--cprofile, --sql-stats and --bot-cmd each replace the bot command")
-    if args.members < 1 or args.rounds < 1 or args.warmup < 0 or args.latency < 0:
+    if args.members < 1 or args.rounds < 1 or args.warmup < 0 or args.latency_ms < 0:
         parser.error("--members, --rounds must be at least 1; --warmup, --latency at least 0")
-    return Options(
-        members=args.members,
-        rounds=args.rounds,
-        warmup=args.warmup,
-        step_timeout=args.step_timeout,
-        timeout=args.timeout,
-        only=args.only,
-        json=args.json,
-        keep=args.keep,
+    return parsed_options(
+        Options,
+        args,
         py_spy=args.py_spy.resolve() if args.py_spy else None,
-        py_spy_rate=args.py_spy_rate,
         py_spy_args=tuple(shlex.split(args.py_spy_args)),
         cprofile=args.cprofile.resolve() if args.cprofile else None,
-        sql_stats=args.sql_stats,
         bot_cmd=tuple(shlex.split(args.bot_cmd)),
-        latency_ms=args.latency,
     )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    opts = parse_args(argv)
-    try:
-        return asyncio.run(run(opts))
-    except KeyboardInterrupt:
-        return 130
+    return run_main(run(parse_args(argv)))
 
 
 if __name__ == "__main__":

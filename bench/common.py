@@ -1,20 +1,23 @@
-"""What both benchmark phases share: bot subprocesses, CPU accounting, waiting for replies,
-the result of a phase and the table that prints it."""
+"""What the benchmarks share: options and exit code of the command line, bot subprocesses, CPU
+accounting, waiting for replies, the result of a phase and the table that prints it."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import os
 import platform
+import shutil
 import signal
 import sys
+import tempfile
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from tests.fakebot import FakeBotAPI, FakeUser, SentMessage
 
@@ -24,6 +27,8 @@ KILL_WAIT_S = 5.0
 # Our own packages: profile frames from these files are "our code".
 OUR_PACKAGES = ("bot", "handlers", "storage", "domain", "scheduler")
 
+OptionsT = TypeVar("OptionsT")
+
 
 class BenchError(Exception):
     """The benchmark could not run (a bot that never polled, a seed that failed)."""
@@ -31,6 +36,36 @@ class BenchError(Exception):
 
 class ConversationError(Exception):
     """One simulated member's conversation went wrong; the message says where and why."""
+
+
+def parsed_options(cls: type[OptionsT], args: argparse.Namespace, **converted: Any) -> OptionsT:
+    """Options with one field per argument, named as its `dest`, so a new option is one line;
+    `converted` gives the fields whose value is not the argument's as parsed."""
+    return cls(**{**vars(args), **converted})
+
+
+def run_main(main: Coroutine[Any, Any, int]) -> int:
+    """A bench's exit code: 2 when it could not run (`BenchError`), 130 on ^C as in a shell."""
+    try:
+        return asyncio.run(main)
+    except BenchError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+@contextlib.contextmanager
+def temporary_workdir(prefix: str, *, keep: bool) -> Iterator[Path]:
+    """A run's databases and logs, removed afterwards unless --keep asks to look at them."""
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield workdir
+    finally:
+        if keep:
+            print(f"kept {workdir}", file=sys.stderr)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------- subprocesses

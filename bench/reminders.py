@@ -32,24 +32,24 @@ import json
 import re
 import resource
 import shlex
-import shutil
 import sys
-import tempfile
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import insert
-
 from bench.checkin import start_py_spy, stop_py_spy, summarise_collapsed
-from bench.common import BenchError, child_env, machine, start_bot
-from storage.db import create_engine, create_session_factory
-from storage.migrate import upgrade
-from storage.models import Member
-from storage.repo import Repo
+from bench.common import (
+    child_env,
+    machine,
+    parsed_options,
+    run_main,
+    start_bot,
+    temporary_workdir,
+)
 from tests.fakebot import FakeBotAPI
+from tests.storage.seeding import enrol_in_bulk, migrated_session
 
 FIRST_ID = 600_000_001
 CLASS_SIZE = 50
@@ -115,46 +115,22 @@ class Phase:
         }
 
 
+def class_of(member: int) -> str:
+    """The class of the member'th member: 50 a class, 20 classes a year."""
+    year, room = divmod(member // CLASS_SIZE, 20)
+    return f"年级{year + 1}/{room + 1}班"
+
+
 async def seed(database_url: str, members: int) -> None:
     """Organisation "bench": `members` enrolled members in classes of 50."""
-    engine = create_engine(database_url)
-    await upgrade(engine)
-    now = datetime.now(UTC)
-    try:
-        async with create_session_factory(engine)() as session:
-            repo = Repo(session)
-            org = await repo.orgs.create(
-                slug="bench",
-                name="第一中学",
-                timezone="Asia/Shanghai",
-                language="zh",
-                form="health",
-                now=now,
-            )
-            assert org.id is not None
-            classes = [
-                await repo.units.ensure(
-                    org_id=org.id, name_path=f"年级{c // 20 + 1}/{c % 20 + 1}班"
-                )
-                for c in range(max(1, -(-members // CLASS_SIZE)))
-            ]
-            rows = [
-                {
-                    "org_id": org.id,
-                    "unit_id": classes[i // CLASS_SIZE].id,
-                    "external_id": str(FIRST_ID + i),
-                    "name": f"学生{i}",
-                    "telegram_id": FIRST_ID + i,
-                    "enrolled_at": now,
-                    "active": True,
-                }
-                for i in range(members)
-            ]
-            connection = await session.connection()
-            await connection.execute(insert(Member), rows)  # executemany: one round trip
-            await session.commit()
-    finally:
-        await engine.dispose()
+    async with migrated_session(database_url) as session:
+        await enrol_in_bulk(
+            session,
+            slug="bench",
+            members=[(class_of(i), FIRST_ID + i) for i in range(members)],
+            now=datetime.now(UTC),
+        )
+        await session.commit()
 
 
 async def run_phase(phase: Phase, workdir: Path, opts: Options, *, spy: Path | None) -> Phase:
@@ -279,19 +255,10 @@ async def run(opts: Options, argv: Sequence[str]) -> int:
         phases.append(Phase("limited", opts.members, opts.rate, limits=True))
     if opts.only in ("both", "raw"):
         phases.append(Phase("raw", opts.raw_members, opts.raw_rate, limits=False))
-    workdir = Path(tempfile.mkdtemp(prefix="daka-bench-remind-"))
-    try:
+    with temporary_workdir("daka-bench-remind-", keep=opts.keep) as workdir:
         for phase in phases:
             spy = opts.py_spy if phase.name == "raw" or opts.only == "limited" else None
             await run_phase(phase, workdir, opts, spy=spy)
-    except BenchError as exc:
-        print(f"bench: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        if opts.keep:
-            print(f"kept {workdir}", file=sys.stderr)
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
     info = machine()
     print(
         f"machine: {info['cpus']} CPUs, {info['implementation']} {info['python']}, "
@@ -346,26 +313,12 @@ def parse_args(argv: Sequence[str] | None) -> Options:
     args = parser.parse_args(argv)
     if min(args.members, args.raw_members) < 2 or min(args.rate, args.raw_rate) <= 0:
         parser.error("members must be at least 2 and rates above 0")
-    return Options(
-        members=args.members,
-        rate=args.rate,
-        raw_members=args.raw_members,
-        raw_rate=args.raw_rate,
-        only=args.only,
-        timeout=args.timeout,
-        json=args.json,
-        keep=args.keep,
-        py_spy=args.py_spy.resolve() if args.py_spy else None,
-    )
+    return parsed_options(Options, args, py_spy=args.py_spy.resolve() if args.py_spy else None)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    opts = parse_args(args)
-    try:
-        return asyncio.run(run(opts, args))
-    except KeyboardInterrupt:
-        return 130
+    return run_main(run(parse_args(args), args))
 
 
 if __name__ == "__main__":

@@ -48,10 +48,8 @@ import json
 import os
 import resource
 import shlex
-import shutil
 import socket
 import sys
-import tempfile
 import time
 import traceback
 import uuid
@@ -75,8 +73,11 @@ from bench.common import (
     PhaseResult,
     child_env,
     machine,
+    parsed_options,
     process_cpu_seconds,
+    run_main,
     start_bot,
+    temporary_workdir,
 )
 from domain.schedule import ScheduleSpec
 from storage.db import create_engine, create_session_factory
@@ -1053,12 +1054,11 @@ def could_not_run(exc: Exception) -> str:
 
 
 async def run(opts: Options, argv: Sequence[str]) -> int:
-    workdir = Path(tempfile.mkdtemp(prefix="daka-bench-scale-"))
     checkins: list[CheckinRun] = []
     rounds: list[RoundRun] = []
     services = await service_versions(opts)
     loads = [os.getloadavg()[0]]
-    try:
+    with temporary_workdir("daka-bench-scale-", keep=opts.keep) as workdir:
         if opts.only in ("all", "checkin"):
             phases = [checkin_embedded]
             if opts.echo:
@@ -1081,11 +1081,6 @@ async def run(opts: Options, argv: Sequence[str]) -> int:
                     )
                     broken.broken = could_not_run(exc)
                     rounds.append(broken)
-    finally:
-        if opts.keep:
-            print(f"kept {workdir}", file=sys.stderr)
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
     loads.append(os.getloadavg()[0])
     report(opts, argv, services, loads, checkins, rounds)
     if any(r.broken for r in checkins) or any(r.broken for r in rounds):
@@ -1162,33 +1157,12 @@ def parse_args(argv: Sequence[str]) -> Options:
         parser.error("--schedulers: at least one process per round")
     if args.max_connections is not None and not 1 <= args.max_connections <= 100:
         parser.error("--max-connections: 1 to 100, as on Telegram")
-    return Options(
-        members=args.members,
-        warmup=args.warmup,
-        echo=args.echo,
-        reminder_members=args.reminder_members,
-        send_rate=args.send_rate,
-        schedulers=schedulers,
-        sqlite_scheduler=args.sqlite_scheduler,
-        only=args.only,
-        pg=args.pg,
-        redis=args.redis,
-        max_connections=args.max_connections,
-        sql_stats=args.sql_stats,
-        step_timeout=args.step_timeout,
-        timeout=args.timeout,
-        json=args.json,
-        keep=args.keep,
-    )
+    return parsed_options(Options, args, schedulers=schedulers)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    opts = parse_args(args)
-    try:
-        return asyncio.run(run(opts, args))
-    except KeyboardInterrupt:
-        return 130
+    return run_main(run(parse_args(args), args))
 
 
 if __name__ == "__main__":

@@ -22,18 +22,17 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from aiogram import Bot
-from sqlalchemy import func, insert, update
+from sqlalchemy import func, update
 from sqlmodel import col, select
 
 from domain.clock import SystemClock
 from domain.schedule import GRACE, ScheduleSpec
 from scheduler.sender import Sender
 from storage.db import SessionFactory, create_engine, create_session_factory
-from storage.migrate import upgrade
-from storage.models import Member, Outbox, SlotRun
-from storage.repo import Repo
+from storage.models import Outbox, SlotRun
 from storage.schedules import ScheduleRepo
 from tests.fakebot import FakeBotAPI
+from tests.storage.seeding import enrol_in_bulk, migrated_session
 
 pytestmark = pytest.mark.slow
 
@@ -61,47 +60,20 @@ async def seed(database_url: str, members: int, remind: Sequence[str]) -> list[i
     """An organisation of `members` enrolled members (Telegram ids bound directly) whose
     reminders are at `remind`; the cutoff and report come last in the day and send nothing
     (nobody manages this organisation)."""
-    engine = create_engine(database_url)
-    await upgrade(engine)
-    now = datetime.now(UTC)
     ids = list(range(FIRST_ID, FIRST_ID + members))
-    try:
-        async with create_session_factory(engine)() as session:
-            repo = Repo(session)
-            org = await repo.orgs.create(
-                slug="school",
-                name="第一中学",
-                timezone="Asia/Shanghai",
-                language="zh",
-                form="health",
-                now=now,
-            )
-            assert org.id is not None
-            classes = [
-                await repo.units.ensure(org_id=org.id, name_path=f"年级/{c + 1}班")
-                for c in range(max(1, members // CLASS_SIZE))
-            ]
-            rows = [
-                {
-                    "org_id": org.id,
-                    "unit_id": classes[i % len(classes)].id,
-                    "external_id": str(tid),
-                    "name": f"学生{i}",
-                    "telegram_id": tid,
-                    "enrolled_at": now,
-                    "active": True,
-                }
-                for i, tid in enumerate(ids)
-            ]
-            connection = await session.connection()
-            await connection.execute(insert(Member), rows)
-            spec = ScheduleSpec.parse(
-                remind=",".join(remind), cutoff="23:59", report="23:59", days="all"
-            )
-            await ScheduleRepo(session).put(org_id=org.id, unit_id=None, spec=spec)
-            await session.commit()
-    finally:
-        await engine.dispose()
+    classes = max(1, members // CLASS_SIZE)
+    async with migrated_session(database_url) as session:
+        org_id = await enrol_in_bulk(
+            session,
+            slug="school",
+            members=[(f"年级/{i % classes + 1}班", tid) for i, tid in enumerate(ids)],
+            now=datetime.now(UTC),
+        )
+        spec = ScheduleSpec.parse(
+            remind=",".join(remind), cutoff="23:59", report="23:59", days="all"
+        )
+        await ScheduleRepo(session).put(org_id=org_id, unit_id=None, spec=spec)
+        await session.commit()
     return ids
 
 

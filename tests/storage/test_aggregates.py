@@ -9,7 +9,8 @@ from domain.status import DayStatus
 from storage.aggregates import member_days, total, unit_figures
 from storage.db import SessionFactory
 from storage.models import Excuse
-from storage.repo import Repo, RosterRow, Submission
+from storage.repo import Repo
+from tests.storage.seeding import check_in, seed_school
 
 DAY = date(2026, 11, 28)
 
@@ -19,59 +20,17 @@ async def seed(sessions: SessionFactory, clock: FixedClock) -> int:
     not enrolled; 文学院/甲班: missing."""
     async with sessions() as session:
         repo = Repo(session)
-        org = await repo.orgs.create(
-            slug="s",
-            name="S",
-            timezone="Asia/Shanghai",
-            language="zh",
-            form="health",
-            now=clock.now(),
-        )
+        org, members = await seed_school(repo, now=clock.now())
         assert org.id is not None
-        rows = [
-            ("工程学院/一班", "1", "甲"),
-            ("工程学院/一班", "2", "乙"),
-            ("工程学院/一班", "3", "丙"),
-            ("工程学院/二班", "4", "丁"),
-            ("工程学院/二班", "5", "戊"),
-            ("文学院/甲班", "6", "己"),
-        ]
-        await repo.members.import_roster(
-            org_id=org.id,
-            rows=[
-                RosterRow(line=i, unit=u, member_id=m, name=n) for i, (u, m, n) in enumerate(rows)
-            ],
-        )
-        members = {
-            external_id: await repo.members.by_external(org_id=org.id, external_id=external_id)
-            for _, external_id, _ in rows
-        }
-        for external_id, member in members.items():
-            assert member is not None
-            if external_id != "5":
-                await repo.members.bind(
-                    member=member, telegram_id=100 + int(external_id), now=clock.now()
-                )
         for external_id, abnormal in (("1", False), ("2", True)):
-            member = members[external_id]
-            assert member is not None
-            await repo.checkins.submit(
-                member=member,
-                local_day=DAY,
-                form="health",
-                form_version=1,
-                submission=Submission(
-                    answers={}, abnormal=abnormal, reasons=["temperature"] if abnormal else []
-                ),
-                update_id=None,
-                now=clock.now(),
+            await check_in(
+                repo, member=members[external_id], day=DAY, abnormal=abnormal, now=clock.now()
             )
         excused, unreachable = members["3"], members["4"]
-        assert excused is not None and excused.id is not None and unreachable is not None
         session.add(
             Excuse(
                 org_id=org.id,
-                member_id=excused.id,
+                member_id=excused.id or 0,
                 first_day=DAY - timedelta(days=1),
                 last_day=DAY,
                 reason="病假",

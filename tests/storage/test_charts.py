@@ -14,8 +14,9 @@ from domain.status import Figures
 from storage.charts import MAX_DAYS, PROBE, _covering, cjk_family, render_trend, trend_series
 from storage.db import SessionFactory
 from storage.models import Organisation
-from storage.repo import Repo, RosterRow, Submission
+from storage.repo import Repo
 from storage.schedules import ScheduleRepo
+from tests.storage.seeding import check_in, create_org, seed_roster
 
 LAST = date(2026, 11, 28)
 FIRST = LAST - timedelta(days=4)  # 11-24 … 11-28
@@ -37,50 +38,24 @@ async def seed(sessions: SessionFactory, clock: FixedClock) -> Organisation:
     11-26); 11-25 is a holiday."""
     async with sessions() as session:
         repo = Repo(session)
-        org = await repo.orgs.create(
-            slug="s",
-            name="第一中学",
-            timezone="Asia/Shanghai",
-            language="zh",
-            form="health",
-            now=clock.now(),
-        )
-        assert org.id is not None
-        rows = [
+        roster = [
             ("工程学院/一班", "1", "甲"),
             ("工程学院/一班", "2", "乙"),
             ("工程学院/二班", "3", "丙"),
             ("文学院/甲班", "4", "丁"),
         ]
-        await repo.members.import_roster(
-            org_id=org.id,
-            rows=[
-                RosterRow(line=i, unit=u, member_id=m, name=n) for i, (u, m, n) in enumerate(rows)
-            ],
+        org, members = await seed_roster(
+            repo,
+            name="第一中学",
+            roster=roster,
+            enrolled={m: LATE_ENROLMENT if m == "4" else LONG_AGO for _, m, _ in roster},
+            now=clock.now(),
         )
-        members = {}
-        for _, external_id, _ in rows:
-            member = await repo.members.by_external(org_id=org.id, external_id=external_id)
-            assert member is not None
-            members[external_id] = member
-            enrolled = LATE_ENROLMENT if external_id == "4" else LONG_AGO
-            await repo.members.bind(
-                member=member, telegram_id=100 + int(external_id), now=enrolled
-            )
+        assert org.id is not None
         for day, who in CHECKINS.items():
             for external_id, abnormal in who.items():
-                await repo.checkins.submit(
-                    member=members[external_id],
-                    local_day=day,
-                    form="health",
-                    form_version=1,
-                    submission=Submission(
-                        answers={},
-                        abnormal=abnormal,
-                        reasons=["temperature"] if abnormal else [],
-                    ),
-                    update_id=None,
-                    now=clock.now(),
+                await check_in(
+                    repo, member=members[external_id], day=day, abnormal=abnormal, now=clock.now()
                 )
         await ScheduleRepo(session).add_holidays(org_id=org.id, days=[HOLIDAY])
         await session.commit()
@@ -139,14 +114,7 @@ async def test_days_and_units_are_checked(sessions: SessionFactory, clock: Fixed
     org = await seed(sessions, clock)
     async with sessions() as session:
         repo = Repo(session)
-        other = await repo.orgs.create(
-            slug="other",
-            name="第二中学",
-            timezone="Asia/Shanghai",
-            language="zh",
-            form="health",
-            now=clock.now(),
-        )
+        other = await create_org(repo, slug="other", name="第二中学", now=clock.now())
         foreign = await repo.units.ensure(org_id=other.id or 0, name_path="某班")
         for days in (0, MAX_DAYS + 1):
             with pytest.raises(ValueError):

@@ -30,8 +30,9 @@ from storage.export import (
     write_xlsx,
 )
 from storage.models import Excuse, Organisation
-from storage.repo import Repo, RosterRow, Submission
+from storage.repo import Repo, Submission
 from storage.schedules import ScheduleRepo
+from tests.storage.seeding import seed_school
 
 DAY = date(2026, 11, 28)
 HOLIDAY = DAY + timedelta(days=1)
@@ -69,39 +70,10 @@ async def seed(sessions: SessionFactory, clock: FixedClock) -> Seeded:
     The day after DAY is a holiday."""
     async with sessions() as session:
         repo = Repo(session)
-        org = await repo.orgs.create(
-            slug="s",
-            name="S",
-            timezone="Asia/Shanghai",
-            language="zh",
-            form="health",
-            now=clock.now(),
+        org, members = await seed_school(
+            repo, now=clock.now(), order=("6", "5", "3", "1", "2", "4")
         )
         assert org.id is not None
-        roster = [
-            ("文学院/甲班", "6", "己"),
-            ("工程学院/二班", "5", "戊"),
-            ("工程学院/一班", "3", "丙"),
-            ("工程学院/一班", "1", "甲"),
-            ("工程学院/一班", "2", "乙"),
-            ("工程学院/二班", "4", "丁"),
-        ]
-        await repo.members.import_roster(
-            org_id=org.id,
-            rows=[
-                RosterRow(line=i, unit=u, member_id=m, name=n)
-                for i, (u, m, n) in enumerate(roster)
-            ],
-        )
-        members = {}
-        for _, external_id, _ in roster:
-            member = await repo.members.by_external(org_id=org.id, external_id=external_id)
-            assert member is not None and member.id is not None
-            members[external_id] = member
-            if external_id != "5":
-                await repo.members.bind(
-                    member=member, telegram_id=100 + int(external_id), now=clock.now()
-                )
 
         async def submit(
             external_id: str, day: date, at: datetime, answers: dict[str, Any], **fields: Any
