@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -101,3 +102,31 @@ async def test_streaming_results_still_work(engine: AsyncEngine) -> None:
         streamed = await conn.stream(text("SELECT name FROM t ORDER BY id"))
         names = [row[0] async for row in streamed]
         assert names == [str(i) for i in range(250)]
+
+
+def worker_locals(driver: Any) -> dict[str, Any]:
+    """The local variables of an aiosqlite connection's worker thread, waiting for work."""
+    frame = sys._current_frames()[driver._thread.ident]
+    while frame is not None and frame.f_code.co_name != "_connection_worker_thread":
+        frame = frame.f_back  # type: ignore[assignment]
+    assert frame is not None, "aiosqlite's worker thread changed: look at storage/sqlite.py"
+    return dict(frame.f_locals)
+
+
+async def test_an_idle_connection_holds_no_rows_and_no_parameters(engine: AsyncEngine) -> None:
+    """aiosqlite's worker keeps its last call and result until the next one: the adapter hands
+    it lists that are emptied once read, so an idle pooled connection keeps no result alive."""
+    async with engine.connect() as conn:
+        await conn.execute(
+            text("INSERT INTO t (name) VALUES (:name)"), [{"name": str(i)} for i in range(100)]
+        )
+        driver: Any = (await conn.get_raw_connection()).driver_connection
+        held = worker_locals(driver)
+        assert held["result"] == []
+        assert held["function"].args[1:] == ([],)  # the job: statement and 100 parameters
+
+        rows = (await conn.execute(text("SELECT name FROM t"))).all()
+        assert len(rows) == 100
+        held = worker_locals(driver)
+        assert held["result"] == []
+        assert held["function"].args[1:] == ([],)
