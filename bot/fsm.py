@@ -19,6 +19,7 @@ from aiogram.fsm.storage.base import (
     StateType,
     StorageKey,
 )
+from sqlalchemy import bindparam
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -29,6 +30,10 @@ from storage.repo import upsert_many
 
 Step = tuple[str | None, dict[str, Any]]
 CACHE_LIMIT = 200_000
+# Built once (see storage.repo's check-in statements): read on a conversation's first step.
+_STEP = select(col(FsmRecord.state), col(FsmRecord.data)).where(
+    col(FsmRecord.key) == bindparam("key")
+)
 
 
 class StepStorage(BaseStorage):
@@ -99,8 +104,8 @@ class DbStorage(StepStorage):
 
     @staticmethod
     async def _select(session: AsyncSession, name: str) -> Step:
-        stmt = select(col(FsmRecord.state), col(FsmRecord.data)).where(FsmRecord.key == name)
-        row = (await session.exec(stmt)).first()
+        connection = await session.connection()
+        row = (await connection.execute(_STEP, {"key": name})).first()
         return (row[0], dict(row[1])) if row else (None, {})
 
     @staticmethod

@@ -324,10 +324,10 @@ async def open_turn(
 async def start_checkin(turn: Turn, repo: Repo, clock: Clock) -> None:
     assert turn.member.id is not None
     today = local_day(clock.now(), turn.org.timezone)
-    existing = await repo.checkins.for_day(member_id=turn.member.id, local_day=today)
+    submitted = await repo.checkins.submitted_at(member_id=turn.member.id, local_day=today)
     header = None
-    if existing is not None:
-        at = existing.submitted_at.astimezone(zone(turn.org.timezone)).strftime("%H:%M")
+    if submitted is not None:
+        at = submitted.astimezone(zone(turn.org.timezone)).strftime("%H:%M")
         header = _("You already checked in today at {time}. Answering again will update it.")
         header = header.format(time=at)
     await turn.begin(today, header=header)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, cast
 
-from sqlalchemy import Executable, Table, delete, func, update
+from sqlalchemy import Executable, Table, bindparam, delete, func, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import SQLModel, col, select
@@ -441,15 +441,31 @@ class Submission:
     outside_geofence: bool = False
 
 
+# The statements of every check-in conversation, built once: a statement built anew on each call
+# also computes its cache key anew (walking it, pulling out its literal values), which cost about
+# as much as running it on SQLite — some 0.17 ms of a 0.35-0.4 ms look-up.
+_CHECKIN_OF_DAY = select(CheckIn).where(
+    col(CheckIn.member_id) == bindparam("member"), col(CheckIn.local_day) == bindparam("day")
+)
+_SUBMITTED_AT = select(col(CheckIn.submitted_at)).where(
+    col(CheckIn.member_id) == bindparam("member"), col(CheckIn.local_day) == bindparam("day")
+)
+
+
 class CheckInRepo:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
     async def for_day(self, *, member_id: int, local_day: date) -> CheckIn | None:
-        stmt = select(CheckIn).where(
-            CheckIn.member_id == member_id, CheckIn.local_day == local_day
-        )
-        return (await self.session.exec(stmt)).first()
+        params = {"member": member_id, "day": local_day}
+        return (await self.session.exec(_CHECKIN_OF_DAY, params=params)).first()
+
+    async def submitted_at(self, *, member_id: int, local_day: date) -> datetime | None:
+        """When the day's check-in was last submitted (None: not yet), without loading it:
+        `/checkin` asks this of every member who starts."""
+        connection = await self.session.connection()
+        params = {"member": member_id, "day": local_day}
+        return (await connection.execute(_SUBMITTED_AT, params)).scalar_one_or_none()
 
     async def by_update(self, *, update_id: int) -> CheckInRevision | None:
         stmt = select(CheckInRevision).where(CheckInRevision.update_id == update_id)
