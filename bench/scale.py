@@ -63,8 +63,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import aiohttp
-from sqlalchemy import func
-from sqlmodel import col, select
+from sqlmodel import select
 
 from bench import checkin, reminders
 from bench.common import (
@@ -81,9 +80,10 @@ from bench.common import (
 )
 from domain.schedule import ScheduleSpec
 from storage.db import create_engine, create_session_factory
-from storage.models import Organisation, Outbox, SlotRun
+from storage.models import Organisation
 from storage.schedules import ScheduleRepo
 from tests.fakebot import FakeBotAPI
+from tests.scheduler.test_processes import outbox_and_runs
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/11"
@@ -695,27 +695,9 @@ async def add_schedule(url: str, remind: str) -> None:
 
 async def outbox_state(url: str) -> tuple[dict[str, int], int]:
     """Letters by status, and how many reminder rounds were claimed."""
-    engine = create_engine(url)
-    try:
-        async with create_session_factory(engine)() as session:
-            statuses = (
-                await session.exec(
-                    select(Outbox.status, func.count()).group_by(col(Outbox.status))
-                )
-            ).all()
-            claims = (
-                await session.exec(
-                    select(func.count())
-                    .select_from(SlotRun)
-                    .where(
-                        col(SlotRun.slot).startswith("remind@")
-                        | col(SlotRun.slot).startswith("manual@")
-                    )
-                )
-            ).one()
-    finally:
-        await engine.dispose()
-    return {str(status): int(count) for status, count in statuses}, int(claims)
+    statuses, slots = await outbox_and_runs(url)
+    claims = sum(n for slot, n in slots.items() if slot.startswith(("remind@", "manual@")))
+    return dict(statuses), claims
 
 
 class Tally:

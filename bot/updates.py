@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -168,13 +169,9 @@ class UpdateProcessor:
             dumped = {u.update_id: json.dumps(r) for u, r in records}
             rows = [(u.update_id, dumped.get(u.update_id)) for u, _ in results]
             await repo.journal.record_handled(rows=rows, now=self.clock.now())
-            replied, self._replied[:] = list(self._replied), []
-            try:
+            with self._taking_replied() as replied:
                 await repo.journal.mark_replied(update_ids=replied, now=self.clock.now())
                 await session.commit()
-            except Exception:
-                self._replied.extend(replied)
-                raise
         assert self.replies is not None, "start() first"
         for update, record in records:
             self.replies.send_records(update.update_id, record, chat_id=user_key(update))
@@ -234,11 +231,18 @@ class UpdateProcessor:
     async def _mark_replied(self) -> None:
         if not self._replied:
             return
-        replied, self._replied[:] = list(self._replied), []
-        try:
+        with self._taking_replied() as replied:
             async with self.sessions() as session:
                 await Repo(session).journal.mark_replied(update_ids=replied, now=self.clock.now())
                 await session.commit()
+
+    @contextlib.contextmanager
+    def _taking_replied(self) -> Iterator[list[int]]:
+        """The updates whose replies went out since the last record of them; handed back if
+        recording them fails, for the next attempt."""
+        replied, self._replied[:] = list(self._replied), []
+        try:
+            yield replied
         except Exception:
             self._replied.extend(replied)
             raise

@@ -444,8 +444,8 @@ def write_xlsx(
 _MAIN_NS: Final = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
 _REL_NS: Final = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
 _PACKAGE_REL_NS: Final = "{http://schemas.openxmlformats.org/package/2006/relationships}"
-_XML_SPECIAL: Final = re.compile(r"[&<>\r]")
 _XML_ESCAPES: Final[Mapping[str, str]] = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "\r": "&#13;"}
+_XML_SPECIAL: Final = re.compile(f"[{''.join(_XML_ESCAPES)}]")
 
 
 def _splice_rows(xlsx: bytes, sheet_name: str, rows: Sequence[Sequence[str]]) -> bytes:
@@ -546,29 +546,27 @@ def _row_template(letters: Sequence[str], filled: Sequence[bool]) -> str:
     return "".join(parts)
 
 
+# What XML 1.0 cannot carry: openpyxl's ILLEGAL_CHARACTERS_RE (control characters), and the
+# non-characters U+FFFE, U+FFFF and lone surrogates, which it lets through into broken files.
+_NOT_XML_CHARACTERS: Final = "\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff"
+_NOT_XML: Final = re.compile(f"[{_NOT_XML_CHARACTERS}]")
+_MARKUP_OR_NOT_XML: Final = re.compile(f"[{''.join(_XML_ESCAPES)}{_NOT_XML_CHARACTERS}]")
+
 # A row's cells joined by (and framed in) a character that is neither whitespace nor markup (a
 # private-use one): three searches then tell whether any cell needs `_xml_text` or `xml:space`
 # (the separator inside a cell can only make a search match, sending the row down the careful
 # path). Three simple patterns, because one alternation of them scans several times slower.
 _SEPARATOR: Final = "\ue000"
-_MARKUP_OR_ILLEGAL: Final = re.compile(
-    "[\x00-\x08\x0b\x0c\x0e-\x1f&<>\r\ud800-\udfff\ufffe\uffff]"
-)
-_SPACE_AFTER: Final = re.compile("\ue000\\s")
-_SPACE_BEFORE: Final = re.compile("\\s\ue000")
+_SPACE_AFTER: Final = re.compile(_SEPARATOR + r"\s")
+_SPACE_BEFORE: Final = re.compile(r"\s" + _SEPARATOR)
 
 
 def _plain(row: Sequence[str]) -> bool:
     """No cell of the row has markup, illegal characters, or space at either end."""
     text = _SEPARATOR + _SEPARATOR.join(row) + _SEPARATOR
     return not (
-        _MARKUP_OR_ILLEGAL.search(text) or _SPACE_AFTER.search(text) or _SPACE_BEFORE.search(text)
+        _MARKUP_OR_NOT_XML.search(text) or _SPACE_AFTER.search(text) or _SPACE_BEFORE.search(text)
     )
-
-
-# What XML 1.0 cannot carry: openpyxl's ILLEGAL_CHARACTERS_RE (control characters), and the
-# non-characters U+FFFE, U+FFFF and lone surrogates, which it lets through into broken files.
-_NOT_XML: Final = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 def _xml_text(value: str) -> str:

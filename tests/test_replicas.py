@@ -11,7 +11,6 @@ import asyncio
 import os
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -34,6 +33,7 @@ from tests.scheduler.test_processes import (
     outbox_and_runs,
     seed,
     slot_at,
+    start_daka,
     start_scheduler,
     stop,
 )
@@ -41,7 +41,6 @@ from tests.test_kill import check_in, from_temperature, until
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
-ROOT = Path(__file__).resolve().parents[1]
 SECRET = "replica-secret_0123456789"
 RETRY = "打卡系统暂时无法访问数据"
 OUTAGE_S = 10.0
@@ -87,29 +86,20 @@ def start_replica(
     server: FakeBotAPI, database_url: str, redis_url: str, home: Path, name: str, *, first: bool
 ) -> Replica:
     port = free_port()
-    env = {
-        **{
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("BOT_", "REDIS_", "DATABASE_", "TELEGRAM_", "WEBHOOK_", "LOG_"))
-        },
-        "BOT_TOKEN": server.token,
-        "TELEGRAM_API_URL": server.url,
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
-        "WEBHOOK_SECRET": SECRET,
-        "LOG_LEVEL": "WARNING",
-        "LOG_FORMAT": "json",
-        "PYTHONPATH": str(ROOT),
-    }
-    command = [sys.executable, "-m", "bot", "webhook", "--host", "127.0.0.1", "--port", str(port)]
+    command = ["webhook", "--host", "127.0.0.1", "--port", str(port)]
     command += ["--url", f"http://127.0.0.1:{port}"] if first else ["--no-set-webhook"]
-    log = home / f"{name}.log"
-    with open(log, "ab") as stream:
-        process = subprocess.Popen(
-            command, cwd=home, env=env, stdout=subprocess.DEVNULL, stderr=stream
-        )
-    return Replica(name, port, process, log)
+    process = start_daka(
+        command,
+        server,
+        database_url,
+        home,
+        name,
+        REDIS_URL=redis_url,
+        WEBHOOK_SECRET=SECRET,
+        LOG_LEVEL="WARNING",
+        LOG_FORMAT="json",
+    )
+    return Replica(name, port, process, home / f"{name}.log")
 
 
 @asynccontextmanager

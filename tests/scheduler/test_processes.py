@@ -77,6 +77,38 @@ async def seed(database_url: str, members: int, remind: Sequence[str]) -> list[i
     return ids
 
 
+# Settings of the environment that a test's Daka process must not inherit.
+DAKA_SETTINGS = ("BOT_", "REDIS_", "DATABASE_", "TELEGRAM_", "SEND_", "WEBHOOK_", "LOG_")
+
+
+def start_daka(
+    args: Sequence[str],
+    server: FakeBotAPI,
+    database_url: str,
+    home: Path,
+    name: str,
+    **settings: str,
+) -> subprocess.Popen[bytes]:
+    """`python -m bot ARGS` against the fake Bot API and `database_url`, in `home`, with its
+    log in `home/NAME.log`; `settings` are more environment variables (LOG_LEVEL=...)."""
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(DAKA_SETTINGS)},
+        "BOT_TOKEN": server.token,
+        "TELEGRAM_API_URL": server.url,
+        "DATABASE_URL": database_url,
+        "PYTHONPATH": str(ROOT),
+        **settings,
+    }
+    with open(home / f"{name}.log", "ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "bot", *args],
+            cwd=home,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+
+
 def start_scheduler(
     server: FakeBotAPI,
     database_url: str,
@@ -86,27 +118,15 @@ def start_scheduler(
     log_level: str = "WARNING",
     send_rate: int = SEND_RATE,
 ) -> subprocess.Popen[bytes]:
-    env = {
-        **{
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("BOT_", "REDIS_", "DATABASE_", "TELEGRAM_", "SEND_", "LOG_"))
-        },
-        "BOT_TOKEN": server.token,
-        "TELEGRAM_API_URL": server.url,
-        "DATABASE_URL": database_url,
-        "SEND_RATE": str(send_rate),
-        "LOG_LEVEL": log_level,
-        "PYTHONPATH": str(ROOT),
-    }
-    with open(home / f"{name}.log", "ab") as log:
-        return subprocess.Popen(
-            [sys.executable, "-m", "bot", "scheduler"],
-            cwd=home,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-        )
+    return start_daka(
+        ["scheduler"],
+        server,
+        database_url,
+        home,
+        name,
+        SEND_RATE=str(send_rate),
+        LOG_LEVEL=log_level,
+    )
 
 
 async def stop(process: subprocess.Popen[bytes], log: Path) -> None:
