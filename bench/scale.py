@@ -83,7 +83,7 @@ from storage.db import create_engine, create_session_factory
 from storage.models import Organisation
 from storage.schedules import ScheduleRepo
 from tests.fakebot import FakeBotAPI
-from tests.scheduler.test_processes import outbox_and_runs
+from tests.scheduler.test_processes import Received, outbox_and_runs
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/11"
@@ -700,29 +700,6 @@ async def outbox_state(url: str) -> tuple[dict[str, int], int]:
     return dict(statuses), claims
 
 
-class Tally:
-    """Reminders that reached the fake servers (one per process), read incrementally."""
-
-    def __init__(self, servers: Sequence[FakeBotAPI]) -> None:
-        self.servers = servers
-        self.cursors = [0] * len(servers)
-        self.per_chat: Counter[int] = Counter()
-        self.per_server = [0] * len(servers)
-        self.times: list[float] = []
-
-    def scan(self) -> int:
-        """Chats reminded so far."""
-        for n, server in enumerate(self.servers):
-            calls = server.calls
-            for call in calls[self.cursors[n] :]:
-                if call.method == "sendMessage" and call.ok and call.chat_id is not None:
-                    self.per_chat[call.chat_id] += 1
-                    self.per_server[n] += 1
-                    self.times.append(call.at)
-            self.cursors[n] = len(calls)
-        return len(self.per_chat)
-
-
 @asynccontextmanager
 async def round_database(
     spec: RoundSpec, opts: Options, home: Path
@@ -767,7 +744,7 @@ async def reminder_round(spec: RoundSpec, opts: Options, workdir: Path) -> Round
         run.started = time.monotonic()
         procs: list[BotProcess] = []
         codes: list[int] = []
-        tally = Tally(servers)
+        tally = Received(*servers)
         try:
             for n, server in enumerate(servers):
                 env = child_env(
@@ -808,7 +785,7 @@ async def wait_round(
     spec: RoundSpec,
     url: str,
     procs: Sequence[BotProcess],
-    tally: Tally,
+    tally: Received,
     opts: Options,
 ) -> None:
     """Until every member was reminded and the outbox is settled (or `daka remind` exited)."""
@@ -841,7 +818,7 @@ async def wait_round(
     )
 
 
-def judge(run: RoundRun, tally: Tally, members: set[int]) -> None:
+def judge(run: RoundRun, tally: Received, members: set[int]) -> None:
     """Exactly one reminder per member, nothing to anyone else, every letter sent."""
     run.sent = sum(tally.per_chat.values())
     run.distinct = len(tally.per_chat)

@@ -155,14 +155,15 @@ def log_tail(log: Path) -> str:
 
 
 class Received:
-    """Reminders that reached the fake servers, per chat; scans only the calls that are new,
-    so it is cheap to call after every request."""
+    """Reminders that reached the fake servers, per chat, per server and when (the fake's
+    clock); scans only the calls that are new, so it is cheap to call after every request."""
 
     def __init__(self, *servers: FakeBotAPI) -> None:
         self.servers = servers
         self.cursors = [0] * len(servers)
         self.per_chat: Counter[int] = Counter()
         self.per_server = [0] * len(servers)
+        self.times: list[float] = []
 
     def scan(self) -> int:
         """How many chats have at least one reminder."""
@@ -172,6 +173,7 @@ class Received:
                 if call.method == "sendMessage" and call.ok and call.chat_id is not None:
                     self.per_chat[call.chat_id] += 1
                     self.per_server[n] += 1
+                    self.times.append(call.at)
             self.cursors[n] = len(calls)
         return len(self.per_chat)
 
