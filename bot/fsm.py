@@ -24,7 +24,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.context import Batch, current_batch
-from storage.db import SessionFactory
+from storage.db import SessionFactory, core_rows
 from storage.models import FsmRecord
 from storage.repo import upsert_many
 
@@ -104,9 +104,8 @@ class DbStorage(StepStorage):
 
     @staticmethod
     async def _select(session: AsyncSession, name: str) -> Step:
-        connection = await session.connection()
-        row = (await connection.execute(_STEP, {"key": name})).first()
-        return (row[0], dict(row[1])) if row else (None, {})
+        rows = await core_rows(session, _STEP, {"key": name})
+        return (rows[0][0], dict(rows[0][1])) if rows else (None, {})
 
     @staticmethod
     async def _upsert(session: AsyncSession, steps: Mapping[str, Step]) -> None:

@@ -15,6 +15,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from storage.db import core_rows
 from storage.models import (
     Account,
     AuditEntry,
@@ -467,9 +468,10 @@ class CheckInRepo:
     async def submitted_at(self, *, member_id: int, local_day: date) -> datetime | None:
         """When the day's check-in was last submitted (None: not yet), without loading it:
         `/checkin` asks this of every member who starts."""
-        connection = await self.session.connection()
-        params = {"member": member_id, "day": local_day}
-        return (await connection.execute(_SUBMITTED_AT, params)).scalar_one_or_none()
+        rows = await core_rows(
+            self.session, _SUBMITTED_AT, {"member": member_id, "day": local_day}
+        )
+        return rows[0][0] if rows else None
 
     async def by_update(self, *, update_id: int) -> CheckInRevision | None:
         stmt = select(CheckInRevision).where(CheckInRevision.update_id == update_id)
