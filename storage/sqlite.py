@@ -42,29 +42,20 @@ Job = list[Any]
 
 
 def _run(connection: sqlite3.Connection, job: Job) -> Outcome:
-    """In the worker thread: the whole statement, rows included."""
-    operation, parameters = job
+    """In the worker thread: the whole statement (once, or `many` times), rows included."""
+    operation, parameters, many = job
     job.clear()
     cursor = connection.cursor()
     try:
-        if parameters is None:
+        if many:
+            cursor.executemany(operation, parameters)
+        elif parameters is None:
             cursor.execute(operation)
         else:
             cursor.execute(operation, parameters)
         description = cursor.description
         rows = cursor.fetchall() if description else []
         return [description, rows, cursor.rowcount, cursor.lastrowid]
-    finally:
-        cursor.close()
-
-
-def _run_many(connection: sqlite3.Connection, job: Job) -> Outcome:
-    operation, seq = job
-    job.clear()
-    cursor = connection.cursor()
-    try:
-        cursor.executemany(operation, seq)
-        return [cursor.description, [], cursor.rowcount, cursor.lastrowid]
     finally:
         cursor.close()
 
@@ -111,23 +102,22 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
     def close(self) -> None:
         self._rows.clear()
 
-    def _keep(self, outcome: Outcome) -> None:
+    async def _trip(self, operation: Any, parameters: Any, *, many: bool) -> None:
+        connection: aiosqlite.Connection = self._connection  # type: ignore[assignment]
+        async with self._adapt_connection._execute_mutex:
+            outcome = await connection._execute(
+                _run, connection._conn, [operation, parameters, many]
+            )
         description, rows, self._rowcount, self._lastrowid = outcome
         outcome.clear()  # see `Outcome`
         self._description = description
         self._rows = collections.deque(rows)
 
     async def _execute_async(self, operation: Any, parameters: Any) -> Any:
-        connection: aiosqlite.Connection = self._connection  # type: ignore[assignment]
-        async with self._adapt_connection._execute_mutex:
-            job = [operation, parameters]
-            self._keep(await connection._execute(_run, connection._conn, job))
+        await self._trip(operation, parameters, many=False)
 
     async def _executemany_async(self, operation: Any, seq_of_parameters: Any) -> Any:
-        connection: aiosqlite.Connection = self._connection  # type: ignore[assignment]
-        async with self._adapt_connection._execute_mutex:
-            job = [operation, seq_of_parameters]
-            self._keep(await connection._execute(_run_many, connection._conn, job))
+        await self._trip(operation, seq_of_parameters, many=True)
 
     def nextset(self) -> None:
         return None  # SQLite statements have one result set
