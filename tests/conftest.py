@@ -8,7 +8,6 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -142,10 +141,10 @@ async def redis_url(redis_server: RedisServer) -> AsyncIterator[str]:
 
 
 @pytest.fixture
-def pg_server(tmp_path: Path) -> Iterator[PostgresServer]:
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
     """A PostgreSQL server of the test's own, which the test may stop and start again: tests
     that take a database away use it, never the machine's server."""
-    server = start_postgres(tmp_path)
+    server = start_postgres(tmp_path_factory.mktemp("postgres"))
     try:
         yield server
     finally:
