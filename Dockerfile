@@ -15,12 +15,8 @@ COPY domain ./domain
 RUN /opt/daka/bin/pip install .
 
 FROM python:3.11-slim-bookworm
-# A CJK font so charts render Chinese unit names; tzdata for the organisations' time zones.
-# Debian stable's point releases patch these packages; pinning exact versions would break builds.
-# hadolint ignore=DL3008
-RUN apt-get update \
-    && apt-get install -y --no-install-recommends fonts-noto-cjk tzdata \
-    && rm -rf /var/lib/apt/lists/*
+# No system packages: the charts' CJK font (noto-cjk-sans-otc) and the time zone database
+# (tzdata) are Python dependencies, installed into /opt/daka with the rest.
 RUN groupadd --system --gid 10001 daka \
     && useradd --system --create-home --home-dir /home/daka --uid 10001 --gid 10001 daka \
     && mkdir -p /data && chown daka:daka /data

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import functools
 import io
-import logging
 import math
 import threading
-import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import date, timedelta
-from typing import TYPE_CHECKING
+from importlib import resources
+from pathlib import Path
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -26,27 +25,16 @@ from storage.models import Organisation
 from storage.repo import UnitRepo
 from storage.schedules import plan
 
-if TYPE_CHECKING:
-    from matplotlib.font_manager import FontEntry
-
-log = logging.getLogger(__name__)
-
 MAX_DAYS = 90
 WHOLE_ORG = 0  # unit id 0: the whole organisation, as in handlers.views
 
-# Families with Simplified Chinese glyphs, best first. The Docker image and CI install Debian's
-# fonts-noto-cjk (one .ttc whose faces are the SC/TC/JP/KR/HK variants).
-CJK_FAMILIES = (
-    "Noto Sans CJK SC",
-    "Source Han Sans SC",
-    "Noto Sans SC",
-    "WenQuanYi Micro Hei",
-    "WenQuanYi Zen Hei",
-    "Noto Sans CJK TC",
-    "Noto Sans CJK JP",
-    "Droid Sans Fallback",
-)
-PROBE = "第一中学工程学院打卡率异常"  # a font that has these is good enough for unit names
+# Charts draw Chinese unit names with Noto Sans CJK SC, from the noto-cjk-sans-otc package
+# (OFL-1.1; upstream's NotoSansCJK-Regular.ttc, the same file Debian ships in fonts-noto-cjk),
+# registered with matplotlib by path: no system font is needed or looked for.
+CJK_FONT_PACKAGE = "noto_cjk_sans_otc"
+CJK_FONT_FILE = "NotoSansCJK-Regular.ttc"
+CJK_FAMILY = "Noto Sans CJK SC"
+PROBE = "第一中学工程学院打卡率异常"  # unit names and the chart's own words
 
 RATE_COLOUR = "#1f77b4"
 LABELLED_BARS = 31  # write the abnormal count over the bars up to a month; beyond, too crowded
@@ -88,49 +76,19 @@ async def trend_series(
     return series
 
 
-def _preferred(entries: Iterable[FontEntry]) -> str | None:
-    names = {e.name for e in entries}
-    return next((name for name in CJK_FAMILIES if name in names), None)
-
-
-def _covering(entries: Iterable[FontEntry]) -> str | None:
-    """Any other font with real glyphs for the probe text. Matplotlib's own "Last Resort" font
-    maps every character to a placeholder box: that is what we are avoiding."""
-    from matplotlib.ft2font import FT2Font
-
-    for entry in entries:
-        if entry.name.startswith("Last Resort"):
-            continue
-        try:
-            font = FT2Font(entry.fname, face_index=entry.index)
-        except (OSError, RuntimeError, ValueError):
-            continue
-        if all(font.get_char_index(ord(c)) for c in PROBE):
-            return entry.name
-    return None
+def cjk_font_path() -> Path:
+    """The packaged font collection that holds `CJK_FAMILY`."""
+    return Path(str(resources.files(CJK_FONT_PACKAGE).joinpath(CJK_FONT_FILE)))
 
 
 @functools.cache
-def cjk_family() -> str | None:
-    """A font family that draws Chinese, or None. Matplotlib keeps its font list in a cache file
-    (~/.cache/matplotlib), so a font installed after that file was written is looked for among
-    the system's font files too and added."""
+def cjk_family() -> str:
+    """The family charts draw Chinese with, added to matplotlib's font list once per process
+    (every face of the collection: SC, TC, HK, JP, KR)."""
     from matplotlib import font_manager
 
-    manager = font_manager.fontManager
-    found = _preferred(manager.ttflist)
-    if found is None:
-        known = {e.fname for e in manager.ttflist}
-        for path in font_manager.findSystemFonts():
-            if path not in known:
-                try:
-                    manager.addfont(path)
-                except (OSError, RuntimeError, ValueError):
-                    continue
-        found = _preferred(manager.ttflist) or _covering(manager.ttflist)
-    if found is None:
-        log.warning("no CJK font found: Chinese text in charts will not render (fonts-noto-cjk)")
-    return found
+    font_manager.fontManager.addfont(cjk_font_path())
+    return CJK_FAMILY
 
 
 def _tick_step(n: int) -> int:
@@ -146,23 +104,19 @@ def render_trend(
     if not series:
         raise ValueError("an empty series has no chart")
     with _render_lock:
-        family = cjk_family()
-        with warnings.catch_warnings():
-            if family is None:  # already logged; draw what we can rather than fail
-                warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from font")
-            return _draw(
-                series,
-                family=family,
-                title=title,
-                rate_label=rate_label,
-                abnormal_label=abnormal_label,
-            )
+        return _draw(
+            series,
+            family=cjk_family(),
+            title=title,
+            rate_label=rate_label,
+            abnormal_label=abnormal_label,
+        )
 
 
 def _draw(
     series: Sequence[tuple[date, Figures]],
     *,
-    family: str | None,
+    family: str,
     title: str,
     rate_label: str,
     abnormal_label: str,
@@ -172,7 +126,7 @@ def _draw(
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator, PercentFormatter
 
-    families = [family, "DejaVu Sans"] if family else ["DejaVu Sans"]
+    families = [family, "DejaVu Sans"]  # DejaVu for any symbol the CJK font lacks
     with matplotlib.rc_context({"font.family": families, "axes.unicode_minus": False}):
         figure = Figure(figsize=(9, 4.8), dpi=120, layout="constrained")
         FigureCanvasAgg(figure)

@@ -1,10 +1,10 @@
-"""Shared fixtures: real databases (SQLite files, PostgreSQL) and a moving clock."""
+"""Shared fixtures: real databases (SQLite files, PostgreSQL), a Redis and a PostgreSQL server
+of the tests' own (tests/services.py), and a moving clock."""
 
 from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
@@ -17,19 +17,18 @@ from domain.clock import FixedClock
 from storage.db import SessionFactory, create_engine, create_session_factory
 from storage.migrate import upgrade
 from tests.fakebot import FakeBotAPI
+from tests.services import (
+    PostgresServer,
+    RedisServer,
+    start_postgres,
+    start_redis,
+    unavailable,
+)
 
 PG_ADMIN_DSN = os.environ.get("DAKA_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
-ON_CI = os.environ.get("CI", "").lower() == "true"
 
 # 2026-11-28 09:00 in Asia/Shanghai.
 MORNING = datetime(2026, 11, 28, 1, 0, tzinfo=UTC)
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now, for a server a test starts."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture
@@ -53,9 +52,7 @@ async def create_pg_database() -> str:
     import asyncpg
 
     if not await _pg_available():
-        if ON_CI:
-            pytest.fail(f"PostgreSQL is not reachable at {PG_ADMIN_DSN} (CI=true)")
-        pytest.skip("PostgreSQL is not running")
+        unavailable(f"PostgreSQL is not running at {PG_ADMIN_DSN}")
     name = f"daka_t_{uuid.uuid4().hex[:12]}"
     conn = await asyncpg.connect(PG_ADMIN_DSN)
     try:
@@ -112,34 +109,46 @@ def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     yield f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'daka.db'}"
 
 
-REDIS_TEST_URL = os.environ.get("DAKA_TEST_REDIS", "redis://127.0.0.1:6379/9")
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One Redis of the test run's own (one per worker process), stopped at the end."""
+    server = start_redis(tmp_path_factory.mktemp("redis"))
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @contextlib.asynccontextmanager
-async def redis_database() -> AsyncIterator[str]:
-    """An emptied Redis database of its own; skips (fails on CI) when Redis is absent."""
+async def redis_database(server: RedisServer) -> AsyncIterator[str]:
+    """The URL of an emptied database on the tests' own Redis, emptied again afterwards."""
     from redis.asyncio import Redis
-    from redis.exceptions import ConnectionError as RedisConnectionError
 
-    client = Redis.from_url(REDIS_TEST_URL)
+    url = server.url()
+    client = Redis.from_url(url)
     try:
-        await client.flushdb()
-    except (RedisConnectionError, OSError):
-        await client.aclose()
-        if ON_CI:
-            pytest.fail(f"Redis is not reachable at {REDIS_TEST_URL} (CI=true)")
-        pytest.skip("Redis is not running")
-    try:
-        yield REDIS_TEST_URL
+        await client.flushall()
+        yield url
     finally:
-        await client.flushdb()
+        await client.flushall()
         await client.aclose()
 
 
 @pytest.fixture
-async def redis_url() -> AsyncIterator[str]:
-    async with redis_database() as url:
+async def redis_url(redis_server: RedisServer) -> AsyncIterator[str]:
+    async with redis_database(redis_server) as url:
         yield url
+
+
+@pytest.fixture
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+    """A PostgreSQL server of the test's own, which the test may stop and start again: tests
+    that take a database away use it, never the machine's server."""
+    server = start_postgres(tmp_path_factory.mktemp("postgres"))
+    try:
+        yield server
+    finally:
+        server.remove()
 
 
 @pytest.fixture

@@ -2,17 +2,16 @@
 real PostgreSQL and Redis, Telegram's deliveries coming from the fake Bot API through a
 round-robin "load balancer". Also PostgreSQL stopping under them.
 
-Stopping PostgreSQL needs `pg_ctlcluster` (Debian's cluster tools) and the right to run it;
-without them those tests skip on a laptop and fail on CI."""
+The PostgreSQL that is stopped is a server of the test's own (`pg_server`, tests/services.py:
+initdb and pg_ctl on a free port), never the machine's; the Redis is the tests' own too.
+Without PostgreSQL's server binaries those tests skip on a laptop and fail on CI."""
 
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,6 @@ from sqlmodel import col, select
 
 from storage.db import create_engine, create_session_factory
 from storage.models import CheckIn, InboundUpdate
-from tests.conftest import ON_CI, free_port
 from tests.fakebot import FakeBotAPI, FakeUser
 from tests.scheduler.test_processes import (
     Received,
@@ -37,6 +35,7 @@ from tests.scheduler.test_processes import (
     start_scheduler,
     stop,
 )
+from tests.services import PostgresServer, free_port
 from tests.test_kill import check_in, from_temperature, until
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
@@ -44,6 +43,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 SECRET = "replica-secret_0123456789"
 RETRY = "打卡系统暂时无法访问数据"
 OUTAGE_S = 10.0
+STARTUP_S = 90.0  # two Daka processes importing at once on a busy 2-core machine
 
 
 @dataclass
@@ -112,7 +112,7 @@ async def two_replicas(
     replicas = [a, b]
     try:
         for replica in replicas:
-            await replica.until_health(200)
+            await replica.until_health(200, timeout=STARTUP_S)
         await server.wait_for(lambda: bool(server.webhook_url), 30, "no replica set the webhook")
         server.webhook_targets = [a.url, b.url]
         yield replicas
@@ -130,57 +130,17 @@ async def two_replicas(
         assert "Traceback" not in replica.log.read_text(), log_tail(replica.log)
 
 
-class PostgresCluster:
-    """The machine's PostgreSQL cluster, stopped and started for real."""
-
-    def __init__(self) -> None:
-        self.version = sorted(os.listdir("/etc/postgresql"))[-1]
-
-    def _ctl(self, action: str) -> None:
-        command = ["pg_ctlcluster", "--skip-systemctl-redirect", self.version, "main", action]
-        if action == "stop":
-            command += ["-m", "fast"]
-        subprocess.run(command, check=True, capture_output=True, timeout=60)
-
-    async def stop(self) -> None:
-        await asyncio.to_thread(self._ctl, "stop")
-
-    async def start(self) -> None:
-        await asyncio.to_thread(self._ctl, "start")
-
-
 @pytest.fixture
-def cluster() -> Iterator[PostgresCluster]:
-    usable = (
-        shutil.which("pg_ctlcluster") is not None
-        and os.path.isdir("/etc/postgresql")
-        and os.geteuid() == 0
-    )
-    if not usable:
-        if ON_CI:
-            pytest.fail("stopping PostgreSQL needs pg_ctlcluster as root (CI=true)")
-        pytest.skip("cannot stop and start PostgreSQL here")
-    pg = PostgresCluster()
+async def own_pg_url(pg_server: PostgresServer) -> str:
+    """A database on the test's own PostgreSQL server, which the test stops and starts."""
+    import asyncpg
+
+    conn = await asyncpg.connect(pg_server.url().replace("+asyncpg", ""))
     try:
-        yield pg
+        await conn.execute('CREATE DATABASE "daka"')
     finally:
-        # Whatever happened in the test, leave the server running for the rest of the suite.
-        subprocess.run(
-            ["pg_ctlcluster", "--skip-systemctl-redirect", pg.version, "main", "start"],
-            capture_output=True,
-            timeout=60,
-        )
-
-
-@pytest.fixture
-async def pg_url() -> AsyncIterator[str]:
-    from tests.conftest import create_pg_database, drop_pg_database
-
-    url = await create_pg_database()
-    try:
-        yield url
-    finally:
-        await drop_pg_database(url)
+        await conn.close()
+    return pg_server.url("daka")
 
 
 async def journal_and_checkins(database_url: str) -> tuple[int, int, int]:
@@ -197,14 +157,14 @@ async def journal_and_checkins(database_url: str) -> tuple[int, int, int]:
 
 
 async def test_conversations_over_two_replicas_and_reminders_from_two_schedulers(
-    server: FakeBotAPI, pg_url: str, redis_url: str, tmp_path: Path
+    server: FakeBotAPI, own_pg_url: str, redis_url: str, tmp_path: Path
 ) -> None:
     members = 30
-    ids = await seed(pg_url, members, [slot_at(0)])
+    ids = await seed(own_pg_url, members, [slot_at(0)])
     users = [server.user(uid, language_code="zh-hans") for uid in ids]
     reporters, others = users[:20], users[20:]
 
-    async with two_replicas(server, pg_url, redis_url, tmp_path) as (a, b):
+    async with two_replicas(server, own_pg_url, redis_url, tmp_path) as (a, b):
         await asyncio.wait_for(asyncio.gather(*(check_in(u) for u in reporters)), 120)
         await server.wait_webhook_idle(30)
         by_target = {a.url: 0, b.url: 0}
@@ -212,7 +172,7 @@ async def test_conversations_over_two_replicas_and_reminders_from_two_schedulers
             by_target[delivery.target] += 1
         assert all(by_target.values()), f"one replica got nothing: {by_target}"
 
-        updates, checkins, version = await journal_and_checkins(pg_url)
+        updates, checkins, version = await journal_and_checkins(own_pg_url)
         assert updates == sum(1 for d in server.webhook_deliveries if d.status == 200)
         assert (checkins, version) == (len(reporters), 1)
 
@@ -220,8 +180,8 @@ async def test_conversations_over_two_replicas_and_reminders_from_two_schedulers
         sent_before = len(server.calls_of("sendMessage"))
         received = Received(server)
         received.cursors[0] = len(server.calls)
-        first = start_scheduler(server, pg_url, tmp_path, "s1")
-        second = start_scheduler(server, pg_url, tmp_path, "s2")
+        first = start_scheduler(server, own_pg_url, tmp_path, "s1")
+        second = start_scheduler(server, own_pg_url, tmp_path, "s2")
         try:
             await received.until(lambda: received.messages >= len(others), "reminders")
             for user in others:  # the reminder; nothing after it
@@ -234,31 +194,39 @@ async def test_conversations_over_two_replicas_and_reminders_from_two_schedulers
         assert reminded == {u.id for u in others}
         assert all(count == 1 for count in received.per_chat.values()), received.per_chat
         assert len(server.calls_of("sendMessage")) == sent_before + len(others)
-        statuses, runs = await outbox_and_runs(pg_url)
+        statuses, runs = await outbox_and_runs(own_pg_url)
         assert statuses == {"sent": len(others)}
         assert sum(count for slot, count in runs.items() if slot.startswith("remind@")) == 1
 
 
 async def test_healthz_fails_while_postgres_is_stopped_and_recovers(
-    server: FakeBotAPI, pg_url: str, redis_url: str, tmp_path: Path, cluster: PostgresCluster
+    server: FakeBotAPI,
+    own_pg_url: str,
+    pg_server: PostgresServer,
+    redis_url: str,
+    tmp_path: Path,
 ) -> None:
-    await seed(pg_url, 1, [slot_at(120)])  # a slot long past: no reminders
-    async with two_replicas(server, pg_url, redis_url, tmp_path) as replicas:
-        await cluster.stop()
+    await seed(own_pg_url, 1, [slot_at(120)])  # a slot long past: no reminders
+    async with two_replicas(server, own_pg_url, redis_url, tmp_path) as replicas:
+        await asyncio.to_thread(pg_server.stop)
         for replica in replicas:
             body = await replica.until_health(503)
             assert '"database": "unavailable' in body and '"redis": "ok"' in body
-        await cluster.start()
+        await asyncio.to_thread(pg_server.start)
         for replica in replicas:
             await replica.until_health(200)
 
 
 async def test_postgres_stopped_for_ten_seconds_mid_checkin_loses_no_draft(
-    server: FakeBotAPI, pg_url: str, redis_url: str, tmp_path: Path, cluster: PostgresCluster
+    server: FakeBotAPI,
+    own_pg_url: str,
+    pg_server: PostgresServer,
+    redis_url: str,
+    tmp_path: Path,
 ) -> None:
-    ids = await seed(pg_url, 6, [slot_at(120)])
+    ids = await seed(own_pg_url, 6, [slot_at(120)])
     users = [server.user(uid, language_code="zh-hans") for uid in ids]
-    async with two_replicas(server, pg_url, redis_url, tmp_path) as replicas:
+    async with two_replicas(server, own_pg_url, redis_url, tmp_path) as replicas:
 
         async def halfway(user: FakeUser) -> None:
             user.send("/checkin")
@@ -269,7 +237,7 @@ async def test_postgres_stopped_for_ten_seconds_mid_checkin_loses_no_draft(
         await asyncio.wait_for(asyncio.gather(*(halfway(u) for u in users)), 60)
         await server.wait_webhook_idle(30)
 
-        await cluster.stop()
+        await asyncio.to_thread(pg_server.stop)
         stopped_at = time.monotonic()
         for user in users:
             user.send("36.6")
@@ -278,10 +246,10 @@ async def test_postgres_stopped_for_ten_seconds_mid_checkin_loses_no_draft(
             assert "36.6" not in reply.text
         assert all(r.process.poll() is None for r in replicas), "a replica died"
         await asyncio.sleep(max(0.0, OUTAGE_S - (time.monotonic() - stopped_at)))
-        await cluster.start()
+        await asyncio.to_thread(pg_server.start)
         for replica in replicas:
             await replica.until_health(200)
 
         await asyncio.wait_for(asyncio.gather(*(from_temperature(u) for u in users)), 120)
-        _, checkins, version = await journal_and_checkins(pg_url)
+        _, checkins, version = await journal_and_checkins(own_pg_url)
         assert (checkins, version) == (len(users), 1)

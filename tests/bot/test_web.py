@@ -17,8 +17,8 @@ from bot.config import Settings
 from bot.web import SECRET_HEADER, run_webhook, webhook_url
 from storage.db import create_engine, create_session_factory
 from storage.models import InboundUpdate
-from tests.conftest import free_port
 from tests.fakebot import FakeBotAPI
+from tests.services import free_port
 
 SECRET = "s3cret-token_for-tests"
 
@@ -166,16 +166,14 @@ def test_the_url_gets_the_webhook_path_only_when_it_has_none() -> None:
 
 
 async def test_a_member_held_by_another_replica_waits_for_it(
-    replica: Replica, server: FakeBotAPI, database_url: str
+    replica: Replica, server: FakeBotAPI, redis_url: str
 ) -> None:
     """The per-member lock lives in Redis (with REDIS_URL): while another replica handles
     this member, a delivery for them waits, then goes through."""
     from aiogram.fsm.storage.base import StorageKey
     from aiogram.fsm.storage.redis import RedisEventIsolation
 
-    from tests.conftest import REDIS_TEST_URL
-
-    other = RedisEventIsolation.from_url(REDIS_TEST_URL)
+    other = RedisEventIsolation.from_url(redis_url)
     key = StorageKey(bot_id=42, chat_id=5005, user_id=5005)
     try:
         async with other.lock(key):

@@ -197,7 +197,9 @@ async def running_daka(
 
 
 @pytest.fixture
-async def daka(server: FakeBotAPI, clock: FixedClock, database_url: str) -> AsyncIterator[Daka]:
+async def daka(
+    server: FakeBotAPI, clock: FixedClock, database_url: str, request: pytest.FixtureRequest
+) -> AsyncIterator[Daka]:
     """Every conversation twice: embedded (SQLite, state in the database) and at scale
     (PostgreSQL, state in Redis)."""
     if not database_url.startswith("postgresql"):
@@ -205,7 +207,7 @@ async def daka(server: FakeBotAPI, clock: FixedClock, database_url: str) -> Asyn
             yield world
         return
     async with (
-        redis_database() as redis_url,
+        redis_database(request.getfixturevalue("redis_server")) as redis_url,
         running_daka(server, clock, database_url, redis_url=redis_url) as world,
     ):
         yield world

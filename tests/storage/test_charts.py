@@ -11,7 +11,15 @@ from PIL import Image
 
 from domain.clock import FixedClock
 from domain.status import Figures
-from storage.charts import MAX_DAYS, PROBE, _covering, cjk_family, render_trend, trend_series
+from storage.charts import (
+    CJK_FAMILY,
+    MAX_DAYS,
+    PROBE,
+    cjk_family,
+    cjk_font_path,
+    render_trend,
+    trend_series,
+)
 from storage.db import SessionFactory
 from storage.models import Organisation
 from storage.repo import Repo
@@ -145,25 +153,19 @@ def decode(png: bytes) -> Image.Image:
     return image
 
 
-def test_a_cjk_font_is_installed() -> None:
-    """Without one, Chinese unit names are drawn as empty boxes. The Docker image and CI install
-    Debian's fonts-noto-cjk."""
+def test_charts_draw_chinese_with_the_font_the_package_depends_on() -> None:
+    """Without a CJK font, Chinese unit names are drawn as empty boxes. The font comes from a
+    Python dependency (noto-cjk-sans-otc), not from the system: matplotlib finds the family in
+    that package's file, and the face there has every glyph the chart writes."""
     from matplotlib.font_manager import FontProperties, findfont
     from matplotlib.ft2font import FT2Font
 
-    family = cjk_family()
-    assert family is not None, "no CJK font: apt-get install fonts-noto-cjk"
-    path = findfont(FontProperties(family=family), fallback_to_default=False)
-    font = FT2Font(path.path, face_index=path.face_index)
-    assert all(font.get_char_index(ord(c)) for c in PROBE + "工程学院/一班：最近天")
-
-
-def test_the_last_resort_font_does_not_count() -> None:
-    """Matplotlib ships a font that maps every character to a box: it covers, but draws tofu."""
-    from matplotlib.font_manager import fontManager
-
-    last_resort = [e for e in fontManager.ttflist if e.name.startswith("Last Resort")]
-    assert _covering(last_resort) is None
+    assert cjk_family() == CJK_FAMILY
+    found = findfont(FontProperties(family=CJK_FAMILY), fallback_to_default=False)
+    assert found.path == str(cjk_font_path())
+    font = FT2Font(found.path, face_index=found.face_index)
+    assert font.family_name == CJK_FAMILY
+    assert all(font.get_char_index(ord(c)) for c in PROBE + "工程学院/一班：最近天%0123456789")
 
 
 @pytest.mark.parametrize("days", [1, 14, MAX_DAYS])
