@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from bot.cli import invite, org, reports, roles, roster, run, schedule
-from bot.cli.common import EXIT_SETTING, Command, UserError
+from bot.cli.common import EXIT_SETTING, Command, DakaParser, UserError
 from bot.config import SettingError, Settings, load_settings
 from bot.logs import configure_logging, secrets_of
 from domain.clock import Clock, SystemClock
@@ -27,13 +27,19 @@ COMMANDS: dict[tuple[str, str | None], Command] = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="daka", description="Daka (打卡): daily check-ins on Telegram."
-    )
+    parser = DakaParser(prog="daka", description="Daka (打卡): daily check-ins on Telegram.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for group in GROUPS:
         group.add_parsers(sub)
     return parser
+
+
+def rewrite(argv: Sequence[str]) -> list[str]:
+    """The command line as the parser reads it: short forms spelled out (see each group)."""
+    words = list(argv)
+    for short_forms in (invite.rewrite, schedule.rewrite):
+        words = short_forms(words)
+    return words
 
 
 async def run_command(args: argparse.Namespace, settings: Settings, clock: Clock) -> None:
@@ -60,7 +66,7 @@ async def run_command(args: argparse.Namespace, settings: Settings, clock: Clock
 
 def main(argv: Sequence[str] | None = None, *, clock: Clock | None = None) -> int:
     """Entry point of `daka` and `python -m bot`; returns the exit code."""
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(rewrite(sys.argv[1:] if argv is None else argv))
     try:
         settings = load_settings()
     except SettingError as exc:
@@ -72,7 +78,8 @@ def main(argv: Sequence[str] | None = None, *, clock: Clock | None = None) -> in
     clock = clock or SystemClock()
     try:
         if args.command in run.SERVICES:
-            run.serve(args, settings, clock)
+            with run.telegram_errors(settings):
+                run.serve(args, settings, clock)
         else:
             asyncio.run(run_command(args, settings, clock))
     except SettingError as exc:

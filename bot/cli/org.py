@@ -7,7 +7,10 @@ import argparse
 from bot.cli.common import SLUG, Command, Subparsers, UserError, check_form, check_timezone
 from bot.config import Settings
 from domain.clock import Clock
+from storage.models import Organisation
 from storage.repo import Repo
+
+DEFAULT_RETAIN_DAYS = Organisation.model_fields["retain_days"].default
 
 
 def add_parsers(sub: Subparsers) -> None:
@@ -15,19 +18,26 @@ def add_parsers(sub: Subparsers) -> None:
     org_sub = org.add_subparsers(dest="action", required=True)
     create = org_sub.add_parser("create", help="create an organisation")
     create.add_argument("slug", help="short name, e.g. no1-middle-school")
-    create.add_argument("--name", required=True)
-    create.add_argument("--timezone", default="Asia/Shanghai")
-    create.add_argument("--language", choices=["zh", "en"], default="zh")
+    create.add_argument("--name", required=True, help="the name members see")
+    create.add_argument("--timezone", default="Asia/Shanghai", help="IANA zone of its local day")
+    create.add_argument(
+        "--language", choices=["zh", "en"], default="zh", help="of reports and reminders"
+    )
     create.add_argument("--form", default="health", help="check-in form: health or location")
     org_set = org_sub.add_parser("set", help="change an organisation's settings")
     org_set.add_argument("slug")
-    org_set.add_argument("--name")
-    org_set.add_argument("--timezone")
-    org_set.add_argument("--language", choices=["zh", "en"])
-    org_set.add_argument("--form")
+    org_set.add_argument("--name", help="the name members see")
+    org_set.add_argument("--timezone", help="IANA zone of its local day, e.g. Asia/Shanghai")
+    org_set.add_argument("--language", choices=["zh", "en"], help="of reports and reminders")
+    org_set.add_argument("--form", help="check-in form: health or location")
     org_set.add_argument("--geofence", metavar="LAT,LON,RADIUS_M", help="flag check-ins outside")
     org_set.add_argument("--no-geofence", action="store_true", help="remove the geofence")
-    org_set.add_argument("--retain-days", type=int, help="days to keep exact coordinates")
+    org_set.add_argument(
+        "--retain-days",
+        type=int,
+        help="days to keep exact coordinates and photos (new organisations: "
+        f"{DEFAULT_RETAIN_DAYS})",
+    )
     org_sub.add_parser("list", help="list organisations")
 
 
@@ -83,8 +93,6 @@ async def cmd_org_set(args: argparse.Namespace, repo: Repo, _s: Settings, _c: Cl
 
 async def cmd_org_list(_a: argparse.Namespace, repo: Repo, _s: Settings, _c: Clock) -> None:
     from sqlmodel import select
-
-    from storage.models import Organisation
 
     for org in (await repo.session.exec(select(Organisation).order_by(Organisation.slug))).all():
         print(f"{org.slug}\t{org.name}\t{org.timezone}\t{org.form}")

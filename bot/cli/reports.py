@@ -19,29 +19,47 @@ from bot.i18n import LOCALE_OF
 from domain.clock import Clock, local_day, zone
 from storage.repo import Repo
 
+FORMATS = ("xlsx", "csv")
+
 
 def add_parsers(sub: Subparsers) -> None:
     report = sub.add_parser("report", help="print the daily report")
     report.add_argument("slug")
-    report.add_argument("--unit")
+    report.add_argument("--unit", help="only this unit's subtree")
     report.add_argument("--date", metavar="DATE", help="local day (default: today)")
 
     export = sub.add_parser("export", help="one row per member per day, as .xlsx or .csv")
     export.add_argument("slug")
-    export.add_argument("--date", metavar="DATE")
-    export.add_argument("--from", dest="first", metavar="DATE")
-    export.add_argument("--to", dest="last", metavar="DATE")
+    export.add_argument("--date", metavar="DATE", help="one local day")
+    export.add_argument("--from", dest="first", metavar="DATE", help="first day (with --to)")
+    export.add_argument("--to", dest="last", metavar="DATE", help="last day (included)")
     export.add_argument("--unit", help="only this unit's subtree")
-    export.add_argument("--format", choices=["csv", "xlsx"], default="xlsx")
-    export.add_argument("--output", required=True, type=Path, metavar="FILE")
+    export.add_argument(
+        "--format",
+        choices=FORMATS,
+        help="default: the --output file's extension, else xlsx",
+    )
+    export.add_argument(
+        "--output", required=True, type=Path, metavar="FILE", help="a .xlsx or .csv file"
+    )
 
     audit = sub.add_parser("audit", help="who looked at or changed what")
     audit.add_argument("slug")
     audit.add_argument("--since", metavar="DATE", help="default: the last 7 days")
 
     sub.add_parser("retention", help="apply every organisation's retention now").add_argument(
-        "--dry-run", action="store_true"
+        "--dry-run", action="store_true", help="only say what would be cleared"
     )
+
+
+def export_format(output: Path, asked: str | None) -> str:
+    """The format the file's extension says, unless --format says otherwise (refused)."""
+    implied = output.suffix.lower().removeprefix(".")
+    if implied not in FORMATS:
+        return asked or "xlsx"
+    if asked is not None and asked != implied:
+        raise UserError(f"--format {asked} does not match the output file {output.name}")
+    return implied
 
 
 async def cmd_report(args: argparse.Namespace, repo: Repo, _s: Settings, clock: Clock) -> None:
@@ -97,13 +115,14 @@ async def cmd_export(args: argparse.Namespace, repo: Repo, _s: Settings, clock: 
         first, last = parse_date(args.first), parse_date(args.last)
     else:
         raise UserError("give --date DATE, or --from DATE --to DATE")
+    fmt = export_format(args.output, args.format)
     unit = await repo.units.require(org_id=org.id or 0, name_path=args.unit) if args.unit else None
     under = [unit.id or 0] if unit else None
     try:
         header, rows = await export_rows(
             repo.session, org=org, first=first, last=last, under=under
         )
-        if args.format == "csv":
+        if fmt == "csv":
             data = write_csv(header, rows)
         else:
             summary = await export_summary(
@@ -121,7 +140,7 @@ async def cmd_export(args: argparse.Namespace, repo: Repo, _s: Settings, clock: 
         actor="cli",
         action="export",
         subject=unit.name_path if unit else org.slug,
-        detail=f"{first}..{last} {args.format}",
+        detail=f"{first}..{last} {fmt}",
         now=clock.now(),
     )
     print(f"wrote {len(rows)} rows ({first} to {last}) to {args.output}")

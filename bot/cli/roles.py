@@ -16,9 +16,11 @@ def add_parsers(sub: Subparsers) -> None:
     role_sub = role.add_subparsers(dest="action", required=True)
     grant = role_sub.add_parser("grant", help="make a Telegram user manager of a unit, or admin")
     grant.add_argument("slug")
-    grant.add_argument("telegram_id", type=int)
+    grant.add_argument("telegram_id", type=int, help="their numeric Telegram user id")
     grant.add_argument("--unit", help="unit path (required for managers)")
-    grant.add_argument("--role", choices=["manager", "admin"], default="manager")
+    grant.add_argument(
+        "--role", choices=["manager", "admin"], default="manager", help="admin: everything"
+    )
     revoke = role_sub.add_parser("revoke", help="take a role back")
     revoke.add_argument("slug")
     revoke.add_argument("telegram_id", type=int)
@@ -77,7 +79,10 @@ async def cmd_role_revoke(
 
 async def cmd_role_list(args: argparse.Namespace, repo: Repo, _s: Settings, _c: Clock) -> None:
     org = await repo.orgs.require(slug=args.slug)
-    for grant in await ScheduleRepo(repo.session).managers(org_id=org.id or 0):
+    grants = await ScheduleRepo(repo.session).managers(org_id=org.id or 0)
+    if not grants:
+        print(f"no managers or administrators in {org.slug}")
+    for grant in grants:
         scope = "whole organisation"
         if grant.unit_id is not None:
             scope = (await repo.units.get(unit_id=grant.unit_id)).name_path

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+from collections.abc import Iterator
 
 from bot.cli.common import Command, Subparsers, UserError, create_session_factory_for
-from bot.config import Settings
+from bot.config import SettingError, Settings
 from domain.clock import Clock, local_day, zone
 from domain.schedule import ScheduleError, parse_time
 from storage.repo import Repo
@@ -24,8 +26,8 @@ def add_parsers(sub: Subparsers) -> None:
     webhook = sub.add_parser(
         "webhook", help="serve Telegram's webhook deliveries (one of several replicas)"
     )
-    webhook.add_argument("--host", default="0.0.0.0", help="address to listen on (0.0.0.0)")
-    webhook.add_argument("--port", type=int, default=8080, help="port to listen on (8080)")
+    webhook.add_argument("--host", default="0.0.0.0", help="address to listen on")
+    webhook.add_argument("--port", type=int, default=8080, help="port to listen on")
     webhook.add_argument(
         "--url", help="public HTTPS URL Telegram delivers to (the site, or site + WEBHOOK_PATH)"
     )
@@ -102,7 +104,7 @@ async def cmd_remind(
 
     org = await repo.orgs.require(slug=args.slug)
     unit = await repo.units.require(org_id=org.id or 0, name_path=args.unit) if args.unit else None
-    settings.require_token()
+    settings.require_token("to send reminders")
     now = clock.now()
     day = local_day(now, org.timezone)
     if args.slot:
@@ -142,6 +144,22 @@ async def cmd_remind(
         f"{org.slug} {day} {slot}: due {stats.due}, sent {stats.sent}, skipped {stats.skipped}, "
         f"failed {stats.failed}, unreachable {stats.blocked}"
     )
+
+
+@contextlib.contextmanager
+def telegram_errors(settings: Settings) -> Iterator[None]:
+    """Telegram out of reach, or refusing the token, is one line naming the setting to check."""
+    from aiogram.exceptions import TelegramNetworkError, TelegramUnauthorizedError
+
+    try:
+        yield
+    except TelegramUnauthorizedError:
+        raise SettingError("BOT_TOKEN", "was refused by Telegram (Unauthorized)") from None
+    except TelegramNetworkError as exc:
+        reason = exc.message.removeprefix("HTTP Client says - ")
+        raise UserError(
+            f"Telegram cannot be reached at TELEGRAM_API_URL {settings.telegram_api_url}: {reason}"
+        ) from None
 
 
 def _metrics_port(args: argparse.Namespace, settings: Settings) -> int | None:
