@@ -267,17 +267,33 @@ async def run_polling(
     settings: Settings, *, clock: Clock | None = None, metrics_port: int | None = None
 ) -> None:
     """`daka run`: migrations, then journaled long polling until SIGINT/SIGTERM."""
+    clock = clock or SystemClock()
+    bot = create_bot(settings)
+    engine = create_engine(settings.database_url)
+    try:
+        me = await bot.get_me()  # Telegram answers and takes the token, before any migration
+        await prepare_database(engine)
+        await _poll(bot, engine, me.username, settings, clock, metrics_port)
+    finally:
+        await bot.session.close()
+        await engine.dispose()
+
+
+async def _poll(
+    bot: Bot,
+    engine: AsyncEngine,
+    username: str | None,
+    settings: Settings,
+    clock: Clock,
+    metrics_port: int | None,
+) -> None:
+    """The dispatcher, the scheduler and the poller on a bot and a database that are ready."""
     import signal
 
-    clock = clock or SystemClock()
-    engine = create_engine(settings.database_url)
-    await prepare_database(engine)
     sessions = create_session_factory(engine)
-    bot = create_bot(settings)
     dp = create_dispatcher(settings=settings, sessions=sessions, clock=clock)
     await asyncio.to_thread(DEFAULT_RESOLVER.load)  # the place table, before the first update
-    me = await bot.get_me()
-    log.info("polling as @%s (aiogram models built %s)", me.username, _model_building())
+    log.info("polling as @%s (aiogram models built %s)", username, _model_building())
     await bot.delete_webhook(drop_pending_updates=False)
     from handlers.common import install_commands
 
@@ -304,8 +320,6 @@ async def run_polling(
             await ops.cleanup()
         await dp.emit_shutdown(bot=bot)
         await dp.storage.close()
-        await bot.session.close()
-        await engine.dispose()
 
 
 async def run_scheduler(

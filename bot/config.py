@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+TOKEN_SHAPE = re.compile(r"\d+:\S+")
 
 
 class Settings(BaseSettings):
@@ -28,6 +31,21 @@ class Settings(BaseSettings):
     bot_username: str | None = Field(
         default=None, description="used for invite links when the bot cannot be asked (offline)"
     )
+
+    @field_validator("bot_token")
+    @classmethod
+    def _token_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        # The shape aiogram's Bot() insists on, checked here so no command starts (or migrates
+        # a database) with a token that cannot work; the token itself is never echoed.
+        token = value.get_secret_value().strip() if value is not None else ""
+        if not token:
+            return None
+        if not TOKEN_SHAPE.fullmatch(token):
+            raise ValueError(
+                "expected the bot's id, a colon and its secret, "
+                "like 123456789:AAH4kV9b... (from @BotFather)"
+            )
+        return SecretStr(token)
 
     @field_validator("admin_ids", mode="before")
     @classmethod
@@ -93,10 +111,11 @@ class Settings(BaseSettings):
             raise SettingError("WEBHOOK_SECRET", "is required for webhook mode")
         return self.webhook_secret.get_secret_value()
 
-    def require_token(self) -> str:
-        """The bot token, or a clear error for commands that talk to Telegram."""
+    def require_token(self, purpose: str = "to run the bot") -> str:
+        """The bot token, or a clear error (saying what needs it) for commands that talk to
+        Telegram."""
         if self.bot_token is None or not self.bot_token.get_secret_value().strip():
-            raise SettingError("BOT_TOKEN", "is required to run the bot")
+            raise SettingError("BOT_TOKEN", f"is required {purpose}")
         return self.bot_token.get_secret_value().strip()
 
 

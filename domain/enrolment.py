@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+import secrets
 import unicodedata
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -27,6 +29,15 @@ class InviteProblem(StrEnum):
 def code_is_well_formed(code: str) -> bool:
     """Codes are URL-safe base64 of at least 96 random bits; anything else is not ours."""
     return bool(_CODE.match(code))
+
+
+def new_invite_code(token: Callable[[int], str] = secrets.token_urlsafe) -> str:
+    """A fresh code: 96 random bits as URL-safe base64 (16 characters), never beginning with
+    "-", which a command line such as `daka invite revoke CODE` would take for an option."""
+    while True:
+        code = token(12)
+        if not code.startswith("-"):
+            return code
 
 
 def invite_problem(

@@ -3,7 +3,6 @@ of work (the per-update middleware, or a CLI command)."""
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -15,6 +14,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from domain.enrolment import new_invite_code
 from storage.db import core_rows
 from storage.models import (
     Account,
@@ -303,7 +303,7 @@ class InviteRepo:
         now: datetime,
     ) -> Invite:
         invite = Invite(
-            code=secrets.token_urlsafe(12),
+            code=new_invite_code(),
             org_id=org_id,
             unit_id=unit_id,
             role=role,
@@ -317,6 +317,15 @@ class InviteRepo:
 
     async def get(self, *, code: str) -> Invite | None:
         return await self.session.get(Invite, code)
+
+    async def of_org(self, *, org_id: int) -> Sequence[Invite]:
+        """Every invite of an organisation, revoked and expired ones too, oldest first."""
+        stmt = (
+            select(Invite)
+            .where(Invite.org_id == org_id)
+            .order_by(col(Invite.created_at), col(Invite.code))
+        )
+        return (await self.session.exec(stmt)).all()
 
     async def revoke(self, *, code: str, now: datetime) -> Invite:
         invite = await self.get(code=code)

@@ -72,6 +72,7 @@ async def apply_retention(
                 revision.answers = _strip(revision.answers, sensitive)
         if count:
             touched[org.slug] = count
-        log.info("retention %s: %d check-ins before %s cleared", org.slug, count, cutoff)
+        verb = "would clear" if dry_run else "cleared"
+        log.info("retention %s: %s %d check-ins before %s", org.slug, verb, count, cutoff)
     await session.flush()
     return touched

@@ -16,6 +16,7 @@ from domain.schedule import DEFAULT, ScheduleSpec, effective_schedules, format_d
 from storage.models import (
     Excuse,
     Holiday,
+    Member,
     Organisation,
     Outbox,
     RoleGrant,
@@ -102,6 +103,21 @@ class ScheduleRepo:
         result = await self.session.exec(stmt.on_conflict_do_nothing())
         return int(result.rowcount or 0)
 
+    async def remove_holidays(
+        self, *, org_id: int, days: Sequence[date], unit_id: int | None = None
+    ) -> int:
+        """Take days back (of the whole organisation, or of one unit); returns how many were."""
+        if not days:
+            return 0
+        if unit_id is not None:
+            stmt = delete(UnitHoliday).where(
+                col(UnitHoliday.unit_id) == unit_id, col(UnitHoliday.day).in_(days)
+            )
+        else:
+            stmt = delete(Holiday).where(col(Holiday.org_id) == org_id, col(Holiday.day).in_(days))
+        result = await self.session.exec(stmt)
+        return int(result.rowcount or 0)
+
     async def excuse(
         self,
         *,
@@ -125,6 +141,32 @@ class ScheduleRepo:
         self.session.add(excuse)
         await self.session.flush()
         return excuse
+
+    async def excuses(
+        self, *, org_id: int, member_id: int | None = None
+    ) -> Sequence[tuple[Excuse, Member]]:
+        """An organisation's excuses (or one member's) with their members, earliest first."""
+        stmt = (
+            select(Excuse, Member)
+            .join(Member, col(Member.id) == col(Excuse.member_id))
+            .where(Excuse.org_id == org_id)
+            .order_by(col(Excuse.first_day), col(Excuse.id))
+        )
+        if member_id is not None:
+            stmt = stmt.where(Excuse.member_id == member_id)
+        return (await self.session.exec(stmt)).all()
+
+    async def cancel_excuse(self, *, org_id: int, excuse_id: int) -> tuple[Excuse, Member] | None:
+        """Delete one excuse of the organisation (returned with its member); None when it has
+        no such excuse."""
+        excuse = await self.session.get(Excuse, excuse_id)
+        if excuse is None or excuse.org_id != org_id:
+            return None
+        member = await self.session.get(Member, excuse.member_id)
+        assert member is not None  # a foreign key
+        await self.session.delete(excuse)
+        await self.session.flush()
+        return excuse, member
 
     async def claim_slot(
         self, *, org_id: int, scope: str, day: date, slot: str, now: datetime

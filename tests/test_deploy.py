@@ -17,6 +17,7 @@ from bot.config import Settings
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "deploy" / "compose.yaml"
 CADDYFILE = ROOT / "deploy" / "Caddyfile"
+ENV_EXAMPLE = ROOT / "deploy" / ".env.example"
 DOCKERFILE = ROOT / "Dockerfile"
 
 SECRET_SETTINGS = ("BOT_TOKEN", "WEBHOOK_SECRET", "POSTGRES_PASSWORD")
@@ -202,3 +203,25 @@ def test_the_image_exposes_the_webhook_port(services: dict[str, Any]) -> None:
     ports = {port for line in exposed for port in line.split()}
     for command in webhook_services(services).values():
         assert option(command, "--port") in ports
+
+
+def test_the_env_example_names_every_variable_with_a_comment(compose: dict[str, Any]) -> None:
+    text = ENV_EXAMPLE.read_text(encoding="utf-8")
+    lines = text.splitlines()
+    named = {
+        m.group(1): i
+        for i, line in enumerate(lines)
+        if (m := re.match(r"^#? ?([A-Z][A-Z0-9_]*)=", line))
+    }
+    used = set(INTERPOLATION.findall(COMPOSE.read_text(encoding="utf-8")))
+    settings = {name.upper() for name in Settings.model_fields}
+    assert used | settings <= set(named), sorted((used | settings) - set(named))
+    for name, i in named.items():
+        if name not in ("DATABASE_URL", "REDIS_URL", "LOG_FORMAT"):
+            assert lines[i - 1].startswith("# "), f"{name} has no comment above it"
+    # Secrets are blanks to fill in, never sample values.
+    for secret in SECRET_SETTINGS:
+        assert re.search(rf"^{secret}=$", text, re.MULTILINE), secret
+    # What compose sets itself is shown commented out, as it is overridden.
+    for name in compose["x-daka"]["environment"]:
+        assert lines[named[name]].startswith("# "), name

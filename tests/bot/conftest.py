@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.fakebot import FakeBotAPI
 
 
 @pytest.fixture
@@ -15,3 +20,26 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("BOT_USERNAME", "daka_test_bot")
     monkeypatch.delenv("BOT_TOKEN", raising=False)
     return tmp_path
+
+
+@pytest.fixture
+def telegram(env: object, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeBotAPI]:
+    """The fake Bot API on an event loop in a thread of its own, BOT_TOKEN and
+    TELEGRAM_API_URL pointing at it (the CLI runs its own event loop). Its records are read
+    once a command has returned."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="fake-telegram", daemon=True)
+    thread.start()
+    server = FakeBotAPI()
+    try:
+        asyncio.run_coroutine_threadsafe(server.start(), loop).result(timeout=10)
+        monkeypatch.setenv("BOT_TOKEN", server.token)
+        monkeypatch.setenv("TELEGRAM_API_URL", server.url)
+        yield server
+    finally:
+        asyncio.run_coroutine_threadsafe(server.stop(), loop).result(timeout=10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+    assert server.internal_errors == []

@@ -220,3 +220,28 @@ def test_help_lists_every_command(tmp_path: Path) -> None:
     assert result.returncode == 0
     for command in ("run", "webhook", "scheduler", "db", "org", "unit", "roster", "invite"):
         assert command in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("command", "shown"),
+    [
+        (["invite", "create"], ["--role", "(default: member)", "--expires", "(default: 7)"]),
+        (["invite", "create"], ["--uses", "(default: any)"]),
+        (["org", "create"], ["(default: Asia/Shanghai)", "(default: zh)", "(default: health)"]),
+        (["org", "set"], ["--retain-days", "(new organisations: 30)"]),
+        (["export"], ["--format", "default: the --output file's extension, else xlsx"]),
+        (["excuse", "add"], ["the member's id in the roster", "first day", "last day"]),
+        (["excuse", "add"], ["--reason", "e.g. sick leave"]),
+        (["webhook"], ["(default: 0.0.0.0)", "(default: 8080)"]),
+    ],
+)
+def test_help_says_what_an_option_is_when_left_out(
+    capsys: pytest.CaptureFixture[str], command: list[str], shown: list[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main([*command, "--help"])
+    assert exit_.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines anywhere
+    for part in shown:
+        assert part in text
+    assert "(default: None)" not in text and "(default: False)" not in text

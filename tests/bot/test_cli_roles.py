@@ -15,6 +15,8 @@ def test_roles_are_granted_listed_revoked_and_audited(
 ) -> None:
     daka(capsys, "org", "create", "no1", "--name", "No1")
     daka(capsys, "unit", "add", "no1", "工程学院/一班")
+    code, out, _ = daka(capsys, "role", "list", "no1")
+    assert (code, out) == (0, "no managers or administrators in no1\n")
     code, _, err = daka(capsys, "role", "grant", "no1", "555")
     assert code == 1 and "--unit" in err
     code, out, _ = daka(capsys, "role", "grant", "no1", "555", "--unit", "工程学院/一班")

@@ -5,8 +5,6 @@ Bot API served from a thread of its own (the CLI runs its own event loop)."""
 from __future__ import annotations
 
 import asyncio
-import threading
-from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TypeVar
@@ -190,6 +188,27 @@ def test_schedule_of_an_unknown_organisation(env: str, capsys: pytest.CaptureFix
     assert fails(capsys, "schedule", "show", "nope") == "no organisation 'nope'"
 
 
+def test_a_unit_schedule_inherits_what_is_not_given(
+    school: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    daka(capsys, "schedule", "set", "no1", "--remind", "07:30", "--cutoff", "11:00",
+         "--report", "12:00", "--days", "mon-fri")  # fmt: skip
+    code, out, _ = daka(capsys, "schedule", "set", "no1", "--unit", "Eng", "--remind", "08:00")
+    assert code == 0
+    assert out.strip() == "Eng: remind 08:00, cutoff 11:00, report 12:00, days mon,tue,wed,thu,fri"
+    # Eng/C2 starts from Eng's schedule, the unit above it, not the organisation's.
+    code, out, _ = daka(capsys, "schedule", "set", "no1", "--unit", "Eng/C2", "--days", "sat")
+    assert out.strip() == "Eng/C2: remind 08:00, cutoff 11:00, report 12:00, days sat"
+    code, out, _ = daka(capsys, "schedule", "set", "no1", "--report", "13:00")
+    assert out.strip() == "no1: remind 07:30, cutoff 11:00, report 13:00, days mon,tue,wed,thu,fri"
+    assert fails(capsys, "schedule", "set", "no1", "--unit", "Eng") == (
+        "nothing to set: give --remind, --cutoff, --report or --days"
+    )
+    assert fails(capsys, "schedule", "set", "no1", "--remind", "11:30") == (
+        "reminders must come before the cutoff"
+    )
+
+
 # --------------------------------------------------------------------------- holidays
 def test_holidays_are_added_once_and_a_bad_date_adds_none(
     school: str, capsys: pytest.CaptureFixture[str]
@@ -205,6 +224,29 @@ def test_holidays_are_added_once_and_a_bad_date_adds_none(
     )
     _, out, _ = daka(capsys, "schedule", "show", "no1")
     assert out.splitlines()[-1] == "holidays: 2026-12-25, 2027-01-01, 2027-01-02"
+
+
+def test_holidays_are_listed_and_removed(school: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = daka(capsys, "holiday", "list", "no1")
+    assert (code, out) == (0, "no holidays in no1\n")
+    daka(capsys, "holiday", "add", "no1", "2026-12-25", "2027-01-01")
+    daka(capsys, "holiday", "add", "no1", "2026-12-24", "2026-12-25", "--unit", "Eng")
+    code, out, _ = daka(capsys, "holiday", "list", "no1")
+    assert out.splitlines() == [
+        "2026-12-24 Thu\tEng",
+        "2026-12-25 Fri\tEng",
+        "2026-12-25 Fri\twhole organisation",
+        "2027-01-01 Fri\twhole organisation",
+    ]
+    code, out, _ = daka(capsys, "holiday", "remove", "no1", "2026-12-25", "2026-12-26")
+    assert (code, out) == (0, "1 holiday(s) removed, 1 were not holidays\n")
+    code, out, _ = daka(capsys, "holiday", "remove", "no1", "2026-12-24", "--unit", "Eng")
+    assert (code, out) == (0, "1 holiday(s) of Eng removed, 0 were not holidays\n")
+    _, out, _ = daka(capsys, "holiday", "list", "no1")
+    assert out.splitlines() == ["2026-12-25 Fri\tEng", "2027-01-01 Fri\twhole organisation"]
+    assert fails(capsys, "holiday", "remove", "no1", "someday") == (
+        "'someday' is not a date like 2026-11-28"
+    )
 
 
 # --------------------------------------------------------------------------- excuses
@@ -245,6 +287,39 @@ def test_a_bad_excuse_is_one_line_and_stores_nothing(
     assert message in fails(capsys, "excuse", "no1", *args, *reason)
     assert asyncio.run(rows(school, Excuse)) == []
     assert asyncio.run(rows(school, AuditEntry)) == []
+
+
+def test_excuses_are_listed_and_cancelled(school: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = daka(capsys, "excuse", "list", "no1")
+    assert (code, out) == (0, "no excuses in no1\n")
+    daka(capsys, "excuse", "no1", "1003", "--from", "2026-11-30", "--to", "2026-12-02",
+         "--reason", "sick leave")  # fmt: skip
+    daka(capsys, "excuse", "add", "no1", "2001", "--from", "2026-11-29", "--to", "2026-11-30",
+         "--reason", "family")  # fmt: skip
+    code, out, _ = daka(capsys, "excuse", "list", "no1")
+    assert out.splitlines() == [
+        "id\tmember_id\tname\tfrom\tto\treason\tby",
+        "2\t2001\tDan\t2026-11-29\t2026-11-30\tfamily\tcli",
+        "1\t1003\tCarol\t2026-11-30\t2026-12-02\tsick leave\tcli",
+    ]
+    _, out, _ = daka(capsys, "excuse", "list", "no1", "--member", "1003")
+    assert out.splitlines()[1:] == ["1\t1003\tCarol\t2026-11-30\t2026-12-02\tsick leave\tcli"]
+    code, out, _ = daka(capsys, "excuse", "cancel", "no1", "1")
+    assert (code, out) == (
+        0,
+        "cancelled excuse 1: Carol (1003) 2026-11-30 to 2026-12-02: sick leave\n",
+    )
+    assert [e.id for e in asyncio.run(rows(school, Excuse))] == [2]
+    entries = asyncio.run(rows(school, AuditEntry))
+    assert [(e.action, e.subject) for e in entries][-1] == ("excuse.cancel", "1003")
+    _, out, _ = daka(capsys, "report", "no1", "--unit", "Eng/C1")
+    assert "excused 0," in out
+    assert fails(capsys, "excuse", "cancel", "no1", "1") == (
+        "no excuse 1 in no1 (see daka excuse list)"
+    )
+    assert fails(capsys, "excuse", "list", "no1", "--member", "9999") == "no member '9999' in no1"
+    _, out, _ = daka(capsys, "excuse", "list", "no1", "--member", "1003")
+    assert out == "no excuses in no1 for 1003\n"
 
 
 # --------------------------------------------------------------------------- reports
@@ -342,28 +417,6 @@ def test_a_bad_report_request_is_one_line(
 
 
 # --------------------------------------------------------------------------- remind
-@pytest.fixture
-def telegram(env: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeBotAPI]:
-    """The fake Bot API on an event loop in a thread of its own, BOT_TOKEN and
-    TELEGRAM_API_URL pointing at it. Its records are read once a command has returned."""
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, name="fake-telegram", daemon=True)
-    thread.start()
-    server = FakeBotAPI()
-    try:
-        asyncio.run_coroutine_threadsafe(server.start(), loop).result(timeout=10)
-        monkeypatch.setenv("BOT_TOKEN", server.token)
-        monkeypatch.setenv("TELEGRAM_API_URL", server.url)
-        yield server
-    finally:
-        asyncio.run_coroutine_threadsafe(server.stop(), loop).result(timeout=10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=10)
-        loop.run_until_complete(loop.shutdown_asyncgens())
-        loop.close()
-    assert server.internal_errors == []
-
-
 def reminded(server: FakeBotAPI) -> dict[int, int]:
     """Reminders per chat."""
     counts: dict[int, int] = {}
@@ -435,6 +488,6 @@ def test_remind_mistakes_are_one_line(
     assert fails(capsys, "remind", "nope") == "no organisation 'nope'"
     assert asyncio.run(rows(school, SlotRun)) == []
     monkeypatch.delenv("BOT_TOKEN")
-    code, _, err = daka(capsys, "remind", "no1")
-    assert code == 2 and err.strip() == "daka: setting BOT_TOKEN is required to run the bot"
+    code, _, err = daka(capsys, "remind", "no1")  # says what needs the token, not "run the bot"
+    assert code == 2 and err.strip() == "daka: setting BOT_TOKEN is required to send reminders"
     assert asyncio.run(rows(school, SlotRun)) == []

@@ -1,0 +1,102 @@
+"""What every command group of `daka` shares: the one-line user error and argument checks."""
+
+from __future__ import annotations
+
+import argparse
+import html
+import re
+from collections.abc import Awaitable, Callable, Collection
+from datetime import date, datetime
+from typing import TypeAlias
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.config import Settings
+from domain import forms
+from domain.clock import Clock, zone
+from storage.db import SessionFactory, create_session_factory
+from storage.repo import Repo
+
+SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
+EXIT_SETTING = 2
+
+Command = Callable[[argparse.Namespace, Repo, Settings, Clock], Awaitable[None]]
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+
+class UserError(Exception):
+    """A mistake in what the admin asked for; printed as one line, exit code 1."""
+
+
+class DefaultsShown(argparse.HelpFormatter):
+    """`--help` says what an option is when it is left out (unless that is nothing, or a flag)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help
+        if (
+            not text
+            or "%(default)" in text
+            or action.default is None
+            or isinstance(action.default, bool)
+            or action.default == argparse.SUPPRESS
+            or (not action.option_strings and action.nargs not in ("?", "*"))
+        ):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+class DakaParser(argparse.ArgumentParser):
+    """Every parser of `daka`, sub-commands included (argparse makes them of the same class)."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        kwargs.setdefault("formatter_class", DefaultsShown)
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
+
+def default_action(
+    argv: list[str], command: str, actions: Collection[str], default: str
+) -> list[str]:
+    """`daka COMMAND X ...`, where X is none of the command's actions, is `COMMAND DEFAULT X ...`
+    (so `daka invite SLUG` stays the short form of `daka invite create SLUG`)."""
+    given = argv[1] if len(argv) >= 2 and argv[0] == command else None
+    if given is not None and given not in actions and not given.startswith("-"):
+        return [command, default, *argv[1:]]
+    return argv
+
+
+def local_time(at: datetime, timezone: str) -> str:
+    """A moment as the organisation reads it, zone named: 2026-12-07 09:00 Asia/Shanghai."""
+    return f"{at.astimezone(zone(timezone)):%Y-%m-%d %H:%M} {timezone}"
+
+
+def create_session_factory_for(repo: Repo) -> SessionFactory:
+    """A factory on the same engine as the command's session (senders open their own)."""
+    bind = repo.session.bind
+    assert isinstance(bind, AsyncEngine)
+    return create_session_factory(bind)
+
+
+def html_to_text(text: str) -> str:
+    """Reports are HTML for Telegram; the terminal gets them without tags."""
+    return html.unescape(re.sub(r"</?(b|i|u|code)>", "", text))
+
+
+def parse_date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise UserError(f"{text!r} is not a date like 2026-11-28") from None
+
+
+def check_timezone(name: str) -> None:
+    try:
+        zone(name)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
+
+def check_form(name: str) -> None:
+    try:
+        forms.load_form(name)
+    except forms.FormError as exc:
+        raise UserError(str(exc)) from None

@@ -1,0 +1,115 @@
+"""`daka org`: create, change and list organisations."""
+
+from __future__ import annotations
+
+import argparse
+
+from bot.cli.common import SLUG, Command, Subparsers, UserError, check_form, check_timezone
+from bot.config import Settings
+from domain.clock import Clock
+from storage.models import Organisation
+from storage.repo import Repo
+
+DEFAULT_RETAIN_DAYS = Organisation.model_fields["retain_days"].default
+
+
+def add_parsers(sub: Subparsers) -> None:
+    org = sub.add_parser("org", help="organisations (a school, a town)")
+    org_sub = org.add_subparsers(dest="action", required=True)
+    create = org_sub.add_parser("create", help="create an organisation")
+    create.add_argument("slug", help="short name, e.g. no1-middle-school")
+    create.add_argument("--name", required=True, help="the name members see")
+    create.add_argument("--timezone", default="Asia/Shanghai", help="IANA zone of its local day")
+    create.add_argument(
+        "--language", choices=["zh", "en"], default="zh", help="of reports and reminders"
+    )
+    create.add_argument("--form", default="health", help="check-in form: health or location")
+    org_set = org_sub.add_parser("set", help="change an organisation's settings")
+    org_set.add_argument("slug")
+    org_set.add_argument("--name", help="the name members see")
+    org_set.add_argument("--timezone", help="IANA zone of its local day, e.g. Asia/Shanghai")
+    org_set.add_argument("--language", choices=["zh", "en"], help="of reports and reminders")
+    org_set.add_argument("--form", help="check-in form: health or location")
+    org_set.add_argument("--geofence", metavar="LAT,LON,RADIUS_M", help="flag check-ins outside")
+    org_set.add_argument("--no-geofence", action="store_true", help="remove the geofence")
+    org_set.add_argument(
+        "--retain-days",
+        type=int,
+        help="days to keep exact coordinates and photos (new organisations: "
+        f"{DEFAULT_RETAIN_DAYS})",
+    )
+    org_sub.add_parser("list", help="list organisations")
+
+
+async def cmd_org_create(args: argparse.Namespace, repo: Repo, _s: Settings, clock: Clock) -> None:
+    if not SLUG.match(args.slug):
+        raise UserError("the slug must be 2-63 lower-case letters, digits or '-'")
+    check_timezone(args.timezone)
+    check_form(args.form)
+    org = await repo.orgs.create(
+        slug=args.slug,
+        name=args.name,
+        timezone=args.timezone,
+        language=args.language,
+        form=args.form,
+        now=clock.now(),
+    )
+    print(
+        f"created organisation {org.slug} ({org.name}), time zone {org.timezone}, form {org.form}"
+    )
+
+
+async def cmd_org_set(args: argparse.Namespace, repo: Repo, _s: Settings, _c: Clock) -> None:
+    org = await repo.orgs.require(slug=args.slug)
+    if args.name:
+        org.name = args.name
+    if args.timezone:
+        check_timezone(args.timezone)
+        org.timezone = args.timezone
+    if args.language:
+        org.language = args.language
+    if args.form:
+        check_form(args.form)
+        org.form = args.form
+    if args.retain_days is not None:
+        if args.retain_days < 1:
+            raise UserError("--retain-days must be at least 1")
+        org.retain_days = args.retain_days
+    if args.no_geofence:
+        org.geofence_lat = org.geofence_lon = org.geofence_radius_m = None
+    elif args.geofence:
+        org.geofence_lat, org.geofence_lon, org.geofence_radius_m = _parse_geofence(args.geofence)
+    await repo.session.flush()
+    fence = (
+        f"{org.geofence_lat},{org.geofence_lon} r={org.geofence_radius_m:g} m"
+        if org.geofence_radius_m
+        else "none"
+    )
+    print(
+        f"{org.slug}: name {org.name}, time zone {org.timezone}, language {org.language}, "
+        f"form {org.form}, geofence {fence}, retain {org.retain_days} days"
+    )
+
+
+async def cmd_org_list(_a: argparse.Namespace, repo: Repo, _s: Settings, _c: Clock) -> None:
+    from sqlmodel import select
+
+    for org in (await repo.session.exec(select(Organisation).order_by(Organisation.slug))).all():
+        print(f"{org.slug}\t{org.name}\t{org.timezone}\t{org.form}")
+
+
+def _parse_geofence(text: str) -> tuple[float, float, float]:
+    try:
+        lat, lon, radius = (float(p) for p in text.split(","))
+    except ValueError:
+        raise UserError("--geofence must be LAT,LON,RADIUS_M, e.g. 39.99,116.31,2000") from None
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180 and radius > 0):
+        raise UserError("--geofence: latitude -90..90, longitude -180..180, radius > 0")
+    return lat, lon, radius
+
+
+COMMANDS: dict[tuple[str, str | None], Command] = {
+    ("org", "create"): cmd_org_create,
+    ("org", "set"): cmd_org_set,
+    ("org", "list"): cmd_org_list,
+}

@@ -1,0 +1,154 @@
+"""`daka report`, `export`, `audit` and `retention`: what was recorded, and forgetting it."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import datetime, time, timedelta
+from pathlib import Path
+
+from bot.cli.common import (
+    Command,
+    Subparsers,
+    UserError,
+    create_session_factory_for,
+    html_to_text,
+    parse_date,
+)
+from bot.config import Settings
+from bot.i18n import LOCALE_OF
+from domain.clock import Clock, local_day, zone
+from storage.repo import Repo
+
+FORMATS = ("xlsx", "csv")
+
+
+def add_parsers(sub: Subparsers) -> None:
+    report = sub.add_parser("report", help="print the daily report")
+    report.add_argument("slug")
+    report.add_argument("--unit", help="only this unit's subtree")
+    report.add_argument("--date", metavar="DATE", help="local day (default: today)")
+
+    export = sub.add_parser("export", help="one row per member per day, as .xlsx or .csv")
+    export.add_argument("slug")
+    export.add_argument("--date", metavar="DATE", help="one local day")
+    export.add_argument("--from", dest="first", metavar="DATE", help="first day (with --to)")
+    export.add_argument("--to", dest="last", metavar="DATE", help="last day (included)")
+    export.add_argument("--unit", help="only this unit's subtree")
+    export.add_argument(
+        "--format",
+        choices=FORMATS,
+        help="default: the --output file's extension, else xlsx",
+    )
+    export.add_argument(
+        "--output", required=True, type=Path, metavar="FILE", help="a .xlsx or .csv file"
+    )
+
+    audit = sub.add_parser("audit", help="who looked at or changed what")
+    audit.add_argument("slug")
+    audit.add_argument("--since", metavar="DATE", help="default: the last 7 days")
+
+    sub.add_parser("retention", help="apply every organisation's retention now").add_argument(
+        "--dry-run", action="store_true", help="only say what would be cleared"
+    )
+
+
+def export_format(output: Path, asked: str | None) -> str:
+    """The format the file's extension says, unless --format says otherwise (refused)."""
+    implied = output.suffix.lower().removeprefix(".")
+    if implied not in FORMATS:
+        return asked or "xlsx"
+    if asked is not None and asked != implied:
+        raise UserError(f"--format {asked} does not match the output file {output.name}")
+    return implied
+
+
+async def cmd_report(args: argparse.Namespace, repo: Repo, _s: Settings, clock: Clock) -> None:
+    from bot.i18n import create_i18n
+    from scheduler.rounds import Rounds
+    from storage.schedules import plan
+
+    org = await repo.orgs.require(slug=args.slug)
+    unit = await repo.units.require(org_id=org.id or 0, name_path=args.unit) if args.unit else None
+    day = parse_date(args.date) if args.date else local_day(clock.now(), org.timezone)
+    i18n = create_i18n()
+    rounds = Rounds(create_session_factory_for(repo), clock, i18n)
+    org_plan = await plan(repo.session, org)
+    with i18n.context(), i18n.use_locale(LOCALE_OF[org.language]):
+        parts = await rounds.report(
+            repo.session, org_plan, unit.id if unit else None, day, org.language
+        )
+    print(html_to_text("\n".join(parts)))
+
+
+async def cmd_audit(args: argparse.Namespace, repo: Repo, _s: Settings, clock: Clock) -> None:
+    org = await repo.orgs.require(slug=args.slug)
+    tz = zone(org.timezone)
+    if args.since:
+        since = datetime.combine(parse_date(args.since), time(0), tzinfo=tz)
+    else:
+        since = clock.now() - timedelta(days=7)
+    entries = await repo.audit.since(org_id=org.id or 0, since=since)
+    for entry in entries:
+        at = entry.at.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
+        print(f"{at}\t{entry.actor}\t{entry.action}\t{entry.subject or ''}\t{entry.detail or ''}")
+    print(f"{len(entries)} entries since {since.astimezone(tz):%Y-%m-%d %H:%M}")
+
+
+async def cmd_retention(args: argparse.Namespace, repo: Repo, _s: Settings, clock: Clock) -> None:
+    from storage.retention import apply_retention
+
+    touched = await apply_retention(repo.session, now=clock.now(), dry_run=args.dry_run)
+    for slug, count in touched.items():
+        verb = "would clear" if args.dry_run else "cleared"
+        print(f"{slug}: {verb} coordinates and photos of {count} check-in(s)")
+
+
+async def cmd_export(args: argparse.Namespace, repo: Repo, _s: Settings, clock: Clock) -> None:
+    from storage.export import export_rows, export_summary, write_csv, write_xlsx
+
+    org = await repo.orgs.require(slug=args.slug)
+    if args.date and (args.first or args.last):
+        raise UserError("give either --date or --from and --to")
+    if args.date:
+        first = last = parse_date(args.date)
+    elif args.first and args.last:
+        first, last = parse_date(args.first), parse_date(args.last)
+    else:
+        raise UserError("give --date DATE, or --from DATE --to DATE")
+    fmt = export_format(args.output, args.format)
+    unit = await repo.units.require(org_id=org.id or 0, name_path=args.unit) if args.unit else None
+    under = [unit.id or 0] if unit else None
+    try:
+        header, rows = await export_rows(
+            repo.session, org=org, first=first, last=last, under=under
+        )
+        if fmt == "csv":
+            data = write_csv(header, rows)
+        else:
+            summary = await export_summary(
+                repo.session, org=org, first=first, last=last, under=under
+            )
+            data = write_xlsx(header, rows, summary)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    try:
+        args.output.write_bytes(data)
+    except OSError as exc:
+        raise UserError(f"cannot write {args.output}: {exc.strerror}") from None
+    await repo.audit.log(
+        org_id=org.id,
+        actor="cli",
+        action="export",
+        subject=unit.name_path if unit else org.slug,
+        detail=f"{first}..{last} {fmt}",
+        now=clock.now(),
+    )
+    print(f"wrote {len(rows)} rows ({first} to {last}) to {args.output}")
+
+
+COMMANDS: dict[tuple[str, str | None], Command] = {
+    ("report", None): cmd_report,
+    ("audit", None): cmd_audit,
+    ("export", None): cmd_export,
+    ("retention", None): cmd_retention,
+}

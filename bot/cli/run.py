@@ -1,0 +1,172 @@
+"""`daka run`, `webhook`, `scheduler`, `check`, `db` and `remind`: the long-running processes,
+the database, and one reminder round sent now."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+from collections.abc import Iterator
+
+from bot.cli.common import Command, Subparsers, UserError, create_session_factory_for
+from bot.config import SettingError, Settings
+from domain.clock import Clock, local_day, zone
+from domain.schedule import ScheduleError, parse_time
+from storage.repo import Repo
+from storage.schedules import OutboxRepo, ScheduleRepo
+
+SERVICES = frozenset({"run", "webhook", "scheduler"})
+
+
+def add_parsers(sub: Subparsers) -> None:
+    run = sub.add_parser("run", help="run the bot (long polling); applies migrations first")
+    run.add_argument(
+        "--metrics-port", type=int, help="serve /healthz and /metrics here (or METRICS_PORT)"
+    )
+    webhook = sub.add_parser(
+        "webhook", help="serve Telegram's webhook deliveries (one of several replicas)"
+    )
+    webhook.add_argument("--host", default="0.0.0.0", help="address to listen on")
+    webhook.add_argument("--port", type=int, default=8080, help="port to listen on")
+    webhook.add_argument(
+        "--url", help="public HTTPS URL Telegram delivers to (the site, or site + WEBHOOK_PATH)"
+    )
+    webhook.add_argument(
+        "--no-set-webhook",
+        dest="set_webhook",
+        action="store_false",
+        help="do not call setWebhook (every replica but one)",
+    )
+    webhook.add_argument(
+        "--with-scheduler",
+        action="store_true",
+        help="also run reminders and the outbox sender here (single-replica deployments)",
+    )
+    sub.add_parser("check", help="health check: settings, database reachable, schema current")
+
+    db = sub.add_parser("db", help="database schema")
+    db_sub = db.add_subparsers(dest="action", required=True)
+    db_sub.add_parser("upgrade", help="apply pending migrations")
+
+    sched = sub.add_parser("scheduler", help="run only the scheduler and the outbox sender")
+    sched.add_argument(
+        "--metrics-port", type=int, help="serve /healthz and /metrics here (or METRICS_PORT)"
+    )
+
+    remind = sub.add_parser("remind", help="run a reminder round now and send it")
+    remind.add_argument("slug")
+    remind.add_argument("--unit", help="only members under this unit")
+    remind.add_argument("--slot", metavar="HH:MM", help="count as this slot (never twice)")
+
+
+def serve(args: argparse.Namespace, settings: Settings, clock: Clock) -> None:
+    """Run one of the long-running processes (`run`, `scheduler`, `webhook`) until stopped."""
+    if args.command == "run":
+        settings.require_token()
+        from bot.app import run_polling
+
+        asyncio.run(run_polling(settings, clock=clock, metrics_port=_metrics_port(args, settings)))
+    elif args.command == "scheduler":
+        settings.require_token()
+        from bot.app import run_scheduler
+
+        asyncio.run(
+            run_scheduler(settings, clock=clock, metrics_port=_metrics_port(args, settings))
+        )
+    elif args.command == "webhook":
+        settings.require_token()
+        settings.require_webhook_secret()
+        if args.set_webhook and not args.url:
+            raise UserError("webhook: --url is required unless --no-set-webhook is given")
+        from bot.web import run_webhook
+
+        asyncio.run(
+            run_webhook(
+                settings,
+                host=args.host,
+                port=args.port,
+                url=args.url,
+                set_webhook=args.set_webhook,
+                with_scheduler=args.with_scheduler,
+                clock=clock,
+            )
+        )
+
+
+async def cmd_remind(
+    args: argparse.Namespace, repo: Repo, settings: Settings, clock: Clock
+) -> None:
+    from bot.app import create_bot
+    from bot.i18n import create_i18n
+    from scheduler.rounds import Rounds
+    from scheduler.sender import Sender
+    from storage.schedules import plan
+
+    org = await repo.orgs.require(slug=args.slug)
+    unit = await repo.units.require(org_id=org.id or 0, name_path=args.unit) if args.unit else None
+    settings.require_token("to send reminders")
+    now = clock.now()
+    day = local_day(now, org.timezone)
+    if args.slot:
+        try:
+            slot = f"remind@{parse_time(args.slot):%H:%M}"
+        except ScheduleError as exc:
+            raise UserError(str(exc)) from None
+    else:
+        slot = f"manual@{now.astimezone(zone(org.timezone)):%H:%M:%S}"
+    scope = f"unit:{unit.id}" if unit else "org"
+    schedules = ScheduleRepo(repo.session)
+    if not await schedules.claim_slot(
+        org_id=org.id or 0, scope=scope, day=day, slot=slot, now=now
+    ):
+        raise UserError(f"the {slot} round of {day} has already run")
+    org_plan = await plan(repo.session, org)
+    sessions = create_session_factory_for(repo)
+    rounds = Rounds(sessions, clock, create_i18n())
+    unit_ids = (
+        [u.id or 0 for u in org_plan.units if u.path.startswith(unit.path)]
+        if unit
+        else [u.id or 0 for u in org_plan.units]
+    )
+    letters = await rounds.reminders(repo.session, org_plan, unit_ids, day, slot)
+    await OutboxRepo(repo.session).enqueue(letters, now=now)
+    await repo.session.commit()
+    bot = create_bot(settings)
+    try:
+        sender = Sender(bot, sessions, clock, rate=settings.send_rate)
+        await sender.drain()
+    finally:
+        await bot.session.close()
+    stats = await OutboxRepo(repo.session).stats(
+        org_id=org.id or 0, day=day, kind="remind", slot=slot
+    )
+    print(
+        f"{org.slug} {day} {slot}: due {stats.due}, sent {stats.sent}, skipped {stats.skipped}, "
+        f"failed {stats.failed}, unreachable {stats.blocked}"
+    )
+
+
+@contextlib.contextmanager
+def telegram_errors(settings: Settings) -> Iterator[None]:
+    """Telegram out of reach, or refusing the token, is one line naming the setting to check."""
+    from aiogram.exceptions import TelegramNetworkError, TelegramUnauthorizedError
+
+    try:
+        yield
+    except TelegramUnauthorizedError:
+        raise SettingError("BOT_TOKEN", "was refused by Telegram (Unauthorized)") from None
+    except TelegramNetworkError as exc:
+        reason = exc.message.removeprefix("HTTP Client says - ")
+        raise UserError(
+            f"Telegram cannot be reached at TELEGRAM_API_URL {settings.telegram_api_url}: {reason}"
+        ) from None
+
+
+def _metrics_port(args: argparse.Namespace, settings: Settings) -> int | None:
+    port: int | None = getattr(args, "metrics_port", None)
+    return port if port is not None else settings.metrics_port
+
+
+COMMANDS: dict[tuple[str, str | None], Command] = {
+    ("remind", None): cmd_remind,
+}

@@ -1,0 +1,98 @@
+"""`daka run` (and `remind`, `retention`) when the settings or Telegram are wrong: one line naming
+what to fix, no database made for nothing, no leftovers (an unclosed HTTP session) after it."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.bot.test_cli import ROOT, daka
+from tests.fakebot import FakeBotAPI
+
+
+def closed_port() -> int:
+    """A port nothing listens on (bound once by us, then let go)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+def test_a_malformed_token_is_one_line_exit_2_and_creates_no_database(
+    env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BOT_TOKEN", "abc")
+    code, out, err = daka(capsys, "run")
+    assert (code, out) == (2, "")
+    assert err.strip() == (
+        "daka: setting BOT_TOKEN is invalid: expected the bot's id, a colon and its secret, "
+        "like 123456789:AAH4kV9b... (from @BotFather)"
+    )
+    assert "abc" not in err  # the token is a secret, even a wrong one
+    assert list(env.glob("daka.db*")) == []
+
+
+def test_unreachable_telegram_is_one_line_naming_telegram_api_url(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{closed_port()}"
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("BOT_", "TELEGRAM_"))}
+    environ.update(
+        HOME=str(tmp_path),
+        PYTHONPATH=str(ROOT),
+        BOT_TOKEN="42:TEST",
+        TELEGRAM_API_URL=url,
+        DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/daka.db",
+        LOG_LEVEL="INFO",
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "run"],
+        capture_output=True,
+        text=True,
+        env=environ,
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    [line] = result.stderr.strip().splitlines()  # no "Unclosed client session" after it
+    assert line.startswith(f"daka: Telegram cannot be reached at TELEGRAM_API_URL {url}: ")
+    assert "Cannot connect" in line
+    assert list(tmp_path.glob("daka.db*")) == []  # asked before migrating
+
+
+def test_a_token_telegram_refuses_is_a_setting_error(
+    telegram: FakeBotAPI,
+    env: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("BOT_TOKEN", "42:NOT-THE-TOKEN")
+    code, _, err = daka(capsys, "run")
+    assert code == 2
+    assert err.strip() == "daka: setting BOT_TOKEN was refused by Telegram (Unauthorized)"
+    assert [call.method for call in telegram.calls] == ["getMe"]
+    assert list(env.glob("daka.db*")) == []
+
+
+def test_remind_without_a_token_says_what_needs_it(
+    env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    daka(capsys, "org", "create", "no1", "--name", "No1")
+    code, _, err = daka(capsys, "remind", "no1")
+    assert code == 2 and err.strip() == "daka: setting BOT_TOKEN is required to send reminders"
+
+
+def test_a_retention_dry_run_says_would_clear(
+    env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LOG_LEVEL", "INFO")
+    daka(capsys, "org", "create", "no1", "--name", "No1")
+    code, _, err = daka(capsys, "retention", "--dry-run")
+    assert code == 0
+    assert "retention no1: would clear 0 check-ins before" in err and "cleared" not in err
+    code, _, err = daka(capsys, "retention")
+    assert code == 0 and "retention no1: cleared 0 check-ins before" in err
