@@ -70,15 +70,14 @@ async def test_nothing_outside_the_scope_by_command_or_forged_button(
     class_two = await unit_id(school, "工程学院/二班")
     for forged in (
         NavCb(unit=class_two, day="2026-11-28").pack(),
-        NavCb(unit=0, day="2026-11-28").pack(),
         ListCb(kind="missing", unit=class_two, day="2026-11-28").pack(),
-        ListCb(kind="secrets", unit=await unit_id(school, "工程学院/一班"), day="x").pack(),
+        f"lst:secrets:{await unit_id(school, '工程学院/一班')}:x:0",
     ):
         counselor.press(summary, forged)
         answer = await counselor.next_callback_answer()
         while not answer.text:
             answer = await counselor.next_callback_answer()
-        assert "不在您的管理范围" in answer.text
+        assert answer.text == "此按钮已失效。"
     refused = await counselor.ask("/member 2024003")
     assert "没有" in refused.text and "王五" not in refused.text
     allowed = await counselor.ask("/member 2024001")
