@@ -259,14 +259,14 @@ async def press_all(
     exactly one answer and that nothing was sent or edited in the chat meanwhile."""
     await daka.settled()
     outputs, answers = len(server.outputs(user.chat_id)), len(server.callback_answers)
-    texts = []
+    said: list[str | None] = []
     for data in datas:
         user.press(on, data)
         await daka.settled()
-        assert len(server.callback_answers) == answers + len(texts) + 1, data
-        texts.append(server.callback_answers[-1].text)
+        assert len(server.callback_answers) == answers + len(said) + 1, data
+        said.append(server.callback_answers[-1].text)
     assert len(server.outputs(user.chat_id)) == outputs, server.outputs(user.chat_id)[outputs:]
-    return texts
+    return said
 
 
 def errors_logged(caplog: pytest.LogCaptureFixture) -> list[str]:
