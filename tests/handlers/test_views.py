@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from datetime import UTC, datetime
 
 import pytest
 from sqlmodel import select
@@ -454,3 +455,18 @@ async def test_a_manager_of_two_organisations_chooses_where_to_work(
         assert await press_all(daka, server, boss, school, [village.callback_data("🔎 一组")]) == [
             NO_LONGER_VALID
         ]
+
+
+async def test_today_is_the_organisations_day_not_the_servers(
+    school: Daka, server: FakeBotAPI
+) -> None:
+    """At 00:30 in Shanghai it is still the day before in UTC (and on a server elsewhere)."""
+    school.clock.set(datetime(2026, 11, 28, 16, 30, tzinfo=UTC))
+    counselor = server.user(CLASS_ONE)
+    summary = await counselor.ask("/summary")
+    assert "2026-11-29" in summary.text
+    # The window of days is counted from the organisation's day too: a year after 11-29.
+    excused = await counselor.ask("/excuse 2024002 2027-11-30 2027-11-30 病假")
+    assert "李四" in excused.text
+    refused = await counselor.ask("/excuse 2024002 2027-12-01 2027-12-01 病假")
+    assert "用法" in refused.text
