@@ -20,6 +20,7 @@ class Visitor:
     members: list[Member] = field(default_factory=list)
     roles: list[RoleGrant] = field(default_factory=list)
     org: Organisation | None = None
+    orgs: dict[int, Organisation] = field(default_factory=dict)  # of the enrolments and roles
 
     @property
     def member(self) -> Member | None:

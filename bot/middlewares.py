@@ -29,6 +29,7 @@ from bot.logs import bind
 from bot.replies import current_replies
 from storage.models import RoleGrant
 from storage.repo import Repo
+from storage.scope import resolve_scope
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,9 @@ class DbSessionMiddleware(BaseMiddleware):
 
 
 class VisitorMiddleware(BaseMiddleware):
-    """Loads the `Visitor` once per update (prefetched for a whole batch when polling)."""
+    """Loads the `Visitor` once per update (prefetched for a whole batch when polling), and
+    resolves their manager `scope` from it (None for members; the managers' routers refuse
+    them, see handlers.gate)."""
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         user: User | None = data.get("event_from_user")
@@ -76,6 +79,10 @@ class VisitorMiddleware(BaseMiddleware):
             if settings is not None and user.id in settings.admin_ids:
                 await add_super_admin_roles(repo, visitor)
             data["visitor"] = visitor
+            account = visitor.account
+            data["scope"] = resolve_scope(
+                visitor.roles, visitor.orgs, account.org_id if account is not None else None
+            )
             if visitor.org is not None:
                 # For the rest of the update, aiogram's own "is handled" record included (the
                 # update's `log_context` undoes it when the update is done).
@@ -99,6 +106,8 @@ async def add_super_admin_roles(repo: Repo, visitor: Visitor) -> None:
                 )
             )
             visitor.org = visitor.org or org
+        if org.id is not None:
+            visitor.orgs.setdefault(org.id, org)
 
 
 async def load_visitors(repo: Repo, telegram_ids: Sequence[int]) -> dict[int, Visitor]:
@@ -112,10 +121,12 @@ async def load_visitors(repo: Repo, telegram_ids: Sequence[int]) -> dict[int, Vi
         visitor = visitors[member.telegram_id]
         visitor.members.append(member)
         visitor.org = visitor.org or org
+        visitor.orgs.setdefault(member.org_id, org)
     for grant, org in await repo.roles.active_many(telegram_ids=ids):
         visitor = visitors[grant.telegram_id]
         visitor.roles.append(grant)
         visitor.org = visitor.org or org
+        visitor.orgs.setdefault(grant.org_id, org)
     return visitors
 
 

@@ -60,3 +60,29 @@ def day_end(day: date, tz: str) -> datetime:
     """The last instant of the organisation's local `day`, in UTC."""
     start = datetime.combine(day + timedelta(days=1), datetime.min.time(), tzinfo=zone(tz))
     return (start - timedelta(microseconds=1)).astimezone(UTC)
+
+
+PAST_DAYS = 3660  # about ten years of an organisation's history
+FUTURE_DAYS = 366  # excuses and holidays are entered ahead, up to a year
+
+
+def day_window(today: date) -> tuple[date, date]:
+    """The local days a person may ask about or act on, both ends included: far days mean
+    nothing, and the edges of the calendar overflow `day_end`."""
+    return today - timedelta(days=PAST_DAYS), today + timedelta(days=FUTURE_DAYS)
+
+
+def parse_day(text: str | None, today: date) -> date | None:
+    """A day written as YYYY-MM-DD (`today` when there is none), or None when it cannot be
+    read or lies outside `day_window`."""
+    if text is None or not text.strip():
+        return today
+    word = text.strip()
+    if len(word) != 10 or not word.isascii():
+        return None
+    try:
+        day = date.fromisoformat(word)
+    except ValueError:
+        return None
+    first, last = day_window(today)
+    return day if first <= day <= last else None

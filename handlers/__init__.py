@@ -6,8 +6,9 @@ from aiogram import Router
 
 
 def build_router() -> Router:
-    """One root router: enrolment first, then the check-in form, member commands, fallbacks."""
-    from handlers import admin, checkin, common, enrol, manage, member, trend, views
+    """One root router: enrolment first, then the check-in form, member commands, the managers'
+    (each behind the gate of handlers.gate), fallbacks."""
+    from handlers import admin, checkin, common, enrol, gate, manage, member, trend, views
 
     children = (
         common.commands_router,
@@ -18,6 +19,7 @@ def build_router() -> Router:
         views.router,
         trend.router,
         admin.router,
+        gate.router,  # after the managers' routers: their buttons that did not unpack
         common.fallback_router,
     )
     for child in children:

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import html
 import io
-from datetime import date
 
-from aiogram import Bot, F, Router
+from aiogram import Bot, F
 from aiogram.filters import Command, CommandObject, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
@@ -15,15 +14,16 @@ from aiogram.types import Message
 from aiogram.utils.i18n import gettext as _
 
 from bot.context import Visitor
-from domain.clock import Clock
-from handlers.views import ORG, allowed, managed, manager_day, parse_day, refuse, scope_of
+from domain.clock import Clock, parse_day
+from handlers.gate import managers_router
+from handlers.views import asked_day
 from storage.aggregates import member_days, place_counts
-from storage.models import RoleGrant
 from storage.repo import Repo
 from storage.roster import RosterFileError, parse_roster
 from storage.schedules import ScheduleRepo
+from storage.scope import Scope
 
-router = Router(name="admin")
+router = managers_router("admin")
 
 MAX_ROSTER_BYTES = 5 * 1024 * 1024
 
@@ -34,15 +34,14 @@ class RosterUpload(StatesGroup):
 
 @router.message(Command("where"), StateFilter(None))
 async def on_where(
-    message: Message, command: CommandObject, repo: Repo, clock: Clock, visitor: Visitor
+    message: Message, command: CommandObject, repo: Repo, clock: Clock, scope: Scope
 ) -> None:
-    asked = await manager_day(message, command, repo, clock, visitor)
-    if asked is None:
+    day = await asked_day(message, command.args, scope, clock)
+    if day is None:
         return
-    grants, org, day = asked
+    org = scope.org
     assert org.id is not None
-    scope = scope_of(grants[0])
-    under = [u.id or 0 for u in await repo.units.roots(org_id=org.id)] if scope == ORG else [scope]
+    under = await scope.under(repo.session)
     counts = await place_counts(repo.session, org_id=org.id, day=day, under=under)
     lines = [_("📍 <b>Where the check-ins came from</b> — {day}").format(day=day.isoformat())]
     if not counts:
@@ -64,12 +63,13 @@ async def on_where(
 
 @router.message(Command("excuse"), StateFilter(None))
 async def on_excuse(
-    message: Message, command: CommandObject, repo: Repo, clock: Clock, visitor: Visitor
+    message: Message,
+    command: CommandObject,
+    repo: Repo,
+    clock: Clock,
+    visitor: Visitor,
+    scope: Scope,
 ) -> None:
-    grants = await managed(repo, visitor)
-    if not grants:
-        await refuse(message)
-        return
     usage = _(
         "Usage: /excuse ID FROM TO REASON, for example /excuse 2024001 2026-12-01 2026-12-03 病假"
     )
@@ -78,18 +78,15 @@ async def on_excuse(
         await message.answer(usage)
         return
     external_id, first_text, last_text, reason = parts
-    first, last = parse_day(first_text, date.today()), parse_day(last_text, date.today())
+    today = scope.today(clock)
+    first, last = parse_day(first_text, today), parse_day(last_text, today)
     if first is None or last is None or last < first:
         await message.answer(usage)
         return
-    org = await repo.orgs.get(org_id=grants[0].org_id)
+    org = scope.org
     assert org.id is not None
-    member = await repo.members.by_external(org_id=org.id, external_id=external_id)
-    if (
-        member is None
-        or member.id is None
-        or not await allowed(repo, grants, org.id, member.unit_id)
-    ):
+    member = await scope.member(repo.session, external_id=external_id)
+    if member is None or member.id is None:
         await message.answer(
             _("No member {id} in your scope.").format(id=html.escape(external_id))
         )
@@ -119,10 +116,7 @@ async def on_excuse(
 
 
 @router.message(Command("roster"), StateFilter(None))
-async def on_roster(message: Message, state: FSMContext, repo: Repo, visitor: Visitor) -> None:
-    if not await managed(repo, visitor):
-        await refuse(message)
-        return
+async def on_roster(message: Message, state: FSMContext, scope: Scope) -> None:
     await state.set_state(RosterUpload.waiting)
     await message.answer(
         _(
@@ -134,15 +128,16 @@ async def on_roster(message: Message, state: FSMContext, repo: Repo, visitor: Vi
 
 @router.message(StateFilter(RosterUpload.waiting), F.document)
 async def on_roster_file(
-    message: Message, bot: Bot, state: FSMContext, repo: Repo, clock: Clock, visitor: Visitor
+    message: Message,
+    bot: Bot,
+    state: FSMContext,
+    repo: Repo,
+    clock: Clock,
+    visitor: Visitor,
+    scope: Scope,
 ) -> None:
-    grants = await managed(repo, visitor)
     document = message.document
     assert document is not None
-    if not grants:
-        await state.clear()
-        await refuse(message)
-        return
     if (document.file_size or 0) > MAX_ROSTER_BYTES:
         await message.answer(_("That file is too large (5 MB at most)."))
         return
@@ -155,19 +150,12 @@ async def on_roster_file(
             _("I could not read that file: {problem}").format(problem=html.escape(str(exc)))
         )
         return
-    org = await repo.orgs.get(org_id=grants[0].org_id)
+    org = scope.org
     assert org.id is not None
-    prefixes = await scope_prefixes(repo, grants)
-    good, rejected = [], list(parsed.errors)
-    for row in parsed.rows:
-        if prefixes is None or any(
-            row.unit == p or row.unit.startswith(p + "/") for p in prefixes
-        ):
-            good.append(row)
-        else:
-            rejected.append(
-                (row.line, _("unit {unit} is outside your scope").format(unit=row.unit))
-            )
+    good, outside = await scope.roster_rows(repo.session, parsed.rows)
+    # One text for a unit outside the scope and for a member id of someone outside it: an
+    # upload neither moves other units' members nor tells whether their ids exist.
+    rejected = [*parsed.errors, *((line, _("outside your scope")) for line in outside)]
     result = await repo.members.import_roster(org_id=org.id, rows=good)
     await repo.audit.log(
         org_id=org.id,
@@ -193,10 +181,3 @@ async def on_roster_file(
 @router.message(StateFilter(RosterUpload.waiting))
 async def on_roster_other(message: Message) -> None:
     await message.answer(_("Please send the roster as a file (.csv or .xlsx), or /cancel."))
-
-
-async def scope_prefixes(repo: Repo, grants: list[RoleGrant]) -> list[str] | None:
-    """Unit paths a manager may write under; None for an administrator (everything)."""
-    if any(g.unit_id is None for g in grants):
-        return None
-    return [(await repo.units.get(unit_id=g.unit_id or 0)).name_path for g in grants]

@@ -6,18 +6,20 @@ from __future__ import annotations
 import asyncio
 import html
 
-from aiogram import Bot, Router
+from aiogram import Bot
 from aiogram.filters import Command, CommandObject, StateFilter
 from aiogram.types import BufferedInputFile, Message
 from aiogram.utils.i18n import gettext as _
 
 from bot.context import Visitor
-from domain.clock import Clock, local_day
-from handlers.views import ORG, managed, refuse, scope_of
+from domain.clock import Clock
+from handlers.gate import managers_router
 from storage.charts import MAX_DAYS, render_trend, trend_series
+from storage.models import Unit
 from storage.repo import Repo
+from storage.scope import Scope
 
-router = Router(name="trend")
+router = managers_router("trend")
 
 DEFAULT_DAYS = 14
 
@@ -34,14 +36,24 @@ def parse_days(text: str | None) -> int | None:
     return days if 1 <= days <= MAX_DAYS else None
 
 
+def scope_name(scope: Scope, tops: list[Unit]) -> str:
+    """The organisation's name, or the granted units' paths (shortened past a line)."""
+    if scope.whole or not tops:
+        return scope.org.name
+    name = "; ".join(u.name_path for u in tops)
+    return name if len(name) <= 120 else name[:119] + "…"
+
+
 @router.message(Command("trend"), StateFilter(None))
 async def on_trend(
-    message: Message, command: CommandObject, bot: Bot, repo: Repo, clock: Clock, visitor: Visitor
+    message: Message,
+    command: CommandObject,
+    bot: Bot,
+    repo: Repo,
+    clock: Clock,
+    visitor: Visitor,
+    scope: Scope,
 ) -> None:
-    grants = await managed(repo, visitor)
-    if not grants:
-        await refuse(message)
-        return
     days = parse_days(command.args)
     if days is None:
         await message.answer(
@@ -50,12 +62,12 @@ async def on_trend(
             )
         )
         return
-    org = await repo.orgs.get(org_id=grants[0].org_id)
-    assert org.id is not None
-    scope = scope_of(grants[0])
-    name = org.name if scope == ORG else (await repo.units.get(unit_id=scope)).name_path
-    last = local_day(clock.now(), org.timezone)
-    series = await trend_series(repo.session, org=org, unit_id=scope, last=last, days=days)
+    org = scope.org
+    tops = await scope.tops(repo.session)
+    name = scope_name(scope, tops)
+    last = scope.today(clock)
+    under = None if scope.whole else [u.id or 0 for u in tops]
+    series = await trend_series(repo.session, org=org, under=under, last=last, days=days)
     first = series[0][0]
     heading = _("{scope}, {first} to {last}")
     png = await asyncio.to_thread(
@@ -77,7 +89,7 @@ async def on_trend(
         org_id=org.id,
         actor=str(visitor.telegram_id),
         action="trend",
-        subject=str(scope),
+        subject=scope.label,
         detail=f"{first}..{last}",
         now=clock.now(),
     )

@@ -1,14 +1,15 @@
 """Managers' views of their scope: /summary with drill-down, /missing and /abnormal lists with a
-nudge button, /member. Every press is authorised again: callback data is user input."""
+nudge button, /member, /export. Every handler is behind the managers' gate (handlers.gate) and
+asks the caller's `Scope` about each id it is given: callback data is user input."""
 
 from __future__ import annotations
 
 import html
+from dataclasses import replace
 from datetime import date, timedelta
 
-from aiogram import Bot, Router
+from aiogram import Bot
 from aiogram.filters import Command, CommandObject, StateFilter
-from aiogram.filters.callback_data import CallbackData
 from aiogram.types import (
     BufferedInputFile,
     CallbackQuery,
@@ -17,135 +18,92 @@ from aiogram.types import (
     Message,
 )
 from aiogram.utils.i18n import gettext as _
-from sqlmodel import col, select
 
 from bot.context import Visitor
 from bot.i18n import current_language
-from domain.clock import Clock, day_end, local_day
+from domain.clock import Clock, day_end, day_window, parse_day
 from domain.status import DayStatus, Figures
+from handlers.gate import managers_router, stale
+from handlers.keyboards import ListCb, NavCb, NudgeCb, OrgCb
 from scheduler import texts
 from scheduler.rounds import CHECKIN_DATA
 from storage.aggregates import count_member_days, member_days, total, unit_figures
-from storage.models import Member, Organisation, RoleGrant, Unit, UnitLink
+from storage.models import Unit
 from storage.repo import Repo
 from storage.schedules import Letter, OutboxRepo, plan
+from storage.scope import Scope
 
-router = Router(name="views")
+__all__ = ["ListCb", "NavCb", "NudgeCb"]
+
+router = managers_router("views")
 
 PAGE = 10
 UNIT_PAGE = 12  # child units per summary page: a college may have a hundred classes
-ORG = 0  # unit id 0 in callback data: the whole organisation (admins)
+TOP = 0  # unit id 0 in callback data: the top of the caller's scope
 
 
-class NavCb(CallbackData, prefix="nav"):
-    unit: int
-    day: str
-    page: int = 0
-
-
-class ListCb(CallbackData, prefix="lst"):
-    kind: str
-    unit: int
-    day: str
-    page: int = 0
-
-
-class NudgeCb(CallbackData, prefix="nud"):
-    member: int
-    day: str
-
-
-async def managed(repo: Repo, visitor: Visitor) -> list[RoleGrant]:
-    return [g for g in visitor.roles if g.role in ("manager", "admin")]
-
-
-async def allowed(repo: Repo, grants: list[RoleGrant], org_id: int, unit_id: int) -> bool:
-    """Whether a unit (0: the whole organisation) lies in one of the grants' scopes."""
-    mine = [g for g in grants if g.org_id == org_id]
-    if any(g.unit_id is None for g in mine):
-        return True
-    if unit_id == ORG or not mine:
-        return False
-    stmt = select(UnitLink).where(
-        UnitLink.descendant_id == unit_id,
-        col(UnitLink.ancestor_id).in_([g.unit_id for g in mine if g.unit_id is not None]),
-    )
-    return (await repo.session.exec(stmt)).first() is not None
-
-
-def parse_day(text: str | None, today: date) -> date | None:
-    if not text:
-        return today
-    try:
-        return date.fromisoformat(text.strip())
-    except ValueError:
-        return None
-
-
-async def refuse(message: Message) -> None:
-    await message.answer(_("This command is for counselors, cadres and administrators."))
-
-
-async def manager_day(
-    message: Message, command: CommandObject, repo: Repo, clock: Clock, visitor: Visitor
-) -> tuple[list[RoleGrant], Organisation, date] | None:
-    """The caller's grants, organisation and the day asked for (today without one); None after
-    answering a member or a date that cannot be read."""
-    grants = await managed(repo, visitor)
-    if not grants:
-        await refuse(message)
-        return None
-    org = await repo.orgs.get(org_id=grants[0].org_id)
-    day = parse_day(command.args, local_day(clock.now(), org.timezone))
+async def asked_day(message: Message, text: str | None, scope: Scope, clock: Clock) -> date | None:
+    """The day a command asks about (the organisation's today without one); None after saying
+    which days can be asked about."""
+    today = scope.today(clock)
+    day = parse_day(text, today)
     if day is None:
+        first, last = day_window(today)
         await message.answer(
-            _("Please give the date as YYYY-MM-DD, for example /summary 2026-11-28.")
+            _(
+                "Please give the date as YYYY-MM-DD, from {first} to {last}, for example {today}."
+            ).format(first=first, last=last, today=today)
         )
+    return day
+
+
+async def pressed(
+    query: CallbackQuery, repo: Repo, scope: Scope, clock: Clock, unit_id: int, day_text: str
+) -> tuple[Unit | None, date] | None:
+    """The unit (None: the scope's top) and day a button carries, when both are the presser's
+    to read; None after saying the button is no longer valid."""
+    day = parse_day(day_text, scope.today(clock))
+    unit = await scope.unit(repo.session, unit_id) if unit_id != TOP else None
+    if day is None or (unit_id != TOP and unit is None):
+        await stale(query)
         return None
-    return grants, org, day
+    return unit, day
 
 
 async def summary_view(
-    repo: Repo,
-    org: Organisation,
-    unit_id: int,
-    day: date,
-    grants: list[RoleGrant],
-    page: int = 0,
+    repo: Repo, scope: Scope, unit: Unit | None, day: date, page: int = 0
 ) -> tuple[str, InlineKeyboardMarkup]:
-    assert org.id is not None
-    org_plan = await plan(repo.session, org)
-    off = org_plan.off_units(day)
-    if unit_id == ORG:
-        children = list(await repo.units.roots(org_id=org.id))
+    """One unit's figures and its children's (None: the scope's top — the organisation's
+    roots, or each granted unit — unless the scope is one unit, which is then shown)."""
+    org = scope.org
+    off = (await plan(repo.session, org)).off_units(day)
+    enrolled_by = day_end(day, org.timezone)
+    tops: list[Unit] | None = None
+    if unit is None:
+        tops = await scope.tops(repo.session)
+        if not scope.whole and len(tops) == 1:
+            unit = tops[0]
+    up: int | None = None
+    if unit is None:
+        assert tops is not None
         parts = await unit_figures(
-            repo.session,
-            units=children,
-            day=day,
-            off_units=off,
-            enrolled_by=day_end(day, org.timezone),
+            repo.session, units=tops, day=day, off_units=off, enrolled_by=enrolled_by
         )
+        if not scope.whole:  # granted units of several branches: named in full
+            parts = [replace(f, name=u.name_path) for f, u in zip(parts, tops, strict=True)]
         whole = total(org.name, parts)
-        name, parent = org.name, None
+        name, here = org.name, TOP
     else:
-        unit = await repo.units.get(unit_id=unit_id)
-        children = list(await repo.units.children(unit_id=unit_id))
-        [whole] = await unit_figures(
-            repo.session,
-            units=[unit],
-            day=day,
-            off_units=off,
-            enrolled_by=day_end(day, org.timezone),
+        assert unit.id is not None
+        children = list(await repo.units.children(unit_id=unit.id))
+        whole, *parts = await unit_figures(
+            repo.session, units=[unit, *children], day=day, off_units=off, enrolled_by=enrolled_by
         )
-        parts = await unit_figures(
-            repo.session,
-            units=children,
-            day=day,
-            off_units=off,
-            enrolled_by=day_end(day, org.timezone),
-        )
-        name = unit.name_path
-        parent = unit.parent_id if unit.parent_id is not None else ORG
+        name, here = unit.name_path, unit.id
+        if unit.parent_id is not None and await scope.unit(repo.session, unit.parent_id):
+            up = unit.parent_id
+        elif tops is None and (scope.whole or len(await scope.tops(repo.session)) > 1):
+            up = TOP
     lines = [
         _("📊 <b>{scope}</b> — {day}").format(scope=html.escape(name), day=day.isoformat()),
         texts.figures_line(whole),
@@ -170,7 +128,7 @@ async def summary_view(
     ]
     paging = [
         InlineKeyboardButton(
-            text=arrow, callback_data=NavCb(unit=unit_id, day=iso, page=target).pack()
+            text=arrow, callback_data=NavCb(unit=here, day=iso, page=target).pack()
         )
         for arrow, target in (("«", page - 1), ("»", page + 1))
         if 0 <= target < pages
@@ -181,19 +139,23 @@ async def summary_view(
         [
             InlineKeyboardButton(
                 text=_("Missing ({n})").format(n=whole.missing),
-                callback_data=ListCb(kind="missing", unit=unit_id, day=iso).pack(),
+                callback_data=ListCb(kind="missing", unit=here, day=iso).pack(),
             ),
             InlineKeyboardButton(
                 text=_("Abnormal ({n})").format(n=whole.abnormal),
-                callback_data=ListCb(kind="abnormal", unit=unit_id, day=iso).pack(),
+                callback_data=ListCb(kind="abnormal", unit=here, day=iso).pack(),
             ),
         ]
     )
-    if parent is not None and await allowed(repo, grants, org.id, parent):
+    if up is not None:
+        rows.append(
+            [InlineKeyboardButton(text=_("⬆ Up"), callback_data=NavCb(unit=up, day=iso).pack())]
+        )
+    elif here == TOP and len(scope.orgs) > 1:
         rows.append(
             [
                 InlineKeyboardButton(
-                    text=_("⬆ Up"), callback_data=NavCb(unit=parent, day=iso).pack()
+                    text=_("🏫 Another organisation"), callback_data=OrgCb(org=0).pack()
                 )
             ]
         )
@@ -204,59 +166,39 @@ def rate(f: Figures) -> str:
     return texts.rate_text(f)
 
 
-def scope_of(grant: RoleGrant) -> int:
-    return ORG if grant.unit_id is None else grant.unit_id
-
-
 @router.message(Command("summary"), StateFilter(None))
 async def on_summary(
-    message: Message, command: CommandObject, repo: Repo, clock: Clock, visitor: Visitor
+    message: Message, command: CommandObject, repo: Repo, clock: Clock, scope: Scope
 ) -> None:
-    asked = await manager_day(message, command, repo, clock, visitor)
-    if asked is None:
+    day = await asked_day(message, command.args, scope, clock)
+    if day is None:
         return
-    grants, org, day = asked
-    text, markup = await summary_view(repo, org, scope_of(grants[0]), day, grants)
+    text, markup = await summary_view(repo, scope, None, day)
     await message.answer(text, reply_markup=markup)
-
-
-async def pressed_in_scope(
-    query: CallbackQuery, repo: Repo, visitor: Visitor, unit_id: int, day_text: str
-) -> tuple[list[RoleGrant], date] | None:
-    """The presser's grants and the button's day, when the unit is theirs; None after saying it
-    is not (callback data is whatever the client sent)."""
-    grants = await managed(repo, visitor)
-    day = parse_day(day_text, date.today())
-    if not grants or day is None or not await allowed(repo, grants, grants[0].org_id, unit_id):
-        await query.answer(_("This is outside your scope."), show_alert=True)
-        return None
-    return grants, day
 
 
 @router.callback_query(NavCb.filter())
 async def on_navigate(
-    query: CallbackQuery, callback_data: NavCb, repo: Repo, visitor: Visitor
+    query: CallbackQuery, callback_data: NavCb, repo: Repo, clock: Clock, scope: Scope
 ) -> None:
-    scoped = await pressed_in_scope(query, repo, visitor, callback_data.unit, callback_data.day)
-    if scoped is None:
+    asked = await pressed(query, repo, scope, clock, callback_data.unit, callback_data.day)
+    if asked is None:
         return
-    grants, day = scoped
-    org = await repo.orgs.get(org_id=grants[0].org_id)
-    text, markup = await summary_view(
-        repo, org, callback_data.unit, day, grants, max(0, callback_data.page)
-    )
+    unit, day = asked
+    text, markup = await summary_view(repo, scope, unit, day, callback_data.page)
     await query.answer()
     if isinstance(query.message, Message):
         await query.message.edit_text(text, reply_markup=markup)
 
 
 async def list_view(
-    repo: Repo, org: Organisation, kind: str, unit_id: int, day: date, page: int
+    repo: Repo, scope: Scope, kind: str, unit: Unit | None, day: date, page: int
 ) -> tuple[str, InlineKeyboardMarkup]:
+    """Who is missing, or abnormal, in a unit of the scope (None: the whole scope)."""
+    org = scope.org
     assert org.id is not None
-    under = (
-        [u.id or 0 for u in await repo.units.roots(org_id=org.id)] if unit_id == ORG else [unit_id]
-    )
+    unit_id = TOP if unit is None else unit.id or TOP
+    under = await scope.under(repo.session) if unit is None else [unit_id]
     off = (await plan(repo.session, org)).off_units(day)
     statuses = {DayStatus.MISSING} if kind == "missing" else {DayStatus.REPORTED}
     abnormal_only = kind == "abnormal"
@@ -347,47 +289,40 @@ async def list_view(
 
 @router.callback_query(ListCb.filter())
 async def on_list(
-    query: CallbackQuery, callback_data: ListCb, repo: Repo, visitor: Visitor
+    query: CallbackQuery, callback_data: ListCb, repo: Repo, clock: Clock, scope: Scope
 ) -> None:
-    if callback_data.kind not in ("missing", "abnormal") or callback_data.page < 0:
-        await query.answer(_("This is outside your scope."), show_alert=True)
+    asked = await pressed(query, repo, scope, clock, callback_data.unit, callback_data.day)
+    if asked is None:
         return
-    scoped = await pressed_in_scope(query, repo, visitor, callback_data.unit, callback_data.day)
-    if scoped is None:
-        return
-    grants, day = scoped
-    org = await repo.orgs.get(org_id=grants[0].org_id)
-    text, markup = await list_view(
-        repo, org, callback_data.kind, callback_data.unit, day, callback_data.page
-    )
+    unit, day = asked
+    text, markup = await list_view(repo, scope, callback_data.kind, unit, day, callback_data.page)
     await query.answer()
     if isinstance(query.message, Message):
         await query.message.edit_text(text, reply_markup=markup)
 
 
 async def send_list(
-    message: Message, command: CommandObject, repo: Repo, clock: Clock, visitor: Visitor, kind: str
+    message: Message, command: CommandObject, repo: Repo, clock: Clock, scope: Scope, kind: str
 ) -> None:
-    asked = await manager_day(message, command, repo, clock, visitor)
-    if asked is None:
+    day = await asked_day(message, command.args, scope, clock)
+    if day is None:
         return
-    grants, org, day = asked
-    text, markup = await list_view(repo, org, kind, scope_of(grants[0]), day, 0)
+    text, markup = await list_view(repo, scope, kind, None, day, 0)
     await message.answer(text, reply_markup=markup)
 
 
 @router.message(Command("missing"), StateFilter(None))
 async def on_missing(
-    message: Message, command: CommandObject, repo: Repo, clock: Clock, visitor: Visitor
+    message: Message, command: CommandObject, repo: Repo, clock: Clock, scope: Scope
 ) -> None:
-    await send_list(message, command, repo, clock, visitor, "missing")
+    await send_list(message, command, repo, clock, scope, "missing")
 
 
 @router.message(Command("abnormal"), StateFilter(None))
 async def on_abnormal(
-    message: Message, command: CommandObject, repo: Repo, clock: Clock, visitor: Visitor
+    message: Message, command: CommandObject, repo: Repo, clock: Clock, scope: Scope
 ) -> None:
-    await send_list(message, command, repo, clock, visitor, "abnormal")
+    await send_list(message, command, repo, clock, scope, "abnormal")
 
 
 @router.callback_query(NudgeCb.filter())
@@ -398,24 +333,19 @@ async def on_nudge(
     repo: Repo,
     clock: Clock,
     visitor: Visitor,
+    scope: Scope,
 ) -> None:
-    grants = await managed(repo, visitor)
-    member = await repo.session.get(Member, callback_data.member)
-    day = parse_day(callback_data.day, date.today())
-    if (
-        not grants
-        or member is None
-        or day is None
-        or not await allowed(repo, grants, member.org_id, member.unit_id)
-    ):
-        await query.answer(_("This is outside your scope."), show_alert=True)
+    member = await scope.member(repo.session, member_id=callback_data.member)
+    day = parse_day(callback_data.day, scope.today(clock))
+    if member is None or day is None:
+        await stale(query)
         return
     if member.telegram_id is None or member.unreachable_since is not None:
         await query.answer(
             _("{name} cannot be reached.").format(name=member.name), show_alert=True
         )
         return
-    org = await repo.orgs.get(org_id=member.org_id)
+    org = scope.org
     assert member.id is not None and org.id is not None
     letter = Letter(
         org_id=org.id,
@@ -442,21 +372,18 @@ async def on_nudge(
 
 @router.message(Command("member"), StateFilter(None))
 async def on_member(
-    message: Message, command: CommandObject, repo: Repo, clock: Clock, visitor: Visitor
+    message: Message,
+    command: CommandObject,
+    repo: Repo,
+    clock: Clock,
+    visitor: Visitor,
+    scope: Scope,
 ) -> None:
-    grants = await managed(repo, visitor)
-    if not grants:
-        await refuse(message)
-        return
     external_id = (command.args or "").strip()
-    org = await repo.orgs.get(org_id=grants[0].org_id)
+    org = scope.org
     assert org.id is not None
-    member = await repo.members.by_external(org_id=org.id, external_id=external_id)
-    if (
-        not external_id
-        or member is None
-        or not await allowed(repo, grants, org.id, member.unit_id)
-    ):
+    member = await scope.member(repo.session, external_id=external_id)
+    if member is None:
         # The same answer for "no such id" and "not yours": scope is not to be probed.
         await message.answer(
             _("No member {id} in your scope.").format(id=html.escape(external_id))
@@ -470,7 +397,7 @@ async def on_member(
         subject=member.external_id,
         now=clock.now(),
     )
-    today = local_day(clock.now(), org.timezone)
+    today = scope.today(clock)
     since = today - timedelta(days=13)
     checkins = {
         c.local_day: c
@@ -500,20 +427,22 @@ async def on_member(
 
 @router.message(Command("export"), StateFilter(None))
 async def on_export(
-    message: Message, command: CommandObject, bot: Bot, repo: Repo, clock: Clock, visitor: Visitor
+    message: Message,
+    command: CommandObject,
+    bot: Bot,
+    repo: Repo,
+    clock: Clock,
+    visitor: Visitor,
+    scope: Scope,
 ) -> None:
     """/export [csv] [DATE | FROM TO]: the scope's rows as .xlsx (or .csv)."""
     from storage.export import export_rows, export_summary, write_csv, write_xlsx
 
-    grants = await managed(repo, visitor)
-    if not grants:
-        await refuse(message)
-        return
-    org = await repo.orgs.get(org_id=grants[0].org_id)
+    org = scope.org
     words = (command.args or "").split()
     as_csv = bool(words) and words[0].lower() == "csv"
     words = words[1:] if as_csv else words
-    today = local_day(clock.now(), org.timezone)
+    today = scope.today(clock)
     days = [parse_day(w, today) for w in words] or [today]
     if len(days) > 2 or any(d is None for d in days):
         await message.answer(
@@ -522,8 +451,7 @@ async def on_export(
         return
     first, last = days[0], days[-1]
     assert first is not None and last is not None
-    scope = scope_of(grants[0])
-    under = None if scope == ORG else [scope]
+    under = None if scope.unit_ids is None else list(scope.unit_ids)
     try:
         header, rows = await export_rows(
             repo.session, org=org, first=first, last=last, under=under
@@ -547,7 +475,7 @@ async def on_export(
         org_id=org.id,
         actor=str(visitor.telegram_id),
         action="export",
-        subject=str(scope),
+        subject=scope.label,
         detail=f"{first}..{last} {'csv' if as_csv else 'xlsx'}",
         now=clock.now(),
     )

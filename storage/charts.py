@@ -16,17 +16,17 @@ from datetime import date, timedelta
 from importlib import resources
 from pathlib import Path
 
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from domain.clock import day_end
 from domain.status import Figures
 from storage.aggregates import total, unit_figures
-from storage.models import Organisation
+from storage.models import Organisation, Unit
 from storage.repo import UnitRepo
 from storage.schedules import plan
 
 MAX_DAYS = 90
-WHOLE_ORG = 0  # unit id 0: the whole organisation, as in handlers.views
 
 # Charts draw Chinese unit names with Noto Sans CJK SC, from the noto-cjk-sans-otc package
 # (OFL-1.1; upstream's NotoSansCJK-Regular.ttc, the same file Debian ships in fonts-noto-cjk),
@@ -45,22 +45,26 @@ _render_lock = threading.Lock()
 
 
 async def trend_series(
-    session: AsyncSession, *, org: Organisation, unit_id: int, last: date, days: int
+    session: AsyncSession,
+    *,
+    org: Organisation,
+    under: Sequence[int] | None,
+    last: date,
+    days: int,
 ) -> list[tuple[date, Figures]]:
-    """The figures of a unit's subtree (`unit_id` 0: the whole organisation) for each of the
-    `days` days up to and including `last`, oldest first. Days off and enrolment are judged per
-    day, as /summary does."""
+    """The figures of the given units' subtrees together (disjoint units; None: the whole
+    organisation) for each of the `days` days up to and including `last`, oldest first. Days
+    off and enrolment are judged per day, as /summary does."""
     if not 1 <= days <= MAX_DAYS:
         raise ValueError(f"days must be between 1 and {MAX_DAYS}, not {days}")
     assert org.id is not None
-    units = UnitRepo(session)
-    if unit_id == WHOLE_ORG:
-        scope = list(await units.roots(org_id=org.id))
+    if under is None:
+        scope = list(await UnitRepo(session).roots(org_id=org.id))
     else:
-        unit = await units.get(unit_id=unit_id)
-        if unit.org_id != org.id:
-            raise ValueError(f"unit #{unit_id} is not in organisation #{org.id}")
-        scope = [unit]
+        stmt = select(Unit).where(col(Unit.id).in_(list(under)), col(Unit.org_id) == org.id)
+        scope = list((await session.exec(stmt)).all())
+        if len(scope) != len(set(under)):
+            raise ValueError(f"not units of organisation #{org.id}: {sorted(under)}")
     org_plan = await plan(session, org)
     series = []
     for back in range(days - 1, -1, -1):
@@ -72,7 +76,8 @@ async def trend_series(
             off_units=org_plan.off_units(day),
             enrolled_by=day_end(day, org.timezone),
         )
-        series.append((day, total(org.name, parts) if unit_id == WHOLE_ORG else parts[0]))
+        one = under is not None and len(parts) == 1
+        series.append((day, parts[0] if one else total(org.name, parts)))
     return series
 
 

@@ -94,6 +94,8 @@ class Account(SQLModel, table=True):
     first_seen: datetime = Field(sa_column=_utc())
     # The command menu last given to this chat ("manager:zh_Hans"); None: the default one.
     menu: str | None = Field(default=None, max_length=32)
+    # The organisation chosen to work in, by someone who manages several (see storage.scope).
+    org_id: int | None = None
 
 
 class Consent(SQLModel, table=True):

@@ -86,12 +86,13 @@ class Daka:
         form: str = "health",
         language: str = "zh",
         roster: list[tuple[str, str, str]] | None = None,
+        name: str = "第一中学",
     ) -> Organisation:
         async with self.sessions() as session:
             repo = Repo(session)
             org = await repo.orgs.create(
                 slug=slug,
-                name="第一中学",
+                name=name,
                 timezone="Asia/Shanghai",
                 language=language,
                 form=form,
@@ -220,11 +221,26 @@ def texts(messages: list[SentMessage]) -> list[str]:
 CLASS_ONE, COLLEGE, ADMIN = 700, 701, 702
 
 
-async def unit_id(daka: Daka, path: str) -> int:
+async def unit_id(daka: Daka, path: str, slug: str = "school") -> int:
     async with daka.sessions() as session:
-        unit = await Repo(session).units.require(org_id=daka.org_ids["school"], name_path=path)
+        unit = await Repo(session).units.require(org_id=daka.org_ids[slug], name_path=path)
         assert unit.id is not None
         return unit.id
+
+
+async def grant(daka: Daka, telegram_id: int, *paths: str, slug: str = "school") -> None:
+    async with daka.sessions() as session:
+        repo = Repo(session)
+        for path in paths:
+            unit = await repo.units.require(org_id=daka.org_ids[slug], name_path=path)
+            await repo.roles.grant(
+                org_id=daka.org_ids[slug],
+                telegram_id=telegram_id,
+                unit_id=unit.id,
+                role="manager",
+                now=daka.clock.now(),
+            )
+        await session.commit()
 
 
 @pytest.fixture

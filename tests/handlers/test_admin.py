@@ -8,8 +8,9 @@ import json
 from sqlmodel import select
 
 from storage.models import AuditEntry, Excuse, Member
+from storage.repo import Repo
 from tests.fakebot import FakeBotAPI
-from tests.handlers.conftest import CLASS_ONE, Daka
+from tests.handlers.conftest import ADMIN, CLASS_ONE, Daka
 
 
 async def test_where_counts_places_of_the_scope(school: Daka, server: FakeBotAPI) -> None:
@@ -81,3 +82,54 @@ async def test_mydata_sends_everything_stored_and_who_can_read_it(
     assert "工程学院/一班的负责人" in readers.text and "工程学院的负责人" in readers.text
     assert "第一中学的管理员" in readers.text
     assert "700" not in readers.text  # roles, not who
+
+
+async def test_a_roster_upload_cannot_take_or_probe_members_of_other_units(
+    school: Daka,
+    server: FakeBotAPI,
+) -> None:
+    """Regression: a counselor's roster line with another class's member id moved that member
+    into their class (whose history they could then read), and the reply told whether an id
+    existed. Now such a line is refused with the text of a unit outside the scope."""
+    counselor = server.user(CLASS_ONE)
+    await counselor.ask("/roster")
+    content = (
+        "unit,member_id,name\n"
+        "工程学院/一班,2024003,王五\n"  # class two's member
+        "工程学院/一班,A100,Alice\n"  # another college's member
+        "工程学院/二班,2024011,孙十一\n"  # a unit outside
+        "工程学院/一班,2024012,周十二\n"  # new, inside: added
+    ).encode()
+    counselor.send_document("roster.csv", content)
+    result = await counselor.next_reply()
+    assert "新增 1 人，更新 0 人，拒绝 3 行" in result.text
+    refusals = {
+        line.split("：", 1)[1] for line in result.text.splitlines() if line.startswith("第 ")
+    }
+    assert refusals == {"不在您的管理范围内"}  # one text: nothing told about other units
+    assert "二班" not in result.text and "Arts" not in result.text
+    refused = await counselor.ask("/member 2024003")
+    assert "王五" not in refused.text
+    await school.settled()
+    async with school.sessions() as session:
+        repo = Repo(session)
+        wang = await repo.members.by_external(
+            org_id=school.org_ids["school"], external_id="2024003"
+        )
+        assert wang is not None
+        unit = await repo.units.get(unit_id=wang.unit_id)
+        assert (unit.name_path, wang.name) == ("工程学院/二班", "王五")
+        assert await repo.members.by_external(
+            org_id=school.org_ids["school"], external_id="2024012"
+        )
+
+
+async def test_an_administrator_uploads_for_the_whole_organisation(
+    school: Daka,
+    server: FakeBotAPI,
+) -> None:
+    admin = server.user(ADMIN)
+    await admin.ask("/roster")
+    admin.send_document("roster.csv", "unit,member_id,name\n工程学院/一班,2024003,王五\n".encode())
+    result = await admin.next_reply()
+    assert "新增 0 人，更新 1 人，拒绝 0 行" in result.text

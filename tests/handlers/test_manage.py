@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlmodel import select
 
 from storage.models import AuditEntry, Schedule
+from storage.repo import Repo
 from tests.fakebot import FakeBotAPI
 from tests.handlers.conftest import Daka, reply_containing
 
@@ -49,3 +50,47 @@ async def test_members_cannot_change_the_schedule(daka: Daka, server: FakeBotAPI
     await daka.settled()
     async with daka.sessions() as session:
         assert (await session.exec(select(Schedule))).all() == []
+
+
+async def test_a_manager_of_several_units_chooses_which_schedule(
+    daka: Daka, server: FakeBotAPI
+) -> None:
+    """Regression: /schedule showed and changed the first grant's unit only."""
+    await daka.org()
+    async with daka.sessions() as session:
+        repo = Repo(session)
+        for path in ("工程学院/一班", "Arts/Class A"):
+            unit = await repo.units.require(org_id=daka.org_ids["school"], name_path=path)
+            await repo.roles.grant(
+                org_id=daka.org_ids["school"],
+                telegram_id=902,
+                unit_id=unit.id,
+                role="manager",
+                now=daka.clock.now(),
+            )
+        await session.commit()
+    cadre = server.user(902)
+    which = await cadre.ask("/schedule")
+    assert "哪个单位" in which.text and which.buttons == [["Arts/Class A"], ["工程学院/一班"]]
+    cadre.press_button(which, "工程学院/一班")
+    shown = await cadre.next_reply()
+    assert "工程学院/一班的打卡时间安排" in shown.text and "08:00, 10:00, 12:00" in shown.text
+    bad = await cadre.ask("/schedule 25:00 14:00 15:00")
+    assert "例如" in bad.text and not bad.buttons
+    target = await cadre.ask("/schedule 07:30 11:00 16:00 mon-fri")
+    assert "用于哪个单位" in target.text
+    cadre.press_button(target, "Arts/Class A")
+    changed = await cadre.next_reply()
+    assert "Arts/Class A" in changed.text and "已更新" in changed.text and "07:30" in changed.text
+    cadre.press(target, target.callback_data("工程学院/一班"))  # pressed again: nothing pending
+    answer = await cadre.next_callback_answer()
+    while not answer.text:
+        answer = await cadre.next_callback_answer()
+    assert answer.text == "此按钮已失效。"
+    await daka.settled()
+    async with daka.sessions() as session:
+        [schedule] = (await session.exec(select(Schedule))).all()
+        arts = await Repo(session).units.require(
+            org_id=daka.org_ids["school"], name_path="Arts/Class A"
+        )
+    assert schedule.unit_id == arts.id and schedule.remind == "07:30"

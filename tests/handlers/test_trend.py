@@ -15,7 +15,7 @@ import handlers
 from handlers import common, trend
 from storage.models import AuditEntry
 from tests.fakebot import FakeBotAPI
-from tests.handlers.conftest import ADMIN, CLASS_ONE, Daka, unit_id
+from tests.handlers.conftest import ADMIN, CLASS_ONE, Daka, grant, unit_id
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -97,3 +97,16 @@ async def test_days_outside_one_to_ninety_get_an_example(school: Daka, server: F
         assert "/trend 30" in answer.text and "90" in answer.text, args
         assert not answer.photo
     assert await trend_audit(school) == []
+
+
+async def test_a_manager_of_several_units_charts_all_of_them(
+    school: Daka, server: FakeBotAPI
+) -> None:
+    """Regression: the chart was of the first grant's unit only."""
+    await grant(school, 730, "工程学院/一班", "Arts/Class A")
+    chart = await server.user(730).ask("/trend 7", timeout=60)  # the first chart finds fonts
+    assert chart.photo, chart.text
+    assert "Arts/Class A; 工程学院/一班" in chart.text and "2026-11-22" in chart.text
+    ids = sorted([await unit_id(school, "工程学院/一班"), await unit_id(school, "Arts/Class A")])
+    [(actor, subject, _)] = await trend_audit(school)
+    assert actor == "730" and sorted(int(i) for i in (subject or "").split(",")) == ids

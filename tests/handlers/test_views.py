@@ -4,21 +4,26 @@ outside their scope, whether asked by command or by a forged button."""
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
+from datetime import UTC, datetime
 
 import pytest
 from sqlmodel import select
 
 from bot.cli import main
 from domain.clock import FixedClock
-from handlers.views import ListCb, NavCb
+from handlers.keyboards import OrgCb, ScheduleCb
+from handlers.views import ListCb, NavCb, NudgeCb
 from scheduler.sender import Sender
-from storage.models import AuditEntry
+from storage.models import AuditEntry, Outbox
 from storage.repo import Repo
-from tests.fakebot import FakeBotAPI, FakeUser
+from tests.fakebot import FakeBotAPI, FakeUser, SentMessage
 from tests.handlers.conftest import (
     ADMIN,
     CLASS_ONE,
     Daka,
+    grant,
     reply_containing,
     running_daka,
     unit_id,
@@ -70,15 +75,14 @@ async def test_nothing_outside_the_scope_by_command_or_forged_button(
     class_two = await unit_id(school, "工程学院/二班")
     for forged in (
         NavCb(unit=class_two, day="2026-11-28").pack(),
-        NavCb(unit=0, day="2026-11-28").pack(),
         ListCb(kind="missing", unit=class_two, day="2026-11-28").pack(),
-        ListCb(kind="secrets", unit=await unit_id(school, "工程学院/一班"), day="x").pack(),
+        f"lst:secrets:{await unit_id(school, '工程学院/一班')}:x:0",
     ):
         counselor.press(summary, forged)
         answer = await counselor.next_callback_answer()
         while not answer.text:
             answer = await counselor.next_callback_answer()
-        assert "不在您的管理范围" in answer.text
+        assert answer.text == "此按钮已失效。"
     refused = await counselor.ask("/member 2024003")
     assert "没有" in refused.text and "王五" not in refused.text
     allowed = await counselor.ask("/member 2024001")
@@ -243,3 +247,226 @@ async def test_a_college_with_many_classes_pages_its_summary(
     second = await dean.next_reply()
     assert "(2/3)" in second.text and "12班" in second.text and ["«", "»"] in second.buttons
     assert len(second.text) < 4096
+
+
+SECRET_ROSTER = [("机密学院/机密班", "S001", "赵机密")]
+NO_LONGER_VALID = "此按钮已失效。"
+
+
+async def press_all(
+    daka: Daka, server: FakeBotAPI, user: FakeUser, on: SentMessage, datas: list[str]
+) -> list[str | None]:
+    """Press each forged button on `on`; the answers, after checking that each press got
+    exactly one answer and that nothing was sent or edited in the chat meanwhile."""
+    await daka.settled()
+    outputs, answers = len(server.outputs(user.chat_id)), len(server.callback_answers)
+    said: list[str | None] = []
+    for data in datas:
+        user.press(on, data)
+        await daka.settled()
+        assert len(server.callback_answers) == answers + len(said) + 1, data
+        said.append(server.callback_answers[-1].text)
+    assert len(server.outputs(user.chat_id)) == outputs, server.outputs(user.chat_id)[outputs:]
+    return said
+
+
+def errors_logged(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_an_admin_pressing_another_organisations_buttons_reads_nothing(
+    school: Daka, server: FakeBotAPI, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Regression: an organisation-wide admin got the summary of any unit id in a button,
+    another organisation's included (its units' names and figures)."""
+    await school.org("other", name="第二中学", roster=SECRET_ROSTER)
+    college = await unit_id(school, "机密学院", "other")
+    secret_class = await unit_id(school, "机密学院/机密班", "other")
+    secret_member = (await school.member("S001", "other")).id or 0
+    admin = server.user(ADMIN)
+    summary = await admin.ask("/summary")
+    forged = [
+        NavCb(unit=college, day="2026-11-28").pack(),
+        NavCb(unit=secret_class, day="2026-11-28", page=1).pack(),
+        ListCb(kind="missing", unit=secret_class, day="2026-11-28").pack(),
+        ListCb(kind="abnormal", unit=college, day="2026-11-28").pack(),
+        NudgeCb(member=secret_member, day="2026-11-28").pack(),
+        ScheduleCb(unit=college).pack(),
+        OrgCb(org=school.org_ids["other"]).pack(),
+    ]
+    assert await press_all(school, server, admin, summary, forged) == [NO_LONGER_VALID] * len(
+        forged
+    )
+    said = json.dumps([c.params for c in server.calls], ensure_ascii=False)
+    assert not any(secret in said for secret in ("第二中学", "机密", "赵机密", "S001"))
+    async with school.sessions() as session:
+        nudges = (await session.exec(select(Outbox).where(Outbox.kind == "remind"))).all()
+    assert nudges == []
+    assert errors_logged(caplog) == []
+
+
+async def test_tampered_and_stale_buttons_get_one_answer_and_nothing_else(
+    school: Daka, server: FakeBotAPI, caplog: pytest.LogCaptureFixture
+) -> None:
+    admin, counselor = server.user(ADMIN), server.user(CLASS_ONE)
+    summary = await admin.ask("/summary")
+    li = (await school.member("2024002")).id or 0
+    wang = (await school.member("2024003")).id or 0
+    tampered = [
+        "nav:99999999999999999999999:2026-11-28:0",  # beyond 64 bits
+        "nav:2147483648:2026-11-28:0",  # beyond the database's ids
+        "nav:-1:2026-11-28:0",
+        "nav:987654:2026-11-28:0",  # no such unit
+        "nav:0:2026-11-28:-1",
+        "nav:0:2026-11-28:99999999999999999999",
+        "nav:0:9999-12-31:0",
+        "nav:0:0001-01-01:0",
+        "nav:0:2026-02-30:0",
+        "nav:0:x:0",
+        "nav:0:2026-11-28:0:extra",
+        "nav:",
+        "lst:secrets:0:2026-11-28:0",
+        "lst:missing:0:9999-12-31:0",
+        "lst:abnormal:0:2026-11-28:100001",
+        "lst:missing:99999999999:2026-11-28:0",
+        "nud:99999999999999999999:2026-11-28",
+        "nud:987654:2026-11-28",
+        f"nud:{li}:9999-12-31",
+        f"nud:{li}:0001-01-01",
+        "org:5",  # one organisation: nothing to choose
+        "org:x",
+        "sch:1:1",  # an administrator's schedule is the organisation's
+    ]
+    answers = await press_all(school, server, admin, summary, tampered)
+    assert answers == [NO_LONGER_VALID] * len(tampered)
+    # A counselor's buttons over another class, or their own class pressed by a member.
+    mine = await counselor.ask("/missing")
+    other_class = await unit_id(school, "工程学院/二班")
+    outside = [
+        NudgeCb(member=wang, day="2026-11-28").pack(),
+        NavCb(unit=other_class, day="2026-11-28").pack(),
+        ScheduleCb(unit=other_class, put=True).pack(),
+    ]
+    assert await press_all(school, server, counselor, mine, outside) == [NO_LONGER_VALID] * 3
+    member = server.user(802)
+    own = member.last_message()
+    assert await press_all(school, server, member, own, [mine.callback_data("« 返回统计")]) == [
+        NO_LONGER_VALID
+    ]
+    assert errors_logged(caplog) == []
+
+
+async def test_far_and_unreadable_dates_in_commands_get_a_clear_answer(
+    school: Daka, server: FakeBotAPI, caplog: pytest.LogCaptureFixture
+) -> None:
+    counselor = server.user(CLASS_ONE)
+    for command in (
+        "/missing 9999-12-31",
+        "/summary 0001-01-01",
+        "/abnormal 2026-02-30",
+        "/where 9999-12-31",
+    ):
+        answer = await counselor.ask(command)
+        assert "年-月-日" in answer.text and "2016-" in answer.text, (command, answer.text)
+        assert "2027-11-29" in answer.text and "例如 2026-11-28" in answer.text
+    english = server.user(ADMIN, language_code="en")
+    await school.settled()
+    async with school.sessions() as session:
+        account = await Repo(session).accounts.ensure(telegram_id=ADMIN, now=school.clock.now())
+        account.language = "en"
+        await session.commit()
+    answer = await english.ask("/missing 9999-12-31")
+    assert "YYYY-MM-DD" in answer.text and "for example 2026-11-28" in answer.text
+    export = await counselor.ask("/export 9999-12-30 9999-12-31")
+    assert "/export" in export.text and not export.document
+    excuse = await counselor.ask("/excuse 2024002 9999-12-30 9999-12-31 假")
+    assert "用法" in excuse.text
+    assert errors_logged(caplog) == []
+
+
+async def test_a_manager_of_several_units_reads_all_of_them(
+    school: Daka, server: FakeBotAPI
+) -> None:
+    """Regression: a manager with grants over several units saw only the first one."""
+    await grant(school, 730, "工程学院/一班", "Arts/Class A")
+    await school.org("other", name="第二中学", roster=[("Arts/Class A", "B1", "Bob")])
+    cadre = server.user(730)
+    top = await cadre.ask("/summary")
+    assert "第一中学" in top.text and "应报 2，已报 1" in top.text and "未加入 1" in top.text
+    assert [row[0].split(" (")[0] for row in top.buttons[:2]] == [
+        "🔎 Arts/Class A",
+        "🔎 工程学院/一班",
+    ]
+    assert top.buttons[2] == ["未打卡（1）", "异常（1）"]
+    cadre.press_button(top, "🔎 Arts/Class A")
+    arts = await cadre.next_reply()
+    assert "Arts/Class A" in arts.text and "未加入 1" in arts.text
+    cadre.press_button(arts, "返回上级")
+    again = await cadre.next_reply()
+    assert "🔎 工程学院/一班" in str(again.buttons) and "工程学院/二班" not in again.text
+    missing = await cadre.ask("/missing")
+    assert "李四" in missing.text and "王五" not in missing.text
+    abnormal = await cadre.ask("/abnormal")
+    assert "张三" in abnormal.text
+    where = await cadre.ask("/where")
+    assert "北京市: 1" in where.text
+    document = await cadre.ask("/export csv")
+    rows = server.file_bytes(document.file_id or "").decode("utf-8-sig").splitlines()[1:]
+    assert sorted(r.split(",")[2] for r in rows) == ["2024001", "2024002", "A100"]
+    assert "B1" not in str(rows)  # the same unit path in another organisation
+    refused = await cadre.ask("/member 2024003")
+    assert "王五" not in refused.text
+    await school.settled()
+    async with school.sessions() as session:
+        [export] = (
+            await session.exec(select(AuditEntry).where(AuditEntry.action == "export"))
+        ).all()
+    ids = sorted([await unit_id(school, "工程学院/一班"), await unit_id(school, "Arts/Class A")])
+    assert sorted(int(i) for i in (export.subject or "").split(",")) == ids
+
+
+async def test_a_manager_of_two_organisations_chooses_where_to_work(
+    server: FakeBotAPI, clock: FixedClock, sqlite_url: str
+) -> None:
+    async with running_daka(server, clock, sqlite_url, admin_ids=frozenset({9001})) as daka:
+        await daka.org()
+        await daka.org("village", name="第二村", roster=[("一组", "V1", "村民甲")])
+        boss = server.user(9001)
+        choice = await boss.ask("/summary")
+        assert "管理多个组织" in choice.text
+        assert choice.buttons == [["🏫 第一中学"], ["🏫 第二村"]]
+        also = await boss.ask("/missing")  # every manager command waits for the choice
+        assert also.buttons == choice.buttons
+        boss.press_button(choice, "🏫 第二村")
+        chosen = await boss.next_reply()
+        assert "已切换到第二村" in chosen.text
+        village = await boss.ask("/summary")
+        assert "第二村" in village.text and "🔎 一组" in str(village.buttons)
+        assert "第一中学" not in village.text and ["🏫 切换组织"] in village.buttons
+        missing = await boss.ask("/missing")
+        assert "村民甲" not in missing.text  # not enrolled: not missing
+        boss.press_button(village, "🏫 切换组织")
+        again = await reply_containing(boss, "管理多个组织")
+        boss.press_button(again, "🏫 第一中学")
+        await reply_containing(boss, "已切换到第一中学")
+        school = await boss.ask("/summary")
+        assert "第一中学" in school.text and "🔎 工程学院" in str(school.buttons)
+        # A button of the other organisation, kept from before the switch, is no longer valid.
+        assert await press_all(daka, server, boss, school, [village.callback_data("🔎 一组")]) == [
+            NO_LONGER_VALID
+        ]
+
+
+async def test_today_is_the_organisations_day_not_the_servers(
+    school: Daka, server: FakeBotAPI
+) -> None:
+    """At 00:30 in Shanghai it is still the day before in UTC (and on a server elsewhere)."""
+    school.clock.set(datetime(2026, 11, 28, 16, 30, tzinfo=UTC))
+    counselor = server.user(CLASS_ONE)
+    summary = await counselor.ask("/summary")
+    assert "2026-11-29" in summary.text
+    # The window of days is counted from the organisation's day too: a year after 11-29.
+    excused = await counselor.ask("/excuse 2024002 2027-11-30 2027-11-30 病假")
+    assert "李四" in excused.text
+    refused = await counselor.ask("/excuse 2024002 2027-12-01 2027-12-01 病假")
+    assert "用法" in refused.text

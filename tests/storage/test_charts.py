@@ -79,7 +79,7 @@ async def test_the_whole_organisation_day_by_day(
 ) -> None:
     org = await seed(sessions, clock)
     async with sessions() as session:
-        series = await trend_series(session, org=org, unit_id=0, last=LAST, days=5)
+        series = await trend_series(session, org=org, under=None, last=LAST, days=5)
     assert [day for day, _ in series] == [FIRST + timedelta(days=i) for i in range(5)]
     assert rows(series) == [
         ("11-24", 3, 2, 2 / 3, 1),  # 4 had not enrolled yet
@@ -101,10 +101,14 @@ async def test_one_unit_with_its_subtree(sessions: SessionFactory, clock: FixedC
         one = await units.require(org_id=org.id, name_path="工程学院/一班")
         arts = await units.require(org_id=org.id, name_path="文学院")
         by_college = await trend_series(
-            session, org=org, unit_id=college.id or 0, last=LAST, days=5
+            session, org=org, under=[college.id or 0], last=LAST, days=5
         )
-        by_class = await trend_series(session, org=org, unit_id=one.id or 0, last=LAST, days=5)
-        by_arts = await trend_series(session, org=org, unit_id=arts.id or 0, last=LAST, days=2)
+        by_class = await trend_series(session, org=org, under=[one.id or 0], last=LAST, days=5)
+        by_arts = await trend_series(session, org=org, under=[arts.id or 0], last=LAST, days=2)
+        # A manager of both: the union, day by day
+        both = await trend_series(
+            session, org=org, under=[one.id or 0, arts.id or 0], last=LAST, days=2
+        )
     assert rows(by_college) == [
         ("11-24", 3, 2, 2 / 3, 1),
         ("11-25", 0, 0, None, 0),
@@ -116,6 +120,12 @@ async def test_one_unit_with_its_subtree(sessions: SessionFactory, clock: FixedC
     assert [f.abnormal for _, f in by_class] == [1, 0, 0, 0, 0]
     assert {f.name for _, f in by_class} == {"一班"}
     assert rows(by_arts) == [("11-27", 1, 0, 0.0, 0), ("11-28", 1, 1, 1.0, 1)]
+    class_rows = rows(by_class)[-2:]
+    assert [(d, e, r, a) for d, e, r, _, a in rows(both)] == [
+        (d, e + ea, r + ra, a + aa)
+        for (d, e, r, _, a), (_, ea, ra, _, aa) in zip(class_rows, rows(by_arts), strict=True)
+    ]
+    assert {f.name for _, f in both} == {"第一中学"}
 
 
 async def test_days_and_units_are_checked(sessions: SessionFactory, clock: FixedClock) -> None:
@@ -126,10 +136,10 @@ async def test_days_and_units_are_checked(sessions: SessionFactory, clock: Fixed
         foreign = await repo.units.ensure(org_id=other.id or 0, name_path="某班")
         for days in (0, MAX_DAYS + 1):
             with pytest.raises(ValueError):
-                await trend_series(session, org=org, unit_id=0, last=LAST, days=days)
+                await trend_series(session, org=org, under=None, last=LAST, days=days)
         with pytest.raises(ValueError):
-            await trend_series(session, org=org, unit_id=foreign.id or 0, last=LAST, days=3)
-        longest = await trend_series(session, org=org, unit_id=0, last=LAST, days=MAX_DAYS)
+            await trend_series(session, org=org, under=[foreign.id or 0], last=LAST, days=3)
+        longest = await trend_series(session, org=org, under=None, last=LAST, days=MAX_DAYS)
     assert len(longest) == MAX_DAYS and longest[-1][0] == LAST
     assert longest[0][0] == LAST - timedelta(days=MAX_DAYS - 1)
 
