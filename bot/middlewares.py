@@ -109,10 +109,10 @@ def _bot_speaking(message: Message) -> bool:
 async def _command_for_us(message: Message, data: dict[str, Any]) -> bool:
     """`/word` or `/word@our_name` (not another bot's command) as text or caption."""
     text = message.text or message.caption or ""
-    if not text.startswith("/") or len(text) < 2:
+    if not text.startswith("/"):
         return False
-    mention = text.split(maxsplit=1)[0].partition("@")[2]
-    return not mention or mention.lower() == (await bot_username(data)).lower()
+    name, _at, mention = text.split(maxsplit=1)[0][1:].partition("@")
+    return bool(name) and (not mention or mention.lower() == (await bot_username(data)).lower())
 
 
 async def bot_username(data: dict[str, Any]) -> str:

@@ -287,11 +287,8 @@ class InGroup(Event):
         await world.settled()
         sent = [c for c in world.server.calls[since:] if c.chat_id == self.chat["id"]]
         word = self.text.split(maxsplit=1)[0] if self.text.strip() else ""
-        ours = (
-            word.startswith("/")
-            and len(word) > 1
-            and word.partition("@")[2] in ("", "daka_test_bot")
-        )
+        name, _at, to = word[1:].partition("@")
+        ours = word.startswith("/") and bool(name) and to in ("", "daka_test_bot")
         if self.press:  # answered to the presser alone, with the line
             [call] = sent
             assert call.method == "answerCallbackQuery" and call.params["text"] in LINES, call
@@ -407,8 +404,15 @@ coordinates = st.tuples(
 )
 
 indexes = st.integers(0, 40)
+views = st.sampled_from(["/summary", "/missing", "/abnormal", "/export", "/where", "/trend"])
 events = st.one_of(
     st.builds(Say, people, st.one_of(commands(), junk.filter(bool))),
+    st.builds(
+        lambda who, view, arg: Say(who, f"{view} {arg}".strip()),
+        st.sampled_from(MANAGERS),
+        views,
+        st.sampled_from(ARGS),
+    ),
     st.builds(Press, people, st.one_of(tampered(), junk)),
     st.builds(Press, st.sampled_from(MANAGERS), tampered()),
     st.builds(PressReal, st.sampled_from(MANAGERS), st.integers(0, 20)),
@@ -420,7 +424,7 @@ events = st.one_of(
         InGroup,
         st.sampled_from(GROUPS),
         st.sampled_from(["member", "admin", "anonymous", "bot"]),
-        st.one_of(commands(), junk, st.just("/summary@some_other_bot")),
+        st.one_of(commands(), junk, st.sampled_from(["/summary@some_other_bot", "/ x", "/@x"])),
         st.booleans(),
     ),
     st.builds(

@@ -72,6 +72,7 @@ async def test_chatter_bots_and_other_bots_commands_in_a_group_get_nothing(
     zhang.drain()
     server.push_update({"message": message_in(GROUP, zhang, "大家好，今天谁没打卡？")})
     server.push_update({"message": message_in(GROUP, zhang, "/help@some_other_bot")})
+    server.push_update({"message": message_in(GROUP, zhang, "/ 这不是命令")})
     server.push_update({"message": message_in(GROUP, OTHER_BOT, "/summary")})
     server.push_update({"message": message_in(GROUP, zhang, "", new_chat_members=[OTHER_BOT])})
     await school.settled()
