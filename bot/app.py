@@ -254,9 +254,9 @@ class JournaledPolling:
             return fetch.result(), []
         except ClientDecodeError as exc:
             body = exc.data
-            if not (isinstance(body, dict) and body.get("ok") is True):
+            if not (isinstance(body, dict) and isinstance(body.get("result"), list)):
                 raise
-            found = [read_update(raw, self.bot) for raw in body.get("result") or []]
+            found = [read_update(raw, self.bot) for raw in body["result"]]
             return (
                 [u for u in found if isinstance(u, Update)],
                 [u for u in found if isinstance(u, Unreadable)],

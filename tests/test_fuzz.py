@@ -107,7 +107,7 @@ WORDS += ["none", "fever", "location", "temperature", "photo", "deadbeef", "9K5o
 
 # A longer hunt: DAKA_FUZZ_EXAMPLES=500 DAKA_FUZZ_SEED=7 pytest tests/test_fuzz.py
 EXAMPLES = int(os.environ.get("DAKA_FUZZ_EXAMPLES", "12"))
-SEED = os.environ.get("DAKA_FUZZ_SEED")
+SEED = os.environ.get("DAKA_FUZZ_SEED") or None
 
 
 @dataclass
