@@ -7,6 +7,7 @@ a manager posted names and figures to the whole group, and an anonymous group ad
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 
 import pytest
 
@@ -29,7 +30,8 @@ LINE_EN = "Daka answers in a private chat only: https://t.me/daka_test_bot"
 
 
 @pytest.fixture(autouse=True)
-def no_errors(caplog: pytest.LogCaptureFixture) -> object:
+def no_errors(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """No handler failed and nothing was logged with a traceback."""
     yield
     failures = [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
     assert not failures, [r.getMessage() for r in failures]
