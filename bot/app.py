@@ -16,6 +16,7 @@ from aiogram.client.default import DefaultBotProperties
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.exceptions import (
+    ClientDecodeError,
     TelegramConflictError,
     TelegramNetworkError,
     TelegramRetryAfter,
@@ -30,9 +31,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.config import Settings
 from bot.fsm import AfterCommit, DbStorage
 from bot.i18n import DakaI18nMiddleware, create_i18n
-from bot.middlewares import DbSessionMiddleware, TolerantRequests, VisitorMiddleware
+from bot.middlewares import (
+    DbSessionMiddleware,
+    PrivateChatsOnly,
+    TolerantRequests,
+    VisitorMiddleware,
+)
 from bot.replies import DeferReplies, ReplySession
-from bot.updates import UpdateProcessor, database_unavailable
+from bot.updates import Unreadable, UpdateProcessor, database_unavailable, read_update
 from domain.clock import Clock, SystemClock
 from domain.geo import DEFAULT_RESOLVER, Place, resolve_place
 from storage.db import SessionFactory, create_engine, create_session_factory
@@ -94,6 +100,7 @@ def create_dispatcher(
         resolve=resolve or resolve_place,
         i18n=i18n,
     )
+    dp.update.outer_middleware(PrivateChatsOnly())  # first: a group gets nothing further
     dp.update.outer_middleware(DbSessionMiddleware())
     dp.update.outer_middleware(dp.fsm)
     dp.update.outer_middleware(VisitorMiddleware())
@@ -171,21 +178,32 @@ class JournaledPolling:
         backoff = 1.0
         while not self._stop.is_set():
             try:
-                updates = await self._fetch(offset)
+                updates, unreadable = await self._fetch(offset)
             except _Stopped:
                 break
             except TelegramRetryAfter as exc:
                 await self._sleep(exc.retry_after)
                 continue
-            except (TelegramNetworkError, TelegramServerError, TelegramConflictError) as exc:
-                log.warning("getUpdates failed (%s); retrying in %.0f s", exc, backoff)
+            except (
+                TelegramNetworkError,
+                TelegramServerError,
+                TelegramConflictError,
+                ClientDecodeError,  # not even JSON: a proxy's error page
+            ) as exc:
+                reason = exc.message if isinstance(exc, ClientDecodeError) else exc  # no body
+                log.warning("getUpdates failed (%s); retrying in %.0f s", reason, backoff)
                 await self._sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
                 continue
             backoff = 1.0
             if updates:
                 await self.processor.handle(updates)
-                offset = updates[-1].update_id + 1
+            if unreadable:
+                await self.processor.skip(unreadable)
+            seen = [u.update_id for u in updates]
+            seen += [u.update_id for u in unreadable if u.update_id is not None]
+            if seen:
+                offset = max(seen) + 1
 
     async def _resume_offset(self) -> int | None:
         """Where the journal says polling stopped; waits for a database that is not up yet."""
@@ -211,8 +229,10 @@ class JournaledPolling:
         """Wait until the replies of everything handled so far have been sent."""
         await self.processor.idle()
 
-    async def _fetch(self, offset: int | None) -> list[Update]:
-        """One long poll, abandoned at once on stop; unconfirmed updates simply come again."""
+    async def _fetch(self, offset: int | None) -> tuple[list[Update], list[Unreadable]]:
+        """One long poll, abandoned at once on stop; unconfirmed updates simply come again.
+        An update that aiogram's models cannot hold fails the whole answer's parsing: then
+        each is read on its own, and the unreadable ones are returned apart."""
         request = GetUpdates(
             offset=offset,
             limit=BATCH_LIMIT,
@@ -230,7 +250,17 @@ class JournaledPolling:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await fetch
             raise _Stopped
-        return fetch.result()
+        try:
+            return fetch.result(), []
+        except ClientDecodeError as exc:
+            body = exc.data
+            if not (isinstance(body, dict) and isinstance(body.get("result"), list)):
+                raise
+            found = [read_update(raw, self.bot) for raw in body["result"]]
+            return (
+                [u for u in found if isinstance(u, Update)],
+                [u for u in found if isinstance(u, Unreadable)],
+            )
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -271,7 +301,8 @@ async def run_polling(
     bot = create_bot(settings)
     engine = create_engine(settings.database_url)
     try:
-        me = await bot.get_me()  # Telegram answers and takes the token, before any migration
+        me = await bot.me()  # Telegram answers and takes the token, before any migration (cached:
+        # the line that sends groups to the private chat names the bot)
         await prepare_database(engine)
         await _poll(bot, engine, me.username, settings, clock, metrics_port)
     finally:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any, cast
 
 from aiogram import BaseMiddleware, Bot
@@ -11,6 +12,8 @@ from aiogram.client.session.middlewares.base import (
     BaseRequestMiddleware,
     NextRequestMiddlewareType,
 )
+from aiogram.dispatcher.event.bases import UNHANDLED
+from aiogram.enums import ChatType
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.methods import (
     AnswerCallbackQuery,
@@ -22,9 +25,11 @@ from aiogram.methods import (
     TelegramMethod,
 )
 from aiogram.methods.base import TelegramType
-from aiogram.types import TelegramObject, User
+from aiogram.types import Message, TelegramObject, Update, User
+from aiogram.utils.i18n import I18n
 
 from bot.context import Visitor, current_batch
+from bot.i18n import DEFAULT_LANGUAGE, LOCALE_OF, _, language_from_telegram
 from bot.logs import bind
 from bot.replies import current_replies
 from storage.models import RoleGrant
@@ -34,6 +39,107 @@ from storage.scope import resolve_scope
 log = logging.getLogger(__name__)
 
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
+
+
+class PrivateChatsOnly(BaseMiddleware):
+    """Daka speaks with a person only in their own private chat: nothing personal may reach a
+    group, and nobody but a person has anything to do here. Only a message or a button press
+    from a person (not a bot, not a chat speaking as itself) in their private chat goes on to
+    the database, the conversations and the handlers; that test is the whole cost for them.
+
+    Everything else is answered here and goes no further: a command in a group (an anonymous
+    admin's too) gets one line pointing to the private chat, a button pressed under a message
+    in a group gets that line as its answer; every other event (other group messages, channel
+    posts, edits, the bot being added to a chat, bots' messages) gets nothing."""
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        if from_a_person_in_private(event):
+            return await handler(event, data)
+        assert isinstance(event, Update)
+        message, query = event.message, event.callback_query
+        if query is not None and not query.from_user.is_bot:
+            with _speaking(data, query.from_user):
+                await query.answer(await private_chat_line(data), show_alert=True)
+        elif (
+            message is not None
+            and message.chat.type != ChatType.PRIVATE
+            and not _bot_speaking(message)
+            and await _command_for_us(message, data)
+        ):
+            with _speaking(data, message.from_user):
+                await message.answer(await private_chat_line(data))
+        return UNHANDLED
+
+
+GROUP_ANONYMOUS_BOT = 1087968824  # the sender Telegram shows for an anonymous group admin
+
+
+def from_a_person_in_private(update: TelegramObject) -> bool:
+    """A message or button press from a person, in their own private chat."""
+    if not isinstance(update, Update):
+        return False
+    if update.message is not None:
+        message = update.message
+        user = message.from_user
+        return (
+            user is not None
+            and not user.is_bot
+            and message.sender_chat is None
+            and message.chat.type == ChatType.PRIVATE
+            and message.chat.id == user.id
+        )
+    if update.callback_query is not None:
+        query = update.callback_query
+        pressed_under = query.message
+        return not query.from_user.is_bot and (
+            pressed_under is None  # an inline message: answered to the presser alone
+            or (
+                pressed_under.chat.type == ChatType.PRIVATE
+                and pressed_under.chat.id == query.from_user.id
+            )
+        )
+    return False
+
+
+def _bot_speaking(message: Message) -> bool:
+    """A bot wrote it (an anonymous admin shows as a bot too, but is a person)."""
+    user = message.from_user
+    return user is not None and user.is_bot and message.sender_chat is None
+
+
+async def _command_for_us(message: Message, data: dict[str, Any]) -> bool:
+    """`/word` or `/word@our_name` (not another bot's command) as text or caption."""
+    text = message.text or message.caption or ""
+    if not text.startswith("/"):
+        return False
+    name, _at, mention = text.split(maxsplit=1)[0][1:].partition("@")
+    return bool(name) and (not mention or mention.lower() == (await bot_username(data)).lower())
+
+
+async def bot_username(data: dict[str, Any]) -> str:
+    """`BOT_USERNAME`, or the name Telegram gives (asked once per process)."""
+    settings = data.get("settings")
+    if settings is not None and settings.bot_username:
+        return str(settings.bot_username).lstrip("@")
+    bot: Bot = data["bot"]
+    return (await bot.me()).username or ""
+
+
+async def private_chat_line(data: dict[str, Any]) -> str:
+    return _("Daka answers in a private chat only: https://t.me/{bot}").format(
+        bot=await bot_username(data)
+    )
+
+
+@contextlib.contextmanager
+def _speaking(data: dict[str, Any], user: User | None) -> Iterator[None]:
+    """The sender's Telegram language (the update goes no further, to where the account's
+    choice would be read)."""
+    i18n: I18n = data["i18n"]
+    code = user.language_code if user is not None and user.id != GROUP_ANONYMOUS_BOT else None
+    language = language_from_telegram(code) or DEFAULT_LANGUAGE
+    with i18n.context(), i18n.use_locale(LOCALE_OF[language]):
+        yield
 
 
 class DbSessionMiddleware(BaseMiddleware):

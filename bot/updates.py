@@ -24,6 +24,7 @@ from aiogram import Bot, Dispatcher
 from aiogram.methods import TelegramMethod
 from aiogram.types import Update
 from aiogram.utils.i18n import I18n
+from pydantic import ValidationError
 
 from bot import metrics
 from bot.context import Batch, current_batch
@@ -39,6 +40,29 @@ from storage.repo import Repo
 log = logging.getLogger(__name__)
 
 MARK_INTERVAL = 0.05
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """An update aiogram's models cannot hold (a Bot API change, a broken relay): confirmed
+    and journaled without handling, so that it stops nothing and never comes again."""
+
+    update_id: int | None
+    problem: str
+
+
+def read_update(raw: object, bot: Bot) -> Update | Unreadable:
+    """The update in a delivery, or what is wrong with it (named without its contents)."""
+    try:
+        return Update.model_validate(raw, context={"bot": bot})
+    except ValidationError as exc:
+        update_id = raw.get("update_id") if isinstance(raw, dict) else None
+        errors = exc.errors(include_url=False, include_input=False, include_context=False)
+        where = ".".join(str(part) for part in errors[0]["loc"]) or "the update"
+        return Unreadable(
+            update_id if isinstance(update_id, int) and not isinstance(update_id, bool) else None,
+            f"{len(errors)} problem(s), first at {where}: {errors[0]['msg']}",
+        )
 
 
 @dataclass
@@ -115,6 +139,24 @@ class UpdateProcessor:
         elif isinstance(outcome, Exception):
             await self.tell_failure(updates[0], outcome)
         self.last_handled = max([self.last_handled, *(u.update_id for u in updates)])
+
+    async def skip(self, unreadable: list[Unreadable]) -> None:
+        """Log unreadable updates (a line each) and journal them as handled, so that polling
+        resumes after them; a journal that cannot be written is only logged (Telegram forgets
+        them once a later offset confirms them anyway)."""
+        for each in unreadable:
+            log.warning("update %s cannot be read, skipped: %s", each.update_id, each.problem)
+        ids = [each.update_id for each in unreadable if each.update_id is not None]
+        if not ids:
+            return
+        try:
+            async with self.sessions() as session:
+                rows = [(update_id, None) for update_id in ids]
+                await Repo(session).journal.record_handled(rows=rows, now=self.clock.now())
+                await session.commit()
+        except Exception as exc:
+            log.warning("could not journal skipped updates %s: %s", ids, exc)
+        self.last_handled = max([self.last_handled, *ids])
 
     async def _attempt(self, updates: list[Update]) -> bool | Exception:
         """True: handled and committed; False: a handler failed (batch rolled back); an

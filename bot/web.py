@@ -26,13 +26,12 @@ from aiogram.fsm.storage.memory import SimpleEventIsolation
 from aiogram.fsm.storage.redis import RedisEventIsolation
 from aiogram.types import Update
 from aiohttp import web
-from pydantic import ValidationError
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot import metrics
 from bot.config import Settings
-from bot.updates import UpdateProcessor, user_key
+from bot.updates import Unreadable, UpdateProcessor, read_update, user_key
 from domain.clock import Clock, SystemClock
 from storage.db import create_engine, create_session_factory
 
@@ -126,9 +125,12 @@ class WebhookHandler:
             log.warning("webhook delivery with a wrong or missing secret refused")
             return web.Response(status=401, text="unauthorized")
         try:
-            update = Update.model_validate(await request.json(), context={"bot": self.bot})
-        except (ValueError, ValidationError):
-            return web.Response(status=400, text="not an update")
+            update = read_update(await request.json(), self.bot)
+        except ValueError:
+            return web.Response(status=400, text="not JSON")
+        if isinstance(update, Unreadable):
+            await self.processor.skip([update])  # acknowledged: Telegram would send it forever
+            return web.Response(status=200)
         handled: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiting.append((update, handled))
         if self._flushing is None or self._flushing.done():

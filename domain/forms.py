@@ -31,6 +31,8 @@ from typing import Any, Final, TypeGuard
 
 import yaml
 
+from domain.geo import validate_coordinates
+
 Lang = str  # "zh" or "en"
 
 LANGS: Final[tuple[Lang, ...]] = ("zh", "en")
@@ -606,9 +608,12 @@ def skip(q: Question) -> None:
 def location_answer(
     lat: float, lon: float, *, accuracy: float | None = None, live: bool = False
 ) -> dict[str, object]:
-    """Build the stored location value, refusing coordinates no phone can send."""
-    if not (-90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0):
-        raise ValueError(f"coordinates out of range: {lat}, {lon}")
+    """Build the stored location value; coordinates no phone can send (a forged client's) are
+    an `AnswerError` ("location_out_of_range"), answered like any other bad answer."""
+    try:
+        validate_coordinates(lat, lon)
+    except ValueError:
+        raise AnswerError("location_out_of_range") from None
     return {
         "lat": float(lat),
         "lon": float(lon),

@@ -73,6 +73,10 @@ def error_text(error: AnswerError, q: Question) -> str:
         "too_long": lambda: _("That is too long: at most {max_length} characters, please."),
         "unknown_option": lambda: _("Please choose one of the buttons."),
         "required": lambda: _("Please choose at least one option."),
+        "location_out_of_range": lambda: _(
+            "That location is not a place on Earth. Please share your current location"
+            " with the button below."
+        ),
     }
     make = texts.get(error.code, lambda: _("I could not use that answer. Please try again."))
     values = {k: _fmt(v) for k, v in p.items()}
@@ -451,12 +455,15 @@ def accept_message(q: Question, draft: Draft, message: Message) -> str | None:
         if message.forward_origin is not None:
             return _("A forwarded location cannot be used. Please share your own, current one.")
         loc = message.location
-        draft.answers[q.id] = forms.location_answer(
-            loc.latitude,
-            loc.longitude,
-            accuracy=loc.horizontal_accuracy,
-            live=loc.live_period is not None,
-        )
+        try:
+            draft.answers[q.id] = forms.location_answer(
+                loc.latitude,
+                loc.longitude,
+                accuracy=loc.horizontal_accuracy,
+                live=loc.live_period is not None,
+            )
+        except AnswerError as error:
+            return error_text(error, q)
         return None
     if q.kind == "photo":
         if not message.photo:

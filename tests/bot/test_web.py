@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -131,8 +132,29 @@ async def test_a_delivery_repeated_by_telegram_is_answered_once(
     await server.expect_no_reply(5005)
 
 
-async def test_a_body_that_is_not_an_update_gets_400(replica: Replica) -> None:
-    response = await replica.post({"hello": "world"})
+async def test_json_that_is_not_an_update_is_acknowledged_logged_and_journaled(
+    replica: Replica, server: FakeBotAPI, database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Regression: it got 400, so Telegram would have sent it again and again."""
+    assert (await replica.post(help_update(21))).status == 200
+    await server.next_reply(5005)
+    broken = await replica.post({"update_id": 22, "message": {"text": "neither chat nor date"}})
+    nameless = await replica.post({"hello": "world"})
+    assert (broken.status, nameless.status) == (200, 200)
+    assert (await replica.post(help_update(23))).status == 200
+    assert "/checkin" in (await server.next_reply(5005)).text
+    assert await journal_size(database_url) == 3  # 21, 22 (skipped) and 23
+    skipped = [r.getMessage() for r in caplog.records if "cannot be read" in r.getMessage()]
+    assert len(skipped) == 2 and "update 22 cannot be read" in skipped[0], skipped
+    assert "neither chat" not in " ".join(skipped)  # what it said is not logged
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+
+
+async def test_a_body_that_is_not_json_gets_400(replica: Replica) -> None:
+    async with aiohttp.ClientSession() as http:
+        response = await http.post(
+            f"{replica.base}/telegram", data=b"{not json", headers={SECRET_HEADER: SECRET}
+        )
     assert response.status == 400
 
 

@@ -611,10 +611,9 @@ def test_only_optional_questions_can_be_skipped(health: Form) -> None:
 
 def test_location_answer_checks_coordinates() -> None:
     assert location_answer(30, 114) == {"lat": 30.0, "lon": 114.0, "accuracy": None, "live": False}
-    with pytest.raises(ValueError, match="out of range"):
-        location_answer(91, 0)
-    with pytest.raises(ValueError, match="out of range"):
-        location_answer(0, -181)
+    for lat, lon in ((91, 0), (0, -181), (-90.5, 0), (0, 1e300), (float("nan"), 0)):
+        with pytest.raises(AnswerError, match="location_out_of_range"):
+            location_answer(lat, lon)
 
 
 # -- whole check-ins -------------------------------------------------------------------------

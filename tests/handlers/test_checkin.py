@@ -205,6 +205,31 @@ async def test_wrong_kinds_of_input_get_a_clear_answer_and_the_same_question(
         assert (await session.exec(select(CheckIn))).all() == []
 
 
+async def test_a_location_off_the_globe_is_explained_and_asked_again(
+    daka: Daka, member: FakeUser, server: FakeBotAPI
+) -> None:
+    """Regression: a latitude beyond ±90 or a longitude beyond ±180 (a forged client) raised
+    at the location step and lost the update."""
+    await member.ask("/checkin")
+    for lat, lon in ((91.0, 116.4), (39.9, -180.5), (-1e6, 1e9)):
+        member.send_location(lat, lon)
+        error = await member.next_reply()
+        assert "位置不可能存在" in error.text and Q_LOCATION in error.text, error.text
+        assert error.has_request_location_button
+    member.send_location(*TIANANMEN)
+    received = await reply_containing(member, Q_TEMPERATURE)  # the same draft goes on
+    assert "北京市" in received.text
+
+    english = server.user(702, language_code="en")
+    await daka.enrol(english, "2024002", "李四", await daka.invite())
+    await english.ask("/checkin")
+    english.send_location(0.0, 200.0)
+    error = await english.next_reply()
+    assert "not a place on Earth" in error.text and error.has_request_location_button
+    await daka.settled()
+    assert await stored(daka) == []
+
+
 async def test_a_live_location_is_accepted_and_marked_live(daka: Daka, member: FakeUser) -> None:
     await member.ask("/checkin")
     member.send_location(*SHENZHEN, live_period=900, accuracy=30)
