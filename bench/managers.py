@@ -466,21 +466,20 @@ def _ids(ids: Iterable[int | None]) -> str:
     return ", ".join(str(int(i)) for i in ids if i is not None)
 
 
-EXCUSED_SQL = """EXISTS (SELECT 1 FROM excuse e WHERE e.member_id = m.id
-                     AND e.first_day <= :day AND e.last_day >= :day)"""
-
-
 def _status_sql(world: World, *, voluntary: bool = False) -> str:
     """`domain.status.day_status` for member m and its check-in c of :day; with `voluntary`,
-    the figures' rule: a check-in of a member excused or off that day is 'voluntary'."""
+    the figures' rule: a check-in on a day off of the member's unit is 'voluntary'."""
     off_units = f"m.unit_id IN ({_ids(sorted(world.off_units))})" if world.off_units else ""
-    off = f"WHEN {off_units} THEN 'off'" if off_units else ""
-    unexpected = f"{off_units} OR {EXCUSED_SQL}" if off_units else EXCUSED_SQL
-    first = f"WHEN c.id IS NOT NULL AND ({unexpected}) THEN 'voluntary'" if voluntary else ""
+    first, off = "", ""
+    if off_units:
+        off = f"WHEN {off_units} THEN 'off'"
+        if voluntary:
+            first = f"WHEN c.id IS NOT NULL AND {off_units} THEN 'voluntary'"
     return f"""CASE {first}
         WHEN c.id IS NOT NULL THEN 'reported'
         WHEN m.telegram_id IS NULL OR m.enrolled_at > :enrolled_by THEN 'not_enrolled'
-        WHEN {EXCUSED_SQL} THEN 'excused'
+        WHEN EXISTS (SELECT 1 FROM excuse e WHERE e.member_id = m.id
+                     AND e.first_day <= :day AND e.last_day >= :day) THEN 'excused'
         {off}
         ELSE 'missing' END"""
 

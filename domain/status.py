@@ -18,7 +18,7 @@ class DayStatus(StrEnum):
 
 def day_status(*, enrolled: bool, reported: bool, excused: bool, counted: bool) -> DayStatus:
     """A check-in always shows as reported; otherwise excuse, day off and enrolment decide.
-    The figures count a check-in of a member excused or off that day apart, as `voluntary`."""
+    The figures count a check-in on a day off of the member's unit apart, as `voluntary`."""
     if reported:
         return DayStatus.REPORTED
     if not enrolled:
@@ -33,8 +33,8 @@ def day_status(*, enrolled: bool, reported: bool, excused: bool, counted: bool) 
 @dataclass(frozen=True)
 class Figures:
     """One unit's day, its subtree included. Each active roster entry is counted once, in
-    `not_enrolled`, `excused`, `off` (neither expected), `reported`, `missing` (the expected)
-    or `voluntary` (checked in although excused or off)."""
+    `not_enrolled`, `excused`, `off` (not expected), `reported`, `missing` (the expected) or
+    `voluntary` (checked in on a day off of their unit)."""
 
     unit_id: int | None
     name: str
@@ -46,12 +46,13 @@ class Figures:
     missing: int = 0
     unreachable: int = 0
     abnormal: int = 0  # abnormal check-ins, the voluntary ones included: no alert is lost
-    voluntary: int = 0  # check-ins of members excused or off that day: not in `expected`
+    voluntary: int = 0  # check-ins on a day off of the member's unit: not in `expected`
 
     @property
     def expected(self) -> int:
-        """Who should report: enrolled, not excused, on a counted day. Whether they were
-        expected never depends on whether they checked in, so the rate stays within 0–100 %."""
+        """Who should report: enrolled and not excused on a day their unit counts, and the
+        excused who checked in anyway (they are back). A check-in on a day off does not count
+        here: one volunteer on a weekend does not make the day 100 %."""
         return self.reported + self.missing
 
     @property

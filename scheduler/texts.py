@@ -53,8 +53,8 @@ def rate_text(figures: Figures) -> str:
 
 
 def figures_line(f: Figures) -> str:
-    """A unit's figures on one line; check-ins of members not expected that day (off or
-    excused) are named apart, outside the expected and the rate."""
+    """A unit's figures on one line; check-ins on a day off of the member's unit are named
+    apart, outside the expected and the rate."""
     line = _(
         "{name}: expected {expected}, reported {reported} ({rate}), missing {missing}, "
         "abnormal {abnormal}, excused {excused}, not enrolled {not_enrolled}, "
@@ -71,7 +71,7 @@ def figures_line(f: Figures) -> str:
         unreachable=f.unreachable,
     )
     if f.voluntary:
-        line += _(", checked in while off or excused {voluntary}").format(voluntary=f.voluntary)
+        line += _(", checked in on a day off {voluntary}").format(voluntary=f.voluntary)
     return line
 
 

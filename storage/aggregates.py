@@ -35,7 +35,7 @@ from storage.db import core_rows
 from storage.models import Account, CheckIn, Excuse, Member, Unit, UnitLink
 from storage.types import UTCDateTime
 
-# The figures' own status, beside `DayStatus`: checked in on a day the member was not expected.
+# The figures' own status, beside `DayStatus`: checked in on a day off of the member's unit.
 # Member lists show such a member as reported (a check-in always shows); the figures keep them
 # out of `expected` and the rate (`Figures.voluntary`).
 VOLUNTARY = "voluntary"
@@ -51,9 +51,9 @@ def _status(
     """The `domain.status.day_status` rule, as a SQL expression over member ⟕ check-in; `off`
     tells whether the member's unit is off that day (`_off`). With `enrolled_by` (the end of
     `day`), who enrolled later counts as not enrolled on that day. With `voluntary`, the figures'
-    rule (docs/operations.md, "How figures are counted"): a check-in of a member who was not
-    expected that day (excused, or the unit off) is `VOLUNTARY` rather than reported, so that
-    checking in never makes a member expected."""
+    rule (docs/operations.md, "How figures are counted"): a check-in on a day off of the member's
+    unit is `VOLUNTARY` rather than reported, so that checking in on a day off does not make a
+    member expected. (An excused member who checks in is back, and reported.)"""
     excused = exists().where(
         col(Excuse.member_id) == col(Member.id),
         col(Excuse.first_day) <= day,
@@ -63,9 +63,9 @@ def _status(
     if enrolled_by is not None:
         not_enrolled = not_enrolled | (col(Member.enrolled_at) > enrolled_by)
     checked_in = col(CheckIn.id).is_not(None)
-    unexpected = [(and_(checked_in, or_(off, excused)), _constant(VOLUNTARY))] if voluntary else []
+    on_day_off = [(and_(checked_in, off), _constant(VOLUNTARY))] if voluntary else []
     return case(
-        *unexpected,
+        *on_day_off,
         (checked_in, _constant(DayStatus.REPORTED)),
         (not_enrolled, _constant(DayStatus.NOT_ENROLLED)),
         (excused, _constant(DayStatus.EXCUSED)),
@@ -119,7 +119,7 @@ def _figures_statement(*, off: bool, enrolled_by: bool) -> Select[Any]:
         day,
         col(Member.unit_id).in_(bindparam("off", expanding=True)) if off else false(),
         bindparam("enrolled_by", type_=UTCDateTime()) if enrolled_by else None,
-        voluntary=True,
+        voluntary=off,  # without units off that day nobody checks in on a day off
     ).label("status")
     per_member = (
         select(

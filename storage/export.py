@@ -12,8 +12,8 @@ The detail columns are a contract organisations build on, in this order::
   database key.
 - ``status``: ``reported``, ``missing``, ``excused`` or ``not_enrolled``. A day off (a holiday,
   a weekday the unit's schedule does not count) is exported as ``excused``: the member was not
-  expected, just as with an excuse. A check-in always wins: who reported on a day off or while
-  excused is ``reported`` (the summary counts them as ``voluntary``).
+  expected, just as with an excuse. A check-in always wins: who reported on a day off is
+  ``reported`` (the summary counts them as ``voluntary``).
 - ``submitted_at``: when the current version of the check-in arrived, ISO 8601 to the second
   with the organisation's UTC offset (``2026-11-28T09:12:00+08:00``); empty when not reported.
 - ``latitude``, ``longitude``: as stored, shortest exact decimal; empty when not reported or
@@ -40,8 +40,8 @@ The summary has one row per unit per day, ``date, unit_path, expected, reported,
 abnormal, excused, not_enrolled, unreachable, voluntary``, for the scope's direct child units
 (the organisation's root units for the whole organisation), followed by a ``total`` row for the
 whole scope (a scope unit without child units has only that row). The figures follow "How
-figures are counted" in docs/operations.md: ``expected`` is reported + missing, members on a day
-off or excused are not expected, and their check-ins are counted as ``voluntary``, outside
+figures are counted" in docs/operations.md: ``expected`` is reported + missing; members of a
+unit on its day off are not expected, and their check-ins are counted as ``voluntary``, outside
 ``expected``, ``reported`` and ``rate`` (so the detail's ``reported`` rows are the summary's
 reported + voluntary); ``abnormal`` counts every abnormal check-in, voluntary ones included.
 ``rate`` is reported / expected as a fraction rounded to 4 decimals (the XLSX shows it as a

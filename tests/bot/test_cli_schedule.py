@@ -329,7 +329,7 @@ def test_check_ins_on_a_day_off_are_voluntary_in_the_report(
     lines = out.splitlines()
     assert lines[2] == (
         "No1 School: expected 1, reported 0 (0%), missing 1, abnormal 1, excused 0, "
-        "not enrolled 1, unreachable 0, checked in while off or excused 2"
+        "not enrolled 1, unreachable 0, checked in on a day off 2"
     )
     assert "• Bob (Eng/C1): Temperature" in lines
     _, out, _ = daka(capsys, "report", "no1", "--unit", "Eng/C1")

@@ -60,7 +60,7 @@ async def test_a_check_in_on_the_class_s_day_off_is_counted_apart(
     counselor = server.user(CLASS_ONE)
     summary = await counselor.ask("/summary")
     assert "应报 0，已报 0（—），未报 0，异常 1" in summary.text
-    assert "休息或请假期间仍打卡 1" in summary.text
+    assert "休息日仍打卡 1" in summary.text
     counselor.press_button(summary, "异常")
     abnormal = await counselor.next_reply()
     assert "张三" in abnormal.text and "体温" in abnormal.text

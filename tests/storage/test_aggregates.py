@@ -151,11 +151,11 @@ async def test_a_voluntary_check_in_on_an_off_day_is_outside_expected_and_rate(
     ]
 
 
-async def test_an_excused_member_who_checks_in_is_voluntary_too(
+async def test_an_excused_member_who_checks_in_is_back_and_reported(
     sessions: SessionFactory, clock: FixedClock
 ) -> None:
-    """One rule for everybody not expected: excused or off, checking in does not make them
-    expected (so the rate never counts a check-in its denominator left out)."""
+    """Unlike a day off, an excuse is one member's: checking in ends it for the day (back early
+    from sick leave), so they count as expected and reported."""
     org_id = await seed(sessions, clock)
     async with sessions() as session:
         repo = Repo(session)
@@ -168,10 +168,10 @@ async def test_an_excused_member_who_checks_in_is_voluntary_too(
         class_one = await repo.units.require(org_id=org_id, name_path="工程学院/一班")
         [figures] = await unit_figures(session, units=[class_one], day=DAY)
         listed = await member_days(session, org_id=org_id, day=DAY, unit_ids=[class_one.id or 0])
-    assert (figures.expected, figures.reported, figures.rate) == (2, 2, 1.0)
-    assert (figures.voluntary, figures.excused, figures.roster) == (1, 0, 3)
+    assert (figures.expected, figures.reported, figures.rate) == (3, 3, 1.0)
+    assert (figures.voluntary, figures.excused, figures.roster) == (0, 0, 3)
     assert [(m.external_id, m.status) for m in listed] == [
         ("1", DayStatus.REPORTED),
         ("2", DayStatus.REPORTED),
-        ("3", DayStatus.REPORTED),  # what happened: lists and the export detail show it
+        ("3", DayStatus.REPORTED),
     ]
