@@ -198,9 +198,7 @@ def trend_figure(
 
     figure = Figure(figsize=(9, 5.6), dpi=120, layout="constrained")
     FigureCanvasAgg(figure)
-    rate_axes, count_axes = figure.subplots(
-        2, 1, sharex=True, height_ratios=[3, 1.3], squeeze=True
-    )
+    rate_axes, count_axes = figure.subplots(2, 1, sharex=True, height_ratios=[3, 1.3])
 
     x = list(range(len(series)))
     rates = [math.nan if f.rate is None else 100 * f.rate for _, f in series]
