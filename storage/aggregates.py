@@ -63,9 +63,26 @@ def _status(
     if enrolled_by is not None:
         not_enrolled = not_enrolled | (col(Member.enrolled_at) > enrolled_by)
     checked_in = col(CheckIn.id).is_not(None)
-    on_day_off = [(and_(checked_in, off), _constant(VOLUNTARY))] if voluntary else []
+    if voluntary:
+        # `off` once in the text: it holds the day's off units, one bound value each.
+        return case(
+            (
+                off,
+                case(
+                    (checked_in, _constant(VOLUNTARY)),
+                    (not_enrolled, _constant(DayStatus.NOT_ENROLLED)),
+                    (excused, _constant(DayStatus.EXCUSED)),
+                    else_=_constant(DayStatus.OFF),
+                ),
+            ),
+            else_=case(
+                (checked_in, _constant(DayStatus.REPORTED)),
+                (not_enrolled, _constant(DayStatus.NOT_ENROLLED)),
+                (excused, _constant(DayStatus.EXCUSED)),
+                else_=_constant(DayStatus.MISSING),
+            ),
+        )
     return case(
-        *on_day_off,
         (checked_in, _constant(DayStatus.REPORTED)),
         (not_enrolled, _constant(DayStatus.NOT_ENROLLED)),
         (excused, _constant(DayStatus.EXCUSED)),
@@ -154,7 +171,7 @@ def _figures_statement(*, off: bool, enrolled_by: bool) -> Select[Any]:
             and_(s == _constant(DayStatus.MISSING), per_member.c.unreachable_since.is_not(None))
         ),
         count(per_member.c.abnormal == True),  # noqa: E712 (SQL, not Python)
-        count(s == _constant(VOLUNTARY)),
+        count(s == _constant(VOLUNTARY)) if off else zero,  # none without a day off
     ).group_by(per_member.c.unit_id)
 
 
