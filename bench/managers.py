@@ -466,18 +466,20 @@ def _ids(ids: Iterable[int | None]) -> str:
     return ", ".join(str(int(i)) for i in ids if i is not None)
 
 
-def _status_sql(world: World) -> str:
-    """`domain.status.day_status` for member m and its check-in c of :day."""
-    off = (
-        f"WHEN m.unit_id IN ({_ids(sorted(world.off_units))}) THEN 'off'"
-        if world.off_units
-        else ""
-    )
-    return f"""CASE
-        WHEN c.id IS NOT NULL THEN 'reported'
-        WHEN m.telegram_id IS NULL OR m.enrolled_at > :enrolled_by THEN 'not_enrolled'
+def _status_sql(world: World, *, voluntary: bool = False) -> str:
+    """`domain.status.day_status` for member m and its check-in c of :day; with `voluntary`,
+    the figures' rule: a check-in on a day off of the member's unit is 'voluntary'."""
+    off_units = f"m.unit_id IN ({_ids(sorted(world.off_units))})" if world.off_units else ""
+    rest = """WHEN m.telegram_id IS NULL OR m.enrolled_at > :enrolled_by THEN 'not_enrolled'
         WHEN EXISTS (SELECT 1 FROM excuse e WHERE e.member_id = m.id
-                     AND e.first_day <= :day AND e.last_day >= :day) THEN 'excused'
+                     AND e.first_day <= :day AND e.last_day >= :day) THEN 'excused'"""
+    if voluntary and off_units:
+        return f"""CASE WHEN {off_units}
+        THEN CASE WHEN c.id IS NOT NULL THEN 'voluntary' {rest} ELSE 'off' END
+        ELSE CASE WHEN c.id IS NOT NULL THEN 'reported' {rest} ELSE 'missing' END END"""
+    off = f"WHEN {off_units} THEN 'off'" if off_units else ""
+    return f"""CASE WHEN c.id IS NOT NULL THEN 'reported'
+        {rest}
         {off}
         ELSE 'missing' END"""
 
@@ -488,7 +490,7 @@ def _status_sql(world: World) -> str:
 FIGURES_SQL = """
 SELECT unit_id, count(*), sum(st = 'not_enrolled'), sum(st = 'excused'), sum(st = 'off'),
        sum(st = 'reported'), sum(st = 'missing'), sum(st = 'missing' AND unr IS NOT NULL),
-       coalesce(sum(abn), 0)
+       coalesce(sum(abn), 0), {voluntary}
 FROM (SELECT l.ancestor_id AS unit_id, m.unreachable_since AS unr, c.abnormal AS abn,
              {status} AS st
       FROM unitlink l
@@ -545,7 +547,11 @@ Counts = tuple[int, ...]
 async def hand_figures(
     conn: AsyncConnection, world: World, ids: Sequence[int | None]
 ) -> dict[int, Counts]:
-    sql = FIGURES_SQL.format(status=_status_sql(world), ids=_ids(ids))
+    sql = FIGURES_SQL.format(
+        status=_status_sql(world, voluntary=True),
+        ids=_ids(ids),
+        voluntary="sum(st = 'voluntary')" if world.off_units else "0",
+    )
     result = await conn.exec_driver_sql(sql, world.params())
     rows = cast(list[tuple[int, ...]], result.all())
     return {int(row[0]): tuple(int(v) for v in row[1:]) for row in rows}
@@ -561,13 +567,16 @@ def _counts(f: Figures) -> Counts:
         f.missing,
         f.unreachable,
         f.abnormal,
+        f.voluntary,
     )
 
 
 def _figures(unit: Unit, counts: Counts | None) -> Figures:
     if counts is None:
         return Figures(unit_id=unit.id, name=unit.name)
-    roster, not_enrolled, excused, off, reported, missing, unreachable, abnormal = counts
+    roster, not_enrolled, excused, off, reported, missing, unreachable, abnormal, voluntary = (
+        counts
+    )
     return Figures(
         unit_id=unit.id,
         name=unit.name,
@@ -579,6 +588,7 @@ def _figures(unit: Unit, counts: Counts | None) -> Figures:
         missing=missing,
         unreachable=unreachable,
         abnormal=abnormal,
+        voluntary=voluntary,
     )
 
 
@@ -631,7 +641,7 @@ def queries(w: World, opts: Options) -> list[Query]:
         whole, parts = cast(tuple[Figures, list[Figures]], ours)
         got = cast(dict[int, Counts], hand)
         mine = {f.unit_id: _counts(f) for f in (whole, *parts)}
-        zero = (0,) * 8
+        zero = (0,) * 9
         theirs = {u.id: got.get(u.id or 0, zero) for u in (w.college, *w.classes)}
         return _differ(mine, theirs)
 

@@ -17,7 +17,8 @@ class DayStatus(StrEnum):
 
 
 def day_status(*, enrolled: bool, reported: bool, excused: bool, counted: bool) -> DayStatus:
-    """A check-in always counts; otherwise excuse, day off and enrolment decide."""
+    """A check-in always shows as reported; otherwise excuse, day off and enrolment decide.
+    The figures count a check-in on a day off of the member's unit apart, as `voluntary`."""
     if reported:
         return DayStatus.REPORTED
     if not enrolled:
@@ -31,7 +32,9 @@ def day_status(*, enrolled: bool, reported: bool, excused: bool, counted: bool) 
 
 @dataclass(frozen=True)
 class Figures:
-    """One unit's day, its subtree included."""
+    """One unit's day, its subtree included. Each active roster entry is counted once, in
+    `not_enrolled`, `excused`, `off` (not expected), `reported`, `missing` (the expected) or
+    `voluntary` (checked in on a day off of their unit)."""
 
     unit_id: int | None
     name: str
@@ -42,11 +45,14 @@ class Figures:
     reported: int = 0
     missing: int = 0
     unreachable: int = 0
-    abnormal: int = 0
+    abnormal: int = 0  # abnormal check-ins, the voluntary ones included: no alert is lost
+    voluntary: int = 0  # check-ins on a day off of the member's unit: not in `expected`
 
     @property
     def expected(self) -> int:
-        """Who should report: enrolled, not excused, on a counted day (or who reported anyway)."""
+        """Who should report: enrolled and not excused on a day their unit counts, and the
+        excused who checked in anyway (they are back). A check-in on a day off does not count
+        here: one volunteer on a weekend does not make the day 100 %."""
         return self.reported + self.missing
 
     @property
@@ -65,5 +71,6 @@ class Figures:
                 self.excused,
                 self.not_enrolled,
                 self.unreachable,
+                self.voluntary,
             )
         )

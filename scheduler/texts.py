@@ -53,7 +53,9 @@ def rate_text(figures: Figures) -> str:
 
 
 def figures_line(f: Figures) -> str:
-    return _(
+    """A unit's figures on one line; check-ins on a day off of the member's unit are named
+    apart, outside the expected and the rate."""
+    line = _(
         "{name}: expected {expected}, reported {reported} ({rate}), missing {missing}, "
         "abnormal {abnormal}, excused {excused}, not enrolled {not_enrolled}, "
         "unreachable {unreachable}"
@@ -68,6 +70,9 @@ def figures_line(f: Figures) -> str:
         not_enrolled=f.not_enrolled,
         unreachable=f.unreachable,
     )
+    if f.voluntary:
+        line += _(", checked in on a day off {voluntary}").format(voluntary=f.voluntary)
+    return line
 
 
 def report_text(

@@ -35,15 +35,25 @@ from storage.db import core_rows
 from storage.models import Account, CheckIn, Excuse, Member, Unit, UnitLink
 from storage.types import UTCDateTime
 
+# The figures' own status, beside `DayStatus`: checked in on a day off of the member's unit.
+# Member lists show such a member as reported (a check-in always shows); the figures keep them
+# out of `expected` and the rate (`Figures.voluntary`).
+VOLUNTARY = "voluntary"
+
 
 def _status(
     day: date | ColumnElement[date],
     off: ColumnElement[bool],
     enrolled_by: datetime | ColumnElement[datetime] | None = None,
+    *,
+    voluntary: bool = False,
 ) -> ColumnElement[str]:
     """The `domain.status.day_status` rule, as a SQL expression over member ⟕ check-in; `off`
     tells whether the member's unit is off that day (`_off`). With `enrolled_by` (the end of
-    `day`), who enrolled later counts as not enrolled on that day."""
+    `day`), who enrolled later counts as not enrolled on that day. With `voluntary`, the figures'
+    rule (docs/operations.md, "How figures are counted"): a check-in on a day off of the member's
+    unit is `VOLUNTARY` rather than reported, so that checking in on a day off does not make a
+    member expected. (An excused member who checks in is back, and reported.)"""
     excused = exists().where(
         col(Excuse.member_id) == col(Member.id),
         col(Excuse.first_day) <= day,
@@ -52,8 +62,28 @@ def _status(
     not_enrolled: ColumnElement[bool] = col(Member.telegram_id).is_(None)
     if enrolled_by is not None:
         not_enrolled = not_enrolled | (col(Member.enrolled_at) > enrolled_by)
+    checked_in = col(CheckIn.id).is_not(None)
+    if voluntary:
+        # `off` once in the text: it holds the day's off units, one bound value each.
+        return case(
+            (
+                off,
+                case(
+                    (checked_in, _constant(VOLUNTARY)),
+                    (not_enrolled, _constant(DayStatus.NOT_ENROLLED)),
+                    (excused, _constant(DayStatus.EXCUSED)),
+                    else_=_constant(DayStatus.OFF),
+                ),
+            ),
+            else_=case(
+                (checked_in, _constant(DayStatus.REPORTED)),
+                (not_enrolled, _constant(DayStatus.NOT_ENROLLED)),
+                (excused, _constant(DayStatus.EXCUSED)),
+                else_=_constant(DayStatus.MISSING),
+            ),
+        )
     return case(
-        (col(CheckIn.id).is_not(None), _constant(DayStatus.REPORTED)),
+        (checked_in, _constant(DayStatus.REPORTED)),
         (not_enrolled, _constant(DayStatus.NOT_ENROLLED)),
         (excused, _constant(DayStatus.EXCUSED)),
         (off, _constant(DayStatus.OFF)),
@@ -61,11 +91,11 @@ def _status(
     )
 
 
-def _constant(status: DayStatus) -> ColumnElement[str]:
+def _constant(status: str) -> ColumnElement[str]:
     """A status as SQL text in the statement itself, not a bound parameter: the statements are
     cached, and each bound constant is one more value to process on every run (the figures
     statement had some thirty, for a class of 50 a good part of what is not SQLite's work)."""
-    value = status.value
+    value = str(status)
     assert value.isidentifier(), value  # nothing to quote or escape
     return literal_column(f"'{value}'", String())
 
@@ -106,6 +136,7 @@ def _figures_statement(*, off: bool, enrolled_by: bool) -> Select[Any]:
         day,
         col(Member.unit_id).in_(bindparam("off", expanding=True)) if off else false(),
         bindparam("enrolled_by", type_=UTCDateTime()) if enrolled_by else None,
+        voluntary=off,  # without units off that day nobody checks in on a day off
     ).label("status")
     per_member = (
         select(
@@ -140,6 +171,7 @@ def _figures_statement(*, off: bool, enrolled_by: bool) -> Select[Any]:
             and_(s == _constant(DayStatus.MISSING), per_member.c.unreachable_since.is_not(None))
         ),
         count(per_member.c.abnormal == True),  # noqa: E712 (SQL, not Python)
+        count(s == _constant(VOLUNTARY)) if off else zero,  # none without a day off
     ).group_by(per_member.c.unit_id)
 
 
@@ -168,7 +200,7 @@ async def unit_figures(
         if values is None:
             result.append(Figures(unit_id=unit.id, name=unit.name))
             continue
-        roster, not_enrolled, excused, off, reported, missing, unreachable, abnormal = (
+        roster, not_enrolled, excused, off, reported, missing, unreachable, abnormal, voluntary = (
             int(v) for v in values
         )
         result.append(
@@ -183,6 +215,7 @@ async def unit_figures(
                 missing=missing,
                 unreachable=unreachable,
                 abnormal=abnormal,
+                voluntary=voluntary,
             )
         )
     return result
@@ -201,6 +234,7 @@ def total(name: str, parts: Sequence[Figures]) -> Figures:
         missing=sum(f.missing for f in parts),
         unreachable=sum(f.unreachable for f in parts),
         abnormal=sum(f.abnormal for f in parts),
+        voluntary=sum(f.voluntary for f in parts),
     )
 
 

@@ -13,7 +13,7 @@ The detail columns are a contract organisations build on, in this order::
 - ``status``: ``reported``, ``missing``, ``excused`` or ``not_enrolled``. A day off (a holiday,
   a weekday the unit's schedule does not count) is exported as ``excused``: the member was not
   expected, just as with an excuse. A check-in always wins: who reported on a day off is
-  ``reported``.
+  ``reported`` (the summary counts them as ``voluntary``).
 - ``submitted_at``: when the current version of the check-in arrived, ISO 8601 to the second
   with the organisation's UTC offset (``2026-11-28T09:12:00+08:00``); empty when not reported.
 - ``latitude``, ``longitude``: as stored, shortest exact decimal; empty when not reported or
@@ -37,12 +37,16 @@ Rows are ordered by date, unit path (compared name by name, the same on every da
 collation) and member id (as text).
 
 The summary has one row per unit per day, ``date, unit_path, expected, reported, rate, missing,
-abnormal, excused, not_enrolled, unreachable``, for the scope's direct child units (the
-organisation's root units for the whole organisation), followed by a ``total`` row for the whole
-scope (a scope unit without child units has only that row). ``rate`` is reported / expected as a
-fraction rounded to 4 decimals (the XLSX shows it as a percentage), empty when nobody was
-expected; ``excused`` counts days off too, as in the detail; ``unreachable``
-counts the missing whom the bot cannot message.
+abnormal, excused, not_enrolled, unreachable, voluntary``, for the scope's direct child units
+(the organisation's root units for the whole organisation), followed by a ``total`` row for the
+whole scope (a scope unit without child units has only that row). The figures follow "How
+figures are counted" in docs/operations.md: ``expected`` is reported + missing; members of a
+unit on its day off are not expected, and their check-ins are counted as ``voluntary``, outside
+``expected``, ``reported`` and ``rate`` (so the detail's ``reported`` rows are the summary's
+reported + voluntary); ``abnormal`` counts every abnormal check-in, voluntary ones included.
+``rate`` is reported / expected as a fraction rounded to 4 decimals (the XLSX shows it as a
+percentage), empty when nobody was expected; ``excused`` counts days off too, as in the detail;
+``unreachable`` counts the missing whom the bot cannot message.
 
 Files: CSV is UTF-8 with a BOM (Excel otherwise reads the Chinese as the local code page) and
 ``\\r\\n`` line ends. A text cell that a spreadsheet would run as a formula (it starts with ``=``,
@@ -107,6 +111,7 @@ SUMMARY_HEADER: Final[tuple[str, ...]] = (
     "excused",
     "not_enrolled",
     "unreachable",
+    "voluntary",
 )
 TOTAL: Final = "total"  # the unit_path of the summary's total row
 MAX_DAYS: Final = 366
@@ -355,6 +360,7 @@ def summary_row(day: str, unit_path: str, f: Figures) -> list[Cell]:
         f.excused + f.off,
         f.not_enrolled,
         f.unreachable,
+        f.voluntary,
     ]
 
 

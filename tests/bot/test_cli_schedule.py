@@ -392,6 +392,27 @@ def test_a_report_where_nobody_is_expected_is_a_zero_report(
     assert "No1 School: expected 3, reported 2 (67%), missing 1," in out
 
 
+def test_check_ins_on_a_day_off_are_voluntary_in_the_report(
+    school: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Regression (issue 16): Alice and Bob checked in on a day their class turns out to be
+    off; they were counted as expected and reported (2 of 3, 67 %). Nobody of Eng/C1 is
+    expected now: the report names their check-ins apart, and Bob's fever is still listed."""
+    daka(capsys, "holiday", "add", "no1", "2026-11-30", "--unit", "Eng/C1")
+    code, out, _ = daka(capsys, "report", "no1")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[2] == (
+        "No1 School: expected 1, reported 0 (0%), missing 1, abnormal 1, excused 0, "
+        "not enrolled 1, unreachable 0, checked in on a day off 2"
+    )
+    assert "• Bob (Eng/C1): Temperature" in lines
+    _, out, _ = daka(capsys, "report", "no1", "--unit", "Eng/C1")
+    assert "Today is not a check-in day (holiday or day off)." in out
+    assert "C1: expected 0, reported 0 (—), missing 0, abnormal 1," in out
+    assert "Zero report" not in out
+
+
 def test_an_empty_organisation_reports_zero_in_its_language(
     env: str, capsys: pytest.CaptureFixture[str]
 ) -> None:

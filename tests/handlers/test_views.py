@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import pytest
 from sqlmodel import select
@@ -18,6 +18,7 @@ from handlers.views import ListCb, NavCb, NudgeCb
 from scheduler.sender import Sender
 from storage.models import AuditEntry, Outbox
 from storage.repo import Repo
+from storage.schedules import ScheduleRepo
 from tests.fakebot import FakeBotAPI, FakeUser, SentMessage
 from tests.handlers.conftest import (
     ADMIN,
@@ -44,6 +45,32 @@ async def test_a_counselor_sees_the_class_and_its_lists(school: Daka, server: Fa
     counselor.press_button(back, "异常")
     abnormal = await counselor.next_reply()
     assert "张三" in abnormal.text and "体温" in abnormal.text
+
+
+async def test_a_check_in_on_the_class_s_day_off_is_counted_apart(
+    school: Daka, server: FakeBotAPI
+) -> None:
+    """Regression (issue 16): the class turns out to be on holiday today, and 张三 had checked
+    in anyway, with a fever. Nobody of the class is expected, so there is no rate (it read
+    100 % with 张三 alone); the check-in is named apart and the fever is still listed."""
+    async with school.sessions() as session:
+        class_one = await Repo(session).units.require(
+            org_id=school.org_ids["school"], name_path="工程学院/一班"
+        )
+        await ScheduleRepo(session).add_holidays(
+            org_id=school.org_ids["school"], days=[date(2026, 11, 28)], unit_id=class_one.id
+        )
+        await session.commit()
+    counselor = server.user(CLASS_ONE)
+    summary = await counselor.ask("/summary")
+    assert "应报 0，已报 0（—），未报 0，异常 1" in summary.text
+    assert "休息日仍打卡 1" in summary.text
+    counselor.press_button(summary, "异常")
+    abnormal = await counselor.next_reply()
+    assert "张三" in abnormal.text and "体温" in abnormal.text
+    # The school expects only 王五 of 二班 (Alice never enrolled): 张三 is not among them.
+    whole = await server.user(ADMIN).ask("/summary")
+    assert "第一中学：应报 1，已报 0（0%），未报 1，异常 1" in whole.text
 
 
 async def test_drill_down_across_three_levels_and_back_up(

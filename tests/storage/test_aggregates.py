@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, timedelta
 
 from domain.clock import FixedClock
@@ -109,3 +110,68 @@ async def test_member_lists_filter_by_status_scope_and_reachability(
     assert [m.external_id for m in reachable_missing] == ["6"]
     assert [(m.external_id, m.reasons) for m in abnormal] == [("2", ["temperature"])]
     assert abnormal[0].submitted_at == clock.now()
+
+
+async def test_a_voluntary_check_in_on_an_off_day_is_outside_expected_and_rate(
+    sessions: SessionFactory, clock: FixedClock
+) -> None:
+    """Regression (issue 16): a member of a unit that is off who checks in anyway was counted as
+    expected and reported, so an off unit read 100 % and the whole school's rate rose. They are
+    not expected: their check-in is voluntary; an abnormal answer still counts as abnormal."""
+    org_id = await seed(sessions, clock)
+    async with sessions() as session:
+        repo = Repo(session)
+        six = await repo.members.by_external(org_id=org_id, external_id="6")
+        assert six is not None
+        await check_in(repo, member=six, day=DAY, abnormal=True, now=clock.now())
+        await session.commit()
+    async with sessions() as session:
+        repo = Repo(session)
+        arts_class = await repo.units.require(org_id=org_id, name_path="文学院/甲班")
+        roots = await repo.units.roots(org_id=org_id)
+        off = {arts_class.id or 0}
+        figures = await unit_figures(session, units=roots, day=DAY, off_units=off)
+        [one_class] = await unit_figures(session, units=[arts_class], day=DAY, off_units=off)
+        abnormal = await member_days(
+            session, org_id=org_id, day=DAY, abnormal_only=True, off_units=off
+        )
+    arts = next(f for f in figures if f.name == "文学院")
+    assert (arts.expected, arts.reported, arts.missing, arts.rate) == (0, 0, 0, None)
+    assert (arts.voluntary, arts.abnormal, arts.off, arts.roster) == (1, 1, 0, 1)
+    assert one_class == replace(arts, unit_id=arts_class.id, name="甲班")
+    whole = total("S", figures)
+    # 工程学院 as before (2 of 3); 6 is neither in the expected nor among the reported.
+    assert (whole.expected, whole.reported, whole.rate) == (3, 2, 2 / 3)
+    assert (whole.voluntary, whole.abnormal) == (1, 2)
+    assert not whole.all_zero
+    # The alert is not lost: member lists show the check-in as it is.
+    assert [(m.external_id, m.status) for m in abnormal] == [
+        ("2", DayStatus.REPORTED),
+        ("6", DayStatus.REPORTED),
+    ]
+
+
+async def test_an_excused_member_who_checks_in_is_back_and_reported(
+    sessions: SessionFactory, clock: FixedClock
+) -> None:
+    """Unlike a day off, an excuse is one member's: checking in ends it for the day (back early
+    from sick leave), so they count as expected and reported."""
+    org_id = await seed(sessions, clock)
+    async with sessions() as session:
+        repo = Repo(session)
+        three = await repo.members.by_external(org_id=org_id, external_id="3")  # excused
+        assert three is not None
+        await check_in(repo, member=three, day=DAY, abnormal=False, now=clock.now())
+        await session.commit()
+    async with sessions() as session:
+        repo = Repo(session)
+        class_one = await repo.units.require(org_id=org_id, name_path="工程学院/一班")
+        [figures] = await unit_figures(session, units=[class_one], day=DAY)
+        listed = await member_days(session, org_id=org_id, day=DAY, unit_ids=[class_one.id or 0])
+    assert (figures.expected, figures.reported, figures.rate) == (3, 3, 1.0)
+    assert (figures.voluntary, figures.excused, figures.roster) == (0, 0, 3)
+    assert [(m.external_id, m.status) for m in listed] == [
+        ("1", DayStatus.REPORTED),
+        ("2", DayStatus.REPORTED),
+        ("3", DayStatus.REPORTED),
+    ]

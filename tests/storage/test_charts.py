@@ -4,9 +4,12 @@ with a font that has Chinese glyphs."""
 from __future__ import annotations
 
 import io
+import math
 from datetime import UTC, date, datetime, timedelta
 
+import numpy as np
 import pytest
+from matplotlib.axes import Axes
 from PIL import Image
 
 from domain.clock import FixedClock
@@ -18,6 +21,7 @@ from storage.charts import (
     cjk_family,
     cjk_font_path,
     render_trend,
+    trend_figure,
     trend_series,
 )
 from storage.db import SessionFactory
@@ -36,6 +40,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # Who checks in on which day, and whether abnormally.
 CHECKINS = {
     date(2026, 11, 24): {"1": False, "2": True},
+    HOLIDAY: {"3": True},  # on the holiday, of their own accord, and abnormal
     date(2026, 11, 26): {"1": False, "2": False, "3": True, "4": True},
     date(2026, 11, 28): {"4": True},
 }
@@ -83,13 +88,14 @@ async def test_the_whole_organisation_day_by_day(
     assert [day for day, _ in series] == [FIRST + timedelta(days=i) for i in range(5)]
     assert rows(series) == [
         ("11-24", 3, 2, 2 / 3, 1),  # 4 had not enrolled yet
-        ("11-25", 0, 0, None, 0),  # the holiday: nobody expected, no rate
+        ("11-25", 0, 0, None, 1),  # the holiday: nobody expected, no rate; 3's alert counts
         ("11-26", 4, 4, 1.0, 2),  # 4 enrolled that morning and reported
         ("11-27", 4, 0, 0.0, 0),
         ("11-28", 4, 1, 0.25, 1),
     ]
     assert {f.name for _, f in series} == {"第一中学"}
-    assert series[1][1].off == 3 and series[1][1].not_enrolled == 1
+    holiday = series[1][1]
+    assert (holiday.off, holiday.voluntary, holiday.not_enrolled) == (2, 1, 1)
 
 
 async def test_one_unit_with_its_subtree(sessions: SessionFactory, clock: FixedClock) -> None:
@@ -111,7 +117,7 @@ async def test_one_unit_with_its_subtree(sessions: SessionFactory, clock: FixedC
         )
     assert rows(by_college) == [
         ("11-24", 3, 2, 2 / 3, 1),
-        ("11-25", 0, 0, None, 0),
+        ("11-25", 0, 0, None, 1),
         ("11-26", 3, 3, 1.0, 1),
         ("11-27", 3, 0, 0.0, 0),
         ("11-28", 3, 0, 0.0, 0),
@@ -210,3 +216,78 @@ def test_days_nobody_was_expected_are_gaps() -> None:
         decode(render_trend(series, title="$x_1$ 班 100%", rate_label="率", abnormal_label="异常"))
     with pytest.raises(ValueError):
         render_trend([], title="", rate_label="", abnormal_label="")
+
+
+def a_month() -> list[tuple[date, Figures]]:
+    """30 days of a class of 48 that is off at weekends (a member sometimes checks in anyway),
+    with abnormal check-ins of 1, 3, 12 and 1 on four school days and 1 on a Saturday."""
+    abnormal = {date(2026, 11, 2): 1, date(2026, 11, 9): 3, date(2026, 11, 16): 12}
+    abnormal |= {date(2026, 11, 26): 1, date(2026, 11, 14): 1}
+    series = []
+    for i in range(30):
+        day = LAST - timedelta(days=29 - i)
+        if day.weekday() >= 5:
+            figures = Figures(
+                unit_id=None,
+                name="一班",
+                roster=48,
+                off=47,
+                voluntary=1,
+                abnormal=abnormal.get(day, 0),
+            )
+        else:
+            figures = day_figures(day, 48, 40 + i % 9, abnormal.get(day, 0))[1]
+        series.append((day, figures))
+    return series
+
+
+def bar_heights(axes: Axes) -> list[float]:
+    return [patch.get_height() for container in axes.containers for patch in container]
+
+
+def test_abnormal_counts_have_their_own_axis_in_whole_numbers() -> None:
+    """Regression (issue 16): the counts were bars on a twin axis scaled to twice the largest,
+    so over the rate's gridlines a bar of 1 stood at "50 %". They now stand in a panel of their
+    own below the rate, on a count axis labelled as such."""
+    series = a_month()
+    figure = trend_figure(
+        series, title="第一中学 · 一班", rate_label="打卡率", abnormal_label="异常人数"
+    )
+    rate_axes, count_axes = figure.axes
+    counts = [f.abnormal for _, f in series]
+
+    assert rate_axes.get_ylim() == (0, 105)
+    assert list(rate_axes.get_yticks()) == [0, 20, 40, 60, 80, 100]
+    assert rate_axes.yaxis.get_major_formatter()(100, 0) == "100%"
+    assert rate_axes.get_ylabel() == "打卡率"
+    assert rate_axes.containers == []  # no bar on the rate's scale
+    [line] = rate_axes.get_lines()
+    plotted = [None if math.isnan(y) else y for y in np.asarray(line.get_ydata(), dtype=float)]
+    assert plotted == [None if f.rate is None else 100 * f.rate for _, f in series]
+    assert plotted.count(None) == 9  # the weekends: gaps, not 0 %
+
+    assert count_axes.get_ylabel() == "异常人数"
+    assert bar_heights(count_axes) == counts  # in counts: a bar of 1 is 1 high
+    low, high = count_axes.get_ylim()
+    assert low == 0 and 12 < high < 20  # room for the label over the 12, no more
+    ticks = [t for t in count_axes.get_yticks() if low <= t <= high]
+    assert ticks == [0, 5, 10, 15]
+    shown = [text.get_text() for text in count_axes.texts]
+    assert [t for t in shown if t] == ["1", "3", "1", "12", "1"]  # day order; no "0"s
+    assert count_axes.get_shared_x_axes().joined(rate_axes, count_axes)
+    below = count_axes.get_position().y1 < rate_axes.get_position().y0
+    assert below and rate_axes.get_shared_y_axes().get_siblings(rate_axes) == [rate_axes]
+    labels = [t.get_text() for t in count_axes.get_xticklabels()]
+    assert labels[-1] == "11-28" and len(labels) == 15
+
+
+def test_a_month_without_abnormal_check_ins_has_an_empty_count_axis_of_0_to_1() -> None:
+    series = [day_figures(LAST - timedelta(days=13 - i), 48, 44 + i % 5, 0) for i in range(14)]
+    figure = trend_figure(series, title="一班", rate_label="打卡率", abnormal_label="异常人数")
+    rate_axes, count_axes = figure.axes
+    assert count_axes.get_ylim() == (0, 1)
+    assert list(count_axes.get_yticks()) == [0, 1]
+    assert bar_heights(count_axes) == [0] * 14
+    assert not any(text.get_text() for text in count_axes.texts)
+    assert rate_axes.get_ylim() == (0, 105)
+    decode(render_trend(series, title="一班", rate_label="打卡率", abnormal_label="异常人数"))

@@ -313,19 +313,20 @@ async def test_summary_rows_per_unit_and_total(
     seeded = await seed(sessions, clock)
     whole = await summary_of(sessions, seeded.org_id, last=HOLIDAY)
     assert whole == [
-        ["2026-11-28", "工程学院", 3, 2, 0.6667, 1, 1, 1, 1, 1],
-        ["2026-11-28", "文学院", 1, 0, 0.0, 1, 0, 0, 0, 0],
-        ["2026-11-28", TOTAL, 4, 2, 0.5, 2, 1, 1, 1, 1],
-        # The holiday: days off count as excused; member 1 reported anyway.
-        ["2026-11-29", "工程学院", 1, 1, 1.0, 0, 0, 3, 1, 0],
-        ["2026-11-29", "文学院", 0, 0, "", 0, 0, 1, 0, 0],
-        ["2026-11-29", TOTAL, 1, 1, 1.0, 0, 0, 4, 1, 0],
+        ["2026-11-28", "工程学院", 3, 2, 0.6667, 1, 1, 1, 1, 1, 0],
+        ["2026-11-28", "文学院", 1, 0, 0.0, 1, 0, 0, 0, 0, 0],
+        ["2026-11-28", TOTAL, 4, 2, 0.5, 2, 1, 1, 1, 1, 0],
+        # The holiday: days off count as excused; member 1 reported anyway, which is voluntary
+        # (not expected, so no rate), while the detail shows their row as reported.
+        ["2026-11-29", "工程学院", 0, 0, "", 0, 0, 3, 1, 0, 1],
+        ["2026-11-29", "文学院", 0, 0, "", 0, 0, 1, 0, 0, 0],
+        ["2026-11-29", TOTAL, 0, 0, "", 0, 0, 4, 1, 0, 1],
     ]
     college = await summary_of(sessions, seeded.org_id, under=[seeded.engineering])
     assert college == [
-        ["2026-11-28", "工程学院/一班", 2, 2, 1.0, 0, 1, 1, 0, 0],
-        ["2026-11-28", "工程学院/二班", 1, 0, 0.0, 1, 0, 0, 1, 1],
-        ["2026-11-28", TOTAL, 3, 2, 0.6667, 1, 1, 1, 1, 1],
+        ["2026-11-28", "工程学院/一班", 2, 2, 1.0, 0, 1, 1, 0, 0, 0],
+        ["2026-11-28", "工程学院/二班", 1, 0, 0.0, 1, 0, 0, 1, 1, 0],
+        ["2026-11-28", TOTAL, 3, 2, 0.6667, 1, 1, 1, 1, 1, 0],
     ]
     # A unit inside another one of the scope is not counted twice.
     nested = await summary_of(sessions, seeded.org_id, under=[seeded.class_1, seeded.engineering])
