@@ -9,11 +9,10 @@ the worker thread opens a cursor, executes, fetches everything and closes it, an
 the rows with the cursor's description, row count and last row id. The results are the same;
 server-side (streaming) cursors stay SQLAlchemy's own.
 
-It leans on two private parts of aiosqlite — `Connection._execute` (queue a function for the
-worker thread) and `Connection._conn` (its sqlite3 connection), both present since aiosqlite
-0.17 and as private as what SQLAlchemy's own adapter uses — so `one_trip_module()` checks they
-are there and returns None otherwise (the engine then uses the stock adapter), and a test fails
-if an upgrade takes them away."""
+It subclasses SQLAlchemy 2.1's private adapter classes and leans on two private parts of
+aiosqlite 0.22 — `Connection._execute` (queue a function for the worker thread) and
+`Connection._conn` (its sqlite3 connection). Import it only through `storage.sqlite`, which
+checks the releases and every private name used here first (`SHIM` there lists them)."""
 
 from __future__ import annotations
 
@@ -137,13 +136,3 @@ class OneTripDBAPI(AsyncAdapt_aiosqlite_dbapi):
         if not creator_fn:
             connection._thread.daemon = True  # as SQLAlchemy does: never hold up an exit
         return OneTripConnection(self, await_(connection))
-
-
-def one_trip_module() -> OneTripDBAPI | None:
-    """The DBAPI module to hand `create_async_engine(module=...)` for aiosqlite URLs, or None
-    when this aiosqlite lacks what the one-trip cursor relies on."""
-    execute = getattr(aiosqlite.Connection, "_execute", None)
-    conn = getattr(aiosqlite.Connection, "_conn", None)
-    if not callable(execute) or not isinstance(conn, property):
-        return None
-    return OneTripDBAPI(aiosqlite, sqlite3)
