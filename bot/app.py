@@ -408,6 +408,9 @@ async def _serve_ops(
 
 
 def _model_building() -> str:
-    from bot._aiogram_lazy import LAZY
+    """For the start-up line; the shim's reason repeats its line from before logging was set."""
+    from bot._aiogram_lazy import LAZY, SHIM
 
-    return "on first use" if LAZY else "at import"
+    if LAZY:
+        return "on first use"
+    return f"at import: {SHIM.reason}" if SHIM.reason else "at import"

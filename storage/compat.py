@@ -22,6 +22,7 @@ from importlib.metadata import PackageNotFoundError, version
 log = logging.getLogger("daka.shims")
 
 SWITCH = "DAKA_SHIMS"
+SHIMS: list[Shim] = []  # every shim, once its module is imported
 
 
 def switched_off() -> bool:
@@ -63,6 +64,9 @@ class Shim:
     probe: Callable[[], Iterable[str]] | None = None
     reason: str | None = field(default=None, init=False)
 
+    def __post_init__(self) -> None:
+        SHIMS.append(self)
+
     def check(self) -> str | None:
         """None when the shim may run; otherwise why it must not."""
         if switched_off():
@@ -70,8 +74,10 @@ class Shim:
         for dist, prefix in self.written_for.items():
             wanted = tuple(int(part) for part in prefix.split("."))
             installed = release(dist)
-            if installed is None or installed[: len(wanted)] != wanted:
-                shown = ".".join(map(str, installed)) if installed else "not installed"
+            if installed is None:
+                return f"{dist} is not installed"
+            if installed[: len(wanted)] != wanted:
+                shown = ".".join(map(str, installed))
                 return f"{dist} {shown} is not the {prefix}.x it was written for"
         problems = [gone] if (gone := self.missing(self.names)) else []
         if self.probe is not None:
