@@ -6,13 +6,18 @@ FROM python:3.11-slim-bookworm AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 RUN python -m venv /opt/daka
+# The tested set first (requirements/runtime.lock, hashed, wheels only), then Daka without
+# resolving anything: a build next month installs what CI tested (docs/upgrading.md).
+COPY requirements/runtime.lock ./requirements/
+RUN /opt/daka/bin/pip install --require-hashes --only-binary :all: --no-deps \
+        -r requirements/runtime.lock
 COPY pyproject.toml README.md ./
 COPY bot ./bot
 COPY handlers ./handlers
 COPY scheduler ./scheduler
 COPY storage ./storage
 COPY domain ./domain
-RUN /opt/daka/bin/pip install .
+RUN /opt/daka/bin/pip install --no-deps . && /opt/daka/bin/pip check
 
 FROM python:3.11-slim-bookworm
 # No system packages: the charts' CJK font (noto-cjk-sans-otc) and the time zone database

@@ -9,30 +9,65 @@ eager rebuilds into "remember the namespace"; the types stay deferred (pydantic'
 creation while the types are deferred, so pydantic defers them too; they get the same namespace.
 The patch on `BaseModel.model_rebuild` is removed as soon as the import is done.
 
-Checked with aiogram 3.31 and pydantic 2.13 (aiogram's own test suite passes either way); with
-other versions, with `DAKA_EAGER_AIOGRAM=1`, or when aiogram was imported first, `install()`
-does nothing and aiogram builds everything at import as usual. `tests/bot/test_lazy_types.py`
-fails when a dependency upgrade silently turns this off."""
+Written for aiogram 3.31 and pydantic 2.13 (aiogram's own test suite passes either way): `SHIM`
+checks those releases and the private names used before aiogram is imported, and the aiogram
+names that can only be seen after; when one is missing, aiogram's types are built at import as
+usual (after the import, by replaying aiogram's own rebuild calls). With `DAKA_SHIMS=off` or
+`DAKA_EAGER_AIOGRAM=1`, or when aiogram was imported first, `install()` does nothing.
+`tests/bot/test_lazy_types.py` fails when a dependency upgrade silently turns this off."""
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
-from importlib.metadata import version
 from typing import Any
 
-TESTED = {"aiogram": "3.31.", "pydantic": "2.13."}
+from storage.compat import Shim
+
+# What can only be looked up once aiogram is imported: the generic bases of its method models,
+# which need the namespace too.
+AFTER_IMPORT = ("aiogram.methods:Response", "aiogram.methods:TelegramMethod")
+
+
+def _rebuild_parameters() -> list[str]:
+    """`model_rebuild` is replaced by a classmethod taking and passing on these parameters."""
+    from pydantic import BaseModel
+
+    problems = []
+    if not isinstance(BaseModel.__dict__.get("model_rebuild"), classmethod):
+        problems.append("pydantic:BaseModel.model_rebuild is not a classmethod")
+    parameters = inspect.signature(BaseModel.model_rebuild).parameters
+    wanted = ("force", "raise_errors", "_parent_namespace_depth", "_types_namespace")
+    problems.extend(
+        f"pydantic:BaseModel.model_rebuild({name}=) is missing"
+        for name in wanted
+        if name not in parameters
+    )
+    return problems
+
+
+SHIM = Shim(
+    name="lazy aiogram models (bot/_aiogram_lazy.py)",
+    written_for={"aiogram": "3.31", "pydantic": "2.13"},
+    names=(
+        "pydantic:BaseModel.__pydantic_complete__",
+        "pydantic:BaseModel.__pydantic_parent_namespace__",
+    ),
+    probe=_rebuild_parameters,
+)
 
 
 def install() -> bool:
     """Import aiogram with deferred models; True when lazy mode is active."""
     if "aiogram" in sys.modules or os.environ.get("DAKA_EAGER_AIOGRAM") == "1":
         return False
-    if not all(version(dist).startswith(prefix) for dist, prefix in TESTED.items()):
+    if not SHIM.enabled():
         return False
     from pydantic import BaseModel
 
     original = BaseModel.__dict__["model_rebuild"]
+    deferred: list[type[BaseModel]] = []
     captured: dict[str, Any] = {}
 
     def model_rebuild(
@@ -50,6 +85,7 @@ def install() -> bool:
             and not cls.__pydantic_complete__
         ):
             captured["namespace"] = _types_namespace
+            deferred.append(cls)
             cls.__pydantic_parent_namespace__ = _types_namespace  # used by the lazy build
             return None
         depth = _parent_namespace_depth + 1 if _parent_namespace_depth > 0 else 0  # our frame
@@ -66,19 +102,23 @@ def install() -> bool:
     try:
         import aiogram  # noqa: F401
         import aiogram.methods as methods
-        from aiogram.methods.base import Response, TelegramMethod
     finally:
         BaseModel.model_rebuild = original  # type: ignore[method-assign]
 
     namespace = captured.get("namespace")
     if namespace is None:  # aiogram changed how it rebuilds: nothing was deferred
+        SHIM.step_aside("aiogram.types made no model_rebuild(_types_namespace=) call")
         return False
-    for name in methods.__all__:
-        model = getattr(methods, name)
-        if isinstance(model, type) and issubclass(model, BaseModel):
-            model.__pydantic_parent_namespace__ = namespace
-    Response.__pydantic_parent_namespace__ = namespace
-    TelegramMethod.__pydantic_parent_namespace__ = namespace
+    models = [
+        m for m in vars(methods).values() if isinstance(m, type) and issubclass(m, BaseModel)
+    ]
+    if gone := SHIM.missing(AFTER_IMPORT):
+        SHIM.step_aside(gone)
+        for model in [*deferred, *models]:  # what aiogram/types/__init__.py asked for, now
+            model.model_rebuild(_types_namespace=namespace)
+        return False
+    for model in models:
+        model.__pydantic_parent_namespace__ = namespace
     return True
 
 

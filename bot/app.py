@@ -7,8 +7,10 @@ import asyncio
 import contextlib
 import gc
 import logging
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 from aiogram import Bot, Dispatcher, Router
@@ -41,6 +43,7 @@ from bot.replies import DeferReplies, ReplySession
 from bot.updates import Unreadable, UpdateProcessor, database_unavailable, read_update
 from domain.clock import Clock, SystemClock
 from domain.geo import DEFAULT_RESOLVER, Place, resolve_place
+from storage.compat import Shim
 from storage.db import SessionFactory, create_engine, create_session_factory
 from storage.migrate import upgrade
 from storage.repo import Repo
@@ -115,13 +118,41 @@ def create_dispatcher(
     return dp
 
 
+def _filter_fields() -> list[str]:
+    """`FilterObject`'s `callback` and `awaitable` are dataclass fields (set in `__init__`), and
+    observers keep their own filters in `_handler`, which only an observer instance has."""
+    from dataclasses import fields
+
+    from aiogram.dispatcher.event.handler import FilterObject
+
+    problems = [
+        f"aiogram.dispatcher.event.handler:FilterObject.{name} is missing"
+        for name in ("callback", "awaitable")
+        if name not in {f.name for f in fields(FilterObject)}
+    ]
+    if not hasattr(Router().message, "_handler"):
+        problems.append("aiogram:Router().message._handler is missing")
+    return problems
+
+
+INLINE_FILTERS = Shim(
+    name="inline synchronous filters (bot/app.py)",
+    written_for={"aiogram": "3.31"},
+    names=("aiogram.dispatcher.event.handler:CallableObject.call",),
+    probe=_filter_fields,
+)
+
+
 def inline_sync_filters(router: Router) -> int:
     """Run plain (synchronous) filters inline instead of in a worker thread.
 
     aiogram hands every filter that is not a coroutine function — each magic filter such as
     `F.text` or `F.location` — to `asyncio.to_thread`, so routing one update cost a thread
     hop per filter it tried. Ours are attribute checks, cheaper than the hop; they are wrapped
-    in a coroutine function here, once, after the routers are built. Returns how many."""
+    in a coroutine function here, once, after the routers are built. Returns how many (0 when
+    `INLINE_FILTERS` steps aside)."""
+    if not _inline_filters_allowed():
+        return 0
     count = 0
     for each in (router, *router.chain_tail):
         for observer in each.observers.values():
@@ -137,6 +168,11 @@ def inline_sync_filters(router: Router) -> int:
                         check.awaitable = True
                         count += 1
     return count
+
+
+@cache
+def _inline_filters_allowed() -> bool:
+    return INLINE_FILTERS.enabled()  # once per process: tests build many dispatchers
 
 
 def _as_coroutine(callback: Callable[..., Any]) -> Callable[..., Any]:
@@ -279,6 +315,25 @@ async def prepare_database(engine: AsyncEngine) -> None:
 YOUNG_COLLECTION_THRESHOLD = 20_000
 
 
+def _generational_collector() -> list[str]:
+    """Thresholds mean what `settle_heap` assumes only in CPython's generational collector of
+    3.11 to 3.13 (3.14 collects the old generations incrementally)."""
+    if sys.implementation.name == "cpython" and (3, 11) <= sys.version_info[:2] <= (3, 13):
+        return []
+    return [
+        f"{sys.implementation.name} {sys.version_info[0]}.{sys.version_info[1]} is not "
+        "CPython 3.11 to 3.13"
+    ]
+
+
+HEAP = Shim(
+    name="heap settling (bot/app.py settle_heap)",
+    written_for={},
+    names=("gc:freeze", "gc:get_threshold", "gc:set_threshold"),
+    probe=_generational_collector,
+)
+
+
 def settle_heap() -> None:
     """Take what start-up built out of the garbage collector's sight: it lives as long as the
     process, yet every full collection walked all of it again (400 members at once: one every
@@ -286,7 +341,9 @@ def settle_heap() -> None:
     young generation every 20,000 new objects rather than every 700: an update allocates
     thousands (models, rows, SQL contexts) that die with it, so CPython collected several times
     per update, for nothing (bench.checkin: 1.44 -> 1.38 ms of CPU per update, means of seven
-    runs each); the older generations keep their defaults."""
+    runs each); the older generations keep their defaults. Nothing when `HEAP` steps aside."""
+    if not HEAP.enabled():
+        return
     gc.collect()
     gc.freeze()
     _, middle, old = gc.get_threshold()
@@ -396,6 +453,9 @@ async def _serve_ops(
 
 
 def _model_building() -> str:
-    from bot._aiogram_lazy import LAZY
+    """For the start-up line; the shim's reason repeats its line from before logging was set."""
+    from bot._aiogram_lazy import LAZY, SHIM
 
-    return "on first use" if LAZY else "at import"
+    if LAZY:
+        return "on first use"
+    return f"at import: {SHIM.reason}" if SHIM.reason else "at import"

@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+from tests.child import run_python
+
 SCRIPT = """
 import gc, json
 from bot.app import YOUNG_COLLECTION_THRESHOLD, settle_heap
@@ -25,3 +27,18 @@ def test_start_up_objects_are_frozen_and_young_collections_are_rarer() -> None:
     assert seen["frozen"] > 10_000  # the imported modules, aiogram's models among them
     assert seen["after"] == [seen["young"], *seen["before"][1:]]
     assert seen["young"] > seen["before"][0]
+
+
+def test_outside_cpython_3_11_to_3_13_the_collector_is_left_alone() -> None:
+    done = run_python(
+        """
+        import gc, json, sys
+        from bot.app import settle_heap
+        before = gc.get_threshold()
+        sys.version_info = (3, 14, 0, "final", 0)  # as a 3.14 interpreter would report
+        settle_heap()
+        print(json.dumps({"same": gc.get_threshold() == before, "frozen": gc.get_freeze_count()}))
+        """
+    )
+    assert json.loads(done.stdout) == {"same": True, "frozen": 0}
+    assert "cpython 3.14 is not CPython 3.11 to 3.13" in done.stderr

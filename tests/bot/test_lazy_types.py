@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.child import PRETEND_RELEASES, run_python
+
 ROOT = Path(__file__).resolve().parents[2]
 PROBE = (
     "import bot, aiogram.types as t; from bot._aiogram_lazy import LAZY; "
@@ -66,3 +68,59 @@ def test_lazily_built_models_parse_and_serialise() -> None:
     )
     dumped = SendMessage(chat_id=5, text="好", reply_markup=markup).model_dump(exclude_none=True)
     assert dumped["reply_markup"]["inline_keyboard"][0][0]["callback_data"] == "ok"
+
+
+USE_AIOGRAM = """
+import bot, aiogram.types as t
+from aiogram.methods import SendMessage
+from aiogram.methods.base import Response
+from bot._aiogram_lazy import LAZY
+
+message = {"message_id": 3, "date": 1, "chat": {"id": 5, "type": "private"}, "text": "到"}
+update = t.Update.model_validate({"update_id": 1, "message": message})
+sent = Response[t.Message].model_validate({"ok": True, "result": {**message, "text": "好"}})
+dumped = SendMessage(chat_id=5, text="好").model_dump(exclude_none=True)
+print(LAZY, t.Sticker.__pydantic_complete__, update.message.text, sent.result.text, dumped["text"])
+"""
+
+
+def test_another_aiogram_release_builds_models_at_import_and_they_work() -> None:
+    done = run_python(PRETEND_RELEASES, USE_AIOGRAM, RELEASES="aiogram=3.32.0")
+    assert done.stdout.split() == ["False", "True", "到", "好", "好"]
+    assert "aiogram 3.32.0 is not the 3.31.x it was written for" in done.stderr
+
+
+def test_when_aiogram_lacks_a_name_its_models_are_built_after_all() -> None:
+    """A name that can only be checked after aiogram's import is gone: the types deferred so
+    far are built as aiogram itself would have built them, and everything still works."""
+    done = run_python(
+        """
+        import importlib.abc, importlib.machinery, sys
+
+        class DropResponse(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path, target=None):
+                if name != "aiogram":
+                    return None
+                sys.meta_path.remove(self)
+                spec = importlib.machinery.PathFinder.find_spec(name, path)
+                run = spec.loader.exec_module
+
+                def exec_module(module):
+                    run(module)
+                    del sys.modules["aiogram.methods"].Response
+
+                spec.loader.exec_module = exec_module
+                return spec
+
+        sys.meta_path.insert(0, DropResponse())
+        """,
+        USE_AIOGRAM,
+    )
+    assert done.stdout.split() == ["False", "True", "到", "好", "好"]
+    assert "aiogram.methods:Response is missing" in done.stderr
+
+
+def test_on_the_locked_releases_models_stay_deferred_and_work() -> None:
+    done = run_python(USE_AIOGRAM)
+    assert done.stdout.split() == ["True", "False", "到", "好", "好"]
+    assert done.stderr == ""

@@ -12,7 +12,9 @@ from sqlalchemy import exc, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from storage.db import create_engine
-from storage.sqlite import OneTripDBAPI, one_trip_module
+from storage.one_trip import OneTripDBAPI
+from storage.sqlite import one_trip_module
+from tests.child import PRETEND_RELEASES, run_python
 
 
 @pytest.fixture
@@ -130,3 +132,56 @@ async def test_an_idle_connection_holds_no_rows_and_no_parameters(engine: AsyncE
         held = worker_locals(driver)
         assert held["result"] == []
         assert held["function"].args[1:] == ([],)
+
+
+ROUND_TRIP = """
+import asyncio, tempfile
+from sqlalchemy import text
+from storage.db import create_engine
+
+async def main() -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tempfile.mkdtemp()}/t.db")
+    async with engine.begin() as conn:
+        await conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT)"))
+        await conn.execute(text("INSERT INTO t (name) VALUES (:n)"), [{"n": "a"}, {"n": "b"}])
+        rows = (await conn.execute(text("SELECT name FROM t ORDER BY id"))).all()
+    print(type(engine.dialect.dbapi).__name__, *(row[0] for row in rows))
+    await engine.dispose()
+
+asyncio.run(main())
+"""
+
+
+def test_without_a_name_it_uses_the_stock_adapter_which_runs_queries() -> None:
+    """SQLAlchemy 2.0 names `sqlalchemy.util.concurrency.await_` `await_only`: the one-trip
+    adapter steps aside, says so once, and SQLAlchemy's own adapter runs. (SQLAlchemy's code
+    keeps the module it was written with; what Daka looks up is the renamed one.)"""
+    done = run_python(
+        """
+        import sys, types
+        import sqlalchemy.dialects.sqlite.aiosqlite, sqlalchemy.ext.asyncio
+        real = sys.modules["sqlalchemy.util.concurrency"]
+        renamed = types.ModuleType(real.__name__)
+        vars(renamed).update({k: v for k, v in vars(real).items() if k != "await_"})
+        renamed.await_only = real.await_
+        sys.modules[real.__name__] = renamed
+        """,
+        ROUND_TRIP,
+    )
+    assert done.stdout.split() == ["AsyncAdapt_aiosqlite_dbapi", "a", "b"]
+    assert done.stderr.count("steps aside") == 1
+    assert "sqlalchemy.util.concurrency:await_ is missing" in done.stderr
+
+
+def test_on_another_release_the_stock_adapter_runs() -> None:
+    done = run_python(PRETEND_RELEASES, ROUND_TRIP, RELEASES="sqlalchemy=2.2.0")
+    assert done.stdout.split() == ["AsyncAdapt_aiosqlite_dbapi", "a", "b"]
+    assert "sqlalchemy 2.2.0 is not the 2.1.x it was written for" in done.stderr
+    done = run_python(PRETEND_RELEASES, ROUND_TRIP, RELEASES="aiosqlite=0.23.0")
+    assert done.stdout.split() == ["AsyncAdapt_aiosqlite_dbapi", "a", "b"]
+
+
+def test_on_the_locked_releases_the_one_trip_adapter_runs_silently() -> None:
+    done = run_python(ROUND_TRIP)
+    assert done.stdout.split() == ["OneTripDBAPI", "a", "b"]
+    assert done.stderr == ""
