@@ -37,6 +37,10 @@ header when a secret was set. A test can put a load balancer in front of several
 - ``webhook_deliveries`` lists every attempt; ``wait_webhook_idle()`` waits until no update
   is pending or in flight. With aiogram's default ``handle_in_background=True`` a 2xx only
   means "received": wait for the bot's replies, not for idleness.
+
+``hold(method, after=N)`` carries out and records the calls of ``method`` after the first N but
+keeps their answers back until ``release()``: ``Hold.held`` is what was on the wire when a test
+killed the client.
 """
 
 from __future__ import annotations
