@@ -79,8 +79,8 @@ class Outcomes:
     group being written; each is sent again by the sender that takes the batch over."""
 
     write: Callable[[Sequence[Settled]], Awaitable[None]]
-    group: int = 8
-    delay: float = 0.005
+    group: int = 16
+    delay: float = 0.01
     _waiting: list[Settled] = field(default_factory=list)
     _timer: asyncio.TimerHandle | None = None
     _writing: asyncio.Task[None] | None = None
@@ -138,8 +138,8 @@ class Sender:
     lease: timedelta = timedelta(minutes=2)
     max_attempts: int = 4
     backoff_cap: float = 30.0
-    settle_group: int = 8
-    settle_delay: float = 0.005
+    settle_group: int = 16  # small beside the up to 100 sends on the wire (aiohttp's limit)
+    settle_delay: float = 0.01
     stats: SendStats = field(default_factory=SendStats)
     _limiter: AsyncLimiter | None = None
     _resume_at: float = 0.0
