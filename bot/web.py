@@ -1,6 +1,7 @@
 """Webhook mode and the operations endpoints.
 
-`daka webhook` serves Telegram's deliveries on `WEBHOOK_PATH`, `/healthz` and `/metrics`. Any
+`daka webhook` serves Telegram's deliveries on the path of `--url` (or `WEBHOOK_PATH`), `/healthz`
+and `/metrics`. Any
 number of replicas may run behind a load balancer: each delivery is handled and committed by
 the same journaled `UpdateProcessor` as long polling (a delivery Telegram repeats is skipped),
 and one member's updates are handled one at a time across replicas by aiogram's event
@@ -18,7 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from aiogram import Bot
 from aiogram.fsm.storage.base import BaseEventIsolation, StorageKey
@@ -30,7 +31,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot import metrics
-from bot.config import Settings
+from bot.config import SettingError, Settings
 from bot.updates import Unreadable, UpdateProcessor, read_update, user_key
 from domain.clock import Clock, SystemClock
 from storage.db import create_engine, create_session_factory
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 CHECK_TIMEOUT = 2.0
 RESEND_AFTER = timedelta(minutes=1)  # a reply older than this was lost by a replica that died
+OPS_PATHS = ("/healthz", "/metrics")
 
 
 class Probe:
@@ -173,12 +175,28 @@ class WebhookHandler:
                 log.warning("a member's lock had expired before their batch ended: %s", exc)
 
 
-def webhook_url(public_url: str, path: str) -> str:
-    """`--url` may be the full URL or just the site; the site gets `WEBHOOK_PATH`."""
+def webhook_target(settings: Settings, public_url: str | None) -> tuple[str | None, str]:
+    """The URL Telegram is given and the path served, which must be the path it names.
+
+    A `--url` with a path is served on that path; a `--url` that is only the site gets
+    `WEBHOOK_PATH` appended; no `--url` (a replica with `--no-set-webhook`) serves
+    `WEBHOOK_PATH`. A `WEBHOOK_PATH` set on purpose that names another path than `--url` is
+    refused: one of them is a mistake, and Telegram would get 404 for every delivery."""
+    if public_url is None:
+        return None, settings.webhook_path
     parts = urlsplit(public_url)
     if parts.path in ("", "/"):
-        parts = parts._replace(path=path)
-    return urlunsplit(parts)
+        return urlunsplit(parts._replace(path=settings.webhook_path)), settings.webhook_path
+    path = unquote(parts.path)  # what aiohttp matches a request's path against
+    if "webhook_path" in settings.model_fields_set and path != settings.webhook_path:
+        raise SettingError(
+            "WEBHOOK_PATH",
+            f"is {settings.webhook_path} but --url {public_url} delivers to {path}: "
+            "leave WEBHOOK_PATH unset or make the two agree",
+        )
+    if path in OPS_PATHS:
+        raise SettingError("--url", f"{public_url} is invalid: {path} serves the operations")
+    return public_url, path
 
 
 async def run_webhook(
@@ -206,6 +224,7 @@ async def run_webhook(
     from domain.geo import DEFAULT_RESOLVER
 
     secret = settings.require_webhook_secret()
+    public_url, path = webhook_target(settings, url)
     clock = clock or SystemClock()
     engine = create_engine(settings.database_url)
     await prepare_database(engine)
@@ -223,7 +242,7 @@ async def run_webhook(
     probe = Probe(engine, redis)
     app = web.Application()
     deliveries = WebhookHandler(bot, processor, secret, isolation)
-    app.router.add_post(settings.webhook_path, deliveries.handle)
+    app.router.add_post(path, deliveries.handle)
     probe.add_routes(app)
     service = None
     stopped = stop or asyncio.Event()
@@ -239,20 +258,20 @@ async def run_webhook(
         site = web.TCPSite(runner, host, port)
         await site.start()
         bound = _bound_port(runner, port)
-        log.info("webhook server on %s:%d%s", host, bound, settings.webhook_path)
+        log.info("webhook server on %s:%d%s", host, bound, path)
         if set_webhook:
-            if not url:
+            if not public_url:
                 raise ValueError("--url is required unless --no-set-webhook is given")
             from handlers.common import install_commands
 
             await bot.set_webhook(
-                webhook_url(url, settings.webhook_path),
+                public_url,
                 secret_token=secret,
                 allowed_updates=ALLOWED_UPDATES,
                 drop_pending_updates=False,
             )
             await install_commands(bot)
-            log.info("webhook set to %s", webhook_url(url, settings.webhook_path))
+            log.info("webhook set to %s", public_url)
         if with_scheduler:
             from scheduler.jobs import SchedulerService
 

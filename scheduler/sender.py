@@ -3,9 +3,10 @@
 At most `SEND_RATE` messages a second overall (aiolimiter's leaky bucket) and one a second per
 chat. A 429 pauses every send for its `retry_after`, then the same message goes again; a 403
 marks the member unreachable; 5xx and network errors are retried with capped backoff, then the
-letter is marked failed. Letters are claimed in batches and their outcome written per batch, so
-a killed sender repeats at most the batch it had in flight (another sender takes it over once
-its lease runs out)."""
+letter is marked failed. Letters are claimed in batches, and each one's outcome is written as it
+settles, in small groups (`Outcomes`): a killed sender repeats only the sends that were on the
+wire and the few settled in the last milliseconds; another sender takes the rest of its batch
+over once its lease runs out."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -59,6 +60,73 @@ class SendStats:
         return self.sent / elapsed if elapsed > 0 else 0.0
 
 
+@dataclass(frozen=True)
+class Settled:
+    """A letter's outcome; `unreachable` is its member when Telegram said they blocked the bot."""
+
+    letter_id: int
+    values: dict[str, Any]
+    unreachable: int | None = None
+
+
+@dataclass
+class Outcomes:
+    """Outcomes on their way to the outbox, written as letters settle rather than per claimed
+    batch: once `group` are waiting or `delay` seconds after the first of them, whichever comes
+    first, and whatever gathered meanwhile goes with the next write (one write at a time).
+
+    What a kill loses is what was not written yet: the sends on the wire, these few and the
+    group being written; each is sent again by the sender that takes the batch over."""
+
+    write: Callable[[Sequence[Settled]], Awaitable[None]]
+    group: int = 16
+    delay: float = 0.01
+    _waiting: list[Settled] = field(default_factory=list)
+    _timer: asyncio.TimerHandle | None = None
+    _writing: asyncio.Task[None] | None = None
+
+    def add(self, outcome: Settled) -> None:
+        self._waiting.append(outcome)
+        if len(self._waiting) >= self.group:
+            self._start_writing()
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self.delay, self._start_writing)
+
+    async def flush(self) -> None:
+        """Everything added so far is written when this returns; raises if the write fails."""
+        if self._writing is not None:
+            await self._writing
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._waiting:
+            settled, self._waiting = self._waiting, []
+            try:
+                await self.write(settled)
+            except BaseException:
+                self._waiting[:0] = settled
+                raise
+
+    def _start_writing(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._writing is None or self._writing.done():
+            self._writing = asyncio.create_task(self._write_waiting())
+
+    async def _write_waiting(self) -> None:
+        while self._waiting:
+            settled, self._waiting = self._waiting, []
+            try:
+                await self.write(settled)
+            except Exception as exc:
+                # Kept for the next write, at the latest the batch's last (`flush`), which
+                # raises if the database is still failing.
+                self._waiting[:0] = settled
+                log.warning("sender: writing %d outcomes failed: %s", len(settled), exc)
+                return
+
+
 @dataclass
 class Sender:
     bot: Bot
@@ -70,6 +138,8 @@ class Sender:
     lease: timedelta = timedelta(minutes=2)
     max_attempts: int = 4
     backoff_cap: float = 30.0
+    settle_group: int = 16  # small beside the up to 100 sends on the wire (aiohttp's limit)
+    settle_delay: float = 0.01
     stats: SendStats = field(default_factory=SendStats)
     _limiter: AsyncLimiter | None = None
     _resume_at: float = 0.0
@@ -137,26 +207,34 @@ class Sender:
 
     async def _send_batch(self, letters: Sequence[Outbox]) -> None:
         checked_in, unreachable = await self._recheck(letters)
-        outcomes: list[tuple[int, dict[str, Any]]] = []
+        outcomes = Outcomes(self._write, self.settle_group, self.settle_delay)
         to_send = []
         for letter in letters:
             assert letter.id is not None
             if letter.kind == "remind" and (letter.member_id, letter.day) in checked_in:
-                outcomes.append((letter.id, {"status": "skipped", "error": "checked in"}))
+                outcomes.add(Settled(letter.id, {"status": "skipped", "error": "checked in"}))
+                self.stats.skipped += 1
             elif letter.member_id is not None and letter.member_id in unreachable:
-                outcomes.append((letter.id, {"status": "skipped", "error": "unreachable"}))
+                outcomes.add(Settled(letter.id, {"status": "skipped", "error": "unreachable"}))
+                self.stats.skipped += 1
             else:
                 to_send.append(letter)
-        self.stats.skipped += len(outcomes)
-        results = await asyncio.gather(*(self._deliver(letter) for letter in to_send))
-        outcomes += results
-        blocked = [
-            letter.member_id
-            for letter, (_, values) in zip(to_send, results, strict=True)
-            if values["status"] == "blocked" and letter.member_id is not None
-        ]
+
+        async def send(letter: Outbox) -> None:
+            letter_id, values = await self._deliver(letter)
+            blocked = letter.member_id if values["status"] == "blocked" else None
+            outcomes.add(Settled(letter_id, values, blocked))
+
+        try:
+            await asyncio.gather(*(send(letter) for letter in to_send))
+        finally:
+            await outcomes.flush()
+
+    async def _write(self, settled: Sequence[Settled]) -> None:
+        """One group of outcomes, and the members found unreachable, in one transaction."""
+        blocked = [s.unreachable for s in settled if s.unreachable is not None]
         async with self.sessions() as session:
-            await OutboxRepo(session).settle(outcomes)
+            await OutboxRepo(session).settle([(s.letter_id, s.values) for s in settled])
             if blocked:
                 await session.exec(
                     update(Member)

@@ -216,6 +216,21 @@ async def test_fail_only_for_one_chat(server: FakeBotAPI, bot: Bot) -> None:
     await bot.send_message(7, "now fine")
 
 
+async def test_a_hold_keeps_answers_back_after_the_first_calls(
+    server: FakeBotAPI, bot: Bot
+) -> None:
+    hold = server.hold("sendMessage", after=1)
+    await bot.send_message(USER, "answered")
+    waiting = asyncio.create_task(bot.send_message(USER, "on the wire"))
+    await server.wait_for(lambda: len(hold.held) == 1, timeout=5)
+    assert [m.text for m in server.messages(USER)] == ["answered", "on the wire"]
+    assert not waiting.done()
+    hold.release()
+    assert (await asyncio.wait_for(waiting, timeout=5)).text == "on the wire"
+    await bot.send_message(USER, "after the release")
+    assert [c.params["text"] for c in hold.held] == ["on the wire"]
+
+
 async def test_block_and_unblock(server: FakeBotAPI, bot: Bot) -> None:
     server.block(USER)
     with pytest.raises(TelegramForbiddenError, match="blocked by the user"):

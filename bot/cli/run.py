@@ -29,7 +29,9 @@ def add_parsers(sub: Subparsers) -> None:
     webhook.add_argument("--host", default="0.0.0.0", help="address to listen on")
     webhook.add_argument("--port", type=int, default=8080, help="port to listen on")
     webhook.add_argument(
-        "--url", help="public HTTPS URL Telegram delivers to (the site, or site + WEBHOOK_PATH)"
+        "--url",
+        help="public HTTPS URL Telegram delivers to; its path is served "
+        "(the site alone gets WEBHOOK_PATH)",
     )
     webhook.add_argument(
         "--no-set-webhook",
@@ -78,7 +80,9 @@ def serve(args: argparse.Namespace, settings: Settings, clock: Clock) -> None:
         settings.require_webhook_secret()
         if args.set_webhook and not args.url:
             raise UserError("webhook: --url is required unless --no-set-webhook is given")
-        from bot.web import run_webhook
+        from bot.web import run_webhook, webhook_target
+
+        webhook_target(settings, args.url)  # a path that disagrees: one line, exit 2
 
         asyncio.run(
             run_webhook(

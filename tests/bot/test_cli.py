@@ -214,6 +214,28 @@ def test_webhook_mode_needs_its_secret_and_a_public_url(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_a_webhook_path_that_disagrees_with_the_url_is_refused(tmp_path: Path) -> None:
+    """Regression: `--url https://bot.example.org/hook` with WEBHOOK_PATH=/telegram registered
+    /hook and served /telegram, so Telegram got 404 for every update; now it does not start."""
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("BOT_", "DATABASE_", "WEB"))},
+        "HOME": str(tmp_path),
+        "PYTHONPATH": str(ROOT),
+        "BOT_TOKEN": "42:TEST",
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/d.db",
+        "WEBHOOK_SECRET": "s3cret",
+        "WEBHOOK_PATH": "/telegram",
+    }
+    for extra in ([], ["--no-set-webhook"]):
+        result = run_daka("webhook", "--url", "https://bot.example.org/hook", *extra, env=env)
+        assert result.returncode == 2
+        assert result.stderr.splitlines() == [
+            "daka: setting WEBHOOK_PATH is /telegram but --url https://bot.example.org/hook "
+            "delivers to /hook: leave WEBHOOK_PATH unset or make the two agree"
+        ]
+    assert not (tmp_path / "d.db").exists(), "it got as far as the database"
+
+
 def test_help_lists_every_command(tmp_path: Path) -> None:
     env = {**os.environ, "HOME": str(tmp_path), "PYTHONPATH": str(ROOT)}
     result = run_daka("--help", env=env)

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
 from sqlalchemy import func
 from sqlmodel import select
 
-from bot.config import Settings
-from bot.web import SECRET_HEADER, run_webhook, webhook_url
+from bot.config import SettingError, Settings
+from bot.web import SECRET_HEADER, run_webhook, webhook_target
 from storage.db import create_engine, create_session_factory
 from storage.models import InboundUpdate
 from tests.fakebot import FakeBotAPI
@@ -29,11 +31,12 @@ class Replica:
     base: str
     stop: asyncio.Event
     task: asyncio.Task[None]
+    path: str = "/telegram"
 
     async def post(self, body: Any, secret: str | None = SECRET) -> aiohttp.ClientResponse:
         headers = {SECRET_HEADER: secret} if secret is not None else {}
         async with aiohttp.ClientSession() as http:
-            response = await http.post(f"{self.base}/telegram", json=body, headers=headers)
+            response = await http.post(self.base + self.path, json=body, headers=headers)
             await response.read()
             return response
 
@@ -42,15 +45,11 @@ class Replica:
             return response.status, await response.text()
 
 
-@pytest.fixture
-async def replica(server: FakeBotAPI, database_url: str, redis_url: str) -> AsyncIterator[Replica]:
-    settings = Settings(
-        bot_token=server.token,
-        telegram_api_url=server.url,
-        database_url=database_url,
-        redis_url=redis_url,
-        webhook_secret=SECRET,
-    )
+@contextlib.asynccontextmanager
+async def serving(
+    settings: Settings, url: str | None, *, set_webhook: bool = True
+) -> AsyncIterator[Replica]:
+    """`daka webhook --url URL` in this process, on a free port of 127.0.0.1."""
     stop = asyncio.Event()
     port: asyncio.Future[int] = asyncio.get_running_loop().create_future()
     task = asyncio.create_task(
@@ -58,7 +57,8 @@ async def replica(server: FakeBotAPI, database_url: str, redis_url: str) -> Asyn
             settings,
             host="127.0.0.1",
             port=0,
-            url="https://daka.example.edu",
+            url=url,
+            set_webhook=set_webhook,
             ready=port.set_result,
             stop=stop,
         )
@@ -71,6 +71,24 @@ async def replica(server: FakeBotAPI, database_url: str, redis_url: str) -> Asyn
     yield Replica(f"http://127.0.0.1:{port.result()}", stop, task)
     stop.set()
     await asyncio.wait_for(task, timeout=30)
+
+
+def webhook_settings(server: FakeBotAPI, database_url: str, **more: Any) -> Settings:
+    return Settings(
+        _env_file=None,
+        bot_token=server.token,
+        telegram_api_url=server.url,
+        database_url=database_url,
+        webhook_secret=SECRET,
+        **more,
+    )
+
+
+@pytest.fixture
+async def replica(server: FakeBotAPI, database_url: str, redis_url: str) -> AsyncIterator[Replica]:
+    settings = webhook_settings(server, database_url, redis_url=redis_url)
+    async with serving(settings, "https://daka.example.edu") as running:
+        yield running
 
 
 def help_update(update_id: int, user_id: int = 5005) -> dict[str, Any]:
@@ -181,10 +199,61 @@ async def test_metrics_count_updates_by_type(replica: Replica, server: FakeBotAP
         assert name in after
 
 
-def test_the_url_gets_the_webhook_path_only_when_it_has_none() -> None:
-    assert webhook_url("https://a.example", "/telegram") == "https://a.example/telegram"
-    assert webhook_url("https://a.example/", "/telegram") == "https://a.example/telegram"
-    assert webhook_url("https://a.example/hook/x", "/telegram") == "https://a.example/hook/x"
+async def test_telegram_delivers_to_the_path_the_url_names(
+    server: FakeBotAPI, sqlite_url: str
+) -> None:
+    """Regression: `--url https://bot.example.org/hook` registered /hook while the server
+    listened on WEBHOOK_PATH (/telegram), so every delivery got 404 and nobody an answer."""
+    settings = webhook_settings(server, sqlite_url)
+    async with serving(settings, "https://bot.example.org/hook") as replica:
+        assert server.webhook_url == "https://bot.example.org/hook"
+        # Telegram posts to the registered URL's path, on this replica.
+        server.webhook_targets = [replica.base + urlsplit(server.webhook_url).path]
+        li = server.user(5005, language_code="en")
+        li.send("/help")
+        reply = await li.next_reply()
+        assert "/checkin" in reply.text
+        assert [d.status for d in server.webhook_deliveries] == [200]
+        assert (await replica.get("/healthz"))[0] == 200
+        unregistered = await replace(replica, path="/telegram").post(help_update(9))
+        assert unregistered.status == 404  # WEBHOOK_PATH is not served beside it
+
+
+async def test_a_replica_that_does_not_set_the_webhook_serves_the_same_path(
+    server: FakeBotAPI, sqlite_url: str
+) -> None:
+    settings = webhook_settings(server, sqlite_url)
+    async with serving(settings, "https://bot.example.org/hook", set_webhook=False) as replica:
+        assert server.webhook_url == "", "a --no-set-webhook replica called setWebhook"
+        delivered = await replace(replica, path="/hook").post(help_update(1))
+        assert delivered.status == 200
+        assert "/checkin" in (await server.next_reply(5005)).text
+
+
+def test_the_path_served_is_the_urls_and_a_site_gets_webhook_path() -> None:
+    default = Settings(_env_file=None)
+    assert webhook_target(default, "https://a.example") == (
+        "https://a.example/telegram",
+        "/telegram",
+    )
+    assert webhook_target(default, "https://a.example/") == (
+        "https://a.example/telegram",
+        "/telegram",
+    )
+    assert webhook_target(default, "https://a.example/hook/x") == (
+        "https://a.example/hook/x",
+        "/hook/x",
+    )
+    assert webhook_target(default, None) == (None, "/telegram")
+    own = Settings(_env_file=None, webhook_path="/tg")
+    assert webhook_target(own, "https://a.example") == ("https://a.example/tg", "/tg")
+    assert webhook_target(own, "https://a.example/tg") == ("https://a.example/tg", "/tg")
+    assert webhook_target(own, None) == (None, "/tg")
+    with pytest.raises(SettingError) as conflict:
+        webhook_target(own, "https://a.example/hook")
+    assert str(conflict.value).startswith("WEBHOOK_PATH is /tg but --url https://a.example/hook")
+    with pytest.raises(SettingError, match="/healthz serves the operations"):
+        webhook_target(default, "https://a.example/healthz")
 
 
 async def test_a_member_held_by_another_replica_waits_for_it(

@@ -4,7 +4,7 @@ See :mod:`tests.fakebot.server` for the server and :mod:`tests.fakebot.users` fo
 """
 
 from .models import Call, CallbackAnswer, SentMessage, UploadedFile, WebhookDelivery
-from .server import ApiError, FailureRule, FakeBotAPI
+from .server import ApiError, FailureRule, FakeBotAPI, Hold
 from .tghtml import EntityParseError, parse_html
 from .users import FakeUser
 
@@ -16,6 +16,7 @@ __all__ = [
     "FailureRule",
     "FakeBotAPI",
     "FakeUser",
+    "Hold",
     "SentMessage",
     "UploadedFile",
     "WebhookDelivery",

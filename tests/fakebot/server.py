@@ -37,6 +37,10 @@ header when a secret was set. A test can put a load balancer in front of several
 - ``webhook_deliveries`` lists every attempt; ``wait_webhook_idle()`` waits until no update
   is pending or in flight. With aiogram's default ``handle_in_background=True`` a 2xx only
   means "received": wait for the bot's replies, not for idleness.
+
+``hold(method, after=N)`` carries out and records the calls of ``method`` after the first N but
+keeps their answers back until ``release()``: ``Hold.held`` is what was on the wire when a test
+killed the client.
 """
 
 from __future__ import annotations
@@ -53,7 +57,7 @@ import time
 import urllib.parse
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
@@ -77,7 +81,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("tests.fakebot")
 
-__all__ = ["ApiError", "FailureRule", "FakeBotAPI"]
+__all__ = ["ApiError", "FailureRule", "FakeBotAPI", "Hold"]
 
 # Parameters that are always strings (never JSON-decoded / coerced to numbers).
 _STRING_KEYS = frozenset(
@@ -268,6 +272,25 @@ class FailureRule:
     def error(self) -> ApiError:
         params = {"retry_after": self.retry_after} if self.retry_after is not None else None
         return ApiError(self.status, self.description, params)
+
+
+@dataclass(eq=False)
+class Hold:
+    """Answers kept back; see :meth:`FakeBotAPI.hold`. ``held`` lists the calls carried out
+    (Telegram has done them) whose answers have not left yet: what is on the wire."""
+
+    method: str  # lower-case method name or "*"
+    after: int
+    seen: int = 0
+    held: list[Call] = field(default_factory=list)
+    released: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def matches(self, method: str) -> bool:
+        return self.method in ("*", method.lower())
+
+    def release(self) -> None:
+        """Let every held answer go, and answer later calls at once."""
+        self.released.set()
 
 
 @dataclass(slots=True)
@@ -492,6 +515,7 @@ class FakeBotAPI:
         self._answer_cursor = 0
         self._callback_chats: dict[str, int | None] = {}
         self._failures: list[FailureRule] = []
+        self._holds: list[Hold] = []
         self._blocked: set[int] = set()
         self._files: dict[str, _StoredFile] = {}
         self._files_by_path: dict[str, _StoredFile] = {}
@@ -580,6 +604,8 @@ class FakeBotAPI:
         Webhook deliveries in flight are abandoned; their updates stay pending.
         """
         self._closing = True
+        for hold in self._holds:
+            hold.release()
         self._wake_poller("closing")
         await self._stop_webhook()
         runner, self._runner = self._runner, None
@@ -984,6 +1010,16 @@ class FakeBotAPI:
 
     def clear_failures(self) -> None:
         self._failures.clear()
+
+    def hold(self, method: str, *, after: int = 0) -> Hold:
+        """Carry out and record the calls of ``method`` (``"*"``: any) after the first
+        ``after``, but keep their HTTP answers back until ``release()`` (or ``stop()``): the
+        client waits as it would for an answer lost on a slow network. ``Hold.held`` lists
+        them, so a test can say exactly which calls were on the wire when it killed a client.
+        """
+        hold = Hold(method=method.lower(), after=after)
+        self._holds.append(hold)
+        return hold
 
     def block(self, chat_id: int) -> None:
         """The user blocked the bot: every call for this chat answers 403 until unblock()."""
@@ -1440,7 +1476,18 @@ class FakeBotAPI:
             self._record(Call(name, {}, None, at, err.status, None, err.description))
             return self._response(err.status, err.body())
         status, body = await self._invoke(raw_method, params, at)
+        await self._keep_back(self.calls[-1])  # the call `_invoke` has just recorded
         return self._response(status, body)
+
+    async def _keep_back(self, call: Call) -> None:
+        for hold in self._holds:
+            if hold.matches(call.method) and not hold.released.is_set():
+                hold.seen += 1
+                if hold.seen > hold.after:
+                    hold.held.append(call)
+                    self._notify()
+                    await hold.released.wait()
+                    return
 
     async def _load_params(self, request: web.Request, name: str) -> JSON:
         try:
