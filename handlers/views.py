@@ -10,7 +10,6 @@ from aiogram import Bot, Router
 from aiogram.filters import Command, CommandObject, StateFilter
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import (
-    BufferedInputFile,
     CallbackQuery,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
@@ -21,6 +20,7 @@ from sqlmodel import col, select
 
 from bot.context import Visitor
 from bot.i18n import current_language
+from bot.replies import Upload
 from domain.clock import Clock, day_end, local_day
 from domain.status import DayStatus, Figures
 from scheduler import texts
@@ -503,7 +503,7 @@ async def on_export(
     message: Message, command: CommandObject, bot: Bot, repo: Repo, clock: Clock, visitor: Visitor
 ) -> None:
     """/export [csv] [DATE | FROM TO]: the scope's rows as .xlsx (or .csv)."""
-    from storage.export import export_rows, export_summary, write_csv, write_xlsx
+    from storage.export import export_days  # openpyxl: not in every process's memory
 
     grants = await managed(repo, visitor)
     if not grants:
@@ -525,23 +525,25 @@ async def on_export(
     scope = scope_of(grants[0])
     under = None if scope == ORG else [scope]
     try:
-        header, rows = await export_rows(
-            repo.session, org=org, first=first, last=last, under=under
-        )
-        if as_csv:
-            data, name = write_csv(header, rows), f"daka-{first}-{last}.csv"
-        else:
-            summary = await export_summary(
-                repo.session, org=org, first=first, last=last, under=under
-            )
-            data, name = write_xlsx(header, rows, summary), f"daka-{first}-{last}.xlsx"
+        export_days(first, last)
     except ValueError:
         await message.answer(_("Please choose at most 366 days, the first before the last."))
         return
+    kind = "csv" if as_csv else "xlsx"
+    # Made after the commit, off the event loop (bot.replies.Upload); `{rows}` is filled in then.
+    upload = Upload(
+        "export",
+        {"org": org.id, "first": f"{first}", "last": f"{last}", "under": under, "format": kind},
+        filename=f"daka-{first}-{last}.{kind}",
+        failed=_(
+            "This export could not be made. Please choose fewer days, or ask for CSV:"
+            " /export csv FROM TO"
+        ),
+    )
     await bot.send_document(
         message.chat.id,
-        BufferedInputFile(data, filename=name),
-        caption=_("{rows} rows, {first} to {last}").format(rows=len(rows), first=first, last=last),
+        upload,
+        caption=_("{rows} rows, {first} to {last}").format(rows="{rows}", first=first, last=last),
     )
     await repo.audit.log(
         org_id=org.id,
