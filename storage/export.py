@@ -78,10 +78,6 @@ from typing import Any, BinaryIO, Final, cast
 from xml.etree import ElementTree
 from zoneinfo import ZoneInfo
 
-from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
-from openpyxl.styles import Font
-from openpyxl.utils import get_column_letter
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -637,7 +633,7 @@ class XlsxOut:
             raise ValueError(_too_many(self._next - 2 + len(rows)))
         width = max((len(row) for row in rows), default=0)
         while len(self._letters) < width:
-            self._letters.append(get_column_letter(len(self._letters) + 1))
+            self._letters.append(_column_letter(len(self._letters) + 1))
         for chunk in _rows_xml(rows, self._next, self._letters, self._templates):
             self._put(chunk)
         self._next += len(rows)
@@ -648,7 +644,7 @@ class XlsxOut:
     def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
         try:
             if kind is None:
-                last = get_column_letter(max(len(self._header), 1))
+                last = _column_letter(max(len(self._header), 1))
                 self._put(
                     _AUTO_FILTER.sub(f'<autoFilter ref="A1:{last}{self._next - 1}"', self._suffix)
                 )
@@ -668,6 +664,8 @@ def _layout(
     header: Sequence[str], summary: Sequence[Sequence[Cell]], sample: Sequence[Sequence[str]]
 ) -> bytes:
     """The workbook without detail rows: the summary sheet whole, the detail sheet's header."""
+    from openpyxl import Workbook
+
     book = Workbook(write_only=True)
 
     sheet = book.create_sheet("Summary")
@@ -678,7 +676,7 @@ def _layout(
         cells: list[Any] = [_xlsx_cell(sheet, v) for v in row]
         rate = row[rate_column]
         if isinstance(rate, int | float):
-            cell = WriteOnlyCell(sheet, value=rate)
+            cell = _text_cell(sheet, rate)
             cell.number_format = _PERCENT
             cells[rate_column] = cell
         sheet.append(cells)
@@ -686,7 +684,7 @@ def _layout(
     sheet = book.create_sheet(_DETAIL)
     _prepare(sheet, header, sample)
     sheet.append(_header_cells(sheet, header))
-    sheet.auto_filter.ref = f"A1:{get_column_letter(max(len(header), 1))}1"  # see XlsxOut
+    sheet.auto_filter.ref = f"A1:{_column_letter(max(len(header), 1))}1"  # see XlsxOut
 
     buffer = io.BytesIO()
     book.save(buffer)
@@ -798,7 +796,23 @@ def _prepare(sheet: Any, header: Sequence[str], rows: Sequence[Sequence[Cell]]) 
     for index, name in enumerate(header):
         sample = (row[index] for row in rows[:_WIDTH_SAMPLE] if index < len(row))
         width = max([_display_width(name), *(_display_width(v) for v in sample)])
-        sheet.column_dimensions[get_column_letter(index + 1)].width = min(width + 2, _MAX_WIDTH)
+        sheet.column_dimensions[_column_letter(index + 1)].width = min(width + 2, _MAX_WIDTH)
+
+
+def _column_letter(number: int) -> str:
+    """A column's letters: 1 is A, 27 is AA (openpyxl's `get_column_letter`, which this module
+    does not import: a handler checks an export's days here without loading openpyxl)."""
+    letters = ""
+    while number > 0:
+        number, rest = divmod(number - 1, 26)
+        letters = chr(ord("A") + rest) + letters
+    return letters
+
+
+def _text_cell(sheet: Any, value: Cell) -> Any:
+    from openpyxl.cell import WriteOnlyCell
+
+    return WriteOnlyCell(sheet, value=value)
 
 
 def _display_width(value: Cell) -> int:
@@ -809,7 +823,9 @@ def _display_width(value: Cell) -> int:
 def _header_cells(sheet: Any, header: Sequence[str]) -> list[Any]:
     cells = []
     for name in header:
-        cell = WriteOnlyCell(sheet, value=name)
+        from openpyxl.styles import Font
+
+        cell = _text_cell(sheet, name)
         cell.font = Font(bold=True)
         cells.append(cell)
     return cells
@@ -825,7 +841,7 @@ def _xlsx_cell(sheet: Any, value: Cell) -> Any:
     if not text:
         return None
     if text[0] in "=#":
-        cell = WriteOnlyCell(sheet, value=text)
+        cell = _text_cell(sheet, text)
         cell.data_type = "s"
         return cell
     return text
