@@ -448,7 +448,28 @@ async def write_export(
     out: BinaryIO,
 ) -> int:
     """The export as CSV or XLSX, written into `out` a chunk of rows at a time; returns the
-    number of detail rows."""
+    number of detail rows.
+
+    The cyclic garbage collector is held off throughout, not only while each chunk is built:
+    re-enabled after every chunk it walked the kept rows and the heap again, 1.1 s of CPU for
+    100,000 rows. The rows die by reference counting; only cycles wait for the end. Run it
+    where nothing else runs on the event loop (a worker's own, a command's)."""
+    with collector_paused():
+        return await _write_export(
+            session, org=org, first=first, last=last, under=under, as_csv=as_csv, out=out
+        )
+
+
+async def _write_export(
+    session: AsyncSession,
+    *,
+    org: Organisation,
+    first: date,
+    last: date,
+    under: Sequence[int] | None,
+    as_csv: bool,
+    out: BinaryIO,
+) -> int:
     header = detail_header(org)
     chunks = detail_chunks(session, org=org, first=first, last=last, under=under)
     sample: list[list[str]] = []  # the XLSX's column widths come from the first rows
