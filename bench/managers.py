@@ -950,7 +950,8 @@ class ExportLoad:
 
     seconds: float  # /export sent -> its file received
     before_kib: int  # the bot's RSS just before
-    peak_kib: int  # the highest RSS sampled until the file arrived
+    peak_kib: int  # the bot's highest RSS sampled until the file arrived
+    child_peak_kib: int  # the highest RSS of its child processes (the export's maker)
     during_ms: list[float]  # replies to /today asked while the export was under way
     idle_ms: list[float]  # the same, in the seconds before it
 
@@ -1059,13 +1060,14 @@ LOAD_PAUSE_S = 0.1  # between one member's answer and their next question
 IDLE_S = 3.0  # of that load before /export
 RSS_SAMPLE_S = 0.01
 LATENCY_GOAL_MS = 300.0  # p99 of the others' replies while an export is made
-EXPORT_MEMORY_GOAL_MIB = 250  # the bot's highest RSS while it makes the export
+EXPORT_MEMORY_GOAL_MIB = 250  # the highest RSS of the process that makes the export
 
 
 async def export_under_load(server: FakeBotAPI, pid: int, day: date) -> ExportLoad:
     """Members ask /today in a loop; after `IDLE_S` the administrator asks for /export of the
-    whole organisation; until the file arrives the bot's RSS (VmRSS in /proc) is sampled every
-    10 ms. Latency: from pushing the update to the fake Telegram to the reply arriving there."""
+    whole organisation; until the file arrives the RSS (VmRSS in /proc) of the bot and of its
+    child processes (the export is made in one) is sampled every 10 ms. Latency: from pushing
+    the update to the fake Telegram to the reply arriving there."""
     clients = [server.user(FIRST_TELEGRAM_ID + 4_999 * i) for i in range(LOAD_CLIENTS)]
     for client in clients:
         client.drain()
@@ -1079,12 +1081,13 @@ async def export_under_load(server: FakeBotAPI, pid: int, day: date) -> ExportLo
             asked.append((started, now() - started))
             await asyncio.sleep(LOAD_PAUSE_S)
 
-    peak = 0
+    peak = child_peak = 0
 
     async def sample() -> None:
-        nonlocal peak
+        nonlocal peak, child_peak
         while not stop.is_set():
             peak = max(peak, _rss(pid))
+            child_peak = max([child_peak, *(_rss(c) for c in _children(pid))])
             await asyncio.sleep(RSS_SAMPLE_S)
 
     load = [asyncio.create_task(keep_asking(c)) for c in clients]
@@ -1108,6 +1111,7 @@ async def export_under_load(server: FakeBotAPI, pid: int, day: date) -> ExportLo
         seconds=ended - started,
         before_kib=before,
         peak_kib=peak,
+        child_peak_kib=child_peak,
         during_ms=[1000 * took for at, took in asked if started <= at <= ended],
         idle_ms=[1000 * took for at, took in asked if at < started],
     )
@@ -1131,7 +1135,21 @@ async def _imports_rss() -> int | None:
 
 
 def _rss(pid: int) -> int:
-    return process_memory(pid).get("VmRSS", 0)
+    try:
+        return process_memory(pid).get("VmRSS", 0)
+    except OSError:
+        return 0  # it has just exited
+
+
+def _children(pid: int) -> list[int]:
+    """The process's children and theirs (`/proc/PID/task/TID/children`)."""
+    found: list[int] = []
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            found.extend(int(c) for c in (task / "children").read_text().split())
+    except OSError:
+        return found
+    return found + [g for c in found for g in _children(c)]
 
 
 # --------------------------------------------------------------------------- report
@@ -1188,12 +1206,14 @@ def report(
         ok = ok and mem_ok
         for e in memory.exports:
             late = percentile(e.during_ms, 0.99) if e.during_ms else float("inf")
-            export_ok = late <= LATENCY_GOAL_MS and e.peak_kib / 1024 <= EXPORT_MEMORY_GOAL_MIB
+            export_ok = (
+                late <= LATENCY_GOAL_MS and e.child_peak_kib / 1024 <= EXPORT_MEMORY_GOAL_MIB
+            )
             ok = ok and export_ok
             rows.append(
                 (
-                    "/export under load: others' p99 ms, bot peak RSS",
-                    f"{late:,.0f} ms, {e.peak_kib / 1024:,.0f} MiB",
+                    "/export under load: others' p99, the export's peak RSS",
+                    f"{late:,.0f} ms, {e.child_peak_kib / 1024:,.0f} MiB",
                     "-",
                     "-",
                     f"<= {LATENCY_GOAL_MS:.0f} ms, <= {EXPORT_MEMORY_GOAL_MIB} MiB",
@@ -1234,8 +1254,9 @@ def report(
                 f"meanwhile {len(during)} /today answered, p50 {percentile(during, 0.5):.0f} ms, "
                 f"p99 {percentile(during, 0.99):.0f} ms, max {max(during, default=0):.0f} ms "
                 f"(before it: p50 {percentile(idle, 0.5):.0f}, "
-                f"p99 {percentile(idle, 0.99):.0f} ms); RSS {e.before_kib / 1024:.0f} -> "
-                f"peak {e.peak_kib / 1024:.0f} MiB (+{e.growth_mib:.0f})"
+                f"p99 {percentile(idle, 0.99):.0f} ms); bot RSS {e.before_kib / 1024:.0f} -> "
+                f"peak {e.peak_kib / 1024:.0f} MiB (+{e.growth_mib:.0f}); the export's process "
+                f"peak {e.child_peak_kib / 1024:.0f} MiB"
             )
         if memory.peak_kib is not None:
             print(f"bot: peak RSS (VmHWM) {memory.peak_kib / 1024:.0f} MiB")

@@ -14,8 +14,8 @@ answer) took about a quarter of the bot's time under load, this one about half o
 
 Uploads are replies too. A file the handler made (a chart, a member's data) is kept in its
 record, base64, until sent; a file that takes seconds to make (an export) is an `Upload`: its
-record says how to make it, and the sender makes it after the commit, one at a time in a worker
-thread with its own database connection, then uploads it from a temporary file. So a batch
+record says how to make it, and the sender makes it after the commit, one at a time, in a child
+process with its own database connection, then uploads it from a temporary file. So a batch
 that is rolled back and handled again sends its files once, and no file is made while the
 update's transaction is open or on the event loop."""
 
@@ -27,10 +27,11 @@ import contextlib
 import functools
 import json
 import logging
+import multiprocessing
 import os
 import tempfile
 from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -162,8 +163,9 @@ class Upload(InputFile):
         }
 
 
-# A maker runs in the worker thread: (database URL, args, output path) -> rows written. Named
-# here, imported when first used: the composition root knows them, the journal names them.
+# A maker runs in a child process: (database URL, args, output path) -> rows written; a
+# module-level function (it is pickled by name). Named here, imported when first used: the
+# composition root knows them, the journal names them.
 Maker = Callable[[str, Mapping[str, Any], str], int]
 MAKERS: dict[str, Callable[[], Maker]] = {}
 
@@ -176,9 +178,29 @@ def _export_maker() -> Maker:
 
 MAKERS["export"] = _export_maker
 
-# One file made at a time in the process, whatever the number of chats waiting for one: an
-# export of 100,000 rows holds tens of MiB while it is made, and several at once would add up.
+# One file made at a time by the process, whatever the number of chats waiting for one: an
+# export of 100,000 rows holds some 80 MiB while it is made, and several at once would add up.
+# The thread only waits for the child process that makes it (`_make_in_child`).
 _making = ThreadPoolExecutor(1, thread_name_prefix="daka-upload")
+
+
+# A file is made in a child process, not in a thread of the bot's: a thread shares the GIL with
+# the event loop, which wants it back after every wake-up (each answer of the database's
+# thread, each request) and waited up to 5 ms each time: the others' replies took ten times as
+# long while an export was made. The child is spawned (a fork would copy the bot's threads'
+# locks), runs at a lower priority than the bot, and gives all its memory back when it exits.
+MAKER_NICENESS: Final = 10
+
+
+def _make_in_child(maker: Maker, url: str, args: Mapping[str, Any], path: str) -> int:
+    """In the worker thread: run `maker` in a child process and wait for it."""
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(1, mp_context=spawn, initializer=_below_the_bot) as child:
+        return child.submit(maker, url, args, path).result()
+
+
+def _below_the_bot() -> None:
+    os.nice(MAKER_NICENESS)
 
 
 async def _buffered(method: TelegramMethod[Any], bot: Bot) -> TelegramMethod[Any]:
@@ -548,8 +570,8 @@ class ReplySender:
                     os.unlink(path)
 
     async def _make(self, upload: Upload) -> tuple[str, int] | None:
-        """Make an upload's file in the worker thread: its path and rows, or None when it
-        cannot be made (said in the log)."""
+        """Make an upload's file (`_make_in_child`): its path and rows, or None when it cannot
+        be made (said in the log)."""
         factory = MAKERS.get(upload.maker)
         if factory is None or self.database_url is None:
             log.warning("upload %r cannot be made here", upload.maker)
@@ -560,7 +582,9 @@ class ReplySender:
         maker = factory()
         loop = asyncio.get_running_loop()
         try:
-            rows = await loop.run_in_executor(_making, maker, self.database_url, upload.args, path)
+            rows = await loop.run_in_executor(
+                _making, _make_in_child, maker, self.database_url, upload.args, path
+            )
         except ValueError as exc:
             log.info("upload %r not made: %s", upload.maker, exc)
         except Exception:

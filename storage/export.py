@@ -494,8 +494,9 @@ async def _write_export(
 
 
 def make_export(url: str, args: Mapping[str, Any], path: str) -> int:
-    """`write_export` into the file `path`, on a connection of its own to `url`: for a worker
-    thread (it runs an event loop of its own), so that the bot's loop goes on answering.
+    """`write_export` into the file `path`, on a connection of its own to `url`, on an event
+    loop of its own: for the process the bot makes its uploads in (`bot.replies`), so that the
+    bot's loop goes on answering.
     `args`: org (id), first and last (ISO days), under (unit ids or None), format."""
     return asyncio.run(_make_export(url, args, path))
 
@@ -508,7 +509,7 @@ async def _make_export(url: str, args: Mapping[str, Any], path: str) -> int:
             if org is None:
                 raise ValueError(f"no organisation {args['org']}")
             under = args.get("under")
-            # This event loop is the worker thread's own: blocking it holds up nobody.
+            # This event loop is the maker's own: blocking it holds up nobody.
             with open(path, "wb") as out:  # noqa: ASYNC230
                 return await write_export(
                     session,
