@@ -954,6 +954,7 @@ class ExportLoad:
     child_peak_kib: int  # the highest RSS of its child processes (the export's maker)
     during_ms: list[float]  # replies to /today asked while the export was under way
     idle_ms: list[float]  # the same, in the seconds before it
+    slowest_at: float  # when the slowest of `during_ms` was asked, seconds after /export
 
     @property
     def growth_mib(self) -> float:
@@ -1107,13 +1108,15 @@ async def export_under_load(server: FakeBotAPI, pid: int, day: date) -> ExportLo
             task.cancel()
     if not (document.file_name or "").endswith(".xlsx") or f"{day}" not in document.text:
         raise BenchError(f"/export: unexpected reply {document.text[:200]!r}")
+    during = [(at, took) for at, took in asked if started <= at <= ended]
     return ExportLoad(
         seconds=ended - started,
         before_kib=before,
         peak_kib=peak,
         child_peak_kib=child_peak,
-        during_ms=[1000 * took for at, took in asked if started <= at <= ended],
+        during_ms=[1000 * took for _, took in during],
         idle_ms=[1000 * took for at, took in asked if at < started],
+        slowest_at=max(during, key=lambda d: d[1], default=(started, 0))[0] - started,
     )
 
 
@@ -1253,7 +1256,7 @@ def report(
                 f"bot: /export of {EXPORT_ROWS_LABEL} round {n}: file after {e.seconds:.2f} s; "
                 f"meanwhile {len(during)} /today answered, p50 {percentile(during, 0.5):.0f} ms, "
                 f"p99 {percentile(during, 0.99):.0f} ms, max {max(during, default=0):.0f} ms "
-                f"(before it: p50 {percentile(idle, 0.5):.0f}, "
+                f"(asked {e.slowest_at:.1f} s in) (before it: p50 {percentile(idle, 0.5):.0f}, "
                 f"p99 {percentile(idle, 0.99):.0f} ms); bot RSS {e.before_kib / 1024:.0f} -> "
                 f"peak {e.peak_kib / 1024:.0f} MiB (+{e.growth_mib:.0f}); the export's process "
                 f"peak {e.child_peak_kib / 1024:.0f} MiB"

@@ -189,7 +189,7 @@ _making = ThreadPoolExecutor(1, thread_name_prefix="daka-upload")
 # thread, each request) and waited up to 5 ms each time: the others' replies took ten times as
 # long while an export was made. The child is spawned (a fork would copy the bot's threads'
 # locks), runs at a lower priority than the bot, and gives all its memory back when it exits.
-MAKER_NICENESS: Final = 10
+MAKER_NICENESS: Final = 5
 
 
 def _make_in_child(maker: Maker, url: str, args: Mapping[str, Any], path: str) -> int:
