@@ -548,14 +548,15 @@ class ReplySender:
         method = methods[0]
         changes: dict[str, Any] = {}
         made: list[str] = []
+        chat_id, failed = chat_of([record], 0), ""
         try:
             for name, value in method.__dict__.items():
                 if not isinstance(value, Upload):
                     continue
+                failed = value.failed
                 outcome = await self._make(value)
                 if outcome is None:
-                    chat_id = chat_of([record], 0)
-                    await self._call(SendMessage(chat_id=chat_id, text=value.failed))
+                    await self._call(SendMessage(chat_id=chat_id, text=failed))
                     return
                 path, rows = outcome
                 made.append(path)
@@ -563,7 +564,10 @@ class ReplySender:
                 caption = method.__dict__.get("caption")
                 if isinstance(caption, str):
                     changes["caption"] = caption.replace("{rows}", f"{rows:,}")
-            await self._call(method.model_copy(update=changes) if changes else method)
+            sent = await self._call(method.model_copy(update=changes) if changes else method)
+            if not sent and failed:
+                # Made, but refused (too large for Telegram, say).
+                await self._call(SendMessage(chat_id=chat_id, text=failed))
         finally:
             for path in made:
                 with contextlib.suppress(OSError):
@@ -595,16 +599,17 @@ class ReplySender:
             os.unlink(path)
         return None
 
-    async def _call(self, method: TelegramMethod[Any]) -> None:
-        """Through aiogram: uploads, nested bot defaults, sessions of another kind."""
+    async def _call(self, method: TelegramMethod[Any]) -> bool:
+        """Through aiogram: uploads, nested bot defaults, sessions of another kind. Whether
+        Telegram took it."""
         for attempt in range(1, self.max_attempts + 1):
             try:
                 await self.bot(method)
-                return
+                return True
             except TelegramRetryAfter as exc:
                 await asyncio.sleep(exc.retry_after)
             except TelegramForbiddenError:
-                return  # the user blocked the bot; nothing to deliver
+                return False  # the user blocked the bot; nothing to deliver
             except (TelegramServerError, TelegramNetworkError) as exc:
                 if attempt == self.max_attempts:
                     log.warning(
@@ -613,8 +618,9 @@ class ReplySender:
                         attempt,
                         exc,
                     )
-                    return
+                    return False
                 await asyncio.sleep(min(10.0, 0.5 * 2**attempt))
             except TelegramAPIError as exc:
                 log.warning("reply %s refused: %s", type(method).__name__, exc)
-                return
+                return False
+        return False

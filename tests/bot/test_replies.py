@@ -401,3 +401,19 @@ async def test_an_upload_is_made_after_the_commit_then_sent_and_removed(
     assert failure.text == "no greeting"
     assert len(made) == 2 and all_gone(made)
     assert sent == [4]
+
+
+async def test_a_made_file_telegram_refuses_is_followed_by_its_failure_text(
+    server: FakeBotAPI, bot: Bot, sent: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(MAKERS, "greeting", lambda: make_greeting)
+    server.fail("sendDocument", 400, description="Bad Request: file is too big")
+    upload = Upload("greeting", {"to": "all"}, "hello.txt", failed="too big to send")
+    sender = ReplySender(bot, sent.append, database_url="sqlite:///x.db")
+
+    sender.send_records(5, dump([SendDocument(chat_id=CHAT, document=upload)]))
+    await sender.drain()
+
+    assert statuses(server, "sendDocument") == [400]
+    assert texts(server, CHAT) == ["too big to send"]
+    assert sent == [5]

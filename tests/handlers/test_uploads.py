@@ -133,13 +133,13 @@ async def test_an_export_leaves_after_the_commit(
     assert server.count("sendDocument") == 0
     assert await exports_audited(school) == 0  # not committed yet
     hold.release.set()
+    await school.settled()  # handled, and every reply sent: the file made too
 
-    document = await counselor.next_reply(timeout=20)
+    document = await counselor.next_reply()
     assert document.file_name == "daka-2026-11-28-2026-11-28.csv"
     assert "共 2 行，2026-11-28 至 2026-11-28" in document.text
     rows = server.file_bytes(document.file_id or "").decode("utf-8-sig").splitlines()
     assert [r.split(",")[2] for r in rows[1:]] == ["2024001", "2024002"]
-    await school.settled()
     assert server.count("sendDocument") == 1
     assert await exports_audited(school) == 1
 
