@@ -27,11 +27,10 @@ import contextlib
 import functools
 import json
 import logging
-import multiprocessing
 import os
 import tempfile
 from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -73,6 +72,8 @@ from aiogram.methods.base import TelegramType
 from aiogram.types import BufferedInputFile, Chat, FSInputFile, InputFile, Message
 from pydantic import BaseModel
 from yarl import URL
+
+from storage.makers import MAKERS, make_in_child
 
 log = logging.getLogger(__name__)
 
@@ -142,9 +143,10 @@ UPLOAD: Final = "daka_upload"  # the key of an upload in a record's field
 
 
 class Upload(InputFile):
-    """A file made after the commit by the maker registered as `maker` (see `MAKERS`), from
-    JSON `args`; `{rows}` in the call's caption becomes the number of rows it holds, and
-    `failed` is sent instead when it cannot be made (too many rows for a workbook, say)."""
+    """A file made after the commit, in a process of its own, by the maker named `maker` in
+    `storage.makers.MAKERS`, from JSON `args`; `{rows}` in the call's caption becomes the
+    number of rows it holds, and `failed` is sent instead when it cannot be made (too many
+    rows for a workbook, say)."""
 
     def __init__(self, maker: str, args: Mapping[str, Any], filename: str, failed: str) -> None:
         super().__init__(filename=filename)
@@ -163,44 +165,10 @@ class Upload(InputFile):
         }
 
 
-# A maker runs in a child process: (database URL, args, output path) -> rows written; a
-# module-level function (it is pickled by name). Named here, imported when first used: the
-# composition root knows them, the journal names them.
-Maker = Callable[[str, Mapping[str, Any], str], int]
-MAKERS: dict[str, Callable[[], Maker]] = {}
-
-
-def _export_maker() -> Maker:
-    from storage.export import make_export
-
-    return make_export
-
-
-MAKERS["export"] = _export_maker
-
 # One file made at a time by the process, whatever the number of chats waiting for one: an
-# export of 100,000 rows holds some 80 MiB while it is made, and several at once would add up.
-# The thread only waits for the child process that makes it (`_make_in_child`).
+# export of 100,000 rows holds some 100 MiB while it is made, and several at once would add up.
+# The thread only waits for the process that makes it (`storage.makers.make_in_child`).
 _making = ThreadPoolExecutor(1, thread_name_prefix="daka-upload")
-
-
-# A file is made in a child process, not in a thread of the bot's: a thread shares the GIL with
-# the event loop, which wants it back after every wake-up (each answer of the database's
-# thread, each request) and waited up to 5 ms each time: the others' replies took ten times as
-# long while an export was made. The child is spawned (a fork would copy the bot's threads'
-# locks), runs at a lower priority than the bot, and gives all its memory back when it exits.
-MAKER_NICENESS: Final = 5
-
-
-def _make_in_child(maker: Maker, url: str, args: Mapping[str, Any], path: str) -> int:
-    """In the worker thread: run `maker` in a child process and wait for it."""
-    spawn = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(1, mp_context=spawn, initializer=_below_the_bot) as child:
-        return child.submit(maker, url, args, path).result()
-
-
-def _below_the_bot() -> None:
-    os.nice(MAKER_NICENESS)
 
 
 async def _buffered(method: TelegramMethod[Any], bot: Bot) -> TelegramMethod[Any]:
@@ -574,20 +542,19 @@ class ReplySender:
                     os.unlink(path)
 
     async def _make(self, upload: Upload) -> tuple[str, int] | None:
-        """Make an upload's file (`_make_in_child`): its path and rows, or None when it cannot
+        """Make an upload's file (`storage.makers`): its path and rows, or None when it cannot
         be made (said in the log)."""
-        factory = MAKERS.get(upload.maker)
-        if factory is None or self.database_url is None:
+        maker = MAKERS.get(upload.maker)
+        if maker is None or self.database_url is None:
             log.warning("upload %r cannot be made here", upload.maker)
             return None
         suffix = os.path.splitext(upload.filename or "")[1]
         handle, path = tempfile.mkstemp(prefix="daka-upload-", suffix=suffix)
         os.close(handle)
-        maker = factory()
         loop = asyncio.get_running_loop()
         try:
             rows = await loop.run_in_executor(
-                _making, _make_in_child, maker, self.database_url, upload.args, path
+                _making, make_in_child, maker, self.database_url, upload.args, path
             )
         except ValueError as exc:
             log.info("upload %r not made: %s", upload.maker, exc)

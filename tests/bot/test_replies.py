@@ -37,7 +37,8 @@ from pydantic import SecretStr
 
 from bot.app import create_bot
 from bot.config import Settings
-from bot.replies import MAKERS, ReplySender, Upload, current_replies, dump, load
+from bot.replies import ReplySender, Upload, current_replies, dump, load
+from storage.makers import MAKERS
 from tests.fakebot import FakeBotAPI
 
 CHAT = 5001
@@ -368,7 +369,7 @@ def make_greeting(url: str, args: Mapping[str, Any], path: str) -> int:
 async def test_an_upload_is_made_after_the_commit_then_sent_and_removed(
     server: FakeBotAPI, bot: Bot, sent: list[int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(MAKERS, "greeting", lambda: make_greeting)
+    monkeypatch.setitem(MAKERS, "greeting", f"{__name__}:make_greeting")
     made: list[str] = []
     unlink = os.unlink
 
@@ -406,7 +407,7 @@ async def test_an_upload_is_made_after_the_commit_then_sent_and_removed(
 async def test_a_made_file_telegram_refuses_is_followed_by_its_failure_text(
     server: FakeBotAPI, bot: Bot, sent: list[int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(MAKERS, "greeting", lambda: make_greeting)
+    monkeypatch.setitem(MAKERS, "greeting", f"{__name__}:make_greeting")
     server.fail("sendDocument", 400, description="Bad Request: file is too big")
     upload = Upload("greeting", {"to": "all"}, "hello.txt", failed="too big to send")
     sender = ReplySender(bot, sent.append, database_url="sqlite:///x.db")
