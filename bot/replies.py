@@ -560,6 +560,10 @@ class ReplySender:
             log.info("upload %r not made: %s", upload.maker, exc)
         except Exception:
             log.exception("upload %r failed", upload.maker)
+        except BaseException:  # cancelled (the bot is stopping): leave no file behind
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+            raise
         else:
             return path, rows
         with contextlib.suppress(OSError):
