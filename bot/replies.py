@@ -10,22 +10,33 @@ journal keeps them until they are marked sent).
 The records are sent as they are stored: JSON posted straight to the Bot API over aiogram's own
 aiohttp session, with the bot's defaults (parse mode) filled in where aiogram would fill them.
 aiogram's full request path (form building, request middlewares, a pydantic model of every
-answer) took about a quarter of the bot's time under load, this one about half of that."""
+answer) took about a quarter of the bot's time under load, this one about half of that.
+
+Uploads are replies too. A file the handler made (a chart, a member's data) is kept in its
+record, base64, until sent; a file that takes seconds to make (an export) is an `Upload`: its
+record says how to make it, and the sender makes it after the commit, one at a time, in a child
+process with its own database connection, then uploads it from a temporary file. So a batch
+that is rolled back and handled again sends its files once, and no file is made while the
+update's transaction is open or on the event loop."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import functools
 import json
 import logging
-from collections.abc import Callable, Iterable, Sequence
+import os
+import tempfile
+from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
 from http import HTTPStatus
-from typing import Any, cast
+from typing import Any, Final, cast
 
 import aiohttp
 from aiogram import Bot
@@ -58,9 +69,11 @@ from aiogram.methods import (
     TelegramMethod,
 )
 from aiogram.methods.base import TelegramType
-from aiogram.types import Chat, InputFile, Message
+from aiogram.types import BufferedInputFile, Chat, FSInputFile, InputFile, Message
 from pydantic import BaseModel
 from yarl import URL
+
+from storage.makers import MAKERS, make_in_child
 
 log = logging.getLogger(__name__)
 
@@ -126,8 +139,51 @@ def _has_upload(method: TelegramMethod[Any]) -> bool:
     )
 
 
+UPLOAD: Final = "daka_upload"  # the key of an upload in a record's field
+
+
+class Upload(InputFile):
+    """A file made after the commit, in a process of its own, by the maker named `maker` in
+    `storage.makers.MAKERS`, from JSON `args`; `{rows}` in the call's caption becomes the
+    number of rows it holds, and `failed` is sent instead when it cannot be made (too many
+    rows for a workbook, say)."""
+
+    def __init__(self, maker: str, args: Mapping[str, Any], filename: str, failed: str) -> None:
+        super().__init__(filename=filename)
+        self.maker, self.args, self.failed = maker, dict(args), failed
+
+    async def read(self, bot: Bot) -> AsyncGenerator[bytes, None]:
+        raise RuntimeError("an Upload is made by ReplySender, then sent as a file")
+        yield b""  # pragma: no cover (makes this an async generator, as InputFile.read is)
+
+    def spec(self) -> Record:
+        return {
+            "make": self.maker,
+            "args": self.args,
+            "filename": self.filename,
+            "failed": self.failed,
+        }
+
+
+# One file made at a time by the process, whatever the number of chats waiting for one: an
+# export of 100,000 rows holds some 100 MiB while it is made, and several at once would add up.
+# The thread only waits for the process that makes it (`storage.makers.make_in_child`).
+_making = ThreadPoolExecutor(1, thread_name_prefix="daka-upload")
+
+
+async def _buffered(method: TelegramMethod[Any], bot: Bot) -> TelegramMethod[Any]:
+    """The call with each file that is neither bytes nor an `Upload` read into bytes (a file
+    on disk may be gone by the time the reply is sent; bytes go into the journal)."""
+    changes: dict[str, Any] = {}
+    for name, value in method.__dict__.items():
+        if isinstance(value, InputFile) and not isinstance(value, BufferedInputFile | Upload):
+            data = b"".join([chunk async for chunk in value.read(bot)])
+            changes[name] = BufferedInputFile(data, filename=value.filename or name)
+    return method.model_copy(update=changes) if changes else method
+
+
 class DeferReplies(BaseRequestMiddleware):
-    """Records deferrable calls made while an update is being handled."""
+    """Records deferrable calls made while an update is being handled, uploads included."""
 
     async def __call__(
         self,
@@ -136,9 +192,9 @@ class DeferReplies(BaseRequestMiddleware):
         method: TelegramMethod[TelegramType],
     ) -> Response[TelegramType]:
         buffer = current_replies.get()
-        if buffer is None or not isinstance(method, DEFERRED) or _has_upload(method):
+        if buffer is None or not isinstance(method, DEFERRED):
             return await make_request(bot, method)
-        buffer.append(method)
+        buffer.append(await _buffered(method, bot) if _has_upload(method) else method)
         # aiogram's own last step hands back the result, not a `Response`, and the caller
         # gets whatever the middlewares return: so the stand-in itself, as a real call would.
         return cast(Response[TelegramType], _stand_in(method))
@@ -188,6 +244,11 @@ def _record(method: TelegramMethod[Any]) -> tuple[Record, bool]:
         if isinstance(value, Default):
             nested = True
             return None
+        if isinstance(value, Upload):
+            return {UPLOAD: value.spec()}
+        if isinstance(value, BufferedInputFile):
+            data = base64.b64encode(value.data).decode("ascii")
+            return {UPLOAD: {"data": data, "filename": value.filename}}
         return value
 
     data = method.model_dump(
@@ -223,8 +284,26 @@ def load(records: Iterable[Record]) -> list[TelegramMethod[Any]]:
         fields = dict(record)
         kind = BY_NAME.get(str(fields.pop("method", "")))
         if kind is not None:
+            for name, spec in _uploads(fields):
+                fields[name] = _input_file(spec)
             methods.append(kind.model_validate(fields))
     return methods
+
+
+def _uploads(record: Record) -> list[tuple[str, Record]]:
+    """The fields of a record that hold an upload, with its spec."""
+    return [
+        (name, value[UPLOAD])
+        for name, value in record.items()
+        if isinstance(value, dict) and isinstance(value.get(UPLOAD), dict)
+    ]
+
+
+def _input_file(spec: Record) -> InputFile:
+    filename = str(spec.get("filename") or "file")
+    if "make" in spec:
+        return Upload(str(spec["make"]), spec.get("args") or {}, filename, str(spec["failed"]))
+    return BufferedInputFile(base64.b64decode(str(spec.get("data", ""))), filename=filename)
 
 
 def chat_of(replies: Iterable[TelegramMethod[Any] | Record], fallback: int) -> int:
@@ -267,11 +346,13 @@ class ReplySender:
     403 (the member blocked the bot) drops the reply, 5xx and network errors are retried with
     backoff, the harmless 400s of cosmetic calls are ignored like `TolerantRequests` does, at
     most `max_attempts` tries in all. Uploads, and bots whose session or request middlewares
-    are not the ones `bot.app.create_bot` builds, go through aiogram as before."""
+    are not the ones `bot.app.create_bot` builds, go through aiogram as before; an `Upload` is
+    made first (on `database_url`), which holds up only the later replies of its own chat."""
 
     bot: Bot
     on_sent: Callable[[int], None]
     max_attempts: int = 5
+    database_url: str | None = None
     _tails: dict[int, asyncio.Task[None]] = field(default_factory=dict)
     _urls: dict[str, URL] = field(default_factory=dict, init=False, repr=False)
     _defaults: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
@@ -333,13 +414,18 @@ class ReplySender:
 
     async def _deliver(self, reply: TelegramMethod[Any] | Record) -> None:
         if isinstance(reply, dict):
-            if self.lean:
+            if _uploads(reply):
+                await self._upload(reply)
+            elif self.lean:
                 await self._post_record(reply)
             else:
                 for method in load([reply]):
                     await self._call(method)
             return
-        if self.lean and not _has_upload(reply):
+        if _has_upload(reply):
+            await self._upload(_record(reply)[0])
+            return
+        if self.lean:
             record, complete = _record(reply)
             if complete:
                 await self._post_record(record)
@@ -420,16 +506,81 @@ class ReplySender:
             self._defaults[name] = _as_sent(self.bot.default[name])
         return self._defaults[name]
 
-    async def _call(self, method: TelegramMethod[Any]) -> None:
-        """Through aiogram: uploads, nested bot defaults, sessions of another kind."""
+    async def _upload(self, record: Record) -> None:
+        """A record with a file: made first when it is an `Upload`, then sent through aiogram
+        and the made file removed."""
+        methods = load([record])
+        if not methods:
+            log.warning("reply of unknown kind %r skipped", record.get("method"))
+            return
+        method = methods[0]
+        changes: dict[str, Any] = {}
+        made: list[str] = []
+        chat_id, failed = chat_of([record], 0), ""
+        try:
+            for name, value in method.__dict__.items():
+                if not isinstance(value, Upload):
+                    continue
+                failed = value.failed
+                outcome = await self._make(value)
+                if outcome is None:
+                    await self._call(SendMessage(chat_id=chat_id, text=failed))
+                    return
+                path, rows = outcome
+                made.append(path)
+                changes[name] = FSInputFile(path, filename=value.filename)
+                caption = method.__dict__.get("caption")
+                if isinstance(caption, str):
+                    changes["caption"] = caption.replace("{rows}", f"{rows:,}")
+            sent = await self._call(method.model_copy(update=changes) if changes else method)
+            if not sent and failed:
+                # Made, but refused (too large for Telegram, say).
+                await self._call(SendMessage(chat_id=chat_id, text=failed))
+        finally:
+            for path in made:
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
+
+    async def _make(self, upload: Upload) -> tuple[str, int] | None:
+        """Make an upload's file (`storage.makers`): its path and rows, or None when it cannot
+        be made (said in the log)."""
+        maker = MAKERS.get(upload.maker)
+        if maker is None or self.database_url is None:
+            log.warning("upload %r cannot be made here", upload.maker)
+            return None
+        suffix = os.path.splitext(upload.filename or "")[1]
+        handle, path = tempfile.mkstemp(prefix="daka-upload-", suffix=suffix)
+        os.close(handle)
+        loop = asyncio.get_running_loop()
+        try:
+            rows = await loop.run_in_executor(
+                _making, make_in_child, maker, self.database_url, upload.args, path
+            )
+        except ValueError as exc:
+            log.info("upload %r not made: %s", upload.maker, exc)
+        except Exception:
+            log.exception("upload %r failed", upload.maker)
+        except BaseException:  # cancelled (the bot is stopping): leave no file behind
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+            raise
+        else:
+            return path, rows
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        return None
+
+    async def _call(self, method: TelegramMethod[Any]) -> bool:
+        """Through aiogram: uploads, nested bot defaults, sessions of another kind. Whether
+        Telegram took it."""
         for attempt in range(1, self.max_attempts + 1):
             try:
                 await self.bot(method)
-                return
+                return True
             except TelegramRetryAfter as exc:
                 await asyncio.sleep(exc.retry_after)
             except TelegramForbiddenError:
-                return  # the user blocked the bot; nothing to deliver
+                return False  # the user blocked the bot; nothing to deliver
             except (TelegramServerError, TelegramNetworkError) as exc:
                 if attempt == self.max_attempts:
                     log.warning(
@@ -438,8 +589,9 @@ class ReplySender:
                         attempt,
                         exc,
                     )
-                    return
+                    return False
                 await asyncio.sleep(min(10.0, 0.5 * 2**attempt))
             except TelegramAPIError as exc:
                 log.warning("reply %s refused: %s", type(method).__name__, exc)
-                return
+                return False
+        return False

@@ -83,7 +83,9 @@ class UpdateProcessor:
         """Start sending; first send what an earlier run committed but did not get to send
         (only replies older than `resend_older_than`, when other processes may be sending
         theirs right now). Returns how many updates' replies were sent again."""
-        self.replies = ReplySender(self.bot, self._replied.append)
+        self.replies = ReplySender(
+            self.bot, self._replied.append, database_url=database_url(self.sessions)
+        )
         self._stop.clear()
         self._marking = asyncio.create_task(self._keep_marking())
         resent = await self.resend_replies(older_than=resend_older_than)
@@ -293,6 +295,13 @@ class UpdateProcessor:
         """Wait until the replies of everything handled so far have been sent."""
         assert self.replies is not None
         await self.replies.drain()
+
+
+def database_url(sessions: SessionFactory) -> str | None:
+    """The URL of the sessions' engine, password included (for a worker's own connection)."""
+    bind = sessions.kw.get("bind")
+    url = getattr(bind, "url", None)
+    return None if url is None else url.render_as_string(hide_password=False)
 
 
 def user_key(update: Update) -> int:

@@ -11,7 +11,6 @@ from datetime import date, timedelta
 from aiogram import Bot
 from aiogram.filters import Command, CommandObject, StateFilter
 from aiogram.types import (
-    BufferedInputFile,
     CallbackQuery,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
@@ -21,6 +20,7 @@ from aiogram.utils.i18n import gettext as _
 
 from bot.context import Visitor
 from bot.i18n import current_language
+from bot.replies import Upload
 from domain.clock import Clock, day_end, day_window, parse_day
 from domain.status import DayStatus, Figures
 from handlers.gate import managers_router, stale
@@ -436,7 +436,7 @@ async def on_export(
     scope: Scope,
 ) -> None:
     """/export [csv] [DATE | FROM TO]: the scope's rows as .xlsx (or .csv)."""
-    from storage.export import export_rows, export_summary, write_csv, write_xlsx
+    from storage.export import export_days  # openpyxl: not in every process's memory
 
     org = scope.org
     words = (command.args or "").split()
@@ -453,23 +453,25 @@ async def on_export(
     assert first is not None and last is not None
     under = None if scope.unit_ids is None else list(scope.unit_ids)
     try:
-        header, rows = await export_rows(
-            repo.session, org=org, first=first, last=last, under=under
-        )
-        if as_csv:
-            data, name = write_csv(header, rows), f"daka-{first}-{last}.csv"
-        else:
-            summary = await export_summary(
-                repo.session, org=org, first=first, last=last, under=under
-            )
-            data, name = write_xlsx(header, rows, summary), f"daka-{first}-{last}.xlsx"
+        export_days(first, last)
     except ValueError:
         await message.answer(_("Please choose at most 366 days, the first before the last."))
         return
+    kind = "csv" if as_csv else "xlsx"
+    # Made after the commit, off the event loop (bot.replies.Upload); `{rows}` is filled in then.
+    upload = Upload(
+        "export",
+        {"org": org.id, "first": f"{first}", "last": f"{last}", "under": under, "format": kind},
+        filename=f"daka-{first}-{last}.{kind}",
+        failed=_(
+            "This export could not be made. Please choose fewer days, or ask for CSV:"
+            " /export csv FROM TO"
+        ),
+    )
     await bot.send_document(
         message.chat.id,
-        BufferedInputFile(data, filename=name),
-        caption=_("{rows} rows, {first} to {last}").format(rows=len(rows), first=first, last=last),
+        upload,
+        caption=_("{rows} rows, {first} to {last}").format(rows="{rows}", first=first, last=last),
     )
     await repo.audit.log(
         org_id=org.id,

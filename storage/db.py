@@ -9,6 +9,7 @@ from typing import Any, cast
 from sqlalchemy import Executable, event, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session
+from sqlalchemy.pool import NullPool
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.sqlite import one_trip_module
@@ -21,15 +22,18 @@ def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
-def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
+def create_engine(url: str, *, echo: bool = False, pooled: bool = True) -> AsyncEngine:
     """An engine whose SQLite connections use WAL, foreign keys and a busy timeout. Its errors
     never quote statement parameters: they carry people's locations and health answers, and
-    errors end up in logs."""
+    errors end up in logs. Not `pooled`: each connection is closed when given back (an engine
+    for one job on an event loop of its own)."""
     kwargs: dict[str, Any] = {
         "echo": echo,
         "hide_parameters": True,
         "json_deserializer": loads,
     }
+    if not pooled:
+        kwargs["poolclass"] = NullPool
     if is_sqlite(url):
         kwargs["connect_args"] = {"timeout": 30}
         if make_url(url).get_driver_name() == "aiosqlite" and (module := one_trip_module()):

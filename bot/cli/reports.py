@@ -104,7 +104,7 @@ async def cmd_retention(args: argparse.Namespace, repo: Repo, _s: Settings, cloc
 
 
 async def cmd_export(args: argparse.Namespace, repo: Repo, _s: Settings, clock: Clock) -> None:
-    from storage.export import export_rows, export_summary, write_csv, write_xlsx
+    from storage.export import export_days, write_export
 
     org = await repo.orgs.require(slug=args.slug)
     if args.date and (args.first or args.last):
@@ -119,20 +119,21 @@ async def cmd_export(args: argparse.Namespace, repo: Repo, _s: Settings, clock: 
     unit = await repo.units.require(org_id=org.id or 0, name_path=args.unit) if args.unit else None
     under = [unit.id or 0] if unit else None
     try:
-        header, rows = await export_rows(
-            repo.session, org=org, first=first, last=last, under=under
-        )
-        if fmt == "csv":
-            data = write_csv(header, rows)
-        else:
-            summary = await export_summary(
-                repo.session, org=org, first=first, last=last, under=under
+        export_days(first, last)
+        # Written as the rows come, a few thousand at a time, not held whole in memory.
+        with args.output.open("wb") as out:
+            rows = await write_export(
+                repo.session,
+                org=org,
+                first=first,
+                last=last,
+                under=under,
+                as_csv=fmt == "csv",
+                out=out,
             )
-            data = write_xlsx(header, rows, summary)
     except ValueError as exc:
+        args.output.unlink(missing_ok=True)
         raise UserError(str(exc)) from None
-    try:
-        args.output.write_bytes(data)
     except OSError as exc:
         raise UserError(f"cannot write {args.output}: {exc.strerror}") from None
     await repo.audit.log(
@@ -143,7 +144,7 @@ async def cmd_export(args: argparse.Namespace, repo: Repo, _s: Settings, clock: 
         detail=f"{first}..{last} {fmt}",
         now=clock.now(),
     )
-    print(f"wrote {len(rows)} rows ({first} to {last}) to {args.output}")
+    print(f"wrote {rows} rows ({first} to {last}) to {args.output}")
 
 
 COMMANDS: dict[tuple[str, str | None], Command] = {

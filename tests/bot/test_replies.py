@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,16 +21,24 @@ from aiogram.methods import (
     AnswerCallbackQuery,
     EditMessageText,
     Response,
+    SendDocument,
     SendMessage,
     TelegramMethod,
 )
 from aiogram.methods.base import TelegramType
-from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, Message
+from aiogram.types import (
+    BufferedInputFile,
+    FSInputFile,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+)
 from pydantic import SecretStr
 
 from bot.app import create_bot
 from bot.config import Settings
-from bot.replies import ReplySender, current_replies, dump, load
+from bot.replies import ReplySender, Upload, current_replies, dump, load
+from storage.makers import MAKERS
 from tests.fakebot import FakeBotAPI
 
 CHAT = 5001
@@ -315,3 +325,96 @@ async def test_calls_made_while_handling_are_recorded_and_answered_with_stand_in
     assert answered is True
     assert [type(m) for m in buffer] == [SendMessage, AnswerCallbackQuery]
     assert server.calls_of("sendMessage") == []
+
+
+async def test_files_are_recorded_with_the_other_replies_and_sent_from_the_journal(
+    server: FakeBotAPI, bot: Bot, sent: list[int], tmp_path: Path
+) -> None:
+    on_disk = tmp_path / "chart.png"
+    on_disk.write_bytes(b"\x89PNG chart")
+    buffer: list[TelegramMethod[Any]] = []
+    token = current_replies.set(buffer)
+    try:
+        await bot.send_document(CHAT, BufferedInputFile(b'{"a": 1}', filename="data.json"))
+        await bot.send_photo(CHAT, FSInputFile(on_disk), caption="<b>chart</b>")
+    finally:
+        current_replies.reset(token)
+    on_disk.unlink()  # the record holds the file itself, not its path
+    stored = json.dumps(dump(buffer))
+
+    assert server.calls_of("sendDocument") == server.calls_of("sendPhoto") == []
+    sender = ReplySender(bot, sent.append)
+    sender.send_records(3, json.loads(stored))
+    await sender.drain()
+
+    document, photo = server.messages(CHAT)
+    assert document.file_name == "data.json"
+    assert server.file_bytes(document.file_id or "") == b'{"a": 1}'
+    assert server.file_bytes(photo.file_id or "") == b"\x89PNG chart"
+    assert photo.text == "chart" and photo.params["parse_mode"] == "HTML"
+    assert sent == [3]
+
+
+def all_gone(paths: list[str]) -> bool:
+    return not any(os.path.exists(p) for p in paths)
+
+
+def make_greeting(url: str, args: Mapping[str, Any], path: str) -> int:
+    if args["to"] == "nobody":
+        raise ValueError("nobody to greet")
+    Path(path).write_text(f"hello {args['to']} from {url}\n" * 3)
+    return 3
+
+
+async def test_an_upload_is_made_after_the_commit_then_sent_and_removed(
+    server: FakeBotAPI, bot: Bot, sent: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(MAKERS, "greeting", f"{__name__}:make_greeting")
+    made: list[str] = []
+    unlink = os.unlink
+
+    def remember(path: str) -> None:
+        made.append(path)
+        unlink(path)
+
+    monkeypatch.setattr(os, "unlink", remember)
+    records = dump(
+        [
+            SendDocument(
+                chat_id=CHAT,
+                document=Upload("greeting", {"to": "you"}, "hello.txt", failed="no greeting"),
+                caption="{rows} lines",
+            ),
+            SendDocument(
+                chat_id=CHAT,
+                document=Upload("greeting", {"to": "nobody"}, "hello.txt", failed="no greeting"),
+                caption="{rows} lines",
+            ),
+        ]
+    )
+    sender = ReplySender(bot, sent.append, database_url="sqlite:///x.db")
+    sender.send_records(4, json.loads(json.dumps(records)))
+    await sender.drain()
+
+    document, failure = server.messages(CHAT)
+    assert document.file_name == "hello.txt" and document.text == "3 lines"
+    assert server.file_bytes(document.file_id or "") == b"hello you from sqlite:///x.db\n" * 3
+    assert failure.text == "no greeting"
+    assert len(made) == 2 and all_gone(made)
+    assert sent == [4]
+
+
+async def test_a_made_file_telegram_refuses_is_followed_by_its_failure_text(
+    server: FakeBotAPI, bot: Bot, sent: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(MAKERS, "greeting", f"{__name__}:make_greeting")
+    server.fail("sendDocument", 400, description="Bad Request: file is too big")
+    upload = Upload("greeting", {"to": "all"}, "hello.txt", failed="too big to send")
+    sender = ReplySender(bot, sent.append, database_url="sqlite:///x.db")
+
+    sender.send_records(5, dump([SendDocument(chat_id=CHAT, document=upload)]))
+    await sender.drain()
+
+    assert statuses(server, "sendDocument") == [400]
+    assert texts(server, CHAT) == ["too big to send"]
+    assert sent == [5]

@@ -213,7 +213,9 @@ async def test_an_export_is_a_workbook_of_the_scope_and_is_audited(
     from openpyxl import load_workbook
 
     counselor = server.user(CLASS_ONE)
-    document = await counselor.ask("/export")
+    counselor.send("/export")
+    await school.settled()  # the file is made after the commit, in a process of its own
+    document = await counselor.next_reply()
     assert document.file_name == "daka-2026-11-28-2026-11-28.xlsx"
     book = load_workbook(io.BytesIO(server.file_bytes(document.file_id or "")), read_only=True)
     assert book.sheetnames == ["Summary", "Detail"]
@@ -236,7 +238,9 @@ async def test_an_export_is_a_workbook_of_the_scope_and_is_audited(
         ("2024001", "reported"),
         ("2024002", "missing"),
     ]  # class 1 only
-    as_csv = await counselor.ask("/export csv 2026-11-28")
+    counselor.send("/export csv 2026-11-28")
+    await school.settled()
+    as_csv = await counselor.next_reply()
     text = server.file_bytes(as_csv.file_id or "").decode("utf-8-sig")
     rows = list(csv.reader(io.StringIO(text)))
     assert len(rows) == 3 and rows[1][0] == "2026-11-28"
