@@ -12,31 +12,23 @@ aiohttp session, with the bot's defaults (parse mode) filled in where aiogram wo
 aiogram's full request path (form building, request middlewares, a pydantic model of every
 answer) took about a quarter of the bot's time under load, this one about half of that.
 
-Uploads are replies too. A file the handler made (a chart, a member's data) is kept in its
-record, base64, until sent; a file that takes seconds to make (an export) is an `Upload`: its
-record says how to make it, and the sender makes it after the commit, one at a time, in a child
-process with its own database connection, then uploads it from a temporary file. So a batch
-that is rolled back and handled again sends its files once, and no file is made while the
-update's transaction is open or on the event loop."""
+Uploads are replies too: a file goes into its record, and a file that takes seconds to make
+(an export, `bot.uploads.Upload`) is made after the commit (`bot.uploads`)."""
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import functools
 import json
 import logging
-import os
-import tempfile
-from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
 from http import HTTPStatus
-from typing import Any, Final, cast
+from typing import Any, cast
 
 import aiohttp
 from aiogram import Bot
@@ -69,11 +61,11 @@ from aiogram.methods import (
     TelegramMethod,
 )
 from aiogram.methods.base import TelegramType
-from aiogram.types import BufferedInputFile, Chat, FSInputFile, InputFile, Message
+from aiogram.types import Chat, Message
 from pydantic import BaseModel
 from yarl import URL
 
-from storage.makers import MAKERS, make_in_child
+from bot.uploads import buffered, file_field, has_upload, input_file, send_made, upload_fields
 
 log = logging.getLogger(__name__)
 
@@ -132,56 +124,6 @@ class ReplySession(AiohttpSession):
         return super().check_response(bot, method, status_code, content)
 
 
-def _has_upload(method: TelegramMethod[Any]) -> bool:
-    """A file to upload (only a photo or a document among the deferred calls can carry one)."""
-    return isinstance(method, SendPhoto | SendDocument) and any(
-        isinstance(value, InputFile) for value in method.__dict__.values()
-    )
-
-
-UPLOAD: Final = "daka_upload"  # the key of an upload in a record's field
-
-
-class Upload(InputFile):
-    """A file made after the commit, in a process of its own, by the maker named `maker` in
-    `storage.makers.MAKERS`, from JSON `args`; `{rows}` in the call's caption becomes the
-    number of rows it holds, and `failed` is sent instead when it cannot be made (too many
-    rows for a workbook, say)."""
-
-    def __init__(self, maker: str, args: Mapping[str, Any], filename: str, failed: str) -> None:
-        super().__init__(filename=filename)
-        self.maker, self.args, self.failed = maker, dict(args), failed
-
-    async def read(self, bot: Bot) -> AsyncGenerator[bytes, None]:
-        raise RuntimeError("an Upload is made by ReplySender, then sent as a file")
-        yield b""  # pragma: no cover (makes this an async generator, as InputFile.read is)
-
-    def spec(self) -> Record:
-        return {
-            "make": self.maker,
-            "args": self.args,
-            "filename": self.filename,
-            "failed": self.failed,
-        }
-
-
-# One file made at a time by the process, whatever the number of chats waiting for one: an
-# export of 100,000 rows holds some 100 MiB while it is made, and several at once would add up.
-# The thread only waits for the process that makes it (`storage.makers.make_in_child`).
-_making = ThreadPoolExecutor(1, thread_name_prefix="daka-upload")
-
-
-async def _buffered(method: TelegramMethod[Any], bot: Bot) -> TelegramMethod[Any]:
-    """The call with each file that is neither bytes nor an `Upload` read into bytes (a file
-    on disk may be gone by the time the reply is sent; bytes go into the journal)."""
-    changes: dict[str, Any] = {}
-    for name, value in method.__dict__.items():
-        if isinstance(value, InputFile) and not isinstance(value, BufferedInputFile | Upload):
-            data = b"".join([chunk async for chunk in value.read(bot)])
-            changes[name] = BufferedInputFile(data, filename=value.filename or name)
-    return method.model_copy(update=changes) if changes else method
-
-
 class DeferReplies(BaseRequestMiddleware):
     """Records deferrable calls made while an update is being handled, uploads included."""
 
@@ -194,7 +136,7 @@ class DeferReplies(BaseRequestMiddleware):
         buffer = current_replies.get()
         if buffer is None or not isinstance(method, DEFERRED):
             return await make_request(bot, method)
-        buffer.append(await _buffered(method, bot) if _has_upload(method) else method)
+        buffer.append(await buffered(method, bot) if has_upload(method) else method)
         # aiogram's own last step hands back the result, not a `Response`, and the caller
         # gets whatever the middlewares return: so the stand-in itself, as a real call would.
         return cast(Response[TelegramType], _stand_in(method))
@@ -244,12 +186,8 @@ def _record(method: TelegramMethod[Any]) -> tuple[Record, bool]:
         if isinstance(value, Default):
             nested = True
             return None
-        if isinstance(value, Upload):
-            return {UPLOAD: value.spec()}
-        if isinstance(value, BufferedInputFile):
-            data = base64.b64encode(value.data).decode("ascii")
-            return {UPLOAD: {"data": data, "filename": value.filename}}
-        return value
+        file = file_field(value)
+        return value if file is None else file
 
     data = method.model_dump(
         mode="json", exclude_none=True, exclude=unresolved or None, fallback=fallback
@@ -284,26 +222,10 @@ def load(records: Iterable[Record]) -> list[TelegramMethod[Any]]:
         fields = dict(record)
         kind = BY_NAME.get(str(fields.pop("method", "")))
         if kind is not None:
-            for name, spec in _uploads(fields):
-                fields[name] = _input_file(spec)
+            for name, spec in upload_fields(fields):
+                fields[name] = input_file(spec)
             methods.append(kind.model_validate(fields))
     return methods
-
-
-def _uploads(record: Record) -> list[tuple[str, Record]]:
-    """The fields of a record that hold an upload, with its spec."""
-    return [
-        (name, value[UPLOAD])
-        for name, value in record.items()
-        if isinstance(value, dict) and isinstance(value.get(UPLOAD), dict)
-    ]
-
-
-def _input_file(spec: Record) -> InputFile:
-    filename = str(spec.get("filename") or "file")
-    if "make" in spec:
-        return Upload(str(spec["make"]), spec.get("args") or {}, filename, str(spec["failed"]))
-    return BufferedInputFile(base64.b64decode(str(spec.get("data", ""))), filename=filename)
 
 
 def chat_of(replies: Iterable[TelegramMethod[Any] | Record], fallback: int) -> int:
@@ -414,7 +336,7 @@ class ReplySender:
 
     async def _deliver(self, reply: TelegramMethod[Any] | Record) -> None:
         if isinstance(reply, dict):
-            if _uploads(reply):
+            if upload_fields(reply):
                 await self._upload(reply)
             elif self.lean:
                 await self._post_record(reply)
@@ -422,7 +344,7 @@ class ReplySender:
                 for method in load([reply]):
                     await self._call(method)
             return
-        if _has_upload(reply):
+        if has_upload(reply):
             await self._upload(_record(reply)[0])
             return
         if self.lean:
@@ -508,67 +430,12 @@ class ReplySender:
 
     async def _upload(self, record: Record) -> None:
         """A record with a file: made first when it is an `Upload`, then sent through aiogram
-        and the made file removed."""
+        and the made file removed (`bot.uploads.send_made`)."""
         methods = load([record])
         if not methods:
             log.warning("reply of unknown kind %r skipped", record.get("method"))
             return
-        method = methods[0]
-        changes: dict[str, Any] = {}
-        made: list[str] = []
-        chat_id, failed = chat_of([record], 0), ""
-        try:
-            for name, value in method.__dict__.items():
-                if not isinstance(value, Upload):
-                    continue
-                failed = value.failed
-                outcome = await self._make(value)
-                if outcome is None:
-                    await self._call(SendMessage(chat_id=chat_id, text=failed))
-                    return
-                path, rows = outcome
-                made.append(path)
-                changes[name] = FSInputFile(path, filename=value.filename)
-                caption = method.__dict__.get("caption")
-                if isinstance(caption, str):
-                    changes["caption"] = caption.replace("{rows}", f"{rows:,}")
-            sent = await self._call(method.model_copy(update=changes) if changes else method)
-            if not sent and failed:
-                # Made, but refused (too large for Telegram, say).
-                await self._call(SendMessage(chat_id=chat_id, text=failed))
-        finally:
-            for path in made:
-                with contextlib.suppress(OSError):
-                    os.unlink(path)
-
-    async def _make(self, upload: Upload) -> tuple[str, int] | None:
-        """Make an upload's file (`storage.makers`): its path and rows, or None when it cannot
-        be made (said in the log)."""
-        maker = MAKERS.get(upload.maker)
-        if maker is None or self.database_url is None:
-            log.warning("upload %r cannot be made here", upload.maker)
-            return None
-        suffix = os.path.splitext(upload.filename or "")[1]
-        handle, path = tempfile.mkstemp(prefix="daka-upload-", suffix=suffix)
-        os.close(handle)
-        loop = asyncio.get_running_loop()
-        try:
-            rows = await loop.run_in_executor(
-                _making, make_in_child, maker, self.database_url, upload.args, path
-            )
-        except ValueError as exc:
-            log.info("upload %r not made: %s", upload.maker, exc)
-        except Exception:
-            log.exception("upload %r failed", upload.maker)
-        except BaseException:  # cancelled (the bot is stopping): leave no file behind
-            with contextlib.suppress(OSError):
-                os.unlink(path)
-            raise
-        else:
-            return path, rows
-        with contextlib.suppress(OSError):
-            os.unlink(path)
-        return None
+        await send_made(methods[0], chat_of([record], 0), self._call, self.database_url)
 
     async def _call(self, method: TelegramMethod[Any]) -> bool:
         """Through aiogram: uploads, nested bot defaults, sessions of another kind. Whether

@@ -20,7 +20,7 @@ from aiogram.utils.i18n import gettext as _
 
 from bot.context import Visitor
 from bot.i18n import current_language
-from bot.replies import Upload
+from bot.uploads import Upload
 from domain.clock import Clock, day_end, day_window, parse_day
 from domain.status import DayStatus, Figures
 from handlers.gate import managers_router, stale
@@ -458,7 +458,7 @@ async def on_export(
         await message.answer(_("Please choose at most 366 days, the first before the last."))
         return
     kind = "csv" if as_csv else "xlsx"
-    # Made after the commit, off the event loop (bot.replies.Upload); `{rows}` is filled in then.
+    # Made after the commit, off the event loop (bot.uploads.Upload); `{rows}` is filled in then.
     upload = Upload(
         "export",
         {"org": org.id, "first": f"{first}", "last": f"{last}", "under": under, "format": kind},

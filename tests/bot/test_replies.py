@@ -37,7 +37,8 @@ from pydantic import SecretStr
 
 from bot.app import create_bot
 from bot.config import Settings
-from bot.replies import ReplySender, Upload, current_replies, dump, load
+from bot.replies import ReplySender, current_replies, dump, load
+from bot.uploads import Upload
 from storage.makers import MAKERS
 from tests.fakebot import FakeBotAPI
 

@@ -8,7 +8,7 @@ import pytest
 import bot._aiogram_lazy
 import bot.app
 import storage.compat
-import storage.export
+import storage.sheets
 import storage.sqlite
 from storage.compat import SHIMS, Shim
 from tests.child import run_python
@@ -17,7 +17,7 @@ ALL = {
     bot._aiogram_lazy.SHIM.name,
     bot.app.INLINE_FILTERS.name,
     bot.app.HEAP.name,
-    storage.export.SPLICE.name,
+    storage.sheets.SPLICE.name,
     storage.sqlite.SHIM.name,
 }
 
@@ -60,7 +60,7 @@ def test_the_switch_runs_every_stock_path_and_says_so() -> None:
         from bot._aiogram_lazy import LAZY
         from bot.app import inline_sync_filters, settle_heap
         from storage.db import create_engine
-        from storage.export import write_xlsx
+        from storage.sheets import write_xlsx
 
         async def query() -> object:
             engine = create_engine(f"sqlite+aiosqlite:///{tempfile.mkdtemp()}/t.db")

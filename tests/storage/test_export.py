@@ -1,4 +1,5 @@
-"""Exports: detail rows and day summaries on SQLite and PostgreSQL, read back from CSV and XLSX."""
+"""Exports: detail rows and day summaries on SQLite and PostgreSQL, read back from the CSV and
+XLSX files `storage.sheets` writes."""
 
 from __future__ import annotations
 
@@ -13,26 +14,23 @@ from openpyxl import load_workbook
 
 from domain.clock import FixedClock
 from domain.forms import load_form
-from storage import export
+from storage import sheets
 from storage.db import SessionFactory
 from storage.export import (
     DETAIL_COLUMNS,
     MAX_DAYS,
-    SUMMARY_HEADER,
     TOTAL,
-    XLSX_MAX_ROWS,
     AnswerCells,
     answer_text,
     export_days,
     export_rows,
     export_summary,
     place,
-    write_csv,
-    write_xlsx,
 )
 from storage.models import Excuse, Organisation
 from storage.repo import Repo, Submission
 from storage.schedules import ScheduleRepo
+from storage.sheets import SUMMARY_HEADER, XLSX_MAX_ROWS, write_csv, write_xlsx
 from tests.storage.seeding import seed_school
 
 DAY = date(2026, 11, 28)
@@ -472,12 +470,12 @@ def test_when_the_splice_steps_aside_openpyxl_writes_the_same_workbook(
     ]
     summary: list[list[str | int | float]] = [["2026-11-28", TOTAL, 3, 2, 0.6667, 1, 0, 0, 0, 0]]
     spliced = write_xlsx(header, rows, summary)
-    monkeypatch.setattr(export.SPLICE, "written_for", {"openpyxl": "3.0"})
-    export._splice_allowed.cache_clear()
+    monkeypatch.setattr(sheets.SPLICE, "written_for", {"openpyxl": "3.0"})
+    sheets._splice_allowed.cache_clear()
     try:
         stock = write_xlsx(header, rows, summary)
     finally:
-        export._splice_allowed.cache_clear()
+        sheets._splice_allowed.cache_clear()
     assert "openpyxl 3.1." in caplog.text and "is not the 3.0.x" in caplog.text
     for sheet in ("Summary", "Detail"):
         assert read_sheet(stock, sheet) == read_sheet(spliced, sheet)
