@@ -269,11 +269,17 @@ class Sender:
     async def _deliver(self, letter: Outbox) -> tuple[int, dict[str, Any]]:
         assert letter.id is not None and self._limiter is not None
         attempts = letter.attempts
-        markup = (
-            InlineKeyboardMarkup.model_validate(letter.markup)
-            if letter.markup is not None
-            else None
-        )
+        try:
+            markup = (
+                InlineKeyboardMarkup.model_validate(letter.markup)
+                if letter.markup is not None
+                else None
+            )
+        except ValueError as exc:  # a letter stored with buttons Telegram would refuse anyway
+            self.stats.failed += 1
+            metrics.REMINDERS_FAILED.inc()
+            log.warning("letter %s has unreadable buttons: %s", letter.id, exc)
+            return letter.id, {"status": "failed", "error": str(exc)[:300]}
         while True:
             await self._wait_turn(letter.chat_id)
             try:

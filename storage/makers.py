@@ -29,8 +29,13 @@ def make_in_child(maker: str, url: str, args: Mapping[str, Any], path: str) -> i
     of its own and wait for it: the rows written; ValueError when it refused, RuntimeError when
     the process failed (its traceback went to stderr). The URL travels on stdin, not argv."""
     job = json.dumps({"maker": maker, "url": url, "args": dict(args), "path": path})
+    # -P: the working directory (the data volume, in the image) is not searched for modules.
     done = subprocess.run(
-        [sys.executable, "-m", __name__], input=job, stdout=subprocess.PIPE, text=True, check=False
+        [sys.executable, "-P", "-m", __name__],
+        input=job,
+        stdout=subprocess.PIPE,
+        text=True,
+        check=False,
     )
     lines = done.stdout.strip().splitlines()
     if done.returncode != 0 or not lines:

@@ -7,6 +7,7 @@ they fail."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
@@ -177,14 +178,24 @@ class PostgresServer:
     def running(self) -> bool:
         return (self.data / "postmaster.pid").exists()
 
+    def _kill_postmaster(self) -> None:
+        """SIGKILL the postmaster named in postmaster.pid, only if that pid is still this
+        cluster's postgres (a stale file may name a pid some other process has now)."""
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            pid = int((self.data / "postmaster.pid").read_text().split()[0])
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            if Path(os.fsdecode(command[0])).name == "postgres" and str(self.data).encode() in (
+                b" ".join(command)
+            ):
+                os.kill(pid, signal.SIGKILL)
+
     def remove(self) -> None:
         """Stop whatever is left running and delete the cluster."""
         if self.running():
             try:
                 self.stop("immediate")
             except (RuntimeError, subprocess.TimeoutExpired):
-                pid = int((self.data / "postmaster.pid").read_text().split()[0])
-                os.kill(pid, signal.SIGKILL)
+                self._kill_postmaster()
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
