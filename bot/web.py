@@ -181,7 +181,9 @@ def webhook_target(settings: Settings, public_url: str | None) -> tuple[str | No
     A `--url` with a path is served on that path; a `--url` that is only the site gets
     `WEBHOOK_PATH` appended; no `--url` (a replica with `--no-set-webhook`) serves
     `WEBHOOK_PATH`. A `WEBHOOK_PATH` set on purpose that names another path than `--url` is
-    refused: one of them is a mistake, and Telegram would get 404 for every delivery."""
+    refused: one of them is a mistake, and Telegram would get 404 for every delivery. So is a
+    `--url` Telegram cannot deliver to (not https, no host), and a path aiohttp would read as a
+    pattern (`{name}`) or refuse to route."""
     if public_url is None:
         return None, settings.webhook_path
     parts = _https_url(public_url)
@@ -205,15 +207,16 @@ def webhook_target(settings: Settings, public_url: str | None) -> tuple[str | No
 
 def _https_url(public_url: str) -> SplitResult:
     """`--url` read as Telegram needs it: https, and a host to deliver to."""
+    refused = SettingError(
+        "--url", f"{public_url} is invalid: give an https URL, like https://bot.example.org"
+    )
     try:
         parts = urlsplit(public_url)
         parts.port  # noqa: B018 (a port that is not a number raises here)
     except ValueError:
-        parts = None
-    if parts is None or parts.scheme != "https" or not parts.hostname:
-        raise SettingError(
-            "--url", f"{public_url} is invalid: give an https URL, like https://bot.example.org"
-        )
+        raise refused from None
+    if parts.scheme != "https" or not parts.hostname:
+        raise refused
     return parts
 
 
