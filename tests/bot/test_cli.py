@@ -262,7 +262,7 @@ def test_help_lists_every_command(tmp_path: Path) -> None:
         (["invite", "create"], ["--uses", "(default: any)"]),
         (["org", "create"], ["(default: Asia/Shanghai)", "(default: zh)", "(default: health)"]),
         (["org", "set"], ["--retain-days", "(new organisations: 30)"]),
-        (["export"], ["--format", "default: the --output file's extension, else xlsx"]),
+        (["export"], ["--format", "default: the --output file's extension (.xlsx or .csv)"]),
         (["excuse", "add"], ["the member's id in the roster", "first day", "last day"]),
         (["excuse", "add"], ["--reason", "e.g. sick leave"]),
         (["webhook"], ["(default: 0.0.0.0)", "(default: 8080)"]),
