@@ -237,7 +237,7 @@ async def test_a_replica_asks_telegram_who_the_bot_is_once_before_it_serves(
     the first update that needs it."""
     settings = webhook_settings(server, sqlite_url)
     assert settings.bot_username is None
-    group = {"id": -4005, "type": "group", "title": "Class one"}
+    group: dict[str, Any] = {"id": -4005, "type": "group", "title": "Class one"}
     in_group = help_update(1)
     in_group["message"]["chat"] = group
     server.register_chat(group)
