@@ -101,8 +101,12 @@ class Settings(BaseSettings):
     @field_validator("webhook_path")
     @classmethod
     def _path(cls, value: str) -> str:
-        if not value.startswith("/") or value in ("/healthz", "/metrics"):
-            raise ValueError("must start with / and not be /healthz or /metrics")
+        if (
+            not value.startswith("/")
+            or value in ("/healthz", "/metrics")
+            or {"{", "}"} & set(value)
+        ):
+            raise ValueError("must start with /, have no { or }, and not be /healthz or /metrics")
         return value
 
     def require_webhook_secret(self) -> str:

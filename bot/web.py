@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
 
 from aiogram import Bot
 from aiogram.fsm.storage.base import BaseEventIsolation, StorageKey
@@ -181,13 +181,19 @@ def webhook_target(settings: Settings, public_url: str | None) -> tuple[str | No
     A `--url` with a path is served on that path; a `--url` that is only the site gets
     `WEBHOOK_PATH` appended; no `--url` (a replica with `--no-set-webhook`) serves
     `WEBHOOK_PATH`. A `WEBHOOK_PATH` set on purpose that names another path than `--url` is
-    refused: one of them is a mistake, and Telegram would get 404 for every delivery."""
+    refused: one of them is a mistake, and Telegram would get 404 for every delivery. So is a
+    `--url` Telegram cannot deliver to (not https, no host), and a path aiohttp would read as a
+    pattern (`{name}`) or refuse to route."""
     if public_url is None:
         return None, settings.webhook_path
-    parts = urlsplit(public_url)
+    parts = _https_url(public_url)
     if parts.path in ("", "/"):
         return urlunsplit(parts._replace(path=settings.webhook_path)), settings.webhook_path
     path = unquote(parts.path)  # what aiohttp matches a request's path against
+    if not path.startswith("/") or {"{", "}"} & set(path):
+        raise SettingError(
+            "--url", f"{public_url} is invalid: its path must start with / and have no {{ or }}"
+        )
     if "webhook_path" in settings.model_fields_set and path != settings.webhook_path:
         raise SettingError(
             "WEBHOOK_PATH",
@@ -197,6 +203,21 @@ def webhook_target(settings: Settings, public_url: str | None) -> tuple[str | No
     if path in OPS_PATHS:
         raise SettingError("--url", f"{public_url} is invalid: {path} serves the operations")
     return public_url, path
+
+
+def _https_url(public_url: str) -> SplitResult:
+    """`--url` read as Telegram needs it: https, and a host to deliver to."""
+    refused = SettingError(
+        "--url", f"{public_url} is invalid: give an https URL, like https://bot.example.org"
+    )
+    try:
+        parts = urlsplit(public_url)
+        parts.port  # noqa: B018 (a port that is not a number raises here)
+    except ValueError:
+        raise refused from None
+    if parts.scheme != "https" or not parts.hostname:
+        raise refused
+    return parts
 
 
 async def run_webhook(
@@ -226,72 +247,76 @@ async def run_webhook(
     secret = settings.require_webhook_secret()
     public_url, path = webhook_target(settings, url)
     clock = clock or SystemClock()
-    engine = create_engine(settings.database_url)
-    await prepare_database(engine)
-    sessions = create_session_factory(engine)
-    bot = create_bot(settings)
-    storage = create_storage(settings, sessions, sole_writer=False)
-    redis = getattr(storage, "redis", None)
-    # Shares the storage's Redis connection pool, which `dp.storage.close()` closes.
-    isolation: BaseEventIsolation = (
-        RedisEventIsolation(redis) if redis is not None else SimpleEventIsolation()
-    )
-    dp = create_dispatcher(settings=settings, sessions=sessions, clock=clock, storage=storage)
-    await asyncio.to_thread(DEFAULT_RESOLVER.load)
-    processor = UpdateProcessor(bot, dp, sessions, clock)
-    probe = Probe(engine, redis)
-    app = web.Application()
-    deliveries = WebhookHandler(bot, processor, secret, isolation)
-    app.router.add_post(path, deliveries.handle)
-    probe.add_routes(app)
-    service = None
-    stopped = stop or asyncio.Event()
-    if stop is None:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stopped.set)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
-    try:
-        await dp.emit_startup(bot=bot)
-        await processor.start(resend_older_than=RESEND_AFTER)
-        await runner.setup()
-        site = web.TCPSite(runner, host, port)
-        await site.start()
-        bound = _bound_port(runner, port)
-        log.info("webhook server on %s:%d%s", host, bound, path)
-        if set_webhook:
-            if not public_url:
-                raise ValueError("--url is required unless --no-set-webhook is given")
-            from handlers.common import install_commands
+    async with contextlib.AsyncExitStack() as closing:
+        bot = create_bot(settings)
+        closing.push_async_callback(bot.session.close)
+        engine = create_engine(settings.database_url)
+        closing.push_async_callback(engine.dispose)
+        # Telegram answers and takes the token before any migration, as for `daka run`; the
+        # answer is cached, so no update waits on Telegram to learn the bot's name.
+        await bot.me()
+        await prepare_database(engine)
+        sessions = create_session_factory(engine)
+        storage = create_storage(settings, sessions, sole_writer=False)
+        redis = getattr(storage, "redis", None)
+        # Shares the storage's Redis connection pool, which `dp.storage.close()` closes.
+        isolation: BaseEventIsolation = (
+            RedisEventIsolation(redis) if redis is not None else SimpleEventIsolation()
+        )
+        dp = create_dispatcher(settings=settings, sessions=sessions, clock=clock, storage=storage)
+        await asyncio.to_thread(DEFAULT_RESOLVER.load)
+        processor = UpdateProcessor(bot, dp, sessions, clock)
+        probe = Probe(engine, redis)
+        app = web.Application()
+        deliveries = WebhookHandler(bot, processor, secret, isolation)
+        app.router.add_post(path, deliveries.handle)
+        probe.add_routes(app)
+        service = None
+        stopped = stop or asyncio.Event()
+        if stop is None:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stopped.set)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        try:
+            await dp.emit_startup(bot=bot)
+            await processor.start(resend_older_than=RESEND_AFTER)
+            await runner.setup()
+            site = web.TCPSite(runner, host, port)
+            await site.start()
+            bound = _bound_port(runner, port)
+            log.info("webhook server on %s:%d%s", host, bound, path)
+            if set_webhook:
+                if not public_url:
+                    raise ValueError("--url is required unless --no-set-webhook is given")
+                from handlers.common import install_commands
 
-            await bot.set_webhook(
-                public_url,
-                secret_token=secret,
-                allowed_updates=ALLOWED_UPDATES,
-                drop_pending_updates=False,
-            )
-            await install_commands(bot)
-            log.info("webhook set to %s", public_url)
-        if with_scheduler:
-            from scheduler.jobs import SchedulerService
+                await bot.set_webhook(
+                    public_url,
+                    secret_token=secret,
+                    allowed_updates=ALLOWED_UPDATES,
+                    drop_pending_updates=False,
+                )
+                await install_commands(bot)
+                log.info("webhook set to %s", public_url)
+            if with_scheduler:
+                from scheduler.jobs import SchedulerService
 
-            service = SchedulerService(bot, sessions, clock, dp["i18n"], settings.send_rate)
-            dp["outbox_wake"] = service.sender.wake
-            scheduling = service.start()
-        settle_heap()
-        if ready is not None:
-            ready(bound)
-        await stopped.wait()
-    finally:
-        log.info("webhook server stopping")
-        await runner.cleanup()  # stops accepting and lets deliveries in flight finish
-        if service is not None:
-            await service.stop(*scheduling)
-        await processor.close()
-        await dp.emit_shutdown(bot=bot)
-        await dp.storage.close()
-        await bot.session.close()
-        await engine.dispose()
+                service = SchedulerService(bot, sessions, clock, dp["i18n"], settings.send_rate)
+                dp["outbox_wake"] = service.sender.wake
+                scheduling = service.start()
+            settle_heap()
+            if ready is not None:
+                ready(bound)
+            await stopped.wait()
+        finally:
+            log.info("webhook server stopping")
+            await runner.cleanup()  # stops accepting and lets deliveries in flight finish
+            if service is not None:
+                await service.stop(*scheduling)
+            await processor.close()
+            await dp.emit_shutdown(bot=bot)
+            await dp.storage.close()
 
 
 def _bound_port(runner: web.AppRunner, fallback: int) -> int:

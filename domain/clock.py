@@ -72,17 +72,22 @@ def day_window(today: date) -> tuple[date, date]:
     return today - timedelta(days=PAST_DAYS), today + timedelta(days=FUTURE_DAYS)
 
 
+def read_day(text: str) -> date | None:
+    """A day written as YYYY-MM-DD, or None when it cannot be read (any day of the calendar)."""
+    word = text.strip()
+    if len(word) != 10 or not word.isascii():
+        return None
+    try:
+        return date.fromisoformat(word)
+    except ValueError:
+        return None
+
+
 def parse_day(text: str | None, today: date) -> date | None:
     """A day written as YYYY-MM-DD (`today` when there is none), or None when it cannot be
     read or lies outside `day_window`."""
     if text is None or not text.strip():
         return today
-    word = text.strip()
-    if len(word) != 10 or not word.isascii():
-        return None
-    try:
-        day = date.fromisoformat(word)
-    except ValueError:
-        return None
+    day = read_day(text)
     first, last = day_window(today)
-    return day if first <= day <= last else None
+    return day if day is not None and first <= day <= last else None

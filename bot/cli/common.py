@@ -13,12 +13,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.config import Settings
 from domain import forms
-from domain.clock import Clock, zone
+from domain.clock import Clock, day_window, local_day, read_day, zone
 from storage.db import SessionFactory, create_session_factory
+from storage.models import Organisation
 from storage.repo import Repo
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 EXIT_SETTING = 2
+TELEGRAM_ID_MAX = 2**52 - 1  # Telegram: a user id "has at most 52 significant bits"
 
 Command = Callable[[argparse.Namespace, Repo, Settings, Clock], Awaitable[None]]
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
@@ -81,11 +83,27 @@ def html_to_text(text: str) -> str:
     return html.unescape(re.sub(r"</?(b|i|u|code)>", "", text))
 
 
-def parse_date(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise UserError(f"{text!r} is not a date like 2026-11-28") from None
+def parse_date(text: str, today: date) -> date:
+    """A day the admin names: readable, and within the days the bot itself accepts around the
+    organisation's `today` (`domain.clock.day_window`)."""
+    day = read_day(text)
+    if day is None:
+        raise UserError(f"{text!r} is not a date like 2026-11-28")
+    first, last = day_window(today)
+    if not first <= day <= last:
+        raise UserError(f"{text} is out of range: give a day from {first} to {last}")
+    return day
+
+
+def org_today(org: Organisation, clock: Clock) -> date:
+    """The organisation's local day now: the day its dates are reckoned from."""
+    return local_day(clock.now(), org.timezone)
+
+
+def check_count(option: str, value: int, low: int, high: int, unit: str = "") -> None:
+    """A number the admin gives, within what the bot can keep and means: one line otherwise."""
+    if not low <= value <= high:
+        raise UserError(f"{option} must be from {low} to {high}{unit}")
 
 
 def check_timezone(name: str) -> None:
@@ -100,3 +118,7 @@ def check_form(name: str) -> None:
         forms.load_form(name)
     except forms.FormError as exc:
         raise UserError(str(exc)) from None
+
+
+def check_telegram_id(telegram_id: int) -> None:
+    check_count("telegram_id", telegram_id, 1, TELEGRAM_ID_MAX, " (a Telegram user id)")

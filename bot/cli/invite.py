@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 from datetime import timedelta
 
-from bot.cli.common import Command, Subparsers, UserError, default_action, local_time
+from bot.cli.common import Command, Subparsers, check_count, default_action, local_time
 from bot.config import SettingError, Settings
-from domain.clock import Clock
+from domain.clock import FUTURE_DAYS, Clock
 from domain.enrolment import ROLES, code_is_well_formed, invite_problem
 from storage.repo import Repo
 
 ACTIONS = ("create", "revoke", "list")
+MAX_USES = 1_000_000  # more than any organisation has members; the column is a 32-bit integer
 
 
 def add_parsers(sub: Subparsers) -> None:
@@ -26,7 +27,11 @@ def add_parsers(sub: Subparsers) -> None:
     create.add_argument("--unit", help="unit path the invite is limited to (default: none)")
     create.add_argument("--role", choices=ROLES, default="member", help="what the invite enrols")
     create.add_argument(
-        "--expires", type=int, default=7, metavar="DAYS", help="days the link is valid"
+        "--expires",
+        type=int,
+        default=7,
+        metavar="DAYS",
+        help=f"days the link is valid (up to {FUTURE_DAYS})",
     )
     create.add_argument(
         "--uses", type=int, default=None, metavar="N", help="enrolments allowed (default: any)"
@@ -64,10 +69,9 @@ async def cmd_invite_create(
 ) -> None:
     now = clock.now()
     org = await repo.orgs.require(slug=args.slug)
-    if args.expires < 1:
-        raise UserError("--expires must be at least 1 day")
-    if args.uses is not None and args.uses < 1:
-        raise UserError("--uses must be at least 1")
+    check_count("--expires", args.expires, 1, FUTURE_DAYS, " days")
+    if args.uses is not None:
+        check_count("--uses", args.uses, 1, MAX_USES)
     unit = await repo.units.require(org_id=org.id or 0, name_path=args.unit) if args.unit else None
     username = await _bot_username(settings)
     invite = await repo.invites.create(

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import argparse
 
-from bot.cli.common import SLUG, Command, Subparsers, UserError, check_form, check_timezone
+from bot.cli.common import (
+    SLUG,
+    Command,
+    Subparsers,
+    UserError,
+    check_count,
+    check_form,
+    check_timezone,
+)
 from bot.config import Settings
-from domain.clock import Clock
+from domain.clock import PAST_DAYS, Clock
 from storage.models import Organisation
 from storage.repo import Repo
 
@@ -72,8 +80,7 @@ async def cmd_org_set(args: argparse.Namespace, repo: Repo, _s: Settings, _c: Cl
         check_form(args.form)
         org.form = args.form
     if args.retain_days is not None:
-        if args.retain_days < 1:
-            raise UserError("--retain-days must be at least 1")
+        check_count("--retain-days", args.retain_days, 1, PAST_DAYS, " days")
         org.retain_days = args.retain_days
     if args.no_geofence:
         org.geofence_lat = org.geofence_lon = org.geofence_radius_m = None

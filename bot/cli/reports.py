@@ -12,11 +12,12 @@ from bot.cli.common import (
     UserError,
     create_session_factory_for,
     html_to_text,
+    org_today,
     parse_date,
 )
 from bot.config import Settings
 from bot.i18n import LOCALE_OF
-from domain.clock import Clock, local_day, zone
+from domain.clock import Clock, zone
 from storage.repo import Repo
 
 FORMATS = ("xlsx", "csv")
@@ -37,7 +38,7 @@ def add_parsers(sub: Subparsers) -> None:
     export.add_argument(
         "--format",
         choices=FORMATS,
-        help="default: the --output file's extension, else xlsx",
+        help="default: the --output file's extension (.xlsx or .csv)",
     )
     export.add_argument(
         "--output", required=True, type=Path, metavar="FILE", help="a .xlsx or .csv file"
@@ -53,10 +54,15 @@ def add_parsers(sub: Subparsers) -> None:
 
 
 def export_format(output: Path, asked: str | None) -> str:
-    """The format the file's extension says, unless --format says otherwise (refused)."""
+    """The format the file's extension says; --format for a file named otherwise (a format
+    that contradicts the extension is refused, and so is a name that says no format)."""
     implied = output.suffix.lower().removeprefix(".")
     if implied not in FORMATS:
-        return asked or "xlsx"
+        if asked is None:
+            raise UserError(
+                f"cannot tell the format of {output.name}: name it .xlsx or .csv, or give --format"
+            )
+        return asked
     if asked is not None and asked != implied:
         raise UserError(f"--format {asked} does not match the output file {output.name}")
     return implied
@@ -69,7 +75,8 @@ async def cmd_report(args: argparse.Namespace, repo: Repo, _s: Settings, clock: 
 
     org = await repo.orgs.require(slug=args.slug)
     unit = await repo.units.require(org_id=org.id or 0, name_path=args.unit) if args.unit else None
-    day = parse_date(args.date) if args.date else local_day(clock.now(), org.timezone)
+    today = org_today(org, clock)
+    day = parse_date(args.date, today) if args.date else today
     i18n = create_i18n()
     rounds = Rounds(create_session_factory_for(repo), clock, i18n)
     org_plan = await plan(repo.session, org)
@@ -84,7 +91,7 @@ async def cmd_audit(args: argparse.Namespace, repo: Repo, _s: Settings, clock: C
     org = await repo.orgs.require(slug=args.slug)
     tz = zone(org.timezone)
     if args.since:
-        since = datetime.combine(parse_date(args.since), time(0), tzinfo=tz)
+        since = datetime.combine(parse_date(args.since, org_today(org, clock)), time(0), tzinfo=tz)
     else:
         since = clock.now() - timedelta(days=7)
     entries = await repo.audit.since(org_id=org.id or 0, since=since)
@@ -109,10 +116,11 @@ async def cmd_export(args: argparse.Namespace, repo: Repo, _s: Settings, clock: 
     org = await repo.orgs.require(slug=args.slug)
     if args.date and (args.first or args.last):
         raise UserError("give either --date or --from and --to")
+    today = org_today(org, clock)
     if args.date:
-        first = last = parse_date(args.date)
+        first = last = parse_date(args.date, today)
     elif args.first and args.last:
-        first, last = parse_date(args.first), parse_date(args.last)
+        first, last = parse_date(args.first, today), parse_date(args.last, today)
     else:
         raise UserError("give --date DATE, or --from DATE --to DATE")
     fmt = export_format(args.output, args.format)

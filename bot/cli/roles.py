@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from bot.cli.common import Command, Subparsers, UserError
+from bot.cli.common import Command, Subparsers, UserError, check_telegram_id
 from bot.config import Settings
 from domain.clock import Clock
 from storage.repo import Repo
@@ -29,6 +29,7 @@ def add_parsers(sub: Subparsers) -> None:
 
 
 async def cmd_role_grant(args: argparse.Namespace, repo: Repo, _s: Settings, clock: Clock) -> None:
+    check_telegram_id(args.telegram_id)
     org = await repo.orgs.require(slug=args.slug)
     if args.role == "manager" and not args.unit:
         raise UserError("a manager needs --unit PATH (an admin covers the whole organisation)")
@@ -55,6 +56,7 @@ async def cmd_role_grant(args: argparse.Namespace, repo: Repo, _s: Settings, clo
 async def cmd_role_revoke(
     args: argparse.Namespace, repo: Repo, _s: Settings, clock: Clock
 ) -> None:
+    check_telegram_id(args.telegram_id)
     org = await repo.orgs.require(slug=args.slug)
     unit = await repo.units.require(org_id=org.id or 0, name_path=args.unit) if args.unit else None
     grants = [

@@ -8,7 +8,13 @@ import asyncio
 import contextlib
 from collections.abc import Iterator
 
-from bot.cli.common import Command, Subparsers, UserError, create_session_factory_for
+from bot.cli.common import (
+    Command,
+    Subparsers,
+    UserError,
+    check_count,
+    create_session_factory_for,
+)
 from bot.config import SettingError, Settings
 from domain.clock import Clock, local_day, zone
 from domain.schedule import ScheduleError, parse_time
@@ -78,6 +84,7 @@ def serve(args: argparse.Namespace, settings: Settings, clock: Clock) -> None:
     elif args.command == "webhook":
         settings.require_token()
         settings.require_webhook_secret()
+        check_count("--port", args.port, 0, 65535)
         if args.set_webhook and not args.url:
             raise UserError("webhook: --url is required unless --no-set-webhook is given")
         from bot.web import run_webhook, webhook_target
@@ -168,6 +175,8 @@ def telegram_errors(settings: Settings) -> Iterator[None]:
 
 def _metrics_port(args: argparse.Namespace, settings: Settings) -> int | None:
     port: int | None = getattr(args, "metrics_port", None)
+    if port is not None:
+        check_count("--metrics-port", port, 1, 65535)
     return port if port is not None else settings.metrics_port
 
 

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from bot.cli.common import Command, Subparsers, UserError, default_action, parse_date
+from bot.cli.common import (
+    Command,
+    Subparsers,
+    UserError,
+    default_action,
+    org_today,
+    parse_date,
+)
 from bot.config import Settings
 from domain.clock import Clock
 from domain.schedule import (
@@ -18,6 +25,7 @@ from storage.repo import Repo
 from storage.schedules import ScheduleRepo, spec_of
 
 EXCUSE_ACTIONS = ("add", "list", "cancel")
+ROW_ID_MAX = 2**63 - 1
 
 
 def add_parsers(sub: Subparsers) -> None:
@@ -132,9 +140,12 @@ async def cmd_schedule_set(args: argparse.Namespace, repo: Repo, _s: Settings, _
     print(f"{unit.name_path if unit else org.slug}: {_spec_line(spec)}")
 
 
-async def cmd_holiday_add(args: argparse.Namespace, repo: Repo, _s: Settings, _c: Clock) -> None:
+async def cmd_holiday_add(
+    args: argparse.Namespace, repo: Repo, _s: Settings, clock: Clock
+) -> None:
     org = await repo.orgs.require(slug=args.slug)
-    days = [parse_date(d) for d in args.dates]
+    today = org_today(org, clock)
+    days = [parse_date(d, today) for d in args.dates]
     unit = await repo.units.require(org_id=org.id or 0, name_path=args.unit) if args.unit else None
     added = await ScheduleRepo(repo.session).add_holidays(
         org_id=org.id or 0, days=days, unit_id=unit.id if unit else None
@@ -144,10 +155,11 @@ async def cmd_holiday_add(args: argparse.Namespace, repo: Repo, _s: Settings, _c
 
 
 async def cmd_holiday_remove(
-    args: argparse.Namespace, repo: Repo, _s: Settings, _c: Clock
+    args: argparse.Namespace, repo: Repo, _s: Settings, clock: Clock
 ) -> None:
     org = await repo.orgs.require(slug=args.slug)
-    days = sorted({parse_date(d) for d in args.dates})
+    today = org_today(org, clock)
+    days = sorted({parse_date(d, today) for d in args.dates})
     unit = await repo.units.require(org_id=org.id or 0, name_path=args.unit) if args.unit else None
     removed = await ScheduleRepo(repo.session).remove_holidays(
         org_id=org.id or 0, days=days, unit_id=unit.id if unit else None
@@ -174,7 +186,8 @@ async def cmd_excuse_add(args: argparse.Namespace, repo: Repo, _s: Settings, clo
     member = await repo.members.by_external(org_id=org.id or 0, external_id=args.member_id)
     if member is None or member.id is None:
         raise UserError(f"no member {args.member_id!r} in {org.slug}")
-    first, last = parse_date(args.first), parse_date(args.last)
+    today = org_today(org, clock)
+    first, last = parse_date(args.first, today), parse_date(args.last, today)
     if last < first:
         raise UserError("--to is before --from")
     reason = args.reason.strip()[:200]
@@ -224,8 +237,12 @@ async def cmd_excuse_cancel(
     args: argparse.Namespace, repo: Repo, _s: Settings, clock: Clock
 ) -> None:
     org = await repo.orgs.require(slug=args.slug)
-    cancelled = await ScheduleRepo(repo.session).cancel_excuse(
-        org_id=org.id or 0, excuse_id=args.excuse_id
+    cancelled = (
+        await ScheduleRepo(repo.session).cancel_excuse(
+            org_id=org.id or 0, excuse_id=args.excuse_id
+        )
+        if 1 <= args.excuse_id <= ROW_ID_MAX  # a number no row has does not reach the database
+        else None
     )
     if cancelled is None:
         raise UserError(f"no excuse {args.excuse_id} in {org.slug} (see daka excuse list)")

@@ -151,6 +151,17 @@ def test_mistakes_are_one_line_and_exit_1(
     assert message in err and len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("days", ["0", "3661", "100000000"])
+def test_a_retention_beyond_the_days_kept_is_one_line(
+    env: Path, capsys: pytest.CaptureFixture[str], days: str
+) -> None:
+    daka(capsys, "org", "create", "no1", "--name", "No1")
+    code, out, err = daka(capsys, "org", "set", "no1", "--retain-days", days)
+    assert (code, out, err) == (1, "", "daka: --retain-days must be from 1 to 3660 days\n")
+    code, out, _ = daka(capsys, "org", "set", "no1", "--retain-days", "3660")
+    assert code == 0 and out.endswith(", retain 3660 days\n")
+
+
 def test_geofence_and_retention_are_set_per_organisation(
     env: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -251,7 +262,7 @@ def test_help_lists_every_command(tmp_path: Path) -> None:
         (["invite", "create"], ["--uses", "(default: any)"]),
         (["org", "create"], ["(default: Asia/Shanghai)", "(default: zh)", "(default: health)"]),
         (["org", "set"], ["--retain-days", "(new organisations: 30)"]),
-        (["export"], ["--format", "default: the --output file's extension, else xlsx"]),
+        (["export"], ["--format", "default: the --output file's extension (.xlsx or .csv)"]),
         (["excuse", "add"], ["the member's id in the roster", "first day", "last day"]),
         (["excuse", "add"], ["--reason", "e.g. sick leave"]),
         (["webhook"], ["(default: 0.0.0.0)", "(default: 8080)"]),

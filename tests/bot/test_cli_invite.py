@@ -115,4 +115,31 @@ def test_invite_mistakes_are_one_line(no1: Path, capsys: pytest.CaptureFixture[s
     code, _, err = daka(capsys, "invite", "revoke", "-nosuchcodeatall0")
     assert code == 1 and err == "daka: no invite '-nosuchcodeatall0'\n"
     code, _, err = daka(capsys, "invite", "no1", "--expires", "0")
-    assert code == 1 and err == "daka: --expires must be at least 1 day\n"
+    assert code == 1 and err == "daka: --expires must be from 1 to 366 days\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["--expires", "100000000"], "--expires must be from 1 to 366 days"),
+        (["--expires", "367"], "--expires must be from 1 to 366 days"),
+        (["--uses", "0"], "--uses must be from 1 to 1000000"),
+        (["--uses", "99999999999"], "--uses must be from 1 to 1000000"),
+    ],
+)
+def test_an_invite_beyond_what_can_be_kept_is_one_line_and_none_is_made(
+    no1: Path, capsys: pytest.CaptureFixture[str], args: list[str], line: str
+) -> None:
+    """Regression: `--expires 100000000` failed with "failed: OverflowError"."""
+    code, out, err = daka(capsys, "invite", "no1", *args)
+    assert (code, out, err) == (1, "", f"daka: {line}\n")
+    assert daka(capsys, "invite", "list", "no1")[1] == "no invites in no1\n"
+
+
+def test_an_invite_valid_for_a_year_is_made(no1: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = daka(capsys, "invite", "no1", "--expires", "366", "--uses", "1000000")
+    assert code == 0
+    assert out.splitlines()[0] == (
+        "member invite for no1 (whole organisation), 1000000 use(s), "
+        "expires 2027-12-01 09:00 Asia/Shanghai"
+    )

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from bot.cli import main
+from domain.clock import FixedClock
 from tests.bot.test_cli import daka
 
 
@@ -35,6 +38,46 @@ def test_roles_are_granted_listed_revoked_and_audited(
     assert out.splitlines()[-1].startswith("3 entries since")
     code, _, err = daka(capsys, "audit", "no1", "--since", "yesterday")
     assert code == 1 and "not a date" in err
+
+
+@pytest.mark.parametrize("telegram_id", ["999999999999999999999", "4503599627370496", "0", "-5"])
+@pytest.mark.parametrize("action", ["grant", "revoke"])
+def test_a_telegram_id_no_user_can_have_is_one_line_and_grants_nothing(
+    env: Path, capsys: pytest.CaptureFixture[str], action: str, telegram_id: str
+) -> None:
+    """Regression: an id beyond 64 bits failed inside the database ("failed: OverflowError")."""
+    daka(capsys, "org", "create", "no1", "--name", "No1")
+    admin = ["--role", "admin"] if action == "grant" else []
+    code, out, err = daka(capsys, "role", action, "no1", telegram_id, *admin)
+    assert (code, out, err) == (
+        1,
+        "",
+        "daka: telegram_id must be from 1 to 4503599627370495 (a Telegram user id)\n",
+    )
+    assert daka(capsys, "role", "list", "no1")[1] == "no managers or administrators in no1\n"
+
+
+def test_the_largest_telegram_id_is_granted(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    daka(capsys, "org", "create", "no1", "--name", "No1")
+    code, out, _ = daka(capsys, "role", "grant", "no1", "4503599627370495", "--role", "admin")
+    assert (code, out) == (0, "4503599627370495 is now admin of whole organisation in no1\n")
+
+
+def test_an_audit_since_a_day_beyond_the_window_is_one_line(
+    env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Regression: `--since 0001-01-01` failed with "failed: OverflowError"."""
+    at = FixedClock(datetime(2026, 11, 30, 1, 0, tzinfo=UTC))
+    main(["org", "create", "no1", "--name", "No1"], clock=at)
+    code = main(["audit", "no1", "--since", "0001-01-01"], clock=at)
+    out, err = capsys.readouterr()
+    assert (code, err) == (
+        1,
+        "daka: 0001-01-01 is out of range: give a day from 2016-11-22 to 2027-12-01\n",
+    )
+    code = main(["audit", "no1", "--since", "2016-11-22"], clock=at)
+    out, err = capsys.readouterr()
+    assert (code, out) == (0, "0 entries since 2016-11-22 00:00\n")
 
 
 def test_retention_from_the_command_line(env: Path, capsys: pytest.CaptureFixture[str]) -> None:

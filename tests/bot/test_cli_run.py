@@ -96,3 +96,98 @@ def test_a_retention_dry_run_says_would_clear(
     assert "retention no1: would clear 0 check-ins before" in err and "cleared" not in err
     code, _, err = daka(capsys, "retention")
     assert code == 0 and "retention no1: cleared 0 check-ins before" in err
+
+
+# --------------------------------------------------------------------------- daka webhook
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("x.org/hook", "give an https URL, like https://bot.example.org"),
+        ("http://bot.example.org/hook", "give an https URL, like https://bot.example.org"),
+        ("https:///hook", "give an https URL, like https://bot.example.org"),
+        ("https://bot.example.org:port/hook", "give an https URL, like https://bot.example.org"),
+        ("https://bot.example.org/{name}", "its path must start with / and have no { or }"),
+        ("https://bot.example.org/%7Bn%7D", "its path must start with / and have no { or }"),
+    ],
+)
+def test_a_webhook_url_telegram_cannot_deliver_to_is_one_line_exit_2(
+    env: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    url: str,
+    problem: str,
+) -> None:
+    """Regression: `--url x.org/hook` made aiohttp refuse the route after the migrations, and a
+    `{name}` in the path became a wildcard route."""
+    monkeypatch.setenv("BOT_TOKEN", "42:TEST")
+    monkeypatch.setenv("WEBHOOK_SECRET", "s3cret")
+    code, out, err = daka(capsys, "webhook", "--url", url)
+    assert (code, out, err) == (2, "", f"daka: setting --url {url} is invalid: {problem}\n")
+    assert list(env.glob("daka.db*")) == []
+
+
+def test_a_webhook_token_telegram_refuses_is_one_line_before_any_migration(
+    telegram: FakeBotAPI,
+    env: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Like `daka run`, `daka webhook` asks Telegram who the bot is before it migrates."""
+    monkeypatch.setenv("BOT_TOKEN", "42:NOT-THE-TOKEN")
+    monkeypatch.setenv("WEBHOOK_SECRET", "s3cret")
+    code, out, err = daka(capsys, "webhook", "--url", "https://bot.example.org/hook")
+    assert (code, out) == (2, "")
+    assert err.strip() == "daka: setting BOT_TOKEN was refused by Telegram (Unauthorized)"
+    assert [call.method for call in telegram.calls] == ["getMe"]
+    assert list(env.glob("daka.db*")) == []
+
+
+def test_unreachable_telegram_stops_a_webhook_before_any_migration(
+    env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"http://127.0.0.1:{closed_port()}"
+    monkeypatch.setenv("BOT_TOKEN", "42:TEST")
+    monkeypatch.setenv("TELEGRAM_API_URL", url)
+    monkeypatch.setenv("WEBHOOK_SECRET", "s3cret")
+    code, out, err = daka(capsys, "webhook", "--no-set-webhook")
+    assert (code, out) == (1, "")
+    [line] = err.strip().splitlines()
+    assert line.startswith(f"daka: Telegram cannot be reached at TELEGRAM_API_URL {url}: ")
+    assert list(env.glob("daka.db*")) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["webhook", "--no-set-webhook", "--port", "70000"], "--port must be from 0 to 65535"),
+        (["run", "--metrics-port", "0"], "--metrics-port must be from 1 to 65535"),
+        (["scheduler", "--metrics-port", "99999"], "--metrics-port must be from 1 to 65535"),
+    ],
+)
+def test_a_port_no_socket_can_have_is_one_line(
+    env: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    args: list[str],
+    line: str,
+) -> None:
+    monkeypatch.setenv("BOT_TOKEN", "42:TEST")
+    monkeypatch.setenv("WEBHOOK_SECRET", "s3cret")
+    code, out, err = daka(capsys, *args)
+    assert (code, out, err) == (1, "", f"daka: {line}\n")
+    assert list(env.glob("daka.db*")) == []
+
+
+def test_a_webhook_path_with_braces_is_a_setting_error(
+    env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BOT_TOKEN", "42:TEST")
+    monkeypatch.setenv("WEBHOOK_SECRET", "s3cret")
+    monkeypatch.setenv("WEBHOOK_PATH", "/{name}")
+    code, out, err = daka(capsys, "webhook", "--no-set-webhook")
+    assert (code, out) == (2, "")
+    assert err == (
+        "daka: setting WEBHOOK_PATH is invalid: must start with /, have no { or }, "
+        "and not be /healthz or /metrics\n"
+    )
+    assert list(env.glob("daka.db*")) == []

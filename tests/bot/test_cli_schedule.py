@@ -16,7 +16,7 @@ from sqlmodel import SQLModel, select
 from bot.cli import main
 from domain.clock import FixedClock
 from storage.db import create_engine, create_session_factory
-from storage.models import AuditEntry, Excuse, Outbox, SlotRun
+from storage.models import AuditEntry, Excuse, Holiday, Outbox, SlotRun, UnitHoliday
 from storage.repo import Repo, Submission
 from tests.fakebot import FakeBotAPI
 
@@ -249,6 +249,48 @@ def test_holidays_are_listed_and_removed(school: str, capsys: pytest.CaptureFixt
     )
 
 
+# The days an admin may name on 2026-11-30: the window the bot itself keeps (domain.clock).
+OUT_OF_RANGE = "is out of range: give a day from 2016-11-22 to 2027-12-01"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["holiday", "add", "no1", "2026-12-25", "0001-01-01"],
+        ["holiday", "add", "no1", "2027-12-02", "--unit", "Eng"],
+        ["excuse", "no1", "1003", "--from", "2026-11-30", "--to", "9999-12-31", "--reason", "x"],
+        ["excuse", "no1", "1003", "--from", "2016-11-21", "--to", "2016-11-22", "--reason", "x"],
+    ],
+)
+def test_days_beyond_what_the_bot_keeps_are_refused_and_nothing_is_stored(
+    school: str, capsys: pytest.CaptureFixture[str], args: list[str]
+) -> None:
+    """Regression: a holiday in year 1 or an excuse running to 9999-12-31 was simply stored."""
+    day = next(a for a in args if a in ("0001-01-01", "2027-12-02", "9999-12-31", "2016-11-21"))
+    assert fails(capsys, *args) == f"{day} {OUT_OF_RANGE}"
+    assert asyncio.run(rows(school, Holiday)) == []
+    assert asyncio.run(rows(school, UnitHoliday)) == []
+    assert asyncio.run(rows(school, Excuse)) == []
+
+
+def test_the_edges_of_the_window_are_days_like_any_other(
+    school: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = daka(capsys, "holiday", "add", "no1", "2016-11-22", "2027-12-01")
+    assert (code, out) == (0, "2 holiday(s) added, 0 already known\n")
+    code, out, _ = daka(
+        capsys, "excuse", "no1", "1003", "--from", "2027-11-30", "--to", "2027-12-01",
+        "--reason", "trip",
+    )  # fmt: skip
+    assert (code, out) == (0, "Carol (1003) excused 2027-11-30 to 2027-12-01: trip\n")
+    # The window moves with the organisation's today: a year on, 2016-11-22 is too old.
+    code, _, err = daka(
+        capsys, "report", "no1", "--date", "2016-11-22", at=NINE.replace(year=2027)
+    )
+    assert (code, err) == (1, "daka: 2016-11-22 is out of range: give a day from 2017-11-22 "
+                              "to 2028-11-30\n")  # fmt: skip
+
+
 # --------------------------------------------------------------------------- excuses
 def test_an_excuse_is_stored_audited_and_counted(
     school: str, capsys: pytest.CaptureFixture[str]
@@ -316,6 +358,10 @@ def test_excuses_are_listed_and_cancelled(school: str, capsys: pytest.CaptureFix
     assert "excused 0," in out
     assert fails(capsys, "excuse", "cancel", "no1", "1") == (
         "no excuse 1 in no1 (see daka excuse list)"
+    )
+    big = "999999999999999999999"  # beyond 64 bits: "failed: OverflowError" before
+    assert fails(capsys, "excuse", "cancel", "no1", big) == (
+        f"no excuse {big} in no1 (see daka excuse list)"
     )
     assert fails(capsys, "excuse", "list", "no1", "--member", "9999") == "no member '9999' in no1"
     _, out, _ = daka(capsys, "excuse", "list", "no1", "--member", "1003")
@@ -427,6 +473,8 @@ def test_an_empty_organisation_reports_zero_in_its_language(
     ("args", "message"),
     [
         (["no1", "--date", "30/11/2026"], "'30/11/2026' is not a date like 2026-11-28"),
+        (["no1", "--date", "9999-12-31"], f"9999-12-31 {OUT_OF_RANGE}"),
+        (["no1", "--date", "20261130"], "'20261130' is not a date like 2026-11-28"),
         (["no1", "--unit", "Eng/C9"], "no unit 'Eng/C9'"),
         (["nope"], "no organisation 'nope'"),
     ],

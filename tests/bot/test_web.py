@@ -230,6 +230,26 @@ async def test_a_replica_that_does_not_set_the_webhook_serves_the_same_path(
         assert "/checkin" in (await server.next_reply(5005)).text
 
 
+async def test_a_replica_asks_telegram_who_the_bot_is_once_before_it_serves(
+    server: FakeBotAPI, sqlite_url: str
+) -> None:
+    """Without BOT_USERNAME the bot's name is asked at start, as by `daka run`, not from inside
+    the first update that needs it."""
+    settings = webhook_settings(server, sqlite_url)
+    assert settings.bot_username is None
+    group: dict[str, Any] = {"id": -4005, "type": "group", "title": "Class one"}
+    in_group = help_update(1)
+    in_group["message"]["chat"] = group
+    server.register_chat(group)
+    async with serving(settings, "https://bot.example.org/hook", set_webhook=False) as replica:
+        assert [call.method for call in server.calls] == ["getMe"]
+        delivered = await replace(replica, path="/hook").post(in_group)
+        assert delivered.status == 200
+        reply = await server.next_reply(group["id"])
+        assert reply.text == "Daka answers in a private chat only: https://t.me/daka_test_bot"
+    assert [call.method for call in server.calls] == ["getMe", "sendMessage"]
+
+
 def test_the_path_served_is_the_urls_and_a_site_gets_webhook_path() -> None:
     default = Settings(_env_file=None)
     assert webhook_target(default, "https://a.example") == (
