@@ -19,6 +19,7 @@ from handlers.gate import is_gated
 from handlers.keyboards import MANAGER_CALLBACKS, OrgCb
 from tests.fakebot import FakeBotAPI
 from tests.handlers.conftest import Daka, reply_containing
+from tests.handlers.test_checkin import next_alert
 
 
 def walk(router: Router) -> Iterator[Router]:
@@ -91,5 +92,5 @@ async def test_a_refused_managers_button_leaves_a_members_check_in_as_it_was(
     member.send_location(39.9087, 116.3975, accuracy=12.5)
     question = await reply_containing(member, "请输入您今天测量的体温")
     member.press(question, "nav:0:2026-11-28:0")
-    assert (await member.next_callback_answer()).text == "此按钮已失效。"
+    assert (await next_alert(member)).text == "此按钮已失效。"
     assert "您今天是否有以下症状" in (await member.ask("36.5")).text
