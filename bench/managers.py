@@ -747,7 +747,7 @@ def queries(w: World, opts: Options) -> list[Query]:
         # What the bot's worker thread runs (`storage.export.make_export`), on this session:
         # rows streamed from the database a few thousand at a time into a temporary file.
         with tempfile.TemporaryFile() as out:
-            rows = await write_export(session, org=w.org, first=day, last=day, out=out)
+            rows = await write_export(session, org=w.org, first=day, last=day, under=None, out=out)
             out.seek(0)
             data = out.read()
         return rows, _sheets(data)

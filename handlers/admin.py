@@ -9,13 +9,13 @@ import io
 from aiogram import Bot, F
 from aiogram.filters import Command, CommandObject, StateFilter
 from aiogram.fsm.context import FSMContext
-from aiogram.fsm.state import State, StatesGroup
+from aiogram.fsm.state import State
 from aiogram.types import Message
 from aiogram.utils.i18n import gettext as _
 
 from bot.context import Visitor
 from domain.clock import Clock, parse_day
-from handlers.gate import managers_router
+from handlers.gate import ManagersConversation, managers_router
 from handlers.views import asked_day
 from storage.aggregates import member_days, place_counts
 from storage.repo import Repo
@@ -28,7 +28,7 @@ router = managers_router("admin")
 MAX_ROSTER_BYTES = 5 * 1024 * 1024
 
 
-class RosterUpload(StatesGroup):
+class RosterUpload(ManagersConversation):
     waiting = State()
 
 

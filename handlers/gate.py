@@ -10,6 +10,7 @@ from typing import Any
 
 from aiogram import BaseMiddleware, F, Router
 from aiogram.fsm.context import FSMContext
+from aiogram.fsm.state import StatesGroup
 from aiogram.types import (
     CallbackQuery,
     InlineKeyboardButton,
@@ -56,6 +57,19 @@ def org_choice(orgs: list[Organisation]) -> tuple[str, InlineKeyboardMarkup]:
     )
 
 
+class ManagersConversation(StatesGroup):
+    """The base of every conversation of the managers' routers (a roster upload): the only
+    states the gate clears when it refuses someone. Any other state is another conversation's
+    (a member's check-in in progress), which a refused button press must leave as it is."""
+
+
+def managers_state(raw_state: str | None) -> bool:
+    """Whether a stored FSM state belongs to a managers' conversation."""
+    return raw_state is not None and any(
+        raw_state in group.__all_states_names__ for group in ManagersConversation.__subclasses__()
+    )
+
+
 class ManagersGate(BaseMiddleware):
     """Inner middleware of the managers' routers: it runs once a handler's filters matched, and
     calls the handler only with a resolved scope. Members get the refusal (a button: "no longer
@@ -67,7 +81,7 @@ class ManagersGate(BaseMiddleware):
         visitor: Visitor | None = data.get("visitor")
         orgs = manager_orgs(visitor.roles, visitor.orgs) if visitor is not None else []
         state: FSMContext | None = data.get("state")
-        if state is not None and await state.get_state() is not None:
+        if state is not None and managers_state(await state.get_state()):
             await state.clear()  # a roster upload begun before a role was revoked
         if isinstance(event, CallbackQuery):
             if len(orgs) > 1:

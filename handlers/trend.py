@@ -66,7 +66,7 @@ async def on_trend(
     tops = await scope.tops(repo.session)
     name = scope_name(scope, tops)
     last = scope.today(clock)
-    under = None if scope.whole else [u.id or 0 for u in tops]
+    under = await scope.under(repo.session)
     series = await trend_series(repo.session, org=org, under=under, last=last, days=days)
     first = series[0][0]
     heading = _("{scope}, {first} to {last}")

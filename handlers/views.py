@@ -451,7 +451,7 @@ async def on_export(
         return
     first, last = days[0], days[-1]
     assert first is not None and last is not None
-    under = None if scope.unit_ids is None else list(scope.unit_ids)
+    under = await scope.under(repo.session)
     try:
         export_days(first, last)
     except ValueError:

@@ -118,6 +118,7 @@ class Rounds:
             session,
             org_id=org.id,
             day=day,
+            under=None,  # exactly these units, not their subtrees
             unit_ids=[u for u in unit_ids if u not in off],
             statuses={DayStatus.MISSING},
             reachable_only=True,

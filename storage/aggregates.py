@@ -271,7 +271,7 @@ async def member_days(
     *,
     org_id: int,
     day: date,
-    under: Sequence[int] | None = None,
+    under: Sequence[int] | None,
     unit_ids: Collection[int] | None = None,
     statuses: Collection[DayStatus] | None = None,
     abnormal_only: bool = False,
@@ -281,8 +281,9 @@ async def member_days(
     limit: int | None = None,
     offset: int = 0,
 ) -> list[MemberDay]:
-    """Members of `org_id` on `day`: under the given units' subtrees, or in exactly `unit_ids`,
-    filtered by status; ordered by unit path and member id."""
+    """Members of `org_id` on `day`: under the given units' subtrees (`under`; None, said
+    explicitly, for the whole organisation), or in exactly `unit_ids`, filtered by status;
+    ordered by unit path and member id."""
     status = _status(day, _off(off_units), enrolled_by).label("status")
     stmt = (
         select(
@@ -379,7 +380,7 @@ async def count_member_days(
     *,
     org_id: int,
     day: date,
-    under: Sequence[int],
+    under: Sequence[int] | None,
     statuses: Collection[DayStatus],
     off_units: Collection[int] = (),
     enrolled_by: datetime | None = None,
@@ -391,17 +392,18 @@ async def count_member_days(
         .select_from(Member)
         .outerjoin(CheckIn, _checkin_join(day))
         .where(col(Member.org_id) == org_id, col(Member.active))
-        .where(_under(under))
         .where(or_(*[status == s.value for s in statuses]))
     )
+    if under is not None:
+        stmt = stmt.where(_under(under))
     return int((await core_rows(session, stmt))[0][0])
 
 
 async def place_counts(
-    session: AsyncSession, *, org_id: int, day: date, under: Sequence[int]
+    session: AsyncSession, *, org_id: int, day: date, under: Sequence[int] | None
 ) -> list[tuple[str, str, int, int]]:
-    """Where the scope checked in from on `day`: (province, city, check-ins, outside geofence),
-    most first."""
+    """Where the scope checked in from on `day` (`under` as for `member_days`): (province,
+    city, check-ins, outside geofence), most first."""
     province = func.coalesce(col(CheckIn.province), "")
     city = func.coalesce(col(CheckIn.city), "")
     stmt = (
@@ -413,14 +415,15 @@ async def place_counts(
         )
         .select_from(CheckIn)
         .where(col(CheckIn.org_id) == org_id, col(CheckIn.local_day) == day)
-        .where(
+        .group_by(province, city)
+        .order_by(func.count().desc(), province, city)
+    )
+    if under is not None:
+        stmt = stmt.where(
             col(CheckIn.unit_id).in_(
                 select(col(UnitLink.descendant_id)).where(
                     col(UnitLink.ancestor_id).in_(list(under))
                 )
             )
         )
-        .group_by(province, city)
-        .order_by(func.count().desc(), province, city)
-    )
     return [(str(p), str(c), int(n), int(o)) for p, c, n, o in await core_rows(session, stmt)]

@@ -127,7 +127,7 @@ async def export_rows(
     org: Organisation,
     first: date,
     last: date,
-    under: Sequence[int] | None = None,
+    under: Sequence[int] | None,
 ) -> tuple[list[str], list[list[str]]]:
     """The detail header and rows: every active roster entry under `under` (unit ids, their
     subtrees included; None for the whole organisation) on every local day of [first, last]."""
@@ -141,7 +141,7 @@ async def detail_chunks(
     org: Organisation,
     first: date,
     last: date,
-    under: Sequence[int] | None = None,
+    under: Sequence[int] | None,
     size: int = CHUNK_ROWS,
 ) -> AsyncIterator[list[list[str]]]:
     """`export_rows`' rows in their order, a few thousand at a time: the units of the scope in
@@ -163,6 +163,7 @@ async def detail_chunks(
                 session,
                 org_id=org.id,
                 day=day,
+                under=None,  # the group's units are the scope's already
                 unit_ids=group,
                 off_units=off_units,
                 enrolled_by=day_end(day, org.timezone),
@@ -340,7 +341,7 @@ async def export_summary(
     org: Organisation,
     first: date,
     last: date,
-    under: Sequence[int] | None = None,
+    under: Sequence[int] | None,
 ) -> list[list[Cell]]:
     """Per day: a row for each direct child unit of the scope (each root unit for the whole
     organisation), then the scope's `total` row. Rows follow `storage.sheets.SUMMARY_HEADER`."""
@@ -415,7 +416,7 @@ async def write_export(
     org: Organisation,
     first: date,
     last: date,
-    under: Sequence[int] | None = None,
+    under: Sequence[int] | None,
     as_csv: bool = False,
     out: BinaryIO,
 ) -> int:
@@ -480,7 +481,7 @@ async def _make_export(url: str, args: Mapping[str, Any], path: str) -> int:
             org = await session.get(Organisation, int(args["org"]))
             if org is None:
                 raise ValueError(f"no organisation {args['org']}")
-            under = args.get("under")
+            under = args["under"]  # None, said explicitly: the whole organisation
             # This event loop is the maker's own: blocking it holds up nobody.
             with open(path, "wb") as out:  # noqa: ASYNC230
                 return await write_export(

@@ -113,8 +113,12 @@ class Scope:
         ]
         return sorted(outermost, key=lambda u: u.name_path)
 
-    async def under(self, session: AsyncSession) -> list[int]:
-        """Unit ids whose subtrees together are the scope (the `under` of the aggregates)."""
+    async def under(self, session: AsyncSession) -> list[int] | None:
+        """The `under` every aggregate, export and chart of this scope is read with: None for
+        the whole organisation, else the granted units that lie under no other grant (disjoint
+        subtrees, so that totals count nobody twice). The one way from a scope to `under`."""
+        if self.unit_ids is None:
+            return None
         return [u.id for u in await self.tops(session) if u.id is not None]
 
     async def roster_rows(

@@ -8,7 +8,9 @@ group-chat updates beside real check-ins and a real manager's presses into the r
 - a group got nothing but the one line that points to the private chat, and only for a
   command addressed to Daka by a person;
 - nobody was shown anything outside their scope: no unit or member of the other
-  organisation, and, for a member or a class counselor, nobody else's name.
+  organisation, and, for a member or a class counselor, nobody else's name; a manager of
+  several units nothing outside them; a manager of both organisations nothing of either
+  before choosing one (`unseen`, `BEFORE_CHOOSING`).
 
 Seeded (derandomized) and bounded; each example runs on a fresh copy of one prepared world."""
 
@@ -51,9 +53,11 @@ from tests.handlers.conftest import Daka, running_daka
 
 ZHANG, LI, COUNSELOR, SCHOOL_ADMIN, STRANGER = 801, 802, 700, 702, 999
 ZHAO, VILLAGE_ADMIN = 901, 902
-PEOPLE = (ZHANG, LI, COUNSELOR, SCHOOL_ADMIN, STRANGER, ZHAO, VILLAGE_ADMIN)
+UNITS_MANAGER, TWO_ORGS_MANAGER = 703, 903  # grants over several units; in both organisations
+PEOPLE: tuple[int, ...] = (ZHANG, LI, COUNSELOR, SCHOOL_ADMIN, STRANGER, ZHAO, VILLAGE_ADMIN)
+PEOPLE += (UNITS_MANAGER, TWO_ORGS_MANAGER)
 MEMBERS = (ZHANG, LI, ZHAO)
-MANAGERS = (COUNSELOR, SCHOOL_ADMIN, VILLAGE_ADMIN)
+MANAGERS = (COUNSELOR, SCHOOL_ADMIN, VILLAGE_ADMIN, UNITS_MANAGER, TWO_ORGS_MANAGER)
 
 SCHOOL_ROSTER = [
     ("工程学院/一班", "2024001", "张三"),
@@ -70,6 +74,42 @@ SCHOOL_NAMES = {"工程学院", "一班", "二班", "Arts", "Class A", "张三",
 SCHOOL_NAMES |= {"2024001", "2024002", "2024003", "A100"}
 VILLAGE_NAMES = {"东村", "西村", "一组", "二组", "赵六六", "钱七七", "孙八八"}
 VILLAGE_NAMES |= {"V001", "V002", "V003"}
+ORG_NAMES = {"school": "第一中学", "village": "柳树湾村"}
+ROSTERS = {"school": SCHOOL_ROSTER, "village": VILLAGE_ROSTER}
+# Unit grants of the managers of units (organisation -> unit paths), and the whole ones.
+UNIT_GRANTS: dict[int, dict[str, tuple[str, ...]]] = {
+    COUNSELOR: {"school": ("工程学院/一班",)},
+    UNITS_MANAGER: {"school": ("工程学院/二班", "Arts/Class A")},
+    TWO_ORGS_MANAGER: {"school": ("工程学院/一班",), "village": ("西村/二组",)},
+}
+
+
+def unseen(grants: dict[str, tuple[str, ...]]) -> set[str]:
+    """What a manager with these unit grants must never be shown: every name of an
+    organisation they hold no grant in (its own name too); in the others, every unit name,
+    member name and member id that lies outside the subtrees of their grants. The names of a
+    granted unit's ancestors are part of the paths they are shown, so they are not secret."""
+    secret: set[str] = set()
+    seen = {part for paths in grants.values() for path in paths for part in path.split("/")}
+    for slug, roster in ROSTERS.items():
+        paths = grants.get(slug, ())
+        if not paths:
+            secret.add(ORG_NAMES[slug])
+        for unit, external_id, name in roster:
+            words = {*unit.split("/"), external_id, name}
+            inside = any(unit == p or unit.startswith(p + "/") for p in paths)
+            (seen if inside else secret).update(words)
+    return secret - seen
+
+
+# Until a manager of both organisations has chosen one ("已切换到…"), no unit or member of
+# either: the choice names the organisations and nothing in them.
+CHOSEN = "已切换到"
+BEFORE_CHOOSING = {w for roster in ROSTERS.values() for line in roster for w in line}
+BEFORE_CHOOSING |= {
+    p for roster in ROSTERS.values() for line in roster for p in line[0].split("/")
+}
+
 OUTSIDE: dict[int, set[str]] = {
     ZHANG: VILLAGE_NAMES | {"李四", "王五", "Alice", "2024002", "2024003", "A100", "二班"},
     LI: VILLAGE_NAMES | {"张三", "王五", "Alice", "2024001", "2024003", "A100", "二班"},
@@ -78,6 +118,8 @@ OUTSIDE: dict[int, set[str]] = {
     STRANGER: VILLAGE_NAMES | SCHOOL_NAMES,
     ZHAO: SCHOOL_NAMES | {"钱七七", "孙八八", "V002", "V003", "西村", "二组"},
     VILLAGE_ADMIN: SCHOOL_NAMES,
+    UNITS_MANAGER: unseen(UNIT_GRANTS[UNITS_MANAGER]),
+    TWO_ORGS_MANAGER: unseen(UNIT_GRANTS[TWO_ORGS_MANAGER]),
 }
 
 GROUPS = (GROUP, SUPERGROUP)
@@ -337,14 +379,18 @@ def assert_nothing_outside_scope(world: World) -> None:
     for who in PEOPLE:
         typed = " ".join(world.typed.get(who, []))
         secrets = {s for s in OUTSIDE[who] if s not in typed}  # an echo is not a leak
+        before = (
+            {s for s in BEFORE_CHOOSING if s not in typed} if who == TWO_ORGS_MANAGER else set()
+        )
         shown = [
             " ".join(str(c.params.get(k, "")) for k in ("text", "caption", "reply_markup"))
             for c in world.server.calls
             if c.chat_id == who and c.method in SHOWING
         ]
+        chosen = next((i for i, text in enumerate(shown) if CHOSEN in text), len(shown))
         shown += [a.text or "" for a in world.server.callback_answers if a.chat_id == who]
-        for text in shown:
-            leaked = sorted(s for s in secrets if s in text)
+        for i, text in enumerate(shown):
+            leaked = sorted(s for s in secrets | (before if i < chosen else set()) if s in text)
             assert not leaked, f"{who} was shown {leaked}: {text[:300]!r}"
 
 
@@ -455,9 +501,22 @@ browsing = st.builds(
         max_size=3,
     ),
 )
-scenarios = st.lists(st.one_of(events.map(lambda e: [e]), browsing), min_size=6, max_size=14).map(
-    lambda chunks: [e for chunk in chunks for e in chunk]
+# The manager of both organisations: a view (the choice), a press of one organisation, the view
+# again in it, then presses of what it offers.
+choosing = st.builds(
+    lambda command, n, presses: [
+        Say(TWO_ORGS_MANAGER, command),
+        PressReal(TWO_ORGS_MANAGER, n),
+        Say(TWO_ORGS_MANAGER, command),
+        *(PressReal(TWO_ORGS_MANAGER, p) for p in presses),
+    ],
+    st.sampled_from(["/summary", "/missing", "/abnormal"]),
+    st.integers(0, 1),
+    st.lists(indexes, max_size=2),
 )
+scenarios = st.lists(
+    st.one_of(events.map(lambda e: [e]), browsing, choosing), min_size=6, max_size=14
+).map(lambda chunks: [e for chunk in chunks for e in chunk])
 
 
 # -- the world ------------------------------------------------------------------------------
@@ -476,21 +535,28 @@ class Failures(logging.Handler):
 
 
 async def build_world(path: Path) -> None:
-    """Two organisations, managers of a class, of a whole school and of a whole village, and
-    three enrolled members; the journal emptied, so that a new fake Telegram starts at 1."""
+    """Two organisations; managers of a class, of two units in two colleges, of a whole school,
+    of a whole village, and of a unit in each organisation; three enrolled members; the journal
+    emptied, so that a new fake Telegram starts at 1."""
     async with (
         FakeBotAPI() as server,
         running_daka(server, FixedClock(MORNING), f"sqlite+aiosqlite:///{path}") as daka,
     ):
-        await daka.org("school", roster=SCHOOL_ROSTER)
-        await daka.org("village", roster=VILLAGE_ROSTER)
+        for slug, roster in ROSTERS.items():
+            await daka.org(slug, roster=roster, name=ORG_NAMES[slug])
+        grants: list[tuple[int, str, str | None, str]] = [
+            (SCHOOL_ADMIN, "school", None, "admin"),
+            (VILLAGE_ADMIN, "village", None, "admin"),
+        ]
+        grants += [
+            (who, slug, path_, "manager")
+            for who, units in UNIT_GRANTS.items()
+            for slug, paths in units.items()
+            for path_ in paths
+        ]
         async with daka.sessions() as session:
             repo = Repo(session)
-            for telegram_id, slug, path_, role in (
-                (COUNSELOR, "school", "工程学院/一班", "manager"),
-                (SCHOOL_ADMIN, "school", None, "admin"),
-                (VILLAGE_ADMIN, "village", None, "admin"),
-            ):
+            for telegram_id, slug, path_, role in grants:
                 org_id = daka.org_ids[slug]
                 unit = await repo.units.require(org_id=org_id, name_path=path_) if path_ else None
                 await repo.roles.grant(

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 
-from sqlmodel import select
+from sqlmodel import col, select
 
-from storage.models import AuditEntry, Excuse, Member
+from storage.models import AuditEntry, Excuse, Member, RoleGrant
 from storage.repo import Repo
 from tests.fakebot import FakeBotAPI
 from tests.handlers.conftest import ADMIN, CLASS_ONE, Daka
@@ -36,6 +36,29 @@ async def test_a_counselor_excuses_a_member_of_the_class_only(
         excuses = (await session.exec(select(Excuse))).all()
         audit = (await session.exec(select(AuditEntry).where(AuditEntry.action == "excuse"))).all()
     assert len(excuses) == 1 and len(audit) == 1
+
+
+async def test_a_roster_upload_begun_before_the_role_was_revoked_ends_with_the_refusal(
+    school: Daka, server: FakeBotAPI
+) -> None:
+    """The gate clears the managers' own conversation when it refuses: the file is refused
+    once, and the next message is no longer taken for a roster."""
+    counselor = server.user(CLASS_ONE)
+    assert ".csv" in (await counselor.ask("/roster")).text
+    async with school.sessions() as session:
+        grants = await session.exec(select(RoleGrant).where(RoleGrant.telegram_id == CLASS_ONE))
+        for each in grants.all():
+            each.revoked_at = school.clock.now()
+            session.add(each)
+        await session.commit()
+    counselor.send_document(
+        "roster.csv", "unit,member_id,name\n工程学院/一班,2024009,赵九\n".encode()
+    )
+    assert "仅供辅导员" in (await counselor.next_reply()).text
+    assert "邀请链接" in (await counselor.ask("你好")).text
+    async with school.sessions() as session:
+        added = await session.exec(select(Member).where(col(Member.external_id) == "2024009"))
+        assert added.first() is None
 
 
 async def test_a_roster_upload_adds_updates_and_rejects_by_line(

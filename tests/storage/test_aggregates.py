@@ -93,12 +93,21 @@ async def test_member_lists_filter_by_status_scope_and_reachability(
     async with sessions() as session:
         repo = Repo(session)
         engineering = await repo.units.require(org_id=org_id, name_path="工程学院")
-        missing = await member_days(session, org_id=org_id, day=DAY, statuses={DayStatus.MISSING})
+        missing = await member_days(
+            session, org_id=org_id, day=DAY, under=None, statuses={DayStatus.MISSING}
+        )
         eng_all = await member_days(session, org_id=org_id, day=DAY, under=[engineering.id or 0])
         reachable_missing = await member_days(
-            session, org_id=org_id, day=DAY, statuses={DayStatus.MISSING}, reachable_only=True
+            session,
+            org_id=org_id,
+            day=DAY,
+            under=None,
+            statuses={DayStatus.MISSING},
+            reachable_only=True,
         )
-        abnormal = await member_days(session, org_id=org_id, day=DAY, abnormal_only=True)
+        abnormal = await member_days(
+            session, org_id=org_id, day=DAY, under=None, abnormal_only=True
+        )
     assert {(m.external_id, m.unreachable) for m in missing} == {("6", False), ("4", True)}
     assert [(m.external_id, m.status) for m in eng_all] == [
         ("1", DayStatus.REPORTED),
@@ -133,7 +142,7 @@ async def test_a_voluntary_check_in_on_an_off_day_is_outside_expected_and_rate(
         figures = await unit_figures(session, units=roots, day=DAY, off_units=off)
         [one_class] = await unit_figures(session, units=[arts_class], day=DAY, off_units=off)
         abnormal = await member_days(
-            session, org_id=org_id, day=DAY, abnormal_only=True, off_units=off
+            session, org_id=org_id, day=DAY, under=None, abnormal_only=True, off_units=off
         )
     arts = next(f for f in figures if f.name == "文学院")
     assert (arts.expected, arts.reported, arts.missing, arts.rate) == (0, 0, 0, None)
@@ -167,7 +176,9 @@ async def test_an_excused_member_who_checks_in_is_back_and_reported(
         repo = Repo(session)
         class_one = await repo.units.require(org_id=org_id, name_path="工程学院/一班")
         [figures] = await unit_figures(session, units=[class_one], day=DAY)
-        listed = await member_days(session, org_id=org_id, day=DAY, unit_ids=[class_one.id or 0])
+        listed = await member_days(
+            session, org_id=org_id, day=DAY, under=None, unit_ids=[class_one.id or 0]
+        )
     assert (figures.expected, figures.reported, figures.rate) == (3, 3, 1.0)
     assert (figures.voluntary, figures.excused, figures.roster) == (0, 0, 3)
     assert [(m.external_id, m.status) for m in listed] == [

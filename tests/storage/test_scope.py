@@ -3,7 +3,10 @@ and roster lines with one query each — never reaching into another organisatio
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -113,6 +116,7 @@ async def test_units_and_members_inside_and_outside(sessions: SessionFactory) ->
         for outside in (college, two, foreign, 0, -1, MAX_ROW_ID, MAX_ROW_ID + 1, 2**70):
             assert await counselor.unit(session, outside) is None, outside
         # The whole organisation is still one organisation.
+        assert await admin.under(session) is None  # the whole organisation, said so
         assert (await admin.unit(session, two)) is not None
         assert await admin.unit(session, foreign) is None
         assert [u.name_path for u in await admin.tops(session)] == ["工程学院", "文学院"]
@@ -153,3 +157,42 @@ async def test_a_roster_may_only_write_inside_the_scope(sessions: SessionFactory
         assert [r.line for r in good] == [2, 3, 4] and refused == [5, 6, 7]
         everything, none = await Scope(org=first, unit_ids=None).roster_rows(session, rows)
         assert everything == rows and none == []
+
+
+async def test_under_is_the_outermost_grants_and_none_only_for_the_whole_organisation(
+    sessions: SessionFactory,
+) -> None:
+    first, _ = await two_schools(sessions)
+    college, one, arts = await unit_ids(
+        sessions, first.id or 0, "工程学院", "工程学院/一班", "文学院/甲班"
+    )
+    nested = Scope(org=first, unit_ids=(one, college, arts))
+    async with sessions() as session:
+        assert await nested.under(session) == [college, arts]  # class one is inside its college
+        assert await Scope(org=first, unit_ids=(one,)).under(session) == [one]
+        assert await Scope(org=first, unit_ids=None).under(session) is None
+
+
+def scoped_reads() -> list[Callable[..., Any]]:
+    from storage.aggregates import count_member_days, member_days, place_counts
+    from storage.charts import trend_series
+    from storage.export import detail_chunks, export_rows, export_summary, write_export
+
+    return [
+        member_days,
+        count_member_days,
+        place_counts,
+        trend_series,
+        export_rows,
+        detail_chunks,
+        export_summary,
+        write_export,
+    ]
+
+
+@pytest.mark.parametrize("read", scoped_reads(), ids=lambda f: f.__name__)
+def test_no_scoped_read_defaults_to_the_whole_organisation(read: Callable[..., Any]) -> None:
+    """`under=None` is the whole organisation: a caller says so, never gets it by forgetting."""
+    under = inspect.signature(read).parameters["under"]
+    assert under.kind is inspect.Parameter.KEYWORD_ONLY
+    assert under.default is inspect.Parameter.empty
