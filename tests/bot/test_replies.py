@@ -360,6 +360,16 @@ def all_gone(paths: list[str]) -> bool:
     return not any(os.path.exists(p) for p in paths)
 
 
+def use_test_maker(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Register `make_greeting` as a maker; the maker process runs with -P (no working directory
+    on its path), so it is told where this test module's package lives."""
+    monkeypatch.setitem(MAKERS, "greeting", f"{__name__}:make_greeting")
+    root = str(Path(__file__).resolve().parents[2])
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
+    )
+
+
 def make_greeting(url: str, args: Mapping[str, Any], path: str) -> int:
     if args["to"] == "nobody":
         raise ValueError("nobody to greet")
@@ -370,7 +380,7 @@ def make_greeting(url: str, args: Mapping[str, Any], path: str) -> int:
 async def test_an_upload_is_made_after_the_commit_then_sent_and_removed(
     server: FakeBotAPI, bot: Bot, sent: list[int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(MAKERS, "greeting", f"{__name__}:make_greeting")
+    use_test_maker(monkeypatch)
     made: list[str] = []
     unlink = os.unlink
 
@@ -408,7 +418,7 @@ async def test_an_upload_is_made_after_the_commit_then_sent_and_removed(
 async def test_a_made_file_telegram_refuses_is_followed_by_its_failure_text(
     server: FakeBotAPI, bot: Bot, sent: list[int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(MAKERS, "greeting", f"{__name__}:make_greeting")
+    use_test_maker(monkeypatch)
     server.fail("sendDocument", 400, description="Bad Request: file is too big")
     upload = Upload("greeting", {"to": "all"}, "hello.txt", failed="too big to send")
     sender = ReplySender(bot, sent.append, database_url="sqlite:///x.db")
