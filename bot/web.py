@@ -182,7 +182,7 @@ def webhook_target(settings: Settings, public_url: str | None) -> tuple[str | No
     `WEBHOOK_PATH` appended; no `--url` (a replica with `--no-set-webhook`) serves
     `WEBHOOK_PATH`. A `WEBHOOK_PATH` set on purpose that names another path than `--url` is
     refused: one of them is a mistake, and Telegram would get 404 for every delivery. So is a
-    `--url` Telegram cannot deliver to (not https, no host), and a path aiohttp would read as a
+    `--url` nothing can deliver to (not http(s), no host), and a path aiohttp would read as a
     pattern (`{name}`) or refuse to route."""
     if public_url is None:
         return None, settings.webhook_path
@@ -206,7 +206,9 @@ def webhook_target(settings: Settings, public_url: str | None) -> tuple[str | No
 
 
 def _https_url(public_url: str) -> SplitResult:
-    """`--url` read as Telegram needs it: https, and a host to deliver to."""
+    """`--url` read as a Bot API server needs it: a scheme and a host to deliver to. Telegram's
+    own servers deliver only to https; a local Bot API server (`TELEGRAM_API_URL`) and the tests'
+    fake one also deliver to http."""
     refused = SettingError(
         "--url", f"{public_url} is invalid: give an https URL, like https://bot.example.org"
     )
@@ -215,7 +217,7 @@ def _https_url(public_url: str) -> SplitResult:
         parts.port  # noqa: B018 (a port that is not a number raises here)
     except ValueError:
         raise refused from None
-    if parts.scheme != "https" or not parts.hostname:
+    if parts.scheme not in ("https", "http") or not parts.hostname:
         raise refused
     return parts
 

@@ -103,7 +103,7 @@ def test_a_retention_dry_run_says_would_clear(
     ("url", "problem"),
     [
         ("x.org/hook", "give an https URL, like https://bot.example.org"),
-        ("http://bot.example.org/hook", "give an https URL, like https://bot.example.org"),
+        ("ftp://bot.example.org/hook", "give an https URL, like https://bot.example.org"),
         ("https:///hook", "give an https URL, like https://bot.example.org"),
         ("https://bot.example.org:port/hook", "give an https URL, like https://bot.example.org"),
         ("https://bot.example.org/{name}", "its path must start with / and have no { or }"),
