@@ -49,7 +49,7 @@ from tests.handlers.chats import (
     press_in,
     update,
 )
-from tests.handlers.conftest import Daka, running_daka
+from tests.handlers.conftest import Daka, grant_role, running_daka
 
 ZHANG, LI, COUNSELOR, SCHOOL_ADMIN, STRANGER = 801, 802, 700, 702, 999
 ZHAO, VILLAGE_ADMIN = 901, 902
@@ -557,15 +557,7 @@ async def build_world(path: Path) -> None:
         async with daka.sessions() as session:
             repo = Repo(session)
             for telegram_id, slug, path_, role in grants:
-                org_id = daka.org_ids[slug]
-                unit = await repo.units.require(org_id=org_id, name_path=path_) if path_ else None
-                await repo.roles.grant(
-                    org_id=org_id,
-                    telegram_id=telegram_id,
-                    unit_id=unit.id if unit else None,
-                    role=role,
-                    now=daka.clock.now(),
-                )
+                await grant_role(repo, daka, telegram_id, slug, path_, role)
             await session.commit()
         world = World(daka, server)
         for telegram_id, external_id, name, slug in (

@@ -228,18 +228,27 @@ async def unit_id(daka: Daka, path: str, slug: str = "school") -> int:
         return unit.id
 
 
+async def grant_role(
+    repo: Repo, daka: Daka, telegram_id: int, slug: str, path: str | None, role: str
+) -> None:
+    """One role grant in an open session: manager of the unit at `path`, or of the whole
+    organisation without one."""
+    org_id = daka.org_ids[slug]
+    unit = await repo.units.require(org_id=org_id, name_path=path) if path else None
+    await repo.roles.grant(
+        org_id=org_id,
+        telegram_id=telegram_id,
+        unit_id=unit.id if unit else None,
+        role=role,
+        now=daka.clock.now(),
+    )
+
+
 async def grant(daka: Daka, telegram_id: int, *paths: str, slug: str = "school") -> None:
     async with daka.sessions() as session:
         repo = Repo(session)
         for path in paths:
-            unit = await repo.units.require(org_id=daka.org_ids[slug], name_path=path)
-            await repo.roles.grant(
-                org_id=daka.org_ids[slug],
-                telegram_id=telegram_id,
-                unit_id=unit.id,
-                role="manager",
-                now=daka.clock.now(),
-            )
+            await grant_role(repo, daka, telegram_id, slug, path, "manager")
         await session.commit()
 
 
@@ -251,20 +260,12 @@ async def school(daka: Daka, server: FakeBotAPI) -> Daka:
     await daka.org()
     async with daka.sessions() as session:
         repo = Repo(session)
-        org_id = daka.org_ids["school"]
         for telegram_id, path, role in (
             (CLASS_ONE, "工程学院/一班", "manager"),
             (COLLEGE, "工程学院", "manager"),
             (ADMIN, None, "admin"),
         ):
-            unit = await repo.units.require(org_id=org_id, name_path=path) if path else None
-            await repo.roles.grant(
-                org_id=org_id,
-                telegram_id=telegram_id,
-                unit_id=unit.id if unit else None,
-                role=role,
-                now=daka.clock.now(),
-            )
+            await grant_role(repo, daka, telegram_id, "school", path, role)
         await session.commit()
     code = await daka.invite()
     for telegram_id, external_id, name in (
