@@ -31,18 +31,24 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.config import Settings
-from bot.fsm import AfterCommit, DbStorage
-from bot.i18n import DakaI18nMiddleware, create_i18n
-from bot.middlewares import (
+from domain.clock import Clock, SystemClock
+from domain.geo import DEFAULT_RESOLVER, Place, resolve_place
+from domain.i18n import create_translator
+from handlers.telegram.fsm import AfterCommit, DbStorage
+from handlers.telegram.i18n import LanguageMiddleware
+from handlers.telegram.middlewares import (
     DbSessionMiddleware,
     PrivateChatsOnly,
     TolerantRequests,
     VisitorMiddleware,
 )
-from bot.replies import DeferReplies, ReplySession
-from bot.updates import Unreadable, UpdateProcessor, database_unavailable, read_update
-from domain.clock import Clock, SystemClock
-from domain.geo import DEFAULT_RESOLVER, Place, resolve_place
+from handlers.telegram.replies import DeferReplies, ReplySession
+from handlers.telegram.updates import (
+    Unreadable,
+    UpdateProcessor,
+    database_unavailable,
+    read_update,
+)
 from storage.compat import Shim
 from storage.db import SessionFactory, create_engine, create_session_factory
 from storage.migrate import upgrade
@@ -91,9 +97,9 @@ def create_dispatcher(
     resolve: Callable[[float, float], Place | None] | None = None,
 ) -> Dispatcher:
     """The Dispatcher with every router; long-lived objects go in as workflow data."""
-    from handlers import build_router
+    from handlers.telegram import build_router
 
-    i18n = create_i18n()
+    i18n = create_translator()
     dp = Dispatcher(
         storage=storage or create_storage(settings, sessions),
         disable_fsm=True,  # registered below, after the session: FSM reads join its transaction
@@ -107,8 +113,8 @@ def create_dispatcher(
     dp.update.outer_middleware(DbSessionMiddleware())
     dp.update.outer_middleware(dp.fsm)
     dp.update.outer_middleware(VisitorMiddleware())
-    DakaI18nMiddleware(i18n).setup(dp)
-    from handlers.common import CommandMenu
+    LanguageMiddleware(i18n).setup(dp)
+    from handlers.telegram.common import CommandMenu
 
     menu = CommandMenu()  # after the language is known
     dp.message.outer_middleware(menu)
@@ -383,7 +389,7 @@ async def _poll(
     await asyncio.to_thread(DEFAULT_RESOLVER.load)  # the place table, before the first update
     log.info("polling as @%s (aiogram models built %s)", username, _model_building())
     await bot.delete_webhook(drop_pending_updates=False)
-    from handlers.common import install_commands
+    from handlers.telegram.common import install_commands
 
     await install_commands(bot)
     poller = JournaledPolling(bot=bot, dp=dp, sessions=sessions, clock=clock)
@@ -423,7 +429,7 @@ async def run_scheduler(
     bot = create_bot(settings)
     from scheduler.jobs import SchedulerService
 
-    service = SchedulerService(bot, sessions, clock, create_i18n(), settings.send_rate)
+    service = SchedulerService(bot, sessions, clock, create_translator(), settings.send_rate)
     stopped = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -454,7 +460,7 @@ async def _serve_ops(
 
 def _model_building() -> str:
     """For the start-up line; the shim's reason repeats its line from before logging was set."""
-    from bot._aiogram_lazy import LAZY, SHIM
+    from handlers.telegram._aiogram_lazy import LAZY, SHIM
 
     if LAZY:
         return "on first use"

@@ -7,23 +7,19 @@ import json
 import logging
 import re
 import sys
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
-from contextvars import ContextVar, Token
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal, TextIO
 from urllib.parse import unquote, urlsplit
 
+from domain.logcontext import CONTEXT_FIELDS, current_context
+
 if TYPE_CHECKING:
     from bot.config import Settings
 
-CONTEXT_FIELDS = ("update_id", "org", "job")
 REDACTED = "[redacted]"
 MIN_SECRET_LENGTH = 4
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-
-LogContext = Mapping[str, int | str]
-_context: ContextVar[LogContext | None] = ContextVar("daka_log_context", default=None)
 
 # Shapes that are secret whatever the settings say: a Bot API token (also another bot's) and the
 # password in a URL's user-info (`scheme://user:password@host`).
@@ -31,46 +27,11 @@ _TOKEN_SHAPE = re.compile(r"\b\d{5,}:[A-Za-z0-9_-]{30,}")
 _URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^/\s:@]*:)[^/\s@]+@", re.IGNORECASE)
 
 
-def current_context() -> dict[str, int | str]:
-    """The context fields in force here (for handing to a task started elsewhere)."""
-    return dict(_context.get() or {})
-
-
-def bind(
-    *, update_id: int | None = None, org: str | None = None, job: str | None = None
-) -> Token[LogContext | None]:
-    """Add fields for the rest of this context (task); undone by `unbind` or an enclosing
-    `log_context` ending."""
-    fields = {**current_context(), **_given(update_id=update_id, org=org, job=job)}
-    return _context.set(fields)
-
-
-def unbind(token: Token[LogContext | None]) -> None:
-    """Restore the fields in force before the `bind` that returned `token`."""
-    _context.reset(token)
-
-
-@contextmanager
-def log_context(
-    *, update_id: int | None = None, org: str | None = None, job: str | None = None
-) -> Iterator[None]:
-    """Fields for every record logged inside the block, nested blocks adding to outer ones."""
-    token = bind(update_id=update_id, org=org, job=job)
-    try:
-        yield
-    finally:
-        unbind(token)
-
-
-def _given(**fields: int | str | None) -> dict[str, int | str]:
-    return {name: value for name, value in fields.items() if value is not None}
-
-
 class ContextFilter(logging.Filter):
     """Copies the context fields onto each record; a field passed in `extra=` wins."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        fields = _context.get() or {}
+        fields = current_context()
         for name in CONTEXT_FIELDS:
             if getattr(record, name, None) is None:
                 setattr(record, name, fields.get(name))

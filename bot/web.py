@@ -30,10 +30,10 @@ from aiohttp import web
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot import metrics
 from bot.config import SettingError, Settings
-from bot.updates import Unreadable, UpdateProcessor, read_update, user_key
+from domain import metrics
 from domain.clock import Clock, SystemClock
+from handlers.telegram.updates import Unreadable, UpdateProcessor, read_update, user_key
 from storage.db import create_engine, create_session_factory
 
 log = logging.getLogger(__name__)
@@ -291,7 +291,7 @@ async def run_webhook(
             if set_webhook:
                 if not public_url:
                     raise ValueError("--url is required unless --no-set-webhook is given")
-                from handlers.common import install_commands
+                from handlers.telegram.common import install_commands
 
                 await bot.set_webhook(
                     public_url,

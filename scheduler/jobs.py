@@ -11,11 +11,11 @@ from datetime import timedelta
 from typing import Any
 
 from aiogram import Bot
-from aiogram.utils.i18n import I18n
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from bot.logs import log_context
 from domain.clock import Clock
+from domain.i18n import Translator
+from domain.logcontext import log_context
 from scheduler.rounds import Rounds
 from scheduler.sender import Sender
 from storage.db import SessionFactory
@@ -61,7 +61,7 @@ class SchedulerService:
     bot: Bot
     sessions: SessionFactory
     clock: Clock
-    i18n: I18n
+    i18n: Translator
     send_rate: float
 
     def __post_init__(self) -> None:

@@ -12,15 +12,14 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from aiogram.utils.i18n import I18n
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.i18n import LOCALE_OF
 from domain.clock import Clock, day_end
+from domain.i18n import LOCALE_OF, Translator
 from domain.schedule import due_slots
 from domain.status import DayStatus
-from handlers.keyboards import StartCheckInCb
+from handlers.telegram.keyboards import StartCheckInCb
 from scheduler import texts
 from storage.aggregates import member_days, total, unit_figures
 from storage.db import SessionFactory
@@ -46,7 +45,7 @@ class RoundResult:
 class Rounds:
     sessions: SessionFactory
     clock: Clock
-    i18n: I18n
+    i18n: Translator
 
     async def tick(self) -> list[RoundResult]:
         """Run every slot that is due and not yet claimed, for every organisation."""
@@ -294,7 +293,7 @@ class Rounds:
 
 async def alert_letters(
     session: AsyncSession,
-    i18n: I18n,
+    i18n: Translator,
     *,
     org: Organisation,
     member: Member,

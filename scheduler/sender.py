@@ -32,7 +32,7 @@ from aiolimiter import AsyncLimiter
 from sqlalchemy import update
 from sqlmodel import col, select
 
-from bot import metrics
+from domain import metrics
 from domain.clock import Clock
 from storage.db import SessionFactory
 from storage.models import CheckIn, Member, Outbox

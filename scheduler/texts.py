@@ -8,10 +8,9 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
-from aiogram.utils.i18n import gettext as _
-
 from domain import forms
 from domain.checkin import GEOFENCE_REASON
+from domain.i18n import _
 from domain.status import Figures
 from storage.aggregates import MemberDay
 

@@ -1,13 +1,13 @@
 """The one check every performance shim passes before it touches a dependency's internals.
 
-A shim (`storage/sqlite.py`, `bot/_aiogram_lazy.py`, `bot/app.py`'s inline filters and heap
-settling, `storage/sheets.py`'s XLSX splice) names the releases it was written for and every
-private name it uses. `Shim.check` is None when all of them hold; otherwise the shim steps aside
-(the dependency's stock path runs) and one line says why. `DAKA_SHIMS=off` switches every shim
-off. docs/upgrading.md lists the shims and the tests that fail when one stops working.
+A shim (`storage/sqlite.py`, `handlers/telegram/_aiogram_lazy.py`, `bot/app.py`'s inline filters
+and heap settling, `storage/sheets.py`'s XLSX splice) names the releases it was written for and
+every private name it uses. `Shim.check` is None when all of them hold; otherwise the shim steps
+aside (the dependency's stock path runs) and one line says why. `DAKA_SHIMS=off` switches every
+shim off. docs/upgrading.md lists the shims and the tests that fail when one stops working.
 
-This lives in storage/ because it is the lowest layer with a shim; it imports only the
-standard library, so `bot/_aiogram_lazy.py` can use it before anything imports aiogram."""
+This lives in storage/ because it is the lowest layer with a shim; it imports only the standard
+library, so `handlers/telegram/_aiogram_lazy.py` can use it before anything imports aiogram."""
 
 from __future__ import annotations
 

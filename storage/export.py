@@ -468,8 +468,8 @@ async def _write_export(
 
 def make_export(url: str, args: Mapping[str, Any], path: str) -> int:
     """`write_export` into the file `path`, on a connection of its own to `url`, on an event
-    loop of its own: for the process the bot makes its uploads in (`bot.uploads`), so that the
-    bot's loop goes on answering.
+    loop of its own: for the process the bot makes its uploads in (`handlers.telegram.uploads`),
+    so that the bot's loop goes on answering.
     `args`: org (id), first and last (ISO days), under (unit ids or None), format."""
     return asyncio.run(_make_export(url, args, path))
 

@@ -1,11 +1,11 @@
-"""Files made from the database in a process of their own: `python -m storage.makers` reads one
-job from stdin (JSON: the maker as `module:function`, the database URL, its arguments, the
-output path), makes the file and prints one JSON line: `{"rows": N}`, or `{"refused": why}`
-when the file cannot be made (more rows than a worksheet holds, say).
+"""Files made from the database in a process of their own: `python -m storage.makers` reads one job
+from stdin (JSON: the maker as `module:function`, the database URL, its arguments, the output
+path), makes the file and prints one JSON line: `{"rows": N}`, or `{"refused": why}` when the file
+cannot be made (more rows than a worksheet holds, say).
 
-The bot makes its exports this way (`bot.uploads.Upload`): a thread of its own would share the
-GIL with the event loop, which wants it back after every wake-up and waited up to 5 ms each
-time, so the others' replies took ten times as long while an export was made. A process of its
+The bot makes its exports this way (`handlers.telegram.uploads.Upload`): a thread of its own would
+share the GIL with the event loop, which wants it back after every wake-up and waited up to 5 ms
+each time, so the others' replies took ten times as long while an export was made. A process of its
 own shares nothing, runs at a lower priority than the bot (`NICENESS`), and gives all its memory
 back when it exits. It is a fresh interpreter started with `-m`, not a `multiprocessing` child:
 nothing of the bot's (aiogram, its threads' locks, its main script) is loaded or run again."""

@@ -32,7 +32,7 @@ from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 from sqlmodel import delete
 
-import handlers
+import handlers.telegram
 from domain.clock import FixedClock
 from storage.models import InboundUpdate
 from storage.repo import Repo
@@ -409,8 +409,8 @@ def commands(draw: st.DrawFn) -> str:
 
 def callback_classes() -> list[type[CallbackData]]:
     """Every button factory of the routers, whichever module defines it."""
-    for module in pkgutil.iter_modules(handlers.__path__):
-        importlib.import_module(f"handlers.{module.name}")
+    for module in pkgutil.iter_modules(handlers.telegram.__path__):
+        importlib.import_module(f"handlers.telegram.{module.name}")
     found: list[type[CallbackData]] = []
     todo = list(CallbackData.__subclasses__())
     while todo:

@@ -17,7 +17,7 @@ import pytest
 from babel.messages.catalog import Catalog
 from babel.messages.pofile import read_po
 
-from bot.i18n import DOMAIN, LOCALES_DIR, CatalogI18n
+from domain.i18n import DOMAIN, LOCALES_DIR, Translator
 
 ROOT = Path(__file__).resolve().parent.parent
 BABEL_CFG = ROOT / "babel.cfg"
@@ -37,7 +37,7 @@ def how_to_fix() -> str:
     return (
         "\nRefresh the catalogs from the repository root:\n"
         f"{steps}\n"
-        "then translate the new entries in bot/locales/zh_Hans/LC_MESSAGES/messages.po "
+        "then translate the new entries in domain/locales/zh_Hans/LC_MESSAGES/messages.po "
         "(no '#, fuzzy', leave en's msgstr empty)."
     )
 
@@ -127,7 +127,7 @@ def test_translations_keep_placeholders_and_tags(locale: str) -> None:
 
 def test_the_bot_loads_the_catalogs() -> None:
     """What users get: bot.i18n reads the .po files; English falls back to the msgid."""
-    i18n = CatalogI18n(path=LOCALES_DIR, default_locale="zh_Hans", domain=DOMAIN)
+    i18n = Translator(path=LOCALES_DIR, default_locale="zh_Hans", domain=DOMAIN)
     assert set(LOCALES) <= set(i18n.available_locales)
     chinese = load(po_path("zh_Hans"), "zh_Hans")
     for message in chinese:

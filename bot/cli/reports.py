@@ -16,8 +16,8 @@ from bot.cli.common import (
     parse_date,
 )
 from bot.config import Settings
-from bot.i18n import LOCALE_OF
 from domain.clock import Clock, zone
+from domain.i18n import LOCALE_OF
 from storage.repo import Repo
 
 FORMATS = ("xlsx", "csv")
@@ -69,7 +69,7 @@ def export_format(output: Path, asked: str | None) -> str:
 
 
 async def cmd_report(args: argparse.Namespace, repo: Repo, _s: Settings, clock: Clock) -> None:
-    from bot.i18n import create_i18n
+    from domain.i18n import create_translator
     from scheduler.rounds import Rounds
     from storage.schedules import plan
 
@@ -77,7 +77,7 @@ async def cmd_report(args: argparse.Namespace, repo: Repo, _s: Settings, clock: 
     unit = await repo.units.require(org_id=org.id or 0, name_path=args.unit) if args.unit else None
     today = org_today(org, clock)
     day = parse_date(args.date, today) if args.date else today
-    i18n = create_i18n()
+    i18n = create_translator()
     rounds = Rounds(create_session_factory_for(repo), clock, i18n)
     org_plan = await plan(repo.session, org)
     with i18n.context(), i18n.use_locale(LOCALE_OF[org.language]):

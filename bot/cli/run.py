@@ -108,7 +108,7 @@ async def cmd_remind(
     args: argparse.Namespace, repo: Repo, settings: Settings, clock: Clock
 ) -> None:
     from bot.app import create_bot
-    from bot.i18n import create_i18n
+    from domain.i18n import create_translator
     from scheduler.rounds import Rounds
     from scheduler.sender import Sender
     from storage.schedules import plan
@@ -133,7 +133,7 @@ async def cmd_remind(
         raise UserError(f"the {slot} round of {day} has already run")
     org_plan = await plan(repo.session, org)
     sessions = create_session_factory_for(repo)
-    rounds = Rounds(sessions, clock, create_i18n())
+    rounds = Rounds(sessions, clock, create_translator())
     unit_ids = (
         [u.id or 0 for u in org_plan.units if u.path.startswith(unit.path)]
         if unit

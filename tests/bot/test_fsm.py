@@ -8,8 +8,8 @@ import pytest
 from aiogram.fsm.storage.base import StorageKey
 from aiogram.fsm.storage.redis import DefaultKeyBuilder, RedisStorage
 
-from bot.context import Batch, current_batch
-from bot.fsm import AfterCommit, DbStorage
+from handlers.telegram.context import Batch, current_batch
+from handlers.telegram.fsm import AfterCommit, DbStorage
 from storage.db import SessionFactory
 
 KEY = StorageKey(bot_id=42, chat_id=7, user_id=7)

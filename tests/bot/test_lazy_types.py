@@ -1,4 +1,4 @@
-"""aiogram's models are built on first use (bot/_aiogram_lazy.py), and still work."""
+"""aiogram's models are built on first use (handlers/telegram/_aiogram_lazy.py), and still work."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from tests.child import PRETEND_RELEASES, run_python
 
 ROOT = Path(__file__).resolve().parents[2]
 PROBE = (
-    "import bot, aiogram.types as t; from bot._aiogram_lazy import LAZY; "
+    "import bot, aiogram.types as t; from handlers.telegram._aiogram_lazy import LAZY; "
     "print(LAZY, t.Message.__pydantic_complete__, t.Sticker.__pydantic_complete__)"
 )
 
@@ -74,7 +74,7 @@ USE_AIOGRAM = """
 import bot, aiogram.types as t
 from aiogram.methods import SendMessage
 from aiogram.methods.base import Response
-from bot._aiogram_lazy import LAZY
+from handlers.telegram._aiogram_lazy import LAZY
 
 message = {"message_id": 3, "date": 1, "chat": {"id": 5, "type": "private"}, "text": "到"}
 update = t.Update.model_validate({"update_id": 1, "message": message})

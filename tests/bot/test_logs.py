@@ -13,7 +13,8 @@ from datetime import UTC, datetime
 import pytest
 
 from bot.config import Settings
-from bot.logs import bind, configure_logging, current_context, log_context, secrets_of, unbind
+from bot.logs import configure_logging, secrets_of
+from domain.logcontext import bind, current_context, log_context, unbind
 
 TOKEN = "123456789:AAH4kV9bq3cQ-zx_8YpL2mN0rS5tU7wXyZa"
 SECRET = "hook-secret_0123456789"

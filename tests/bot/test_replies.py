@@ -37,8 +37,8 @@ from pydantic import SecretStr
 
 from bot.app import create_bot
 from bot.config import Settings
-from bot.replies import ReplySender, current_replies, dump, load
-from bot.uploads import Upload
+from handlers.telegram.replies import ReplySender, current_replies, dump, load
+from handlers.telegram.uploads import Upload
 from storage.makers import MAKERS
 from tests.fakebot import FakeBotAPI
 
@@ -181,7 +181,7 @@ async def test_a_button_too_old_to_answer_is_ignored_and_the_rest_is_sent(
     sent: list[int],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.INFO, logger="bot.replies")
+    caplog.set_level(logging.INFO, logger="handlers.telegram.replies")
 
     sender.send(
         1,
@@ -206,7 +206,7 @@ async def test_an_edit_that_changes_nothing_is_ignored(
     sender.send(1, CHAT, [SendMessage(chat_id=CHAT, text="same")])
     await sender.drain()
     message_id = server.last_message(CHAT).message_id
-    caplog.set_level(logging.INFO, logger="bot.replies")
+    caplog.set_level(logging.INFO, logger="handlers.telegram.replies")
 
     sender.send(2, CHAT, [EditMessageText(chat_id=CHAT, message_id=message_id, text="same")])
     await sender.drain()

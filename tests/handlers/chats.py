@@ -8,7 +8,7 @@ from typing import Any
 
 from aiogram.types import Update
 
-from bot.middlewares import GROUP_ANONYMOUS_BOT
+from handlers.telegram.middlewares import GROUP_ANONYMOUS_BOT
 from tests.fakebot import FakeBotAPI, FakeUser
 from tests.fakebot.tghtml import utf16_len
 

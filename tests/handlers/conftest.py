@@ -15,7 +15,7 @@ from pydantic import SecretStr
 from bot.app import JournaledPolling, create_bot, create_dispatcher
 from bot.config import Settings
 from domain.clock import FixedClock
-from handlers.common import install_commands
+from handlers.telegram.common import install_commands
 from storage.db import SessionFactory, create_engine, create_session_factory
 from storage.migrate import upgrade
 from storage.models import Member, Organisation

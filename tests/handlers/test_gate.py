@@ -12,11 +12,11 @@ from aiogram import Router
 from aiogram.filters import Command
 from aiogram.filters.callback_data import CallbackQueryFilter
 
-import handlers
-from bot.i18n import create_i18n
-from handlers.common import manager_commands, member_commands
-from handlers.gate import is_gated
-from handlers.keyboards import MANAGER_CALLBACKS, OrgCb
+import handlers.telegram
+from domain.i18n import create_translator
+from handlers.telegram.common import manager_commands, member_commands
+from handlers.telegram.gate import is_gated
+from handlers.telegram.keyboards import MANAGER_CALLBACKS, OrgCb
 from tests.fakebot import FakeBotAPI
 from tests.handlers.conftest import Daka, reply_containing
 from tests.handlers.test_checkin import next_alert
@@ -30,7 +30,7 @@ def walk(router: Router) -> Iterator[Router]:
 
 def manager_only_commands() -> set[str]:
     """The commands of the managers' menu that members do not have."""
-    with create_i18n().context():
+    with create_translator().context():
         return {c.command for c in manager_commands()} - {c.command for c in member_commands()}
 
 
@@ -38,7 +38,7 @@ def test_every_handler_that_takes_a_scope_is_behind_the_gate() -> None:
     """A handler gets `scope` from the gate alone (None for members otherwise): whichever
     handler declares it must be a message or button handler of a gated router."""
     scoped: list[str] = []
-    for router in walk(handlers.build_router()):
+    for router in walk(handlers.telegram.build_router()):
         for event, observer in router.observers.items():
             for handler in observer.handlers:
                 if "scope" not in inspect.signature(handler.callback).parameters:
@@ -54,7 +54,7 @@ def test_every_manager_command_and_button_is_behind_the_gate() -> None:
     assert {"summary", "export", "roster"} <= manager_only
     commands: set[str] = set()
     buttons: set[str] = set()
-    for router in walk(handlers.build_router()):
+    for router in walk(handlers.telegram.build_router()):
         for observer in (router.message, router.callback_query):
             for handler in observer.handlers:
                 for each in handler.filters or []:

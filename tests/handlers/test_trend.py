@@ -4,38 +4,15 @@ a number of days outside 1–90 an example; every chart sent is audited."""
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 
-import pytest
-from aiogram import Router
 from PIL import Image
 from sqlmodel import select
 
-import handlers
-from handlers import common, trend
 from storage.models import AuditEntry
 from tests.fakebot import FakeBotAPI
 from tests.handlers.conftest import ADMIN, CLASS_ONE, Daka, grant, unit_id
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture(autouse=True)
-def trend_routed(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Until `handlers.build_router()` includes the trend router, put it in (before the
-    fallback for unknown commands); once it does, leave the root as built."""
-    build = handlers.build_router
-
-    def build_with_trend() -> Router:
-        root = build()
-        if trend.router.parent_router is not root:
-            trend.router._parent_router = None  # a root of an earlier test in this process
-            trend.router.parent_router = root
-            root.sub_routers.insert(root.sub_routers.index(common.fallback_router), trend.router)
-        return root
-
-    monkeypatch.setattr(handlers, "build_router", build_with_trend)
-    yield
 
 
 def png_size(data: bytes) -> tuple[int, int]:

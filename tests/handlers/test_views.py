@@ -13,8 +13,8 @@ from sqlmodel import select
 
 from bot.cli import main
 from domain.clock import FixedClock
-from handlers.keyboards import OrgCb, ScheduleCb
-from handlers.views import ListCb, NavCb, NudgeCb
+from handlers.telegram.keyboards import OrgCb, ScheduleCb
+from handlers.telegram.views import ListCb, NavCb, NudgeCb
 from scheduler.sender import Sender
 from storage.models import AuditEntry, Outbox
 from storage.repo import Repo

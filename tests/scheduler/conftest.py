@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.i18n import create_i18n
 from domain.clock import FixedClock
+from domain.i18n import create_translator
 from scheduler.rounds import RoundResult, Rounds
 from scheduler.sender import Sender, SendStats
 from storage.repo import Repo
@@ -87,6 +87,6 @@ async def school(server: FakeBotAPI, sqlite_url: str) -> AsyncIterator[School]:
     async with running_daka(server, clock, sqlite_url) as daka:
         await daka.org(roster=ROSTER)
         assert daka.bot is not None
-        rounds = Rounds(daka.sessions, clock, create_i18n())
+        rounds = Rounds(daka.sessions, clock, create_translator())
         sender = Sender(daka.bot, daka.sessions, clock, rate=200)
         yield School(daka=daka, server=server, rounds=rounds, sender=sender)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-import bot._aiogram_lazy
 import bot.app
+import handlers.telegram._aiogram_lazy
 import storage.compat
 import storage.sheets
 import storage.sqlite
@@ -14,7 +14,7 @@ from storage.compat import SHIMS, Shim
 from tests.child import run_python
 
 ALL = {
-    bot._aiogram_lazy.SHIM.name,
+    handlers.telegram._aiogram_lazy.SHIM.name,
     bot.app.INLINE_FILTERS.name,
     bot.app.HEAP.name,
     storage.sheets.SPLICE.name,
@@ -57,7 +57,7 @@ def test_the_switch_runs_every_stock_path_and_says_so() -> None:
         from aiogram import Dispatcher
         from openpyxl import load_workbook
         from sqlalchemy import text
-        from bot._aiogram_lazy import LAZY
+        from handlers.telegram._aiogram_lazy import LAZY
         from bot.app import inline_sync_filters, settle_heap
         from storage.db import create_engine
         from storage.sheets import write_xlsx

@@ -18,11 +18,11 @@ from aiogram.types import (
     Message,
     TelegramObject,
 )
-from aiogram.utils.i18n import gettext as _
 
-from bot.context import Visitor
 from domain.clock import Clock
-from handlers.keyboards import MANAGER_CALLBACKS, OrgCb
+from domain.i18n import _
+from handlers.telegram.context import Visitor
+from handlers.telegram.keyboards import MANAGER_CALLBACKS, OrgCb
 from storage.models import Organisation
 from storage.repo import Repo
 from storage.scope import Scope, manager_orgs

@@ -1,5 +1,6 @@
 """Files in replies: how a file a handler sends goes into a reply's record and back, and how an
-`Upload` is made and sent after the commit (`bot.replies` records and sends the replies).
+`Upload` is made and sent after the commit (`handlers.telegram.replies` records and sends the
+replies).
 
 A file the handler made (a chart, a member's data) is kept in its record, base64, until sent; a
 file that takes seconds to make (an export) is an `Upload`: its record says how to make it, and

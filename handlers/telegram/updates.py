@@ -23,17 +23,17 @@ from typing import Any
 from aiogram import Bot, Dispatcher
 from aiogram.methods import TelegramMethod
 from aiogram.types import Update
-from aiogram.utils.i18n import I18n
 from pydantic import ValidationError
 
-from bot import metrics
-from bot.context import Batch, current_batch
-from bot.fsm import AfterCommit, DbStorage
-from bot.i18n import LOCALE_OF, _, language_from_telegram
-from bot.logs import log_context
-from bot.middlewares import load_visitors
-from bot.replies import ReplySender, current_replies, dump
+from domain import metrics
 from domain.clock import Clock
+from domain.i18n import LOCALE_OF, Translator, _
+from domain.logcontext import log_context
+from handlers.telegram.context import Batch, current_batch
+from handlers.telegram.fsm import AfterCommit, DbStorage
+from handlers.telegram.i18n import language_from_telegram
+from handlers.telegram.middlewares import load_visitors
+from handlers.telegram.replies import ReplySender, current_replies, dump
 from storage.db import SessionFactory
 from storage.repo import Repo
 
@@ -240,7 +240,7 @@ class UpdateProcessor:
         user = getattr(update.event, "from_user", None)
         if user is None or user.is_bot:
             return
-        i18n: I18n = self.dp["i18n"]
+        i18n: Translator = self.dp["i18n"]
         language = language_from_telegram(user.language_code) or "zh"
         with i18n.context(), i18n.use_locale(LOCALE_OF[language]):
             if database_unavailable(exc):

@@ -13,7 +13,8 @@ aiogram's full request path (form building, request middlewares, a pydantic mode
 answer) took about a quarter of the bot's time under load, this one about half of that.
 
 Uploads are replies too: a file goes into its record, and a file that takes seconds to make
-(an export, `bot.uploads.Upload`) is made after the commit (`bot.uploads`)."""
+(an export, `handlers.telegram.uploads.Upload`) is made after the commit
+(`handlers.telegram.uploads`)."""
 
 from __future__ import annotations
 
@@ -65,7 +66,14 @@ from aiogram.types import Chat, Message
 from pydantic import BaseModel
 from yarl import URL
 
-from bot.uploads import buffered, file_field, has_upload, input_file, send_made, upload_fields
+from handlers.telegram.uploads import (
+    buffered,
+    file_field,
+    has_upload,
+    input_file,
+    send_made,
+    upload_fields,
+)
 
 log = logging.getLogger(__name__)
 
@@ -242,7 +250,7 @@ def chat_of(replies: Iterable[TelegramMethod[Any] | Record], fallback: int) -> i
 @functools.cache
 def _tolerated() -> tuple[frozenset[str], tuple[str, ...]]:
     """The cosmetic methods and harmless refusals that `TolerantRequests` lets pass."""
-    from bot.middlewares import BENIGN_ERRORS, SOFT_METHODS  # it imports this module
+    from handlers.telegram.middlewares import BENIGN_ERRORS, SOFT_METHODS  # it imports this module
 
     return frozenset(m.__api_method__ for m in SOFT_METHODS), BENIGN_ERRORS
 
@@ -311,7 +319,7 @@ class ReplySender:
     def lean(self) -> bool:
         """Whether records may skip aiogram: its plain aiohttp session, and no request
         middleware but ours (whose effect on sending is reproduced here)."""
-        from bot.middlewares import TolerantRequests  # it imports this module
+        from handlers.telegram.middlewares import TolerantRequests  # it imports this module
 
         session = self.bot.session
         return (
@@ -430,7 +438,7 @@ class ReplySender:
 
     async def _upload(self, record: Record) -> None:
         """A record with a file: made first when it is an `Upload`, then sent through aiogram
-        and the made file removed (`bot.uploads.send_made`)."""
+        and the made file removed (`handlers.telegram.uploads.send_made`)."""
         methods = load([record])
         if not methods:
             log.warning("reply of unknown kind %r skipped", record.get("method"))

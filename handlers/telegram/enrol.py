@@ -17,16 +17,16 @@ from aiogram.types import (
     Message,
     ReplyKeyboardRemove,
 )
-from aiogram.utils.i18n import I18n
-from aiogram.utils.i18n import gettext as _
 
-from bot.context import Visitor
-from bot.i18n import LOCALE_OF, language_from_telegram
 from domain import enrolment
 from domain.clock import Clock, zone
 from domain.enrolment import InviteProblem
-from handlers.common import manager_commands
-from handlers.keyboards import ConsentCb, menu_keyboard
+from domain.i18n import LOCALE_OF, Translator, _
+from domain.i18n import current as translator
+from handlers.telegram.common import manager_commands
+from handlers.telegram.context import Visitor
+from handlers.telegram.i18n import language_from_telegram
+from handlers.telegram.keyboards import ConsentCb, menu_keyboard
 from storage.models import Account, Invite, Organisation
 from storage.repo import Repo
 
@@ -125,7 +125,7 @@ async def on_start_with_code(
     repo: Repo,
     clock: Clock,
     visitor: Visitor,
-    i18n: I18n,
+    i18n: Translator,
 ) -> None:
     now = clock.now()
     found = await check_invite(repo, (command.args or "").strip(), now)
@@ -282,7 +282,7 @@ async def grant_role(
         manager_commands(), scope=BotCommandScopeChat(chat_id=query.from_user.id)
     )
     account = await repo.accounts.ensure(telegram_id=query.from_user.id, now=now)
-    i18n = I18n.get_current(no_error=True)
+    i18n = translator()
     account.menu = f"manager:{i18n.current_locale}" if i18n is not None else None
 
 

@@ -26,12 +26,12 @@ from aiogram.methods import (
 )
 from aiogram.methods.base import TelegramType
 from aiogram.types import Message, TelegramObject, Update, User
-from aiogram.utils.i18n import I18n
 
-from bot.context import Visitor, current_batch
-from bot.i18n import DEFAULT_LANGUAGE, LOCALE_OF, _, language_from_telegram
-from bot.logs import bind
-from bot.replies import current_replies
+from domain.i18n import DEFAULT_LANGUAGE, LOCALE_OF, Translator, _
+from domain.logcontext import bind
+from handlers.telegram.context import Visitor, current_batch
+from handlers.telegram.i18n import language_from_telegram
+from handlers.telegram.replies import current_replies
 from storage.models import RoleGrant
 from storage.repo import Repo
 from storage.scope import resolve_scope
@@ -135,7 +135,7 @@ async def private_chat_line(data: dict[str, Any]) -> str:
 def _speaking(data: dict[str, Any], user: User | None) -> Iterator[None]:
     """The sender's Telegram language (the update goes no further, to where the account's
     choice would be read)."""
-    i18n: I18n = data["i18n"]
+    i18n: Translator = data["i18n"]
     code = user.language_code if user is not None and user.id != GROUP_ANONYMOUS_BOT else None
     language = language_from_telegram(code) or DEFAULT_LANGUAGE
     with i18n.context(), i18n.use_locale(LOCALE_OF[language]):
@@ -150,7 +150,9 @@ class DbSessionMiddleware(BaseMiddleware):
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         batch = current_batch.get()
         if batch is None:
-            raise RuntimeError("updates are handled through bot.updates.UpdateProcessor")
+            raise RuntimeError(
+                "updates are handled through handlers.telegram.updates.UpdateProcessor"
+            )
         data["repo"] = Repo(batch.session)
         try:
             return await handler(event, data)
@@ -168,7 +170,7 @@ class DbSessionMiddleware(BaseMiddleware):
 class VisitorMiddleware(BaseMiddleware):
     """Loads the `Visitor` once per update (prefetched for a whole batch when polling), and
     resolves their manager `scope` from it (None for members; the managers' routers refuse
-    them, see handlers.gate)."""
+    them, see handlers.telegram.gate)."""
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         user: User | None = data.get("event_from_user")

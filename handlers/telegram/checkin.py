@@ -25,18 +25,16 @@ from aiogram.types import (
     ReplyKeyboardRemove,
     Update,
 )
-from aiogram.utils.i18n import I18n
-from aiogram.utils.i18n import gettext as _
 
-from bot.context import Visitor, note_checkin
-from bot.i18n import current_language
 from domain import forms
 from domain.checkin import GEOFENCE_REASON, derive
 from domain.clock import Clock, local_day, zone
 from domain.forms import AnswerError, Form, Question
 from domain.geo import Geofence, Place
-from handlers.common import enrolment
-from handlers.keyboards import (
+from domain.i18n import Translator, _, current_language
+from handlers.telegram.common import enrolment
+from handlers.telegram.context import Visitor, note_checkin
+from handlers.telegram.keyboards import (
     CHECKIN_BUTTON,
     AnswerCb,
     StartCheckInCb,
@@ -575,7 +573,7 @@ async def on_summary_button(
     clock: Clock,
     resolve: Resolve,
     event_update: Update,
-    i18n: I18n,
+    i18n: Translator,
     visitor: Visitor | None = None,
     outbox_wake: Callable[[], None] | None = None,
 ) -> None:
@@ -637,7 +635,7 @@ async def confirm(
     repo: Repo,
     clock: Clock,
     update_id: int,
-    i18n: I18n,
+    i18n: Translator,
     outbox_wake: Callable[[], None] | None,
 ) -> str:
     """Store the day's check-in (alerting managers if abnormal); returns what to tell the

@@ -23,7 +23,7 @@ from sqlalchemy import bindparam
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.context import Batch, current_batch
+from handlers.telegram.context import Batch, current_batch
 from storage.db import SessionFactory, core_rows
 from storage.models import FsmRecord
 from storage.repo import upsert_many

@@ -11,12 +11,12 @@ from aiogram.filters import Command, CommandObject, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State
 from aiogram.types import Message
-from aiogram.utils.i18n import gettext as _
 
-from bot.context import Visitor
 from domain.clock import Clock, parse_day
-from handlers.gate import ManagersConversation, managers_router
-from handlers.views import asked_day
+from domain.i18n import _
+from handlers.telegram.context import Visitor
+from handlers.telegram.gate import ManagersConversation, managers_router
+from handlers.telegram.views import asked_day
 from storage.aggregates import member_days, place_counts
 from storage.repo import Repo
 from storage.roster import RosterFileError, parse_roster

@@ -48,7 +48,7 @@ def _rebuild_parameters() -> list[str]:
 
 
 SHIM = Shim(
-    name="lazy aiogram models (bot/_aiogram_lazy.py)",
+    name="lazy aiogram models (handlers/telegram/_aiogram_lazy.py)",
     written_for={"aiogram": "3.31", "pydantic": "2.13"},
     names=(
         "pydantic:BaseModel.__pydantic_complete__",

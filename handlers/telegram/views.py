@@ -1,6 +1,6 @@
 """Managers' views of their scope: /summary with drill-down, /missing and /abnormal lists with a
-nudge button, /member, /export. Every handler is behind the managers' gate (handlers.gate) and
-asks the caller's `Scope` about each id it is given: callback data is user input."""
+nudge button, /member, /export. Every handler is behind the managers' gate (handlers.telegram.gate)
+and asks the caller's `Scope` about each id it is given: callback data is user input."""
 
 from __future__ import annotations
 
@@ -16,15 +16,14 @@ from aiogram.types import (
     InlineKeyboardMarkup,
     Message,
 )
-from aiogram.utils.i18n import gettext as _
 
-from bot.context import Visitor
-from bot.i18n import current_language
-from bot.uploads import Upload
 from domain.clock import Clock, day_end, day_window, parse_day
+from domain.i18n import _, current_language
 from domain.status import DayStatus, Figures
-from handlers.gate import managers_router, stale
-from handlers.keyboards import ListCb, NavCb, NudgeCb, OrgCb
+from handlers.telegram.context import Visitor
+from handlers.telegram.gate import managers_router, stale
+from handlers.telegram.keyboards import ListCb, NavCb, NudgeCb, OrgCb
+from handlers.telegram.uploads import Upload
 from scheduler import texts
 from scheduler.rounds import CHECKIN_DATA
 from storage.aggregates import count_member_days, member_days, total, unit_figures
@@ -458,7 +457,8 @@ async def on_export(
         await message.answer(_("Please choose at most 366 days, the first before the last."))
         return
     kind = "csv" if as_csv else "xlsx"
-    # Made after the commit, off the event loop (bot.uploads.Upload); `{rows}` is filled in then.
+    # Made after the commit, off the event loop (handlers.telegram.uploads.Upload); `{rows}` is
+    # filled in then.
     upload = Upload(
         "export",
         {"org": org.id, "first": f"{first}", "last": f"{last}", "under": under, "format": kind},

@@ -6,10 +6,9 @@ from typing import Annotated, Literal
 
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import KeyboardButton, ReplyKeyboardMarkup
-from aiogram.utils.i18n import gettext as _
-from aiogram.utils.i18n import lazy_gettext as __
 from pydantic import Field
 
+from domain.i18n import _, __
 from storage.scope import MAX_ROW_ID
 
 
@@ -42,7 +41,7 @@ class StartCheckInCb(CallbackData, prefix="go"):
 
 # Managers' buttons. Their fields are bounded where they are unpacked: a value no row can have
 # (beyond the database's integers, negative, a page past any list, a day too long to be one)
-# fails to unpack, and the press gets "this button is no longer valid" (handlers.gate).
+# fails to unpack, and the press gets "this button is no longer valid" (handlers.telegram.gate).
 RowId = Annotated[int, Field(ge=0, le=MAX_ROW_ID)]  # 0: the top of the caller's scope
 Page = Annotated[int, Field(ge=0, le=100_000)]
 Day = Annotated[str, Field(min_length=10, max_length=10)]

@@ -21,13 +21,13 @@ from aiogram.types import (
     ReplyKeyboardRemove,
     TelegramObject,
 )
-from aiogram.utils.i18n import I18n
-from aiogram.utils.i18n import gettext as _
 
-from bot.context import Visitor
-from bot.i18n import LOCALE_OF, language_from_telegram
 from domain.clock import Clock
-from handlers.keyboards import LanguageCb, menu_keyboard
+from domain.i18n import LOCALE_OF, Translator, _
+from domain.i18n import current as translator
+from handlers.telegram.context import Visitor
+from handlers.telegram.i18n import language_from_telegram
+from handlers.telegram.keyboards import LanguageCb, menu_keyboard
 from storage.models import Member, Organisation
 from storage.repo import Repo
 
@@ -81,11 +81,11 @@ def manager_commands() -> list[BotCommand]:
 
 async def install_commands(bot: Bot) -> None:
     """Register the command menu in Chinese (default) and English."""
-    i18n = I18n.get_current(no_error=True)
+    i18n = translator()
     if i18n is None:
-        from bot.i18n import create_i18n
+        from domain.i18n import create_translator
 
-        i18n = create_i18n()
+        i18n = create_translator()
     with i18n.context():
         for language, code in (("zh", None), ("en", "en")):
             with i18n.use_locale(LOCALE_OF[language]):
@@ -106,7 +106,7 @@ class CommandMenu(BaseMiddleware):
         data: dict[str, Any],
     ) -> Any:
         visitor: Visitor | None = data.get("visitor")
-        i18n = I18n.get_current(no_error=True)
+        i18n = translator()
         if visitor is not None and i18n is not None and isinstance(event, Message | CallbackQuery):
             kind = "manager" if visitor.roles else "member"
             want = f"{kind}:{i18n.current_locale}"
@@ -202,7 +202,7 @@ async def on_language_chosen(
     callback_data: LanguageCb,
     repo: Repo,
     clock: Clock,
-    i18n: I18n,
+    i18n: Translator,
     visitor: Visitor | None = None,
 ) -> None:
     if callback_data.language not in LOCALE_OF:
@@ -250,7 +250,7 @@ async def on_anything_else(message: Message, visitor: Visitor | None = None) -> 
 
 
 @commands_router.errors()
-async def on_error(event: ErrorEvent, i18n: I18n) -> None:
+async def on_error(event: ErrorEvent, i18n: Translator) -> None:
     """Nobody sees a traceback: log it, apologise in the user's language."""
     log.exception("handler failed on update %s", event.update.update_id, exc_info=event.exception)
     update = event.update

@@ -8,13 +8,13 @@ import html
 from aiogram.filters import Command, CommandObject, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
-from aiogram.utils.i18n import gettext as _
 
-from bot.context import Visitor
 from domain.clock import Clock
+from domain.i18n import _
 from domain.schedule import ScheduleError, ScheduleSpec, effective_schedules, format_days
-from handlers.gate import managers_router, stale
-from handlers.keyboards import ScheduleCb
+from handlers.telegram.context import Visitor
+from handlers.telegram.gate import managers_router, stale
+from handlers.telegram.keyboards import ScheduleCb
 from storage.models import Unit
 from storage.repo import Repo
 from storage.schedules import ScheduleRepo

@@ -10,15 +10,14 @@ from typing import Any
 from aiogram import Bot, F, Router
 from aiogram.filters import Command, StateFilter
 from aiogram.types import BufferedInputFile, InlineKeyboardButton, InlineKeyboardMarkup, Message
-from aiogram.utils.i18n import gettext as _
 
-from bot.context import Visitor
-from bot.i18n import current_language
 from domain import forms
 from domain.checkin import GEOFENCE_REASON
 from domain.clock import Clock, local_day, zone
-from handlers.common import enrolment
-from handlers.keyboards import HISTORY_BUTTON, TODAY_BUTTON, StartCheckInCb, menu_keyboard
+from domain.i18n import _, current_language
+from handlers.telegram.common import enrolment
+from handlers.telegram.context import Visitor
+from handlers.telegram.keyboards import HISTORY_BUTTON, TODAY_BUTTON, StartCheckInCb, menu_keyboard
 from storage.models import Member, Organisation
 from storage.repo import Repo
 from storage.schedules import ScheduleRepo

@@ -9,11 +9,11 @@ import html
 from aiogram import Bot
 from aiogram.filters import Command, CommandObject, StateFilter
 from aiogram.types import BufferedInputFile, Message
-from aiogram.utils.i18n import gettext as _
 
-from bot.context import Visitor
 from domain.clock import Clock
-from handlers.gate import managers_router
+from domain.i18n import _
+from handlers.telegram.context import Visitor
+from handlers.telegram.gate import managers_router
 from storage.charts import MAX_DAYS, render_trend, trend_series
 from storage.models import Unit
 from storage.repo import Repo

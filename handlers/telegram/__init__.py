@@ -1,0 +1,31 @@
+"""aiogram routers, assembled in the order they must see updates."""
+
+from __future__ import annotations
+
+from aiogram import Router
+
+
+def build_router() -> Router:
+    """One root router: enrolment first, then the check-in form, member commands, the managers'
+    (each behind the gate of handlers.telegram.gate), fallbacks."""
+    from handlers.telegram import admin, checkin, common, enrol, gate, manage, member, trend, views
+
+    children = (
+        common.commands_router,
+        enrol.router,
+        checkin.router,
+        member.router,
+        manage.router,
+        views.router,
+        trend.router,
+        admin.router,
+        gate.router,  # after the managers' routers: their buttons that did not unpack
+        common.fallback_router,
+    )
+    for child in children:
+        # aiogram lets a router be attached once; a restart in the same process (tests, a
+        # supervisor) builds a new Dispatcher, so release the module routers first.
+        child._parent_router = None
+    root = Router(name="daka")
+    root.include_routers(*children)
+    return root
