@@ -13,8 +13,8 @@ from aiogram.fsm.state import State
 from aiogram.types import Message
 
 from domain.clock import Clock, parse_day
+from domain.conversation.turn import Visitor
 from domain.i18n import _
-from handlers.telegram.context import Visitor
 from handlers.telegram.gate import ManagersConversation, managers_router
 from handlers.telegram.views import asked_day
 from storage.aggregates import member_days, place_counts

@@ -29,11 +29,12 @@ from aiogram.types import (
 from domain import forms
 from domain.checkin import GEOFENCE_REASON, derive
 from domain.clock import Clock, local_day, zone
+from domain.conversation.turn import Visitor
 from domain.forms import AnswerError, Form, Question
 from domain.geo import Geofence, Place
 from domain.i18n import Translator, _, current_language
 from handlers.telegram.common import enrolment
-from handlers.telegram.context import Visitor, note_checkin
+from handlers.telegram.context import note_checkin
 from handlers.telegram.keyboards import (
     CHECKIN_BUTTON,
     AnswerCb,

@@ -23,9 +23,9 @@ from aiogram.types import (
 )
 
 from domain.clock import Clock
+from domain.conversation.turn import Visitor
 from domain.i18n import LOCALE_OF, Translator, _
 from domain.i18n import current as translator
-from handlers.telegram.context import Visitor
 from handlers.telegram.i18n import language_from_telegram
 from handlers.telegram.keyboards import LanguageCb, menu_keyboard
 from storage.models import Member, Organisation

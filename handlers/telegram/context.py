@@ -1,4 +1,4 @@
-"""What the update being handled shares with the middlewares and the FSM storage."""
+"""What the Telegram update being handled shares with the middlewares and the FSM storage."""
 
 from __future__ import annotations
 
@@ -8,28 +8,7 @@ from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.models import Account, Member, Organisation, RoleGrant
-
-
-@dataclass
-class Visitor:
-    """Who sent the update, as Daka knows them: account, enrolments, roles, organisation."""
-
-    telegram_id: int
-    account: Account | None
-    members: list[Member] = field(default_factory=list)
-    roles: list[RoleGrant] = field(default_factory=list)
-    org: Organisation | None = None
-    orgs: dict[int, Organisation] = field(default_factory=dict)  # of the enrolments and roles
-
-    @property
-    def member(self) -> Member | None:
-        """The enrolment used for checking in (the first, when someone has several)."""
-        return self.members[0] if self.members else None
-
-    @property
-    def org_language(self) -> str | None:
-        return self.org.language if self.org else None
+from domain.conversation.turn import Visitor
 
 
 @dataclass

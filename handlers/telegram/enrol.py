@@ -20,11 +20,11 @@ from aiogram.types import (
 
 from domain import enrolment
 from domain.clock import Clock, zone
+from domain.conversation.turn import Visitor
 from domain.enrolment import InviteProblem
 from domain.i18n import LOCALE_OF, Translator, _
 from domain.i18n import current as translator
 from handlers.telegram.common import manager_commands
-from handlers.telegram.context import Visitor
 from handlers.telegram.i18n import language_from_telegram
 from handlers.telegram.keyboards import ConsentCb, menu_keyboard
 from storage.models import Account, Invite, Organisation

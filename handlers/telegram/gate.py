@@ -20,8 +20,8 @@ from aiogram.types import (
 )
 
 from domain.clock import Clock
+from domain.conversation.turn import Visitor
 from domain.i18n import _
-from handlers.telegram.context import Visitor
 from handlers.telegram.keyboards import MANAGER_CALLBACKS, OrgCb
 from storage.models import Organisation
 from storage.repo import Repo

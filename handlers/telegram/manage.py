@@ -10,9 +10,9 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 
 from domain.clock import Clock
+from domain.conversation.turn import Visitor
 from domain.i18n import _
 from domain.schedule import ScheduleError, ScheduleSpec, effective_schedules, format_days
-from handlers.telegram.context import Visitor
 from handlers.telegram.gate import managers_router, stale
 from handlers.telegram.keyboards import ScheduleCb
 from storage.models import Unit

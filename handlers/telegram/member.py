@@ -14,9 +14,9 @@ from aiogram.types import BufferedInputFile, InlineKeyboardButton, InlineKeyboar
 from domain import forms
 from domain.checkin import GEOFENCE_REASON
 from domain.clock import Clock, local_day, zone
+from domain.conversation.turn import Visitor
 from domain.i18n import _, current_language
 from handlers.telegram.common import enrolment
-from handlers.telegram.context import Visitor
 from handlers.telegram.keyboards import HISTORY_BUTTON, TODAY_BUTTON, StartCheckInCb, menu_keyboard
 from storage.models import Member, Organisation
 from storage.repo import Repo

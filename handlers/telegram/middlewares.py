@@ -27,9 +27,10 @@ from aiogram.methods import (
 from aiogram.methods.base import TelegramType
 from aiogram.types import Message, TelegramObject, Update, User
 
+from domain.conversation.turn import Visitor
 from domain.i18n import DEFAULT_LANGUAGE, LOCALE_OF, Translator, _
 from domain.logcontext import bind
-from handlers.telegram.context import Visitor, current_batch
+from handlers.telegram.context import current_batch
 from handlers.telegram.i18n import language_from_telegram
 from handlers.telegram.replies import current_replies
 from storage.models import RoleGrant

@@ -11,8 +11,8 @@ from aiogram.filters import Command, CommandObject, StateFilter
 from aiogram.types import BufferedInputFile, Message
 
 from domain.clock import Clock
+from domain.conversation.turn import Visitor
 from domain.i18n import _
-from handlers.telegram.context import Visitor
 from handlers.telegram.gate import managers_router
 from storage.charts import MAX_DAYS, render_trend, trend_series
 from storage.models import Unit

@@ -18,9 +18,9 @@ from aiogram.types import (
 )
 
 from domain.clock import Clock, day_end, day_window, parse_day
+from domain.conversation.turn import Visitor
 from domain.i18n import _, current_language
 from domain.status import DayStatus, Figures
-from handlers.telegram.context import Visitor
 from handlers.telegram.gate import managers_router, stale
 from handlers.telegram.keyboards import ListCb, NavCb, NudgeCb, OrgCb
 from handlers.telegram.uploads import Upload
