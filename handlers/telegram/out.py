@@ -1,0 +1,137 @@
+"""The core's outputs rendered for Telegram, and the Turn built from an aiogram update.
+
+Every call goes through `bot` methods, so `handlers.telegram.replies` records it during the
+handler and sends it after the commit, as for any other reply."""
+
+from __future__ import annotations
+
+from aiogram import Bot
+from aiogram.fsm.context import FSMContext
+from aiogram.types import (
+    BufferedInputFile,
+    CallbackQuery,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    KeyboardButton,
+    Message,
+    ReplyKeyboardMarkup,
+    User,
+)
+
+from domain.clock import Clock
+from domain.conversation.io import Ask, Options, Person
+from domain.conversation.turn import Turn, Visitor
+from domain.i18n import _
+from handlers.telegram.i18n import language_from_telegram
+from handlers.telegram.keyboards import menu_keyboard
+from storage.repo import Repo
+
+CHANNEL = "telegram"
+
+Markup = InlineKeyboardMarkup | ReplyKeyboardMarkup | None
+
+
+def inline_keyboard(options: Options) -> InlineKeyboardMarkup | None:
+    """Options as inline buttons: a key becomes callback data, a url a link button."""
+    rows = [
+        [
+            InlineKeyboardButton(text=option.label, url=option.url)
+            if option.url is not None
+            else InlineKeyboardButton(text=option.label, callback_data=option.key)
+            for option in row
+        ]
+        for row in options
+        if row
+    ]
+    return InlineKeyboardMarkup(inline_keyboard=rows) if rows else None
+
+
+def location_keyboard() -> ReplyKeyboardMarkup:
+    share = [[KeyboardButton(text=_("📍 Send my location"), request_location=True)]]
+    return ReplyKeyboardMarkup(keyboard=share, resize_keyboard=True, one_time_keyboard=True)
+
+
+def markup_of(options: Options, ask: Ask | None) -> Markup:
+    """A Telegram message has one keyboard: a reply keyboard for a picker (location) or the
+    member menu, otherwise the options inline."""
+    if ask is Ask.LOCATION:
+        return location_keyboard()
+    if ask is Ask.MENU:
+        return menu_keyboard()
+    return inline_keyboard(options)
+
+
+class TelegramOut:
+    """`io.Out` for one chat; `edit` is the message whose button was pressed, `query` the press."""
+
+    __slots__ = ("bot", "chat_id", "edit", "query")
+
+    def __init__(
+        self,
+        bot: Bot,
+        chat_id: int,
+        *,
+        edit: Message | None = None,
+        query: CallbackQuery | None = None,
+    ) -> None:
+        self.bot = bot
+        self.chat_id = chat_id
+        self.edit = edit
+        self.query = query
+
+    async def say(self, text: str, options: Options = (), *, ask: Ask | None = None) -> None:
+        await self.bot.send_message(self.chat_id, text, reply_markup=markup_of(options, ask))
+
+    async def replace(self, text: str, options: Options = ()) -> None:
+        if self.edit is None:
+            await self.say(text, options)
+        else:
+            await self.edit.edit_text(text, reply_markup=inline_keyboard(options))
+
+    async def notice(self, text: str = "", *, alert: bool = False) -> None:
+        if self.query is not None:
+            await self.query.answer(text or None, show_alert=alert)
+
+    async def file(
+        self, name: str, data: bytes, *, caption: str = "", image: bool = False
+    ) -> None:
+        upload = BufferedInputFile(data, filename=name)
+        if image:
+            await self.bot.send_photo(self.chat_id, upload, caption=caption or None)
+        else:
+            await self.bot.send_document(self.chat_id, upload, caption=caption or None)
+
+
+def person_of(user: User) -> Person:
+    return Person(CHANNEL, str(user.id), language_from_telegram(user.language_code))
+
+
+def message_turn(
+    message: Message,
+    *,
+    state: FSMContext,
+    repo: Repo,
+    clock: Clock,
+    visitor: Visitor,
+    bot: Bot | None = None,
+) -> Turn:
+    """The Turn of a message in a private chat (the only chats that reach the handlers)."""
+    assert message.from_user is not None  # PrivateChatsOnly lets only people's messages in
+    out = TelegramOut(bot or message.bot, message.chat.id)  # type: ignore[arg-type]
+    return Turn(person_of(message.from_user), visitor, repo, clock, state, out)
+
+
+def press_turn(
+    query: CallbackQuery,
+    *,
+    state: FSMContext,
+    repo: Repo,
+    clock: Clock,
+    visitor: Visitor,
+    bot: Bot | None = None,
+) -> Turn:
+    """The Turn of a button press; `replace` edits the message whose button was pressed."""
+    pressed = query.message if isinstance(query.message, Message) else None
+    chat_id = pressed.chat.id if pressed is not None else query.from_user.id
+    out = TelegramOut(bot or query.bot, chat_id, edit=pressed, query=query)  # type: ignore[arg-type]
+    return Turn(person_of(query.from_user), visitor, repo, clock, state, out)
