@@ -68,19 +68,19 @@ class MemberRepo:
         return (await self.session.exec(stmt)).first()
 
     async def enrolments(
-        self, *, telegram_ids: Sequence[int]
+        self, *, account_ids: Sequence[int]
     ) -> Sequence[tuple[Member, Organisation]]:
         """The active roster entries bound to these accounts, with their organisations."""
         stmt = (
             select(Member, Organisation)
             .join(Organisation, col(Organisation.id) == col(Member.org_id))
-            .where(col(Member.telegram_id).in_(list(telegram_ids)), col(Member.active))
+            .where(col(Member.account_id).in_(list(account_ids)), col(Member.active))
             .order_by(col(Member.id))
         )
         return list((await self.session.exec(stmt)).all())
 
-    async def bind(self, *, member: Member, telegram_id: int, now: datetime) -> None:
-        member.telegram_id = telegram_id
+    async def bind(self, *, member: Member, account_id: int, now: datetime) -> None:
+        member.account_id = account_id
         member.enrolled_at = now
         await self.session.flush()
 
