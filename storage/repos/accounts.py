@@ -64,9 +64,7 @@ class AccountRepo:
             await self.session.flush()
         return account
 
-    async def contacts(
-        self, *, channel: str, account_ids: Collection[int]
-    ) -> dict[int, Contact]:
+    async def contacts(self, *, channel: str, account_ids: Collection[int]) -> dict[int, Contact]:
         """Where to reach these accounts on `channel` (those it knows), in one query: the
         recipients of a round, or the managers told of an abnormal check-in."""
         if not account_ids:
@@ -81,6 +79,12 @@ class AccountRepo:
         for account_id, external_id, language in await self.session.exec(stmt):
             contacts.setdefault(account_id, Contact(account_id, external_id, language))
         return contacts
+
+    async def contact(self, *, channel: str, account_id: int | None) -> Contact | None:
+        """Where to reach one account on `channel` (None: not there, or no account)."""
+        if account_id is None:
+            return None
+        return (await self.contacts(channel=channel, account_ids=[account_id])).get(account_id)
 
     async def record_attempt(
         self, *, account_id: int, org_id: int, external_id: str, outcome: str, now: datetime
