@@ -67,6 +67,7 @@ from storage.migrate import upgrade
 from storage.models import CheckIn, CheckInRevision, InboundUpdate, Member
 from storage.repo import Repo, RosterRow
 from tests.fakebot import FakeBotAPI, FakeUser, SentMessage
+from tests.storage.seeding import telegram_accounts_in_bulk
 
 GOAL = 0.5
 POLL_WAIT_S = 60.0
@@ -258,12 +259,13 @@ async def seed(url: str, members: int, warmup: int) -> None:
                 for n, (external, _) in enumerate(people)
             ]
             await repo.members.import_roster(org_id=org.id, rows=rows)
-            telegram_of = dict(people)
+            accounts = await telegram_accounts_in_bulk(
+                session, [telegram_id for _, telegram_id in people], now=stamp
+            )
+            account_of = {external: accounts[telegram_id] for external, telegram_id in people}
             for row in await repo.members.listing(org_id=org.id):
                 await repo.members.bind(
-                    member=row.member,
-                    telegram_id=telegram_of[row.member.external_id],
-                    now=stamp,
+                    member=row.member, account_id=account_of[row.member.external_id], now=stamp
                 )
             await session.commit()
     finally:

@@ -251,33 +251,30 @@ def _fill(db: sqlite3.Connection, shape: Shape, rng: random.Random) -> dict[str,
     )
 
     # Members, in roster order: class by class.
-    members = []  # (id, unit, telegram_id, enrolled_day, unreachable, active)
-    accounts = []
+    members = []  # (id, unit, account_id, enrolled_day, unreachable, active)
+    accounts: list[tuple[int, str | None, int, None, str]] = []
+    identities: list[tuple[str, int, str]] = []
     before = first - timedelta(days=30)
     for i in range(shape.members):
         mid = i + 1
         unit = class_unit[i * shape.classes // shape.members]
         active = rng.random() >= INACTIVE
         telegram = None if rng.random() < NOT_ENROLLED else FIRST_TELEGRAM_ID + i
+        account = None
         enrolled_day = None
         unreachable = None
         if telegram is not None:
+            account = len(accounts) + 1
             late = rng.random() < LATE_ENROLLED
             enrolled_day = first + timedelta(days=rng.randrange(days)) if late else before
             if rng.random() < UNREACHABLE:
                 unreachable = _stamp(_local(first + timedelta(days=rng.randrange(days)), 8, 0))
-            accounts.append(
-                (
-                    telegram,
-                    "en" if rng.random() < 0.02 else None,
-                    0,
-                    None,
-                    _stamp(_local(enrolled_day, 8, 30)),
-                )
-            )
-        members.append((mid, unit, telegram, enrolled_day, unreachable, active))
+            seen = _stamp(_local(enrolled_day, 8, 30))
+            accounts.append((account, "en" if rng.random() < 0.02 else None, 0, None, seen))
+            identities.append((str(telegram), account, seen))
+        members.append((mid, unit, account, enrolled_day, unreachable, active))
     db.executemany(
-        "INSERT INTO member (id, org_id, unit_id, external_id, name, telegram_id, enrolled_at, "
+        "INSERT INTO member (id, org_id, unit_id, external_id, name, account_id, enrolled_at, "
         "active, unreachable_since) VALUES (?, 1, ?, ?, ?, ?, ?, ?, ?)",
         (
             (
@@ -285,18 +282,23 @@ def _fill(db: sqlite3.Connection, shape: Shape, rng: random.Random) -> dict[str,
                 unit,
                 f"{2024000000 + mid}",
                 _name(rng),
-                telegram,
+                account,
                 None if enrolled is None else _stamp(_local(enrolled, 8, 30)),
                 int(active),
                 unreachable,
             )
-            for mid, unit, telegram, enrolled, unreachable, active in members
+            for mid, unit, account, enrolled, unreachable, active in members
         ),
     )
     db.executemany(
-        "INSERT INTO account (telegram_id, language, failed_attempts, locked_until, first_seen) "
+        "INSERT INTO account (id, language, failed_attempts, locked_until, first_seen) "
         "VALUES (?, ?, ?, ?, ?)",
         accounts,
+    )
+    db.executemany(
+        "INSERT INTO identity (channel, external_id, account_id, created_at) "
+        "VALUES ('telegram', ?, ?, ?)",
+        identities,
     )
     # Excuses: a few enrolled members, 1-7 days each.
     excused: dict[int, tuple[date, date]] = {}
@@ -313,15 +315,20 @@ def _fill(db: sqlite3.Connection, shape: Shape, rng: random.Random) -> dict[str,
         ),
     )
     # An administrator of the whole organisation (the bot phase asks /summary as them).
+    admin = len(accounts) + 1
     db.execute(
-        "INSERT INTO rolegrant (org_id, telegram_id, unit_id, role, granted_at) "
-        "VALUES (1, ?, NULL, 'admin', ?)",
-        (ADMIN_ID, created),
+        "INSERT INTO account (id, language, failed_attempts, first_seen) VALUES (?, 'zh', 0, ?)",
+        (admin, created),
     )
     db.execute(
-        "INSERT INTO account (telegram_id, language, failed_attempts, first_seen) "
-        "VALUES (?, 'zh', 0, ?)",
-        (ADMIN_ID, created),
+        "INSERT INTO identity (channel, external_id, account_id, created_at) "
+        "VALUES ('telegram', ?, ?, ?)",
+        (str(ADMIN_ID), admin, created),
+    )
+    db.execute(
+        "INSERT INTO rolegrant (org_id, account_id, unit_id, role, granted_at) "
+        "VALUES (1, ?, NULL, 'admin', ?)",
+        (admin, created),
     )
     # Check-ins, day by day and in the order they arrive (rowids follow submission time, as in
     # production: a day's rows are together, its members in no particular order).
@@ -470,7 +477,7 @@ def _status_sql(world: World, *, voluntary: bool = False) -> str:
     """`domain.status.day_status` for member m and its check-in c of :day; with `voluntary`,
     the figures' rule: a check-in on a day off of the member's unit is 'voluntary'."""
     off_units = f"m.unit_id IN ({_ids(sorted(world.off_units))})" if world.off_units else ""
-    rest = """WHEN m.telegram_id IS NULL OR m.enrolled_at > :enrolled_by THEN 'not_enrolled'
+    rest = """WHEN m.account_id IS NULL OR m.enrolled_at > :enrolled_by THEN 'not_enrolled'
         WHEN EXISTS (SELECT 1 FROM excuse e WHERE e.member_id = m.id
                      AND e.first_day <= :day AND e.last_day >= :day) THEN 'excused'"""
     if voluntary and off_units:
@@ -506,18 +513,18 @@ MISSING_CHECKIN = (
     "LEFT JOIN checkin c ON c.org_id = m.org_id AND c.member_id = m.id AND c.local_day = :day"
 )
 MISSING_WHERE = """
-    m.org_id = :org AND m.active AND c.id IS NULL AND m.telegram_id IS NOT NULL
+    m.org_id = :org AND m.active AND c.id IS NULL AND m.account_id IS NOT NULL
     AND (m.enrolled_at IS NULL OR m.enrolled_at <= :enrolled_by) {off}
     AND NOT EXISTS (SELECT 1 FROM excuse e
                     WHERE e.member_id = m.id AND e.first_day <= :day AND e.last_day >= :day)
 """
 MISSING_SQL = f"""
-SELECT m.id, m.external_id, m.name, m.unit_id, u.name_path, m.telegram_id, a.language,
+SELECT m.id, m.external_id, m.name, m.unit_id, u.name_path, m.account_id, a.language,
        m.unreachable_since IS NOT NULL
 FROM member m
 {MISSING_CHECKIN}
 JOIN unit u ON u.id = m.unit_id
-LEFT JOIN account a ON a.telegram_id = m.telegram_id
+LEFT JOIN account a ON a.id = m.account_id
 WHERE {{where}}
 ORDER BY u.name_path, m.external_id
 """
@@ -692,7 +699,7 @@ def queries(w: World, opts: Options) -> list[Query]:
                 m.name,
                 m.unit_id,
                 m.unit_path,
-                m.telegram_id,
+                m.account_id,
                 m.language,
                 m.unreachable,
             )

@@ -23,8 +23,9 @@ from handlers.telegram.keyboards import StartCheckInCb
 from scheduler import texts
 from storage.aggregates import member_days, total, unit_figures
 from storage.db import SessionFactory
-from storage.models import Account, Member, Organisation, RoleGrant, Unit
+from storage.models import TELEGRAM, Member, Organisation, RoleGrant, Unit
 from storage.repo import Repo
+from storage.repos.accounts import Contact
 from storage.schedules import Letter, OrgPlan, OutboxRepo, ScheduleRepo, plan
 
 log = logging.getLogger(__name__)
@@ -122,16 +123,22 @@ class Rounds:
             statuses={DayStatus.MISSING},
             reachable_only=True,
         )
+        # Their Telegram chats, through their identities: one query for the round.
+        chats = await Repo(session).accounts.contacts(
+            channel=TELEGRAM, account_ids={m.account_id for m in due if m.account_id is not None}
+        )
         letters = []
         with self.i18n.context():
             for member in due:
-                assert member.telegram_id is not None
+                contact = chats.get(member.account_id or 0)
+                if contact is None:
+                    continue
                 with self.i18n.use_locale(LOCALE_OF[member.language or org.language]):
                     button = {"text": texts.checkin_button(), "callback_data": CHECKIN_DATA}
                     letters.append(
                         Letter(
                             org_id=org.id,
-                            chat_id=member.telegram_id,
+                            chat_id=int(contact.external_id),
                             member_id=member.member_id,
                             kind="remind",
                             day=day,
@@ -144,8 +151,9 @@ class Rounds:
 
     async def grants_for(
         self, session: AsyncSession, org_plan: OrgPlan, scope: str
-    ) -> list[tuple[RoleGrant, str]]:
-        """Managers whose report comes with this schedule, and their language."""
+    ) -> list[tuple[RoleGrant, Contact]]:
+        """Managers whose report comes with this schedule, and their Telegram chat and language
+        (one query for all of them)."""
         org = org_plan.org
         assert org.id is not None
         grants = [
@@ -153,11 +161,10 @@ class Rounds:
             for g in await ScheduleRepo(session).managers(org_id=org.id)
             if org_plan.scope_of_grant(g) == scope
         ]
-        result = []
-        for grant in grants:
-            account = await session.get(Account, grant.telegram_id)
-            result.append((grant, (account.language if account else None) or org.language))
-        return result
+        chats = await Repo(session).accounts.contacts(
+            channel=TELEGRAM, account_ids={g.account_id for g in grants}
+        )
+        return [(g, chats[g.account_id]) for g in grants if g.account_id in chats]
 
     async def missing_lists(
         self, session: AsyncSession, org_plan: OrgPlan, scope: str, day: date
@@ -167,7 +174,8 @@ class Rounds:
         off = org_plan.off_units(day)
         letters = []
         with self.i18n.context():
-            for grant, language in await self.grants_for(session, org_plan, scope):
+            for grant, chat in await self.grants_for(session, org_plan, scope):
+                language = chat.language or org.language
                 scope_units = await self.scope_units(session, org_plan, grant)
                 listed = await member_days(
                     session,
@@ -184,7 +192,7 @@ class Rounds:
                         missing=[m for m in listed if m.status == DayStatus.MISSING],
                         not_enrolled=[m for m in listed if m.status == DayStatus.NOT_ENROLLED],
                     )
-                letters += self.parts_to(org.id, grant, "missing", day, parts)
+                letters += self.parts_to(org.id, grant, chat, "missing", day, parts)
         return letters
 
     async def reports(
@@ -194,10 +202,11 @@ class Rounds:
         assert org.id is not None
         letters = []
         with self.i18n.context():
-            for grant, language in await self.grants_for(session, org_plan, scope):
+            for grant, chat in await self.grants_for(session, org_plan, scope):
+                language = chat.language or org.language
                 with self.i18n.use_locale(LOCALE_OF[language]):
                     parts = await self.report(session, org_plan, grant.unit_id, day, language)
-                letters += self.parts_to(org.id, grant, "report", day, parts)
+                letters += self.parts_to(org.id, grant, chat, "report", day, parts)
         return letters
 
     async def report(
@@ -275,13 +284,19 @@ class Rounds:
         return units[0].name_path
 
     def parts_to(
-        self, org_id: int, grant: RoleGrant, kind: str, day: date, parts: Sequence[str]
+        self,
+        org_id: int,
+        grant: RoleGrant,
+        chat: Contact,
+        kind: str,
+        day: date,
+        parts: Sequence[str],
     ) -> list[Letter]:
         scope = "org" if grant.unit_id is None else f"u{grant.unit_id}"
         return [
             Letter(
                 org_id=org_id,
-                chat_id=grant.telegram_id,
+                chat_id=int(chat.external_id),
                 kind=kind,
                 day=day,
                 slot=f"{scope}#{i}",
@@ -304,13 +319,18 @@ async def alert_letters(
 ) -> list[Letter]:
     """An abnormal check-in, for every manager whose scope holds the member."""
     assert org.id is not None and member.id is not None
-    unit = await Repo(session).units.get(unit_id=member.unit_id)
+    repo = Repo(session)
+    unit = await repo.units.get(unit_id=member.unit_id)
+    grants = await ScheduleRepo(session).managers_of_unit(org_id=org.id, unit_id=member.unit_id)
+    chats = await repo.accounts.contacts(
+        channel=TELEGRAM, account_ids={g.account_id for g in grants}
+    )
     letters = []
-    for grant in await ScheduleRepo(session).managers_of_unit(
-        org_id=org.id, unit_id=member.unit_id
-    ):
-        account = await session.get(Account, grant.telegram_id)
-        language = (account.language if account else None) or org.language
+    for grant in grants:
+        chat = chats.get(grant.account_id)
+        if chat is None:
+            continue
+        language = chat.language or org.language
         with i18n.context(), i18n.use_locale(LOCALE_OF[language]):
             text = texts.alert_text(
                 name=member.name,
@@ -322,7 +342,7 @@ async def alert_letters(
         letters.append(
             Letter(
                 org_id=org.id,
-                chat_id=grant.telegram_id,
+                chat_id=int(chat.external_id),
                 kind="alert",
                 day=day,
                 slot=f"m{member.id}v{version}",

@@ -59,7 +59,7 @@ def _status(
         col(Excuse.first_day) <= day,
         col(Excuse.last_day) >= day,
     )
-    not_enrolled: ColumnElement[bool] = col(Member.telegram_id).is_(None)
+    not_enrolled: ColumnElement[bool] = col(Member.account_id).is_(None)
     if enrolled_by is not None:
         not_enrolled = not_enrolled | (col(Member.enrolled_at) > enrolled_by)
     checked_in = col(CheckIn.id).is_not(None)
@@ -252,7 +252,7 @@ class MemberDay:
     name: str
     unit_id: int
     unit_path: str
-    telegram_id: int | None
+    account_id: int | None
     language: str | None
     status: DayStatus
     unreachable: bool
@@ -292,7 +292,7 @@ async def member_days(
             col(Member.name),
             col(Member.unit_id),
             col(Unit.name_path),
-            col(Member.telegram_id),
+            col(Member.account_id),
             col(Account.language),
             status,
             col(Member.unreachable_since),
@@ -309,7 +309,7 @@ async def member_days(
         .join(Unit, col(Unit.id) == col(Member.unit_id))
         # The check-in first: a status filter then drops members before their account is read.
         .outerjoin(CheckIn, _checkin_join(day))
-        .outerjoin(Account, col(Account.telegram_id) == col(Member.telegram_id))
+        .outerjoin(Account, col(Account.id) == col(Member.account_id))
         .where(col(Member.org_id) == org_id, col(Member.active))
     )
     if under is not None:
@@ -335,7 +335,7 @@ async def member_days(
                 name=row[2],
                 unit_id=row[3],
                 unit_path=row[4],
-                telegram_id=row[5],
+                account_id=row[5],
                 language=row[6],
                 status=_STATUS_OF[row[7]],
                 unreachable=row[8] is not None,

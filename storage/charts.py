@@ -24,7 +24,7 @@ from domain.clock import day_end
 from domain.status import Figures
 from storage.aggregates import total, unit_figures
 from storage.models import Organisation, Unit
-from storage.repo import UnitRepo
+from storage.repos.units import UnitRepo
 from storage.schedules import plan
 
 if TYPE_CHECKING:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from alembic import command
@@ -10,7 +12,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -30,19 +32,62 @@ def _upgrade(connection: Connection, revision: str) -> None:
     command.upgrade(config, revision)
 
 
+def _downgrade(connection: Connection, revision: str) -> None:
+    config = alembic_config()
+    config.attributes["connection"] = connection
+    command.downgrade(config, revision)
+
+
 MIGRATION_LOCK = 0x64616B61  # "daka": the advisory lock replicas starting together queue on
 
 
+class ForeignKeysBroken(RuntimeError):
+    """A migration left rows referring to rows that are not there (SQLite's check)."""
+
+
+@asynccontextmanager
+async def migrating(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection in the one transaction a migration runs in.
+
+    On PostgreSQL a transaction-scoped advisory lock makes processes that start at once
+    (replicas, a migration job) take turns: the first migrates, the others find nothing left to
+    do. On SQLite foreign keys are not enforced meanwhile: SQLite changes a table by copying it
+    into a new one, dropping the old and renaming the new, and the drop is refused while rows of
+    other tables refer to the old one (the pragma only takes effect outside a transaction, so it
+    is set before it begins). `PRAGMA foreign_key_check` then finds any row a migration left
+    pointing nowhere, and the transaction is rolled back."""
+    async with engine.connect() as connection:
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            await connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            await connection.commit()
+        try:
+            async with connection.begin():
+                if connection.dialect.name == "postgresql":
+                    await connection.execute(
+                        text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK}
+                    )
+                yield connection
+                if sqlite:
+                    broken = (await connection.exec_driver_sql("PRAGMA foreign_key_check")).all()
+                    if broken:
+                        raise ForeignKeysBroken(f"rows refer to missing rows: {broken[:5]}")
+        finally:
+            if sqlite:
+                await connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+                await connection.commit()
+
+
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
-    """Bring the schema to `revision` in one transaction. On PostgreSQL a transaction-scoped
-    advisory lock makes processes that start at once (replicas, a migration job) take turns:
-    the first migrates, the others find nothing left to do."""
-    async with engine.begin() as connection:
-        if connection.dialect.name == "postgresql":
-            await connection.execute(
-                text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK}
-            )
+    """Bring the schema to `revision` in one transaction (see `migrating`)."""
+    async with migrating(engine) as connection:
         await connection.run_sync(_upgrade, revision)
+
+
+async def downgrade(engine: AsyncEngine, revision: str) -> None:
+    """Take the schema back to `revision` in one transaction (see `migrating`)."""
+    async with migrating(engine) as connection:
+        await connection.run_sync(_downgrade, revision)
 
 
 def _current(connection: Connection) -> str | None:

@@ -64,13 +64,13 @@ class UnitLink(SQLModel, table=True):
 
 
 class Member(SQLModel, table=True):
-    """A roster entry; `telegram_id` is set once the person has enrolled."""
+    """A roster entry; `account_id` is set once the person has enrolled."""
 
     __table_args__ = (
         UniqueConstraint("org_id", "external_id", name="uq_member_org_external"),
-        UniqueConstraint("org_id", "telegram_id", name="uq_member_org_telegram"),
+        UniqueConstraint("org_id", "account_id", name="uq_member_org_account"),
         Index("ix_member_unit", "unit_id"),
-        Index("ix_member_telegram", "telegram_id"),
+        Index("ix_member_account", "account_id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -78,16 +78,21 @@ class Member(SQLModel, table=True):
     unit_id: int = Field(foreign_key="unit.id")
     external_id: str = Field(max_length=64)
     name: str = Field(max_length=200)
-    telegram_id: int | None = Field(default=None, sa_type=BigInteger)
+    account_id: int | None = Field(default=None, foreign_key="account.id")
     enrolled_at: datetime | None = Field(default=None, sa_column=_utc_opt())
     active: bool = True
     unreachable_since: datetime | None = Field(default=None, sa_column=_utc_opt())
 
 
-class Account(SQLModel, table=True):
-    """A Telegram user as Daka knows them: language choice and enrolment lockout."""
+# The channels a person can write from, as `Identity.channel` stores them.
+TELEGRAM = "telegram"
 
-    telegram_id: int = Field(primary_key=True, sa_type=BigInteger)
+
+class Account(SQLModel, table=True):
+    """A person as Daka knows them, whichever channel they write from: language choice and
+    enrolment lockout. How to recognise them on each channel is in `Identity`."""
+
+    id: int | None = Field(default=None, primary_key=True)
     language: str | None = Field(default=None, max_length=8)
     failed_attempts: int = 0
     locked_until: datetime | None = Field(default=None, sa_column=_utc_opt())
@@ -98,13 +103,29 @@ class Account(SQLModel, table=True):
     org_id: int | None = None
 
 
+class Identity(SQLModel, table=True):
+    """A person's id on one channel (a Telegram user id as decimal text), bound to their
+    account: the roster, consents and roles know the account, never a channel's id."""
+
+    __table_args__ = (
+        UniqueConstraint("channel", "external_id", name="uq_identity_channel_external"),
+        Index("ix_identity_account", "account_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(max_length=16)
+    external_id: str = Field(max_length=64)
+    account_id: int = Field(foreign_key="account.id")
+    created_at: datetime = Field(sa_column=_utc())
+
+
 class Consent(SQLModel, table=True):
     """What a person agreed to (or declined), with the notice version, for PIPL."""
 
-    __table_args__ = (Index("ix_consent_who", "telegram_id", "org_id"),)
+    __table_args__ = (Index("ix_consent_who", "account_id", "org_id"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    telegram_id: int = Field(sa_type=BigInteger)
+    account_id: int = Field(foreign_key="account.id")
     org_id: int = Field(foreign_key="organisation.id")
     version: int
     accepted: bool
@@ -128,11 +149,11 @@ class Invite(SQLModel, table=True):
 class RoleGrant(SQLModel, table=True):
     """A manager's or admin's scope: a unit and everything under it (admin: the root)."""
 
-    __table_args__ = (Index("ix_role_telegram", "telegram_id", "org_id"),)
+    __table_args__ = (Index("ix_role_account", "account_id", "org_id"),)
 
     id: int | None = Field(default=None, primary_key=True)
     org_id: int = Field(foreign_key="organisation.id")
-    telegram_id: int = Field(sa_type=BigInteger)
+    account_id: int = Field(foreign_key="account.id")
     unit_id: int | None = Field(default=None, foreign_key="unit.id")
     role: str = Field(max_length=16)
     granted_at: datetime = Field(sa_column=_utc())
@@ -190,12 +211,12 @@ class CheckInRevision(SQLModel, table=True):
 
 
 class EnrolAttempt(SQLModel, table=True):
-    """Each try to bind a Telegram account to a roster entry, kept for lockout and audit."""
+    """Each try to bind an account to a roster entry, kept for lockout and audit."""
 
-    __table_args__ = (Index("ix_enrol_attempt_who", "telegram_id", "at"),)
+    __table_args__ = (Index("ix_enrol_attempt_who", "account_id", "at"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    telegram_id: int = Field(sa_type=BigInteger)
+    account_id: int = Field(foreign_key="account.id")
     org_id: int = Field(foreign_key="organisation.id")
     external_id: str = Field(max_length=64)
     outcome: str = Field(max_length=32)

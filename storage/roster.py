@@ -9,7 +9,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from storage.repo import RosterRow, split_unit_path
+from storage.repos.members import RosterRow
+from storage.repos.units import split_unit_path
 
 HEADERS = {
     "unit": "unit",

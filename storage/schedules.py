@@ -26,7 +26,8 @@ from storage.models import (
     UnitHoliday,
     UnitLink,
 )
-from storage.repo import UnitRepo, dialect_insert
+from storage.repos.common import dialect_insert
+from storage.repos.units import UnitRepo
 
 ORG_SCOPE = "org"
 

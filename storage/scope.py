@@ -15,7 +15,7 @@ from sqlmodel.sql.expression import SelectOfScalar
 
 from domain.clock import Clock, local_day
 from storage.models import Member, Organisation, RoleGrant, Unit, UnitLink
-from storage.repo import RosterRow
+from storage.repos.members import RosterRow
 
 MANAGER_ROLES = ("manager", "admin")
 MAX_ROW_ID = 2**31 - 1  # ids are INTEGER columns: 32 bits on PostgreSQL

@@ -23,6 +23,7 @@ from storage.migrate import upgrade
 from storage.models import CheckIn, CheckInRevision, InboundUpdate
 from storage.repo import Repo, RosterRow
 from tests.fakebot import FakeBotAPI, FakeUser, SentMessage
+from tests.storage.seeding import telegram_account
 
 pytestmark = pytest.mark.slow
 
@@ -105,7 +106,8 @@ async def seed(database_url: str, users: list[int]) -> None:
         for uid in users:
             member = await repo.members.by_external(org_id=org.id or 0, external_id=str(uid))
             assert member is not None
-            await repo.members.bind(member=member, telegram_id=uid, now=now)
+            account_id = await telegram_account(repo, uid, now=now)
+            await repo.members.bind(member=member, account_id=account_id, now=now)
         await session.commit()
     await engine.dispose()
 

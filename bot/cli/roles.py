@@ -7,6 +7,7 @@ import argparse
 from bot.cli.common import Command, Subparsers, UserError, check_telegram_id
 from bot.config import Settings
 from domain.clock import Clock
+from storage.models import TELEGRAM
 from storage.repo import Repo
 from storage.schedules import ScheduleRepo
 
@@ -34,9 +35,12 @@ async def cmd_role_grant(args: argparse.Namespace, repo: Repo, _s: Settings, clo
     if args.role == "manager" and not args.unit:
         raise UserError("a manager needs --unit PATH (an admin covers the whole organisation)")
     unit = await repo.units.require(org_id=org.id or 0, name_path=args.unit) if args.unit else None
+    account = await repo.accounts.ensure(
+        channel=TELEGRAM, external_id=str(args.telegram_id), now=clock.now()
+    )
     await repo.roles.grant(
         org_id=org.id or 0,
-        telegram_id=args.telegram_id,
+        account_id=account.id or 0,
         unit_id=unit.id if unit else None,
         role=args.role,
         now=clock.now(),
@@ -59,11 +63,13 @@ async def cmd_role_revoke(
     check_telegram_id(args.telegram_id)
     org = await repo.orgs.require(slug=args.slug)
     unit = await repo.units.require(org_id=org.id or 0, name_path=args.unit) if args.unit else None
-    grants = [
-        g
-        for g in await repo.roles.active(telegram_id=args.telegram_id, org_id=org.id)
-        if unit is None or g.unit_id == unit.id
-    ]
+    account = await repo.accounts.by_identity(channel=TELEGRAM, external_id=str(args.telegram_id))
+    held = (
+        []
+        if account is None
+        else await repo.roles.active(account_id=account.id or 0, org_id=org.id)
+    )
+    grants = [g for g in held if unit is None or g.unit_id == unit.id]
     if not grants:
         raise UserError(f"{args.telegram_id} has no such role in {org.slug}")
     for grant in grants:
@@ -84,11 +90,16 @@ async def cmd_role_list(args: argparse.Namespace, repo: Repo, _s: Settings, _c: 
     grants = await ScheduleRepo(repo.session).managers(org_id=org.id or 0)
     if not grants:
         print(f"no managers or administrators in {org.slug}")
+    telegram = await repo.accounts.contacts(
+        channel=TELEGRAM, account_ids={g.account_id for g in grants}
+    )
     for grant in grants:
         scope = "whole organisation"
         if grant.unit_id is not None:
             scope = (await repo.units.get(unit_id=grant.unit_id)).name_path
-        print(f"{grant.telegram_id}\t{grant.role}\t{scope}")
+        contact = telegram.get(grant.account_id)
+        who = contact.external_id if contact is not None else f"account {grant.account_id}"
+        print(f"{who}\t{grant.role}\t{scope}")
 
 
 COMMANDS: dict[tuple[str, str | None], Command] = {

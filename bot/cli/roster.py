@@ -78,8 +78,8 @@ async def cmd_member_list(args: argparse.Namespace, repo: Repo, _s: Settings, _c
     enrolled = 0
     print("unit\tmember_id\tname\tstatus")
     for row in rows:
-        status = "enrolled" if row.member.telegram_id else "not enrolled"
-        enrolled += bool(row.member.telegram_id)
+        status = "enrolled" if row.member.account_id is not None else "not enrolled"
+        enrolled += row.member.account_id is not None
         print(f"{row.unit_path}\t{row.member.external_id}\t{row.member.name}\t{status}")
     print(f"{len(rows)} members, {enrolled} enrolled, {len(rows) - enrolled} not enrolled")
 

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from domain.clock import Clock
 from domain.conversation.io import Out, Person, State
-from storage.models import Account, Member, Organisation, RoleGrant
+from storage.models import TELEGRAM, Account, Member, Organisation, RoleGrant
 from storage.repo import Repo
 
 
 @dataclass
 class Visitor:
-    """Who sent the update, as Daka knows them: account, enrolments, roles, organisation."""
+    """Who sent the update, as Daka knows them: their id on the channel they wrote from, and
+    their account (None until they first do something Daka keeps), enrolments, roles and
+    organisation."""
 
-    telegram_id: int
+    channel: str
+    external_id: str
     account: Account | None
     members: list[Member] = field(default_factory=list)
     roles: list[RoleGrant] = field(default_factory=list)
@@ -29,6 +34,85 @@ class Visitor:
     @property
     def org_language(self) -> str | None:
         return self.org.language if self.org else None
+
+    @property
+    def account_id(self) -> int | None:
+        return self.account.id if self.account is not None else None
+
+    @property
+    def telegram_id(self) -> int:
+        """Their Telegram user id, for the Telegram adapter (their private chat's id too)."""
+        if self.channel != TELEGRAM:
+            raise ValueError(f"a visitor from {self.channel}, not from Telegram")
+        return int(self.external_id)
+
+    async def ensure_account(self, repo: Repo, now: datetime) -> Account:
+        """Their account, made now (with its identity) if they had none."""
+        if self.account is None:
+            self.account = await repo.accounts.ensure(
+                channel=self.channel, external_id=self.external_id, now=now
+            )
+        return self.account
+
+
+async def load_visitors(
+    repo: Repo, *, channel: str, external_ids: Sequence[str]
+) -> dict[str, Visitor]:
+    """Accounts, enrolments, roles and organisations of several people of one channel in (at
+    most) three queries: identities with their accounts, then the accounts' enrolments and
+    roles (none for people Daka has no account of)."""
+    ids = list(dict.fromkeys(external_ids))
+    visitors = {eid: Visitor(channel=channel, external_id=eid, account=None) for eid in ids}
+    accounts = await repo.accounts.by_identities(channel=channel, external_ids=ids)
+    by_account: dict[int, Visitor] = {}
+    for eid, account in accounts.items():
+        assert account.id is not None
+        visitors[eid].account = account
+        by_account[account.id] = visitors[eid]
+    if not by_account:
+        return visitors
+    for member, org in await repo.members.enrolments(account_ids=list(by_account)):
+        assert member.account_id is not None
+        visitor = by_account[member.account_id]
+        visitor.members.append(member)
+        visitor.org = visitor.org or org
+        visitor.orgs.setdefault(member.org_id, org)
+    for grant, org in await repo.roles.active_many(account_ids=list(by_account)):
+        visitor = by_account[grant.account_id]
+        visitor.roles.append(grant)
+        visitor.org = visitor.org or org
+        visitor.orgs.setdefault(grant.org_id, org)
+    return visitors
+
+
+async def load_visitors(
+    repo: Repo, *, channel: str, external_ids: Sequence[str]
+) -> dict[str, Visitor]:
+    """Accounts, enrolments, roles and organisations of several people of one channel in (at
+    most) three queries: identities with their accounts, then the accounts' enrolments and
+    roles (none for people Daka has no account of)."""
+    ids = list(dict.fromkeys(external_ids))
+    visitors = {eid: Visitor(channel=channel, external_id=eid, account=None) for eid in ids}
+    accounts = await repo.accounts.by_identities(channel=channel, external_ids=ids)
+    by_account: dict[int, Visitor] = {}
+    for eid, account in accounts.items():
+        assert account.id is not None
+        visitors[eid].account = account
+        by_account[account.id] = visitors[eid]
+    if not by_account:
+        return visitors
+    for member, org in await repo.members.enrolments(account_ids=list(by_account)):
+        assert member.account_id is not None
+        visitor = by_account[member.account_id]
+        visitor.members.append(member)
+        visitor.org = visitor.org or org
+        visitor.orgs.setdefault(member.org_id, org)
+    for grant, org in await repo.roles.active_many(account_ids=list(by_account)):
+        visitor = by_account[grant.account_id]
+        visitor.roles.append(grant)
+        visitor.org = visitor.org or org
+        visitor.orgs.setdefault(grant.org_id, org)
+    return visitors
 
 
 @dataclass(slots=True)

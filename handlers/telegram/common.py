@@ -28,7 +28,7 @@ from domain.i18n import LOCALE_OF, Translator, _
 from domain.i18n import current as translator
 from handlers.telegram.i18n import language_from_telegram
 from handlers.telegram.keyboards import LanguageCb, menu_keyboard
-from storage.models import Member, Organisation
+from storage.models import TELEGRAM, Member, Organisation
 from storage.repo import Repo
 
 log = logging.getLogger(__name__)
@@ -116,10 +116,7 @@ class CommandMenu(BaseMiddleware):
                 repo: Repo = data["repo"]
                 clock: Clock = data["clock"]
                 if account is None:
-                    account = await repo.accounts.ensure(
-                        telegram_id=visitor.telegram_id, now=clock.now()
-                    )
-                    visitor.account = account
+                    account = await visitor.ensure_account(repo, clock.now())
                 commands = manager_commands() if kind == "manager" else member_commands()
                 bot: Bot = data["bot"]
                 await bot.set_my_commands(
@@ -208,7 +205,9 @@ async def on_language_chosen(
     if callback_data.language not in LOCALE_OF:
         await query.answer(_("This button has expired."))
         return
-    account = await repo.accounts.ensure(telegram_id=query.from_user.id, now=clock.now())
+    account = await repo.accounts.ensure(
+        channel=TELEGRAM, external_id=str(query.from_user.id), now=clock.now()
+    )
     account.language = callback_data.language
     await repo.session.flush()
     with i18n.use_locale(LOCALE_OF[callback_data.language]):

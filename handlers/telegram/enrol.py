@@ -27,7 +27,7 @@ from domain.i18n import current as translator
 from handlers.telegram.common import manager_commands
 from handlers.telegram.i18n import language_from_telegram
 from handlers.telegram.keyboards import ConsentCb, menu_keyboard
-from storage.models import Account, Invite, Organisation
+from storage.models import TELEGRAM, Account, Invite, Organisation
 from storage.repo import Repo
 
 router = Router(name="enrol")
@@ -133,7 +133,7 @@ async def on_start_with_code(
         await message.answer(problem_text(found))
         return
     org = await repo.orgs.get(org_id=found.org_id)
-    account = await repo.accounts.ensure(telegram_id=visitor.telegram_id, now=now)
+    account = await visitor.ensure_account(repo, now)
     telegram_language = message.from_user.language_code if message.from_user else None
     if account.language is None and language_from_telegram(telegram_language) is None:
         # Telegram's language is not one we speak: the organisation's default applies.
@@ -215,7 +215,7 @@ async def on_consent(
             await message.answer(problem_text(found))
         return
     await repo.accounts.record_consent(
-        telegram_id=visitor.telegram_id,
+        account_id=(await visitor.ensure_account(repo, now)).id or 0,
         org_id=found.org_id,
         version=enrolment.CONSENT_VERSION,
         accepted=callback_data.accept,
@@ -253,9 +253,12 @@ async def grant_role(
         if message:
             await message.answer(problem_text(InviteProblem.USED_UP))
         return
+    account = await repo.accounts.ensure(
+        channel=TELEGRAM, external_id=str(query.from_user.id), now=now
+    )
     await repo.roles.grant(
         org_id=invite.org_id,
-        telegram_id=query.from_user.id,
+        account_id=account.id or 0,
         unit_id=invite.unit_id,
         role=invite.role,
         now=now,
@@ -281,7 +284,6 @@ async def grant_role(
     await query.bot.set_my_commands(  # type: ignore[union-attr]
         manager_commands(), scope=BotCommandScopeChat(chat_id=query.from_user.id)
     )
-    account = await repo.accounts.ensure(telegram_id=query.from_user.id, now=now)
     i18n = translator()
     account.menu = f"manager:{i18n.current_locale}" if i18n is not None else None
 
@@ -313,7 +315,7 @@ async def on_name(
         await message.answer(problem_text(found))
         return
     org = await repo.orgs.get(org_id=found.org_id)
-    account = await repo.accounts.ensure(telegram_id=visitor.telegram_id, now=now)
+    account = await visitor.ensure_account(repo, now)
     if enrolment.locked(account.locked_until, now):
         assert account.locked_until is not None
         await state.clear()
@@ -332,7 +334,7 @@ async def on_name(
         or not enrolment.names_match(member.name, message.text or "")
     ):
         await repo.accounts.record_attempt(
-            telegram_id=visitor.telegram_id,
+            account_id=account.id or 0,
             org_id=org.id or 0,
             external_id=external_id,
             outcome="mismatch",
@@ -353,9 +355,9 @@ async def on_name(
             )
         )
         return
-    if member.telegram_id is not None and member.telegram_id != visitor.telegram_id:
+    if member.account_id is not None and member.account_id != account.id:
         await repo.accounts.record_attempt(
-            telegram_id=visitor.telegram_id,
+            account_id=account.id or 0,
             org_id=org.id or 0,
             external_id=external_id,
             outcome="taken",
@@ -380,10 +382,10 @@ async def on_name(
         await state.clear()
         await message.answer(problem_text(InviteProblem.USED_UP))
         return
-    await repo.members.bind(member=member, telegram_id=visitor.telegram_id, now=now)
+    await repo.members.bind(member=member, account_id=account.id or 0, now=now)
     account.failed_attempts, account.locked_until = 0, None
     await repo.accounts.record_attempt(
-        telegram_id=visitor.telegram_id,
+        account_id=account.id or 0,
         org_id=org.id or 0,
         external_id=external_id,
         outcome="enrolled",

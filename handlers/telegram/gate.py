@@ -139,10 +139,7 @@ async def on_org_chosen(
     if chosen is None:
         await stale(query)
         return
-    account = visitor.account or await repo.accounts.ensure(
-        telegram_id=visitor.telegram_id, now=clock.now()
-    )
-    visitor.account = account
+    account = await visitor.ensure_account(repo, clock.now())
     account.org_id = chosen.id
     await repo.session.flush()
     await query.answer()

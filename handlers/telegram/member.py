@@ -197,7 +197,9 @@ async def personal_data(repo: Repo, visitor: Visitor) -> dict[str, Any]:
                 ],
             }
         )
-        consent = await repo.accounts.consent(telegram_id=visitor.telegram_id, org_id=org.id or 0)
+        consent = await repo.accounts.consent(
+            account_id=visitor.account_id or 0, org_id=org.id or 0
+        )
         if consent is not None:
             data["consents"].append(
                 {

@@ -33,7 +33,8 @@ from domain.logcontext import bind
 from handlers.telegram.context import current_batch
 from handlers.telegram.i18n import language_from_telegram
 from handlers.telegram.replies import current_replies
-from storage.models import RoleGrant
+from domain.conversation.turn import load_visitors as load_channel_visitors
+from storage.models import TELEGRAM, RoleGrant
 from storage.repo import Repo
 from storage.scope import resolve_scope
 
@@ -208,7 +209,7 @@ async def add_super_admin_roles(repo: Repo, visitor: Visitor) -> None:
             visitor.roles.append(
                 RoleGrant(
                     org_id=org.id,
-                    telegram_id=visitor.telegram_id,
+                    account_id=visitor.account_id or 0,  # never stored
                     unit_id=None,
                     role="admin",
                     granted_at=org.created_at,
@@ -220,23 +221,11 @@ async def add_super_admin_roles(repo: Repo, visitor: Visitor) -> None:
 
 
 async def load_visitors(repo: Repo, telegram_ids: Sequence[int]) -> dict[int, Visitor]:
-    """Accounts, enrolments, roles and organisations of several users in three queries."""
-    ids = list(set(telegram_ids))
-    visitors = {tid: Visitor(telegram_id=tid, account=None) for tid in ids}
-    for account in await repo.accounts.many(telegram_ids=ids):
-        visitors[account.telegram_id].account = account
-    for member, org in await repo.members.enrolments(telegram_ids=ids):
-        assert member.telegram_id is not None
-        visitor = visitors[member.telegram_id]
-        visitor.members.append(member)
-        visitor.org = visitor.org or org
-        visitor.orgs.setdefault(member.org_id, org)
-    for grant, org in await repo.roles.active_many(telegram_ids=ids):
-        visitor = visitors[grant.telegram_id]
-        visitor.roles.append(grant)
-        visitor.org = visitor.org or org
-        visitor.orgs.setdefault(grant.org_id, org)
-    return visitors
+    """The visitors of several Telegram users, by user id (see `bot.context.load_visitors`)."""
+    visitors = await load_channel_visitors(
+        repo, channel=TELEGRAM, external_ids=[str(tid) for tid in telegram_ids]
+    )
+    return {int(eid): visitor for eid, visitor in visitors.items()}
 
 
 BENIGN_ERRORS = (

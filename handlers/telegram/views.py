@@ -27,7 +27,7 @@ from handlers.telegram.uploads import Upload
 from scheduler import texts
 from scheduler.rounds import CHECKIN_DATA
 from storage.aggregates import count_member_days, member_days, total, unit_figures
-from storage.models import Unit
+from storage.models import TELEGRAM, Unit
 from storage.repo import Repo
 from storage.schedules import Letter, OutboxRepo, plan
 from storage.scope import Scope
@@ -339,7 +339,8 @@ async def on_nudge(
     if member is None or day is None:
         await stale(query)
         return
-    if member.telegram_id is None or member.unreachable_since is not None:
+    contact = await repo.accounts.contact(channel=TELEGRAM, account_id=member.account_id)
+    if contact is None or member.unreachable_since is not None:
         await query.answer(
             _("{name} cannot be reached.").format(name=member.name), show_alert=True
         )
@@ -348,7 +349,7 @@ async def on_nudge(
     assert member.id is not None and org.id is not None
     letter = Letter(
         org_id=org.id,
-        chat_id=member.telegram_id,
+        chat_id=int(contact.external_id),
         member_id=member.id,
         kind="remind",
         day=day,

@@ -10,6 +10,7 @@ from sqlmodel import SQLModel
 
 import storage.models  # noqa: F401  (registers the tables on SQLModel.metadata)
 from storage.db import create_engine
+from storage.migrate import migrating
 
 config = context.config
 target_metadata = SQLModel.metadata
@@ -28,7 +29,7 @@ def _run(connection: Connection) -> None:
 
 async def _run_async(url: str) -> None:
     engine = create_engine(url)
-    async with engine.begin() as connection:
+    async with migrating(engine) as connection:
         await connection.run_sync(_run)
     await engine.dispose()
 

@@ -19,6 +19,7 @@ from storage.db import create_engine, create_session_factory
 from storage.models import AuditEntry, Excuse, Holiday, Outbox, SlotRun, UnitHoliday
 from storage.repo import Repo, Submission
 from tests.fakebot import FakeBotAPI
+from tests.storage.seeding import telegram_account
 
 T = TypeVar("T", bound=SQLModel)
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -77,7 +78,8 @@ async def enrol_and_check_in(url: str) -> None:
                     org_id=org.id or 0, external_id=external_id
                 )
                 assert member is not None
-                await repo.members.bind(member=member, telegram_id=telegram_id, now=NINE)
+                account_id = await telegram_account(repo, telegram_id, now=NINE)
+                await repo.members.bind(member=member, account_id=account_id, now=NINE)
                 if external_id in ("1001", "1002"):
                     fever = external_id == "1002"
                     await repo.checkins.submit(

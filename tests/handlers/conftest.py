@@ -22,6 +22,7 @@ from storage.models import Member, Organisation
 from storage.repo import Repo, RosterRow
 from tests.conftest import redis_database
 from tests.fakebot import FakeBotAPI, FakeUser, SentMessage
+from tests.storage.seeding import telegram_account, telegram_id_of
 
 ROSTER = [
     ("工程学院/一班", "2024001", "张三"),
@@ -142,6 +143,11 @@ class Daka:
             assert member is not None
             return member
 
+    async def telegram_id_of(self, account_id: int | None) -> int | None:
+        """The Telegram user id an account is known by (see tests.storage.seeding)."""
+        async with self.sessions() as session:
+            return await telegram_id_of(session, account_id)
+
     async def enrol(self, user: FakeUser, external_id: str, name: str, code: str) -> None:
         """The enrolment conversation, quickly, for tests about what comes after."""
         notice = await user.ask(f"/start {code}")
@@ -237,7 +243,7 @@ async def grant_role(
     unit = await repo.units.require(org_id=org_id, name_path=path) if path else None
     await repo.roles.grant(
         org_id=org_id,
-        telegram_id=telegram_id,
+        account_id=await telegram_account(repo, telegram_id, now=daka.clock.now()),
         unit_id=unit.id if unit else None,
         role=role,
         now=daka.clock.now(),

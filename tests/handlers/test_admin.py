@@ -7,7 +7,7 @@ import json
 
 from sqlmodel import col, select
 
-from storage.models import AuditEntry, Excuse, Member, RoleGrant
+from storage.models import TELEGRAM, AuditEntry, Excuse, Identity, Member, RoleGrant
 from storage.repo import Repo
 from tests.fakebot import FakeBotAPI
 from tests.handlers.conftest import ADMIN, CLASS_ONE, Daka
@@ -46,7 +46,11 @@ async def test_a_roster_upload_begun_before_the_role_was_revoked_ends_with_the_r
     counselor = server.user(CLASS_ONE)
     assert ".csv" in (await counselor.ask("/roster")).text
     async with school.sessions() as session:
-        grants = await session.exec(select(RoleGrant).where(RoleGrant.telegram_id == CLASS_ONE))
+        grants = await session.exec(
+            select(RoleGrant)
+            .join(Identity, col(Identity.account_id) == col(RoleGrant.account_id))
+            .where(Identity.channel == TELEGRAM, Identity.external_id == str(CLASS_ONE))
+        )
         for each in grants.all():
             each.revoked_at = school.clock.now()
             session.add(each)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlmodel import select
+from sqlmodel import col, select
 
-from storage.models import Consent, EnrolAttempt, RoleGrant
+from storage.models import TELEGRAM, Consent, EnrolAttempt, Identity, RoleGrant
 from storage.repo import Repo
 from tests.fakebot import FakeBotAPI
 from tests.handlers.conftest import Daka, reply_containing
@@ -34,10 +34,12 @@ async def test_a_student_enrols_through_the_invite_link(daka: Daka, server: Fake
 
     await daka.settled()
     member = await daka.member("2024001")
-    assert member.telegram_id == 501 and member.enrolled_at == daka.clock.now()
+    assert await daka.telegram_id_of(member.account_id) == 501
+    assert member.enrolled_at == daka.clock.now()
     async with daka.sessions() as session:
         consent = (await session.exec(select(Consent))).one()
-    assert consent.accepted and consent.version == 1 and consent.telegram_id == 501
+    assert consent.accepted and consent.version == 1
+    assert await daka.telegram_id_of(consent.account_id) == 501
 
 
 async def test_the_bot_never_reveals_a_name_for_an_id(daka: Daka, server: FakeBotAPI) -> None:
@@ -74,11 +76,15 @@ async def test_an_id_bound_to_another_account_is_refused_and_recorded(
     await intruder.ask("2024001")
     refusal = await intruder.ask("张三")
     assert "已绑定" in refusal.text
-    assert (await daka.member("2024001")).telegram_id == 503
+    assert await daka.telegram_id_of((await daka.member("2024001")).account_id) == 503
     await daka.settled()
     async with daka.sessions() as session:
         attempts = (
-            await session.exec(select(EnrolAttempt).where(EnrolAttempt.telegram_id == 504))
+            await session.exec(
+                select(EnrolAttempt)
+                .join(Identity, col(Identity.account_id) == col(EnrolAttempt.account_id))
+                .where(Identity.channel == TELEGRAM, Identity.external_id == "504")
+            )
         ).all()
         audit = await Repo(session).audit.since(
             org_id=daka.org_ids["school"], since=daka.clock.now()
@@ -107,7 +113,7 @@ async def test_repeated_wrong_answers_lock_enrolment_for_a_while(
     daka.clock.advance(timedelta(minutes=31))
     await daka.enrol(user, "2024001", "张三", code)
     await daka.settled()
-    assert (await daka.member("2024001")).telegram_id == 505
+    assert await daka.telegram_id_of((await daka.member("2024001")).account_id) == 505
 
 
 async def test_each_kind_of_bad_invite_gets_its_own_answer(daka: Daka, server: FakeBotAPI) -> None:
@@ -151,8 +157,10 @@ async def test_declining_consent_stores_nothing_but_the_refusal(
     await daka.settled()
     async with daka.sessions() as session:
         consents = (await session.exec(select(Consent))).all()
-    assert [(c.telegram_id, c.accepted) for c in consents] == [(508, False)]
-    assert (await daka.member("2024001")).telegram_id is None
+    assert [(await daka.telegram_id_of(c.account_id), c.accepted) for c in consents] == [
+        (508, False)
+    ]
+    assert (await daka.member("2024001")).account_id is None
 
 
 async def test_a_manager_invite_grants_the_role_over_its_unit(
@@ -171,7 +179,9 @@ async def test_a_manager_invite_grants_the_role_over_its_unit(
         unit = await Repo(session).units.require(
             org_id=daka.org_ids["school"], name_path="工程学院/一班"
         )
-    assert [(g.telegram_id, g.role, g.unit_id) for g in grants] == [(600, "manager", unit.id)]
+    assert [(await daka.telegram_id_of(g.account_id), g.role, g.unit_id) for g in grants] == [
+        (600, "manager", unit.id)
+    ]
 
 
 async def test_an_invite_for_one_class_does_not_enrol_another_class(
@@ -187,7 +197,7 @@ async def test_an_invite_for_one_class_does_not_enrol_another_class(
     refusal = await user.ask("王五")
     assert "不符" in refusal.text
     await daka.settled()
-    assert (await daka.member("2024003")).telegram_id is None
+    assert (await daka.member("2024003")).account_id is None
 
 
 async def test_enrolment_questions_insist_on_text(daka: Daka, server: FakeBotAPI) -> None:

@@ -8,6 +8,7 @@ from storage.models import AuditEntry, Schedule
 from storage.repo import Repo
 from tests.fakebot import FakeBotAPI
 from tests.handlers.conftest import Daka, reply_containing
+from tests.storage.seeding import telegram_account
 
 
 async def test_a_counselor_views_and_changes_the_schedule_of_the_class(
@@ -63,7 +64,7 @@ async def test_a_manager_of_several_units_chooses_which_schedule(
             unit = await repo.units.require(org_id=daka.org_ids["school"], name_path=path)
             await repo.roles.grant(
                 org_id=daka.org_ids["school"],
-                telegram_id=902,
+                account_id=await telegram_account(repo, 902, now=daka.clock.now()),
                 unit_id=unit.id,
                 role="manager",
                 now=daka.clock.now(),

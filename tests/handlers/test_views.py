@@ -16,7 +16,7 @@ from domain.clock import FixedClock
 from handlers.telegram.keyboards import OrgCb, ScheduleCb
 from handlers.telegram.views import ListCb, NavCb, NudgeCb
 from scheduler.sender import Sender
-from storage.models import AuditEntry, Outbox
+from storage.models import TELEGRAM, AuditEntry, Outbox
 from storage.repo import Repo
 from storage.schedules import ScheduleRepo
 from tests.fakebot import FakeBotAPI, FakeUser, SentMessage
@@ -29,6 +29,7 @@ from tests.handlers.conftest import (
     running_daka,
     unit_id,
 )
+from tests.storage.seeding import telegram_account
 
 
 async def test_a_counselor_sees_the_class_and_its_lists(school: Daka, server: FakeBotAPI) -> None:
@@ -264,7 +265,7 @@ async def test_a_college_with_many_classes_pages_its_summary(
         college = await repo.units.require(org_id=daka.org_ids["school"], name_path="大学/学院")
         await repo.roles.grant(
             org_id=daka.org_ids["school"],
-            telegram_id=720,
+            account_id=await telegram_account(repo, 720, now=daka.clock.now()),
             unit_id=college.id,
             role="manager",
             now=daka.clock.now(),
@@ -403,7 +404,9 @@ async def test_far_and_unreadable_dates_in_commands_get_a_clear_answer(
     english = server.user(ADMIN, language_code="en")
     await school.settled()
     async with school.sessions() as session:
-        account = await Repo(session).accounts.ensure(telegram_id=ADMIN, now=school.clock.now())
+        account = await Repo(session).accounts.ensure(
+            channel=TELEGRAM, external_id=str(ADMIN), now=school.clock.now()
+        )
         account.language = "en"
         await session.commit()
     answer = await english.ask("/missing 9999-12-31")

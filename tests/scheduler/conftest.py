@@ -16,6 +16,7 @@ from scheduler.sender import Sender, SendStats
 from storage.repo import Repo
 from tests.fakebot import FakeBotAPI
 from tests.handlers.conftest import Daka, running_daka
+from tests.storage.seeding import telegram_account
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 MONDAY = date(2026, 11, 30)
@@ -59,7 +60,8 @@ class School:
                 org_id=self.daka.org_ids["school"], external_id=external_id
             )
             assert member is not None
-            await repo.members.bind(member=member, telegram_id=telegram_id, now=self.clock.now())
+            account_id = await telegram_account(repo, telegram_id, now=self.clock.now())
+            await repo.members.bind(member=member, account_id=account_id, now=self.clock.now())
             await session.commit()
 
     async def grant(self, telegram_id: int, unit: str | None, role: str = "manager") -> None:
@@ -73,7 +75,7 @@ class School:
                 unit_id = found.id
             await repo.roles.grant(
                 org_id=self.daka.org_ids["school"],
-                telegram_id=telegram_id,
+                account_id=await telegram_account(repo, telegram_id, now=self.clock.now()),
                 unit_id=unit_id,
                 role=role,
                 now=self.clock.now(),

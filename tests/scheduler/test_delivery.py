@@ -17,6 +17,7 @@ from tests.fakebot import Call, SentMessage
 from tests.handlers.conftest import reply_containing
 from tests.scheduler.conftest import School
 from tests.scheduler.test_reminders import TUESDAY, enrol_all
+from tests.storage.seeding import telegram_account
 
 REMINDER = "请点击下方按钮立即打卡"
 MISSING = "截止时仍未打卡"
@@ -61,7 +62,8 @@ async def seed_members(school: School, count: int, first: int = 5000) -> list[in
         for tid in ids:
             member = await repo.members.by_external(org_id=org_id, external_id=str(tid))
             assert member is not None
-            await repo.members.bind(member=member, telegram_id=tid, now=school.clock.now())
+            account_id = await telegram_account(repo, tid, now=school.clock.now())
+            await repo.members.bind(member=member, account_id=account_id, now=school.clock.now())
         await session.commit()
     return ids
 

@@ -8,11 +8,12 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import date, datetime
 
 from sqlalchemy import insert
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.db import create_engine, create_session_factory
 from storage.migrate import upgrade
-from storage.models import Member, Organisation
+from storage.models import TELEGRAM, Account, Identity, Member, Organisation
 from storage.repo import Repo, RosterRow, Submission
 
 # A roster line: unit path, member id, name.
@@ -27,6 +28,56 @@ SCHOOL: tuple[RosterLine, ...] = (
     ("工程学院/二班", "5", "戊"),
     ("文学院/甲班", "6", "己"),
 )
+
+
+async def telegram_account(repo: Repo, telegram_id: int, *, now: datetime) -> int:
+    """The account id of a Telegram user, made as the bot makes it on their first word."""
+    account = await repo.accounts.ensure(channel=TELEGRAM, external_id=str(telegram_id), now=now)
+    assert account.id is not None
+    return account.id
+
+
+async def telegram_id_of(session: AsyncSession, account_id: int | None) -> int | None:
+    """The Telegram user id an account is known by (None: no account, or none on Telegram)."""
+    stmt = select(Identity.external_id).where(
+        Identity.account_id == account_id, Identity.channel == TELEGRAM
+    )
+    external_id = (await session.exec(stmt)).first()
+    return None if external_id is None else int(external_id)
+
+
+async def telegram_accounts_in_bulk(
+    session: AsyncSession, telegram_ids: Sequence[int], *, now: datetime
+) -> dict[int, int]:
+    """Accounts of many Telegram users, each with its identity, in two INSERTs; their ids by
+    Telegram id."""
+    if not telegram_ids:
+        return {}
+    connection = await session.connection()
+    made = await connection.execute(
+        insert(Account).returning(col(Account.id), sort_by_parameter_order=True),
+        [
+            {
+                "language": None,
+                "failed_attempts": 0,
+                "locked_until": None,
+                "first_seen": now,
+                "menu": None,
+                "org_id": None,
+            }
+            for _ in telegram_ids
+        ],
+    )
+    made_ids = [a for a in made.scalars().all() if a is not None]
+    ids = dict(zip(telegram_ids, made_ids, strict=True))
+    await connection.execute(
+        insert(Identity),
+        [
+            {"channel": TELEGRAM, "external_id": str(t), "account_id": a, "created_at": now}
+            for t, a in ids.items()
+        ],
+    )
+    return ids
 
 
 async def create_org(repo: Repo, *, slug: str, name: str, now: datetime) -> Organisation:
@@ -60,9 +111,9 @@ async def seed_roster(
         assert member is not None and member.id is not None
         members[external_id] = member
         if external_id in enrolled:
-            await repo.members.bind(
-                member=member, telegram_id=100 + int(external_id), now=enrolled[external_id]
-            )
+            when = enrolled[external_id]
+            account_id = await telegram_account(repo, 100 + int(external_id), now=when)
+            await repo.members.bind(member=member, account_id=account_id, now=when)
     return org, members
 
 
@@ -122,13 +173,14 @@ async def enrol_in_bulk(
     for path, _ in members:
         if path not in units:
             units[path] = (await repo.units.ensure(org_id=org.id, name_path=path)).id
+    accounts = await telegram_accounts_in_bulk(session, [t for _, t in members], now=now)
     rows = [
         {
             "org_id": org.id,
             "unit_id": units[path],
             "external_id": str(telegram_id),
             "name": f"学生{i}",
-            "telegram_id": telegram_id,
+            "account_id": accounts[telegram_id],
             "enrolled_at": now,
             "active": True,
         }

@@ -25,7 +25,7 @@ def org(org_id: int, name: str = "第一中学") -> Organisation:
 
 
 def grant(org_id: int, unit_id: int | None, role: str = "manager") -> RoleGrant:
-    return RoleGrant(org_id=org_id, telegram_id=7, unit_id=unit_id, role=role, granted_at=NOW)
+    return RoleGrant(org_id=org_id, account_id=7, unit_id=unit_id, role=role, granted_at=NOW)
 
 
 ORGS = {1: org(1), 2: org(2, "第二中学")}

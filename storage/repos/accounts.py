@@ -1,0 +1,119 @@
+"""Accounts: the people Daka knows, found by their id on a channel (`Identity`), with their
+enrolment tries and consents."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage.models import Account, Consent, EnrolAttempt, Identity
+
+
+@dataclass(frozen=True)
+class Contact:
+    """Where an account is reached on one channel, and the language it chose."""
+
+    account_id: int
+    external_id: str
+    language: str | None
+
+
+class AccountRepo:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, *, account_id: int) -> Account | None:
+        return await self.session.get(Account, account_id)
+
+    async def by_identity(self, *, channel: str, external_id: str) -> Account | None:
+        return (await self.by_identities(channel=channel, external_ids=[external_id])).get(
+            external_id
+        )
+
+    async def by_identities(
+        self, *, channel: str, external_ids: Collection[str]
+    ) -> dict[str, Account]:
+        """The accounts of several people of one channel, by their ids there, in one query
+        (the accounts of a batch of updates)."""
+        if not external_ids:
+            return {}
+        stmt = (
+            select(Identity.external_id, Account)
+            .join(Account, col(Account.id) == col(Identity.account_id))
+            .where(Identity.channel == channel, col(Identity.external_id).in_(list(external_ids)))
+        )
+        return {external_id: account for external_id, account in await self.session.exec(stmt)}
+
+    async def ensure(self, *, channel: str, external_id: str, now: datetime) -> Account:
+        """The account of this id on this channel, created with its identity when new."""
+        account = await self.by_identity(channel=channel, external_id=external_id)
+        if account is None:
+            account = Account(first_seen=now)
+            self.session.add(account)
+            await self.session.flush()
+            assert account.id is not None
+            self.session.add(
+                Identity(
+                    channel=channel, external_id=external_id, account_id=account.id, created_at=now
+                )
+            )
+            await self.session.flush()
+        return account
+
+    async def contacts(self, *, channel: str, account_ids: Collection[int]) -> dict[int, Contact]:
+        """Where to reach these accounts on `channel` (those it knows), in one query: the
+        recipients of a round, or the managers told of an abnormal check-in."""
+        if not account_ids:
+            return {}
+        stmt = (
+            select(col(Identity.account_id), col(Identity.external_id), col(Account.language))
+            .join(Account, col(Account.id) == col(Identity.account_id))
+            .where(Identity.channel == channel, col(Identity.account_id).in_(list(account_ids)))
+            .order_by(col(Identity.id))
+        )
+        contacts: dict[int, Contact] = {}
+        for account_id, external_id, language in await self.session.exec(stmt):
+            contacts.setdefault(account_id, Contact(account_id, external_id, language))
+        return contacts
+
+    async def contact(self, *, channel: str, account_id: int | None) -> Contact | None:
+        """Where to reach one account on `channel` (None: not there, or no account)."""
+        if account_id is None:
+            return None
+        return (await self.contacts(channel=channel, account_ids=[account_id])).get(account_id)
+
+    async def record_attempt(
+        self, *, account_id: int, org_id: int, external_id: str, outcome: str, now: datetime
+    ) -> None:
+        self.session.add(
+            EnrolAttempt(
+                account_id=account_id,
+                org_id=org_id,
+                external_id=external_id[:64],
+                outcome=outcome,
+                at=now,
+            )
+        )
+        await self.session.flush()
+
+    async def record_consent(
+        self, *, account_id: int, org_id: int, version: int, accepted: bool, now: datetime
+    ) -> None:
+        self.session.add(
+            Consent(
+                account_id=account_id, org_id=org_id, version=version, accepted=accepted, at=now
+            )
+        )
+        await self.session.flush()
+
+    async def consent(self, *, account_id: int, org_id: int) -> Consent | None:
+        stmt = (
+            select(Consent)
+            .where(Consent.account_id == account_id, Consent.org_id == org_id)
+            .order_by(col(Consent.id).desc())
+        )
+        return (await self.session.exec(stmt)).first()

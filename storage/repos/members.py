@@ -1,0 +1,97 @@
+"""Roster entries: imported from a roster file, bound to an account on enrolment."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage.models import Member, Organisation, Unit
+from storage.repos.units import UnitRepo
+
+
+@dataclass(frozen=True)
+class RosterRow:
+    """One line of a roster file, already validated."""
+
+    line: int
+    unit: str
+    member_id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class RosterResult:
+    added: int
+    updated: int
+    unchanged: int
+
+
+@dataclass(frozen=True)
+class MemberRow:
+    member: Member
+    unit_path: str
+
+
+class MemberRepo:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def import_roster(self, *, org_id: int, rows: Iterable[RosterRow]) -> RosterResult:
+        """Add new ids, update names and units of known ones; never duplicates."""
+        units = UnitRepo(self.session)
+        added = updated = unchanged = 0
+        for row in rows:
+            unit = await units.ensure(org_id=org_id, name_path=row.unit)
+            member = await self.by_external(org_id=org_id, external_id=row.member_id)
+            if member is None:
+                assert unit.id is not None
+                self.session.add(
+                    Member(
+                        org_id=org_id, unit_id=unit.id, external_id=row.member_id, name=row.name
+                    )
+                )
+                added += 1
+            elif member.name != row.name or member.unit_id != unit.id or not member.active:
+                member.name, member.unit_id, member.active = row.name, unit.id or 0, True
+                updated += 1
+            else:
+                unchanged += 1
+            await self.session.flush()
+        return RosterResult(added=added, updated=updated, unchanged=unchanged)
+
+    async def by_external(self, *, org_id: int, external_id: str) -> Member | None:
+        stmt = select(Member).where(Member.org_id == org_id, Member.external_id == external_id)
+        return (await self.session.exec(stmt)).first()
+
+    async def enrolments(
+        self, *, account_ids: Sequence[int]
+    ) -> Sequence[tuple[Member, Organisation]]:
+        """The active roster entries bound to these accounts, with their organisations."""
+        stmt = (
+            select(Member, Organisation)
+            .join(Organisation, col(Organisation.id) == col(Member.org_id))
+            .where(col(Member.account_id).in_(list(account_ids)), col(Member.active))
+            .order_by(col(Member.id))
+        )
+        return list((await self.session.exec(stmt)).all())
+
+    async def bind(self, *, member: Member, account_id: int, now: datetime) -> None:
+        member.account_id = account_id
+        member.enrolled_at = now
+        await self.session.flush()
+
+    async def listing(self, *, org_id: int, under: Unit | None = None) -> Sequence[MemberRow]:
+        stmt = (
+            select(Member, Unit.name_path)
+            .join(Unit, col(Unit.id) == Member.unit_id)
+            .where(Member.org_id == org_id)
+        )
+        if under is not None:
+            stmt = stmt.where(col(Unit.path).startswith(under.path))
+        stmt = stmt.order_by(col(Unit.name_path), col(Member.external_id))
+        rows = (await self.session.exec(stmt)).all()
+        return [MemberRow(member=m, unit_path=p) for m, p in rows]
