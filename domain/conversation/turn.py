@@ -85,36 +85,6 @@ async def load_visitors(
     return visitors
 
 
-async def load_visitors(
-    repo: Repo, *, channel: str, external_ids: Sequence[str]
-) -> dict[str, Visitor]:
-    """Accounts, enrolments, roles and organisations of several people of one channel in (at
-    most) three queries: identities with their accounts, then the accounts' enrolments and
-    roles (none for people Daka has no account of)."""
-    ids = list(dict.fromkeys(external_ids))
-    visitors = {eid: Visitor(channel=channel, external_id=eid, account=None) for eid in ids}
-    accounts = await repo.accounts.by_identities(channel=channel, external_ids=ids)
-    by_account: dict[int, Visitor] = {}
-    for eid, account in accounts.items():
-        assert account.id is not None
-        visitors[eid].account = account
-        by_account[account.id] = visitors[eid]
-    if not by_account:
-        return visitors
-    for member, org in await repo.members.enrolments(account_ids=list(by_account)):
-        assert member.account_id is not None
-        visitor = by_account[member.account_id]
-        visitor.members.append(member)
-        visitor.org = visitor.org or org
-        visitor.orgs.setdefault(member.org_id, org)
-    for grant, org in await repo.roles.active_many(account_ids=list(by_account)):
-        visitor = by_account[grant.account_id]
-        visitor.roles.append(grant)
-        visitor.org = visitor.org or org
-        visitor.orgs.setdefault(grant.org_id, org)
-    return visitors
-
-
 @dataclass(slots=True)
 class Turn:
     """Everything the core needs to answer one input; the adapter builds it per update."""
