@@ -16,11 +16,6 @@ from aiogram.dispatcher.event.bases import UNHANDLED
 from aiogram.enums import ChatType
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.methods import (
-    AnswerCallbackQuery,
-    DeleteMessage,
-    EditMessageCaption,
-    EditMessageReplyMarkup,
-    EditMessageText,
     Response,
     TelegramMethod,
 )
@@ -32,6 +27,7 @@ from bot.context import Visitor, current_batch
 from bot.i18n import DEFAULT_LANGUAGE, LOCALE_OF, _, language_from_telegram
 from bot.logs import bind
 from bot.replies import current_replies
+from handlers.telegram.errors import harmless
 from storage.models import RoleGrant
 from storage.repo import Repo
 from storage.scope import resolve_scope
@@ -236,23 +232,6 @@ async def load_visitors(repo: Repo, telegram_ids: Sequence[int]) -> dict[int, Vi
     return visitors
 
 
-BENIGN_ERRORS = (
-    "message is not modified",
-    "query is too old",
-    "query id is invalid",
-    "message to edit not found",
-    "message to delete not found",
-    "message can't be edited",
-)
-SOFT_METHODS = (
-    AnswerCallbackQuery,
-    EditMessageText,
-    EditMessageReplyMarkup,
-    EditMessageCaption,
-    DeleteMessage,
-)
-
-
 class TolerantRequests(BaseRequestMiddleware):
     """Cosmetic calls that fail for harmless reasons do not fail the update.
 
@@ -268,9 +247,7 @@ class TolerantRequests(BaseRequestMiddleware):
         try:
             return await make_request(bot, method)
         except TelegramBadRequest as exc:
-            if isinstance(method, SOFT_METHODS) and any(
-                text in exc.message.lower() for text in BENIGN_ERRORS
-            ):
+            if harmless(method.__api_method__, exc.message):
                 log.info("ignored %s: %s", type(method).__name__, exc.message)
                 return cast(Response[TelegramType], Response[bool](ok=True, result=True))
             raise

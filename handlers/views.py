@@ -21,16 +21,17 @@ from aiogram.utils.i18n import gettext as _
 from bot.context import Visitor
 from bot.i18n import current_language
 from bot.uploads import Upload
+from domain import texts
 from domain.clock import Clock, day_end, day_window, parse_day
+from domain.delivery import TELEGRAM
 from domain.status import DayStatus, Figures
 from handlers.gate import managers_router, stale
 from handlers.keyboards import ListCb, NavCb, NudgeCb, OrgCb
-from scheduler import texts
-from scheduler.rounds import CHECKIN_DATA
 from storage.aggregates import count_member_days, member_days, total, unit_figures
+from storage.letters import reminder_letter
 from storage.models import Unit
 from storage.repo import Repo
-from storage.schedules import Letter, OutboxRepo, plan
+from storage.schedules import OutboxRepo, plan
 from storage.scope import Scope
 
 __all__ = ["ListCb", "NavCb", "NudgeCb"]
@@ -347,17 +348,14 @@ async def on_nudge(
         return
     org = scope.org
     assert member.id is not None and org.id is not None
-    letter = Letter(
+    letter = reminder_letter(
         org_id=org.id,
-        chat_id=member.telegram_id,
+        channel=TELEGRAM,
+        address=str(member.telegram_id),
         member_id=member.id,
-        kind="remind",
+        name=member.name,
         day=day,
         slot=f"nudge@{clock.now():%H:%M}",
-        text=texts.reminder_text(member.name, day),
-        markup={
-            "inline_keyboard": [[{"text": texts.checkin_button(), "callback_data": CHECKIN_DATA}]]
-        },
     )
     await OutboxRepo(repo.session).enqueue([letter], now=clock.now())
     await repo.audit.log(

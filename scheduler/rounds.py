@@ -10,27 +10,24 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
 
-from aiogram.utils.i18n import I18n
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.i18n import LOCALE_OF
+from domain import texts
 from domain.clock import Clock, day_end
+from domain.delivery import TELEGRAM
 from domain.schedule import due_slots
 from domain.status import DayStatus
-from handlers.keyboards import StartCheckInCb
-from scheduler import texts
 from storage.aggregates import member_days, total, unit_figures
 from storage.db import SessionFactory
-from storage.models import Account, Member, Organisation, RoleGrant, Unit
+from storage.letters import reminder_letter
+from storage.models import Account, Organisation, RoleGrant, Unit
 from storage.repo import Repo
 from storage.schedules import Letter, OrgPlan, OutboxRepo, ScheduleRepo, plan
 
 log = logging.getLogger(__name__)
-
-CHECKIN_DATA = StartCheckInCb().pack()
 
 
 @dataclass(frozen=True)
@@ -46,7 +43,7 @@ class RoundResult:
 class Rounds:
     sessions: SessionFactory
     clock: Clock
-    i18n: I18n
+    i18n: texts.Translations
 
     async def tick(self) -> list[RoundResult]:
         """Run every slot that is due and not yet claimed, for every organisation."""
@@ -128,17 +125,15 @@ class Rounds:
             for member in due:
                 assert member.telegram_id is not None
                 with self.i18n.use_locale(LOCALE_OF[member.language or org.language]):
-                    button = {"text": texts.checkin_button(), "callback_data": CHECKIN_DATA}
                     letters.append(
-                        Letter(
+                        reminder_letter(
                             org_id=org.id,
-                            chat_id=member.telegram_id,
+                            channel=TELEGRAM,
+                            address=str(member.telegram_id),
                             member_id=member.member_id,
-                            kind="remind",
+                            name=member.name,
                             day=day,
                             slot=slot,
-                            text=texts.reminder_text(member.name, day),
-                            markup={"inline_keyboard": [[button]]},
                         )
                     )
         return letters
@@ -282,7 +277,8 @@ class Rounds:
         return [
             Letter(
                 org_id=org_id,
-                chat_id=grant.telegram_id,
+                channel=TELEGRAM,
+                address=str(grant.telegram_id),
                 kind=kind,
                 day=day,
                 slot=f"{scope}#{i}",
@@ -290,44 +286,3 @@ class Rounds:
             )
             for i, part in enumerate(parts, start=1)
         ]
-
-
-async def alert_letters(
-    session: AsyncSession,
-    i18n: I18n,
-    *,
-    org: Organisation,
-    member: Member,
-    day: date,
-    version: int,
-    answers: dict[str, Any],
-    reasons: Sequence[str],
-) -> list[Letter]:
-    """An abnormal check-in, for every manager whose scope holds the member."""
-    assert org.id is not None and member.id is not None
-    unit = await Repo(session).units.get(unit_id=member.unit_id)
-    letters = []
-    for grant in await ScheduleRepo(session).managers_of_unit(
-        org_id=org.id, unit_id=member.unit_id
-    ):
-        account = await session.get(Account, grant.telegram_id)
-        language = (account.language if account else None) or org.language
-        with i18n.context(), i18n.use_locale(LOCALE_OF[language]):
-            text = texts.alert_text(
-                name=member.name,
-                external_id=member.external_id,
-                unit_path=unit.name_path,
-                day=day,
-                details=texts.abnormal_details(org.form, answers, reasons, language),
-            )
-        letters.append(
-            Letter(
-                org_id=org.id,
-                chat_id=grant.telegram_id,
-                kind="alert",
-                day=day,
-                slot=f"m{member.id}v{version}",
-                text=text,
-            )
-        )
-    return letters

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from bot.app import create_couriers
 from bot.i18n import create_i18n
 from domain.clock import FixedClock
 from scheduler.rounds import RoundResult, Rounds
@@ -88,5 +89,5 @@ async def school(server: FakeBotAPI, sqlite_url: str) -> AsyncIterator[School]:
         await daka.org(roster=ROSTER)
         assert daka.bot is not None
         rounds = Rounds(daka.sessions, clock, create_i18n())
-        sender = Sender(daka.bot, daka.sessions, clock, rate=200)
+        sender = Sender(create_couriers(daka.bot), daka.sessions, clock, rate=200)
         yield School(daka=daka, server=server, rounds=rounds, sender=sender)

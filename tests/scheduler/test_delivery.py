@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from sqlmodel import col, select
 
+from bot.app import create_couriers
 from scheduler.sender import Sender
 from storage.models import Member, Outbox
 from storage.repo import Repo, RosterRow
@@ -35,7 +36,7 @@ def sender(
     """A sender of its own (the fixture's sends at 200/s)."""
     assert school.daka.bot is not None
     return Sender(
-        school.daka.bot,
+        create_couriers(school.daka.bot),
         school.daka.sessions,
         school.clock,
         rate=rate,
@@ -80,7 +81,7 @@ def delivered(school: School, chat_id: int) -> int:
 
 async def letters(school: School, chat_id: int) -> Sequence[Outbox]:
     async with school.daka.sessions() as session:
-        stmt = select(Outbox).where(Outbox.chat_id == chat_id).order_by(col(Outbox.id))
+        stmt = select(Outbox).where(Outbox.address == str(chat_id)).order_by(col(Outbox.id))
         return (await session.exec(stmt)).all()
 
 
