@@ -13,6 +13,7 @@ from aiogram import Bot
 from aiogram.enums import ParseMode
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
+from bot.replies import results_unused
 from domain.delivery import SENT, TELEGRAM, Letter, Outcome, Refused
 from handlers.telegram.errors import API_ERRORS, failure_of
 
@@ -31,12 +32,15 @@ class TelegramCourier:
             markup = keyboard(letter.options)
         except ValueError as exc:  # stored wrong: Telegram would refuse it as well
             return Refused(f"not a letter Telegram can take: {exc}")
+        token = results_unused.set(True)  # the echo is not read: no `Message` is made of it
         try:
             await self.bot.send_message(
                 chat_id, letter.text, parse_mode=ParseMode.HTML, reply_markup=markup
             )
         except API_ERRORS as exc:
             return failure_of(exc)
+        finally:
+            results_unused.reset(token)
         return SENT
 
 
