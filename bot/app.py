@@ -17,13 +17,7 @@ from aiogram import Bot, Dispatcher, Router
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
-from aiogram.exceptions import (
-    ClientDecodeError,
-    TelegramConflictError,
-    TelegramNetworkError,
-    TelegramRetryAfter,
-    TelegramServerError,
-)
+from aiogram.exceptions import ClientDecodeError
 from aiogram.fsm.storage.base import BaseStorage
 from aiogram.methods import GetUpdates
 from aiogram.types import Update
@@ -32,8 +26,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.config import Settings
 from domain.clock import Clock, SystemClock
+from domain.delivery import TELEGRAM, RetryAfter, Transient
 from domain.geo import DEFAULT_RESOLVER, Place, resolve_place
 from domain.i18n import create_translator
+from handlers.telegram.errors import API_ERRORS, failure_of
 from handlers.telegram.fsm import AfterCommit, DbStorage
 from handlers.telegram.i18n import LanguageMiddleware
 from handlers.telegram.middlewares import (
@@ -49,6 +45,7 @@ from handlers.telegram.updates import (
     database_unavailable,
     read_update,
 )
+from scheduler.couriers import Courier
 from storage.compat import Shim
 from storage.db import SessionFactory, create_engine, create_session_factory
 from storage.migrate import upgrade
@@ -70,6 +67,13 @@ def create_bot(settings: Settings) -> Bot:
         session=session,
         default=DefaultBotProperties(parse_mode=ParseMode.HTML),
     )
+
+
+def create_couriers(bot: Bot) -> dict[str, Courier]:
+    """The outbox sender's couriers by channel: Telegram's, through `bot`."""
+    from handlers.telegram.courier import TelegramCourier
+
+    return {TELEGRAM: TelegramCourier(bot)}
 
 
 def create_storage(
@@ -223,17 +227,14 @@ class JournaledPolling:
                 updates, unreadable = await self._fetch(offset)
             except _Stopped:
                 break
-            except TelegramRetryAfter as exc:
-                await self._sleep(exc.retry_after)
-                continue
-            except (
-                TelegramNetworkError,
-                TelegramServerError,
-                TelegramConflictError,
-                ClientDecodeError,  # not even JSON: a proxy's error page
-            ) as exc:
-                reason = exc.message if isinstance(exc, ClientDecodeError) else exc  # no body
-                log.warning("getUpdates failed (%s); retrying in %.0f s", reason, backoff)
+            except API_ERRORS as exc:
+                failure = failure_of(exc)
+                if isinstance(failure, RetryAfter):
+                    await self._sleep(failure.seconds)
+                    continue
+                if not isinstance(failure, Transient):  # the token refused, say: stop
+                    raise
+                log.warning("getUpdates failed (%s); retrying in %.0f s", failure.detail, backoff)
                 await self._sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
                 continue
@@ -398,7 +399,9 @@ async def _poll(
         loop.add_signal_handler(sig, poller.stop)
     from scheduler.jobs import SchedulerService
 
-    service = SchedulerService(bot, sessions, clock, dp["i18n"], settings.send_rate)
+    service = SchedulerService(
+        create_couriers(bot), sessions, clock, dp["i18n"], settings.send_rate
+    )
     dp["outbox_wake"] = service.sender.wake
     ops = await _serve_ops(engine, dp.storage, metrics_port)
     settle_heap()
@@ -429,7 +432,9 @@ async def run_scheduler(
     bot = create_bot(settings)
     from scheduler.jobs import SchedulerService
 
-    service = SchedulerService(bot, sessions, clock, create_translator(), settings.send_rate)
+    service = SchedulerService(
+        create_couriers(bot), sessions, clock, create_translator(), settings.send_rate
+    )
     stopped = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -239,6 +239,7 @@ async def run_webhook(
     from bot.app import (
         ALLOWED_UPDATES,
         create_bot,
+        create_couriers,
         create_dispatcher,
         create_storage,
         prepare_database,
@@ -304,7 +305,9 @@ async def run_webhook(
             if with_scheduler:
                 from scheduler.jobs import SchedulerService
 
-                service = SchedulerService(bot, sessions, clock, dp["i18n"], settings.send_rate)
+                service = SchedulerService(
+                    create_couriers(bot), sessions, clock, dp["i18n"], settings.send_rate
+                )
                 dp["outbox_wake"] = service.sender.wake
                 scheduling = service.start()
             settle_heap()

@@ -10,12 +10,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from aiogram import Bot
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from domain.clock import Clock
 from domain.i18n import Translator
 from domain.logcontext import log_context
+from scheduler.couriers import Couriers
 from scheduler.rounds import Rounds
 from scheduler.sender import Sender
 from storage.db import SessionFactory
@@ -58,7 +58,7 @@ async def apply_retention_now(sessions: SessionFactory, clock: Clock) -> dict[st
 class SchedulerService:
     """Due rounds every few seconds (missed slots within the grace period run late, once)."""
 
-    bot: Bot
+    couriers: Couriers
     sessions: SessionFactory
     clock: Clock
     i18n: Translator
@@ -66,7 +66,7 @@ class SchedulerService:
 
     def __post_init__(self) -> None:
         self.rounds = Rounds(self.sessions, self.clock, self.i18n)
-        self.sender = Sender(self.bot, self.sessions, self.clock, rate=self.send_rate)
+        self.sender = Sender(self.couriers, self.sessions, self.clock, rate=self.send_rate)
         self.stop_event = asyncio.Event()
         self._running: set[asyncio.Task[Any]] = set()
 

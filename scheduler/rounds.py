@@ -10,27 +10,24 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
 
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from domain import texts
 from domain.clock import Clock, day_end
 from domain.i18n import LOCALE_OF, Translator
 from domain.schedule import due_slots
 from domain.status import DayStatus
-from handlers.telegram.keyboards import StartCheckInCb
-from scheduler import texts
 from storage.aggregates import member_days, total, unit_figures
 from storage.db import SessionFactory
-from storage.models import TELEGRAM, Member, Organisation, RoleGrant, Unit
+from storage.letters import reminder_letter
+from storage.models import TELEGRAM, Organisation, RoleGrant, Unit
 from storage.repo import Repo
 from storage.repos.accounts import Contact
 from storage.schedules import Letter, OrgPlan, OutboxRepo, ScheduleRepo, plan
 
 log = logging.getLogger(__name__)
-
-CHECKIN_DATA = StartCheckInCb().pack()
 
 
 @dataclass(frozen=True)
@@ -134,17 +131,15 @@ class Rounds:
                 if contact is None:
                     continue
                 with self.i18n.use_locale(LOCALE_OF[member.language or org.language]):
-                    button = {"text": texts.checkin_button(), "callback_data": CHECKIN_DATA}
                     letters.append(
-                        Letter(
+                        reminder_letter(
                             org_id=org.id,
-                            chat_id=int(contact.external_id),
+                            channel=TELEGRAM,
+                            address=contact.external_id,
                             member_id=member.member_id,
-                            kind="remind",
+                            name=member.name,
                             day=day,
                             slot=slot,
-                            text=texts.reminder_text(member.name, day),
-                            markup={"inline_keyboard": [[button]]},
                         )
                     )
         return letters
@@ -296,7 +291,8 @@ class Rounds:
         return [
             Letter(
                 org_id=org_id,
-                chat_id=int(chat.external_id),
+                channel=TELEGRAM,
+                address=chat.external_id,
                 kind=kind,
                 day=day,
                 slot=f"{scope}#{i}",
@@ -304,49 +300,3 @@ class Rounds:
             )
             for i, part in enumerate(parts, start=1)
         ]
-
-
-async def alert_letters(
-    session: AsyncSession,
-    i18n: Translator,
-    *,
-    org: Organisation,
-    member: Member,
-    day: date,
-    version: int,
-    answers: dict[str, Any],
-    reasons: Sequence[str],
-) -> list[Letter]:
-    """An abnormal check-in, for every manager whose scope holds the member."""
-    assert org.id is not None and member.id is not None
-    repo = Repo(session)
-    unit = await repo.units.get(unit_id=member.unit_id)
-    grants = await ScheduleRepo(session).managers_of_unit(org_id=org.id, unit_id=member.unit_id)
-    chats = await repo.accounts.contacts(
-        channel=TELEGRAM, account_ids={g.account_id for g in grants}
-    )
-    letters = []
-    for grant in grants:
-        chat = chats.get(grant.account_id)
-        if chat is None:
-            continue
-        language = chat.language or org.language
-        with i18n.context(), i18n.use_locale(LOCALE_OF[language]):
-            text = texts.alert_text(
-                name=member.name,
-                external_id=member.external_id,
-                unit_path=unit.name_path,
-                day=day,
-                details=texts.abnormal_details(org.form, answers, reasons, language),
-            )
-        letters.append(
-            Letter(
-                org_id=org.id,
-                chat_id=int(chat.external_id),
-                kind="alert",
-                day=day,
-                slot=f"m{member.id}v{version}",
-                text=text,
-            )
-        )
-    return letters

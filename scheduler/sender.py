@@ -1,12 +1,15 @@
-"""The one way scheduled messages leave: drain the outbox at Telegram's speed limits.
+"""The one way scheduled messages leave: drain the outbox at the channels' speed limits.
 
-At most `SEND_RATE` messages a second overall (aiolimiter's leaky bucket) and one a second per
-chat. A 429 pauses every send for its `retry_after`, then the same message goes again; a 403
-marks the member unreachable; 5xx and network errors are retried with capped backoff, then the
-letter is marked failed. Letters are claimed in batches, and each one's outcome is written as it
-settles, in small groups (`Outcomes`): a killed sender repeats only the sends that were on the
-wire and the few settled in the last milliseconds; another sender takes the rest of its batch
-over once its lease runs out."""
+The sender knows no channel: each letter goes to the courier of its channel
+(`scheduler.couriers`), which answers in neutral outcomes. At most `SEND_RATE` messages a second
+overall (aiolimiter's leaky bucket) and one a second per address. A "retry after" (Telegram's
+429) pauses every send for that long, then the same message goes again; "unreachable" (a 403)
+marks the member unreachable; transient failures (5xx, network) are retried with capped
+backoff, then the letter is marked failed; a refused letter is failed at once. A sender claims
+only letters of the channels it has couriers for. Letters are claimed in batches, and each
+one's outcome is written as it settles, in small groups (`Outcomes`): a killed sender repeats
+only the sends that were on the wire and the few settled in the last milliseconds; another
+sender takes the rest of its batch over once its lease runs out."""
 
 from __future__ import annotations
 
@@ -19,21 +22,14 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
-from aiogram import Bot
-from aiogram.exceptions import (
-    TelegramBadRequest,
-    TelegramForbiddenError,
-    TelegramNetworkError,
-    TelegramRetryAfter,
-    TelegramServerError,
-)
-from aiogram.types import InlineKeyboardMarkup
 from aiolimiter import AsyncLimiter
 from sqlalchemy import update
 from sqlmodel import col, select
 
 from domain import metrics
 from domain.clock import Clock
+from domain.delivery import RetryAfter, Sent, Transient, Unreachable
+from scheduler.couriers import Couriers
 from storage.db import SessionFactory
 from storage.models import CheckIn, Member, Outbox
 from storage.schedules import OutboxRepo
@@ -62,7 +58,8 @@ class SendStats:
 
 @dataclass(frozen=True)
 class Settled:
-    """A letter's outcome; `unreachable` is its member when Telegram said they blocked the bot."""
+    """A letter's outcome; `unreachable` is its member when the channel said they cannot be
+    reached (blocked the bot)."""
 
     letter_id: int
     values: dict[str, Any]
@@ -129,7 +126,7 @@ class Outcomes:
 
 @dataclass
 class Sender:
-    bot: Bot
+    couriers: Couriers
     sessions: SessionFactory
     clock: Clock
     rate: float = 25.0
@@ -143,7 +140,7 @@ class Sender:
     stats: SendStats = field(default_factory=SendStats)
     _limiter: AsyncLimiter | None = None
     _resume_at: float = 0.0
-    _chat_free_at: dict[int, float] = field(default_factory=dict)
+    _chat_free_at: dict[tuple[str, str], float] = field(default_factory=dict)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
@@ -178,7 +175,10 @@ class Sender:
         while stop is None or not stop.is_set():
             async with self.sessions() as session:
                 letters = await OutboxRepo(session).claim(
-                    now=self.clock.now(), limit=self.batch, lease=self.lease
+                    now=self.clock.now(),
+                    limit=self.batch,
+                    lease=self.lease,
+                    channels=list(self.couriers),
                 )
                 await session.commit()
             if not letters:
@@ -269,65 +269,57 @@ class Sender:
     async def _deliver(self, letter: Outbox) -> tuple[int, dict[str, Any]]:
         assert letter.id is not None and self._limiter is not None
         attempts = letter.attempts
-        try:
-            markup = (
-                InlineKeyboardMarkup.model_validate(letter.markup)
-                if letter.markup is not None
-                else None
-            )
-        except ValueError as exc:  # a letter stored with buttons Telegram would refuse anyway
-            self.stats.failed += 1
-            metrics.REMINDERS_FAILED.inc()
-            log.warning("letter %s has unreadable buttons: %s", letter.id, exc)
-            return letter.id, {"status": "failed", "error": str(exc)[:300]}
+        courier = self.couriers[letter.channel]  # claimed only for channels with a courier
         while True:
-            await self._wait_turn(letter.chat_id)
+            await self._wait_turn((letter.channel, letter.address))
             try:
                 await self._acquire()
-                await self.bot.send_message(letter.chat_id, letter.text, reply_markup=markup)
-            except TelegramRetryAfter as exc:
-                self.stats.rate_limited += 1
-                metrics.TELEGRAM_429.inc()
-                self._pause(exc.retry_after)
-                continue
-            except TelegramForbiddenError as exc:
-                self.stats.blocked += 1
-                metrics.REMINDERS_FAILED.inc()
-                return letter.id, {"status": "blocked", "error": exc.message[:300]}
-            except (TelegramServerError, TelegramNetworkError) as exc:
-                attempts += 1
-                if attempts >= self.max_attempts:
-                    self.stats.failed += 1
-                    metrics.REMINDERS_FAILED.inc()
-                    log.warning("letter %s failed after %d attempts: %s", letter.id, attempts, exc)
-                    return letter.id, {
-                        "status": "failed",
-                        "attempts": attempts,
-                        "error": str(exc)[:300],
-                    }
-                self.stats.retried += 1
-                await asyncio.sleep(min(self.backoff_cap, 0.5 * 2 ** (attempts - 1)))
-                continue
-            except TelegramBadRequest as exc:
-                self.stats.failed += 1
-                metrics.REMINDERS_FAILED.inc()
-                return letter.id, {"status": "failed", "error": exc.message[:300]}
-            except Exception as exc:  # 401, 404, 409, a migrated chat...: not this batch's end
+                outcome = await courier.deliver(letter)
+            except Exception as exc:  # a bug, not an answer: not this batch's end
                 self.stats.failed += 1
                 metrics.REMINDERS_FAILED.inc()
                 log.exception("letter %s failed: %s", letter.id, exc)
                 return letter.id, {"status": "failed", "error": str(exc)[:300]}
-            self.stats.sent += 1
-            metrics.REMINDERS_SENT.inc()
-            return letter.id, {
-                "status": "sent",
-                "attempts": attempts + 1,
-                "sent_at": self.clock.now(),
-                "error": None,
-            }
+            if isinstance(outcome, Sent):
+                self.stats.sent += 1
+                metrics.REMINDERS_SENT.inc()
+                return letter.id, {
+                    "status": "sent",
+                    "attempts": attempts + 1,
+                    "sent_at": self.clock.now(),
+                    "error": None,
+                }
+            if isinstance(outcome, RetryAfter):
+                self.stats.rate_limited += 1
+                metrics.TELEGRAM_429.inc()
+                self._pause(outcome.seconds)
+                continue
+            if isinstance(outcome, Unreachable):
+                self.stats.blocked += 1
+                metrics.REMINDERS_FAILED.inc()
+                return letter.id, {"status": "blocked", "error": outcome.detail[:300]}
+            if isinstance(outcome, Transient):
+                attempts += 1
+                if attempts < self.max_attempts:
+                    self.stats.retried += 1
+                    await asyncio.sleep(min(self.backoff_cap, 0.5 * 2 ** (attempts - 1)))
+                    continue
+                log.warning(
+                    "letter %s failed after %d attempts: %s", letter.id, attempts, outcome.detail
+                )
+                self.stats.failed += 1
+                metrics.REMINDERS_FAILED.inc()
+                return letter.id, {
+                    "status": "failed",
+                    "attempts": attempts,
+                    "error": outcome.detail[:300],
+                }
+            self.stats.failed += 1
+            metrics.REMINDERS_FAILED.inc()
+            return letter.id, {"status": "failed", "error": outcome.detail[:300]}
 
     def _pause(self, seconds: float) -> None:
-        """Telegram said 429: nobody sends until `retry_after` has passed."""
+        """A channel asked for a pause (Telegram's 429): nobody sends until it has passed."""
         self._resume_at = max(self._resume_at, time.monotonic() + seconds)
 
     async def _acquire(self) -> None:
@@ -345,11 +337,11 @@ class Sender:
         while (delay := self._resume_at - time.monotonic()) > 0:  # noqa: ASYNC110
             await asyncio.sleep(delay)
 
-    async def _wait_turn(self, chat_id: int) -> None:
-        """At most one message a second to the same chat."""
+    async def _wait_turn(self, recipient: tuple[str, str]) -> None:
+        """At most one message a second to the same (channel, address)."""
         now = time.monotonic()
-        free_at = self._chat_free_at.get(chat_id, 0.0)
-        self._chat_free_at[chat_id] = max(now, free_at) + self.per_chat_interval
+        free_at = self._chat_free_at.get(recipient, 0.0)
+        self._chat_free_at[recipient] = max(now, free_at) + self.per_chat_interval
         if free_at > now:
             await asyncio.sleep(free_at - now)
         if len(self._chat_free_at) > 100_000:

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from domain.delivery import TELEGRAM as TELEGRAM_CHANNEL
 from storage.types import UTCDateTime
 
 
@@ -85,7 +86,7 @@ class Member(SQLModel, table=True):
 
 
 # The channels a person can write from, as `Identity.channel` stores them.
-TELEGRAM = "telegram"
+TELEGRAM = TELEGRAM_CHANNEL
 
 
 class Account(SQLModel, table=True):
@@ -327,10 +328,15 @@ class SlotRun(SQLModel, table=True):
 
 class Outbox(SQLModel, table=True):
     """A message the scheduler decided to send; unique per (recipient, day, kind, slot), so a
-    round that runs again enqueues nothing twice. The sender drains it."""
+    round that runs again enqueues nothing twice. The sender drains it, handing each letter to
+    the courier of its channel.
+
+    The content is neutral: `text` in Daka's light markup (escaped text with <b>, <i>, <code>,
+    <a href>) and `options` in rows of {"label", "key"} or {"label", "url"} (`domain.keys`);
+    the recipient is an `address` on a `channel` (a Telegram chat id, as text, on "telegram")."""
 
     __table_args__ = (
-        UniqueConstraint("chat_id", "day", "kind", "slot", name="uq_outbox_message"),
+        UniqueConstraint("channel", "address", "day", "kind", "slot", name="uq_outbox_message"),
         Index("ix_outbox_due", "status", "not_before"),
         Index("ix_outbox_round", "org_id", "day", "kind", "slot"),
         Index("ix_outbox_claim", "claimed_by"),
@@ -338,13 +344,16 @@ class Outbox(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     org_id: int = Field(foreign_key="organisation.id")
-    chat_id: int = Field(sa_type=BigInteger)
+    channel: str = Field(max_length=16)
+    address: str = Field(max_length=64)
     member_id: int | None = Field(default=None, foreign_key="member.id")
     kind: str = Field(max_length=16)
     day: date
     slot: str = Field(max_length=64)
     text: str
-    markup: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    options: list[list[dict[str, str]]] | None = Field(
+        default=None, sa_column=Column(JSON, nullable=True)
+    )
     status: str = Field(default="pending", max_length=16)
     attempts: int = 0
     not_before: datetime = Field(sa_column=_utc())

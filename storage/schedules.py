@@ -12,6 +12,7 @@ from sqlalchemy import bindparam, delete, func, or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from domain.keys import Options
 from domain.schedule import DEFAULT, ScheduleSpec, effective_schedules, format_days, format_times
 from storage.models import (
     Excuse,
@@ -202,16 +203,18 @@ class ScheduleRepo:
 
 @dataclass(frozen=True)
 class Letter:
-    """A message to enqueue."""
+    """A message to enqueue: light-markup text and options (`domain.keys`), for an address on
+    a channel (a Telegram chat id as a string on "telegram")."""
 
     org_id: int
-    chat_id: int
+    channel: str
+    address: str
     kind: str
     day: date
     slot: str
     text: str
     member_id: int | None = None
-    markup: dict[str, Any] | None = None
+    options: Options | None = None
 
 
 @dataclass(frozen=True)
@@ -229,7 +232,8 @@ class OutboxRepo:
         self.session = session
 
     async def enqueue(self, letters: Sequence[Letter], *, now: datetime) -> int:
-        """Add letters; one already there for the same (chat, day, kind, slot) is kept as is."""
+        """Add letters; one already there for the same (channel, address, day, kind, slot) is
+        kept as is."""
         added = 0
         insert = dialect_insert(self.session)
         for start in range(0, len(letters), 500):
@@ -238,13 +242,14 @@ class OutboxRepo:
                 [
                     {
                         "org_id": x.org_id,
-                        "chat_id": x.chat_id,
+                        "channel": x.channel,
+                        "address": x.address,
                         "member_id": x.member_id,
                         "kind": x.kind,
                         "day": x.day,
                         "slot": x.slot,
                         "text": x.text,
-                        "markup": x.markup,
+                        "options": x.options,
                         "status": "pending",
                         "attempts": 0,
                         "not_before": now,
@@ -257,9 +262,17 @@ class OutboxRepo:
             added += int(result.rowcount or 0)
         return added
 
-    async def claim(self, *, now: datetime, limit: int, lease: timedelta) -> Sequence[Outbox]:
-        """Take up to `limit` due letters for this sender; letters another sender took more than
-        `lease` ago (it died) are taken over."""
+    async def claim(
+        self,
+        *,
+        now: datetime,
+        limit: int,
+        lease: timedelta,
+        channels: Sequence[str] | None = None,
+    ) -> Sequence[Outbox]:
+        """Take up to `limit` due letters for this sender (of `channels` only, when given: the
+        ones it can deliver); letters another sender took more than `lease` ago (it died) are
+        taken over."""
         token = secrets.token_hex(8)
         due = (
             select(Outbox.id)
@@ -273,6 +286,8 @@ class OutboxRepo:
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
+        if channels is not None:
+            due = due.where(col(Outbox.channel).in_(channels))
         stmt = (
             update(Outbox)
             .where(col(Outbox.id).in_(due.scalar_subquery()))

@@ -126,7 +126,7 @@ def test_translations_keep_placeholders_and_tags(locale: str) -> None:
 
 
 def test_the_bot_loads_the_catalogs() -> None:
-    """What users get: bot.i18n reads the .po files; English falls back to the msgid."""
+    """What users get: domain.i18n reads the .po files; English falls back to the msgid."""
     i18n = Translator(path=LOCALES_DIR, default_locale="zh_Hans", domain=DOMAIN)
     assert set(LOCALES) <= set(i18n.available_locales)
     chinese = load(po_path("zh_Hans"), "zh_Hans")

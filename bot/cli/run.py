@@ -107,7 +107,7 @@ def serve(args: argparse.Namespace, settings: Settings, clock: Clock) -> None:
 async def cmd_remind(
     args: argparse.Namespace, repo: Repo, settings: Settings, clock: Clock
 ) -> None:
-    from bot.app import create_bot
+    from bot.app import create_bot, create_couriers
     from domain.i18n import create_translator
     from scheduler.rounds import Rounds
     from scheduler.sender import Sender
@@ -144,7 +144,7 @@ async def cmd_remind(
     await repo.session.commit()
     bot = create_bot(settings)
     try:
-        sender = Sender(bot, sessions, clock, rate=settings.send_rate)
+        sender = Sender(create_couriers(bot), sessions, clock, rate=settings.send_rate)
         await sender.drain()
     finally:
         await bot.session.close()

@@ -1,4 +1,6 @@
-"""aiogram routers, assembled in the order they must see updates."""
+"""The Telegram channel: aiogram routers (assembled here in the order they must see updates),
+keyboards, middlewares, polling, replies, its courier for the outbox and its one Bot API error
+policy (`errors`)."""
 
 from __future__ import annotations
 

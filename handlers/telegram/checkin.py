@@ -42,7 +42,7 @@ from handlers.telegram.keyboards import (
     SummaryCb,
     menu_keyboard,
 )
-from scheduler.rounds import alert_letters
+from storage.letters import alert_letters
 from storage.models import Member, Organisation
 from storage.repo import Repo, Submission
 from storage.schedules import OutboxRepo

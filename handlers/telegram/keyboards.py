@@ -9,6 +9,7 @@ from aiogram.types import KeyboardButton, ReplyKeyboardMarkup
 from pydantic import Field
 
 from domain.i18n import _, __
+from domain.keys import CHECKIN_NOW
 from storage.scope import MAX_ROW_ID
 
 
@@ -35,8 +36,9 @@ class LanguageCb(CallbackData, prefix="lang"):
     language: str
 
 
-class StartCheckInCb(CallbackData, prefix="go"):
-    pass
+class StartCheckInCb(CallbackData, prefix=CHECKIN_NOW):
+    """The core's "start a check-in" option: packs to the key itself, so a letter's option
+    (`domain.keys.CHECKIN_NOW`) and this button are one and the same press."""
 
 
 # Managers' buttons. Their fields are bounded where they are unpacked: a value no row can have

@@ -16,11 +16,6 @@ from aiogram.dispatcher.event.bases import UNHANDLED
 from aiogram.enums import ChatType
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.methods import (
-    AnswerCallbackQuery,
-    DeleteMessage,
-    EditMessageCaption,
-    EditMessageReplyMarkup,
-    EditMessageText,
     Response,
     TelegramMethod,
 )
@@ -32,6 +27,7 @@ from domain.conversation.turn import load_visitors as load_channel_visitors
 from domain.i18n import DEFAULT_LANGUAGE, LOCALE_OF, Translator, _
 from domain.logcontext import bind
 from handlers.telegram.context import current_batch
+from handlers.telegram.errors import harmless
 from handlers.telegram.i18n import language_from_telegram
 from handlers.telegram.replies import current_replies
 from storage.models import TELEGRAM, RoleGrant
@@ -228,23 +224,6 @@ async def load_visitors(repo: Repo, telegram_ids: Sequence[int]) -> dict[int, Vi
     return {int(eid): visitor for eid, visitor in visitors.items()}
 
 
-BENIGN_ERRORS = (
-    "message is not modified",
-    "query is too old",
-    "query id is invalid",
-    "message to edit not found",
-    "message to delete not found",
-    "message can't be edited",
-)
-SOFT_METHODS = (
-    AnswerCallbackQuery,
-    EditMessageText,
-    EditMessageReplyMarkup,
-    EditMessageCaption,
-    DeleteMessage,
-)
-
-
 class TolerantRequests(BaseRequestMiddleware):
     """Cosmetic calls that fail for harmless reasons do not fail the update.
 
@@ -260,9 +239,7 @@ class TolerantRequests(BaseRequestMiddleware):
         try:
             return await make_request(bot, method)
         except TelegramBadRequest as exc:
-            if isinstance(method, SOFT_METHODS) and any(
-                text in exc.message.lower() for text in BENIGN_ERRORS
-            ):
+            if harmless(method.__api_method__, exc.message):
                 log.info("ignored %s: %s", type(method).__name__, exc.message)
                 return cast(Response[TelegramType], Response[bool](ok=True, result=True))
             raise

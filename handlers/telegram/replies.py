@@ -39,13 +39,6 @@ from aiogram.client.session.middlewares.base import (
     BaseRequestMiddleware,
     NextRequestMiddlewareType,
 )
-from aiogram.exceptions import (
-    TelegramAPIError,
-    TelegramForbiddenError,
-    TelegramNetworkError,
-    TelegramRetryAfter,
-    TelegramServerError,
-)
 from aiogram.methods import (
     AnswerCallbackQuery,
     DeleteMessage,
@@ -66,6 +59,8 @@ from aiogram.types import Chat, Message
 from pydantic import BaseModel
 from yarl import URL
 
+from domain.delivery import Failure, Refused, RetryAfter, Unreachable
+from handlers.telegram import errors
 from handlers.telegram.uploads import (
     buffered,
     file_field,
@@ -247,14 +242,6 @@ def chat_of(replies: Iterable[TelegramMethod[Any] | Record], fallback: int) -> i
     return fallback
 
 
-@functools.cache
-def _tolerated() -> tuple[frozenset[str], tuple[str, ...]]:
-    """The cosmetic methods and harmless refusals that `TolerantRequests` lets pass."""
-    from handlers.telegram.middlewares import BENIGN_ERRORS, SOFT_METHODS  # it imports this module
-
-    return frozenset(m.__api_method__ for m in SOFT_METHODS), BENIGN_ERRORS
-
-
 def _as_sent(value: Any) -> Any:
     """A bot default as aiogram sends it (enum values, objects as JSON; empty ones not)."""
     if isinstance(value, Enum):
@@ -272,12 +259,14 @@ class ReplySender:
     """Sends each update's recorded replies: in order within a chat, chats concurrently; tells
     `on_sent` which updates are done so the journal can forget their replies.
 
-    Records are posted as JSON over the bot's aiohttp session. A 429 waits its `retry_after`, a
-    403 (the member blocked the bot) drops the reply, 5xx and network errors are retried with
-    backoff, the harmless 400s of cosmetic calls are ignored like `TolerantRequests` does, at
-    most `max_attempts` tries in all. Uploads, and bots whose session or request middlewares
-    are not the ones `bot.app.create_bot` builds, go through aiogram as before; an `Upload` is
-    made first (on `database_url`), which holds up only the later replies of its own chat."""
+    Records are posted as JSON over the bot's aiohttp session. What Telegram answers is read by
+    the one Bot API error policy (`handlers.telegram.errors`): a 429 waits its `retry_after`, a
+    member out of reach (blocked the bot) drops the reply, 5xx and network errors are retried
+    with backoff, the harmless refusals of cosmetic calls are ignored like `TolerantRequests`
+    does, any other refusal is logged; at most `max_attempts` tries in all. Uploads, and bots
+    whose session or request middlewares are not the ones `bot.app.create_bot` builds, go
+    through aiogram as before; an `Upload` is made first (on `database_url`), which holds up
+    only the later replies of its own chat."""
 
     bot: Bot
     on_sent: Callable[[int], None]
@@ -376,39 +365,39 @@ class ReplySender:
                     payload[key] = value
         body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
         for attempt in range(1, self.max_attempts + 1):
-            wait = min(10.0, 0.5 * 2**attempt)
+            failure: Failure | None
             try:
                 status, answer = await self._post(name, body)
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                problem = f"{type(exc).__name__}: {exc}"
+            except errors.NETWORK_ERRORS as exc:
+                failure = errors.failure_of(exc)
             else:
-                if HTTPStatus.OK <= status <= HTTPStatus.IM_USED and answer.get("ok") is True:
+                failure = errors.failure_of_answer(status, answer)
+                if failure is None:
                     return
-                problem = str(answer.get("description") or f"HTTP {status}")
-                parameters = answer.get("parameters")
-                retry_after = (
-                    parameters.get("retry_after") if isinstance(parameters, dict) else None
-                )
-                if isinstance(retry_after, int | float) and retry_after > 0:
-                    wait = float(retry_after)
-                elif status == HTTPStatus.FORBIDDEN:
-                    return  # the user blocked the bot; nothing to deliver
-                elif status < HTTPStatus.INTERNAL_SERVER_ERROR:
-                    soft, benign = _tolerated()
-                    lowered = problem.lower()
-                    if (
-                        status == HTTPStatus.BAD_REQUEST
-                        and name in soft
-                        and any(text in lowered for text in benign)
-                    ):
-                        log.info("ignored %s: %s", name, problem)
-                    else:
-                        log.warning("reply %s refused: %s", name, problem)
-                    return
-            if attempt == self.max_attempts:
-                log.warning("reply %s dropped after %d attempts: %s", name, attempt, problem)
+            if not self._again(name, failure, attempt):
                 return
-            await asyncio.sleep(wait)
+            await asyncio.sleep(self._wait(failure, attempt))
+
+    def _again(self, name: str, failure: Failure, attempt: int) -> bool:
+        """Whether to send a refused reply again (after `_wait`); says in the log why not."""
+        if isinstance(failure, Unreachable):
+            return False  # the user blocked the bot; nothing to deliver
+        if isinstance(failure, Refused):
+            if errors.harmless(name, failure.detail):
+                log.info("ignored %s: %s", name, failure.detail)
+            else:
+                log.warning("reply %s refused: %s", name, failure.detail)
+            return False
+        if attempt >= self.max_attempts:
+            log.warning("reply %s dropped after %d attempts: %s", name, attempt, failure.detail)
+            return False
+        return True
+
+    @staticmethod
+    def _wait(failure: Failure, attempt: int) -> float:
+        if isinstance(failure, RetryAfter):
+            return failure.seconds
+        return min(10.0, 0.5 * 2**attempt)
 
     async def _post(self, name: str, body: bytes) -> tuple[int, dict[str, Any]]:
         """One request: the HTTP status and Telegram's answer ({} when it is not JSON)."""
@@ -452,21 +441,9 @@ class ReplySender:
             try:
                 await self.bot(method)
                 return True
-            except TelegramRetryAfter as exc:
-                await asyncio.sleep(exc.retry_after)
-            except TelegramForbiddenError:
-                return False  # the user blocked the bot; nothing to deliver
-            except (TelegramServerError, TelegramNetworkError) as exc:
-                if attempt == self.max_attempts:
-                    log.warning(
-                        "reply %s dropped after %d attempts: %s",
-                        type(method).__name__,
-                        attempt,
-                        exc,
-                    )
-                    return False
-                await asyncio.sleep(min(10.0, 0.5 * 2**attempt))
-            except TelegramAPIError as exc:
-                log.warning("reply %s refused: %s", type(method).__name__, exc)
+            except errors.API_ERRORS as exc:
+                failure = errors.failure_of(exc)
+            if not self._again(method.__api_method__, failure, attempt):
                 return False
+            await asyncio.sleep(self._wait(failure, attempt))
         return False

@@ -17,6 +17,7 @@ from aiogram.types import (
     Message,
 )
 
+from domain import texts
 from domain.clock import Clock, day_end, day_window, parse_day
 from domain.conversation.turn import Visitor
 from domain.i18n import _, current_language
@@ -24,12 +25,11 @@ from domain.status import DayStatus, Figures
 from handlers.telegram.gate import managers_router, stale
 from handlers.telegram.keyboards import ListCb, NavCb, NudgeCb, OrgCb
 from handlers.telegram.uploads import Upload
-from scheduler import texts
-from scheduler.rounds import CHECKIN_DATA
 from storage.aggregates import count_member_days, member_days, total, unit_figures
+from storage.letters import reminder_letter
 from storage.models import TELEGRAM, Unit
 from storage.repo import Repo
-from storage.schedules import Letter, OutboxRepo, plan
+from storage.schedules import OutboxRepo, plan
 from storage.scope import Scope
 
 __all__ = ["ListCb", "NavCb", "NudgeCb"]
@@ -347,17 +347,14 @@ async def on_nudge(
         return
     org = scope.org
     assert member.id is not None and org.id is not None
-    letter = Letter(
+    letter = reminder_letter(
         org_id=org.id,
-        chat_id=int(contact.external_id),
+        channel=TELEGRAM,
+        address=contact.external_id,
         member_id=member.id,
-        kind="remind",
+        name=member.name,
         day=day,
         slot=f"nudge@{clock.now():%H:%M}",
-        text=texts.reminder_text(member.name, day),
-        markup={
-            "inline_keyboard": [[{"text": texts.checkin_button(), "callback_data": CHECKIN_DATA}]]
-        },
     )
     await OutboxRepo(repo.session).enqueue([letter], now=clock.now())
     await repo.audit.log(

@@ -542,7 +542,7 @@ def test_remind_counts_as_a_slot_once_and_reports_the_unreachable(
     )
     assert reminded(telegram) == {TELEGRAM["1003"]: 2}
     letters = asyncio.run(rows(school, Outbox))
-    assert sorted((x.slot, x.chat_id, x.status) for x in letters) == [
+    assert sorted((x.slot, int(x.address), x.status) for x in letters) == [
         ("remind@10:00", TELEGRAM["1003"], "sent"),
         ("remind@10:00", TELEGRAM["2001"], "blocked"),
         ("remind@12:00", TELEGRAM["1003"], "sent"),

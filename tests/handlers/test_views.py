@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime
 import pytest
 from sqlmodel import select
 
+from bot.app import create_couriers
 from bot.cli import main
 from domain.clock import FixedClock
 from handlers.telegram.keyboards import OrgCb, ScheduleCb
@@ -135,7 +136,7 @@ async def test_a_nudge_from_the_missing_list_reaches_the_member(
     assert "已提醒" in answer.text
     await school.settled()
     assert school.bot is not None
-    await Sender(school.bot, school.sessions, school.clock, rate=100).drain()
+    await Sender(create_couriers(school.bot), school.sessions, school.clock, rate=100).drain()
     li = server.user(802)
     reminder = await reply_containing(li, "还没有打卡")
     assert reminder.buttons == [["✅ 立即打卡"]]

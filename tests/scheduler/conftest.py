@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from bot.app import create_couriers
 from domain.clock import FixedClock
 from domain.i18n import create_translator
 from scheduler.rounds import RoundResult, Rounds
@@ -90,5 +91,5 @@ async def school(server: FakeBotAPI, sqlite_url: str) -> AsyncIterator[School]:
         await daka.org(roster=ROSTER)
         assert daka.bot is not None
         rounds = Rounds(daka.sessions, clock, create_translator())
-        sender = Sender(daka.bot, daka.sessions, clock, rate=200)
+        sender = Sender(create_couriers(daka.bot), daka.sessions, clock, rate=200)
         yield School(daka=daka, server=server, rounds=rounds, sender=sender)

@@ -10,9 +10,12 @@ from datetime import timedelta
 
 from sqlmodel import col, select
 
+from bot.app import create_couriers
+from domain.keys import CHECKIN_NOW, link, option
 from scheduler.sender import Sender
 from storage.models import Member, Outbox
 from storage.repo import Repo, RosterRow
+from storage.schedules import Letter, OutboxRepo
 from tests.fakebot import Call, SentMessage
 from tests.handlers.conftest import reply_containing
 from tests.scheduler.conftest import School
@@ -36,7 +39,7 @@ def sender(
     """A sender of its own (the fixture's sends at 200/s)."""
     assert school.daka.bot is not None
     return Sender(
-        school.daka.bot,
+        create_couriers(school.daka.bot),
         school.daka.sessions,
         school.clock,
         rate=rate,
@@ -82,7 +85,7 @@ def delivered(school: School, chat_id: int) -> int:
 
 async def letters(school: School, chat_id: int) -> Sequence[Outbox]:
     async with school.daka.sessions() as session:
-        stmt = select(Outbox).where(Outbox.chat_id == chat_id).order_by(col(Outbox.id))
+        stmt = select(Outbox).where(Outbox.address == str(chat_id)).order_by(col(Outbox.id))
         return (await session.exec(stmt)).all()
 
 
@@ -210,6 +213,87 @@ async def test_a_member_unreachable_when_the_round_ran_is_not_sent_to(school: Sc
     assert sends(school, 12) == []
     [letter] = await letters(school, 12)
     assert letter.status == "skipped"
+
+
+async def test_chat_not_found_makes_the_member_unreachable_like_a_block(school: School) -> None:
+    await school.enrol(12, "1002")
+    await school.at("08:00")
+    school.server.fail("sendMessage", 400, description="Bad Request: chat not found", chat_id=12)
+    stats = await school.send()
+    assert (stats.sent, stats.blocked, stats.failed) == (0, 1, 0)
+    [letter] = await letters(school, 12)
+    assert (letter.status, letter.error) == ("blocked", "Bad Request: chat not found")
+    assert (await member(school, "1002")).unreachable_since == school.clock.now()
+
+
+# ---------------------------------------------------------------------------- content
+
+
+async def enqueue(school: School, *letters: Letter) -> None:
+    async with school.daka.sessions() as session:
+        await OutboxRepo(session).enqueue(letters, now=school.clock.now())
+        await session.commit()
+
+
+async def test_a_letters_options_become_telegram_buttons(school: School) -> None:
+    """Keys go as callback data (a press comes back as the key), links as URL buttons, the
+    light markup as Telegram HTML."""
+    day = school.clock.now().date()
+    await enqueue(
+        school,
+        Letter(
+            org_id=school.daka.org_ids["school"],
+            channel="telegram",
+            address="12",
+            kind="alert",
+            day=day,
+            slot="options",
+            text="<b>Now</b> &amp; then",
+            options=[
+                [option("Check in", CHECKIN_NOW), option("Later", "later")],
+                [link("Help", "https://example.org/help")],
+            ],
+        ),
+    )
+    stats = await school.send()
+    assert stats.sent == 1
+    [call] = sends(school, 12)
+    assert call.params["text"] == "<b>Now</b> &amp; then"
+    assert call.params["parse_mode"] == "HTML"
+    assert call.params["reply_markup"] == {
+        "inline_keyboard": [
+            [
+                {"text": "Check in", "callback_data": "go"},
+                {"text": "Later", "callback_data": "later"},
+            ],
+            [{"text": "Help", "url": "https://example.org/help"}],
+        ]
+    }
+    [message] = school.server.messages(12)
+    assert message.text == "Now & then"
+
+
+async def test_letters_of_a_channel_without_a_courier_wait_for_a_sender_that_has_one(
+    school: School,
+) -> None:
+    day = school.clock.now().date()
+    await enqueue(
+        school,
+        Letter(
+            org_id=school.daka.org_ids["school"],
+            channel="wecom",
+            address="zhangsan",
+            kind="alert",
+            day=day,
+            slot="elsewhere",
+            text="hello",
+        ),
+    )
+    stats = await school.send()
+    assert stats.handled == 0
+    async with school.daka.sessions() as session:
+        [letter] = (await session.exec(select(Outbox))).all()
+    assert (letter.channel, letter.status, letter.attempts) == ("wecom", "pending", 0)
 
 
 # ---------------------------------------------------------------------------- other errors

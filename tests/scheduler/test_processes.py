@@ -21,7 +21,6 @@ from typing import cast
 from zoneinfo import ZoneInfo
 
 import pytest
-from aiogram import Bot
 from sqlalchemy import func, update
 from sqlmodel import col, select
 
@@ -46,7 +45,7 @@ WAIT_S = 60.0
 
 def sender_batch(rate: float) -> int:
     """How many letters a sender at `rate` claims at once (as `Sender` decides it)."""
-    return Sender(cast(Bot, None), cast(SessionFactory, None), SystemClock(), rate=rate).batch
+    return Sender({}, cast(SessionFactory, None), SystemClock(), rate=rate).batch
 
 
 def slot_at(minutes_ago: int) -> str:
@@ -224,9 +223,9 @@ async def in_flight(database_url: str) -> dict[int, str]:
     try:
         async with create_session_factory(engine)() as session:
             rows = await session.exec(
-                select(Outbox.chat_id, Outbox.claimed_by).where(Outbox.status == "sending")
+                select(Outbox.address, Outbox.claimed_by).where(Outbox.status == "sending")
             )
-            return {chat: token or "" for chat, token in rows.all()}
+            return {int(chat): token or "" for chat, token in rows.all()}
     finally:
         await engine.dispose()
 

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import func
 from sqlmodel import select
 
+from bot.app import create_couriers
 from domain.schedule import ScheduleSpec
 from scheduler.rounds import Rounds
 from scheduler.sender import Sender
@@ -335,7 +336,7 @@ async def test_two_schedulers_on_one_database_send_each_reminder_once(
 
     assert school.daka.bot is not None
     senders = [
-        Sender(school.daka.bot, sessions, clock, rate=50)
+        Sender(create_couriers(school.daka.bot), sessions, clock, rate=50)
         for sessions in (school.daka.sessions, other_sessions)
     ]
     for sender in senders:

@@ -3,8 +3,12 @@ existed before a migration is carried over."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import json
+from datetime import UTC, date, datetime
+from typing import Any
 
+import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
@@ -13,8 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import SQLModel
 
 import storage.models  # noqa: F401  (the tables the migrations must produce)
-from storage.db import create_engine
-from storage.migrate import pending, upgrade
+from domain.keys import CHECKIN_NOW
+from storage.db import create_engine, create_session_factory
+from storage.migrate import alembic_config, pending, upgrade
+from storage.schedules import Letter, OutboxRepo
+from storage.types import UTCDateTime
 
 
 async def test_units_created_before_the_closure_table_get_their_links(database_url: str) -> None:
@@ -65,3 +72,140 @@ async def test_the_migrated_schema_matches_the_models(database_url: str) -> None
         assert differences == []
     finally:
         await engine.dispose()
+
+
+async def downgrade(engine: AsyncEngine, revision: str) -> None:
+    def run(connection: Connection) -> None:
+        config = alembic_config()
+        config.attributes["connection"] = connection
+        command.downgrade(config, revision)
+
+    async with engine.begin() as conn:
+        await conn.run_sync(run)
+
+
+OLD_OUTBOX = sa.table(
+    "outbox",
+    sa.column("id", sa.Integer()),
+    sa.column("org_id", sa.Integer()),
+    sa.column("chat_id", sa.BigInteger()),
+    sa.column("kind", sa.String()),
+    sa.column("day", sa.Date()),
+    sa.column("slot", sa.String()),
+    sa.column("text", sa.String()),
+    sa.column("markup", sa.JSON(none_as_null=True)),
+    sa.column("status", sa.String()),
+    sa.column("attempts", sa.Integer()),
+    sa.column("not_before", UTCDateTime()),
+    sa.column("created_at", UTCDateTime()),
+)
+CHECK_IN_NOW = {"inline_keyboard": [[{"text": "✅ 立即打卡", "callback_data": "go"}]]}
+TWO_ROWS = {
+    "inline_keyboard": [
+        [{"text": "Help", "url": "https://example.org/help"}],
+        [{"text": "A", "callback_data": "a"}, {"text": "B", "callback_data": "b"}],
+    ]
+}
+
+
+async def test_letters_waiting_in_the_outbox_become_neutral_and_back(database_url: str) -> None:
+    """Letters queued before the outbox was neutral (Telegram chat ids, inline keyboards) go
+    out after the upgrade with the same buttons; the downgrade gives them back as they were."""
+    engine: AsyncEngine = create_engine(database_url)
+    day = date(2026, 11, 30)
+    now = datetime(2026, 11, 30, 0, 0, tzinfo=UTC)
+    old: list[dict[str, Any]] = [
+        {"chat_id": 12, "kind": "remind", "markup": CHECK_IN_NOW},
+        {"chat_id": 7_000_000_001_234, "kind": "alert", "markup": None},
+        {"chat_id": 13, "kind": "remind", "markup": TWO_ROWS},
+    ]
+    try:
+        await upgrade(engine, "0008")
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO organisation (id, slug, name, timezone, language, form, "
+                    "retain_days, created_at) VALUES (1, 'o', 'O', 'Asia/Shanghai', 'zh', "
+                    "'health', 30, :now)"
+                ),
+                {"now": now.replace(tzinfo=None)},
+            )
+            await conn.execute(
+                OLD_OUTBOX.insert(),
+                [
+                    {
+                        **row,
+                        "org_id": 1,
+                        "day": day,
+                        "slot": "remind@08:00",
+                        "text": f"<b>letter to {row['chat_id']}</b>",
+                        "status": "pending",
+                        "attempts": 0,
+                        "not_before": now,
+                        "created_at": now,
+                    }
+                    for row in old
+                ],
+            )
+        await upgrade(engine)
+        async with engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    text("SELECT channel, address, options, text FROM outbox ORDER BY id")
+                )
+            ).all()
+        assert [(r[0], r[1], r[3]) for r in rows] == [
+            ("telegram", "12", "<b>letter to 12</b>"),
+            ("telegram", "7000000001234", "<b>letter to 7000000001234</b>"),
+            ("telegram", "13", "<b>letter to 13</b>"),
+        ]
+        options = [_json(r[2]) for r in rows]
+        assert options == [
+            [[{"label": "✅ 立即打卡", "key": CHECKIN_NOW}]],
+            None,
+            [
+                [{"label": "Help", "url": "https://example.org/help"}],
+                [{"label": "A", "key": "a"}, {"label": "B", "key": "b"}],
+            ],
+        ]
+        # One letter per (channel, address, day, kind, slot) still: the round that runs again
+        # adds nothing; the same slot on another channel is another letter.
+        async with create_session_factory(engine)() as session:
+            outbox = OutboxRepo(session)
+            again = Letter(
+                org_id=1,
+                channel="telegram",
+                address="12",
+                kind="remind",
+                day=day,
+                slot="remind@08:00",
+                text="again",
+            )
+            assert await outbox.enqueue([again], now=now) == 0
+            elsewhere = Letter(
+                org_id=1,
+                channel="wecom",
+                address="12",
+                kind="remind",
+                day=day,
+                slot="remind@08:00",
+                text="elsewhere",
+            )
+            assert await outbox.enqueue([elsewhere], now=now) == 1
+            await session.commit()
+
+        await downgrade(engine, "-1")
+        async with engine.connect() as conn:
+            back = (
+                await conn.execute(text("SELECT chat_id, markup FROM outbox ORDER BY id"))
+            ).all()
+        assert [(r[0], _json(r[1])) for r in back] == [
+            (row["chat_id"], row["markup"]) for row in old
+        ]  # the letter to another channel is gone: the old outbox cannot address it
+    finally:
+        await engine.dispose()
+
+
+def _json(value: Any) -> Any:
+    """A JSON column read with plain SQL: text on SQLite, already decoded on PostgreSQL."""
+    return json.loads(value) if isinstance(value, str) else value

@@ -251,7 +251,15 @@ async def test_settled_letters_are_forgotten_after_two_weeks(
     async with sessions() as session:
         outbox = OutboxRepo(session)
         letters = [
-            Letter(org_id=org_id, chat_id=chat, kind="alert", day=day, slot="v1", text="体温 38.2")
+            Letter(
+                org_id=org_id,
+                channel="telegram",
+                address=str(chat),
+                kind="alert",
+                day=day,
+                slot="v1",
+                text="体温 38.2",
+            )
             for chat in (1, 2, 3)
         ]
         assert await outbox.enqueue(letters, now=clock.now()) == 3
@@ -266,4 +274,4 @@ async def test_settled_letters_are_forgotten_after_two_weeks(
     await prune_journal(sessions, clock)
     async with sessions() as session:
         left = (await session.exec(select(Outbox))).all()
-    assert [(x.chat_id, x.status) for x in left] == [(3, "pending")]  # never sent: kept
+    assert [(x.address, x.status) for x in left] == [("3", "pending")]  # never sent: kept

@@ -1,20 +1,38 @@
-"""What the scheduler says: reminders, missing lists, alerts and daily reports, in the
-recipient's language (texts in the gettext catalogs like every other user-facing string)."""
+"""What Daka says unasked: reminders, missing lists, alerts and daily reports, in the
+recipient's language (texts in the gettext catalogs like every other user-facing string).
+
+The scheduler's rounds, the letters written when something happens (an alert, a nudge) and the
+managers' views all say these, so they live here, beside neither. Texts are in Daka's light
+markup: escaped text with <b>, <i>, <code> and <a href>, which each channel renders."""
 
 from __future__ import annotations
 
 import html
 from collections.abc import Sequence
 from datetime import date
-from typing import Any
+from typing import Any, Protocol
 
 from domain import forms
 from domain.checkin import GEOFENCE_REASON
 from domain.i18n import _
 from domain.status import Figures
-from storage.aggregates import MemberDay
 
 LIMIT = 3500  # Telegram allows 4096 characters; leave room for the header of each part
+
+
+class Listed(Protocol):
+    """A member's day as the lists show it (`storage.aggregates.MemberDay` is one)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def external_id(self) -> str: ...
+    @property
+    def unit_path(self) -> str: ...
+    @property
+    def unreachable(self) -> bool: ...
+    @property
+    def reasons(self) -> Sequence[str]: ...
 
 
 def checkin_button() -> str:
@@ -82,7 +100,7 @@ def report_text(
     counted: bool,
     whole: Figures,
     children: Sequence[Figures],
-    abnormal: Sequence[MemberDay],
+    abnormal: Sequence[Listed],
     form_name: str,
     lang: str,
 ) -> list[str]:
@@ -117,8 +135,8 @@ def missing_text(
     *,
     scope_name: str,
     day: date,
-    missing: Sequence[MemberDay],
-    not_enrolled: Sequence[MemberDay] = (),
+    missing: Sequence[Listed],
+    not_enrolled: Sequence[Listed] = (),
 ) -> list[str]:
     """The cutoff list of who has still not checked in, with who cannot be reached; then who
     never enrolled (they cannot be reminded: someone has to reach them another way)."""
@@ -142,7 +160,7 @@ def missing_text(
     return split(lines)
 
 
-def person(m: MemberDay) -> str:
+def person(m: Listed) -> str:
     return f"{html.escape(m.name)} ({html.escape(m.external_id)}, {html.escape(m.unit_path)})"
 
 

@@ -1,0 +1,24 @@
+"""Couriers: the outbox sender's one door to each channel.
+
+The sender is channel-neutral: it claims letters, keeps the pace, retries, records outcomes.
+For each letter it asks the courier of the letter's channel to deliver it and gets back a
+neutral outcome (`domain.delivery`): sent, retry after N seconds, unreachable, refused, or a
+transient failure. The composition root (bot/) builds the couriers (Telegram's is
+`handlers.telegram.courier.TelegramCourier`) and hands them to the sender by channel name."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Protocol
+
+from domain.delivery import Letter, Outcome
+
+
+class Courier(Protocol):
+    async def deliver(self, letter: Letter) -> Outcome:
+        """Deliver one letter to its address: what happened, never raising for what the
+        channel answered (an exception is a bug, and fails only that letter)."""
+        ...
+
+
+Couriers = Mapping[str, Courier]  # by channel name ("telegram")
