@@ -12,11 +12,6 @@ from domain.i18n import _, __
 from storage.scope import MAX_ROW_ID
 
 
-class ConsentCb(CallbackData, prefix="consent"):
-    accept: bool
-    code: str
-
-
 class AnswerCb(CallbackData, prefix="ans"):
     """A press on a question's button; `draft` ties it to one draft so stale presses are seen."""
 
@@ -29,10 +24,6 @@ class SummaryCb(CallbackData, prefix="sum"):
     draft: str
     action: str
     q: str = ""
-
-
-class LanguageCb(CallbackData, prefix="lang"):
-    language: str
 
 
 class StartCheckInCb(CallbackData, prefix="go"):

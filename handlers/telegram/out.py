@@ -5,6 +5,8 @@ handler and sends it after the commit, as for any other reply."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from aiogram import Bot
 from aiogram.fsm.context import FSMContext
 from aiogram.types import (
@@ -15,11 +17,13 @@ from aiogram.types import (
     KeyboardButton,
     Message,
     ReplyKeyboardMarkup,
+    ReplyKeyboardRemove,
     User,
 )
 
 from domain.clock import Clock
 from domain.conversation.io import Ask, Options, Person
+from domain.conversation.keys import Key
 from domain.conversation.turn import Turn, Visitor
 from domain.i18n import _
 from handlers.telegram.i18n import language_from_telegram
@@ -28,7 +32,7 @@ from storage.repo import Repo
 
 CHANNEL = "telegram"
 
-Markup = InlineKeyboardMarkup | ReplyKeyboardMarkup | None
+Markup = InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove | None
 
 
 def inline_keyboard(options: Options) -> InlineKeyboardMarkup | None:
@@ -53,11 +57,13 @@ def location_keyboard() -> ReplyKeyboardMarkup:
 
 def markup_of(options: Options, ask: Ask | None) -> Markup:
     """A Telegram message has one keyboard: a reply keyboard for a picker (location) or the
-    member menu, otherwise the options inline."""
+    member menu, its removal, otherwise the options inline."""
     if ask is Ask.LOCATION:
         return location_keyboard()
     if ask is Ask.MENU:
         return menu_keyboard()
+    if ask is Ask.CLEAR:
+        return ReplyKeyboardRemove()
     return inline_keyboard(options)
 
 
@@ -135,3 +141,13 @@ def press_turn(
     chat_id = pressed.chat.id if pressed is not None else query.from_user.id
     out = TelegramOut(bot or query.bot, chat_id, edit=pressed, query=query)  # type: ignore[arg-type]
     return Turn(person_of(query.from_user), visitor, repo, clock, state, out)
+
+
+def pressed(key: type[Key]) -> Callable[[CallbackQuery], bool]:
+    """A router filter: the press carries a key of this kind (whether or not it unpacks: the
+    core unpacks it, and answers a forged one as a stale button)."""
+
+    def matches(query: CallbackQuery) -> bool:
+        return query.data is not None and key.matches(query.data)
+
+    return matches
