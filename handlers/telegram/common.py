@@ -23,12 +23,13 @@ from aiogram.types import (
 
 from domain.clock import Clock
 from domain.conversation import common
-from domain.conversation.common import LanguageKey, member_and_org
+from domain.conversation.common import member_and_org
 from domain.conversation.turn import Visitor
 from domain.i18n import LOCALE_OF, Translator, _
 from domain.i18n import current as translator
 from handlers.telegram.i18n import language_from_telegram
-from handlers.telegram.out import message_turn, press_turn, pressed
+from handlers.telegram.keyboards import LanguageCb
+from handlers.telegram.out import message_turn, press_turn
 from storage.models import Member, Organisation
 from storage.repo import Repo
 
@@ -151,7 +152,7 @@ async def on_language(
     )
 
 
-@commands_router.callback_query(pressed(LanguageKey))
+@commands_router.callback_query(LanguageCb.filter())
 async def on_language_chosen(
     query: CallbackQuery, state: FSMContext, repo: Repo, clock: Clock, visitor: Visitor
 ) -> None:

@@ -11,12 +11,12 @@ from aiogram.types import BotCommandScopeChat, CallbackQuery, Message
 
 from domain.clock import Clock
 from domain.conversation import enrolment
-from domain.conversation.enrolment import ConsentKey
 from domain.conversation.io import Text
 from domain.conversation.turn import Visitor
 from domain.i18n import Translator
 from handlers.telegram.common import manager_commands
-from handlers.telegram.out import message_turn, press_turn, pressed
+from handlers.telegram.keyboards import ConsentCb
+from handlers.telegram.out import message_turn, press_turn
 from storage.repo import Repo
 
 router = Router(name="enrol")
@@ -52,7 +52,7 @@ async def on_plain_start(
     )
 
 
-@router.callback_query(pressed(ConsentKey), StateFilter(Enrol.consent))
+@router.callback_query(ConsentCb.filter(), StateFilter(Enrol.consent))
 async def on_consent(
     query: CallbackQuery,
     state: FSMContext,

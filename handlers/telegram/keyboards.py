@@ -12,6 +12,14 @@ from domain.i18n import _, __
 from storage.scope import MAX_ROW_ID
 
 
+class ConsentCb(CallbackData, prefix="consent"):
+    """Routes presses of `domain.conversation.enrolment.ConsentKey` (the same fields, so the
+    same wire format); the core unpacks the key itself."""
+
+    accept: bool
+    code: str
+
+
 class AnswerCb(CallbackData, prefix="ans"):
     """A press on a question's button; `draft` ties it to one draft so stale presses are seen."""
 
@@ -24,6 +32,12 @@ class SummaryCb(CallbackData, prefix="sum"):
     draft: str
     action: str
     q: str = ""
+
+
+class LanguageCb(CallbackData, prefix="lang"):
+    """Routes presses of `domain.conversation.common.LanguageKey` (the same wire format)."""
+
+    language: str
 
 
 class StartCheckInCb(CallbackData, prefix="go"):

@@ -5,8 +5,6 @@ handler and sends it after the commit, as for any other reply."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from aiogram import Bot
 from aiogram.fsm.context import FSMContext
 from aiogram.types import (
@@ -23,7 +21,6 @@ from aiogram.types import (
 
 from domain.clock import Clock
 from domain.conversation.io import Ask, Options, Person
-from domain.conversation.keys import Key
 from domain.conversation.turn import Turn, Visitor
 from domain.i18n import _
 from handlers.telegram.i18n import language_from_telegram
@@ -141,13 +138,3 @@ def press_turn(
     chat_id = pressed.chat.id if pressed is not None else query.from_user.id
     out = TelegramOut(bot or query.bot, chat_id, edit=pressed, query=query)  # type: ignore[arg-type]
     return Turn(person_of(query.from_user), visitor, repo, clock, state, out)
-
-
-def pressed(key: type[Key]) -> Callable[[CallbackQuery], bool]:
-    """A router filter: the press carries a key of this kind (whether or not it unpacks: the
-    core unpacks it, and answers a forged one as a stale button)."""
-
-    def matches(query: CallbackQuery) -> bool:
-        return query.data is not None and key.matches(query.data)
-
-    return matches
