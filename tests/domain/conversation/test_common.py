@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Any
+
 from domain.conversation import common, enrolment
 from domain.conversation.common import LanguageKey, member_and_org
 from domain.conversation.enrolment import CONSENT, MEMBER_ID, NAME, ConsentKey
-from domain.conversation.io import Ask, Said, Text
+from domain.conversation.io import Ask, Text
 from domain.conversation.turn import Visitor
 from storage.models import Account
 from storage.repo import Repo
+from tests.domain.conversation.enrolling import one
 from tests.domain.conversation.world import World, load_visitor
 
 STRANGER, MEMBER, MANAGER = 501, 502, 600
 STALE = "This button has expired. Send /checkin to start again."
-
-
-def one(said: list[Said]) -> Said:
-    assert len(said) == 1, said
-    return said[0]
 
 
 async def enrolled(world: World) -> None:
@@ -71,7 +70,7 @@ async def test_cancel_leaves_each_step_of_enrolment(world: World) -> None:
     await world.org()
     code = await world.invite()
     press = ConsentKey(accept=True, code=code).pack()
-    steps = [
+    steps: list[tuple[str, list[tuple[Callable[..., Awaitable[Any]], object]]]] = [
         (CONSENT, []),
         (MEMBER_ID, [(enrolment.on_consent, press)]),
         (NAME, [(enrolment.on_consent, press), (enrolment.on_member_id, Text("2024001"))]),

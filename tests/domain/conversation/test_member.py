@@ -7,10 +7,11 @@ from datetime import date, timedelta
 from typing import Any
 
 from domain.conversation import member
-from domain.conversation.io import Ask, Said
+from domain.conversation.io import Ask
 from domain.conversation.member import StartCheckInKey
 from storage.models import AuditEntry
 from storage.repo import Repo, Submission
+from tests.domain.conversation.enrolling import one
 from tests.domain.conversation.world import World
 
 STRANGER, ZHANG, LI = 500, 501, 502
@@ -21,11 +22,6 @@ ANSWERS: dict[str, Any] = {
     "symptoms": ["cough"],
     "exposure": {"yes": False, "detail": None},
 }
-
-
-def one(said: list[Said]) -> Said:
-    assert len(said) == 1, said
-    return said[0]
 
 
 async def school(world: World, *, enrolled_days_ago: int = 3) -> None:
