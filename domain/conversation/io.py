@@ -85,6 +85,7 @@ class Ask(Enum):
     LOCATION = "location"
     PHOTO = "photo"
     MENU = "menu"  # the member's standing menu (check in / today / history)
+    CLEAR = "clear"  # take away a picker or menu the channel still shows
 
 
 class Out(Protocol):

@@ -1,4 +1,6 @@
-"""Commands for everybody (/help, /language, /cancel), the command menu, errors and fallbacks."""
+"""Commands for everybody (/help, /language, /cancel) and the fallbacks, routed to
+`domain.conversation.common`; what is Telegram's own stays here: the command menus (installed,
+and kept in step with each person's roles and language) and the error handler."""
 
 from __future__ import annotations
 
@@ -15,20 +17,20 @@ from aiogram.types import (
     BotCommandScopeChat,
     CallbackQuery,
     ErrorEvent,
-    InlineKeyboardButton,
-    InlineKeyboardMarkup,
     Message,
-    ReplyKeyboardRemove,
     TelegramObject,
 )
 
 from domain.clock import Clock
+from domain.conversation import common
+from domain.conversation.common import member_and_org
 from domain.conversation.turn import Visitor
 from domain.i18n import LOCALE_OF, Translator, _
 from domain.i18n import current as translator
 from handlers.telegram.i18n import language_from_telegram
-from handlers.telegram.keyboards import LanguageCb, menu_keyboard
-from storage.models import TELEGRAM, Member, Organisation
+from handlers.telegram.keyboards import LanguageCb
+from handlers.telegram.out import message_turn, press_turn
+from storage.models import Member, Organisation
 from storage.repo import Repo
 
 log = logging.getLogger(__name__)
@@ -38,15 +40,9 @@ fallback_router = Router(name="fallback")
 
 
 async def enrolment(repo: Repo, visitor: Visitor | None) -> tuple[Member, Organisation] | None:
-    """The enrolment used for checking in and its organisation (prefetched with the visitor
-    when it can be); None when the sender is not enrolled."""
-    if visitor is None or visitor.member is None:
-        return None
-    member = visitor.member
-    org = visitor.org
-    if org is None or org.id != member.org_id:
-        org = await repo.orgs.get(org_id=member.org_id)
-    return member, org
+    """The enrolment used for checking in and its organisation, for handlers.telegram.checkin
+    (`domain.conversation.common.member_and_org`)."""
+    return None if visitor is None else await member_and_org(repo, visitor)
 
 
 def member_commands() -> list[BotCommand]:
@@ -126,125 +122,66 @@ class CommandMenu(BaseMiddleware):
         return await handler(event, data)
 
 
-def help_text(visitor: Visitor | None) -> str:
-    lines = [
-        _("<b>Daka daily check-in</b>"),
-        "",
-        _("/checkin — check in for today (or change today's answers)"),
-        _("/today — what I reported today"),
-        _("/history — my last 14 days"),
-        _("/mydata — everything stored about you, and who can read it"),
-        _("/language — 中文 / English"),
-        _("/cancel — stop the current step"),
-    ]
-    if visitor is not None and visitor.roles:
-        lines += [
-            "",
-            _("/summary [date] — figures of your scope, unit by unit"),
-            _("/missing [date] — who has not checked in, with a nudge button"),
-            _("/abnormal [date] — abnormal check-ins"),
-            _("/member ID — one member's last 14 days"),
-            _("/export [csv] [date | from to] — a spreadsheet of your scope"),
-            _("/where [date] — where your scope checked in from"),
-            _("/trend [days] — a chart of the reporting rate and abnormal count"),
-            _("/excuse ID FROM TO REASON — excuse a member (leave, sick)"),
-            _("/roster — upload a roster file for your scope"),
-            _("/schedule — reminder times, cutoff and report time of your scope"),
-        ]
-    if visitor is None or not (visitor.members or visitor.roles):
-        lines += ["", _("You are not enrolled yet: open the invite link you were given.")]
-    return "\n".join(lines)
-
-
 @commands_router.message(Command("help"), StateFilter(None))
-async def on_help(message: Message, visitor: Visitor | None = None) -> None:
-    await message.answer(help_text(visitor))
+async def on_help(
+    message: Message, state: FSMContext, repo: Repo, clock: Clock, visitor: Visitor
+) -> None:
+    await common.on_help(
+        message_turn(message, state=state, repo=repo, clock=clock, visitor=visitor)
+    )
 
 
 @commands_router.message(Command("cancel"))
-async def on_cancel(message: Message, state: FSMContext, visitor: Visitor | None = None) -> None:
-    if await state.get_state() is None:
-        await message.answer(_("There is nothing to cancel."))
-        return
-    await state.clear()
-    enrolled = visitor is not None and visitor.member is not None
-    await message.answer(
-        _("Cancelled. Nothing was recorded."),
-        reply_markup=menu_keyboard() if enrolled else ReplyKeyboardRemove(),
+async def on_cancel(
+    message: Message, state: FSMContext, repo: Repo, clock: Clock, visitor: Visitor
+) -> None:
+    await common.on_cancel(
+        message_turn(message, state=state, repo=repo, clock=clock, visitor=visitor)
     )
 
 
 @commands_router.message(Command("language"), StateFilter(None))
-async def on_language(message: Message) -> None:
-    await message.answer(
-        _("Choose your language:"),
-        reply_markup=InlineKeyboardMarkup(
-            inline_keyboard=[
-                [
-                    InlineKeyboardButton(
-                        text="中文", callback_data=LanguageCb(language="zh").pack()
-                    ),
-                    InlineKeyboardButton(
-                        text="English", callback_data=LanguageCb(language="en").pack()
-                    ),
-                ]
-            ]
-        ),
+async def on_language(
+    message: Message, state: FSMContext, repo: Repo, clock: Clock, visitor: Visitor
+) -> None:
+    await common.on_language(
+        message_turn(message, state=state, repo=repo, clock=clock, visitor=visitor)
     )
 
 
 @commands_router.callback_query(LanguageCb.filter())
 async def on_language_chosen(
-    query: CallbackQuery,
-    callback_data: LanguageCb,
-    repo: Repo,
-    clock: Clock,
-    i18n: Translator,
-    visitor: Visitor | None = None,
+    query: CallbackQuery, state: FSMContext, repo: Repo, clock: Clock, visitor: Visitor
 ) -> None:
-    if callback_data.language not in LOCALE_OF:
-        await query.answer(_("This button has expired."))
-        return
-    account = await repo.accounts.ensure(
-        channel=TELEGRAM, external_id=str(query.from_user.id), now=clock.now()
-    )
-    account.language = callback_data.language
-    await repo.session.flush()
-    with i18n.use_locale(LOCALE_OF[callback_data.language]):
-        await query.answer()
-        enrolled = visitor is not None and visitor.member is not None
-        if isinstance(query.message, Message):
-            await query.message.edit_text(_("Language set to English."))
-        await query.bot.send_message(  # type: ignore[union-attr]
-            query.from_user.id,
-            help_text(visitor),
-            reply_markup=menu_keyboard() if enrolled else None,
-        )
+    turn = press_turn(query, state=state, repo=repo, clock=clock, visitor=visitor)
+    await common.on_language_chosen(turn, query.data or "")
 
 
 @fallback_router.callback_query()
-async def on_stale_button(query: CallbackQuery) -> None:
+async def on_stale_button(
+    query: CallbackQuery, state: FSMContext, repo: Repo, clock: Clock, visitor: Visitor
+) -> None:
     """A press that no handler claimed: an old message's button, or forged data."""
-    await query.answer(
-        _("This button has expired. Send /checkin to start again."), show_alert=True
+    await common.on_stale_press(
+        press_turn(query, state=state, repo=repo, clock=clock, visitor=visitor)
     )
 
 
 @fallback_router.message(F.text.startswith("/"))
-async def on_unknown_command(message: Message) -> None:
-    await message.answer(_("I don't know that command. Send /help to see what I can do."))
+async def on_unknown_command(
+    message: Message, state: FSMContext, repo: Repo, clock: Clock, visitor: Visitor
+) -> None:
+    await common.on_unknown_command(
+        message_turn(message, state=state, repo=repo, clock=clock, visitor=visitor)
+    )
 
 
 @fallback_router.message()
-async def on_anything_else(message: Message, visitor: Visitor | None = None) -> None:
-    if visitor is None or visitor.member is None:
-        await message.answer(
-            _("Hello! To start, open the invite link from your counselor or village cadre.")
-        )
-        return
-    await message.answer(
-        _("Send /checkin to check in, or /help to see what I can do."),
-        reply_markup=menu_keyboard(),
+async def on_anything_else(
+    message: Message, state: FSMContext, repo: Repo, clock: Clock, visitor: Visitor
+) -> None:
+    await common.on_anything_else(
+        message_turn(message, state=state, repo=repo, clock=clock, visitor=visitor)
     )
 
 

@@ -14,6 +14,9 @@ from storage.scope import MAX_ROW_ID
 
 
 class ConsentCb(CallbackData, prefix="consent"):
+    """Routes presses of `domain.conversation.enrolment.ConsentKey` (the same fields, so the
+    same wire format); the core unpacks the key itself."""
+
     accept: bool
     code: str
 
@@ -33,6 +36,8 @@ class SummaryCb(CallbackData, prefix="sum"):
 
 
 class LanguageCb(CallbackData, prefix="lang"):
+    """Routes presses of `domain.conversation.common.LanguageKey` (the same wire format)."""
+
     language: str
 
 

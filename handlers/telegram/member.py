@@ -1,212 +1,47 @@
-"""A member's own data: /today and /history (only ever their own rows)."""
+"""A member's own data on Telegram: /today, /history (also the menu's buttons) and /mydata,
+routed to `domain.conversation.member`."""
 
 from __future__ import annotations
 
-import html
-import json
-from datetime import date, timedelta
-from typing import Any
-
-from aiogram import Bot, F, Router
+from aiogram import F, Router
 from aiogram.filters import Command, StateFilter
-from aiogram.types import BufferedInputFile, InlineKeyboardButton, InlineKeyboardMarkup, Message
+from aiogram.fsm.context import FSMContext
+from aiogram.types import Message
 
-from domain import forms
-from domain.checkin import GEOFENCE_REASON
-from domain.clock import Clock, local_day, zone
+from domain.clock import Clock
+from domain.conversation import member
 from domain.conversation.turn import Visitor
-from domain.i18n import _, current_language
-from handlers.telegram.common import enrolment
-from handlers.telegram.keyboards import HISTORY_BUTTON, TODAY_BUTTON, StartCheckInCb, menu_keyboard
-from storage.models import Member, Organisation
+from handlers.telegram.keyboards import HISTORY_BUTTON, TODAY_BUTTON
+from handlers.telegram.out import message_turn
 from storage.repo import Repo
-from storage.schedules import ScheduleRepo
 
 router = Router(name="member")
-
-HISTORY_DAYS = 14
-
-
-def checkin_now_keyboard() -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup(
-        inline_keyboard=[
-            [
-                InlineKeyboardButton(
-                    text=_("✅ Check in now"), callback_data=StartCheckInCb().pack()
-                )
-            ]
-        ]
-    )
-
-
-async def member_today(
-    message: Message, repo: Repo, clock: Clock, visitor: Visitor
-) -> tuple[Member, Organisation, date] | None:
-    """The sender's enrolment, organisation and local day; None after telling a stranger."""
-    found = await enrolment(repo, visitor)
-    if found is None:
-        await message.answer(_("You are not enrolled yet. Please open your invite link first."))
-        return None
-    member, org = found
-    return member, org, local_day(clock.now(), org.timezone)
 
 
 @router.message(Command("today"), StateFilter(None))
 @router.message(F.text == TODAY_BUTTON, StateFilter(None))
-async def on_today(message: Message, repo: Repo, clock: Clock, visitor: Visitor) -> None:
-    found = await member_today(message, repo, clock, visitor)
-    if found is None:
-        return
-    member, org, today = found
-    assert member.id is not None
-    checkin = await repo.checkins.for_day(member_id=member.id, local_day=today)
-    if checkin is None:
-        await message.answer(
-            _("You have not checked in today ({day}) yet.").format(day=today.isoformat()),
-            reply_markup=checkin_now_keyboard(),
-        )
-        return
-    form = forms.load_form(checkin.form)
-    lang = current_language()
-    at = checkin.submitted_at.astimezone(zone(org.timezone)).strftime("%H:%M")
-    lines = [_("<b>Today ({day})</b>: checked in at {time}.").format(day=today, time=at)]
-    for q in form.questions:
-        mark = " ⚠️" if q.id in checkin.reasons else ""
-        value = html.escape(forms.format_answer(q, checkin.answers.get(q.id), lang))
-        lines.append(f"• {html.escape(q.label(lang))}: {value}{mark}")
-    if checkin.province or checkin.city:
-        place = " ".join(dict.fromkeys(p for p in (checkin.province, checkin.city) if p))
-        lines.append(_("• Place: {place}").format(place=html.escape(place)))
-    if GEOFENCE_REASON in checkin.reasons:
-        lines.append(_("⚠️ This location is outside your organisation's area."))
-    if checkin.version > 1:
-        lines.append(_("(updated {n} times)").format(n=checkin.version - 1))
-    await message.answer("\n".join(lines), reply_markup=menu_keyboard())
+async def on_today(
+    message: Message, state: FSMContext, repo: Repo, clock: Clock, visitor: Visitor
+) -> None:
+    await member.on_today(
+        message_turn(message, state=state, repo=repo, clock=clock, visitor=visitor)
+    )
 
 
 @router.message(Command("history"), StateFilter(None))
 @router.message(F.text == HISTORY_BUTTON, StateFilter(None))
-async def on_history(message: Message, repo: Repo, clock: Clock, visitor: Visitor) -> None:
-    found = await member_today(message, repo, clock, visitor)
-    if found is None:
-        return
-    member, org, today = found
-    assert member.id is not None
-    since = today - timedelta(days=HISTORY_DAYS - 1)
-    if member.enrolled_at is not None:
-        since = max(since, local_day(member.enrolled_at, org.timezone))
-    rows = {
-        c.local_day: c
-        for c in await repo.checkins.history(member_id=member.id, since=since, until=today)
-    }
-    lang = current_language()
-    lines = [_("<b>Your last {n} days</b>").format(n=HISTORY_DAYS)]
-    day = today
-    while day >= since:
-        checkin = rows.get(day)
-        if checkin is None:
-            status = _("not checked in") if day < today else _("not yet")
-            lines.append(f"❌ {day.isoformat()} {status}")
-        elif checkin.abnormal:
-            form = forms.load_form(checkin.form)
-            labels = [
-                form.question(r).label(lang) if r != GEOFENCE_REASON else _("location")
-                for r in checkin.reasons
-                if r == GEOFENCE_REASON or r in {q.id for q in form.questions}
-            ]
-            what = html.escape(("、" if lang == "zh" else ", ").join(labels))
-            lines.append(f"⚠️ {day.isoformat()} " + _("abnormal ({what})").format(what=what))
-        else:
-            lines.append(f"✅ {day.isoformat()} " + _("normal"))
-        day -= timedelta(days=1)
-    await message.answer("\n".join(lines), reply_markup=menu_keyboard())
+async def on_history(
+    message: Message, state: FSMContext, repo: Repo, clock: Clock, visitor: Visitor
+) -> None:
+    await member.on_history(
+        message_turn(message, state=state, repo=repo, clock=clock, visitor=visitor)
+    )
 
 
 @router.message(Command("mydata"), StateFilter(None))
 async def on_mydata(
-    message: Message, bot: Bot, repo: Repo, clock: Clock, visitor: Visitor
+    message: Message, state: FSMContext, repo: Repo, clock: Clock, visitor: Visitor
 ) -> None:
-    """Everything stored about the member (PIPL's right of access), and who may read it."""
-    stored = await personal_data(repo, visitor)
-    readers: list[str] = []
-    for member in visitor.members:
-        org = await repo.orgs.get(org_id=member.org_id)
-        grants = await ScheduleRepo(repo.session).managers_of_unit(
-            org_id=member.org_id, unit_id=member.unit_id
-        )
-        for grant in grants:
-            if grant.unit_id is None:
-                readers.append(_("administrators of {org}").format(org=html.escape(org.name)))
-            else:
-                unit = await repo.units.get(unit_id=grant.unit_id)
-                readers.append(_("managers of {unit}").format(unit=html.escape(unit.name_path)))
-        await repo.audit.log(
-            org_id=member.org_id,
-            actor=str(visitor.telegram_id),
-            action="mydata",
-            subject=member.external_id,
-            now=clock.now(),
-        )
-    payload = json.dumps(stored, ensure_ascii=False, indent=2, default=str).encode("utf-8")
-    await bot.send_document(
-        message.chat.id,
-        BufferedInputFile(payload, filename="daka-mydata.json"),
-        caption=_("Everything Daka stores about you."),
+    await member.on_mydata(
+        message_turn(message, state=state, repo=repo, clock=clock, visitor=visitor)
     )
-    who = "\n".join(f"• {r}" for r in dict.fromkeys(readers)) or _("Nobody but you.")
-    await message.answer(_("<b>Who can read your check-ins</b>\n{who}").format(who=who))
-
-
-async def personal_data(repo: Repo, visitor: Visitor) -> dict[str, Any]:
-    account = visitor.account
-    data: dict[str, Any] = {
-        "telegram_id": visitor.telegram_id,
-        "language": account.language if account else None,
-        "enrolments": [],
-        "consents": [],
-    }
-    for member in visitor.members:
-        assert member.id is not None
-        org = await repo.orgs.get(org_id=member.org_id)
-        unit = await repo.units.get(unit_id=member.unit_id)
-        checkins = await repo.checkins.history(
-            member_id=member.id, since=date(1970, 1, 1), until=date(9999, 12, 31)
-        )
-        data["enrolments"].append(
-            {
-                "organisation": org.name,
-                "unit": unit.name_path,
-                "member_id": member.external_id,
-                "name": member.name,
-                "enrolled_at": member.enrolled_at,
-                "check_ins": [
-                    {
-                        "day": c.local_day,
-                        "submitted_at": c.submitted_at,
-                        "version": c.version,
-                        "latitude": c.latitude,
-                        "longitude": c.longitude,
-                        "accuracy_m": c.accuracy_m,
-                        "place": [c.country, c.province, c.city],
-                        "outside_geofence": c.outside_geofence,
-                        "abnormal": c.abnormal,
-                        "reasons": c.reasons,
-                        "answers": c.answers,
-                    }
-                    for c in checkins
-                ],
-            }
-        )
-        consent = await repo.accounts.consent(
-            account_id=visitor.account_id or 0, org_id=org.id or 0
-        )
-        if consent is not None:
-            data["consents"].append(
-                {
-                    "organisation": org.name,
-                    "version": consent.version,
-                    "accepted": consent.accepted,
-                    "at": consent.at,
-                }
-            )
-    return data

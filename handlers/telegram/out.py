@@ -15,6 +15,7 @@ from aiogram.types import (
     KeyboardButton,
     Message,
     ReplyKeyboardMarkup,
+    ReplyKeyboardRemove,
     User,
 )
 
@@ -28,7 +29,7 @@ from storage.repo import Repo
 
 CHANNEL = "telegram"
 
-Markup = InlineKeyboardMarkup | ReplyKeyboardMarkup | None
+Markup = InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove | None
 
 
 def inline_keyboard(options: Options) -> InlineKeyboardMarkup | None:
@@ -53,11 +54,13 @@ def location_keyboard() -> ReplyKeyboardMarkup:
 
 def markup_of(options: Options, ask: Ask | None) -> Markup:
     """A Telegram message has one keyboard: a reply keyboard for a picker (location) or the
-    member menu, otherwise the options inline."""
+    member menu, its removal, otherwise the options inline."""
     if ask is Ask.LOCATION:
         return location_keyboard()
     if ask is Ask.MENU:
         return menu_keyboard()
+    if ask is Ask.CLEAR:
+        return ReplyKeyboardRemove()
     return inline_keyboard(options)
 
 

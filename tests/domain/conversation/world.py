@@ -1,0 +1,197 @@
+"""A world for tests of the conversation core: a real SQLite database (migrated once per test
+process, copied per test), a hand-moved clock, and people whose turns run as the Telegram
+adapter runs them (one session and one commit per turn, the visitor loaded afresh, the
+language chosen as `handlers.telegram.i18n` chooses it), without any channel or HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlmodel import SQLModel, select
+
+from domain.clock import FixedClock
+from domain.conversation.io import CollectingOut, MemoryState, Person, Said
+from domain.conversation.turn import Turn, Visitor
+from domain.i18n import DEFAULT_LANGUAGE, LOCALE_OF, create_translator
+from storage.db import SessionFactory, create_engine, create_session_factory
+from storage.migrate import upgrade
+from storage.models import Member, Organisation
+from storage.repo import Repo, RosterRow
+
+ROSTER = [
+    ("College/Class 1", "2024001", "Zhang San"),
+    ("College/Class 1", "2024002", "Li Si"),
+    ("College/Class 2", "2024003", "Wang Wu"),
+    ("Arts/Class A", "A100", "Alice Smith"),
+]
+
+T = TypeVar("T")
+M = TypeVar("M", bound=SQLModel)
+
+
+async def migrated_copy(template: Path, target: Path) -> str:
+    """The URL of a migrated SQLite file at `target`, copied from `template` (made once)."""
+    if not await asyncio.to_thread(template.exists):
+        building = template.with_suffix(".building")
+        engine = create_engine(f"sqlite+aiosqlite:///{building}")
+        await upgrade(engine)
+        await engine.dispose()
+        await asyncio.to_thread(building.rename, template)
+    await asyncio.to_thread(shutil.copyfile, template, target)
+    return f"sqlite+aiosqlite:///{target}"
+
+
+@dataclass
+class World:
+    clock: FixedClock
+    sessions: SessionFactory
+    states: dict[int, MemoryState] = field(default_factory=dict)
+    org_ids: dict[str, int] = field(default_factory=dict)
+    languages: dict[int, str | None] = field(default_factory=dict)
+
+    async def org(
+        self,
+        slug: str = "school",
+        *,
+        name: str = "First School",
+        language: str = "en",
+        form: str = "health",
+        roster: list[tuple[str, str, str]] | None = None,
+    ) -> Organisation:
+        async with self.sessions() as session:
+            repo = Repo(session)
+            org = await repo.orgs.create(
+                slug=slug,
+                name=name,
+                timezone="Asia/Shanghai",
+                language=language,
+                form=form,
+                now=self.clock.now(),
+            )
+            assert org.id is not None
+            rows = [
+                RosterRow(line=i, unit=u, member_id=m, name=n)
+                for i, (u, m, n) in enumerate(roster or ROSTER, start=2)
+            ]
+            await repo.members.import_roster(org_id=org.id, rows=rows)
+            await session.commit()
+        self.org_ids[slug] = org.id
+        return org
+
+    async def invite(
+        self,
+        slug: str = "school",
+        *,
+        role: str = "member",
+        unit: str | None = None,
+        days: int = 7,
+        uses: int | None = None,
+    ) -> str:
+        async with self.sessions() as session:
+            repo = Repo(session)
+            org_id = self.org_ids[slug]
+            unit_id = None
+            if unit:
+                unit_id = (await repo.units.require(org_id=org_id, name_path=unit)).id
+            invite = await repo.invites.create(
+                org_id=org_id,
+                unit_id=unit_id,
+                role=role,
+                expires_at=self.clock.now() + timedelta(days=days),
+                max_uses=uses,
+                now=self.clock.now(),
+            )
+            await session.commit()
+            return invite.code
+
+    async def member(self, external_id: str, slug: str = "school") -> Member:
+        async with self.sessions() as session:
+            member = await Repo(session).members.by_external(
+                org_id=self.org_ids[slug], external_id=external_id
+            )
+            assert member is not None
+            return member
+
+    async def rows(self, model: type[M]) -> list[M]:
+        async with self.sessions() as session:
+            return list((await session.exec(select(model))).all())
+
+    async def using(self, work: Callable[[Repo], Awaitable[T]]) -> T:
+        """Something done straight in the database (seeding), committed."""
+        async with self.sessions() as session:
+            result = await work(Repo(session))
+            await session.commit()
+            return result
+
+    def speaks(self, telegram_id: int, language: str | None) -> None:
+        """The language `telegram_id`'s channel gives ("en" unless told; None: one we do not
+        speak)."""
+        self.languages[telegram_id] = language
+
+    def state(self, telegram_id: int) -> MemoryState:
+        return self.states.setdefault(telegram_id, MemoryState())
+
+    async def turn(
+        self, telegram_id: int, handler: Callable[..., Awaitable[Any]], *args: Any
+    ) -> list[Said]:
+        """`handler(turn, *args)` as one update of `telegram_id`: everything said."""
+        said, _result = await self.run(telegram_id, handler, *args)
+        return said
+
+    async def run(
+        self, telegram_id: int, handler: Callable[..., Awaitable[T]], *args: Any
+    ) -> tuple[list[Said], T]:
+        """`handler(turn, *args)` as one update; everything said, and what the handler
+        returned."""
+        out = CollectingOut()
+        language = self.languages.setdefault(telegram_id, "en")
+        person = Person("telegram", str(telegram_id), language)
+        i18n = create_translator()
+        async with self.sessions() as session:
+            repo = Repo(session)
+            visitor = await load_visitor(repo, telegram_id)
+            turn = Turn(person, visitor, repo, self.clock, self.state(telegram_id), out)
+            with i18n.context(), i18n.use_locale(locale_of(visitor, language)):
+                result = await handler(turn, *args)
+            await session.commit()
+        return out.said, result
+
+
+def locale_of(visitor: Visitor, hint: str | None) -> str:
+    """As handlers.telegram.i18n: the account's choice, the channel's hint, the
+    organisation's language."""
+    language = visitor.account.language if visitor.account is not None else None
+    language = language or hint or visitor.org_language or DEFAULT_LANGUAGE
+    return LOCALE_OF.get(language, LOCALE_OF[DEFAULT_LANGUAGE])
+
+
+async def load_visitor(repo: Repo, telegram_id: int) -> Visitor:
+    """As handlers.telegram.middlewares.load_visitors, for one person."""
+    visitor = Visitor(telegram_id=telegram_id, account=None)
+    visitor.account = await repo.accounts.get(telegram_id=telegram_id)
+    for member, org in await repo.members.enrolments(telegram_ids=[telegram_id]):
+        visitor.members.append(member)
+        visitor.org = visitor.org or org
+        visitor.orgs.setdefault(member.org_id, org)
+    for grant, org in await repo.roles.active_many(telegram_ids=[telegram_id]):
+        visitor.roles.append(grant)
+        visitor.org = visitor.org or org
+        visitor.orgs.setdefault(grant.org_id, org)
+    return visitor
+
+
+@contextlib.asynccontextmanager
+async def open_world(clock: FixedClock, template: Path, directory: Path) -> AsyncIterator[World]:
+    url = await migrated_copy(template, directory / "daka.db")
+    engine = create_engine(url)
+    try:
+        yield World(clock=clock, sessions=create_session_factory(engine))
+    finally:
+        await engine.dispose()
