@@ -61,6 +61,14 @@ class Inspection(ServerState):
         chat = self._chats.get(chat_id)
         return list(chat.outputs) if chat else []
 
+    def user_messages(self, chat_id: int) -> list[JSON]:
+        """What users sent in ``chat_id`` (as delivered to the bot), less what the bot deleted."""
+        chat = self._chats.get(chat_id)
+        if chat is None:
+            return []
+        gone = chat.deleted_user_messages
+        return [m for mid, m in chat.user_messages.items() if mid not in gone]
+
     def callback_answers_for(self, chat_id: int) -> list[CallbackAnswer]:
         """The answers to this chat's button presses, in order."""
         chat = self._chats.get(chat_id)
