@@ -17,6 +17,7 @@ from pydantic import SecretStr
 from bot.cli.common import UserError
 from bot.config import Settings
 from bot.demo.school import SLUG, Sample, sample, seed
+from bot.demo.warmup import warm_up
 from bot.demo.webchat import WebChat
 from bot.localapi import LocalBotAPI
 from domain.clock import Clock, SystemClock
@@ -46,11 +47,13 @@ class Demo:
         data: Path | None = None,
         language: str = "zh",
         clock: Clock | None = None,
+        classmates: bool = True,
     ) -> None:
         self.host = host
         self.port = port
         self.data = data
         self.clock = clock or SystemClock()
+        self.classmates = classmates  # two students check in as the demo starts
         self.sample: Sample = sample(language)
         self.server = LocalBotAPI(
             TOKEN, 4242, BOT_USERNAME, bot_first_name="Daka (demo)", require_known_chats=True
@@ -82,8 +85,10 @@ class Demo:
                 bot_username=self.server.bot_username,
                 _env_file=None,
             )
-            await seed(self.sample, self.settings, self.clock, self.folder)
+            new = await seed(self.sample, self.settings, self.clock, self.folder)
             await self._start_bot()
+            if new and self.classmates:
+                await warm_up(self.server, self.sample.invites["member"], self.sample.classmates)
         except BaseException:
             await self.stop()
             raise

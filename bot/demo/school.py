@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.config import Settings
+from bot.demo.warmup import Classmate
 from domain.clock import Clock
 from domain.enrolment import invite_problem
 from storage.db import SessionFactory, create_engine, create_session_factory
@@ -53,6 +54,7 @@ class Sample:
     personas: tuple[Persona, ...]
     places: tuple[Place, ...]
     grade: str  # the unit the grade head manages
+    classmates: tuple[Classmate, ...]  # who has checked in before the person arrives
     invites: dict[str, str] = field(default_factory=dict)  # role -> code, once seeded
 
 
@@ -88,7 +90,14 @@ def sample(language: str) -> Sample:
             Place("Shanghai (outside the area)", 31.2304, 121.4737),
         )
         return Sample(
-            "Riverside Middle School (demo)", "en", (one, two), roster, personas, places, grade
+            "Riverside Middle School (demo)",
+            "en",
+            (one, two),
+            roster,
+            personas,
+            places,
+            grade,
+            _classmates(roster, places),
         )
     grade, one, two = "初一年级", "初一年级/一班", "初一年级/二班"
     roster = (
@@ -111,7 +120,36 @@ def sample(language: str) -> Sample:
         Place("家（2 公里外）", 39.9470, 116.4020),
         Place("上海（区域外）", 31.2304, 121.4737),
     )
-    return Sample("第一中学（演示）", "zh", (one, two), roster, personas, places, grade)
+    return Sample(
+        "第一中学（演示）",
+        "zh",
+        (one, two),
+        roster,
+        personas,
+        places,
+        grade,
+        _classmates(roster, places),
+    )
+
+
+def _classmates(
+    roster: tuple[tuple[str, str, str], ...], places: tuple[Place, ...]
+) -> tuple[Classmate, ...]:
+    """The third student of each class: one well at home, one with a fever far away."""
+    home, far = places[1], places[2]
+    return (
+        Classmate(
+            1003, roster[2][1], roster[2][2], (home.latitude, home.longitude), "36.5", ("none",)
+        ),
+        Classmate(
+            1005,
+            roster[4][1],
+            roster[4][2],
+            (far.latitude, far.longitude),
+            "37.8",
+            ("fever", "cough"),
+        ),
+    )
 
 
 def _student(telegram_id: int, row: tuple[str, str, str], role: str, lang: str) -> Persona:
@@ -119,10 +157,10 @@ def _student(telegram_id: int, row: tuple[str, str, str], role: str, lang: str) 
     return Persona(telegram_id, name, role, lang, "member", (member_id, name))
 
 
-async def seed(sample: Sample, settings: Settings, clock: Clock, folder: Path) -> None:
+async def seed(sample: Sample, settings: Settings, clock: Clock, folder: Path) -> bool:
     """Create the school with `daka` commands unless the database has it already (a reused
     ``--data`` folder), and a member and a manager invite unless usable ones are left; fill
-    ``sample.invites`` with their codes."""
+    ``sample.invites`` with their codes. True when the school is new."""
     engine = create_engine(settings.database_url)
     try:
         await upgrade(engine)
@@ -156,6 +194,7 @@ async def seed(sample: Sample, settings: Settings, clock: Clock, folder: Path) -
             sample.invites[role] = code
     finally:
         await engine.dispose()
+    return existing is None
 
 
 async def _usable_invite(sessions: SessionFactory, clock: Clock, role: str) -> str | None:

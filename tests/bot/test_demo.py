@@ -117,7 +117,9 @@ async def test_a_student_enrols_through_the_demo_invite_and_the_summary_counts_t
         member_id, name = student["suggestions"]
 
         head = Chat(http, demo.url, GRADE_HEAD)
-        before = reported(await head.answer("已报", await head.send("/summary")))
+        first = await head.answer("已报", await head.send("/summary"))
+        before = reported(first)
+        assert before == 2 and "异常 1" in first["text"]  # the two classmates of the warm-up
 
         me = Chat(http, demo.url, STUDENT)
         invited = await me.send(f"/start {student['invite']}")
