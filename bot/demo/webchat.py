@@ -40,6 +40,8 @@ STATIC = {
     "chat.css": "text/css",
 }
 
+LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
 Remind = Callable[[], Awaitable[str]]
 
 
@@ -53,7 +55,7 @@ class WebChat:
         self.personas = {p.telegram_id: p for p in sample.personas}
 
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=MAX_UPLOAD)
+        app = web.Application(client_max_size=MAX_UPLOAD, middlewares=[same_site_only])
         app.router.add_get("/", self.page)
         app.router.add_get("/static/{name}", self.static)
         app.router.add_get("/api/demo", self.demo)
@@ -234,6 +236,21 @@ class WebChat:
         if persona is None:
             raise web.HTTPNotFound()
         return self.server.user(telegram_id, persona.name, persona.language_code)
+
+
+@web.middleware
+async def same_site_only(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Only this machine's own page may drive the chat: another site open in the same browser
+    may not post to it (its Origin differs), nor a name rebound to 127.0.0.1 (its Host)."""
+    host = request.host.rsplit(":", 1)[0].strip("[]")
+    if host not in LOCAL_HOSTS:
+        raise web.HTTPForbidden(text="the demo answers only on this machine's own address")
+    origin = request.headers.get("Origin")
+    if origin is not None and origin != f"{request.scheme}://{request.host}":
+        raise web.HTTPForbidden(text="the demo's API is for its own page")
+    return await handler(request)
 
 
 def _bot_message(m: SentMessage) -> JSON:

@@ -112,6 +112,11 @@ async def test_a_student_enrols_through_the_demo_invite_and_the_summary_counts_t
             assert page.status == 200 and "chat.js" in await page.text()
         async with http.get(f"{demo.url}api/demo") as r:
             world = await r.json()
+        foreign = {"Origin": "http://elsewhere.example"}
+        async with http.post(f"{demo.url}api/remind", headers=foreign) as r:
+            assert r.status == 403  # another site open in the same browser
+        async with http.get(f"{demo.url}api/demo", headers={"Host": "rebound.example"}) as r:
+            assert r.status == 403  # a name rebound to 127.0.0.1
         student = next(p for p in world["personas"] if p["id"] == STUDENT)
         assert student["invite"] == demo.sample.invites["member"]
         member_id, name = student["suggestions"]
