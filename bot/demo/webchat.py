@@ -26,9 +26,11 @@ from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any
 
+from aiogram.utils.i18n import gettext as _
 from aiohttp import web
 
 from bot.demo.school import Sample
+from bot.i18n import LOCALE_OF, create_i18n
 from bot.localapi import FakeUser, LocalBotAPI, SentMessage
 
 JSON = dict[str, Any]
@@ -53,6 +55,9 @@ class WebChat:
         self.sample = sample
         self.remind = remind
         self.personas = {p.telegram_id: p for p in sample.personas}
+        i18n = create_i18n()
+        with i18n.context(), i18n.use_locale(LOCALE_OF[sample.language]):
+            self.labels = page_labels()
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_UPLOAD, middlewares=[same_site_only])
@@ -101,6 +106,7 @@ class WebChat:
         ]
         return web.json_response(
             {
+                "labels": self.labels,
                 "school": self.sample.name,
                 "language": self.sample.language,
                 "bot": bot,
@@ -236,6 +242,32 @@ class WebChat:
         if persona is None:
             raise web.HTTPNotFound()
         return self.server.user(telegram_id, persona.name, persona.language_code)
+
+
+def page_labels() -> dict[str, str]:
+    """The page's own words, in the current language (from the catalogs, like the bot's)."""
+    return {
+        "title": _("Daka demo"),
+        "subtitle": _("The real bot, on a local Bot API: nothing leaves this machine. Bot:"),
+        "remind": _("⏰ Run a reminder round now"),
+        "remind_title": _("Send a reminder round now to everyone who has not checked in"),
+        "playing": _("Playing"),
+        "invite": _("🔗 Open my invite link"),
+        "send_this": _("Send this"),
+        "latitude": _("latitude"),
+        "longitude": _("longitude"),
+        "send_location": _("Send location"),
+        "close": _("Close"),
+        "commands": _("Commands"),
+        "message": _("Message"),
+        "share_location": _("Share a location"),
+        "attach": _("Send a photo or a file"),
+        "send": _("Send"),
+        "empty": _("No messages yet. Open the invite link above, or send a command."),
+        "edited": _("edited"),
+        "pick_place": _("Enter a latitude and a longitude, or pick a place."),
+        "failed": _("The demo did not start:"),
+    }
 
 
 @web.middleware

@@ -4,6 +4,23 @@
 
 let demo = null;
 
+function label(key, fallback) {
+  return (demo && demo.labels && demo.labels[key]) || fallback;
+}
+
+// The page's own words come from the bot's catalogs, in the demo's language (/api/demo).
+function applyLabels(root) {
+  for (const node of root.querySelectorAll("[data-l]")) {
+    node.textContent = label(node.dataset.l, node.textContent);
+  }
+  for (const node of root.querySelectorAll("[data-l-placeholder]")) {
+    node.placeholder = label(node.dataset.lPlaceholder, node.placeholder);
+  }
+  for (const node of root.querySelectorAll("[data-l-title]")) {
+    node.title = label(node.dataset.lTitle, node.title);
+  }
+}
+
 async function call(path, options = {}) {
   const response = await fetch(path, options);
   const body = await response.json().catch(() => ({}));
@@ -94,6 +111,7 @@ class Pane {
   constructor(root, personaId) {
     this.root = root;
     root.append(document.getElementById("pane-template").content.cloneNode(true));
+    applyLabels(root);
     this.q = (selector) => root.querySelector(selector);
     this.log = this.q(".log");
     this.version = "";
@@ -126,7 +144,7 @@ class Pane {
       const lat = parseFloat(this.q(".lat").value);
       const lon = parseFloat(this.q(".lon").value);
       if (Number.isNaN(lat) || Number.isNaN(lon)) {
-        toast("Enter a latitude and a longitude, or pick a place.");
+        toast(label("pick_place", "Enter a latitude and a longitude, or pick a place."));
         return;
       }
       this.sendLocation(lat, lon);
@@ -172,7 +190,7 @@ class Pane {
     const chips = this.q(".chips");
     chips.replaceChildren();
     if (persona.invite) {
-      const chip = element("button", "chip invite", "🔗 Open my invite link");
+      const chip = element("button", "chip invite", label("invite", "🔗 Open my invite link"));
       chip.type = "button";
       chip.title = `https://t.me/${demo.bot}?start=${persona.invite}`;
       chip.addEventListener("click", () => this.send(`/start ${persona.invite}`));
@@ -181,7 +199,7 @@ class Pane {
     for (const text of persona.suggestions) {
       const chip = element("button", "chip", text);
       chip.type = "button";
-      chip.title = "Send this";
+      chip.title = label("send_this", "Send this");
       chip.addEventListener("click", () => this.send(text));
       chips.append(chip);
     }
@@ -250,8 +268,8 @@ class Pane {
     const atBottom = this.log.scrollHeight - this.log.scrollTop - this.log.clientHeight < 60;
     this.log.replaceChildren();
     if (!state.messages.length) {
-      this.log.append(element("div", "empty",
-        "No messages yet. Open the invite link above, or send a command."));
+      const empty = "No messages yet. Open the invite link above, or send a command.";
+      this.log.append(element("div", "empty", label("empty", empty)));
     }
     for (const message of state.messages) {
       this.log.append(this.renderMessage(message));
@@ -289,7 +307,7 @@ class Pane {
       if (message.text) box.append(document.createElement("br"));
     }
     if (message.text) box.append(renderText(message.text, message.entities));
-    if (message.edited) box.append(element("div", "meta", "edited"));
+    if (message.edited) box.append(element("div", "meta", label("edited", "edited")));
     return box;
   }
 
@@ -351,9 +369,11 @@ class Pane {
 
 async function main() {
   demo = await call("/api/demo");
+  document.documentElement.lang = demo.language === "zh" ? "zh-Hans" : "en";
+  applyLabels(document);
   document.getElementById("school").textContent = demo.school;
   document.getElementById("bot").textContent = `@${demo.bot}`;
-  document.title = `Daka demo — ${demo.school}`;
+  document.title = `${label("title", "Daka demo")} — ${demo.school}`;
   const member = demo.personas[0];
   const manager = demo.personas.find((p) => !p.invite) || demo.personas[1];
   const panes = document.querySelectorAll(".pane");
@@ -371,4 +391,4 @@ async function main() {
   });
 }
 
-main().catch((error) => toast(`The demo did not start: ${error.message}`));
+main().catch((error) => toast(`${label("failed", "The demo did not start:")} ${error.message}`));
