@@ -8,9 +8,13 @@ import logging
 import os
 import signal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.cli.common import Command, Subparsers, UsageError
 from domain.clock import Clock
+
+if TYPE_CHECKING:
+    from bot.demo.runner import Demo
 
 
 def add_parsers(sub: Subparsers) -> None:
@@ -48,13 +52,21 @@ async def _serve(args: argparse.Namespace, clock: Clock) -> None:
     from bot.demo.runner import Demo, PortInUse
 
     demo = Demo(port=args.port, data=args.data, language=args.language, clock=clock)
+    root = logging.getLogger()
+    level = root.level
+    if "LOG_LEVEL" not in os.environ:
+        root.setLevel(logging.WARNING)  # the web chat is the output here, not every update
     try:
-        await demo.start()
+        await _run(demo, args)
     except PortInUse as exc:
         raise UsageError(f"demo: {exc}; choose another with --port") from None
+    finally:
+        root.setLevel(level)
+
+
+async def _run(demo: Demo, args: argparse.Namespace) -> None:
+    await demo.start()
     try:
-        if "LOG_LEVEL" not in os.environ:
-            logging.getLogger().setLevel(logging.WARNING)  # the chat is the output here
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, demo.request_stop)

@@ -14,7 +14,7 @@ from pathlib import Path
 from aiohttp import web
 from pydantic import SecretStr
 
-from bot.cli.common import UserError
+from bot.cli.common import UsageError, UserError
 from bot.config import Settings
 from bot.demo.school import SLUG, Sample, sample, seed
 from bot.demo.warmup import warm_up
@@ -86,6 +86,8 @@ class Demo:
                 _env_file=None,
             )
             new = await seed(self.sample, self.settings, self.clock, self.folder)
+            if not new:
+                await self._continue_update_ids()
             await self._start_bot()
             if new and self.classmates:
                 await warm_up(self.server, self.sample.invites["member"], self.sample.classmates)
@@ -140,6 +142,18 @@ class Demo:
         finally:
             await engine.dispose()
 
+    async def _continue_update_ids(self) -> None:
+        """A reused ``--data`` folder's bot resumes after the updates it handled last time."""
+        assert self.settings is not None
+        engine = create_engine(self.settings.database_url)
+        try:
+            async with create_session_factory(engine)() as session:
+                offset = await Repo(session).journal.next_offset()
+        finally:
+            await engine.dispose()
+        if offset is not None:
+            self.server.continue_update_ids(offset - 1)
+
     def _folder(self) -> Path:
         if self.data is None:
             self._temporary = True
@@ -147,7 +161,7 @@ class Demo:
         try:
             self.data.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise UserError(f"--data {self.data}: {exc.strerror}") from None
+            raise UsageError(f"demo: --data {self.data}: {exc.strerror}") from None
         return self.data
 
     async def _serve_web_chat(self) -> None:

@@ -94,6 +94,11 @@ class UpdateQueue(ServerState):
         self._notify()
         return update_id
 
+    def continue_update_ids(self, after: int) -> None:
+        """Number the next updates after ``after``: Telegram keeps counting across a bot's
+        restarts, and a bot that resumes from a stored offset skips anything numbered below."""
+        self._next_update_id = max(self._next_update_id, after + 1)
+
     @property
     def polling(self) -> bool:
         """True while a getUpdates long poll is parked waiting for updates."""

@@ -183,3 +183,23 @@ def test_demo_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert exited.value.code == 0
     out = capsys.readouterr().out
     assert "--port" in out and "--data" in out and "web chat" in out
+
+
+async def test_a_reused_data_folder_keeps_the_school_and_the_bot_hears_the_next_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: the bot resumes after the updates it handled last time, so the second run's
+    local Bot API must number its updates after them (or the bot skips them, unanswered)."""
+    monkeypatch.setattr("bot.app.settle_heap", lambda: None)
+    for run in (1, 2):
+        demo = Demo(port=0, data=tmp_path / "demo", language="zh")
+        await demo.start()
+        try:
+            async with aiohttp.ClientSession() as http:
+                head = Chat(http, demo.url, GRADE_HEAD)
+                summary = await head.answer("已报", await head.send("/summary"))
+                assert reported(summary) == 2, f"run {run}: {summary['text']}"
+        finally:
+            await demo.stop()
+        assert demo.server.internal_errors == []
+    assert (tmp_path / "demo" / "daka.db").exists()
