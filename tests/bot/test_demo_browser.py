@@ -165,3 +165,15 @@ async def test_a_student_and_the_grade_head_use_the_demo_in_a_browser(
     await expect(page.locator("#toast")).to_be_hidden()
     target = os.environ.get("DAKA_DEMO_SCREENSHOT")
     await page.screenshot(path=target or str(tmp_path / "demo.png"))
+
+
+def test_without_chromium_it_skips_saying_why_but_fails_on_ci(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(f"{__name__}.CHROMIUM", tmp_path / "no-chromium")
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match=r"Chromium at .*no-chromium"):
+        needs_a_browser()
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI must have them"):
+        needs_a_browser()
