@@ -358,9 +358,14 @@ def settle_heap() -> None:
 
 
 async def run_polling(
-    settings: Settings, *, clock: Clock | None = None, metrics_port: int | None = None
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    metrics_port: int | None = None,
+    stop: asyncio.Event | None = None,
 ) -> None:
-    """`daka run`: migrations, then journaled long polling until SIGINT/SIGTERM."""
+    """`daka run`: migrations, then journaled long polling until SIGINT/SIGTERM (or until
+    `stop` is set, for a caller that owns the signals: `daka demo`)."""
     clock = clock or SystemClock()
     bot = create_bot(settings)
     engine = create_engine(settings.database_url)
@@ -368,7 +373,7 @@ async def run_polling(
         me = await bot.me()  # Telegram answers and takes the token, before any migration (cached:
         # the line that sends groups to the private chat names the bot)
         await prepare_database(engine)
-        await _poll(bot, engine, me.username, settings, clock, metrics_port)
+        await _poll(bot, engine, me.username, settings, clock, metrics_port, stop)
     finally:
         await bot.session.close()
         await engine.dispose()
@@ -381,6 +386,7 @@ async def _poll(
     settings: Settings,
     clock: Clock,
     metrics_port: int | None,
+    stop: asyncio.Event | None = None,
 ) -> None:
     """The dispatcher, the scheduler and the poller on a bot and a database that are ready."""
     import signal
@@ -394,9 +400,14 @@ async def _poll(
 
     await install_commands(bot)
     poller = JournaledPolling(bot=bot, dp=dp, sessions=sessions, clock=clock)
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, poller.stop)
+    watcher: asyncio.Task[Any] | None = None
+    if stop is None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, poller.stop)
+    else:
+        watcher = asyncio.create_task(stop.wait())
+        watcher.add_done_callback(lambda _: poller.stop())
     from scheduler.jobs import SchedulerService
 
     service = SchedulerService(
@@ -413,6 +424,8 @@ async def _poll(
         finally:
             await service.stop(scheduler, sending)
     finally:
+        if watcher is not None:
+            watcher.cancel()
         if ops is not None:
             await ops.cleanup()
         await dp.emit_shutdown(bot=bot)

@@ -11,8 +11,8 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from bot.cli import invite, org, reports, roles, roster, run, schedule
-from bot.cli.common import EXIT_SETTING, Command, DakaParser, UserError
+from bot.cli import demo, invite, org, reports, roles, roster, run, schedule
+from bot.cli.common import EXIT_SETTING, Command, DakaParser, UsageError, UserError
 from bot.config import SettingError, Settings, load_settings
 from bot.logs import configure_logging, secrets_of
 from domain.clock import Clock, SystemClock
@@ -20,7 +20,7 @@ from storage.db import create_engine, create_session_factory
 from storage.migrate import pending, upgrade
 from storage.repo import Conflict, NotFound, Repo
 
-GROUPS = (run, org, roster, invite, schedule, roles, reports)
+GROUPS = (run, demo, org, roster, invite, schedule, roles, reports)
 COMMANDS: dict[tuple[str, str | None], Command] = {
     key: command for group in GROUPS for key, command in group.COMMANDS.items()
 }
@@ -77,13 +77,18 @@ def main(argv: Sequence[str] | None = None, *, clock: Clock | None = None) -> in
         logging.getLogger("alembic").setLevel(logging.WARNING)  # keep admin output to the point
     clock = clock or SystemClock()
     try:
-        if args.command in run.SERVICES:
+        if args.command == "demo":
+            demo.serve(args, clock)
+        elif args.command in run.SERVICES:
             with run.telegram_errors(settings):
                 run.serve(args, settings, clock)
         else:
             asyncio.run(run_command(args, settings, clock))
     except SettingError as exc:
         print(f"daka: setting {exc}", file=sys.stderr)
+        return EXIT_SETTING
+    except UsageError as exc:
+        print(f"daka: {exc}", file=sys.stderr)
         return EXIT_SETTING
     except (UserError, NotFound, Conflict) as exc:
         print(f"daka: {exc}", file=sys.stderr)

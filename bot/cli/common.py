@@ -30,6 +30,10 @@ class UserError(Exception):
     """A mistake in what the admin asked for; printed as one line, exit code 1."""
 
 
+class UsageError(UserError):
+    """An argument the command cannot run with (a port in use): one line, exit code 2."""
+
+
 class DefaultsShown(argparse.HelpFormatter):
     """`--help` says what an option is when it is left out (unless that is nothing, or a flag)."""
 

@@ -22,6 +22,7 @@ from storage.repo import Repo
 from storage.schedules import OutboxRepo, ScheduleRepo
 
 SERVICES = frozenset({"run", "webhook", "scheduler"})
+SETTLE_S = 10.0  # how long `remind` waits for letters another sender is sending
 
 
 def add_parsers(sub: Subparsers) -> None:
@@ -107,39 +108,53 @@ def serve(args: argparse.Namespace, settings: Settings, clock: Clock) -> None:
 async def cmd_remind(
     args: argparse.Namespace, repo: Repo, settings: Settings, clock: Clock
 ) -> None:
+    print(await remind_now(repo, settings, clock, slug=args.slug, unit=args.unit, slot=args.slot))
+
+
+async def remind_now(
+    repo: Repo,
+    settings: Settings,
+    clock: Clock,
+    *,
+    slug: str,
+    unit: str | None = None,
+    slot: str | None = None,
+) -> str:
+    """One reminder round now, sent (`daka remind`, and the demo's button); returns the line
+    that says what became of it. Commits the round's letters before sending them."""
     from bot.app import create_bot, create_couriers
     from domain.i18n import create_translator
     from scheduler.rounds import Rounds
     from scheduler.sender import Sender
     from storage.schedules import plan
 
-    org = await repo.orgs.require(slug=args.slug)
-    unit = await repo.units.require(org_id=org.id or 0, name_path=args.unit) if args.unit else None
+    org = await repo.orgs.require(slug=slug)
+    under = await repo.units.require(org_id=org.id or 0, name_path=unit) if unit else None
     settings.require_token("to send reminders")
     now = clock.now()
     day = local_day(now, org.timezone)
-    if args.slot:
+    if slot:
         try:
-            slot = f"remind@{parse_time(args.slot):%H:%M}"
+            round_slot = f"remind@{parse_time(slot):%H:%M}"
         except ScheduleError as exc:
             raise UserError(str(exc)) from None
     else:
-        slot = f"manual@{now.astimezone(zone(org.timezone)):%H:%M:%S}"
-    scope = f"unit:{unit.id}" if unit else "org"
+        round_slot = f"manual@{now.astimezone(zone(org.timezone)):%H:%M:%S}"
+    scope = f"unit:{under.id}" if under else "org"
     schedules = ScheduleRepo(repo.session)
     if not await schedules.claim_slot(
-        org_id=org.id or 0, scope=scope, day=day, slot=slot, now=now
+        org_id=org.id or 0, scope=scope, day=day, slot=round_slot, now=now
     ):
-        raise UserError(f"the {slot} round of {day} has already run")
+        raise UserError(f"the {round_slot} round of {day} has already run")
     org_plan = await plan(repo.session, org)
     sessions = create_session_factory_for(repo)
     rounds = Rounds(sessions, clock, create_translator())
     unit_ids = (
-        [u.id or 0 for u in org_plan.units if u.path.startswith(unit.path)]
-        if unit
+        [u.id or 0 for u in org_plan.units if u.path.startswith(under.path)]
+        if under
         else [u.id or 0 for u in org_plan.units]
     )
-    letters = await rounds.reminders(repo.session, org_plan, unit_ids, day, slot)
+    letters = await rounds.reminders(repo.session, org_plan, unit_ids, day, round_slot)
     await OutboxRepo(repo.session).enqueue(letters, now=now)
     await repo.session.commit()
     bot = create_bot(settings)
@@ -148,12 +163,20 @@ async def cmd_remind(
         await sender.drain()
     finally:
         await bot.session.close()
-    stats = await OutboxRepo(repo.session).stats(
-        org_id=org.id or 0, day=day, kind="remind", slot=slot
-    )
-    print(
-        f"{org.slug} {day} {slot}: due {stats.due}, sent {stats.sent}, skipped {stats.skipped}, "
-        f"failed {stats.failed}, unreachable {stats.blocked}"
+    # A running bot's own sender may have taken some of the letters: wait for it a little.
+    deadline = asyncio.get_running_loop().time() + SETTLE_S
+    while True:
+        await repo.session.commit()  # a fresh read (SQLite reads from where a transaction began)
+        stats = await OutboxRepo(repo.session).stats(
+            org_id=org.id or 0, day=day, kind="remind", slot=round_slot
+        )
+        if not stats.pending or asyncio.get_running_loop().time() >= deadline:
+            break
+        await asyncio.sleep(0.1)
+    sending = f", still sending {stats.pending}" if stats.pending else ""
+    return (
+        f"{org.slug} {day} {round_slot}: due {stats.due}, sent {stats.sent}, "
+        f"skipped {stats.skipped}, failed {stats.failed}, unreachable {stats.blocked}{sending}"
     )
 
 

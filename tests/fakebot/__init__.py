@@ -1,12 +1,20 @@
-"""A fake Telegram Bot API (real aiohttp HTTP server) plus simulated users.
+"""The tests' fake Telegram Bot API: the product's own local Bot API (:mod:`bot.localapi`),
+under the names the tests have always imported (one implementation, not two)."""
 
-See :mod:`tests.fakebot.server` for the server and :mod:`tests.fakebot.users` for users.
-"""
-
-from .models import Call, CallbackAnswer, SentMessage, UploadedFile, WebhookDelivery
-from .server import ApiError, FailureRule, FakeBotAPI, Hold
-from .tghtml import EntityParseError, parse_html
-from .users import FakeUser
+from bot.localapi import (
+    ApiError,
+    Call,
+    CallbackAnswer,
+    EntityParseError,
+    FailureRule,
+    FakeBotAPI,
+    FakeUser,
+    Hold,
+    SentMessage,
+    UploadedFile,
+    WebhookDelivery,
+    parse_html,
+)
 
 __all__ = [
     "ApiError",

@@ -8,9 +8,9 @@ from typing import Any
 
 from aiogram.types import Update
 
+from bot.localapi.tghtml import utf16_len
 from handlers.telegram.middlewares import GROUP_ANONYMOUS_BOT
 from tests.fakebot import FakeBotAPI, FakeUser
-from tests.fakebot.tghtml import utf16_len
 
 JSON = dict[str, Any]
 

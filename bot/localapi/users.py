@@ -1,4 +1,8 @@
-"""Simulated Telegram users that push realistic updates into a :class:`FakeBotAPI`."""
+"""Simulated Telegram users: they push the updates a real client would into a
+:class:`~bot.localapi.server.LocalBotAPI`, and read the bot's replies back.
+
+Tests drive them directly; the web chat of ``daka demo`` drives them for a person.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,11 @@ import itertools
 import mimetypes
 from typing import TYPE_CHECKING, Any
 
-from .models import JSON, CallbackAnswer, SentMessage
+from .records import JSON, CallbackAnswer, SentMessage
 from .tghtml import utf16_len
 
 if TYPE_CHECKING:
-    from .server import FakeBotAPI
+    from .server import LocalBotAPI
 
 __all__ = ["FakeUser"]
 
@@ -28,7 +32,7 @@ class FakeUser:
 
     def __init__(
         self,
-        server: FakeBotAPI,
+        server: LocalBotAPI,
         user_id: int,
         first_name: str = "Test",
         language_code: str | None = "zh-hans",

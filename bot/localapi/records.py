@@ -1,4 +1,5 @@
-"""Plain data records produced by :class:`tests.fakebot.FakeBotAPI`."""
+"""Plain data records the local Bot API keeps: calls, sent messages, uploads, callback
+answers and webhook deliveries, as tests (and the demo's web chat) read them."""
 
 from __future__ import annotations
 
@@ -65,7 +66,7 @@ class WebhookDelivery(NamedTuple):
 
     ``status`` is the HTTP status the target answered, or None when no HTTP answer came
     (connection refused, timeout, a target the fake refuses to reach); the reason is in
-    :attr:`FakeBotAPI.webhook_last_error_message`.
+    :attr:`LocalBotAPI.webhook_last_error_message`.
     """
 
     update_id: int
