@@ -4,12 +4,17 @@ policy (`errors`)."""
 
 from __future__ import annotations
 
-from aiogram import Router
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # aiogram is imported by the modules, after bot/ set up its lazy models
+    from aiogram import Router
 
 
 def build_router() -> Router:
     """One root router: enrolment first, then the check-in form, member commands, the managers'
     (each behind the gate of handlers.telegram.gate), fallbacks."""
+    from aiogram import Router
+
     from handlers.telegram import admin, checkin, common, enrol, gate, manage, member, trend, views
 
     children = (
