@@ -10,10 +10,10 @@ from domain.conversation.common import LanguageKey, member_and_org
 from domain.conversation.enrolment import CONSENT, MEMBER_ID, NAME, ConsentKey
 from domain.conversation.io import Ask, Text
 from domain.conversation.turn import Visitor
-from storage.models import Account
+from storage.models import TELEGRAM, Account
 from storage.repo import Repo
 from tests.domain.conversation.enrolling import one
-from tests.domain.conversation.world import World, load_visitor
+from tests.domain.conversation.world import World, load_visitor, telegram_account
 
 STRANGER, MEMBER, MANAGER = 501, 502, 600
 STALE = "This button has expired. Send /checkin to start again."
@@ -28,11 +28,14 @@ async def enrolled(world: World) -> None:
             org_id=world.org_ids["school"], external_id="2024002"
         )
         assert member is not None
-        await repo.members.bind(member=member, telegram_id=MEMBER, now=world.clock.now())
+        now = world.clock.now()
+        await repo.members.bind(
+            member=member, account_id=await telegram_account(repo, MEMBER, now), now=now
+        )
         college = await repo.units.require(org_id=world.org_ids["school"], name_path="College")
         await repo.roles.grant(
             org_id=world.org_ids["school"],
-            telegram_id=MANAGER,
+            account_id=await telegram_account(repo, MANAGER, now),
             unit_id=college.id,
             role="manager",
             now=world.clock.now(),
@@ -84,7 +87,7 @@ async def test_cancel_leaves_each_step_of_enrolment(world: World) -> None:
         assert said.text == "Cancelled. Nothing was recorded."
         assert said.ask is Ask.CLEAR  # a newcomer has no menu; any picker goes
         assert world.state(STRANGER).state is None and world.state(STRANGER).data == {}
-    assert (await world.member("2024001")).telegram_id is None
+    assert (await world.member("2024001")).account_id is None
 
 
 async def test_cancel_gives_a_member_the_menu_back(world: World) -> None:
@@ -107,8 +110,11 @@ async def test_a_language_is_chosen_and_kept(world: World) -> None:
     assert (ack.how, ack.text) == ("notice", "")
     assert (done.how, done.text) == ("replace", "已切换为中文。")
     assert help_text.how == "say" and "打卡" in help_text.text and help_text.ask is Ask.MENU
-    [account] = await world.rows(Account)
-    assert (account.telegram_id, account.language) == (MEMBER, "zh")
+    accounts = {a.id: a.language for a in await world.rows(Account)}
+    assert accounts == {  # MEMBER's and MANAGER's: choosing a language made no other
+        await world.account_id_of(MEMBER): "zh",
+        await world.account_id_of(MANAGER): None,
+    }
     later = one(await world.turn(MEMBER, common.on_unknown_command))
     assert "/help" in later.text and "command" not in later.text  # in Chinese from now on
 
@@ -146,7 +152,8 @@ async def test_unknown_commands_and_chatter_point_the_way(world: World) -> None:
 
 async def test_the_enrolment_used_for_checking_in(world: World) -> None:
     await enrolled(world)
-    assert await world.using(lambda repo: member_and_org(repo, Visitor(STRANGER, None))) is None
+    nobody = Visitor(channel=TELEGRAM, external_id=str(STRANGER), account=None)
+    assert await world.using(lambda repo: member_and_org(repo, nobody)) is None
 
     async def found(repo: Repo) -> tuple[str, str] | None:
         visitor = await load_visitor(repo, MEMBER)

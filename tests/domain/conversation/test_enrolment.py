@@ -63,9 +63,10 @@ async def test_a_newcomer_enrols_with_an_invite(world: World) -> None:
     assert world.state(STRANGER).state is None and world.state(STRANGER).data == {}
 
     member = await world.member("2024001")
-    assert member.telegram_id == STRANGER and member.enrolled_at == world.clock.now()
+    stranger = await world.account_id_of(STRANGER)
+    assert member.account_id == stranger and member.enrolled_at == world.clock.now()
     [consent] = await world.rows(Consent)
-    assert (consent.telegram_id, consent.accepted, consent.version) == (STRANGER, True, 1)
+    assert (consent.account_id, consent.accepted, consent.version) == (stranger, True, 1)
     assert [a.outcome for a in await world.rows(EnrolAttempt)] == ["enrolled"]
     [invite] = await world.using(lambda repo: repo.invites.of_org(org_id=member.org_id))
     assert invite.uses == 1
@@ -112,8 +113,9 @@ async def test_declining_consent_stores_nothing_but_the_refusal(world: World) ->
     assert [s.how for s in said] == ["notice", "replace", "say"]
     assert "Nothing about you has been stored" in said[2].text
     assert world.state(STRANGER).state is None
-    assert [(c.telegram_id, c.accepted) for c in await world.rows(Consent)] == [(STRANGER, False)]
-    assert (await world.member("2024001")).telegram_id is None
+    stranger = await world.account_id_of(STRANGER)
+    assert [(c.account_id, c.accepted) for c in await world.rows(Consent)] == [(stranger, False)]
+    assert (await world.member("2024001")).account_id is None
 
 
 async def test_a_manager_invite_grants_the_role_over_its_unit(world: World) -> None:
@@ -132,8 +134,8 @@ async def test_a_manager_invite_grants_the_role_over_its_unit(world: World) -> N
             org_id=world.org_ids["school"], name_path="College/Class 1"
         )
     )
-    grants = [(g.telegram_id, g.role, g.unit_id) for g in await world.rows(RoleGrant)]
-    assert grants == [(600, "manager", unit.id)]
+    grants = [(g.account_id, g.role, g.unit_id) for g in await world.rows(RoleGrant)]
+    assert grants == [(await world.account_id_of(600), "manager", unit.id)]
     [audit] = await world.rows(AuditEntry)
     assert (audit.action, audit.subject) == ("role.grant.manager", "College/Class 1")
     assert audit.detail == f"invite {code[:6]}…"
@@ -197,8 +199,8 @@ async def test_the_organisations_language_when_the_channel_gives_none_we_speak(
     world.speaks(OTHER, "en")
     english = await consent_notice(world, OTHER, code)
     assert "What we collect" in english.text
-    accounts = {a.telegram_id: a.language for a in await world.rows(Account)}
-    assert accounts[OTHER] is None  # their channel's language will do
+    accounts = {a.id: a.language for a in await world.rows(Account)}
+    assert accounts[await world.account_id_of(OTHER)] is None  # their channel's will do
 
 
 async def test_forged_and_stale_consent_presses(world: World) -> None:

@@ -8,7 +8,7 @@ from datetime import timedelta
 from domain.conversation import enrolment
 from domain.conversation.enrolment import MEMBER_ID, NAME
 from domain.conversation.io import Text
-from storage.models import Account, AuditEntry, Consent, EnrolAttempt
+from storage.models import TELEGRAM, Account, AuditEntry, Consent, EnrolAttempt
 from storage.repo import Repo
 from tests.domain.conversation.enrolling import accept, consent_notice, enrol, one
 from tests.domain.conversation.world import World
@@ -67,14 +67,16 @@ async def test_a_lock_that_starts_mid_conversation_stops_the_name(world: World) 
     await world.turn(STRANGER, enrolment.on_member_id, Text("2024001"))
 
     async def lock(repo: Repo) -> None:
-        account = await repo.accounts.ensure(telegram_id=STRANGER, now=world.clock.now())
+        account = await repo.accounts.ensure(
+            channel=TELEGRAM, external_id=str(STRANGER), now=world.clock.now()
+        )
         account.locked_until = world.clock.now() + timedelta(minutes=10)
 
     await world.using(lock)
     locked = one(await world.turn(STRANGER, enrolment.on_name, Text("Zhang San")))
     assert "09:10" in locked.text
     assert world.state(STRANGER).state is None
-    assert (await world.member("2024001")).telegram_id is None
+    assert (await world.member("2024001")).account_id is None
 
 
 async def test_an_id_bound_to_another_account_is_refused_and_recorded(world: World) -> None:
@@ -84,9 +86,10 @@ async def test_an_id_bound_to_another_account_is_refused_and_recorded(world: Wor
     refusal = await enrol(world, STRANGER, "2024001", "Zhang San", code)
     assert "already linked to another Telegram account" in refusal.text
     assert world.state(STRANGER).state is None
-    assert (await world.member("2024001")).telegram_id == OTHER
-    attempts = [(a.telegram_id, a.outcome) for a in await world.rows(EnrolAttempt)]
-    assert attempts == [(OTHER, "enrolled"), (STRANGER, "taken")]
+    other, stranger = await world.account_id_of(OTHER), await world.account_id_of(STRANGER)
+    assert (await world.member("2024001")).account_id == other
+    attempts = [(a.account_id, a.outcome) for a in await world.rows(EnrolAttempt)]
+    assert attempts == [(other, "enrolled"), (stranger, "taken")]
     [audit] = await world.rows(AuditEntry)
     assert (audit.action, audit.actor, audit.subject) == (
         "enrol.refused.taken",
@@ -100,7 +103,7 @@ async def test_an_invite_for_one_class_does_not_enrol_another_class(world: World
     code = await world.invite(unit="College/Class 1")
     refusal = await enrol(world, STRANGER, "2024003", "Wang Wu", code)  # Class 2
     assert "do not match" in refusal.text
-    assert (await world.member("2024003")).telegram_id is None
+    assert (await world.member("2024003")).account_id is None
     welcome = await enrol(world, OTHER, "2024002", "Li Si", code)
     assert "Welcome" in welcome.text
 
@@ -115,7 +118,7 @@ async def test_an_invite_used_up_while_the_name_was_awaited(world: World) -> Non
     late = one(await world.turn(STRANGER, enrolment.on_name, Text("Zhang San")))
     assert "as many times as allowed" in late.text
     assert world.state(STRANGER).state is None
-    assert (await world.member("2024001")).telegram_id is None
+    assert (await world.member("2024001")).account_id is None
 
 
 async def test_an_invite_that_expires_mid_conversation_ends_it(world: World) -> None:

@@ -12,7 +12,7 @@ from domain.conversation.member import StartCheckInKey
 from storage.models import AuditEntry
 from storage.repo import Repo, Submission
 from tests.domain.conversation.enrolling import one
-from tests.domain.conversation.world import World
+from tests.domain.conversation.world import World, telegram_account
 
 STRANGER, ZHANG, LI = 500, 501, 502
 TODAY = date(2026, 11, 28)  # the world's clock: 09:00 in Shanghai
@@ -35,7 +35,8 @@ async def school(world: World, *, enrolled_days_ago: int = 3) -> None:
                 org_id=world.org_ids["school"], external_id=external_id
             )
             assert row is not None
-            await repo.members.bind(member=row, telegram_id=telegram_id, now=since)
+            account_id = await telegram_account(repo, telegram_id, since)
+            await repo.members.bind(member=row, account_id=account_id, now=since)
 
     await world.using(bind)
 
@@ -189,22 +190,29 @@ async def test_mydata_sends_everything_stored_and_who_can_read_it(world: World) 
 
     async def seed(repo: Repo) -> None:
         org_id, now = world.org_ids["school"], world.clock.now()
-        await repo.accounts.ensure(telegram_id=ZHANG, now=now)
         await repo.accounts.record_consent(
-            telegram_id=ZHANG, org_id=org_id, version=1, accepted=True, now=now
+            account_id=await telegram_account(repo, ZHANG, now),
+            org_id=org_id,
+            version=1,
+            accepted=True,
+            now=now,
         )
         for telegram_id, path in ((700, "College/Class 1"), (701, "College"), (702, None)):
             unit = await repo.units.require(org_id=org_id, name_path=path) if path else None
             await repo.roles.grant(
                 org_id=org_id,
-                telegram_id=telegram_id,
+                account_id=await telegram_account(repo, telegram_id, now),
                 unit_id=unit.id if unit else None,
                 role="manager" if unit else "admin",
                 now=now,
             )
         other = await repo.units.require(org_id=org_id, name_path="College/Class 2")
         await repo.roles.grant(
-            org_id=org_id, telegram_id=703, unit_id=other.id, role="manager", now=now
+            org_id=org_id,
+            account_id=await telegram_account(repo, 703, now),
+            unit_id=other.id,
+            role="manager",
+            now=now,
         )
 
     await world.using(seed)
@@ -213,7 +221,8 @@ async def test_mydata_sends_everything_stored_and_who_can_read_it(world: World) 
     assert document.text == "Everything Daka stores about you."
     assert document.data is not None
     data = json.loads(document.data.decode("utf-8"))
-    assert data["telegram_id"] == ZHANG and data["language"] is None
+    assert data["identities"] == [{"channel": "telegram", "id": str(ZHANG)}]
+    assert "telegram_id" not in data and data["language"] is None
     [enrolment] = data["enrolments"]
     assert (enrolment["organisation"], enrolment["unit"]) == ("First School", "College/Class 1")
     assert (enrolment["member_id"], enrolment["name"]) == ("2024001", "Zhang San")
@@ -243,7 +252,7 @@ async def test_mydata_of_someone_enrolled_nowhere(world: World) -> None:
     assert document.data is not None
     data = json.loads(document.data)
     assert data == {
-        "telegram_id": STRANGER,
+        "identities": [{"channel": "telegram", "id": str(STRANGER)}],
         "language": None,
         "enrolments": [],
         "consents": [],
@@ -259,10 +268,13 @@ async def test_mydata_covers_every_enrolment(world: World) -> None:
     async def bind(repo: Repo) -> None:
         row = await repo.members.by_external(org_id=world.org_ids["village"], external_id="V001")
         assert row is not None
-        await repo.members.bind(member=row, telegram_id=ZHANG, now=world.clock.now())
+        now = world.clock.now()
+        await repo.members.bind(
+            member=row, account_id=await telegram_account(repo, ZHANG, now), now=now
+        )
         await repo.roles.grant(
             org_id=world.org_ids["village"],
-            telegram_id=900,
+            account_id=await telegram_account(repo, 900, now),
             unit_id=None,
             role="admin",
             now=world.clock.now(),

@@ -10,7 +10,7 @@ import contextlib
 import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -18,11 +18,11 @@ from sqlmodel import SQLModel, select
 
 from domain.clock import FixedClock
 from domain.conversation.io import CollectingOut, MemoryState, Person, Said
-from domain.conversation.turn import Turn, Visitor
+from domain.conversation.turn import Turn, Visitor, load_visitors
 from domain.i18n import DEFAULT_LANGUAGE, LOCALE_OF, create_translator
 from storage.db import SessionFactory, create_engine, create_session_factory
 from storage.migrate import upgrade
-from storage.models import Member, Organisation
+from storage.models import TELEGRAM, Account, Member, Organisation
 from storage.repo import Repo, RosterRow
 
 ROSTER = [
@@ -119,6 +119,22 @@ class World:
             assert member is not None
             return member
 
+    async def account_of(self, telegram_id: int) -> Account:
+        """The account of Telegram user `telegram_id` (which must have one), found through
+        its identity."""
+        async with self.sessions() as session:
+            accounts = await Repo(session).accounts.by_identities(
+                channel=TELEGRAM, external_ids=[str(telegram_id)]
+            )
+        assert str(telegram_id) in accounts, f"no account of Telegram user {telegram_id}"
+        return accounts[str(telegram_id)]
+
+    async def account_id_of(self, telegram_id: int) -> int:
+        """The id of the account of Telegram user `telegram_id` (which must have one)."""
+        account_id = (await self.account_of(telegram_id)).id
+        assert account_id is not None
+        return account_id
+
     async def rows(self, model: type[M]) -> list[M]:
         async with self.sessions() as session:
             return list((await session.exec(select(model))).all())
@@ -152,7 +168,7 @@ class World:
         returned."""
         out = CollectingOut()
         language = self.languages.setdefault(telegram_id, "en")
-        person = Person("telegram", str(telegram_id), language)
+        person = Person(TELEGRAM, str(telegram_id), language)
         i18n = create_translator()
         async with self.sessions() as session:
             repo = Repo(session)
@@ -173,18 +189,18 @@ def locale_of(visitor: Visitor, hint: str | None) -> str:
 
 
 async def load_visitor(repo: Repo, telegram_id: int) -> Visitor:
-    """As handlers.telegram.middlewares.load_visitors, for one person."""
-    visitor = Visitor(telegram_id=telegram_id, account=None)
-    visitor.account = await repo.accounts.get(telegram_id=telegram_id)
-    for member, org in await repo.members.enrolments(telegram_ids=[telegram_id]):
-        visitor.members.append(member)
-        visitor.org = visitor.org or org
-        visitor.orgs.setdefault(member.org_id, org)
-    for grant, org in await repo.roles.active_many(telegram_ids=[telegram_id]):
-        visitor.roles.append(grant)
-        visitor.org = visitor.org or org
-        visitor.orgs.setdefault(grant.org_id, org)
-    return visitor
+    """As handlers.telegram.middlewares.load_visitors, for one Telegram user."""
+    external_id = str(telegram_id)
+    visitors = await load_visitors(repo, channel=TELEGRAM, external_ids=[external_id])
+    return visitors[external_id]
+
+
+async def telegram_account(repo: Repo, telegram_id: int, now: datetime) -> int:
+    """The id of the account of Telegram user `telegram_id`, made (with its identity) if new:
+    for seeding enrolments, roles and consents."""
+    account = await repo.accounts.ensure(channel=TELEGRAM, external_id=str(telegram_id), now=now)
+    assert account.id is not None
+    return account.id
 
 
 @contextlib.asynccontextmanager
