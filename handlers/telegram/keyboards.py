@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
-
-from aiogram.filters.callback_data import CallbackData
+from aiogram.filters.callback_data import CallbackData, CallbackQueryFilter
 from aiogram.types import KeyboardButton, ReplyKeyboardMarkup
-from pydantic import Field
 
+from domain.conversation.keys import Key
+from domain.conversation.manager_keys import (
+    MANAGER_KEYS,
+    ListKey,
+    NavKey,
+    NudgeKey,
+    OrgKey,
+    ScheduleKey,
+)
 from domain.i18n import _, __
-from storage.scope import MAX_ROW_ID
 
 
 class ConsentCb(CallbackData, prefix="consent"):
@@ -39,48 +44,22 @@ class StartCheckInCb(CallbackData, prefix="go"):
     pass
 
 
-# Managers' buttons. Their fields are bounded where they are unpacked: a value no row can have
-# (beyond the database's integers, negative, a page past any list, a day too long to be one)
-# fails to unpack, and the press gets "this button is no longer valid" (handlers.telegram.gate).
-RowId = Annotated[int, Field(ge=0, le=MAX_ROW_ID)]  # 0: the top of the caller's scope
-Page = Annotated[int, Field(ge=0, le=100_000)]
-Day = Annotated[str, Field(min_length=10, max_length=10)]
+# Managers' buttons: the core's keys (domain.conversation.manager_keys), under the names the
+# routers and tests know; a key that does not unpack gets "this button is no longer valid"
+# (handlers.telegram.gate).
+NavCb = NavKey
+ListCb = ListKey
+NudgeCb = NudgeKey
+OrgCb = OrgKey
+ScheduleCb = ScheduleKey
+MANAGER_CALLBACKS: tuple[type[Key], ...] = MANAGER_KEYS
 
 
-class NavCb(CallbackData, prefix="nav"):
-    """Drill-down in /summary: a unit of the scope (0: the scope's top) on a day."""
+def pressed(key: type[Key]) -> CallbackQueryFilter:
+    """aiogram's button filter for a core key: it matches when the data unpacks, and hands the
+    key to the handler as `callback_data`, as `CallbackData.filter()` does."""
+    return CallbackQueryFilter(callback_data=key)  # type: ignore[arg-type]
 
-    unit: RowId
-    day: Day
-    page: Page = 0
-
-
-class ListCb(CallbackData, prefix="lst"):
-    kind: Literal["missing", "abnormal"]
-    unit: RowId
-    day: Day
-    page: Page = 0
-
-
-class NudgeCb(CallbackData, prefix="nud"):
-    member: RowId
-    day: Day
-
-
-class OrgCb(CallbackData, prefix="org"):
-    """Work in this organisation (0: show the choice again), for managers of several."""
-
-    org: RowId
-
-
-class ScheduleCb(CallbackData, prefix="sch"):
-    """/schedule of one of several granted units: show it, or give it the schedule typed."""
-
-    unit: RowId
-    put: bool = False
-
-
-MANAGER_CALLBACKS: tuple[type[CallbackData], ...] = (NavCb, ListCb, NudgeCb, OrgCb, ScheduleCb)
 
 CHECKIN_BUTTON = __("✅ Check in")
 TODAY_BUTTON = __("📋 Today")
