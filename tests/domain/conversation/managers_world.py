@@ -92,14 +92,18 @@ class World:
             )
             await session.commit()
 
-    async def enrol(self, telegram_id: int, external_id: str, slug: str = "school") -> None:
+    async def enrol(self, *people: tuple[int, str], slug: str = "school") -> None:
+        """Bind each (Telegram id, member id) as the enrolment conversation does."""
         async with self.sessions() as session:
             repo = Repo(session)
-            member = await repo.members.by_external(
-                org_id=self.org_ids[slug], external_id=external_id
-            )
-            assert member is not None
-            await repo.members.bind(member=member, telegram_id=telegram_id, now=self.clock.now())
+            for telegram_id, external_id in people:
+                member = await repo.members.by_external(
+                    org_id=self.org_ids[slug], external_id=external_id
+                )
+                assert member is not None
+                await repo.members.bind(
+                    member=member, telegram_id=telegram_id, now=self.clock.now()
+                )
             await session.commit()
 
     async def check_in(self, external_id: str, *, abnormal: bool) -> None:
@@ -192,8 +196,7 @@ async def seed_school(made: World) -> None:
     await made.grant(CLASS_ONE, "工程学院/一班")
     await made.grant(COLLEGE, "工程学院")
     await made.grant(ADMIN, None, role="admin")
-    for telegram_id, external_id in ((ZHANG, "2024001"), (LI, "2024002"), (WANG, "2024003")):
-        await made.enrol(telegram_id, external_id)
+    await made.enrol((ZHANG, "2024001"), (LI, "2024002"), (WANG, "2024003"))
     await made.check_in("2024001", abnormal=True)
 
 

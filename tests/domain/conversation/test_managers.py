@@ -23,10 +23,11 @@ from domain.conversation.manager_keys import (
     OrgKey,
     ScheduleKey,
 )
+from domain.conversation.turn import Turn
 from handlers.telegram.admin import RosterUpload
 from handlers.telegram.keyboards import StartCheckInCb
 from storage.models import Account, Outbox
-from storage.scope import MAX_ROW_ID
+from storage.scope import MAX_ROW_ID, Scope
 from tests.domain.conversation.managers_world import (
     ADMIN,
     CLASS_ONE,
@@ -148,7 +149,7 @@ async def test_a_refusal_ends_a_roster_upload_but_not_a_check_in(world: World) -
 
 
 async def test_a_command_of_someone_else_is_not_the_managers(world: World) -> None:
-    async def call(turn, scope):  # type: ignore[no-untyped-def]
+    async def call(turn: Turn, scope: Scope | None) -> bool:
         return await managers.on_command(turn, scope, Command("checkin"))
 
     out = await world.turn(CLASS_ONE, call)
