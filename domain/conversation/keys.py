@@ -25,14 +25,13 @@ class Key(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     prefix: ClassVar[str]
-    __prefix__: ClassVar[str]  # aiogram's name for it, read by its `CallbackQueryFilter` users
 
     def __init_subclass__(cls, prefix: str | None = None, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if prefix is not None:
             if SEPARATOR in prefix:
                 raise ValueError(f"a key prefix cannot contain {SEPARATOR!r}: {prefix!r}")
-            cls.prefix = cls.__prefix__ = prefix
+            cls.prefix = prefix
 
     def pack(self) -> str:
         parts = [self.prefix]

@@ -15,10 +15,10 @@ from aiogram.types import CallbackQuery, Message, TelegramObject, User
 
 from domain.clock import Clock
 from domain.conversation import managers
-from domain.conversation.io import MemoryState, State
-from domain.conversation.manager_keys import OrgKey, stale
+from domain.conversation.io import MemoryState, Press, State
+from domain.conversation.manager_keys import stale
 from domain.conversation.turn import Turn, Visitor
-from handlers.telegram.keyboards import MANAGER_CALLBACKS, pressed
+from handlers.telegram.keyboards import MANAGER_CALLBACKS, OrgCb
 from handlers.telegram.out import message_turn, press_turn
 from storage.repo import Repo
 
@@ -99,20 +99,20 @@ def is_gated(candidate: Router) -> bool:
     )
 
 
-@router.callback_query(pressed(OrgKey))
+@router.callback_query(OrgCb.filter())
 async def on_org_chosen(
     query: CallbackQuery,
-    callback_data: OrgKey,
     repo: Repo,
     clock: Clock,
     state: FSMContext | None = None,
     visitor: Visitor | None = None,
 ) -> None:
     """Choose the organisation to work in: before there is a scope, so not behind the gate."""
-    await managers.on_org(press_turn_of(query, state, repo, clock, visitor), callback_data)
+    turn = press_turn_of(query, state, repo, clock, visitor)
+    await managers.on_press(turn, None, Press(query.data or ""))
 
 
-@router.callback_query(F.data.startswith(tuple(f"{key.prefix}:" for key in MANAGER_CALLBACKS)))
+@router.callback_query(F.data.startswith(tuple(f"{cb.__prefix__}:" for cb in MANAGER_CALLBACKS)))
 async def on_bad_manager_button(
     query: CallbackQuery,
     repo: Repo,

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from aiogram.filters.callback_data import CallbackData, CallbackQueryFilter
+from typing import Any
+
+from aiogram.filters.callback_data import CallbackData
 from aiogram.types import KeyboardButton, ReplyKeyboardMarkup
+from pydantic import create_model
 
 from domain.conversation.keys import Key
 from domain.conversation.manager_keys import (
-    MANAGER_KEYS,
     ListKey,
     NavKey,
     NudgeKey,
@@ -44,21 +46,28 @@ class StartCheckInCb(CallbackData, prefix="go"):
     pass
 
 
-# Managers' buttons: the core's keys (domain.conversation.manager_keys), under the names the
-# routers and tests know; a key that does not unpack gets "this button is no longer valid"
+def twin(key: type[Key]) -> type[CallbackData]:
+    """aiogram's `CallbackData` twin of a core key: the same prefix, fields and bounds, so its
+    `filter()` lets a press reach a handler only when the data unpacks as the key's would."""
+    fields: dict[str, Any] = {name: (f.annotation, f) for name, f in key.model_fields.items()}
+    return create_model(
+        key.__name__.removesuffix("Key") + "Cb",
+        __base__=CallbackData,
+        __module__=__name__,
+        __cls_kwargs__={"prefix": key.prefix},
+        **fields,
+    )
+
+
+# Managers' buttons: the core's keys (domain.conversation.manager_keys) make and read them; these
+# twins route them. Data that does not unpack gets "this button is no longer valid"
 # (handlers.telegram.gate).
-NavCb = NavKey
-ListCb = ListKey
-NudgeCb = NudgeKey
-OrgCb = OrgKey
-ScheduleCb = ScheduleKey
-MANAGER_CALLBACKS: tuple[type[Key], ...] = MANAGER_KEYS
-
-
-def pressed(key: type[Key]) -> CallbackQueryFilter:
-    """aiogram's button filter for a core key: it matches when the data unpacks, and hands the
-    key to the handler as `callback_data`, as `CallbackData.filter()` does."""
-    return CallbackQueryFilter(callback_data=key)  # type: ignore[arg-type]
+NavCb = twin(NavKey)
+ListCb = twin(ListKey)
+NudgeCb = twin(NudgeKey)
+OrgCb = twin(OrgKey)
+ScheduleCb = twin(ScheduleKey)
+MANAGER_CALLBACKS: tuple[type[CallbackData], ...] = (NavCb, ListCb, NudgeCb, OrgCb, ScheduleCb)
 
 
 CHECKIN_BUTTON = __("✅ Check in")

@@ -9,12 +9,11 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 
 from domain.clock import Clock
-from domain.conversation import io
-from domain.conversation.manager_keys import ScheduleKey
-from domain.conversation.schedule import on_schedule, on_schedule_unit
+from domain.conversation import io, managers
+from domain.conversation.schedule import on_schedule
 from domain.conversation.turn import Visitor
 from handlers.telegram.gate import managers_router
-from handlers.telegram.keyboards import pressed
+from handlers.telegram.keyboards import ScheduleCb
 from handlers.telegram.out import message_turn, press_turn
 from storage.repo import Repo
 from storage.scope import Scope
@@ -36,15 +35,15 @@ async def on_schedule_command(
     await on_schedule(turn, scope, io.Command(command.command, command.args or ""))
 
 
-@router.callback_query(pressed(ScheduleKey))
+@router.callback_query(ScheduleCb.filter())
 async def on_schedule_pressed(
     query: CallbackQuery,
-    callback_data: ScheduleKey,
     state: FSMContext,
     repo: Repo,
     clock: Clock,
     visitor: Visitor,
     scope: Scope,
 ) -> None:
+    """The unit whose schedule to show, or to give the schedule typed."""
     turn = press_turn(query, state=state, repo=repo, clock=clock, visitor=visitor)
-    await on_schedule_unit(turn, scope, callback_data)
+    await managers.on_press(turn, scope, io.Press(query.data or ""))

@@ -11,17 +11,14 @@ from aiogram.types import CallbackQuery, Message
 
 from domain.clock import Clock
 from domain.conversation import io, managers
-from domain.conversation.lists import PAGE, on_list_page, on_nudge
-from domain.conversation.manager_keys import ListKey, NavKey, NudgeKey
-from domain.conversation.summary import on_navigate
 from domain.conversation.turn import Visitor
 from handlers.telegram.gate import managers_router
-from handlers.telegram.keyboards import ListCb, NavCb, NudgeCb, pressed
+from handlers.telegram.keyboards import ListCb, NavCb, NudgeCb
 from handlers.telegram.out import message_turn, press_turn
 from storage.repo import Repo
 from storage.scope import Scope
 
-__all__ = ["PAGE", "ListCb", "NavCb", "NudgeCb"]
+__all__ = ["ListCb", "NavCb", "NudgeCb"]  # the routing twins of the core's keys
 
 router = managers_router("views")
 
@@ -42,43 +39,17 @@ async def on_view(
     await managers.on_command(turn, scope, io.Command(command.command, command.args or ""))
 
 
-@router.callback_query(pressed(NavKey))
-async def on_nav(
+@router.callback_query(NavCb.filter())
+@router.callback_query(ListCb.filter())
+@router.callback_query(NudgeCb.filter())
+async def on_view_pressed(
     query: CallbackQuery,
-    callback_data: NavKey,
     state: FSMContext,
     repo: Repo,
     clock: Clock,
     visitor: Visitor,
     scope: Scope,
 ) -> None:
+    """A summary's unit, page or list button, a list's page or nudge button."""
     turn = press_turn(query, state=state, repo=repo, clock=clock, visitor=visitor)
-    await on_navigate(turn, scope, callback_data)
-
-
-@router.callback_query(pressed(ListKey))
-async def on_list(
-    query: CallbackQuery,
-    callback_data: ListKey,
-    state: FSMContext,
-    repo: Repo,
-    clock: Clock,
-    visitor: Visitor,
-    scope: Scope,
-) -> None:
-    turn = press_turn(query, state=state, repo=repo, clock=clock, visitor=visitor)
-    await on_list_page(turn, scope, callback_data)
-
-
-@router.callback_query(pressed(NudgeKey))
-async def on_nudge_pressed(
-    query: CallbackQuery,
-    callback_data: NudgeKey,
-    state: FSMContext,
-    repo: Repo,
-    clock: Clock,
-    visitor: Visitor,
-    scope: Scope,
-) -> None:
-    turn = press_turn(query, state=state, repo=repo, clock=clock, visitor=visitor)
-    await on_nudge(turn, scope, callback_data)
+    await managers.on_press(turn, scope, io.Press(query.data or ""))
