@@ -10,7 +10,6 @@ from aiogram.types import CallbackQuery, Message
 
 from domain.clock import Clock
 from domain.conversation import io, managers
-from domain.conversation.schedule import on_schedule
 from domain.conversation.turn import Visitor
 from handlers.telegram.gate import managers_router
 from handlers.telegram.keyboards import ScheduleCb
@@ -32,7 +31,7 @@ async def on_schedule_command(
     scope: Scope,
 ) -> None:
     turn = message_turn(message, state=state, repo=repo, clock=clock, visitor=visitor)
-    await on_schedule(turn, scope, io.Command(command.command, command.args or ""))
+    await managers.on_command(turn, scope, io.Command(command.command, command.args or ""))
 
 
 @router.callback_query(ScheduleCb.filter())

@@ -8,8 +8,7 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import Message
 
 from domain.clock import Clock
-from domain.conversation import io
-from domain.conversation.exports import on_trend
+from domain.conversation import io, managers
 from domain.conversation.turn import Visitor
 from handlers.telegram.gate import managers_router
 from handlers.telegram.out import message_turn
@@ -30,4 +29,4 @@ async def on_trend_command(
     scope: Scope,
 ) -> None:
     turn = message_turn(message, state=state, repo=repo, clock=clock, visitor=visitor)
-    await on_trend(turn, scope, io.Command(command.command, command.args or ""))
+    await managers.on_command(turn, scope, io.Command(command.command, command.args or ""))
