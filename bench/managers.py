@@ -24,7 +24,7 @@ update. Both must give the same result (compared after the warm-up, or the row f
 
 - class summary: /summary of one class, `unit_figures([class])`. Goal <= 20 ms.
 - college /summary: the college's figures and each of its classes' (two `unit_figures` calls, as
-  `handlers.telegram.views.summary_view` makes them); hand-written: the same two queries.
+  `domain.conversation.summary.summary_view` makes them); hand-written: the same two queries.
 - organisation roll-up: an administrator's /summary, `unit_figures(colleges)` and `total`.
   Goal <= 200 ms.
 - today's missing list: `member_days(under=colleges, statuses={missing})`, the list the cutoff
@@ -87,10 +87,10 @@ from bench.common import (
     wait_until_polling,
 )
 from domain.clock import day_end
+from domain.conversation.lists import PAGE
 from domain.forms import load_form
 from domain.schedule import DEFAULT
 from domain.status import DayStatus, Figures
-from handlers.telegram.views import PAGE
 from storage.aggregates import MemberDay, count_member_days, member_days, total, unit_figures
 from storage.db import SessionFactory, create_engine, create_session_factory
 from storage.export import DETAIL_COLUMNS, TOTAL, AnswerCells, place, summary_row, write_export

@@ -8,7 +8,7 @@ accepts the number as the press."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Protocol
@@ -106,12 +106,26 @@ class Out(Protocol):
     ) -> None:
         """A document, or a picture when `image`."""
 
+    async def file_later(
+        self,
+        maker: str,
+        args: Mapping[str, Any],
+        name: str,
+        failed: str,
+        *,
+        caption: str = "",
+    ) -> None:
+        """A document made after this turn is committed, away from the conversation (it may take
+        seconds: an export), by the maker named `maker` in `storage.makers.MAKERS` from JSON
+        `args`; `{rows}` in `caption` becomes the number of rows it holds, and `failed` is said
+        instead when it cannot be made."""
+
 
 @dataclass(slots=True)
 class Said:
     """One thing the core said, as `CollectingOut` keeps it."""
 
-    how: str  # "say", "replace", "notice", "file"
+    how: str  # "say", "replace", "notice", "file", "file_later"
     text: str
     options: list[list[Option]] = field(default_factory=list)
     ask: Ask | None = None
@@ -119,6 +133,9 @@ class Said:
     name: str | None = None
     data: bytes | None = None
     image: bool = False
+    maker: str | None = None  # a file made later: by whom, from what, and what if it cannot be
+    args: dict[str, Any] | None = None
+    failed: str | None = None
 
     def labels(self) -> list[str]:
         return [option.label for row in self.options for option in row]
@@ -146,6 +163,19 @@ class CollectingOut:
         self, name: str, data: bytes, *, caption: str = "", image: bool = False
     ) -> None:
         self.said.append(Said("file", caption, name=name, data=data, image=image))
+
+    async def file_later(
+        self,
+        maker: str,
+        args: Mapping[str, Any],
+        name: str,
+        failed: str,
+        *,
+        caption: str = "",
+    ) -> None:
+        self.said.append(
+            Said("file_later", caption, name=name, maker=maker, args=dict(args), failed=failed)
+        )
 
     def texts(self) -> list[str]:
         return [said.text for said in self.said]

@@ -1,72 +1,71 @@
 """The managers' gate: every handler of a managers' router runs with the caller's resolved
 `Scope` or not at all. A router made by `managers_router` cannot forget it; a new view declares
-`scope: Scope` and asks the scope about every id it is given."""
+`scope: Scope` and asks the scope about every id it is given. What the scope is, and what someone
+without one is told, the core decides (domain.conversation.managers)."""
 
 from __future__ import annotations
 
-import html
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiogram import BaseMiddleware, F, Router
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import StatesGroup
-from aiogram.types import (
-    CallbackQuery,
-    InlineKeyboardButton,
-    InlineKeyboardMarkup,
-    Message,
-    TelegramObject,
-)
+from aiogram.types import CallbackQuery, Message, TelegramObject, User
 
 from domain.clock import Clock
-from domain.conversation.turn import Visitor
-from domain.i18n import _
+from domain.conversation import managers
+from domain.conversation.io import MemoryState, Press, State
+from domain.conversation.manager_keys import stale
+from domain.conversation.turn import Turn, Visitor
 from handlers.telegram.keyboards import MANAGER_CALLBACKS, OrgCb
-from storage.models import Organisation
+from handlers.telegram.out import message_turn, press_turn
+from storage.models import TELEGRAM
 from storage.repo import Repo
-from storage.scope import Scope, manager_orgs
 
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
 
 router = Router(name="gate")  # the choice of organisation, and managers' buttons gone bad
 
 
-def no_longer_valid() -> str:
-    return _("This button is no longer valid.")
-
-
-async def stale(query: CallbackQuery) -> None:
-    """The one answer to a button whose data is tampered with, stale or not the presser's:
-    nothing about why (another organisation, another unit, no such row, a far day)."""
-    await query.answer(no_longer_valid(), show_alert=True)
-
-
-async def refuse(message: Message) -> None:
-    await message.answer(_("This command is for counselors, cadres and administrators."))
-
-
-def org_choice(orgs: list[Organisation]) -> tuple[str, InlineKeyboardMarkup]:
-    rows = [
-        [InlineKeyboardButton(text=f"🏫 {o.name}", callback_data=OrgCb(org=o.id or 0).pack())]
-        for o in orgs
-    ]
-    return (
-        _("You manage several organisations. Which one do you want to work in?"),
-        InlineKeyboardMarkup(inline_keyboard=rows),
-    )
-
-
 class ManagersConversation(StatesGroup):
-    """The base of every conversation of the managers' routers (a roster upload): the only
-    states the gate clears when it refuses someone. Any other state is another conversation's
-    (a member's check-in in progress), which a refused button press must leave as it is."""
+    """The base of every conversation of the managers' routers (a roster upload); its states
+    are the core's `managers.MANAGERS_STATES`, the only ones the gate clears when it refuses."""
 
 
-def managers_state(raw_state: str | None) -> bool:
-    """Whether a stored FSM state belongs to a managers' conversation."""
-    return raw_state is not None and any(
-        raw_state in group.__all_states_names__ for group in ManagersConversation.__subclasses__()
+def turn_of(event: TelegramObject, data: dict[str, Any]) -> Turn | None:
+    """The Turn of a message or press that reached a managers' handler (None: neither)."""
+    user: User | None = data.get("event_from_user")
+    visitor: Visitor | None = data.get("visitor")
+    if visitor is None and user is not None:
+        visitor = Visitor(channel=TELEGRAM, external_id=str(user.id), account=None)
+    if visitor is None:
+        return None
+    state: State = data.get("state") or MemoryState()  # none: nothing of theirs to clear
+    repo: Repo = data["repo"]
+    clock: Clock = data["clock"]
+    if isinstance(event, CallbackQuery):
+        return press_turn(event, state=state, repo=repo, clock=clock, visitor=visitor)
+    if isinstance(event, Message):
+        return message_turn(event, state=state, repo=repo, clock=clock, visitor=visitor)
+    return None
+
+
+def press_turn_of(
+    query: CallbackQuery,
+    state: FSMContext | None,
+    repo: Repo,
+    clock: Clock,
+    visitor: Visitor | None,
+) -> Turn:
+    """The Turn of a press handled before there is a scope (the gate's own router)."""
+    return press_turn(
+        query,
+        state=state or MemoryState(),
+        repo=repo,
+        clock=clock,
+        visitor=visitor
+        or Visitor(channel=TELEGRAM, external_id=str(query.from_user.id), account=None),
     )
 
 
@@ -76,27 +75,14 @@ class ManagersGate(BaseMiddleware):
     valid"); managers of several organisations who have not chosen one get the choice."""
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
-        if isinstance(data.get("scope"), Scope):
-            return await handler(event, data)
         visitor: Visitor | None = data.get("visitor")
-        orgs = manager_orgs(visitor.roles, visitor.orgs) if visitor is not None else []
-        state: FSMContext | None = data.get("state")
-        if state is not None and managers_state(await state.get_state()):
-            await state.clear()  # a roster upload begun before a role was revoked
-        if isinstance(event, CallbackQuery):
-            if len(orgs) > 1:
-                await event.answer()
-                if isinstance(event.message, Message):
-                    text, markup = org_choice(orgs)
-                    await event.message.answer(text, reply_markup=markup)
-            else:
-                await stale(event)
-        elif isinstance(event, Message):
-            if len(orgs) > 1:
-                text, markup = org_choice(orgs)
-                await event.answer(text, reply_markup=markup)
-            else:
-                await refuse(event)
+        scope = managers.scope_of(visitor) if visitor is not None else None
+        if scope is not None:
+            data["scope"] = scope
+            return await handler(event, data)
+        turn = turn_of(event, data)
+        if turn is not None:
+            await managers.without_scope(turn, pressed=isinstance(event, CallbackQuery))
         return None
 
 
@@ -118,40 +104,23 @@ def is_gated(candidate: Router) -> bool:
 @router.callback_query(OrgCb.filter())
 async def on_org_chosen(
     query: CallbackQuery,
-    callback_data: OrgCb,
     repo: Repo,
     clock: Clock,
+    state: FSMContext | None = None,
     visitor: Visitor | None = None,
 ) -> None:
-    """Choose the organisation to work in (0: offer the choice again); only one the presser
-    manages, checked here, for the button's data is theirs to forge."""
-    orgs = manager_orgs(visitor.roles, visitor.orgs) if visitor is not None else []
-    if visitor is None or len(orgs) < 2:
-        await stale(query)
-        return
-    if callback_data.org == 0:
-        await query.answer()
-        if isinstance(query.message, Message):
-            text, markup = org_choice(orgs)
-            await query.message.answer(text, reply_markup=markup)
-        return
-    chosen = next((o for o in orgs if o.id == callback_data.org), None)
-    if chosen is None:
-        await stale(query)
-        return
-    account = await visitor.ensure_account(repo, clock.now())
-    account.org_id = chosen.id
-    await repo.session.flush()
-    await query.answer()
-    if isinstance(query.message, Message):
-        await query.message.edit_text(
-            _("You now work in {org}. Send your command again.").format(
-                org=html.escape(chosen.name)
-            )
-        )
+    """Choose the organisation to work in: before there is a scope, so not behind the gate."""
+    turn = press_turn_of(query, state, repo, clock, visitor)
+    await managers.on_press(turn, None, Press(query.data or ""))
 
 
 @router.callback_query(F.data.startswith(tuple(f"{cb.__prefix__}:" for cb in MANAGER_CALLBACKS)))
-async def on_bad_manager_button(query: CallbackQuery) -> None:
+async def on_bad_manager_button(
+    query: CallbackQuery,
+    repo: Repo,
+    clock: Clock,
+    state: FSMContext | None = None,
+    visitor: Visitor | None = None,
+) -> None:
     """A managers' button whose data does not unpack: out of bounds, or not of this bot."""
-    await stale(query)
+    await stale(press_turn_of(query, state, repo, clock, visitor))

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Any
 
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import KeyboardButton, ReplyKeyboardMarkup
-from pydantic import Field
+from pydantic import create_model
 
+from domain.conversation.keys import Key
+from domain.conversation.manager_keys import (
+    ListKey,
+    NavKey,
+    NudgeKey,
+    OrgKey,
+    ScheduleKey,
+)
 from domain.i18n import _, __
 from domain.keys import CHECKIN_NOW
-from storage.scope import MAX_ROW_ID
 
 
 class ConsentCb(CallbackData, prefix="consent"):
@@ -46,48 +53,29 @@ class StartCheckInCb(CallbackData, prefix=CHECKIN_NOW):
     (`domain.keys.CHECKIN_NOW`) and this button are one and the same press."""
 
 
-# Managers' buttons. Their fields are bounded where they are unpacked: a value no row can have
-# (beyond the database's integers, negative, a page past any list, a day too long to be one)
-# fails to unpack, and the press gets "this button is no longer valid" (handlers.telegram.gate).
-RowId = Annotated[int, Field(ge=0, le=MAX_ROW_ID)]  # 0: the top of the caller's scope
-Page = Annotated[int, Field(ge=0, le=100_000)]
-Day = Annotated[str, Field(min_length=10, max_length=10)]
+def twin(key: type[Key]) -> type[CallbackData]:
+    """aiogram's `CallbackData` twin of a core key: the same prefix, fields and bounds, so its
+    `filter()` lets a press reach a handler only when the data unpacks as the key's would."""
+    fields: dict[str, Any] = {name: (f.annotation, f) for name, f in key.model_fields.items()}
+    return create_model(
+        key.__name__.removesuffix("Key") + "Cb",
+        __base__=CallbackData,
+        __module__=__name__,
+        __cls_kwargs__={"prefix": key.prefix},
+        **fields,
+    )
 
 
-class NavCb(CallbackData, prefix="nav"):
-    """Drill-down in /summary: a unit of the scope (0: the scope's top) on a day."""
-
-    unit: RowId
-    day: Day
-    page: Page = 0
-
-
-class ListCb(CallbackData, prefix="lst"):
-    kind: Literal["missing", "abnormal"]
-    unit: RowId
-    day: Day
-    page: Page = 0
-
-
-class NudgeCb(CallbackData, prefix="nud"):
-    member: RowId
-    day: Day
-
-
-class OrgCb(CallbackData, prefix="org"):
-    """Work in this organisation (0: show the choice again), for managers of several."""
-
-    org: RowId
-
-
-class ScheduleCb(CallbackData, prefix="sch"):
-    """/schedule of one of several granted units: show it, or give it the schedule typed."""
-
-    unit: RowId
-    put: bool = False
-
-
+# Managers' buttons: the core's keys (domain.conversation.manager_keys) make and read them; these
+# twins route them. Data that does not unpack gets "this button is no longer valid"
+# (handlers.telegram.gate).
+NavCb = twin(NavKey)
+ListCb = twin(ListKey)
+NudgeCb = twin(NudgeKey)
+OrgCb = twin(OrgKey)
+ScheduleCb = twin(ScheduleKey)
 MANAGER_CALLBACKS: tuple[type[CallbackData], ...] = (NavCb, ListCb, NudgeCb, OrgCb, ScheduleCb)
+
 
 CHECKIN_BUTTON = __("✅ Check in")
 TODAY_BUTTON = __("📋 Today")

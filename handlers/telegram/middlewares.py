@@ -32,7 +32,6 @@ from handlers.telegram.i18n import language_from_telegram
 from handlers.telegram.replies import current_replies
 from storage.models import TELEGRAM, RoleGrant
 from storage.repo import Repo
-from storage.scope import resolve_scope
 
 log = logging.getLogger(__name__)
 
@@ -166,9 +165,8 @@ class DbSessionMiddleware(BaseMiddleware):
 
 
 class VisitorMiddleware(BaseMiddleware):
-    """Loads the `Visitor` once per update (prefetched for a whole batch when polling), and
-    resolves their manager `scope` from it (None for members; the managers' routers refuse
-    them, see handlers.telegram.gate)."""
+    """Loads the `Visitor` once per update (prefetched for a whole batch when polling); the
+    managers' gate resolves their manager scope from it (handlers.telegram.gate)."""
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         user: User | None = data.get("event_from_user")
@@ -185,10 +183,6 @@ class VisitorMiddleware(BaseMiddleware):
             if settings is not None and user.id in settings.admin_ids:
                 await add_super_admin_roles(repo, visitor)
             data["visitor"] = visitor
-            account = visitor.account
-            data["scope"] = resolve_scope(
-                visitor.roles, visitor.orgs, account.org_id if account is not None else None
-            )
             if visitor.org is not None:
                 # For the rest of the update, aiogram's own "is handled" record included (the
                 # update's `log_context` undoes it when the update is done).

@@ -5,8 +5,10 @@ handler and sends it after the commit, as for any other reply."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from aiogram import Bot
-from aiogram.fsm.context import FSMContext
 from aiogram.types import (
     BufferedInputFile,
     CallbackQuery,
@@ -20,11 +22,12 @@ from aiogram.types import (
 )
 
 from domain.clock import Clock
-from domain.conversation.io import Ask, Options, Person
+from domain.conversation.io import Ask, Options, Person, State
 from domain.conversation.turn import Turn, Visitor
 from domain.i18n import _
 from handlers.telegram.i18n import language_from_telegram
 from handlers.telegram.keyboards import menu_keyboard
+from handlers.telegram.uploads import Upload
 from storage.repo import Repo
 
 CHANNEL = "telegram"
@@ -104,6 +107,19 @@ class TelegramOut:
         else:
             await self.bot.send_document(self.chat_id, upload, caption=caption or None)
 
+    async def file_later(
+        self,
+        maker: str,
+        args: Mapping[str, Any],
+        name: str,
+        failed: str,
+        *,
+        caption: str = "",
+    ) -> None:
+        """An `Upload`: the reply sender makes it after the commit, in a process of its own."""
+        upload = Upload(maker, args, filename=name, failed=failed)
+        await self.bot.send_document(self.chat_id, upload, caption=caption or None)
+
 
 def person_of(user: User) -> Person:
     return Person(CHANNEL, str(user.id), language_from_telegram(user.language_code))
@@ -112,7 +128,7 @@ def person_of(user: User) -> Person:
 def message_turn(
     message: Message,
     *,
-    state: FSMContext,
+    state: State,
     repo: Repo,
     clock: Clock,
     visitor: Visitor,
@@ -127,7 +143,7 @@ def message_turn(
 def press_turn(
     query: CallbackQuery,
     *,
-    state: FSMContext,
+    state: State,
     repo: Repo,
     clock: Clock,
     visitor: Visitor,

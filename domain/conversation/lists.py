@@ -1,0 +1,249 @@
+"""Who, in the caller's scope: the missing and abnormal lists (paged, with a nudge for each
+missing member who can be reached), one member's last two weeks (/member), and where the
+check-ins came from (/where). A member or unit named by a key or a command is asked of the
+`Scope` first; "not yours" and "no such" get one answer, so a scope cannot be probed."""
+
+from __future__ import annotations
+
+import html
+from datetime import date, timedelta
+
+from domain import texts
+from domain.clock import day_end, parse_day
+from domain.conversation.io import Command, Option
+from domain.conversation.keys import Key
+from domain.conversation.manager_keys import (
+    TOP,
+    ListKey,
+    ListKind,
+    NavKey,
+    NudgeKey,
+    actor,
+    asked_day,
+    stale,
+)
+from domain.conversation.summary import pressed
+from domain.conversation.turn import Turn
+from domain.i18n import _, current_language
+from domain.status import DayStatus
+from storage.aggregates import count_member_days, member_days, place_counts
+from storage.letters import reminder_letter
+from storage.models import TELEGRAM, Unit
+from storage.schedules import OutboxRepo, plan
+from storage.scope import Scope
+
+PAGE = 10
+MEMBER_DAYS = 14  # the days /member shows, today included
+
+
+class StartCheckInKey(Key, prefix="go"):
+    """The member's "check in now" button of a reminder (today's `StartCheckInCb`, packed the
+    same), which a nudge carries."""
+
+
+async def on_list(turn: Turn, scope: Scope, command: Command, kind: ListKind) -> None:
+    """/missing [date] or /abnormal [date]: the first page over the whole scope."""
+    day = await asked_day(turn, command, scope)
+    if day is None:
+        return
+    text, options = await list_view(turn, scope, kind, None, day, 0)
+    await turn.out.say(text, options)
+
+
+async def on_list_page(turn: Turn, scope: Scope, key: ListKey) -> None:
+    """A list's button on a summary, or a page arrow: the list replaces the view pressed."""
+    asked = await pressed(turn, scope, key.unit, key.day)
+    if asked is None:
+        return
+    unit, day = asked
+    text, options = await list_view(turn, scope, key.kind, unit, day, key.page)
+    await turn.out.notice()
+    await turn.out.replace(text, options)
+
+
+async def list_view(
+    turn: Turn, scope: Scope, kind: ListKind, unit: Unit | None, day: date, page: int
+) -> tuple[str, list[list[Option]]]:
+    """Who is missing, or abnormal, in a unit of the scope (None: the whole scope)."""
+    session = turn.repo.session
+    org = scope.org
+    unit_id = TOP if unit is None else unit.id or TOP
+    under = await scope.under(session) if unit is None else [unit_id]
+    off = (await plan(session, org)).off_units(day)
+    statuses = {DayStatus.MISSING} if kind == "missing" else {DayStatus.REPORTED}
+    rows = await member_days(
+        session,
+        org_id=scope.org_id,
+        day=day,
+        under=under,
+        statuses=statuses,
+        abnormal_only=kind == "abnormal",
+        off_units=off,
+        enrolled_by=day_end(day, org.timezone),
+        limit=PAGE + 1,
+        offset=page * PAGE,
+    )
+    more, rows = len(rows) > PAGE, rows[:PAGE]
+    count = (
+        await count_member_days(
+            session,
+            org_id=scope.org_id,
+            day=day,
+            under=under,
+            statuses=statuses,
+            off_units=off,
+            enrolled_by=day_end(day, org.timezone),
+        )
+        if kind == "missing"
+        else None
+    )
+    lang = current_language()
+    title = (
+        _("📋 <b>Missing</b> — {day}").format(day=day.isoformat())
+        if kind == "missing"
+        else _("⚠️ <b>Abnormal</b> — {day}").format(day=day.isoformat())
+    )
+    lines = [title + (f" ({count})" if count is not None else "")]
+    if not rows:
+        lines.append(_("Nobody."))
+    for m in rows:
+        extra = ""
+        if kind == "abnormal":
+            extra = ": " + html.escape(texts.reasons_text(m.reasons, org.form, lang))
+        elif m.unreachable:
+            extra = _(" — unreachable (blocked the bot)")
+        lines.append(
+            f"• {html.escape(m.name)} ({html.escape(m.external_id)}, "
+            f"{html.escape(m.unit_path)}){extra}"
+        )
+    iso = day.isoformat()
+    options: list[list[Option]] = []
+    if kind == "missing":
+        options = [
+            [
+                Option(
+                    _("📣 Nudge {name}").format(name=m.name),
+                    key=NudgeKey(member=m.member_id, day=iso).pack(),
+                )
+            ]
+            for m in rows
+            if not m.unreachable
+        ]
+    paging = []
+    if page > 0:
+        paging.append(
+            Option("«", key=ListKey(kind=kind, unit=unit_id, day=iso, page=page - 1).pack())
+        )
+    if more:
+        paging.append(
+            Option("»", key=ListKey(kind=kind, unit=unit_id, day=iso, page=page + 1).pack())
+        )
+    if paging:
+        options.append(paging)
+    options.append([Option(_("« Summary"), key=NavKey(unit=unit_id, day=iso).pack())])
+    return "\n".join(lines), options
+
+
+async def on_nudge(turn: Turn, scope: Scope, key: NudgeKey) -> None:
+    """Remind one missing member of the scope now (through the outbox, like every reminder)."""
+    repo, clock = turn.repo, turn.clock
+    member = await scope.member(repo.session, member_id=key.member)
+    day = parse_day(key.day, scope.today(clock))
+    if member is None or day is None:
+        await stale(turn)
+        return
+    # The channels a member is reached on: Telegram's only, until WeCom's courier (issue 14).
+    contact = await repo.accounts.contact(channel=TELEGRAM, account_id=member.account_id)
+    if contact is None or member.unreachable_since is not None:
+        await turn.out.notice(_("{name} cannot be reached.").format(name=member.name), alert=True)
+        return
+    assert member.id is not None
+    letter = reminder_letter(
+        org_id=scope.org_id,
+        channel=TELEGRAM,
+        address=contact.external_id,
+        member_id=member.id,
+        name=member.name,
+        day=day,
+        slot=f"nudge@{clock.now():%H:%M}",
+    )
+    await OutboxRepo(repo.session).enqueue([letter], now=clock.now())
+    await repo.audit.log(
+        org_id=scope.org_id,
+        actor=actor(turn),
+        action="member.nudge",
+        subject=member.external_id,
+        now=clock.now(),
+    )
+    await turn.out.notice(_("Reminder sent to {name}.").format(name=member.name))
+
+
+async def on_member(turn: Turn, scope: Scope, command: Command) -> None:
+    """/member ID: one member's last two weeks, audited."""
+    repo, clock = turn.repo, turn.clock
+    external_id = command.args.strip()
+    member = await scope.member(repo.session, external_id=external_id)
+    if member is None:
+        # The same answer for "no such id" and "not yours": scope is not to be probed.
+        await turn.out.say(_("No member {id} in your scope.").format(id=html.escape(external_id)))
+        return
+    assert member.id is not None
+    await repo.audit.log(
+        org_id=scope.org_id,
+        actor=actor(turn),
+        action="member.view",
+        subject=member.external_id,
+        now=clock.now(),
+    )
+    today = scope.today(clock)
+    since = today - timedelta(days=MEMBER_DAYS - 1)
+    checkins = {
+        c.local_day: c
+        for c in await repo.checkins.history(member_id=member.id, since=since, until=today)
+    }
+    unit = await repo.session.get(Unit, member.unit_id)
+    lang = current_language()
+    lines = [
+        f"<b>{html.escape(member.name)}</b> ({html.escape(member.external_id)}, "
+        f"{html.escape(unit.name_path if unit else '')})"
+    ]
+    day = today
+    while day >= since:
+        c = checkins.get(day)
+        if c is None:
+            lines.append(f"❌ {day.isoformat()}")
+        elif c.abnormal:
+            lines.append(
+                f"⚠️ {day.isoformat()} " + html.escape(texts.reasons_text(c.reasons, c.form, lang))
+            )
+        else:
+            place = " ".join(dict.fromkeys(p for p in (c.province, c.city) if p))
+            lines.append(f"✅ {day.isoformat()} {html.escape(place)}")
+        day -= timedelta(days=1)
+    await turn.out.say("\n".join(lines))
+
+
+async def on_where(turn: Turn, scope: Scope, command: Command) -> None:
+    """/where [date]: the places the scope checked in from, and who was outside the area."""
+    day = await asked_day(turn, command, scope)
+    if day is None:
+        return
+    session = turn.repo.session
+    under = await scope.under(session)
+    counts = await place_counts(session, org_id=scope.org_id, day=day, under=under)
+    lines = [_("📍 <b>Where the check-ins came from</b> — {day}").format(day=day.isoformat())]
+    if not counts:
+        lines.append(_("Nobody."))
+    for province, city, count, outside in counts:
+        place = " ".join(dict.fromkeys(p for p in (province, city) if p)) or _("unknown place")
+        flag = _(" ({n} outside the area)").format(n=outside) if outside else ""
+        lines.append(f"• {html.escape(place)}: {count}{flag}")
+    reported = await member_days(session, org_id=scope.org_id, day=day, under=under)
+    outside_names = [m for m in reported if "geofence" in m.reasons]
+    if outside_names:
+        lines += ["", _("<b>Outside the area</b>")]
+        lines += [
+            f"• {html.escape(m.name)} ({html.escape(m.external_id)}, {html.escape(m.unit_path)})"
+            for m in outside_names
+        ]
+    await turn.out.say("\n".join(lines))
