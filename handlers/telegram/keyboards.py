@@ -8,6 +8,7 @@ from aiogram.filters.callback_data import CallbackData
 from aiogram.types import KeyboardButton, ReplyKeyboardMarkup
 from pydantic import Field
 
+from domain.conversation.drafts import StartCheckInKey
 from domain.i18n import _, __
 from storage.scope import MAX_ROW_ID
 
@@ -17,27 +18,13 @@ class ConsentCb(CallbackData, prefix="consent"):
     code: str
 
 
-class AnswerCb(CallbackData, prefix="ans"):
-    """A press on a question's button; `draft` ties it to one draft so stale presses are seen."""
-
-    draft: str
-    q: str
-    value: str
-
-
-class SummaryCb(CallbackData, prefix="sum"):
-    draft: str
-    action: str
-    q: str = ""
-
-
 class LanguageCb(CallbackData, prefix="lang"):
     language: str
 
 
-class StartCheckInCb(CallbackData, prefix="go"):
-    pass
-
+# The check-in's keys are the core's (domain.conversation.drafts: "ans", "sum", "go"); this name
+# stays for the reminders' and /today's "check in now" button.
+StartCheckInCb = StartCheckInKey
 
 # Managers' buttons. Their fields are bounded where they are unpacked: a value no row can have
 # (beyond the database's integers, negative, a page past any list, a day too long to be one)
