@@ -14,10 +14,10 @@ from aiogram.types import CallbackQuery, Message, Update
 
 from domain.clock import Clock
 from domain.conversation import checkin, io
-from domain.conversation.drafts import ANSWERING, SUMMARY, AnswerKey, StartCheckInKey, SummaryKey
+from domain.conversation.drafts import ANSWERING, SUMMARY
 from domain.conversation.turn import Turn, Visitor
 from handlers.telegram.context import note_checkin
-from handlers.telegram.keyboards import CHECKIN_BUTTON
+from handlers.telegram.keyboards import CHECKIN_BUTTON, AnswerCb, StartCheckInCb, SummaryCb
 from handlers.telegram.out import message_turn, press_turn
 from storage.repo import Repo
 
@@ -33,9 +33,10 @@ class CheckInForm(StatesGroup):
 
 assert (CheckInForm.answering.state, CheckInForm.summary.state) == (ANSWERING, SUMMARY)
 
-START = F.data == StartCheckInKey().pack()
-ANSWER = F.data.startswith(AnswerKey.prefix + ":")
-SUMMARY_PRESS = F.data.startswith(SummaryKey.prefix + ":")
+# By prefix: the core unpacks the key (once) and answers one that does not unpack.
+START = F.data == StartCheckInCb().pack()
+ANSWER = F.data.startswith(AnswerCb.__prefix__ + ":")
+SUMMARY_PRESS = F.data.startswith(SummaryCb.__prefix__ + ":")
 
 
 def given_of(message: Message) -> io.Input:

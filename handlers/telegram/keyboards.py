@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import KeyboardButton, ReplyKeyboardMarkup
-from pydantic import Field
+from pydantic import Field, create_model
 
-from domain.conversation.drafts import StartCheckInKey
+from domain.conversation.drafts import AnswerKey, StartCheckInKey, SummaryKey
+from domain.conversation.keys import Key
 from domain.i18n import _, __
 from storage.scope import MAX_ROW_ID
 
@@ -22,9 +23,24 @@ class LanguageCb(CallbackData, prefix="lang"):
     language: str
 
 
-# The check-in's keys are the core's (domain.conversation.drafts: "ans", "sum", "go"); this name
-# stays for the reminders' and /today's "check in now" button.
-StartCheckInCb = StartCheckInKey
+def factory_of(key: type[Key]) -> type[CallbackData]:
+    """aiogram's `CallbackData` of a key the core owns: the same prefix and fields, so the same
+    packed strings. The routers filter on its prefix and the fuzz test forges it; the core
+    unpacks and re-authorises the key itself."""
+    fields: dict[str, Any] = {name: (f.annotation, f) for name, f in key.model_fields.items()}
+    return create_model(
+        key.__name__.removesuffix("Key") + "Cb",
+        __base__=CallbackData,
+        __cls_kwargs__={"prefix": key.prefix},
+        __module__=__name__,
+        **fields,
+    )
+
+
+# The check-in's buttons (domain.conversation.drafts).
+AnswerCb = factory_of(AnswerKey)
+SummaryCb = factory_of(SummaryKey)
+StartCheckInCb = factory_of(StartCheckInKey)
 
 # Managers' buttons. Their fields are bounded where they are unpacked: a value no row can have
 # (beyond the database's integers, negative, a page past any list, a day too long to be one)
