@@ -146,9 +146,10 @@ class Question:
         """The "none of these" option of a multi question, if any."""
         return next((o for o in self.options if o.exclusive), None)
 
-    @property
+    @functools.cached_property
     def kind_of(self) -> Kind:
-        """The kind that asks, reads, shows and judges this question's answers."""
+        """The kind that asks, reads, shows and judges this question's answers (looked up once:
+        exports ask it for every cell)."""
         return kinds.REGISTRY[self.kind]
 
 

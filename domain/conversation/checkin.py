@@ -47,18 +47,6 @@ Resolve = Callable[[float, float], Place | None]
 
 GO = StartCheckInKey().pack()
 
-__all__ = [
-    "ANSWERING",
-    "SUMMARY",
-    "AnswerKey",
-    "Dialogue",
-    "StartCheckInKey",
-    "SummaryKey",
-    "on_answer",
-    "on_start",
-    "on_summary",
-]
-
 
 def expired() -> str:
     """The answer to a press whose key is not ours (forged, or from before an upgrade)."""
