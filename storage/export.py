@@ -24,7 +24,7 @@ The detail columns are a contract organisations build on, in this order::
 - ``abnormal``: ``yes`` or ``no``; ``reasons``: the ids of the abnormal questions joined with
   ``;``. Both are empty when the member did not report, so "no" always means "reported, and
   nothing abnormal".
-- question columns hold what a person reads (`domain.forms.format_answer`, in Chinese), because
+- question columns hold what a person reads (the kind's `cell`: its `format`, in Chinese), because
   a spreadsheet user filters and reads them rather than parses them: ``36.8 °C``, ``咳嗽、乏力``,
   ``是（12月1日 途经…）``, ``已附照片`` (a Telegram file id means nothing outside the chat), and a
   location as ``lat, lon`` (5 decimals; the exact values are in ``latitude``/``longitude``).
@@ -56,17 +56,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 from collections.abc import AsyncIterator, Callable, Hashable, Mapping, Sequence
 from datetime import date, timedelta, tzinfo
-from typing import Any, BinaryIO, Final, cast
+from typing import Any, BinaryIO, Final
 from zoneinfo import ZoneInfo
 
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from domain.clock import day_end
-from domain.forms import Question, format_answer, load_form
+from domain.forms import Question, load_form
 from domain.status import DayStatus, Figures
 from storage.aggregates import MemberDay, collector_paused, member_days, total, unit_figures
 from storage.db import core_rows, create_engine
@@ -251,7 +250,9 @@ def place(province: str | None, city: str | None) -> str:
 
 class AnswerCells:
     """`answer_text`, remembered across an export: a roster's temperatures, symptoms and
-    exposures repeat, and formatting each of 100,000 rows' answers again would cost a second."""
+    exposures repeat, and formatting each of 100,000 rows' answers again would cost a second.
+    What a cell depends on is the kind's to say (`Kind.cell_key`; None: not worth remembering,
+    like a location, unique per member)."""
 
     def __init__(self) -> None:
         self._known: dict[Hashable, str] = {}
@@ -259,13 +260,7 @@ class AnswerCells:
     def __call__(self, q: Question, value: object) -> str:
         if value is None:
             return ""
-        if q.kind == "location" and type(value) is dict:
-            # Unique per member, so not worth remembering; this is `answer_text`'s "lat, lon"
-            # without its checks and copies, for the common well-formed answer.
-            lat, lon = value.get("lat"), value.get("lon")
-            if type(lat) is float and type(lon) is float and math.isfinite(lat + lon):
-                return f"{lat:.5f}, {lon:.5f}"
-        key = _answer_key(q, value)
+        key = q.kind_of.cell_key(q, value)
         if key is None:
             return answer_text(q, value)
         text = self._known.get(key)
@@ -274,35 +269,13 @@ class AnswerCells:
         return text
 
 
-def _answer_key(q: Question, value: object) -> Hashable | None:
-    """What a cell depends on, for the kinds whose answers repeat; None: do not remember."""
-    kind, of = q.kind, type(value)
-    if of is str or of is float or of is int:
-        return (q.id, of, value) if kind == "number" or kind == "choice" else None
-    if of is list:
-        if kind == "multi" and all(type(i) is str for i in cast(list[object], value)):
-            return (q.id, tuple(cast(list[str], value)))
-        return None
-    if of is dict and kind == "yesno":
-        answer = cast(dict[str, object], value)
-        yes, detail = answer.get("yes"), answer.get("detail")
-        if (
-            type(yes) is bool
-            and (detail is None or type(detail) is str)
-            and len(answer) == ("yes" in answer) + ("detail" in answer)
-        ):
-            return (q.id, yes, detail)
-    return None
-
-
 def answer_text(q: Question, value: object) -> str:
-    """An answer as a spreadsheet cell: readable, and empty when there is nothing to read."""
-    if value is None or value == "" or (q.kind == "multi" and value == []):
+    """An answer as a spreadsheet cell (`Kind.cell`): readable, and empty when there is nothing
+    to read."""
+    if value is None or value == "":
         return ""
-    if q.kind == "location" and isinstance(value, Mapping):
-        value = {**value, "live": False}  # the contract's "lat, lon", without "(实时)"
     try:
-        return format_answer(q, value, ANSWER_LANG)
+        return q.kind_of.cell(q, value)
     except (TypeError, ValueError, KeyError):
         # An old answer the current form reads differently: show it, do not fail the export.
         return json.dumps(value, ensure_ascii=False, sort_keys=True)

@@ -98,6 +98,10 @@ class Out(Protocol):
         """Replace the question the person just answered (a channel that cannot edit sends it
         anew)."""
 
+    async def update_options(self, options: Options) -> None:
+        """Change only the options under the question just answered (a ticked box), keeping
+        its text; a channel that cannot edit does nothing."""
+
     async def notice(self, text: str = "", *, alert: bool = False) -> None:
         """The small answer to a press (Telegram's toast); empty: just acknowledge it."""
 
@@ -125,7 +129,7 @@ class Out(Protocol):
 class Said:
     """One thing the core said, as `CollectingOut` keeps it."""
 
-    how: str  # "say", "replace", "notice", "file", "file_later"
+    how: str  # "say", "replace", "update_options", "notice", "file", "file_later"
     text: str
     options: list[list[Option]] = field(default_factory=list)
     ask: Ask | None = None
@@ -155,6 +159,9 @@ class CollectingOut:
 
     async def replace(self, text: str, options: Options = ()) -> None:
         self.said.append(Said("replace", text, [list(row) for row in options]))
+
+    async def update_options(self, options: Options) -> None:
+        self.said.append(Said("update_options", "", [list(row) for row in options]))
 
     async def notice(self, text: str = "", *, alert: bool = False) -> None:
         self.said.append(Said("notice", text, alert=alert))

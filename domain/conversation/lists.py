@@ -11,7 +11,6 @@ from datetime import date, timedelta
 from domain import texts
 from domain.clock import day_end, parse_day
 from domain.conversation.io import Command, Option
-from domain.conversation.keys import Key
 from domain.conversation.manager_keys import (
     TOP,
     ListKey,
@@ -34,11 +33,6 @@ from storage.scope import Scope
 
 PAGE = 10
 MEMBER_DAYS = 14  # the days /member shows, today included
-
-
-class StartCheckInKey(Key, prefix="go"):
-    """The member's "check in now" button of a reminder (today's `StartCheckInCb`, packed the
-    same), which a nudge carries."""
 
 
 async def on_list(turn: Turn, scope: Scope, command: Command, kind: ListKind) -> None:

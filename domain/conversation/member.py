@@ -11,8 +11,8 @@ from domain import forms
 from domain.checkin import GEOFENCE_REASON
 from domain.clock import local_day, zone
 from domain.conversation.common import member_and_org
+from domain.conversation.drafts import StartCheckInKey
 from domain.conversation.io import Ask, Option
-from domain.conversation.keys import Key
 from domain.conversation.turn import Turn, Visitor
 from domain.i18n import _, current_language
 from storage.models import Member, Organisation
@@ -21,10 +21,6 @@ from storage.schedules import ScheduleRepo
 
 HISTORY_DAYS = 14
 MYDATA_FILE = "daka-mydata.json"
-
-
-class StartCheckInKey(Key, prefix="go"):
-    """ "Check in now" (under /today, and in the reminders): starts the check-in form."""
 
 
 async def member_today(turn: Turn) -> tuple[Member, Organisation, date] | None:

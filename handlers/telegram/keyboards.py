@@ -8,6 +8,7 @@ from aiogram.filters.callback_data import CallbackData
 from aiogram.types import KeyboardButton, ReplyKeyboardMarkup
 from pydantic import create_model
 
+from domain.conversation.drafts import AnswerKey, StartCheckInKey, SummaryKey
 from domain.conversation.keys import Key
 from domain.conversation.manager_keys import (
     ListKey,
@@ -17,7 +18,6 @@ from domain.conversation.manager_keys import (
     ScheduleKey,
 )
 from domain.i18n import _, __
-from domain.keys import CHECKIN_NOW
 
 
 class ConsentCb(CallbackData, prefix="consent"):
@@ -28,29 +28,10 @@ class ConsentCb(CallbackData, prefix="consent"):
     code: str
 
 
-class AnswerCb(CallbackData, prefix="ans"):
-    """A press on a question's button; `draft` ties it to one draft so stale presses are seen."""
-
-    draft: str
-    q: str
-    value: str
-
-
-class SummaryCb(CallbackData, prefix="sum"):
-    draft: str
-    action: str
-    q: str = ""
-
-
 class LanguageCb(CallbackData, prefix="lang"):
     """Routes presses of `domain.conversation.common.LanguageKey` (the same wire format)."""
 
     language: str
-
-
-class StartCheckInCb(CallbackData, prefix=CHECKIN_NOW):
-    """The core's "start a check-in" option: packs to the key itself, so a letter's option
-    (`domain.keys.CHECKIN_NOW`) and this button are one and the same press."""
 
 
 def twin(key: type[Key]) -> type[CallbackData]:
@@ -65,6 +46,11 @@ def twin(key: type[Key]) -> type[CallbackData]:
         **fields,
     )
 
+
+# The check-in's buttons (domain.conversation.drafts).
+AnswerCb = twin(AnswerKey)
+SummaryCb = twin(SummaryKey)
+StartCheckInCb = twin(StartCheckInKey)
 
 # Managers' buttons: the core's keys (domain.conversation.manager_keys) make and read them; these
 # twins route them. Data that does not unpack gets "this button is no longer valid"

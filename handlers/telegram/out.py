@@ -94,6 +94,10 @@ class TelegramOut:
         else:
             await self.edit.edit_text(text, reply_markup=inline_keyboard(options))
 
+    async def update_options(self, options: Options) -> None:
+        if self.edit is not None:
+            await self.edit.edit_reply_markup(reply_markup=inline_keyboard(options))
+
     async def notice(self, text: str = "", *, alert: bool = False) -> None:
         if self.query is not None:
             await self.query.answer(text or None, show_alert=alert)
@@ -148,9 +152,10 @@ def press_turn(
     clock: Clock,
     visitor: Visitor,
     bot: Bot | None = None,
+    update_id: int | None = None,
 ) -> Turn:
     """The Turn of a button press; `replace` edits the message whose button was pressed."""
     pressed = query.message if isinstance(query.message, Message) else None
     chat_id = pressed.chat.id if pressed is not None else query.from_user.id
     out = TelegramOut(bot or query.bot, chat_id, edit=pressed, query=query)  # type: ignore[arg-type]
-    return Turn(person_of(query.from_user), visitor, repo, clock, state, out)
+    return Turn(person_of(query.from_user), visitor, repo, clock, state, out, update_id)

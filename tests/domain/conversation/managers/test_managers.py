@@ -13,9 +13,9 @@ from sqlmodel import select
 
 from domain.conversation import managers
 from domain.conversation.admin import ROSTER_WAITING
+from domain.conversation.drafts import StartCheckInKey
 from domain.conversation.io import Command, Press
 from domain.conversation.keys import BadKey
-from domain.conversation.lists import StartCheckInKey
 from domain.conversation.manager_keys import (
     ListKey,
     NavKey,
