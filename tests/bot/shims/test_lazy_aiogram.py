@@ -5,11 +5,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
-from tests.child import PRETEND_RELEASES, run_python
+from tests.child import PRETEND_RELEASES, ROOT, run_python
 
-ROOT = Path(__file__).resolve().parents[2]
 PROBE = (
     "import bot, aiogram.types as t; from bot.shims.lazy_aiogram import LAZY; "
     "print(LAZY, t.Message.__pydantic_complete__, t.Sticker.__pydantic_complete__)"
