@@ -126,7 +126,7 @@ def run_bot_without(name: str) -> int:
     if name == "sqlite":
         storage.db.use_aiosqlite_module(None)
     elif name == "filters":
-        bot.app.inline_sync_filters = lambda router: 0  # type: ignore[assignment]
+        bot.app.inline_sync_filters = lambda router: 0
     elif name == "heap":
         bot.app.settle_heap = lambda: None
     from bot.cli import main as daka
