@@ -1,3 +1,7 @@
-"""Daka: the wiring of the check-in bot (configuration, app, CLI, middlewares, i18n)."""
+"""Daka: the wiring of the check-in bot (configuration, app, CLI, middlewares, i18n).
 
-from handlers.telegram import _aiogram_lazy  # noqa: F401  (before anything imports aiogram)
+Importing it installs the performance shims (`bot.shims`), before anything imports aiogram."""
+
+from bot.shims import install as _install_shims
+
+_install_shims()

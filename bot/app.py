@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cache
 from typing import Any
 
-from aiogram import Bot, Dispatcher, Router
+from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
@@ -25,6 +22,8 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.config import Settings
+from bot.shims.heap import settle_heap
+from bot.shims.inline_filters import inline_sync_filters
 from domain.clock import Clock, SystemClock
 from domain.delivery import TELEGRAM, RetryAfter, Transient
 from domain.geo import DEFAULT_RESOLVER, Place, resolve_place
@@ -46,7 +45,6 @@ from handlers.telegram.updates import (
     read_update,
 )
 from scheduler.couriers import Courier
-from storage.compat import Shim
 from storage.db import SessionFactory, create_engine, create_session_factory
 from storage.migrate import upgrade
 from storage.repo import Repo
@@ -126,70 +124,6 @@ def create_dispatcher(
     dp.include_router(build_router())
     inline_sync_filters(dp)
     return dp
-
-
-def _filter_fields() -> list[str]:
-    """`FilterObject`'s `callback` and `awaitable` are dataclass fields (set in `__init__`), and
-    observers keep their own filters in `_handler`, which only an observer instance has."""
-    from dataclasses import fields
-
-    from aiogram.dispatcher.event.handler import FilterObject
-
-    problems = [
-        f"aiogram.dispatcher.event.handler:FilterObject.{name} is missing"
-        for name in ("callback", "awaitable")
-        if name not in {f.name for f in fields(FilterObject)}
-    ]
-    if not hasattr(Router().message, "_handler"):
-        problems.append("aiogram:Router().message._handler is missing")
-    return problems
-
-
-INLINE_FILTERS = Shim(
-    name="inline synchronous filters (bot/app.py)",
-    written_for={"aiogram": "3.31"},
-    names=("aiogram.dispatcher.event.handler:CallableObject.call",),
-    probe=_filter_fields,
-)
-
-
-def inline_sync_filters(router: Router) -> int:
-    """Run plain (synchronous) filters inline instead of in a worker thread.
-
-    aiogram hands every filter that is not a coroutine function — each magic filter such as
-    `F.text` or `F.location` — to `asyncio.to_thread`, so routing one update cost a thread
-    hop per filter it tried. Ours are attribute checks, cheaper than the hop; they are wrapped
-    in a coroutine function here, once, after the routers are built. Returns how many (0 when
-    `INLINE_FILTERS` steps aside)."""
-    if not _inline_filters_allowed():
-        return 0
-    count = 0
-    for each in (router, *router.chain_tail):
-        for observer in each.observers.values():
-            handlers = (
-                [observer._handler, *observer.handlers]
-                if hasattr(observer, "_handler")
-                else observer.handlers
-            )
-            for handler in handlers:
-                for check in handler.filters or []:
-                    if not check.awaitable:
-                        check.callback = _as_coroutine(check.callback)
-                        check.awaitable = True
-                        count += 1
-    return count
-
-
-@cache
-def _inline_filters_allowed() -> bool:
-    return INLINE_FILTERS.enabled()  # once per process: tests build many dispatchers
-
-
-def _as_coroutine(callback: Callable[..., Any]) -> Callable[..., Any]:
-    async def run(*args: Any, **kwargs: Any) -> Any:
-        return callback(*args, **kwargs)
-
-    return run
 
 
 @dataclass
@@ -319,44 +253,6 @@ async def prepare_database(engine: AsyncEngine) -> None:
     await upgrade(engine)
 
 
-YOUNG_COLLECTION_THRESHOLD = 20_000
-
-
-def _generational_collector() -> list[str]:
-    """Thresholds mean what `settle_heap` assumes only in CPython's generational collector of
-    3.11 to 3.13 (3.14 collects the old generations incrementally)."""
-    if sys.implementation.name == "cpython" and (3, 11) <= sys.version_info[:2] <= (3, 13):
-        return []
-    return [
-        f"{sys.implementation.name} {sys.version_info[0]}.{sys.version_info[1]} is not "
-        "CPython 3.11 to 3.13"
-    ]
-
-
-HEAP = Shim(
-    name="heap settling (bot/app.py settle_heap)",
-    written_for={},
-    names=("gc:freeze", "gc:get_threshold", "gc:set_threshold"),
-    probe=_generational_collector,
-)
-
-
-def settle_heap() -> None:
-    """Take what start-up built out of the garbage collector's sight: it lives as long as the
-    process, yet every full collection walked all of it again (400 members at once: one every
-    0.7 s at 0.11 s each, an eighth of the bot's CPU; 0.01 s each once frozen). And collect the
-    young generation every 20,000 new objects rather than every 700: an update allocates
-    thousands (models, rows, SQL contexts) that die with it, so CPython collected several times
-    per update, for nothing (bench.checkin: 1.44 -> 1.38 ms of CPU per update, means of seven
-    runs each); the older generations keep their defaults. Nothing when `HEAP` steps aside."""
-    if not HEAP.enabled():
-        return
-    gc.collect()
-    gc.freeze()
-    _, middle, old = gc.get_threshold()
-    gc.set_threshold(YOUNG_COLLECTION_THRESHOLD, middle, old)
-
-
 async def run_polling(
     settings: Settings,
     *,
@@ -478,7 +374,7 @@ async def _serve_ops(
 
 def _model_building() -> str:
     """For the start-up line; the shim's reason repeats its line from before logging was set."""
-    from handlers.telegram._aiogram_lazy import LAZY, SHIM
+    from bot.shims.lazy_aiogram import LAZY, SHIM
 
     if LAZY:
         return "on first use"

@@ -1,8 +1,13 @@
-"""The async engine and session factory, tuned for SQLite (WAL) and PostgreSQL alike."""
+"""The async engine and session factory, tuned for SQLite (WAL) and PostgreSQL alike.
+
+`use_aiosqlite_module` lets whoever starts the process (the composition root, `bot.shims`) hand
+SQLite engines a DBAPI module of its own for aiosqlite URLs; a process that only uses storage
+gets SQLAlchemy's."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from json.scanner import make_scanner
 from typing import Any, cast
 
@@ -12,9 +17,19 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.sqlite import one_trip_module
-
 SessionFactory = async_sessionmaker[AsyncSession]
+
+# Makes the DBAPI module for an engine on an aiosqlite URL, or None for SQLAlchemy's own.
+AiosqliteModule = Callable[[], object | None]
+_aiosqlite_module: AiosqliteModule | None = None
+
+
+def use_aiosqlite_module(make: AiosqliteModule | None) -> None:
+    """From now on, engines on aiosqlite URLs take `make()`'s DBAPI module (SQLAlchemy's own
+    adapter when it returns None, or with `make` None): how `bot.shims` installs its one-trip
+    adapter without storage knowing the composition root."""
+    global _aiosqlite_module
+    _aiosqlite_module = make
 
 
 def is_sqlite(url: str) -> bool:
@@ -36,8 +51,10 @@ def create_engine(url: str, *, echo: bool = False, pooled: bool = True) -> Async
         kwargs["poolclass"] = NullPool
     if is_sqlite(url):
         kwargs["connect_args"] = {"timeout": 30}
-        if make_url(url).get_driver_name() == "aiosqlite" and (module := one_trip_module()):
-            kwargs["module"] = module  # one trip to SQLite's thread per statement, not four
+        if make_url(url).get_driver_name() == "aiosqlite" and _aiosqlite_module is not None:
+            module = _aiosqlite_module()
+            if module is not None:
+                kwargs["module"] = module  # bot.shims: one trip to SQLite's thread, not four
     else:
         kwargs["pool_pre_ping"] = True
     engine = create_async_engine(url, **kwargs)

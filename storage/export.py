@@ -71,7 +71,7 @@ from storage.aggregates import MemberDay, collector_paused, member_days, total, 
 from storage.db import core_rows, create_engine
 from storage.models import Member, Organisation, Unit, UnitLink
 from storage.schedules import plan
-from storage.sheets import WIDTH_SAMPLE, Cell, CsvOut, OpenpyxlOut, XlsxOut, xlsx_out
+from storage.sheets import WIDTH_SAMPLE, Cell, CsvOut, XlsxWriter, xlsx_out
 
 DETAIL_COLUMNS: Final[tuple[str, ...]] = (
     "date",
@@ -423,7 +423,7 @@ async def _write_export(
         sample.extend(chunk)
         if len(sample) >= WIDTH_SAMPLE:
             break
-    sheet: CsvOut | XlsxOut | OpenpyxlOut
+    sheet: CsvOut | XlsxWriter
     if as_csv:
         sheet = CsvOut(out, header)
     else:

@@ -8,7 +8,9 @@ share the GIL with the event loop, which wants it back after every wake-up and w
 each time, so the others' replies took ten times as long while an export was made. A process of its
 own shares nothing, runs at a lower priority than the bot (`NICENESS`), and gives all its memory
 back when it exits. It is a fresh interpreter started with `-m`, not a `multiprocessing` child:
-nothing of the bot's (aiogram, its threads' locks, its main script) is loaded or run again."""
+nothing of the bot's (aiogram, its threads' locks, its main script) is loaded or run again. The bot
+starts it as `python -P -m bot.makers`, which installs the bot's performance shims (the one-trip
+SQLite adapter, the XLSX row splice: `bot.shims`) and then runs `main` here."""
 
 from __future__ import annotations
 
@@ -24,14 +26,18 @@ MAKERS: dict[str, str] = {"export": "storage.export:make_export"}  # name -> mod
 NICENESS: Final = 5  # +10 starved a 100k export to a minute on a busy 2-core machine
 
 
-def make_in_child(maker: str, url: str, args: Mapping[str, Any], path: str) -> int:
+def make_in_child(
+    maker: str, url: str, args: Mapping[str, Any], path: str, entry: str = "storage.makers"
+) -> int:
     """Run `maker` (`module:function`, called as `maker(url, args, path) -> rows`) in a process
     of its own and wait for it: the rows written; ValueError when it refused, RuntimeError when
-    the process failed (its traceback went to stderr). The URL travels on stdin, not argv."""
+    the process failed (its traceback went to stderr). The URL travels on stdin, not argv.
+    `entry`: the module the process runs, this one or one that calls its `main` after setting
+    the process up (the bot's, `bot.makers`, installs its shims first)."""
     job = json.dumps({"maker": maker, "url": url, "args": dict(args), "path": path})
     # -P: the working directory (the data volume, in the image) is not searched for modules.
     done = subprocess.run(
-        [sys.executable, "-P", "-m", __name__],
+        [sys.executable, "-P", "-m", entry],
         input=job,
         stdout=subprocess.PIPE,
         text=True,

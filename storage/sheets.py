@@ -8,9 +8,10 @@ the CSV, since members type free text. The XLSX has a ``Summary`` sheet (`SUMMAR
 rate as a percentage) and a ``Detail`` sheet; its detail cells are all text (so ids like
 ``00123`` keep their zeros) and formula-like text is stored as text, never as a formula.
 
-openpyxl lays the workbook out; the detail rows are spliced into its zip (`XlsxOut`, behind the
-`SPLICE` shim) or, when that shim steps aside, written by openpyxl itself (`OpenpyxlOut`).
-openpyxl is imported only when a workbook is made.
+openpyxl lays the workbook out and, here, writes the detail rows too (`OpenpyxlOut`): about 12 s
+for 100,000 rows. The composition root installs a faster writer with `use_xlsx_writer` (`bot.shims`
+splices the rows into openpyxl's zip, ten times faster); a process that only uses storage gets
+openpyxl's. openpyxl is imported only when a workbook is made.
 """
 
 from __future__ import annotations
@@ -19,15 +20,8 @@ import csv
 import io
 import re
 import unicodedata
-import zipfile
-from collections import deque
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from functools import cache
-from typing import Any, BinaryIO, Final
-from xml.etree import ElementTree
-
-from storage.compat import Shim
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, BinaryIO, Final, Protocol, Self
 
 Cell = str | int | float
 
@@ -94,154 +88,67 @@ def write_xlsx(
     header: Sequence[str], rows: Sequence[Sequence[str]], summary: Sequence[Sequence[Cell]]
 ) -> bytes:
     """A workbook with a `Summary` sheet (`SUMMARY_HEADER` and `summary`) and a `Detail` sheet
-    (`header` and `rows`), as `XlsxOut` writes it."""
+    (`header` and `rows`), written by `xlsx_out`."""
     if len(rows) + 1 > XLSX_MAX_ROWS:
-        raise ValueError(_too_many(len(rows)))
+        raise ValueError(too_many(len(rows)))
     out = io.BytesIO()
     with xlsx_out(out, header, summary, rows[:WIDTH_SAMPLE]) as book:
         book.write(rows)
     return out.getvalue()
 
 
-def _too_many(rows: int) -> str:
+def too_many(rows: int) -> str:
+    """Why `rows` detail rows cannot be one worksheet."""
     return (
         f"{rows} detail rows do not fit in a worksheet ({XLSX_MAX_ROWS - 1} at most): "
         "export fewer days or a smaller scope, or use CSV"
     )
 
 
-# openpyxl's own serialiser (without lxml, which Daka does not install) needs about 12 s for
-# 100,000 rows of 16 cells, so the detail rows are written here, as the same inline-string cells
-# openpyxl writes, into the sheet openpyxl laid out: about 1.2 s.
-
-_MAIN_NS: Final = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
-_REL_NS: Final = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
-_PACKAGE_REL_NS: Final = "{http://schemas.openxmlformats.org/package/2006/relationships}"
-_XML_ESCAPES: Final[Mapping[str, str]] = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "\r": "&#13;"}
-_XML_SPECIAL: Final = re.compile(f"[{''.join(_XML_ESCAPES)}]")
-_AUTO_FILTER: Final = re.compile(r'<autoFilter ref="[^"]*"')
-_DETAIL: Final = "Detail"
+DETAIL: Final = "Detail"  # the detail sheet's name
 
 
-def _openpyxl_layout() -> list[str]:
-    """What `XlsxOut` expects of a saved write-only workbook: the sheet found through
-    `xl/workbook.xml` and its relationships, with one `</sheetData>` to write before."""
-    from openpyxl import Workbook
+class XlsxWriter(Protocol):
+    """What `xlsx_out` hands back: `write` takes detail rows as they come, and leaving the
+    `with` finishes the file (nothing more is written when it is left on an exception)."""
 
-    book = Workbook(write_only=True)
-    book.create_sheet("Detail").append(["x"])
-    buffer = io.BytesIO()
-    book.save(buffer)
-    with zipfile.ZipFile(buffer) as saved:
-        part = _sheet_part(saved, "Detail")
-        if saved.read(part).decode("utf-8").count("</sheetData>") != 1:
-            return [f"openpyxl's {part} has no single </sheetData>"]
-    return []
+    def write(self, rows: Sequence[Sequence[str]]) -> None: ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None: ...
 
 
-SPLICE = Shim(
-    name="XLSX row splice (storage/sheets.py)",
-    written_for={"openpyxl": "3.1"},
-    probe=_openpyxl_layout,
-)
+# A faster writer: `xlsx_out`'s arguments in, a writer of the same workbook out, or None to let
+# openpyxl write it (the installed writer decides per process whether it may run).
+XlsxMaker = Callable[
+    [BinaryIO, Sequence[str], Sequence[Sequence[Cell]], Sequence[Sequence[str]]],
+    XlsxWriter | None,
+]
+_faster: XlsxMaker | None = None
 
 
-@cache
-def _splice_allowed() -> bool:
-    """Checked once per process; when it steps aside openpyxl writes the rows, ten times
-    slower."""
-    return SPLICE.enabled()
+def use_xlsx_writer(make: XlsxMaker | None) -> None:
+    """From now on, `xlsx_out` asks `make` first (None: openpyxl writes every workbook): how
+    `bot.shims` installs its row splice without storage knowing the composition root."""
+    global _faster
+    _faster = make
 
 
-class XlsxOut:
-    """A workbook written into a binary file as its detail rows come.
-
-    openpyxl's write-only mode lays out both sheets (bold frozen header, column widths from the
-    `sample` of first detail rows, percentages, the detail's autofilter) with the summary and
-    no detail rows; its zip is copied into `out` up to the detail sheet, whose rows `write`
-    adds, and `close` (leaving the `with`) ends that sheet, its autofilter over every row, and
-    copies the rest. The rows' XML is compressed in a helper thread while the next rows are
-    formatted: zlib lets go of the GIL (0.7 s of the 1.9 s that 100,000 rows took one after
-    the other); one worker keeps the chunks in order."""
-
-    def __init__(
-        self,
-        out: BinaryIO,
-        header: Sequence[str],
-        summary: Sequence[Sequence[Cell]],
-        sample: Sequence[Sequence[str]],
-    ) -> None:
-        self._header = header
-        self._source = zipfile.ZipFile(io.BytesIO(_layout(header, summary, sample)))
-        self._target = zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED)
-        self._part = _sheet_part(self._source, _DETAIL)
-        prefix, marker, self._suffix = (
-            self._source.read(self._part).decode("utf-8").partition("</sheetData>")
-        )
-        if not marker:
-            raise AssertionError(f"no sheet data in {self._part}")
-        self._suffix = marker + self._suffix
-        infos = self._source.infolist()
-        at = [i.filename for i in infos].index(self._part)
-        for info in infos[:at]:
-            self._target.writestr(info, self._source.read(info))
-        self._rest = infos[at + 1 :]
-        self._stream = self._target.open(self._part, "w", force_zip64=True)
-        self._deflate = ThreadPoolExecutor(1, thread_name_prefix="xlsx-deflate")
-        self._writing: deque[Future[int]] = deque()
-        self._letters: list[str] = []
-        self._templates: dict[tuple[bool, ...], str] = {}
-        self._next = 2  # the row number of the next detail row (the header is row 1)
-        self._put(prefix)
-
-    def _put(self, text: str) -> None:
-        self._writing.append(self._deflate.submit(self._stream.write, text.encode()))
-        if len(self._writing) > 2:
-            self._writing.popleft().result()
-
-    def write(self, rows: Sequence[Sequence[str]]) -> None:
-        if self._next - 1 + len(rows) > XLSX_MAX_ROWS:
-            raise ValueError(_too_many(self._next - 2 + len(rows)))
-        width = max((len(row) for row in rows), default=0)
-        while len(self._letters) < width:
-            self._letters.append(_column_letter(len(self._letters) + 1))
-        for chunk in _rows_xml(rows, self._next, self._letters, self._templates):
-            self._put(chunk)
-        self._next += len(rows)
-
-    def __enter__(self) -> XlsxOut:
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
-        try:
-            if kind is None:
-                last = _column_letter(max(len(self._header), 1))
-                self._put(
-                    _AUTO_FILTER.sub(f'<autoFilter ref="A1:{last}{self._next - 1}"', self._suffix)
-                )
-            while self._writing:
-                self._writing.popleft().result()
-        finally:
-            self._deflate.shutdown()
-            self._stream.close()
-        if kind is None:
-            for info in self._rest:
-                self._target.writestr(info, self._source.read(info))
-        self._target.close()
-        self._source.close()
+def xlsx_out(
+    out: BinaryIO,
+    header: Sequence[str],
+    summary: Sequence[Sequence[Cell]],
+    sample: Sequence[Sequence[str]],
+) -> XlsxWriter:
+    """The workbook writer: the installed one (`use_xlsx_writer`) unless it declines, else
+    openpyxl's. `sample`: the first detail rows, that the column widths are measured on."""
+    if _faster is not None and (writer := _faster(out, header, summary, sample)) is not None:
+        return writer
+    return OpenpyxlOut(out, header, summary, sample)
 
 
-def _layout(
-    header: Sequence[str], summary: Sequence[Sequence[Cell]], sample: Sequence[Sequence[str]]
-) -> bytes:
-    """The workbook without detail rows: the summary sheet whole, the detail sheet's header."""
-    book, _detail = _laid_out(header, summary, sample)
-    buffer = io.BytesIO()
-    book.save(buffer)
-    return buffer.getvalue()
-
-
-def _laid_out(
+def laid_out(
     header: Sequence[str], summary: Sequence[Sequence[Cell]], sample: Sequence[Sequence[str]]
 ) -> tuple[Any, Any]:
     """A write-only workbook with the summary sheet whole and the detail sheet's header, and
@@ -263,16 +170,16 @@ def _laid_out(
             cells[rate_column] = cell
         sheet.append(cells)
 
-    sheet = book.create_sheet(_DETAIL)
+    sheet = book.create_sheet(DETAIL)
     _prepare(sheet, header, sample)
     sheet.append(_header_cells(sheet, header))
-    sheet.auto_filter.ref = f"A1:{_column_letter(max(len(header), 1))}1"  # see XlsxOut
+    sheet.auto_filter.ref = f"A1:{column_letter(max(len(header), 1))}1"  # to the last row, later
     return book, sheet
 
 
 class OpenpyxlOut:
-    """The same workbook as `XlsxOut`, every row written by openpyxl's write-only mode: what
-    runs when the splice shim steps aside (`SPLICE`), about ten times slower."""
+    """The workbook written as its detail rows come, every row by openpyxl's write-only mode:
+    what runs unless a faster writer is installed (`use_xlsx_writer`)."""
 
     def __init__(
         self,
@@ -283,12 +190,12 @@ class OpenpyxlOut:
     ) -> None:
         self._out = out
         self._header = header
-        self._book, self._sheet = _laid_out(header, summary, sample)
+        self._book, self._sheet = laid_out(header, summary, sample)
         self._next = 2
 
     def write(self, rows: Sequence[Sequence[str]]) -> None:
         if self._next - 1 + len(rows) > XLSX_MAX_ROWS:
-            raise ValueError(_too_many(self._next - 2 + len(rows)))
+            raise ValueError(too_many(self._next - 2 + len(rows)))
         sheet = self._sheet
         for row in rows:
             sheet.append([_xlsx_cell(sheet, v) for v in row])
@@ -299,121 +206,15 @@ class OpenpyxlOut:
 
     def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
         if kind is None:
-            last = _column_letter(max(len(self._header), 1))
+            last = column_letter(max(len(self._header), 1))
             self._sheet.auto_filter.ref = f"A1:{last}{self._next - 1}"
             self._book.save(self._out)
 
 
-def xlsx_out(
-    out: BinaryIO,
-    header: Sequence[str],
-    summary: Sequence[Sequence[Cell]],
-    sample: Sequence[Sequence[str]],
-) -> XlsxOut | OpenpyxlOut:
-    """The workbook writer: rows spliced into openpyxl's layout, or openpyxl's own when the
-    splice shim steps aside."""
-    if _splice_allowed():
-        return XlsxOut(out, header, summary, sample)
-    return OpenpyxlOut(out, header, summary, sample)
-
-
-def _sheet_part(book: zipfile.ZipFile, sheet_name: str) -> str:
-    """The zip member holding a sheet, found through the workbook and its relationships."""
-    workbook = ElementTree.fromstring(book.read("xl/workbook.xml"))
-    rel_id = next(
-        s.get(f"{_REL_NS}id")
-        for s in workbook.iter(f"{_MAIN_NS}sheet")
-        if s.get("name") == sheet_name
-    )
-    rels = ElementTree.fromstring(book.read("xl/_rels/workbook.xml.rels"))
-    target = next(
-        r.get("Target", "")
-        for r in rels.iter(f"{_PACKAGE_REL_NS}Relationship")
-        if r.get("Id") == rel_id
-    )
-    return target.lstrip("/") if target.startswith("/") else f"xl/{target}"
-
-
-def _rows_xml(
-    rows: Sequence[Sequence[str]],
-    first: int,
-    letters: Sequence[str],
-    templates: dict[tuple[bool, ...], str],
-) -> Iterator[str]:
-    """`<row>` elements of inline-string cells numbered from `first`, in chunks of five
-    thousand rows; `letters` name the columns, `templates` are kept across calls."""
-    chunk: list[str] = []
-    append = chunk.append
-    for number, row in enumerate(rows, start=first):
-        if _plain(row):
-            # The common row: nothing to escape or drop, no cell starts or ends with a space,
-            # so one format of a template for its pattern of blank cells writes it.
-            filled = tuple(map(bool, row))
-            template = templates.get(filled)
-            if template is None:
-                template = templates[filled] = _row_template(letters, filled)
-            append(template.format(number, *filter(None, row)))
-        else:
-            append(f'<row r="{number}">')
-            for letter, value in zip(letters, row, strict=False):
-                if not value:
-                    continue  # a blank cell, as openpyxl leaves None
-                text = _xml_text(value)
-                if not text:
-                    continue
-                space = ' xml:space="preserve"' if text[0].isspace() or text[-1].isspace() else ""
-                append(f'<c r="{letter}{number}" t="inlineStr"><is><t{space}>{text}</t></is></c>')
-            append("</row>")
-        if len(chunk) > 5_000:
-            yield "".join(chunk)
-            chunk.clear()
-    if chunk:
-        yield "".join(chunk)
-
-
-def _row_template(letters: Sequence[str], filled: Sequence[bool]) -> str:
-    """A `str.format` template of a row whose cells `filled` are not blank: {0} is the row
-    number, {1}, {2}, ... the texts of those cells."""
-    parts = ['<row r="{0}">']
-    given = 0
-    for letter, present in zip(letters, filled, strict=False):
-        if present:
-            given += 1
-            parts.append(f'<c r="{letter}{{0}}" t="inlineStr"><is><t>{{{given}}}</t></is></c>')
-    parts.append("</row>")
-    return "".join(parts)
-
-
 # What XML 1.0 cannot carry: openpyxl's ILLEGAL_CHARACTERS_RE (control characters), and the
 # non-characters U+FFFE, U+FFFF and lone surrogates, which it lets through into broken files.
-_NOT_XML_CHARACTERS: Final = "\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff"
-_NOT_XML: Final = re.compile(f"[{_NOT_XML_CHARACTERS}]")
-_MARKUP_OR_NOT_XML: Final = re.compile(f"[{''.join(_XML_ESCAPES)}{_NOT_XML_CHARACTERS}]")
-
-# A row's cells joined by (and framed in) a character that is neither whitespace nor markup (a
-# private-use one): three searches then tell whether any cell needs `_xml_text` or `xml:space`
-# (the separator inside a cell can only make a search match, sending the row down the careful
-# path). Three simple patterns, because one alternation of them scans several times slower.
-_SEPARATOR: Final = "\ue000"
-_SPACE_AFTER: Final = re.compile(_SEPARATOR + r"\s")
-_SPACE_BEFORE: Final = re.compile(r"\s" + _SEPARATOR)
-
-
-def _plain(row: Sequence[str]) -> bool:
-    """No cell of the row has markup, illegal characters, or space at either end."""
-    text = _SEPARATOR + _SEPARATOR.join(row) + _SEPARATOR
-    return not (
-        _MARKUP_OR_NOT_XML.search(text) or _SPACE_AFTER.search(text) or _SPACE_BEFORE.search(text)
-    )
-
-
-def _xml_text(value: str) -> str:
-    """Text for an XML text node: characters XML cannot carry dropped, markup escaped."""
-    if _NOT_XML.search(value):
-        value = _NOT_XML.sub("", value)
-    if _XML_SPECIAL.search(value):
-        value = _XML_SPECIAL.sub(lambda m: _XML_ESCAPES[m.group()], value)
-    return value
+NOT_XML_CHARACTERS: Final = "\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff"
+_NOT_XML: Final = re.compile(f"[{NOT_XML_CHARACTERS}]")
 
 
 def _prepare(sheet: Any, header: Sequence[str], rows: Sequence[Sequence[Cell]]) -> None:
@@ -422,10 +223,10 @@ def _prepare(sheet: Any, header: Sequence[str], rows: Sequence[Sequence[Cell]]) 
     for index, name in enumerate(header):
         sample = (row[index] for row in rows[:WIDTH_SAMPLE] if index < len(row))
         width = max([_display_width(name), *(_display_width(v) for v in sample)])
-        sheet.column_dimensions[_column_letter(index + 1)].width = min(width + 2, _MAX_WIDTH)
+        sheet.column_dimensions[column_letter(index + 1)].width = min(width + 2, _MAX_WIDTH)
 
 
-def _column_letter(number: int) -> str:
+def column_letter(number: int) -> str:
     """A column's letters: 1 is A, 27 is AA (openpyxl's `get_column_letter`, not imported here:
     a handler checks an export's days in `storage.export`, which imports this module, without
     loading openpyxl)."""

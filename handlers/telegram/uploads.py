@@ -143,6 +143,7 @@ async def send_made(
 # export of 100,000 rows holds some 100 MiB while it is made, and several at once would add up.
 # The thread only waits for the process that makes it (`storage.makers.make_in_child`).
 _making = ThreadPoolExecutor(1, thread_name_prefix="daka-upload")
+MAKER_PROCESS: Final = "bot.makers"  # `python -P -m` this: storage.makers with the bot's shims
 
 
 async def make(upload: Upload, database_url: str | None) -> tuple[str, int] | None:
@@ -158,7 +159,7 @@ async def make(upload: Upload, database_url: str | None) -> tuple[str, int] | No
     loop = asyncio.get_running_loop()
     try:
         rows = await loop.run_in_executor(
-            _making, make_in_child, maker, database_url, upload.args, path
+            _making, make_in_child, maker, database_url, upload.args, path, MAKER_PROCESS
         )
     except ValueError as exc:
         log.info("upload %r not made: %s", upload.maker, exc)

@@ -14,7 +14,6 @@ from openpyxl import load_workbook
 
 from domain.clock import FixedClock
 from domain.forms import load_form
-from storage import sheets
 from storage.db import SessionFactory
 from storage.export import (
     DETAIL_COLUMNS,
@@ -455,28 +454,3 @@ def test_xlsx_keeps_every_cell_exactly_across_chunks() -> None:
     assert len(read) == len(expected)
     for number, (got, want) in enumerate(zip(read, expected, strict=True), start=1):
         assert got[: len(want)] == want, f"row {number}"
-
-
-def test_when_the_splice_steps_aside_openpyxl_writes_the_same_workbook(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    """On an openpyxl other than 3.1 the rows are not spliced into its output but written by
-    openpyxl itself: slower, and the same cells."""
-    header = ["a", "b", "c", "d"]
-    rows = [
-        [" leading", "trailing ", "=1+1", "00123"],
-        ["<b>&amp;</b>", "bell\x07", "", "#N/A"],
-        ["学院/班级", "mid\uffffdle", "-2", "tab\tinside"],
-    ]
-    summary: list[list[str | int | float]] = [["2026-11-28", TOTAL, 3, 2, 0.6667, 1, 0, 0, 0, 0]]
-    spliced = write_xlsx(header, rows, summary)
-    monkeypatch.setattr(sheets.SPLICE, "written_for", {"openpyxl": "3.0"})
-    sheets._splice_allowed.cache_clear()
-    try:
-        stock = write_xlsx(header, rows, summary)
-    finally:
-        sheets._splice_allowed.cache_clear()
-    assert "openpyxl 3.1." in caplog.text and "is not the 3.0.x" in caplog.text
-    for sheet in ("Summary", "Detail"):
-        assert read_sheet(stock, sheet) == read_sheet(spliced, sheet)
-    assert read_sheet(stock, "Detail")[1][2] == "=1+1"  # text, never a formula

@@ -9,21 +9,36 @@ eager rebuilds into "remember the namespace"; the types stay deferred (pydantic'
 creation while the types are deferred, so pydantic defers them too; they get the same namespace.
 The patch on `BaseModel.model_rebuild` is removed as soon as the import is done.
 
+`install()` (run by `import bot`, through `bot.shims.install`) does not import aiogram: it puts an
+import hook first on `sys.meta_path` that applies the patch around aiogram's own import, whenever
+that comes. A process of the composition root that never talks to Telegram (the export maker,
+`python -m bot.makers`) so never loads aiogram; one that does gets its models deferred however
+it reaches aiogram (`import bot.app`, `import handlers.telegram...`). It must still run before
+aiogram is imported: when aiogram is already loaded, the shim steps aside with a warning (the
+regression this caught: the shim lived in `handlers/telegram/`, whose `__init__` imports aiogram,
+so it never deferred anything).
+
 Written for aiogram 3.31 and pydantic 2.13 (aiogram's own test suite passes either way): `SHIM`
 checks those releases and the private names used before aiogram is imported, and the aiogram
 names that can only be seen after; when one is missing, aiogram's types are built at import as
 usual (after the import, by replaying aiogram's own rebuild calls). With `DAKA_SHIMS=off` or
-`DAKA_EAGER_AIOGRAM=1`, or when aiogram was imported first, `install()` does nothing.
-`tests/bot/test_lazy_types.py` fails when a dependency upgrade silently turns this off."""
+`DAKA_EAGER_AIOGRAM=1` `install()` does nothing. `LAZY` says whether it worked, once aiogram is
+imported. `tests/bot/shims/test_lazy_aiogram.py` fails when a dependency upgrade silently turns
+this off."""
 
 from __future__ import annotations
 
+import importlib.abc
+import importlib.machinery
+import importlib.util
 import inspect
 import os
 import sys
+from collections.abc import Callable, Sequence
+from types import ModuleType
 from typing import Any
 
-from storage.compat import Shim
+from bot.shims.compat import Shim
 
 # What can only be looked up once aiogram is imported: the generic bases of its method models,
 # which need the namespace too.
@@ -48,22 +63,67 @@ def _rebuild_parameters() -> list[str]:
 
 
 SHIM = Shim(
-    name="lazy aiogram models (handlers/telegram/_aiogram_lazy.py)",
+    name="lazy aiogram models (bot/shims/lazy_aiogram.py)",
     written_for={"aiogram": "3.31", "pydantic": "2.13"},
     names=(
         "pydantic:BaseModel.__pydantic_complete__",
         "pydantic:BaseModel.__pydantic_parent_namespace__",
     ),
     probe=_rebuild_parameters,
+    buys="aiogram's Telegram models built on first use, not all at import: memory and start-up",
 )
+
+LAZY = False  # True once aiogram has been imported with its models deferred
 
 
 def install() -> bool:
-    """Import aiogram with deferred models; True when lazy mode is active."""
-    if "aiogram" in sys.modules or os.environ.get("DAKA_EAGER_AIOGRAM") == "1":
+    """Have aiogram's models deferred when aiogram is imported; True when that is arranged."""
+    if os.environ.get("DAKA_EAGER_AIOGRAM") == "1":
         return False
+    if LAZY or any(isinstance(finder, _DeferModels) for finder in sys.meta_path):
+        return True  # installed already
     if not SHIM.enabled():
         return False
+    if "aiogram" in sys.modules:
+        SHIM.step_aside("aiogram was imported before the shim was installed")
+        return False
+    sys.meta_path.insert(0, _DeferModels())
+    return True
+
+
+class _DeferModels(importlib.abc.MetaPathFinder):
+    """Finds aiogram as the other finders would, and runs its import inside `_import`."""
+
+    def __init__(self) -> None:
+        self._finding = False
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        if fullname != "aiogram" or self._finding:
+            return None
+        self._finding = True  # the others' answer, not ours again
+        try:
+            spec = importlib.util.find_spec(fullname)
+        finally:
+            self._finding = False
+        loader = spec.loader if spec is not None else None
+        if spec is None or loader is None or not hasattr(loader, "exec_module"):
+            return None  # a loader we do not know: aiogram imports as usual
+        run: Callable[[ModuleType], None] = loader.exec_module
+
+        def exec_module(module: ModuleType) -> None:
+            if self in sys.meta_path:
+                sys.meta_path.remove(self)
+            _import(lambda: run(module))
+
+        loader.exec_module = exec_module  # type: ignore[method-assign]
+        return spec
+
+
+def _import(run: Callable[[], None]) -> None:
+    """aiogram's import (`run`) with its types' eager rebuilds deferred; sets `LAZY`."""
+    global LAZY
     from pydantic import BaseModel
 
     original = BaseModel.__dict__["model_rebuild"]
@@ -100,7 +160,7 @@ def install() -> bool:
 
     BaseModel.model_rebuild = classmethod(model_rebuild)  # type: ignore[method-assign,assignment]
     try:
-        import aiogram  # noqa: F401
+        run()
         import aiogram.methods as methods
     finally:
         BaseModel.model_rebuild = original  # type: ignore[method-assign]
@@ -108,7 +168,7 @@ def install() -> bool:
     namespace = captured.get("namespace")
     if namespace is None:  # aiogram changed how it rebuilds: nothing was deferred
         SHIM.step_aside("aiogram.types made no model_rebuild(_types_namespace=) call")
-        return False
+        return
     models = [
         m for m in vars(methods).values() if isinstance(m, type) and issubclass(m, BaseModel)
     ]
@@ -116,10 +176,7 @@ def install() -> bool:
         SHIM.step_aside(gone)
         for model in [*deferred, *models]:  # what aiogram/types/__init__.py asked for, now
             model.model_rebuild(_types_namespace=namespace)
-        return False
+        return
     for model in models:
         model.__pydantic_parent_namespace__ = namespace
-    return True
-
-
-LAZY = install()
+    LAZY = True

@@ -1,4 +1,5 @@
-"""The one-trip aiosqlite adapter: same results as SQLAlchemy's own, one thread trip each."""
+"""The one-trip aiosqlite adapter (bot/shims/one_trip.py), which `import bot` installs in
+`storage.db`: same results as SQLAlchemy's own, one thread trip each."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ import pytest
 from sqlalchemy import exc, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from bot.shims.one_trip import OneTripDBAPI
+from bot.shims.sqlite import one_trip_module
 from storage.db import create_engine
-from storage.one_trip import OneTripDBAPI
-from storage.sqlite import one_trip_module
 from tests.child import PRETEND_RELEASES, run_python
 
 
@@ -111,7 +112,7 @@ def worker_locals(driver: Any) -> dict[str, Any]:
     frame = sys._current_frames()[driver._thread.ident]
     while frame is not None and frame.f_code.co_name != "_connection_worker_thread":
         frame = frame.f_back  # type: ignore[assignment]
-    assert frame is not None, "aiosqlite's worker thread changed: look at storage/sqlite.py"
+    assert frame is not None, "aiosqlite's worker thread changed: look at bot/shims/one_trip.py"
     return dict(frame.f_locals)
 
 
@@ -136,6 +137,7 @@ async def test_an_idle_connection_holds_no_rows_and_no_parameters(engine: AsyncE
 
 ROUND_TRIP = """
 import asyncio, tempfile
+import bot  # installs the shims, as every process of the bot does
 from sqlalchemy import text
 from storage.db import create_engine
 

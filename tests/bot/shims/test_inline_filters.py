@@ -1,5 +1,5 @@
-"""Synchronous filters run inline (bot/app.py `inline_sync_filters`), or in aiogram's worker
-thread when the shim steps aside: routing is the same either way."""
+"""Synchronous filters run inline (bot/shims/inline_filters.py), or in aiogram's worker thread when
+the shim steps aside: routing is the same either way."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from tests.child import PRETEND_RELEASES, run_python
 
 ROUTE = """
 import asyncio
+from bot.shims.inline_filters import inline_sync_filters  # first, as in the bot: bot/__init__.py
 from aiogram import Bot, Dispatcher, F, Router
 from aiogram.types import Message, Update
-from bot.app import inline_sync_filters
 
 router = Router()
 

@@ -1,13 +1,12 @@
 """The one check every performance shim passes before it touches a dependency's internals.
 
-A shim (`storage/sqlite.py`, `handlers/telegram/_aiogram_lazy.py`, `bot/app.py`'s inline filters
-and heap settling, `storage/sheets.py`'s XLSX splice) names the releases it was written for and
-every private name it uses. `Shim.check` is None when all of them hold; otherwise the shim steps
-aside (the dependency's stock path runs) and one line says why. `DAKA_SHIMS=off` switches every
-shim off. docs/upgrading.md lists the shims and the tests that fail when one stops working.
+A shim (each module of `bot.shims`) names the releases it was written for and every private name
+it uses. `Shim.check` is None when all of them hold; otherwise the shim steps aside (the
+dependency's stock path runs) and one line says why. `DAKA_SHIMS=off` switches every shim off.
+docs/shims.md lists the shims, what each buys and the tests that fail when one stops working.
 
-This lives in storage/ because it is the lowest layer with a shim; it imports only the standard
-library, so `handlers/telegram/_aiogram_lazy.py` can use it before anything imports aiogram."""
+It imports only the standard library, so `bot.shims.lazy_aiogram` can use it before anything
+imports aiogram."""
 
 from __future__ import annotations
 
@@ -22,7 +21,7 @@ from importlib.metadata import PackageNotFoundError, version
 log = logging.getLogger("daka.shims")
 
 SWITCH = "DAKA_SHIMS"
-SHIMS: list[Shim] = []  # every shim, once its module is imported
+SHIMS: list[Shim] = []  # every Shim made, once its module is imported (bot.shims.ALL)
 
 
 def switched_off() -> bool:
@@ -62,6 +61,7 @@ class Shim:
     written_for: Mapping[str, str]
     names: tuple[str, ...] = ()
     probe: Callable[[], Iterable[str]] | None = None
+    buys: str = ""  # what it is for, measured (docs/shims.md has the commands)
     reason: str | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:

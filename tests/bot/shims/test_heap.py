@@ -10,7 +10,8 @@ from tests.child import run_python
 
 SCRIPT = """
 import gc, json
-from bot.app import YOUNG_COLLECTION_THRESHOLD, settle_heap
+import bot.app  # what the bot has built when it settles its heap
+from bot.shims.heap import YOUNG_COLLECTION_THRESHOLD, settle_heap
 before = gc.get_threshold()
 settle_heap()
 print(json.dumps({"before": before, "after": gc.get_threshold(),
@@ -33,7 +34,7 @@ def test_outside_cpython_3_11_to_3_13_the_collector_is_left_alone() -> None:
     done = run_python(
         """
         import gc, json, sys
-        from bot.app import settle_heap
+        from bot.shims.heap import settle_heap
         before = gc.get_threshold()
         sys.version_info = (3, 14, 0, "final", 0)  # as a 3.14 interpreter would report
         settle_heap()

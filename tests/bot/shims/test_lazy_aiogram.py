@@ -1,17 +1,15 @@
-"""aiogram's models are built on first use (handlers/telegram/_aiogram_lazy.py), and still work."""
+"""aiogram's models are built on first use (bot/shims/lazy_aiogram.py), and still work."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
-from pathlib import Path
 
-from tests.child import PRETEND_RELEASES, run_python
+from tests.child import PRETEND_RELEASES, ROOT, run_python
 
-ROOT = Path(__file__).resolve().parents[2]
 PROBE = (
-    "import bot, aiogram.types as t; from handlers.telegram._aiogram_lazy import LAZY; "
+    "import bot, aiogram.types as t; from bot.shims.lazy_aiogram import LAZY; "
     "print(LAZY, t.Message.__pydantic_complete__, t.Sticker.__pydantic_complete__)"
 )
 
@@ -74,7 +72,7 @@ USE_AIOGRAM = """
 import bot, aiogram.types as t
 from aiogram.methods import SendMessage
 from aiogram.methods.base import Response
-from handlers.telegram._aiogram_lazy import LAZY
+from bot.shims.lazy_aiogram import LAZY
 
 message = {"message_id": 3, "date": 1, "chat": {"id": 5, "type": "private"}, "text": "到"}
 update = t.Update.model_validate({"update_id": 1, "message": message})
@@ -124,3 +122,35 @@ def test_on_the_locked_releases_models_stay_deferred_and_work() -> None:
     done = run_python(USE_AIOGRAM)
     assert done.stdout.split() == ["True", "False", "到", "好", "好"]
     assert done.stderr == ""
+
+
+def test_reaching_aiogram_through_the_telegram_adapter_defers_its_models_too() -> None:
+    """Regression: the shim lived in handlers/telegram/, whose `__init__` imports aiogram, so
+    aiogram was always imported before it and nothing was deferred, without a word. Now
+    `import bot` only installs an import hook: however aiogram is reached, it is deferred."""
+    done = run_python(
+        """
+        import sys
+        import bot
+        print("aiogram" in sys.modules)
+        import handlers.telegram
+        import aiogram.types as t
+        from bot.shims.lazy_aiogram import LAZY
+        print(LAZY, t.Sticker.__pydantic_complete__)
+        """
+    )
+    assert done.stdout.split() == ["False", "True", "False"]
+    assert done.stderr == ""
+
+
+def test_aiogram_imported_before_the_shim_is_said() -> None:
+    done = run_python(
+        """
+        import aiogram.types as t
+        import bot
+        from bot.shims.lazy_aiogram import LAZY
+        print(LAZY, t.Sticker.__pydantic_complete__)
+        """
+    )
+    assert done.stdout.split() == ["False", "True"]
+    assert "aiogram was imported before the shim was installed" in done.stderr

@@ -11,7 +11,7 @@ server-side (streaming) cursors stay SQLAlchemy's own.
 
 It subclasses SQLAlchemy 2.1's private adapter classes and leans on two private parts of
 aiosqlite 0.22 — `Connection._execute` (queue a function for the worker thread) and
-`Connection._conn` (its sqlite3 connection). Import it only through `storage.sqlite`, which
+`Connection._conn` (its sqlite3 connection). Import it only through `bot.shims.sqlite`, which
 checks the releases and every private name used here first (`SHIM` there lists them)."""
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
-"""Whether SQLite statements take one trip to aiosqlite's thread (`storage.one_trip`) or the
+"""Whether SQLite statements take one trip to aiosqlite's thread (`bot.shims.one_trip`) or the
 four of SQLAlchemy's stock adapter: the one-trip adapter subclasses SQLAlchemy's private
 aiosqlite classes and calls aiosqlite's private `_execute`, so it runs only on the releases it
-was written for and when every name it uses is there (`SHIM`)."""
+was written for and when every name it uses is there (`SHIM`). `bot.shims.install` hands
+`one_trip_module` to `storage.db.use_aiosqlite_module`; the check runs at the first engine."""
 
 from __future__ import annotations
 
@@ -9,10 +10,10 @@ import sqlite3
 from functools import cache
 from typing import TYPE_CHECKING
 
-from storage.compat import Shim, resolve
+from bot.shims.compat import Shim, resolve
 
 if TYPE_CHECKING:
-    from storage.one_trip import OneTripDBAPI
+    from bot.shims.one_trip import OneTripDBAPI
 
 ADAPTER = "sqlalchemy.dialects.sqlite.aiosqlite"
 CURSOR = f"{ADAPTER}:AsyncAdapt_aiosqlite_cursor"
@@ -35,7 +36,7 @@ def _instance_names() -> list[str]:
 
 
 SHIM = Shim(
-    name="one-trip SQLite cursor (storage/one_trip.py)",
+    name="one-trip SQLite cursor (bot/shims/one_trip.py)",
     written_for={"sqlalchemy": "2.1", "aiosqlite": "0.22"},
     names=(
         CURSOR,
@@ -63,6 +64,7 @@ SHIM = Shim(
         "aiosqlite:Connection._conn",
     ),
     probe=_instance_names,
+    buys="an ORM statement on SQLite in one hand-off to aiosqlite's thread instead of four",
 )
 
 
@@ -73,7 +75,7 @@ def one_trip_module() -> OneTripDBAPI | None:
         return None
     import aiosqlite
 
-    from storage.one_trip import OneTripDBAPI
+    from bot.shims.one_trip import OneTripDBAPI
 
     return OneTripDBAPI(aiosqlite, sqlite3)
 
