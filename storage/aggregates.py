@@ -1,5 +1,9 @@
 """Day figures and member lists for managers, reminders and reports: SQL over the unit closure
-table, the same statements on SQLite and PostgreSQL."""
+table, the same statements on SQLite and PostgreSQL.
+
+One module past 400 lines on purpose: every figure managers, reminders and reports show is
+counted here by the same rules (docs/operations.md, "How figures are counted"), so a rule
+changes in one place and the statements are compared side by side."""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""Builds places.json.gz, so the bot reverse-geocodes offline with no run-time dependency."""
+"""Builds places.json.gz, so the bot reverse-geocodes offline with no run-time dependency.
+
+A build script, not imported by the bot: its length is the sources' formats, read top to bottom."""
 
 # Run from the repository root (README.md beside this file says where the data comes from):
 #
