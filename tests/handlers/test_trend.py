@@ -34,7 +34,7 @@ async def trend_audit(daka: Daka) -> list[tuple[str, str | None, str | None]]:
 
 async def test_a_counselor_gets_a_chart_of_the_class(school: Daka, server: FakeBotAPI) -> None:
     counselor = server.user(CLASS_ONE)
-    chart = await counselor.ask("/trend")
+    chart = await counselor.ask("/trend", timeout=60)  # the first chart loads matplotlib
     assert chart.photo, chart.text
     width, height = png_size(server.file_bytes(chart.file_id or ""))
     assert width > height > 300
@@ -48,7 +48,7 @@ async def test_a_counselor_gets_a_chart_of_the_class(school: Daka, server: FakeB
 
 async def test_an_administrator_charts_the_whole_school(school: Daka, server: FakeBotAPI) -> None:
     admin = server.user(ADMIN)
-    chart = await admin.ask("/trend 90")
+    chart = await admin.ask("/trend 90", timeout=60)
     assert chart.photo, chart.text
     png_size(server.file_bytes(chart.file_id or ""))
     assert "第一中学" in chart.text and "2026-08-31" in chart.text
