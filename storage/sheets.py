@@ -4,32 +4,45 @@ and `write_csv`/`write_xlsx` for rows already at hand. `storage.export` makes th
 CSV is UTF-8 with a BOM (Excel otherwise reads the Chinese as the local code page) and
 ``\\r\\n`` line ends. A text cell that a spreadsheet would run as a formula (it starts with ``=``,
 ``+``, ``-``, ``@``, a tab or a carriage return, and is not a number) gets a leading ``'`` in
-the CSV, since members type free text. The XLSX has a ``Summary`` sheet (`SUMMARY_HEADER`, the
-rate as a percentage) and a ``Detail`` sheet; its detail cells are all text (so ids like
-``00123`` keep their zeros) and formula-like text is stored as text, never as a formula.
+the CSV, since members type free text.
+
+The XLSX has a summary sheet and a detail sheet (their names, headers and the detail's number
+formats are a `Layout`). Its cells are typed by their Python value: text stays text (so ids
+like ``00123`` keep their zeros, and formula-like text is stored as text, never as a formula),
+an int or float is a number, a `date` or a naive `datetime` is an Excel serial number shown
+through a date format, None is a blank cell. A detail column's number format (`Layout.formats`)
+applies to its numbers and dates; a date in a column without one gets openpyxl's date format.
+The summary's first column is a date (`DATE_FORMAT`) and its rate a percentage (`PERCENT`).
 
 openpyxl lays the workbook out; the detail rows are spliced into its zip (`XlsxOut`, behind the
 `SPLICE` shim) or, when that shim steps aside, written by openpyxl itself (`OpenpyxlOut`).
 openpyxl is imported only when a workbook is made.
+
+One module past 400 lines on purpose: the splice must write exactly the cells openpyxl writes,
+and the layout, both writers and the tests comparing them are read side by side.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import math
 import re
 import unicodedata
 import zipfile
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import date, datetime
 from functools import cache
-from typing import Any, BinaryIO, Final
+from operator import itemgetter
+from typing import Any, BinaryIO, Final, cast
 from xml.etree import ElementTree
 
 from storage.compat import Shim
 
-Cell = str | int | float
+Cell = str | int | float | date | None  # a datetime is a date
 
 # The summary sheet's columns: the rows of `storage.export.export_summary` follow them.
 SUMMARY_HEADER: Final[tuple[str, ...]] = (
@@ -45,9 +58,33 @@ SUMMARY_HEADER: Final[tuple[str, ...]] = (
     "unreachable",
     "voluntary",
 )
+SHEETS: Final[tuple[str, str]] = ("Summary", "Detail")  # the machine contract's sheet names
+
+DATE_FORMAT: Final = "yyyy-mm-dd"
+DATETIME_FORMAT: Final = "yyyy-mm-dd hh:mm:ss"
+PERCENT: Final = "0.0%"
+_SUMMARY_FORMATS: Final[Mapping[int, str]] = {
+    SUMMARY_HEADER.index("date"): DATE_FORMAT,
+    SUMMARY_HEADER.index("rate"): PERCENT,
+}
 
 _FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")
 _NUMBER_RE: Final = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A workbook's words and number formats, apart from its rows: the detail's header and each
+    detail column's number format (None: General), the summary's header, the sheets' names
+    (summary first)."""
+
+    header: Sequence[str]
+    formats: Sequence[str | None] = field(default=())
+    summary_header: Sequence[str] = SUMMARY_HEADER
+    sheets: tuple[str, str] = SHEETS
+
+    def format_of(self, column: int) -> str | None:
+        return self.formats[column] if column < len(self.formats) else None
 
 
 def write_csv(header: Sequence[str], rows: Sequence[Sequence[Cell]]) -> bytes:
@@ -87,18 +124,24 @@ def _csv_cell(value: Cell) -> Cell:
 XLSX_MAX_ROWS: Final = 1_048_576  # Excel's limit per worksheet, the header included
 WIDTH_SAMPLE: Final = 500  # the first detail rows, that the column widths are measured on
 _MAX_WIDTH: Final = 50
-_PERCENT: Final = "0.0%"
 
 
 def write_xlsx(
-    header: Sequence[str], rows: Sequence[Sequence[str]], summary: Sequence[Sequence[Cell]]
+    header: Sequence[str],
+    rows: Sequence[Sequence[Cell]],
+    summary: Sequence[Sequence[Cell]],
+    *,
+    formats: Sequence[str | None] = (),
+    summary_header: Sequence[str] = SUMMARY_HEADER,
+    sheets: tuple[str, str] = SHEETS,
 ) -> bytes:
-    """A workbook with a `Summary` sheet (`SUMMARY_HEADER` and `summary`) and a `Detail` sheet
-    (`header` and `rows`), as `XlsxOut` writes it."""
+    """A workbook with a summary sheet (`summary_header` and `summary`) and a detail sheet
+    (`header` and `rows`, numbers and dates shown in `formats`), as `xlsx_out` writes it."""
     if len(rows) + 1 > XLSX_MAX_ROWS:
         raise ValueError(_too_many(len(rows)))
+    layout = Layout(header, formats, summary_header, sheets)
     out = io.BytesIO()
-    with xlsx_out(out, header, summary, rows[:WIDTH_SAMPLE]) as book:
+    with xlsx_out(out, layout, summary, rows[:WIDTH_SAMPLE]) as book:
         book.write(rows)
     return out.getvalue()
 
@@ -111,8 +154,9 @@ def _too_many(rows: int) -> str:
 
 
 # openpyxl's own serialiser (without lxml, which Daka does not install) needs about 12 s for
-# 100,000 rows of 16 cells, so the detail rows are written here, as the same inline-string cells
-# openpyxl writes, into the sheet openpyxl laid out: about 1.2 s.
+# 100,000 rows of 16 cells, so the detail rows are written here, as the same cells openpyxl
+# writes (inline strings, numbers, dates as serial numbers with the style openpyxl registered
+# for their format), into the sheet openpyxl laid out: about 1.2 s.
 
 _MAIN_NS: Final = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
 _REL_NS: Final = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
@@ -120,23 +164,36 @@ _PACKAGE_REL_NS: Final = "{http://schemas.openxmlformats.org/package/2006/relati
 _XML_ESCAPES: Final[Mapping[str, str]] = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "\r": "&#13;"}
 _XML_SPECIAL: Final = re.compile(f"[{''.join(_XML_ESCAPES)}]")
 _AUTO_FILTER: Final = re.compile(r'<autoFilter ref="[^"]*"')
-_DETAIL: Final = "Detail"
 
 
 def _openpyxl_layout() -> list[str]:
     """What `XlsxOut` expects of a saved write-only workbook: the sheet found through
-    `xl/workbook.xml` and its relationships, with one `</sheetData>` to write before."""
+    `xl/workbook.xml` and its relationships, with one `</sheetData>` to write before, and a
+    cell's `style_id` naming the `cellXfs` entry of its number format in `xl/styles.xml`."""
     from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
 
     book = Workbook(write_only=True)
-    book.create_sheet("Detail").append(["x"])
+    sheet = book.create_sheet("Detail")
+    probe = WriteOnlyCell(sheet, value=1.5)
+    probe.number_format = '0.0" probe"'
+    style = probe.style_id
+    sheet.append(["x"])
     buffer = io.BytesIO()
     book.save(buffer)
+    problems = []
     with zipfile.ZipFile(buffer) as saved:
         part = _sheet_part(saved, "Detail")
         if saved.read(part).decode("utf-8").count("</sheetData>") != 1:
-            return [f"openpyxl's {part} has no single </sheetData>"]
-    return []
+            problems.append(f"openpyxl's {part} has no single </sheetData>")
+        styles = ElementTree.fromstring(saved.read("xl/styles.xml"))
+    codes = {n.get("numFmtId"): n.get("formatCode") for n in styles.iter(f"{_MAIN_NS}numFmt")}
+    xfs = [x for c in styles.iter(f"{_MAIN_NS}cellXfs") for x in c.iter(f"{_MAIN_NS}xf")]
+    if not isinstance(style, int) or not 0 <= style < len(xfs):
+        problems.append(f"a cell's style_id {style!r} is no cellXfs entry")
+    elif codes.get(xfs[style].get("numFmtId")) != probe.number_format:
+        problems.append(f"cellXfs entry {style} is not the cell's number format")
+    return problems
 
 
 SPLICE = Shim(
@@ -153,12 +210,29 @@ def _splice_allowed() -> bool:
     return SPLICE.enabled()
 
 
+@dataclass(frozen=True)
+class _Styles:
+    """The `s` attributes a detail cell gets, as openpyxl registered them while laying out:
+    per column, the style of its number format (for numbers and dates); for dates in a column
+    without one, openpyxl's date and date-time formats."""
+
+    columns: Sequence[str]  # ' s="N"' or ""
+    date: str
+    datetime: str
+
+    def of(self, column: int, kind: type) -> str:
+        given = self.columns[column] if column < len(self.columns) else ""
+        if given or not issubclass(kind, date):
+            return given
+        return self.datetime if issubclass(kind, datetime) else self.date
+
+
 class XlsxOut:
     """A workbook written into a binary file as its detail rows come.
 
     openpyxl's write-only mode lays out both sheets (bold frozen header, column widths from the
-    `sample` of first detail rows, percentages, the detail's autofilter) with the summary and
-    no detail rows; its zip is copied into `out` up to the detail sheet, whose rows `write`
+    `sample` of first detail rows, number formats, the detail's autofilter) with the summary
+    and no detail rows; its zip is copied into `out` up to the detail sheet, whose rows `write`
     adds, and `close` (leaving the `with`) ends that sheet, its autofilter over every row, and
     copies the rest. The rows' XML is compressed in a helper thread while the next rows are
     formatted: zlib lets go of the GIL (0.7 s of the 1.9 s that 100,000 rows took one after
@@ -167,14 +241,17 @@ class XlsxOut:
     def __init__(
         self,
         out: BinaryIO,
-        header: Sequence[str],
+        layout: Layout,
         summary: Sequence[Sequence[Cell]],
-        sample: Sequence[Sequence[str]],
+        sample: Sequence[Sequence[Cell]],
     ) -> None:
-        self._header = header
-        self._source = zipfile.ZipFile(io.BytesIO(_layout(header, summary, sample)))
+        self._header = layout.header
+        book, _sheet, self._styles = _laid_out(layout, summary, sample)
+        buffer = io.BytesIO()
+        book.save(buffer)
+        self._source = zipfile.ZipFile(buffer)
         self._target = zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED)
-        self._part = _sheet_part(self._source, _DETAIL)
+        self._part = _sheet_part(self._source, layout.sheets[1])
         prefix, marker, self._suffix = (
             self._source.read(self._part).decode("utf-8").partition("</sheetData>")
         )
@@ -190,7 +267,7 @@ class XlsxOut:
         self._deflate = ThreadPoolExecutor(1, thread_name_prefix="xlsx-deflate")
         self._writing: deque[Future[int]] = deque()
         self._letters: list[str] = []
-        self._templates: dict[tuple[bool, ...], str] = {}
+        self._shapes: dict[tuple[type, ...], _Shape] = {}
         self._next = 2  # the row number of the next detail row (the header is row 1)
         self._put(prefix)
 
@@ -199,13 +276,13 @@ class XlsxOut:
         if len(self._writing) > 2:
             self._writing.popleft().result()
 
-    def write(self, rows: Sequence[Sequence[str]]) -> None:
+    def write(self, rows: Sequence[Sequence[Cell]]) -> None:
         if self._next - 1 + len(rows) > XLSX_MAX_ROWS:
             raise ValueError(_too_many(self._next - 2 + len(rows)))
         width = max((len(row) for row in rows), default=0)
         while len(self._letters) < width:
             self._letters.append(_column_letter(len(self._letters) + 1))
-        for chunk in _rows_xml(rows, self._next, self._letters, self._templates):
+        for chunk in _rows_xml(rows, self._next, self._letters, self._styles, self._shapes):
             self._put(chunk)
         self._next += len(rows)
 
@@ -231,43 +308,36 @@ class XlsxOut:
         self._source.close()
 
 
-def _layout(
-    header: Sequence[str], summary: Sequence[Sequence[Cell]], sample: Sequence[Sequence[str]]
-) -> bytes:
-    """The workbook without detail rows: the summary sheet whole, the detail sheet's header."""
-    book, _detail = _laid_out(header, summary, sample)
-    buffer = io.BytesIO()
-    book.save(buffer)
-    return buffer.getvalue()
-
-
 def _laid_out(
-    header: Sequence[str], summary: Sequence[Sequence[Cell]], sample: Sequence[Sequence[str]]
-) -> tuple[Any, Any]:
-    """A write-only workbook with the summary sheet whole and the detail sheet's header, and
-    that detail sheet (openpyxl's objects: openpyxl is imported only when a workbook is made)."""
+    layout: Layout, summary: Sequence[Sequence[Cell]], sample: Sequence[Sequence[Cell]]
+) -> tuple[Any, Any, _Styles]:
+    """A write-only workbook with the summary sheet whole and the detail sheet's header, that
+    detail sheet, and the styles of its number formats, registered with the workbook here so
+    that they are in its styles.xml (openpyxl's objects: openpyxl is imported only when a
+    workbook is made)."""
     from openpyxl import Workbook
 
     book = Workbook(write_only=True)
 
-    sheet = book.create_sheet("Summary")
-    _prepare(sheet, SUMMARY_HEADER, summary)
-    sheet.append(_header_cells(sheet, SUMMARY_HEADER))
-    rate_column = SUMMARY_HEADER.index("rate")
+    summary_name, detail_name = layout.sheets
+    sheet = book.create_sheet(summary_name)
+    _prepare(sheet, layout.summary_header, summary)
+    sheet.append(_header_cells(sheet, layout.summary_header))
     for row in summary:
-        cells: list[Any] = [_xlsx_cell(sheet, v) for v in row]
-        rate = row[rate_column]
-        if isinstance(rate, int | float):
-            cell = _text_cell(sheet, rate)
-            cell.number_format = _PERCENT
-            cells[rate_column] = cell
-        sheet.append(cells)
+        sheet.append([_typed_cell(sheet, v, _SUMMARY_FORMATS.get(i)) for i, v in enumerate(row)])
 
-    sheet = book.create_sheet(_DETAIL)
-    _prepare(sheet, header, sample)
-    sheet.append(_header_cells(sheet, header))
-    sheet.auto_filter.ref = f"A1:{_column_letter(max(len(header), 1))}1"  # see XlsxOut
-    return book, sheet
+    sheet = book.create_sheet(detail_name)
+    _prepare(sheet, layout.header, sample)
+    sheet.append(_header_cells(sheet, layout.header))
+    sheet.auto_filter.ref = f"A1:{_column_letter(max(len(layout.header), 1))}1"  # see XlsxOut
+    styles = _Styles(
+        columns=[
+            "" if f is None else f' s="{_formatted(sheet, 0, f).style_id}"' for f in layout.formats
+        ],
+        date=f' s="{_text_cell(sheet, date(2000, 1, 1)).style_id}"',
+        datetime=f' s="{_text_cell(sheet, datetime(2000, 1, 1)).style_id}"',
+    )
+    return book, sheet, styles
 
 
 class OpenpyxlOut:
@@ -277,21 +347,21 @@ class OpenpyxlOut:
     def __init__(
         self,
         out: BinaryIO,
-        header: Sequence[str],
+        layout: Layout,
         summary: Sequence[Sequence[Cell]],
-        sample: Sequence[Sequence[str]],
+        sample: Sequence[Sequence[Cell]],
     ) -> None:
         self._out = out
-        self._header = header
-        self._book, self._sheet = _laid_out(header, summary, sample)
+        self._layout = layout
+        self._book, self._sheet, _styles = _laid_out(layout, summary, sample)
         self._next = 2
 
-    def write(self, rows: Sequence[Sequence[str]]) -> None:
+    def write(self, rows: Sequence[Sequence[Cell]]) -> None:
         if self._next - 1 + len(rows) > XLSX_MAX_ROWS:
             raise ValueError(_too_many(self._next - 2 + len(rows)))
-        sheet = self._sheet
+        sheet, format_of = self._sheet, self._layout.format_of
         for row in rows:
-            sheet.append([_xlsx_cell(sheet, v) for v in row])
+            sheet.append([_typed_cell(sheet, v, format_of(i)) for i, v in enumerate(row)])
         self._next += len(rows)
 
     def __enter__(self) -> OpenpyxlOut:
@@ -299,22 +369,22 @@ class OpenpyxlOut:
 
     def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
         if kind is None:
-            last = _column_letter(max(len(self._header), 1))
+            last = _column_letter(max(len(self._layout.header), 1))
             self._sheet.auto_filter.ref = f"A1:{last}{self._next - 1}"
             self._book.save(self._out)
 
 
 def xlsx_out(
     out: BinaryIO,
-    header: Sequence[str],
+    layout: Layout,
     summary: Sequence[Sequence[Cell]],
-    sample: Sequence[Sequence[str]],
+    sample: Sequence[Sequence[Cell]],
 ) -> XlsxOut | OpenpyxlOut:
     """The workbook writer: rows spliced into openpyxl's layout, or openpyxl's own when the
     splice shim steps aside."""
     if _splice_allowed():
-        return XlsxOut(out, header, summary, sample)
-    return OpenpyxlOut(out, header, summary, sample)
+        return XlsxOut(out, layout, summary, sample)
+    return OpenpyxlOut(out, layout, summary, sample)
 
 
 def _sheet_part(book: zipfile.ZipFile, sheet_name: str) -> str:
@@ -334,35 +404,56 @@ def _sheet_part(book: zipfile.ZipFile, sheet_name: str) -> str:
     return target.lstrip("/") if target.startswith("/") else f"xl/{target}"
 
 
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    """How rows whose cells have given types are written: one `str.format` template ({0} the
+    row number, {i} the i-th cell), the row's texts (to check they need no care) and numbers
+    (to check they are finite), and the columns holding dates (turned into serial numbers
+    first). `fast` is False for a type the template cannot write."""
+
+    template: str
+    texts: Callable[[Sequence[Cell]], tuple[Any, ...]] | None
+    numbers: Callable[[Sequence[Cell]], tuple[Any, ...]] | None
+    dates: tuple[int, ...]
+    fast: bool
+
+
 def _rows_xml(
-    rows: Sequence[Sequence[str]],
+    rows: Sequence[Sequence[Cell]],
     first: int,
     letters: Sequence[str],
-    templates: dict[tuple[bool, ...], str],
+    styles: _Styles,
+    shapes: dict[tuple[type, ...], _Shape],
 ) -> Iterator[str]:
-    """`<row>` elements of inline-string cells numbered from `first`, in chunks of five
-    thousand rows; `letters` name the columns, `templates` are kept across calls."""
+    """`<row>` elements numbered from `first`, in chunks of five thousand rows; `letters` name
+    the columns, `shapes` are kept across calls."""
     chunk: list[str] = []
     append = chunk.append
     for number, row in enumerate(rows, start=first):
-        if _plain(row):
-            # The common row: nothing to escape or drop, no cell starts or ends with a space,
-            # so one format of a template for its pattern of blank cells writes it.
-            filled = tuple(map(bool, row))
-            template = templates.get(filled)
-            if template is None:
-                template = templates[filled] = _row_template(letters, filled)
-            append(template.format(number, *filter(None, row)))
+        kinds = tuple(map(type, row))
+        shape = shapes.get(kinds)
+        if shape is None:
+            shape = shapes[kinds] = _shape(kinds, letters, styles)
+        if (
+            shape.fast
+            and (shape.texts is None or _plain(shape.texts(row)))
+            and (shape.numbers is None or _finite(shape.numbers(row)))
+        ):
+            # The common row: nothing to escape, drop or keep apart, so one format of its
+            # shape's template writes it.
+            if shape.dates:
+                values = list(row)
+                for column in shape.dates:
+                    values[column] = _serial(cast(date, values[column]))
+                append(shape.template.format(number, *values))
+            else:
+                append(shape.template.format(number, *row))
         else:
             append(f'<row r="{number}">')
-            for letter, value in zip(letters, row, strict=False):
-                if not value:
-                    continue  # a blank cell, as openpyxl leaves None
-                text = _xml_text(value)
-                if not text:
-                    continue
-                space = ' xml:space="preserve"' if text[0].isspace() or text[-1].isspace() else ""
-                append(f'<c r="{letter}{number}" t="inlineStr"><is><t{space}>{text}</t></is></c>')
+            for column, (letter, value) in enumerate(zip(letters, row, strict=False)):
+                cell = _cell_xml(f"{letter}{number}", value, styles, column)
+                if cell:
+                    append(cell)
             append("</row>")
         if len(chunk) > 5_000:
             yield "".join(chunk)
@@ -371,17 +462,95 @@ def _rows_xml(
         yield "".join(chunk)
 
 
-def _row_template(letters: Sequence[str], filled: Sequence[bool]) -> str:
-    """A `str.format` template of a row whose cells `filled` are not blank: {0} is the row
-    number, {1}, {2}, ... the texts of those cells."""
+def _shape(kinds: Sequence[type], letters: Sequence[str], styles: _Styles) -> _Shape:
     parts = ['<row r="{0}">']
-    given = 0
-    for letter, present in zip(letters, filled, strict=False):
-        if present:
-            given += 1
-            parts.append(f'<c r="{letter}{{0}}" t="inlineStr"><is><t>{{{given}}}</t></is></c>')
+    texts: list[int] = []
+    numbers: list[int] = []
+    dates: list[int] = []
+    fast = True
+    for column, (letter, kind) in enumerate(zip(letters, kinds, strict=False)):
+        at, given = f"{letter}{{0}}", column + 1
+        if kind is type(None):
+            continue
+        if kind is str:
+            texts.append(column)
+            parts.append(f'<c r="{at}" t="inlineStr"><is><t>{{{given}}}</t></is></c>')
+        elif kind is bool:
+            style = styles.of(column, kind)
+            parts.append(f'<c r="{at}"{style} t="b"><v>{{{given}:d}}</v></c>')
+        elif kind is int or kind is float:
+            numbers.append(column)
+            style = styles.of(column, kind)
+            parts.append(f'<c r="{at}"{style} t="n"><v>{{{given}:.16g}}</v></c>')
+        elif kind is date or kind is datetime:
+            dates.append(column)
+            style = styles.of(column, kind)
+            parts.append(f'<c r="{at}"{style} t="n"><v>{{{given}:.16g}}</v></c>')
+        else:
+            fast = False  # a subclass, or a type only the careful path judges
     parts.append("</row>")
-    return "".join(parts)
+    return _Shape("".join(parts), _getter(texts), _getter(numbers), tuple(dates), fast)
+
+
+def _getter(columns: Sequence[int]) -> Callable[[Sequence[Cell]], tuple[Any, ...]] | None:
+    if not columns:
+        return None
+    if len(columns) == 1:
+        only = columns[0]
+        return lambda row: (row[only],)
+    return itemgetter(*columns)
+
+
+def _cell_xml(at: str, value: Cell, styles: _Styles, column: int) -> str:
+    """One cell as openpyxl writes it ("" for a blank one), for the rows that need care."""
+    if value is None or value == "":
+        return ""  # a blank cell, as openpyxl leaves None
+    if isinstance(value, str):
+        text = _xml_text(value)
+        if not text:
+            return ""
+        space = ' xml:space="preserve"' if text[0].isspace() or text[-1].isspace() else ""
+        return f'<c r="{at}" t="inlineStr"><is><t{space}>{text}</t></is></c>'
+    style = styles.of(column, type(value))
+    if isinstance(value, bool):
+        return f'<c r="{at}"{style} t="b"><v>{value:d}</v></c>'
+    if isinstance(value, int | float):
+        return f'<c r="{at}"{style} t="n"><v>{_number_text(value)}</v></c>'
+    if isinstance(value, date):
+        return f'<c r="{at}"{style} t="n"><v>{_serial(value):.16g}</v></c>'
+    raise TypeError(f"a cell cannot hold {type(value).__name__}: {value!r}")
+
+
+def _number_text(value: float) -> str:
+    """openpyxl's `safe_string` of a number: 16 significant digits, nothing when not finite."""
+    return f"{value:.16g}" if math.isfinite(value) else ""
+
+
+def _finite(numbers: tuple[Any, ...]) -> bool:
+    """Every number finite and within floats (a sum overflowing is a false alarm, sent down
+    the careful path, which writes it right)."""
+    try:
+        return math.isfinite(sum(numbers))
+    except OverflowError:
+        return False
+
+
+_EPOCH: Final = date(1899, 12, 30).toordinal()  # Excel's day 0 (in its 1900 date system)
+
+
+def _serial(value: date) -> float:
+    """A date or naive datetime as an Excel serial number, as openpyxl's `to_excel`: days
+    since 1899-12-30 (one less in January and February 1900, Excel's leap-day bug) plus the
+    fraction of the day."""
+    days = value.toordinal() - _EPOCH
+    if 0 < days <= 60:
+        days -= 1
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            raise TypeError("Excel has no time zones: give the local time, without tzinfo")
+        seconds = value.hour * 3600 + value.minute * 60 + value.second
+        return days + (seconds + value.microsecond / 10**6) / 86400
+    return days + 0.0
 
 
 # What XML 1.0 cannot carry: openpyxl's ILLEGAL_CHARACTERS_RE (control characters), and the
@@ -390,20 +559,26 @@ _NOT_XML_CHARACTERS: Final = "\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\ufff
 _NOT_XML: Final = re.compile(f"[{_NOT_XML_CHARACTERS}]")
 _MARKUP_OR_NOT_XML: Final = re.compile(f"[{''.join(_XML_ESCAPES)}{_NOT_XML_CHARACTERS}]")
 
-# A row's cells joined by (and framed in) a character that is neither whitespace nor markup (a
-# private-use one): three searches then tell whether any cell needs `_xml_text` or `xml:space`
-# (the separator inside a cell can only make a search match, sending the row down the careful
-# path). Three simple patterns, because one alternation of them scans several times slower.
+# A row's texts joined by (and framed in) a character that is neither whitespace nor markup (a
+# private-use one): three searches and a look for two in a row (an empty text) then tell
+# whether any text needs `_xml_text`, `xml:space` or leaving out (the separator inside a text
+# can only make a search match, sending the row down the careful path). Three simple patterns,
+# because one alternation of them scans several times slower.
 _SEPARATOR: Final = "\ue000"
+_EMPTY: Final = _SEPARATOR * 2
 _SPACE_AFTER: Final = re.compile(_SEPARATOR + r"\s")
 _SPACE_BEFORE: Final = re.compile(r"\s" + _SEPARATOR)
 
 
-def _plain(row: Sequence[str]) -> bool:
-    """No cell of the row has markup, illegal characters, or space at either end."""
-    text = _SEPARATOR + _SEPARATOR.join(row) + _SEPARATOR
+def _plain(texts: Sequence[str]) -> bool:
+    """No text of the row is empty, has markup or illegal characters, or space at either
+    end."""
+    text = _SEPARATOR + _SEPARATOR.join(texts) + _SEPARATOR
     return not (
-        _MARKUP_OR_NOT_XML.search(text) or _SPACE_AFTER.search(text) or _SPACE_BEFORE.search(text)
+        _EMPTY in text
+        or _MARKUP_OR_NOT_XML.search(text)
+        or _SPACE_AFTER.search(text)
+        or _SPACE_BEFORE.search(text)
     )
 
 
@@ -442,7 +617,19 @@ def _text_cell(sheet: Any, value: Cell) -> Any:
     return WriteOnlyCell(sheet, value=value)
 
 
+def _formatted(sheet: Any, value: Cell, number_format: str) -> Any:
+    cell = _text_cell(sheet, value)
+    cell.number_format = number_format
+    return cell
+
+
 def _display_width(value: Cell) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, datetime):
+        return len(DATETIME_FORMAT)
+    if isinstance(value, date):
+        return len(DATE_FORMAT)
     text = value if isinstance(value, str) else f"{value}"
     return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
 
@@ -458,10 +645,14 @@ def _header_cells(sheet: Any, header: Sequence[str]) -> list[Any]:
     return cells
 
 
-def _xlsx_cell(sheet: Any, value: Cell) -> Any:
-    """Blank for "", and text that would be read as a formula or an error kept as text."""
+def _typed_cell(sheet: Any, value: Cell, number_format: str | None) -> Any:
+    """A value as openpyxl should write it: a number or date in `number_format` (openpyxl's
+    own date format without one), blank for None and "", and text that would be read as a
+    formula or an error kept as text."""
     if not isinstance(value, str):
-        return value
+        if value is None or number_format is None:
+            return value
+        return _formatted(sheet, value, number_format)
     text: str = value
     if _NOT_XML.search(text):
         text = _NOT_XML.sub("", text)  # characters XML cannot carry
