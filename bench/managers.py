@@ -798,13 +798,16 @@ def queries(w: World, opts: Options) -> list[Query]:
             )
         t1 = now()
         units = sorted(
-            (await conn.exec_driver_sql(UNITS_SQL, w.params())).all(),
-            key=lambda u: tuple(str(u[1]).split("/")),
+            cast(
+                list[tuple[int, str, int | None]],
+                (await conn.exec_driver_sql(UNITS_SQL, w.params())).all(),
+            ),
+            key=lambda u: tuple(u[1].split("/")),
         )
-        figures = await hand_figures(conn, w, [int(u[0]) for u in units])
+        figures = await hand_figures(conn, w, [u[0] for u in units])
         summary: list[list[Cell]] = []
         roots: list[Figures] = []
-        for unit_id, name_path, parent_id in cast(list[tuple[int, str, int | None]], units):
+        for unit_id, name_path, parent_id in units:
             counts = figures.get(unit_id)
             f = _figures(Unit(id=unit_id, name=name_path, name_path=name_path, org_id=0), counts)
             summary.append(summary_row(day, name_path, f))

@@ -43,7 +43,7 @@ tree order (a unit before the units under it, siblings by name; the unit path sh
 every unit of the organisation for the whole organisation, every unit under it for a scope of
 one unit, and for a scope of several units those units and every unit under them. A ``total``
 row for the whole scope follows. Each row rolls up the unit's whole subtree (one GROUP BY over
-the unit closure table per day, `storage.aggregates.unit_figures`). The figures follow "How
+the unit closure table per day, `storage.aggregates.tree_figures`). The figures follow "How
 figures are counted" in docs/operations.md: ``expected`` is reported + missing; members of a
 unit on its day off are not expected, and their check-ins are counted as ``voluntary``, outside
 ``expected``, ``reported`` and ``rate`` (so the detail's ``reported`` rows are the summary's
@@ -84,7 +84,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from domain.clock import day_end
 from domain.forms import Question, format_answer, load_form
 from domain.status import DayStatus, Figures
-from storage.aggregates import MemberDay, collector_paused, member_days, total, unit_figures
+from storage.aggregates import MemberDay, collector_paused, member_days, total, tree_figures
 from storage.db import core_rows, create_engine
 from storage.export_words import ANSWER_LANG, DETAIL_COLUMNS, MACHINE, TOTAL, Words, words_for
 from storage.models import Member, Organisation, Unit, UnitLink
@@ -181,16 +181,17 @@ async def detail_chunks(
     zone = ZoneInfo(org.timezone)
     org_plan = await plan(session, org)
     paths: dict[str, tuple[str, ...]] = {}
-    make: Callable[[date, MemberDay], list[Cell]]
+    make: Callable[[Any, MemberDay], list[Cell]]
     if typed is None:
         cells = AnswerCells()
 
-        def make(day: date, m: MemberDay) -> list[Cell]:
-            return cast(list[Cell], detail_row(day.isoformat(), m, questions, zone, cells))
+        def make(day: str, m: MemberDay) -> list[Cell]:
+            return cast(list[Cell], detail_row(day, m, questions, zone, cells))
 
     else:
         make = TypedRows(questions, zone, typed)
     for day in days:
+        day_cell: Any = day if typed else day.isoformat()
         off_units = org_plan.off_units(day)
         for group in groups:
             entries = await member_days(
@@ -213,7 +214,7 @@ async def detail_chunks(
                         m.external_id,
                     )
                 )
-                rows = [make(day, m) for m in entries]
+                rows = [make(day_cell, m) for m in entries]
             if rows:
                 yield rows
 
@@ -458,8 +459,9 @@ async def export_summary(
     asked = [*units, *(t for t in tops if t.id not in listed)]
     rows: list[list[Cell]] = []
     for day in days:
-        figures = await unit_figures(
+        figures = await tree_figures(
             session,
+            tops=tops,
             units=asked,
             day=day,
             off_units=org_plan.off_units(day),

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import cache
 from operator import itemgetter
-from typing import Any, BinaryIO, Final, cast
+from typing import Any, BinaryIO, Final
 from xml.etree import ElementTree
 
 from storage.compat import Shim
@@ -408,13 +408,14 @@ def _sheet_part(book: zipfile.ZipFile, sheet_name: str) -> str:
 class _Shape:
     """How rows whose cells have given types are written: one `str.format` template ({0} the
     row number, {i} the i-th cell), the row's texts (to check they need no care) and numbers
-    (to check they are finite), and the columns holding dates (turned into serial numbers
-    first). `fast` is False for a type the template cannot write."""
+    (to check they are finite), and the columns holding dates and date-times (turned into
+    serial numbers first). `fast` is False for a type the template cannot write."""
 
     template: str
     texts: Callable[[Sequence[Cell]], tuple[Any, ...]] | None
     numbers: Callable[[Sequence[Cell]], tuple[Any, ...]] | None
-    dates: tuple[int, ...]
+    days: tuple[int, ...]
+    times: tuple[int, ...]
     fast: bool
 
 
@@ -429,6 +430,7 @@ def _rows_xml(
     the columns, `shapes` are kept across calls."""
     chunk: list[str] = []
     append = chunk.append
+    serials: dict[date, float] = {}
     for number, row in enumerate(rows, start=first):
         kinds = tuple(map(type, row))
         shape = shapes.get(kinds)
@@ -441,10 +443,16 @@ def _rows_xml(
         ):
             # The common row: nothing to escape, drop or keep apart, so one format of its
             # shape's template writes it.
-            if shape.dates:
-                values = list(row)
-                for column in shape.dates:
-                    values[column] = _serial(cast(date, values[column]))
+            if shape.days or shape.times:
+                values: list[Any] = list(row)
+                for column in shape.days:  # the same few days on every row: remembered
+                    day = values[column]
+                    serial = serials.get(day)
+                    if serial is None:
+                        serial = serials[day] = _serial(day)
+                    values[column] = serial
+                for column in shape.times:
+                    values[column] = _serial(values[column])
                 append(shape.template.format(number, *values))
             else:
                 append(shape.template.format(number, *row))
@@ -466,7 +474,8 @@ def _shape(kinds: Sequence[type], letters: Sequence[str], styles: _Styles) -> _S
     parts = ['<row r="{0}">']
     texts: list[int] = []
     numbers: list[int] = []
-    dates: list[int] = []
+    days: list[int] = []
+    times: list[int] = []
     fast = True
     for column, (letter, kind) in enumerate(zip(letters, kinds, strict=False)):
         at, given = f"{letter}{{0}}", column + 1
@@ -483,13 +492,15 @@ def _shape(kinds: Sequence[type], letters: Sequence[str], styles: _Styles) -> _S
             style = styles.of(column, kind)
             parts.append(f'<c r="{at}"{style} t="n"><v>{{{given}:.16g}}</v></c>')
         elif kind is date or kind is datetime:
-            dates.append(column)
+            (days if kind is date else times).append(column)
             style = styles.of(column, kind)
             parts.append(f'<c r="{at}"{style} t="n"><v>{{{given}:.16g}}</v></c>')
         else:
             fast = False  # a subclass, or a type only the careful path judges
     parts.append("</row>")
-    return _Shape("".join(parts), _getter(texts), _getter(numbers), tuple(dates), fast)
+    return _Shape(
+        "".join(parts), _getter(texts), _getter(numbers), tuple(days), tuple(times), fast
+    )
 
 
 def _getter(columns: Sequence[int]) -> Callable[[Sequence[Cell]], tuple[Any, ...]] | None:

@@ -904,9 +904,11 @@ def test_xlsx_keeps_typed_cells_exactly_across_chunks() -> None:
     read = cells(data, "Detail")
     assert len(read) == len(rows) + 1
     for number, (got, want) in enumerate(zip(read[1:], rows, strict=True), start=2):
-        day, at, value, text, flag = want
+        day, moment, value, text, flag = want
         assert got[0] == (datetime.combine(cast_date(day), time()), "d", DATE_FORMAT), number
-        assert got[1] == ((at, "d", DATETIME_FORMAT) if at else (None, "n", "General")), number
+        assert got[1] == ((moment, "d", DATETIME_FORMAT) if moment else (None, "n", "General")), (
+            number
+        )
         assert got[2] == (value, "n", TEMPERATURE), number
         assert got[3][0] == (text or None), number
         assert got[4][:2] == ((flag, "b") if flag is not None else (None, "n")), number
