@@ -94,7 +94,14 @@ from domain.schedule import DEFAULT
 from domain.status import DayStatus, Figures
 from storage.aggregates import MemberDay, count_member_days, member_days, total, unit_figures
 from storage.db import SessionFactory, create_engine, create_session_factory
-from storage.export import DETAIL_COLUMNS, TOTAL, AnswerCells, place, summary_row, write_export
+from storage.export import (
+    AnswerValues,
+    detail_layout,
+    place,
+    summary_row,
+    words_for,
+    write_export,
+)
 from storage.migrate import upgrade
 from storage.models import Organisation, Unit
 from storage.repo import Repo
@@ -541,13 +548,7 @@ LEFT JOIN checkin c ON c.org_id = m.org_id AND c.member_id = m.id AND c.local_da
 WHERE m.org_id = :org AND m.active
 ORDER BY u.name_path, m.external_id
 """
-EXPORT_STATUS = {  # storage.export's contract: a day off is exported as excused
-    "reported": "reported",
-    "missing": "missing",
-    "excused": "excused",
-    "not_enrolled": "not_enrolled",
-    "off": "excused",
-}
+UNITS_SQL = "SELECT id, name_path, parent_id FROM unit WHERE org_id = :org"
 
 Counts = tuple[int, ...]
 
@@ -761,13 +762,16 @@ def queries(w: World, opts: Options) -> list[Query]:
         return rows, _sheets(data)
 
     async def export_hand(conn: AsyncConnection) -> object:
-        iso = day.isoformat()
+        # The workbook /export makes: typed cells in the organisation's words, the summary a
+        # row per unit of every level (tree order) and the total.
+        words = words_for(w.org.language)
+        layout = detail_layout(w.org, words)
+        answers = AnswerValues(words.answer_lang)
+        reasons_of = words.reasons(questions)
         t0 = now()
         found = (await conn.exec_driver_sql(detail_sql, w.params())).all()
-        header = [*DETAIL_COLUMNS, *(q.id for q in questions)]
-        cells = AnswerCells()
-        blank = [""] * (len(header) - 5)
-        rows = []
+        blank: list[Cell] = [None] * (len(layout.header) - 5)
+        rows: list[list[Cell]] = []
         for (
             path,
             external_id,
@@ -780,35 +784,53 @@ def queries(w: World, opts: Options) -> list[Query]:
             city,
             abn,
             reasons,
-            answers,
+            answered,
         ) in cast(list[tuple[Any, ...]], found):
-            head = [iso, path, external_id, name, EXPORT_STATUS[st]]
+            head: list[Cell] = [day, path, external_id, name, words.status[DayStatus(st)]]
             if st != "reported":
                 rows.append([*head, *blank])
                 continue
-            given = json.loads(answers)
+            given = json.loads(answered)
             submitted = datetime.fromisoformat(at).replace(tzinfo=UTC).astimezone(zone)
             rows.append(
                 [
                     *head,
-                    submitted.isoformat(timespec="seconds"),
-                    "" if lat is None else repr(float(lat)),
-                    "" if lon is None else repr(float(lon)),
-                    place(province, city),
-                    "yes" if abn else "no",
-                    ";".join(json.loads(reasons)),
-                    *(cells(q, given.get(q.id)) for q in questions),
+                    submitted.replace(tzinfo=None, microsecond=0),
+                    None if lat is None else float(lat),
+                    None if lon is None else float(lon),
+                    place(province, city) or None,
+                    words.yes if abn else words.no,
+                    reasons_of(json.loads(reasons)) or None,
+                    *(answers(q, given.get(q.id)) for q in questions),
                 ]
             )
         t1 = now()
-        figures = await hand_figures(conn, w, under)
-        parts = [_figures(u, figures.get(u.id or 0)) for u in w.roots]
-        summary: list[list[Cell]] = [
-            summary_row(iso, u.name_path, f) for u, f in zip(w.roots, parts, strict=True)
-        ]
-        summary.append(summary_row(iso, TOTAL, total(TOTAL, parts)))
+        units = sorted(
+            cast(
+                list[tuple[int, str, int | None]],
+                (await conn.exec_driver_sql(UNITS_SQL, w.params())).all(),
+            ),
+            key=lambda u: tuple(u[1].split("/")),
+        )
+        figures = await hand_figures(conn, w, [u[0] for u in units])
+        summary: list[list[Cell]] = []
+        roots: list[Figures] = []
+        for unit_id, name_path, parent_id in units:
+            counts = figures.get(unit_id)
+            f = _figures(Unit(id=unit_id, name=name_path, name_path=name_path, org_id=0), counts)
+            summary.append(summary_row(day, name_path, f))
+            if parent_id is None:
+                roots.append(f)
+        summary.append(summary_row(day, words.total, total(words.total, roots)))
         t2 = now()
-        data = write_xlsx(header, rows, summary)
+        data = write_xlsx(
+            layout.header,
+            rows,
+            summary,
+            formats=layout.formats,
+            summary_header=layout.summary_header,
+            sheets=layout.sheets,
+        )
         hand_parts.append((t1 - t0, t2 - t1, now() - t2))
         return len(rows), _sheets(data)
 

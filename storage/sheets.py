@@ -4,14 +4,20 @@ and `write_csv`/`write_xlsx` for rows already at hand. `storage.export` makes th
 CSV is UTF-8 with a BOM (Excel otherwise reads the Chinese as the local code page) and
 ``\\r\\n`` line ends. A text cell that a spreadsheet would run as a formula (it starts with ``=``,
 ``+``, ``-``, ``@``, a tab or a carriage return, and is not a number) gets a leading ``'`` in
-the CSV, since members type free text. The XLSX has a ``Summary`` sheet (`SUMMARY_HEADER`, the
-rate as a percentage) and a ``Detail`` sheet; its detail cells are all text (so ids like
-``00123`` keep their zeros) and formula-like text is stored as text, never as a formula.
+the CSV, since members type free text.
+
+The XLSX has a summary sheet and a detail sheet (their names, headers and the detail's number
+formats are a `Layout`). Its cells are typed by their Python value: text stays text (so ids
+like ``00123`` keep their zeros, and formula-like text is stored as text, never as a formula),
+an int or float is a number, a `date` or a naive `datetime` is an Excel serial number shown
+through a date format, None is a blank cell. A detail column's number format (`Layout.formats`)
+applies to its numbers and dates; a date in a column without one gets openpyxl's date format.
+The summary's first column is a date (`DATE_FORMAT`) and its rate a percentage (`PERCENT`).
 
 openpyxl lays the workbook out and, here, writes the detail rows too (`OpenpyxlOut`): about 12 s
 for 100,000 rows. The composition root installs a faster writer with `use_xlsx_writer` (`bot.shims`
-splices the rows into openpyxl's zip, ten times faster); a process that only uses storage gets
-openpyxl's. openpyxl is imported only when a workbook is made.
+splices the rows into openpyxl's zip, ten times faster, as the same typed cells); a process that
+only uses storage gets openpyxl's. openpyxl is imported only when a workbook is made.
 """
 
 from __future__ import annotations
@@ -20,10 +26,12 @@ import csv
 import io
 import re
 import unicodedata
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
 from typing import Any, BinaryIO, Final, Protocol, Self
 
-Cell = str | int | float
+Cell = str | int | float | date | None  # a datetime is a date
 
 # The summary sheet's columns: the rows of `storage.export.export_summary` follow them.
 SUMMARY_HEADER: Final[tuple[str, ...]] = (
@@ -39,9 +47,33 @@ SUMMARY_HEADER: Final[tuple[str, ...]] = (
     "unreachable",
     "voluntary",
 )
+SHEETS: Final[tuple[str, str]] = ("Summary", "Detail")  # the machine contract's sheet names
+
+DATE_FORMAT: Final = "yyyy-mm-dd"
+DATETIME_FORMAT: Final = "yyyy-mm-dd hh:mm:ss"
+PERCENT: Final = "0.0%"
+_SUMMARY_FORMATS: Final[Mapping[int, str]] = {
+    SUMMARY_HEADER.index("date"): DATE_FORMAT,
+    SUMMARY_HEADER.index("rate"): PERCENT,
+}
 
 _FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")
 _NUMBER_RE: Final = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A workbook's words and number formats, apart from its rows: the detail's header and each
+    detail column's number format (None: General), the summary's header, the sheets' names
+    (summary first)."""
+
+    header: Sequence[str]
+    formats: Sequence[str | None] = field(default=())
+    summary_header: Sequence[str] = SUMMARY_HEADER
+    sheets: tuple[str, str] = SHEETS
+
+    def format_of(self, column: int) -> str | None:
+        return self.formats[column] if column < len(self.formats) else None
 
 
 def write_csv(header: Sequence[str], rows: Sequence[Sequence[Cell]]) -> bytes:
@@ -81,18 +113,24 @@ def _csv_cell(value: Cell) -> Cell:
 XLSX_MAX_ROWS: Final = 1_048_576  # Excel's limit per worksheet, the header included
 WIDTH_SAMPLE: Final = 500  # the first detail rows, that the column widths are measured on
 _MAX_WIDTH: Final = 50
-_PERCENT: Final = "0.0%"
 
 
 def write_xlsx(
-    header: Sequence[str], rows: Sequence[Sequence[str]], summary: Sequence[Sequence[Cell]]
+    header: Sequence[str],
+    rows: Sequence[Sequence[Cell]],
+    summary: Sequence[Sequence[Cell]],
+    *,
+    formats: Sequence[str | None] = (),
+    summary_header: Sequence[str] = SUMMARY_HEADER,
+    sheets: tuple[str, str] = SHEETS,
 ) -> bytes:
-    """A workbook with a `Summary` sheet (`SUMMARY_HEADER` and `summary`) and a `Detail` sheet
-    (`header` and `rows`), written by `xlsx_out`."""
+    """A workbook with a summary sheet (`summary_header` and `summary`) and a detail sheet
+    (`header` and `rows`, numbers and dates shown in `formats`), as `xlsx_out` writes it."""
     if len(rows) + 1 > XLSX_MAX_ROWS:
         raise ValueError(too_many(len(rows)))
+    layout = Layout(header, formats, summary_header, sheets)
     out = io.BytesIO()
-    with xlsx_out(out, header, summary, rows[:WIDTH_SAMPLE]) as book:
+    with xlsx_out(out, layout, summary, rows[:WIDTH_SAMPLE]) as book:
         book.write(rows)
     return out.getvalue()
 
@@ -105,24 +143,22 @@ def too_many(rows: int) -> str:
     )
 
 
-DETAIL: Final = "Detail"  # the detail sheet's name
-
-
 class XlsxWriter(Protocol):
     """What `xlsx_out` hands back: `write` takes detail rows as they come, and leaving the
     `with` finishes the file (nothing more is written when it is left on an exception)."""
 
-    def write(self, rows: Sequence[Sequence[str]]) -> None: ...
+    def write(self, rows: Sequence[Sequence[Cell]]) -> None: ...
 
     def __enter__(self) -> Self: ...
 
     def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None: ...
 
 
-# A faster writer: `xlsx_out`'s arguments in, a writer of the same workbook out, or None to let
-# openpyxl write it (the installed writer decides per process whether it may run).
+# A faster writer: `xlsx_out`'s arguments in, a writer of the same workbook (the same typed
+# cells in the same number formats) out, or None to let openpyxl write it (the installed writer
+# decides per process whether it may run).
 XlsxMaker = Callable[
-    [BinaryIO, Sequence[str], Sequence[Sequence[Cell]], Sequence[Sequence[str]]],
+    [BinaryIO, Layout, Sequence[Sequence[Cell]], Sequence[Sequence[Cell]]],
     XlsxWriter | None,
 ]
 _faster: XlsxMaker | None = None
@@ -137,68 +173,63 @@ def use_xlsx_writer(make: XlsxMaker | None) -> None:
 
 def xlsx_out(
     out: BinaryIO,
-    header: Sequence[str],
+    layout: Layout,
     summary: Sequence[Sequence[Cell]],
-    sample: Sequence[Sequence[str]],
+    sample: Sequence[Sequence[Cell]],
 ) -> XlsxWriter:
     """The workbook writer: the installed one (`use_xlsx_writer`) unless it declines, else
     openpyxl's. `sample`: the first detail rows, that the column widths are measured on."""
-    if _faster is not None and (writer := _faster(out, header, summary, sample)) is not None:
+    if _faster is not None and (writer := _faster(out, layout, summary, sample)) is not None:
         return writer
-    return OpenpyxlOut(out, header, summary, sample)
+    return OpenpyxlOut(out, layout, summary, sample)
 
 
 def laid_out(
-    header: Sequence[str], summary: Sequence[Sequence[Cell]], sample: Sequence[Sequence[str]]
+    layout: Layout, summary: Sequence[Sequence[Cell]], sample: Sequence[Sequence[Cell]]
 ) -> tuple[Any, Any]:
     """A write-only workbook with the summary sheet whole and the detail sheet's header, and
-    that detail sheet (openpyxl's objects: openpyxl is imported only when a workbook is made)."""
+    that detail sheet (openpyxl's objects: openpyxl is imported only when a workbook is made).
+    Its autofilter covers the header only: the writer sets it over every row at the end."""
     from openpyxl import Workbook
 
     book = Workbook(write_only=True)
 
-    sheet = book.create_sheet("Summary")
-    _prepare(sheet, SUMMARY_HEADER, summary)
-    sheet.append(_header_cells(sheet, SUMMARY_HEADER))
-    rate_column = SUMMARY_HEADER.index("rate")
+    summary_name, detail_name = layout.sheets
+    sheet = book.create_sheet(summary_name)
+    _prepare(sheet, layout.summary_header, summary)
+    sheet.append(_header_cells(sheet, layout.summary_header))
     for row in summary:
-        cells: list[Any] = [_xlsx_cell(sheet, v) for v in row]
-        rate = row[rate_column]
-        if isinstance(rate, int | float):
-            cell = _text_cell(sheet, rate)
-            cell.number_format = _PERCENT
-            cells[rate_column] = cell
-        sheet.append(cells)
+        sheet.append([typed_cell(sheet, v, _SUMMARY_FORMATS.get(i)) for i, v in enumerate(row)])
 
-    sheet = book.create_sheet(DETAIL)
-    _prepare(sheet, header, sample)
-    sheet.append(_header_cells(sheet, header))
-    sheet.auto_filter.ref = f"A1:{column_letter(max(len(header), 1))}1"  # to the last row, later
+    sheet = book.create_sheet(detail_name)
+    _prepare(sheet, layout.header, sample)
+    sheet.append(_header_cells(sheet, layout.header))
+    sheet.auto_filter.ref = f"A1:{column_letter(max(len(layout.header), 1))}1"
     return book, sheet
 
 
 class OpenpyxlOut:
-    """The workbook written as its detail rows come, every row by openpyxl's write-only mode:
-    what runs unless a faster writer is installed (`use_xlsx_writer`)."""
+    """The workbook written as its detail rows come, every row by openpyxl's write-only mode
+    (`typed_cell`): what runs unless a faster writer is installed (`use_xlsx_writer`)."""
 
     def __init__(
         self,
         out: BinaryIO,
-        header: Sequence[str],
+        layout: Layout,
         summary: Sequence[Sequence[Cell]],
-        sample: Sequence[Sequence[str]],
+        sample: Sequence[Sequence[Cell]],
     ) -> None:
         self._out = out
-        self._header = header
-        self._book, self._sheet = laid_out(header, summary, sample)
+        self._layout = layout
+        self._book, self._sheet = laid_out(layout, summary, sample)
         self._next = 2
 
-    def write(self, rows: Sequence[Sequence[str]]) -> None:
+    def write(self, rows: Sequence[Sequence[Cell]]) -> None:
         if self._next - 1 + len(rows) > XLSX_MAX_ROWS:
             raise ValueError(too_many(self._next - 2 + len(rows)))
-        sheet = self._sheet
+        sheet, format_of = self._sheet, self._layout.format_of
         for row in rows:
-            sheet.append([_xlsx_cell(sheet, v) for v in row])
+            sheet.append([typed_cell(sheet, v, format_of(i)) for i, v in enumerate(row)])
         self._next += len(rows)
 
     def __enter__(self) -> OpenpyxlOut:
@@ -206,7 +237,7 @@ class OpenpyxlOut:
 
     def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
         if kind is None:
-            last = column_letter(max(len(self._header), 1))
+            last = column_letter(max(len(self._layout.header), 1))
             self._sheet.auto_filter.ref = f"A1:{last}{self._next - 1}"
             self._book.save(self._out)
 
@@ -243,7 +274,19 @@ def _text_cell(sheet: Any, value: Cell) -> Any:
     return WriteOnlyCell(sheet, value=value)
 
 
+def formatted_cell(sheet: Any, value: Cell, number_format: str) -> Any:
+    cell = _text_cell(sheet, value)
+    cell.number_format = number_format
+    return cell
+
+
 def _display_width(value: Cell) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, datetime):
+        return len(DATETIME_FORMAT)
+    if isinstance(value, date):
+        return len(DATE_FORMAT)
     text = value if isinstance(value, str) else f"{value}"
     return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
 
@@ -259,10 +302,14 @@ def _header_cells(sheet: Any, header: Sequence[str]) -> list[Any]:
     return cells
 
 
-def _xlsx_cell(sheet: Any, value: Cell) -> Any:
-    """Blank for "", and text that would be read as a formula or an error kept as text."""
+def typed_cell(sheet: Any, value: Cell, number_format: str | None) -> Any:
+    """A value as openpyxl should write it: a number or date in `number_format` (openpyxl's
+    own date format without one), blank for None and "", and text that would be read as a
+    formula or an error kept as text."""
     if not isinstance(value, str):
-        return value
+        if value is None or number_format is None:
+            return value
+        return formatted_cell(sheet, value, number_format)
     text: str = value
     if _NOT_XML.search(text):
         text = _NOT_XML.sub("", text)  # characters XML cannot carry

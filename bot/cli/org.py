@@ -29,14 +29,19 @@ def add_parsers(sub: Subparsers) -> None:
     create.add_argument("--name", required=True, help="the name members see")
     create.add_argument("--timezone", default="Asia/Shanghai", help="IANA zone of its local day")
     create.add_argument(
-        "--language", choices=["zh", "en"], default="zh", help="of reports and reminders"
+        "--language",
+        choices=["zh", "en"],
+        default="zh",
+        help="of reports, reminders and .xlsx exports",
     )
     create.add_argument("--form", default="health", help="check-in form: health or location")
     org_set = org_sub.add_parser("set", help="change an organisation's settings")
     org_set.add_argument("slug")
     org_set.add_argument("--name", help="the name members see")
     org_set.add_argument("--timezone", help="IANA zone of its local day, e.g. Asia/Shanghai")
-    org_set.add_argument("--language", choices=["zh", "en"], help="of reports and reminders")
+    org_set.add_argument(
+        "--language", choices=["zh", "en"], help="of reports, reminders and .xlsx exports"
+    )
     org_set.add_argument("--form", help="check-in form: health or location")
     org_set.add_argument("--geofence", metavar="LAT,LON,RADIUS_M", help="flag check-ins outside")
     org_set.add_argument("--no-geofence", action="store_true", help="remove the geofence")

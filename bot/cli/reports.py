@@ -29,7 +29,15 @@ def add_parsers(sub: Subparsers) -> None:
     report.add_argument("--unit", help="only this unit's subtree")
     report.add_argument("--date", metavar="DATE", help="local day (default: today)")
 
-    export = sub.add_parser("export", help="one row per member per day, as .xlsx or .csv")
+    export = sub.add_parser(
+        "export",
+        help="one row per member per day, as .xlsx or .csv",
+        description=(
+            "The .xlsx speaks the organisation's language (headers, status words, answers) and "
+            "types its cells (dates, times, numbers) for sorting and filtering; the .csv keeps "
+            "the machine contract: English column names and status codes (docs/operations.md)."
+        ),
+    )
     export.add_argument("slug")
     export.add_argument("--date", metavar="DATE", help="one local day")
     export.add_argument("--from", dest="first", metavar="DATE", help="first day (with --to)")
@@ -42,6 +50,11 @@ def add_parsers(sub: Subparsers) -> None:
     )
     export.add_argument(
         "--output", required=True, type=Path, metavar="FILE", help="a .xlsx or .csv file"
+    )
+    export.add_argument(
+        "--raw",
+        action="store_true",
+        help="an .xlsx with the machine contract's headers and codes, as the .csv has",
     )
 
     audit = sub.add_parser("audit", help="who looked at or changed what")
@@ -137,6 +150,7 @@ async def cmd_export(args: argparse.Namespace, repo: Repo, _s: Settings, clock: 
                 last=last,
                 under=under,
                 as_csv=fmt == "csv",
+                raw=args.raw,
                 out=out,
             )
     except ValueError as exc:
@@ -149,7 +163,7 @@ async def cmd_export(args: argparse.Namespace, repo: Repo, _s: Settings, clock: 
         actor="cli",
         action="export",
         subject=unit.name_path if unit else org.slug,
-        detail=f"{first}..{last} {fmt}",
+        detail=f"{first}..{last} {fmt}{' raw' if args.raw and fmt == 'xlsx' else ''}",
         now=clock.now(),
     )
     print(f"wrote {rows} rows ({first} to {last}) to {args.output}")

@@ -179,10 +179,11 @@ class Kind:
         """An answer (not None) as a person reads it in a summary or report."""
         return as_str(value)
 
-    def cell(self, q: Question, value: object) -> str:
-        """An answer (not None, not "") as a spreadsheet cell (Chinese); raises TypeError or
-        ValueError when it cannot read it."""
-        return self.format(q, value, "zh")
+    def cell(self, q: Question, value: object, lang: Lang = "zh") -> str:
+        """An answer (not None, not "") as a spreadsheet cell (in Chinese for the machine
+        contract, or in the organisation's language); raises TypeError or ValueError when it
+        cannot read it."""
+        return self.format(q, value, lang)
 
     def cell_key(self, q: Question, value: object) -> Hashable | None:
         """What `cell` depends on, when answers repeat enough to remember cells (None: not)."""

@@ -81,7 +81,7 @@ class LocationKind(Kind):
         shown = f"{lat:.5f}, {lon:.5f}"
         return f"{shown} ({LIVE[lang]})" if live else shown
 
-    def cell(self, q: Question, value: object) -> str:
+    def cell(self, q: Question, value: object, lang: Lang = "zh") -> str:
         """ "lat, lon" without "(实时)": the spreadsheet has the exact values in its own
         columns."""
         if type(value) is dict:  # the common well-formed answer, without checks and copies
@@ -90,4 +90,4 @@ class LocationKind(Kind):
                 return f"{lat:.5f}, {lon:.5f}"
         if isinstance(value, Mapping):
             value = {**value, "live": False}
-        return self.format(q, value, "zh")
+        return self.format(q, value, lang)

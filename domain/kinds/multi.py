@@ -99,8 +99,8 @@ class MultiKind(Kind):
             return SKIPPED[lang]
         return SEPARATOR[lang].join(option_label(q, i, lang) for i in ids)
 
-    def cell(self, q: Question, value: object) -> str:
-        return "" if value == [] else self.format(q, value, "zh")
+    def cell(self, q: Question, value: object, lang: Lang = "zh") -> str:
+        return "" if value == [] else self.format(q, value, lang)
 
     def cell_key(self, q: Question, value: object) -> Hashable | None:
         if type(value) is list and all(type(i) is str for i in cast(list[object], value)):

@@ -1,5 +1,5 @@
 """`daka export`: the file's extension says the format, or --format for a name that says none;
-a contradicting --format is refused."""
+a contradicting --format is refused; the .xlsx speaks the organisation's language unless --raw."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from openpyxl import load_workbook
 
 from bot.cli import main
 from domain.clock import FixedClock
@@ -78,3 +79,74 @@ def test_a_format_that_contradicts_the_extension_is_refused(
         "daka: --format xlsx does not match the output file z.csv\n",
     )
     assert not (no1 / "z.csv").exists()
+
+
+def test_the_xlsx_speaks_the_organisations_language_and_raw_keeps_the_contract(
+    no1: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """People get a workbook in the organisation's language with dates as dates; `--raw` gives
+    scripts the machine contract's headers and codes in the same typed cells; the CSV is that
+    contract whatever the language and with or without `--raw`."""
+    day = ("--date", "2026-11-01")
+    daka(capsys, "export", "no1", *day, "--output", "people.xlsx")
+    assert sheets(no1 / "people.xlsx") == {
+        "汇总": ("日期", "单位", "应报", "已报", "打卡率"),
+        "明细": ("日期", "单位", "学号/编号", "姓名", "状态"),
+    }
+    assert row(no1 / "people.xlsx", "明细") == (
+        datetime(2026, 11, 1),
+        "A/1",
+        "001",
+        "张三",
+        "未加入",
+    )
+    code, out, _ = daka(capsys, "export", "no1", *day, "--output", "raw.xlsx", "--raw")
+    assert (code, out) == (0, "wrote 1 rows (2026-11-01 to 2026-11-01) to raw.xlsx\n")
+    assert sheets(no1 / "raw.xlsx") == {
+        "Summary": ("date", "unit_path", "expected", "reported", "rate"),
+        "Detail": ("date", "unit_path", "member_id", "name", "status"),
+    }
+    assert row(no1 / "raw.xlsx", "Detail") == (
+        datetime(2026, 11, 1),
+        "A/1",
+        "001",
+        "张三",
+        "not_enrolled",
+    )
+    daka(capsys, "export", "no1", *day, "--output", "zh.csv")
+    daka(capsys, "org", "set", "no1", "--language", "en")
+    daka(capsys, "export", "no1", *day, "--output", "en.csv", "--raw")
+    assert (no1 / "zh.csv").read_bytes() == (no1 / "en.csv").read_bytes()
+    assert (
+        (no1 / "en.csv")
+        .read_text("utf-8-sig")
+        .splitlines()[1]
+        .startswith("2026-11-01,A/1,001,张三,not_enrolled,")
+    )
+    daka(capsys, "export", "no1", *day, "--output", "en.xlsx")
+    assert row(no1 / "en.xlsx", "Detail") == (
+        datetime(2026, 11, 1),
+        "A/1",
+        "001",
+        "张三",
+        "not enrolled",
+    )
+    assert sheets(no1 / "en.xlsx")["Detail"] == ("Date", "Unit", "Member ID", "Name", "Status")
+
+
+def sheets(path: Path) -> dict[str, tuple[object, ...]]:
+    """Each sheet's first five headers."""
+    book = load_workbook(path, read_only=True)
+    try:
+        return {name: next(book[name].iter_rows(values_only=True))[:5] for name in book.sheetnames}
+    finally:
+        book.close()
+
+
+def row(path: Path, sheet: str) -> tuple[object, ...]:
+    """The first five cells of a sheet's first row after the header."""
+    book = load_workbook(path, read_only=True)
+    try:
+        return next(book[sheet].iter_rows(min_row=2, values_only=True))[:5]
+    finally:
+        book.close()

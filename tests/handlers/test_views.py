@@ -220,26 +220,30 @@ async def test_an_export_is_a_workbook_of_the_scope_and_is_audited(
     document = await counselor.next_reply()
     assert document.file_name == "daka-2026-11-28-2026-11-28.xlsx"
     book = load_workbook(io.BytesIO(server.file_bytes(document.file_id or "")), read_only=True)
-    assert book.sheetnames == ["Summary", "Detail"]
-    detail = list(book["Detail"].iter_rows(values_only=True))
+    # A workbook for people: the organisation's language, dates as dates.
+    assert book.sheetnames == ["汇总", "明细"]
+    detail = list(book["明细"].iter_rows(values_only=True))
+    summary = list(book["汇总"].iter_rows(values_only=True))
     book.close()
     assert detail[0][:11] == (
-        "date",
-        "unit_path",
-        "member_id",
-        "name",
-        "status",
-        "submitted_at",
-        "latitude",
-        "longitude",
-        "place",
-        "abnormal",
-        "reasons",
+        "日期",
+        "单位",
+        "学号/编号",
+        "姓名",
+        "状态",
+        "提交时间",
+        "纬度",
+        "经度",
+        "地点",
+        "异常",
+        "异常项",
     )
     assert sorted((r[2], r[4]) for r in detail[1:]) == [
-        ("2024001", "reported"),
-        ("2024002", "missing"),
+        ("2024001", "已打卡"),
+        ("2024002", "未打卡"),
     ]  # class 1 only
+    assert {r[0] for r in detail[1:]} == {datetime(2026, 11, 28)}
+    assert summary[-1][1] == "合计"
     counselor.send("/export csv 2026-11-28")
     await school.settled()
     as_csv = await counselor.next_reply()

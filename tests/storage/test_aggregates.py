@@ -7,7 +7,7 @@ from datetime import date, timedelta
 
 from domain.clock import FixedClock
 from domain.status import DayStatus
-from storage.aggregates import member_days, total, unit_figures
+from storage.aggregates import member_days, total, tree_figures, unit_figures
 from storage.db import SessionFactory
 from storage.models import Excuse
 from storage.repo import Repo
@@ -185,4 +185,57 @@ async def test_an_excused_member_who_checks_in_is_back_and_reported(
         ("1", DayStatus.REPORTED),
         ("2", DayStatus.REPORTED),
         ("3", DayStatus.REPORTED),
+    ]
+
+
+async def test_tree_figures_agree_with_unit_figures_for_every_unit(
+    sessions: SessionFactory, clock: FixedClock
+) -> None:
+    """The export's summary of every level (`tree_figures`, one statement bound to the scope's
+    top units) says what /summary and the reports say (`unit_figures`) of each unit: with units
+    off and without, voluntary and abnormal check-ins, an enrolment deadline, a scope of one
+    college."""
+    org_id = await seed(sessions, clock)
+    async with sessions() as session:
+        repo = Repo(session)
+        six = await repo.members.by_external(org_id=org_id, external_id="6")
+        assert six is not None
+        await check_in(repo, member=six, day=DAY, abnormal=True, now=clock.now())
+        await session.commit()
+    async with sessions() as session:
+        repo = Repo(session)
+        units = list(await repo.units.all(org_id=org_id))
+        roots = list(await repo.units.roots(org_id=org_id))
+        arts_class = await repo.units.require(org_id=org_id, name_path="文学院/甲班")
+        engineering = await repo.units.require(org_id=org_id, name_path="工程学院")
+        under_engineering = [u for u in units if u.name_path.startswith("工程学院")]
+        for off in (set(), {arts_class.id or 0}):
+            for enrolled_by in (None, clock.now() - timedelta(hours=1)):
+                tree = await tree_figures(
+                    session,
+                    tops=roots,
+                    units=units,
+                    day=DAY,
+                    off_units=off,
+                    enrolled_by=enrolled_by,
+                )
+                assert tree == await unit_figures(
+                    session, units=units, day=DAY, off_units=off, enrolled_by=enrolled_by
+                )
+                college = await tree_figures(
+                    session,
+                    tops=[engineering],
+                    units=under_engineering,
+                    day=DAY,
+                    off_units=off,
+                    enrolled_by=enrolled_by,
+                )
+                assert college == tree[: len(under_engineering)]
+        assert await tree_figures(session, tops=[], units=units, day=DAY) == []
+    assert [(f.name, f.roster, f.reported, f.voluntary) for f in tree] == [
+        ("工程学院", 5, 2, 0),
+        ("一班", 3, 2, 0),
+        ("二班", 2, 0, 0),
+        ("文学院", 1, 0, 1),
+        ("甲班", 1, 0, 1),
     ]

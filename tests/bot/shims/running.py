@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from storage.db import create_engine
-from storage.sheets import xlsx_out
+from storage.sheets import Layout, xlsx_out
 
 
 def what_runs(url: str) -> tuple[str, str, bool]:
@@ -23,7 +23,7 @@ def what_runs(url: str) -> tuple[str, str, bool]:
         await engine.dispose()
         return name
 
-    with xlsx_out(io.BytesIO(), ["a"], [], []) as book:
+    with xlsx_out(io.BytesIO(), Layout(["a"]), [], []) as book:
         writer = type(book).__name__
     return asyncio.run(dbapi()), writer, "aiogram" in sys.modules
 
