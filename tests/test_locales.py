@@ -135,3 +135,17 @@ def test_the_bot_loads_the_catalogs() -> None:
             msgid = str(message.id)
             assert i18n.gettext(msgid, locale="zh_Hans") == message.string
             assert i18n.gettext(msgid, locale="en") == msgid
+
+
+def test_every_text_is_translated_by_domain_i18n() -> None:
+    """One translator for every channel: aiogram's gettext reads a context only its own
+    middleware sets, so a module using it fails (LookupError) wherever that middleware did not
+    run -- the demo's page, the scheduler, the core."""
+    root = Path(__file__).resolve().parent.parent
+    users = [
+        str(path.relative_to(root))
+        for package in ("bot", "domain", "handlers", "scheduler", "storage")
+        for path in (root / package).rglob("*.py")
+        if "aiogram.utils.i18n" in path.read_text(encoding="utf-8")
+    ]
+    assert users == []

@@ -29,12 +29,11 @@ from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any
 
-from aiogram.utils.i18n import gettext as _
 from aiohttp import web
 
 from bot.demo.school import Sample
 from bot.localapi import FakeUser, LocalBotAPI, SentMessage
-from domain.i18n import LOCALE_OF, create_translator
+from domain.i18n import LOCALE_OF, _, create_translator
 
 JSON = dict[str, Any]
 MAX_UPLOAD = 20 * 1024 * 1024
