@@ -55,13 +55,13 @@ class Shim:
     prefix: `{"sqlalchemy": "2.1"}` is any 2.1.x), the private names it uses as
     `module:Class.attribute` paths, and a `probe` for what a path cannot name (an attribute
     set in `__init__`, a method's parameter, an interpreter), which returns what it found
-    wrong."""
+    wrong; and what it `buys`, in a line (docs/shims.md has the figures)."""
 
     name: str
     written_for: Mapping[str, str]
     names: tuple[str, ...] = ()
     probe: Callable[[], Iterable[str]] | None = None
-    buys: str = ""  # what it is for, measured (docs/shims.md has the commands)
+    buys: str = ""
     reason: str | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
