@@ -18,6 +18,7 @@ from typing import Any
 
 from domain.checkin import derive
 from domain.clock import local_day, zone
+from domain.conversation.common import member_and_org
 from domain.conversation.confirm import (
     confirm,
     edit_options,
@@ -141,21 +142,9 @@ class Dialogue:
             await self.turn.out.replace(text)
 
 
-async def enrolment(turn: Turn) -> tuple[Member, Organisation] | None:
-    """The enrolment used for checking in and its organisation (prefetched with the visitor
-    when it can be); None when the sender is not enrolled."""
-    member = turn.visitor.member
-    if member is None:
-        return None
-    org = turn.visitor.org
-    if org is None or org.id != member.org_id:
-        org = await turn.repo.orgs.get(org_id=member.org_id)
-    return member, org
-
-
 async def open_dialogue(turn: Turn, resolve: Resolve) -> Dialogue | None:
     """The member's check-in context, or None when the sender is not enrolled."""
-    found = await enrolment(turn)
+    found = await member_and_org(turn.repo, turn.visitor)
     if found is None:
         return None
     member, org = found

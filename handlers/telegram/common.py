@@ -23,26 +23,18 @@ from aiogram.types import (
 
 from domain.clock import Clock
 from domain.conversation import common
-from domain.conversation.common import member_and_org
 from domain.conversation.turn import Visitor
 from domain.i18n import LOCALE_OF, Translator, _
 from domain.i18n import current as translator
 from handlers.telegram.i18n import language_from_telegram
 from handlers.telegram.keyboards import LanguageCb
 from handlers.telegram.out import message_turn, press_turn
-from storage.models import Member, Organisation
 from storage.repo import Repo
 
 log = logging.getLogger(__name__)
 
 commands_router = Router(name="common")
 fallback_router = Router(name="fallback")
-
-
-async def enrolment(repo: Repo, visitor: Visitor | None) -> tuple[Member, Organisation] | None:
-    """The enrolment used for checking in and its organisation, for handlers.telegram.checkin
-    (`domain.conversation.common.member_and_org`)."""
-    return None if visitor is None else await member_and_org(repo, visitor)
 
 
 def member_commands() -> list[BotCommand]:
