@@ -237,7 +237,8 @@ class WeComAPI:
         """media/upload of a temporary file (exports, charts) for an image or file message."""
 
         def form() -> aiohttp.FormData:
-            parts = aiohttp.FormData()
+            # The file name as it is (UTF-8), not percent-encoded: WeCom shows it as it gets it.
+            parts = aiohttp.FormData(quote_fields=False)
             parts.add_field("media", data, filename=filename, content_type=content_type)
             return parts
 
