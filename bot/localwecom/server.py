@@ -3,7 +3,10 @@
 Time comes from an injected `Clock` (tokens live 7200 s, response codes 72 h, media 3 days, the
 per-member limits count a minute and an hour), so tests move time by hand. Every request is
 recorded in `calls` (without token or secret); what WeCom would quietly tolerate (a text cut at
-2048 bytes) is noted in `problems`, which a test expects to stay empty."""
+2048 bytes) is noted in `problems`, which a test expects to stay empty.
+
+One module of about 430 lines: the corp's state and the six endpoints that read and change it
+belong together; what a request must hold is in `.schema`, what is kept in `.records`."""
 
 from __future__ import annotations
 

@@ -6,8 +6,9 @@
   invalidate a token early (Doc 91039).
 - `message/send` (text, markdown, image, file, template cards), `message/update_template_card`,
   `media/upload`, `media/get`, `menu/create`.
-- What WeCom answers is told in the neutral outcomes of `domain.delivery` (`failure_of`); this
-  client never raises for an answer, a timeout or a network error.
+- What WeCom answers is told in the neutral outcomes of `domain.delivery`
+  (`handlers.wecom.errors`); this client never raises for an answer, a timeout or a network
+  error.
 
 Neither the secret nor a token is ever logged or put in an outcome's detail: both travel in
 query strings, so no URL is either."""
@@ -30,9 +31,11 @@ from domain.delivery import (
     Outcome,
     Refused,
     RetryAfter,
+    Sent,
     Transient,
     Unreachable,
 )
+from handlers.wecom.errors import TOKEN_REFUSED, failure_of
 
 log = logging.getLogger(__name__)
 
@@ -40,42 +43,8 @@ DEFAULT_API_URL: Final = "https://qyapi.weixin.qq.com"
 TEXT_LIMIT: Final = 2048  # bytes of text/markdown content; WeCom cuts longer ones (Doc 90236)
 REFRESH_EARLY: Final = timedelta(minutes=5)
 
-TOKEN_REFUSED: Final = frozenset({40014, 42001})  # invalid, expired: fetch anew, retry once
-RATE_LIMITED: Final = {45009: 60.0, 45033: 2.0}
-"""接口调用超过限制 and 接口并发调用超过限制 (Doc 90313): pause that many seconds. WeCom names no
-wait; its limits are counted per minute. (45047 is the Official Account's, not WeCom's.)"""
-UNREACHABLE: Final = frozenset({40003, 46004, 50002, 60111, 81013})
-"""Invalid userid, no such member, member outside the app's visible range, all recipients
-invalid or without permission (Doc 90313; 81013 per Doc 90236)."""
-SETUP: Final = {
-    40001: "WeCom refused WECOM_SECRET",
-    40013: "WeCom refused WECOM_CORP_ID",
-    40056: "WeCom refused WECOM_AGENT_ID",
-    41001: "no access_token was sent",
-    48002: "the app may not call this API",
-    50003: "the app is disabled in WeCom's admin console",
-    60020: "this server's IP is not among the app's trusted IPs (企业可信IP)",
-}
-"""The deployment, not the message, is wrong: worth trying again once an admin has fixed it."""
-
 MediaKind = Literal["image", "voice", "video", "file"]
 BINARY: Final = frozenset({"/cgi-bin/media/get"})  # answers a file, or JSON for an error
-
-
-def failure_of(errcode: int, errmsg: str = "") -> Failure:
-    """WeCom's errcode (never 0) as a neutral outcome: the one error policy of this client."""
-    detail = f"WeCom errcode {errcode}: {errmsg}".strip().rstrip(":")
-    if errcode == -1:  # 系统繁忙
-        return Transient(detail)
-    if errcode in RATE_LIMITED:
-        return RetryAfter(RATE_LIMITED[errcode], detail)
-    if errcode in UNREACHABLE:
-        return Unreachable(detail)
-    if errcode in SETUP:
-        return Transient(f"{SETUP[errcode]} ({detail})")
-    if errcode in TOKEN_REFUSED:
-        return Transient(f"the access_token was refused again after a fresh one ({detail})")
-    return Refused(detail)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +69,7 @@ class Delivery:
 
     @property
     def sent(self) -> bool:
-        return self.outcome is SENT
+        return isinstance(self.outcome, Sent)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,8 +12,9 @@ import pytest
 
 from domain.clock import FixedClock
 from domain.delivery import SENT, Refused, RetryAfter, Transient, Unreachable
-from handlers.wecom.api import App, Delivery, Download, Media, WeComAPI, failure_of, split_text
+from handlers.wecom.api import App, Delivery, Download, Media, WeComAPI, split_text
 from handlers.wecom.cards import Button, button_card
+from handlers.wecom.errors import failure_of
 from tests.fakewecom import LocalWeCom
 from tests.handlers.wecom.conftest import AGENT, SECRET
 
