@@ -4,7 +4,8 @@ A POST is verified, decrypted, parsed and deduplicated, then acknowledged with a
 once: WeCom waits 5 s and tries 3 times in all, and the answer goes out later through the API.
 The event is handed to the injected `handle`, in a task of its own by default; with
 `before_ack=True` it is awaited before the 200 (for a fast journal write: a failure answers 500
-and WeCom tries again). A callback that is not WeCom's for this app (signature, corp id), or not
+and WeCom tries again; a retry that comes while the first try is still being taken answers as
+that one does). A callback that is not WeCom's for this app (signature, corp id), or not
 readable (XML, base64, padding, fields), is refused with a 4xx and one log line, and nothing is
 handled. A handler's exception is a bug: logged with its traceback, never answered to WeCom."""
 
@@ -87,6 +88,7 @@ class CallbackEndpoint:
         self._seen = seen if seen is not None else MemorySeen()
         self._before_ack = before_ack
         self._tasks: set[asyncio.Task[None]] = set()
+        self._inflight: dict[str, asyncio.Future[bool]] = {}
         self.refused = 0
         self.duplicates = 0
 
@@ -118,26 +120,48 @@ class CallbackEndpoint:
         except CallbackError as exc:
             return self._refuse(request, exc)
         key = dedupe_key(event)
+        first = self._inflight.get(key)
+        if first is not None:  # WeCom's retry while its first try is still being taken
+            self.duplicates += 1
+            taken = await self._await_first(first)
+            return web.Response(status=200 if taken else 500, text="")
         if not await self._seen.first(key):
             self.duplicates += 1
             return web.Response(text="")
         if self._before_ack:
-            try:
-                await self._handle(event)
-            except Exception:
-                await self._seen.forget(key)
-                log.exception("wecom callback %s: the handler failed before the ack", key)
-                return web.Response(status=500, text="")
-        else:
-            task = asyncio.create_task(self._run(key, event))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            taken = await self._take(key, event)
+            return web.Response(status=200 if taken else 500, text="")
+        task = asyncio.create_task(self._run(key, event))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
         return web.Response(text="")
 
     async def drain(self) -> None:
         """Wait for the events being handled (at shutdown; in tests)."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def _take(self, key: str, event: Event) -> bool:
+        """Hand the event over before the ack; on failure it is forgotten, so that WeCom's
+        next try (answered 500 now) is taken afresh."""
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = done
+        taken = False
+        try:
+            await self._handle(event)
+            taken = True
+        except Exception:
+            log.exception("wecom callback %s: the handler failed before the ack", key)
+        finally:
+            if not taken:
+                await self._seen.forget(key)
+            del self._inflight[key]
+            done.set_result(taken)
+        return taken
+
+    async def _await_first(self, first: asyncio.Future[bool]) -> bool:
+        """A retry answers as its first try does, once that is known."""
+        return await asyncio.shield(first)
 
     async def _run(self, key: str, event: Event) -> None:
         try:
