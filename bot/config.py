@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 import re
+from dataclasses import dataclass, field
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 TOKEN_SHAPE = re.compile(r"\d+:\S+")
+WECOM_AES_KEY_SHAPE = re.compile(r"[A-Za-z0-9+/]{43}")
+WECOM_TOKEN_SHAPE = re.compile(r"[A-Za-z0-9]{1,32}")
 
 
 class Settings(BaseSettings):
@@ -31,6 +35,13 @@ class Settings(BaseSettings):
     bot_username: str | None = Field(
         default=None, description="used for invite links when the bot cannot be asked (offline)"
     )
+    wecom_corp_id: str | None = None
+    wecom_agent_id: int | None = Field(default=None, ge=0, lt=2**31)
+    wecom_secret: SecretStr | None = None
+    wecom_token: SecretStr | None = None
+    wecom_aes_key: SecretStr | None = None
+    wecom_api_url: str = "https://qyapi.weixin.qq.com"
+    wecom_path: str = "/wecom"
 
     @field_validator("bot_token")
     @classmethod
@@ -66,7 +77,7 @@ class Settings(BaseSettings):
             raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
         return level
 
-    @field_validator("telegram_api_url")
+    @field_validator("telegram_api_url", "wecom_api_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):
@@ -98,7 +109,7 @@ class Settings(BaseSettings):
                 raise ValueError("must be 1-256 characters of A-Z, a-z, 0-9, _ and -")
         return value
 
-    @field_validator("webhook_path")
+    @field_validator("webhook_path", "wecom_path")
     @classmethod
     def _path(cls, value: str) -> str:
         if (
@@ -108,6 +119,80 @@ class Settings(BaseSettings):
         ):
             raise ValueError("must start with /, have no { or }, and not be /healthz or /metrics")
         return value
+
+    @field_validator("wecom_corp_id", "wecom_agent_id", "wecom_secret", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        # An empty line in .env (WECOM_SECRET=) means "not set", not "set to nothing".
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("wecom_corp_id")
+    @classmethod
+    def _corp_id(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", value.strip()):
+            raise ValueError(
+                "expected the corp id (企业ID) from My Company, like ww0123456789abcdef"
+            )
+        return value.strip() if value is not None else None
+
+    @field_validator("wecom_token")
+    @classmethod
+    def _wecom_token(cls, value: SecretStr | None) -> SecretStr | None:
+        # The callback Token WeCom's admin console generates: up to 32 letters and digits.
+        token = value.get_secret_value().strip() if value is not None else ""
+        if not token:
+            return None
+        if not WECOM_TOKEN_SHAPE.fullmatch(token):
+            raise ValueError("expected the callback Token: 1-32 letters and digits")
+        return SecretStr(token)
+
+    @field_validator("wecom_aes_key")
+    @classmethod
+    def _wecom_aes_key(cls, value: SecretStr | None) -> SecretStr | None:
+        # 43 base64 characters decoding to the 32-byte AES key (Doc 91144); never echoed.
+        key = value.get_secret_value().strip() if value is not None else ""
+        if not key:
+            return None
+        if not WECOM_AES_KEY_SHAPE.fullmatch(key) or len(base64.b64decode(key + "=")) != 32:
+            raise ValueError(
+                "expected the callback EncodingAESKey: 43 characters of A-Z, a-z and 0-9"
+            )
+        return SecretStr(key)
+
+    @field_validator("wecom_path")
+    @classmethod
+    def _own_path(cls, value: str, info: ValidationInfo) -> str:
+        if value == info.data.get("webhook_path"):
+            raise ValueError("must differ from WEBHOOK_PATH")
+        return value
+
+    def require_wecom(self, purpose: str = "to serve WeCom") -> WeComSettings:
+        """The WeCom app's settings, or a clear error naming the first one missing."""
+        missing = [
+            name
+            for name, value in (
+                ("WECOM_CORP_ID", self.wecom_corp_id),
+                ("WECOM_AGENT_ID", self.wecom_agent_id),
+                ("WECOM_SECRET", self.wecom_secret),
+                ("WECOM_TOKEN", self.wecom_token),
+                ("WECOM_AES_KEY", self.wecom_aes_key),
+            )
+            if value is None
+        ]
+        if missing:
+            raise SettingError(missing[0], f"is required {purpose}")
+        assert self.wecom_corp_id is not None and self.wecom_agent_id is not None
+        assert self.wecom_secret is not None and self.wecom_token is not None
+        assert self.wecom_aes_key is not None
+        return WeComSettings(
+            corp_id=self.wecom_corp_id,
+            agent_id=self.wecom_agent_id,
+            secret=self.wecom_secret.get_secret_value(),
+            token=self.wecom_token.get_secret_value(),
+            aes_key=self.wecom_aes_key.get_secret_value(),
+            api_url=self.wecom_api_url,
+            path=self.wecom_path,
+        )
 
     def require_webhook_secret(self) -> str:
         """The secret Telegram sends with each webhook delivery; webhooks refuse to run without."""
@@ -121,6 +206,19 @@ class Settings(BaseSettings):
         if self.bot_token is None or not self.bot_token.get_secret_value().strip():
             raise SettingError("BOT_TOKEN", f"is required {purpose}")
         return self.bot_token.get_secret_value().strip()
+
+
+@dataclass(frozen=True, slots=True)
+class WeComSettings:
+    """One WeCom self-built app, complete: what the callback and the API client need."""
+
+    corp_id: str
+    agent_id: int
+    secret: str = field(repr=False)
+    token: str = field(repr=False)
+    aes_key: str = field(repr=False)
+    api_url: str
+    path: str
 
 
 class SettingError(Exception):

@@ -158,14 +158,18 @@ def configure_logging(
 
 
 def secrets_of(settings: Settings) -> list[str]:
-    """What must never appear in a log: the token (and its hash part), the webhook secret and
-    the passwords in DATABASE_URL and REDIS_URL, as written and percent-decoded."""
+    """What must never appear in a log: the token (and its hash part), the webhook secret, the
+    WeCom app's secret, callback Token and EncodingAESKey, and the passwords in DATABASE_URL
+    and REDIS_URL, as written and percent-decoded."""
     found: list[str] = []
     if settings.bot_token is not None:
         token = settings.bot_token.get_secret_value().strip()
         found += [token, token.partition(":")[2]]
     if settings.webhook_secret is not None:
         found.append(settings.webhook_secret.get_secret_value())
+    for wecom in (settings.wecom_secret, settings.wecom_token, settings.wecom_aes_key):
+        if wecom is not None:
+            found.append(wecom.get_secret_value())
     for url in (settings.database_url, settings.redis_url):
         password = _url_password(url) if url else None
         if password:

@@ -271,3 +271,16 @@ def test_a_broken_format_string_does_not_raise_at_the_call_site() -> None:
     log.info("still logging")
 
     assert [r["message"] for r in json_lines(out)] == ["still logging"]
+
+
+def test_secrets_of_settings_cover_the_wecom_app() -> None:
+    settings = Settings(
+        _env_file=None,
+        wecom_secret="the-app-secret",
+        wecom_token="QDG6eK",
+        wecom_aes_key="jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C",
+    )
+
+    assert {"the-app-secret", "QDG6eK", "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"} <= set(
+        secrets_of(settings)
+    )

@@ -1,0 +1,422 @@
+"""The WeCom server API of one self-built app, over aiohttp: what Daka sends and fetches.
+
+- `gettoken` is cached per app (one client per app, shared by whoever sends for it): one fetch
+  at a time under a lock, refreshed 5 minutes before it expires, and fetched again (once, then
+  the call is retried once) when WeCom says it is invalid or expired (40014, 42001): WeCom may
+  invalidate a token early (Doc 91039).
+- `message/send` (text, markdown, image, file, template cards), `message/update_template_card`,
+  `media/upload`, `media/get`, `menu/create`.
+- What WeCom answers is told in the neutral outcomes of `domain.delivery`
+  (`handlers.wecom.errors`); this client never raises for an answer, a timeout or a network
+  error.
+
+Neither the secret nor a token is ever logged or put in an outcome's detail: both travel in
+query strings, so no URL is either."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Final, Literal
+
+import aiohttp
+
+from domain.clock import Clock, SystemClock
+from domain.delivery import (
+    SENT,
+    Failure,
+    Outcome,
+    Refused,
+    RetryAfter,
+    Sent,
+    Transient,
+    Unreachable,
+)
+from handlers.wecom.errors import TOKEN_REFUSED, failure_of
+
+log = logging.getLogger(__name__)
+
+DEFAULT_API_URL: Final = "https://qyapi.weixin.qq.com"
+TEXT_LIMIT: Final = 2048  # bytes of text/markdown content; WeCom cuts longer ones (Doc 90236)
+REFRESH_EARLY: Final = timedelta(minutes=5)
+
+MediaKind = Literal["image", "voice", "video", "file"]
+BINARY: Final = frozenset({"/cgi-bin/media/get"})  # answers a file, or JSON for an error
+
+
+@dataclass(frozen=True, slots=True)
+class App:
+    """A self-built app's credentials: what gettoken needs, and whom message/send is from."""
+
+    corp_id: str
+    agent_id: int
+    secret: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """What message/send or update_template_card answered: the outcome, the message id, the
+    card's response_code (interactive cards), and the recipients WeCom would not reach."""
+
+    outcome: Outcome
+    msg_id: str = ""
+    response_code: str = ""
+    invalid_users: frozenset[str] = frozenset()
+    unlicensed_users: frozenset[str] = frozenset()
+
+    @property
+    def sent(self) -> bool:
+        return isinstance(self.outcome, Sent)
+
+
+@dataclass(frozen=True, slots=True)
+class Media:
+    """An uploaded temporary media file (valid 3 days)."""
+
+    media_id: str
+    kind: str
+    created_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class Download:
+    """A media file fetched with media/get."""
+
+    data: bytes
+    content_type: str
+    filename: str
+
+
+@dataclass(slots=True)
+class _Token:
+    value: str
+    refresh_at: datetime
+
+
+class WeComAPI:
+    """One app's API client. Build one per app and share it: it holds the app's token."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        app: App,
+        *,
+        base_url: str = DEFAULT_API_URL,
+        clock: Clock | None = None,
+        timeout: float = 10.0,
+    ) -> None:
+        self._session = session
+        self.app = app
+        self._base = base_url.rstrip("/")
+        self._clock = clock or SystemClock()
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._token: _Token | None = None
+        self._lock = asyncio.Lock()
+        self.token_fetches = 0
+
+    # ----------------------------------------------------------------- messages
+    async def send(
+        self, touser: Sequence[str], msgtype: str, content: Mapping[str, Any]
+    ) -> Delivery:
+        """message/send of one message to members (userids) of the app."""
+        body = {
+            "touser": "|".join(touser),
+            "agentid": self.app.agent_id,
+            "msgtype": msgtype,
+            msgtype: dict(content),
+        }
+        answer = await self._json_call("POST", "/cgi-bin/message/send", json=body)
+        if not isinstance(answer, dict):
+            return Delivery(answer)
+        invalid = _users(answer.get("invaliduser"))
+        unlicensed = _users(answer.get("unlicenseduser"))
+        wanted = {user.lower() for user in touser}
+        outcome: Outcome = SENT
+        if "@all" not in wanted and wanted and wanted <= invalid | unlicensed:
+            outcome = Unreachable(f"not reachable by the app: {', '.join(sorted(wanted))}")
+        return Delivery(
+            outcome,
+            msg_id=str(answer.get("msgid") or ""),
+            response_code=str(answer.get("response_code") or ""),
+            invalid_users=invalid,
+            unlicensed_users=unlicensed,
+        )
+
+    async def send_text(self, touser: Sequence[str], content: str) -> Delivery:
+        """A text message; longer than WeCom's 2048 bytes, it goes as several, cut at lines."""
+        delivery = Delivery(Refused("an empty text"))
+        for part in split_text(content):
+            delivery = await self.send(touser, "text", {"content": part})
+            if not delivery.sent:
+                break
+        return delivery
+
+    async def send_markdown(self, touser: Sequence[str], content: str) -> Delivery:
+        """Markdown (rendered by the WeCom client only; the WeChat plug-in shows no markdown)."""
+        delivery = Delivery(Refused("an empty text"))
+        for part in split_text(content):
+            delivery = await self.send(touser, "markdown", {"content": part})
+            if not delivery.sent:
+                break
+        return delivery
+
+    async def send_image(self, touser: Sequence[str], media_id: str) -> Delivery:
+        return await self.send(touser, "image", {"media_id": media_id})
+
+    async def send_file(self, touser: Sequence[str], media_id: str) -> Delivery:
+        return await self.send(touser, "file", {"media_id": media_id})
+
+    async def send_card(self, touser: Sequence[str], card: Mapping[str, Any]) -> Delivery:
+        """A template card (`handlers.wecom.cards`); interactive ones answer a response_code."""
+        return await self.send(touser, "template_card", card)
+
+    async def update_card(
+        self,
+        userids: Sequence[str],
+        response_code: str,
+        *,
+        replace_name: str | None = None,
+        card: Mapping[str, Any] | None = None,
+    ) -> Delivery:
+        """message/update_template_card: grey the buttons out under `replace_name`, or replace
+        the whole card. Each response_code works once (and for 72 hours)."""
+        if (replace_name is None) == (card is None):
+            raise ValueError("give either replace_name or card")
+        body: dict[str, Any] = {
+            "userids": list(userids),
+            "agentid": self.app.agent_id,
+            "response_code": response_code,
+        }
+        if replace_name is not None:
+            body["button"] = {"replace_name": replace_name}
+        else:
+            body["template_card"] = dict(card or {})
+        answer = await self._json_call("POST", "/cgi-bin/message/update_template_card", json=body)
+        if not isinstance(answer, dict):
+            return Delivery(answer)
+        return Delivery(SENT, invalid_users=_users(answer.get("invaliduser")))
+
+    # ----------------------------------------------------------------- media and menu
+    async def upload(
+        self, kind: MediaKind, filename: str, data: bytes, content_type: str
+    ) -> Media | Failure:
+        """media/upload of a temporary file (exports, charts) for an image or file message."""
+
+        def form() -> aiohttp.FormData:
+            # The file name as it is (UTF-8), not percent-encoded: WeCom shows it as it gets it.
+            parts = aiohttp.FormData(quote_fields=False)
+            parts.add_field("media", data, filename=filename, content_type=content_type)
+            return parts
+
+        answer = await self._json_call(
+            "POST", "/cgi-bin/media/upload", params={"type": kind}, form=form
+        )
+        if not isinstance(answer, dict):
+            return answer
+        media_id = answer.get("media_id")
+        if not isinstance(media_id, str) or not media_id:
+            return Transient("media/upload answered without a media_id")
+        return Media(media_id, str(answer.get("type") or kind), _int(answer.get("created_at")))
+
+    async def download(self, media_id: str) -> Download | Failure:
+        """media/get: a member's photo (the MediaId of an image message), as bytes."""
+        answer = await self._call("GET", "/cgi-bin/media/get", params={"media_id": media_id})
+        if isinstance(answer, dict):
+            return Transient("media/get answered JSON without an error")
+        return answer
+
+    async def create_menu(self, buttons: Sequence[Mapping[str, Any]]) -> Outcome:
+        """menu/create: the app's menu (`handlers.wecom.cards.menu`)."""
+        answer = await self._json_call(
+            "POST",
+            "/cgi-bin/menu/create",
+            params={"agentid": str(self.app.agent_id)},
+            json={"button": [dict(b) for b in buttons]},
+        )
+        return SENT if isinstance(answer, dict) else answer
+
+    # ----------------------------------------------------------------- token and HTTP
+    async def access_token(self) -> str | Failure:
+        """The app's token: the cached one until 5 minutes before it expires, else a new one."""
+        token = self._token
+        if token is not None and self._clock.now() < token.refresh_at:
+            return token.value
+        async with self._lock:
+            token = self._token
+            if token is not None and self._clock.now() < token.refresh_at:
+                return token.value
+            return await self._fetch_token()
+
+    def forget_token(self, value: str) -> None:
+        """WeCom refused `value`: the next call fetches a new one (unless another task
+        already has)."""
+        if self._token is not None and self._token.value == value:
+            self._token = None
+
+    async def _fetch_token(self) -> str | Failure:
+        self.token_fetches += 1
+        answer = await self._request(
+            "GET",
+            "/cgi-bin/gettoken",
+            {"corpid": self.app.corp_id, "corpsecret": self.app.secret},
+            None,
+            None,
+        )
+        if isinstance(answer, _TokenRefused):
+            answer = failure_of(answer.errcode, answer.errmsg)
+        if isinstance(answer, Failure):
+            log.warning("wecom gettoken for agent %s failed: %s", self.app.agent_id, answer)
+            return answer
+        if not isinstance(answer, dict):
+            return Transient("gettoken answered a file")
+        value, lifetime = answer.get("access_token"), _int(answer.get("expires_in"))
+        if not isinstance(value, str) or not value or lifetime <= 0:
+            return Transient("gettoken answered without a token")
+        early = min(REFRESH_EARLY, timedelta(seconds=lifetime / 2))
+        refresh_at = self._clock.now() + timedelta(seconds=lifetime) - early
+        self._token = _Token(value, refresh_at)
+        return value
+
+    async def _json_call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json: Mapping[str, Any] | None = None,
+        form: Callable[[], aiohttp.FormData] | None = None,
+    ) -> dict[str, Any] | Failure:
+        answer = await self._call(method, path, params=params, json=json, form=form)
+        if isinstance(answer, Download):
+            return Transient(f"{path} answered a file")
+        return answer
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json: Mapping[str, Any] | None = None,
+        form: Callable[[], aiohttp.FormData] | None = None,
+    ) -> dict[str, Any] | Download | Failure:
+        """One API call with the app's token; fetched anew and retried once if refused."""
+        answer: dict[str, Any] | Download | Failure | _TokenRefused = Transient("not called")
+        for attempt in (1, 2):
+            token = await self.access_token()
+            if not isinstance(token, str):
+                return token
+            query = {**(params or {}), "access_token": token}
+            answer = await self._request(method, path, query, json, form() if form else None)
+            if not isinstance(answer, _TokenRefused):
+                return answer
+            if attempt == 1:
+                log.info("wecom refused the token of agent %s; fetching anew", self.app.agent_id)
+                self.forget_token(token)
+        assert isinstance(answer, _TokenRefused)
+        return failure_of(answer.errcode, answer.errmsg)
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        query: Mapping[str, str],
+        json: Mapping[str, Any] | None,
+        data: aiohttp.FormData | None,
+    ) -> dict[str, Any] | Download | Failure | _TokenRefused:
+        try:
+            async with self._session.request(
+                method,
+                self._base + path,
+                params=query,
+                json=json,
+                data=data,
+                timeout=self._timeout,
+            ) as response:
+                if response.status == 429:
+                    return RetryAfter(_retry_after(response.headers.get("Retry-After")), "429")
+                if response.status != 200:
+                    return Transient(f"{path} answered HTTP {response.status}")
+                kind = response.content_type
+                if path in BINARY and kind not in ("application/json", "text/plain"):
+                    name = getattr(response.content_disposition, "filename", None) or ""
+                    return Download(await response.read(), kind, name)
+                answer = await response.json(content_type=None)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            return Transient(f"{path}: {type(exc).__name__}")
+        except ValueError:
+            return Transient(f"{path} answered something that is not JSON")
+        if not isinstance(answer, dict):
+            return Transient(f"{path} answered JSON that is not an object")
+        errcode, errmsg = _int(answer.get("errcode")), str(answer.get("errmsg") or "")
+        if errcode in TOKEN_REFUSED:
+            return _TokenRefused(errcode, errmsg)
+        if errcode:
+            return failure_of(errcode, errmsg)
+        return answer
+
+
+@dataclass(frozen=True, slots=True)
+class _TokenRefused:
+    """WeCom refused the token (40014, 42001): fetch a new one and try again, once."""
+
+    errcode: int
+    errmsg: str
+
+
+def split_text(text: str, limit: int = TEXT_LIMIT) -> list[str]:
+    """`text` in parts of at most `limit` UTF-8 bytes, cut after a line where one fits."""
+    parts: list[str] = []
+    current = ""
+    for line in text.splitlines(keepends=True):
+        while len(line.encode()) > limit:  # longer than a whole part: cut it by characters
+            if current:
+                parts.append(current)
+                current = ""
+            head = _head(line, limit)
+            parts.append(head)
+            line = line[len(head) :]
+        if len((current + line).encode()) > limit:
+            parts.append(current)
+            current = ""
+        current += line
+    parts.append(current)
+    return [part.rstrip("\r\n") for part in parts if part.strip()]
+
+
+def _head(line: str, room: int) -> str:
+    """The longest start of `line` that fits in `room` bytes."""
+    low, high = 0, len(line)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if len(line[:middle].encode()) <= room:
+            low = middle
+        else:
+            high = middle - 1
+    return line[:low]
+
+
+def _users(value: object) -> frozenset[str]:
+    """WeCom's "a|b" (message/send) or ["a", "b"] (update_template_card), lower-cased."""
+    if isinstance(value, str):
+        return frozenset(u.lower() for u in value.split("|") if u)
+    if isinstance(value, list):
+        return frozenset(str(u).lower() for u in value if u)
+    return frozenset()
+
+
+def _int(value: object) -> int:
+    try:
+        return int(str(value))
+    except ValueError:
+        return 0
+
+
+def _retry_after(value: str | None) -> float:
+    try:
+        return max(1.0, float(value or 1))
+    except ValueError:
+        return 1.0
