@@ -107,7 +107,7 @@ class Inspection(ServerState):
         return "\n".join(lines)
 
     # ----------------------------------------------------------------- waiting
-    async def next_reply(self, chat_id: int, timeout: float = 5.0) -> SentMessage:  # noqa: ASYNC109
+    async def next_reply(self, chat_id: int, timeout: float = 30.0) -> SentMessage:  # noqa: ASYNC109
         """The next unread bot output (send or edit snapshot) in ``chat_id``."""
         chat = self._chat(chat_id)
         if chat.cursor >= len(chat.outputs):
@@ -163,7 +163,7 @@ class Inspection(ServerState):
 
     async def next_callback_answer(
         self,
-        timeout: float = 5.0,  # noqa: ASYNC109
+        timeout: float = 30.0,  # noqa: ASYNC109  (a ceiling: under load a bot takes longer)
         *,
         chat_id: int | None = None,
     ) -> CallbackAnswer:
@@ -199,7 +199,7 @@ class Inspection(ServerState):
         *,
         chat_id: int | None = None,
         after: int = 0,
-        timeout: float = 5.0,  # noqa: ASYNC109
+        timeout: float = 30.0,  # noqa: ASYNC109  (a ceiling: under load a bot takes longer)
     ) -> Call:
         """First call of ``method`` (optionally to ``chat_id``) at index >= ``after``."""
         name = self._canonical(method)

@@ -261,7 +261,7 @@ class ServerState:
     async def wait_for(
         self,
         predicate: Callable[[], bool],
-        timeout: float = 5.0,  # noqa: ASYNC109
+        timeout: float = 30.0,  # noqa: ASYNC109  (a ceiling: under load a bot takes longer)
         message: str = "",
     ) -> None:
         """Wait until ``predicate()`` is true; re-checked after every call/update/event."""

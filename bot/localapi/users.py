@@ -245,10 +245,10 @@ class FakeUser:
         return self.press(current, current.callback_data(text))
 
     # ----------------------------------------------------------------- reading replies
-    async def next_reply(self, timeout: float = 5.0) -> SentMessage:  # noqa: ASYNC109
+    async def next_reply(self, timeout: float = 30.0) -> SentMessage:  # noqa: ASYNC109
         return await self.server.next_reply(self.id, timeout)
 
-    async def ask(self, text: str, timeout: float = 5.0) -> SentMessage:  # noqa: ASYNC109
+    async def ask(self, text: str, timeout: float = 30.0) -> SentMessage:  # noqa: ASYNC109
         """send(text) then wait for the next reply."""
         self.send(text)
         return await self.server.next_reply(self.id, timeout)
@@ -256,7 +256,7 @@ class FakeUser:
     async def expect_no_reply(self, within: float = 0.3) -> None:
         await self.server.expect_no_reply(self.id, within)
 
-    async def next_callback_answer(self, timeout: float = 5.0) -> CallbackAnswer:  # noqa: ASYNC109
+    async def next_callback_answer(self, timeout: float = 30.0) -> CallbackAnswer:  # noqa: ASYNC109
         return await self.server.next_callback_answer(timeout, chat_id=self.id)
 
     def drain(self) -> list[SentMessage]:

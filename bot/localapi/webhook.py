@@ -108,7 +108,7 @@ class WebhookSender(ServerState):
         """No update waits for delivery and none is in flight."""
         return self.pending_updates() == 0 and self._in_flight == 0
 
-    async def wait_webhook_idle(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109
+    async def wait_webhook_idle(self, timeout: float = 30.0) -> None:  # noqa: ASYNC109
         """Wait until every pushed update was answered 2xx by the webhook (and its reply run)."""
         try:
             await self.wait_for(lambda: self.webhook_idle, timeout)

@@ -234,7 +234,7 @@ async def grant_role(turn: Turn, invite: Invite, now: datetime) -> str | None:
         scope = html.escape((await turn.repo.units.get(unit_id=invite.unit_id)).name_path)
     await turn.repo.audit.log(
         org_id=invite.org_id,
-        actor=turn.visitor.external_id,
+        actor=turn.visitor.actor,
         action=f"role.grant.{invite.role}",
         subject=scope,
         detail=f"invite {invite.code[:6]}…",
@@ -323,7 +323,7 @@ async def on_name(turn: Turn, text: Text) -> None:
         )
         await repo.audit.log(
             org_id=org.id,
-            actor=visitor.external_id,
+            actor=visitor.actor,
             action="enrol.refused.taken",
             subject=external_id,
             now=now,

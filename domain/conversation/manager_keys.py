@@ -96,5 +96,6 @@ async def asked_day(turn: Turn, command: Command, scope: Scope) -> date | None:
 
 
 def actor(turn: Turn) -> str:
-    """Who did it, in the audit trail."""
-    return turn.visitor.external_id
+    """Who did it, in the audit trail: their id with its channel ("telegram:730"), the same
+    person's ids on two channels never mistaken for each other."""
+    return turn.visitor.actor

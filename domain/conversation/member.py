@@ -121,7 +121,7 @@ async def on_mydata(turn: Turn) -> None:
                 readers.append(_("managers of {unit}").format(unit=html.escape(unit.name_path)))
         await repo.audit.log(
             org_id=member.org_id,
-            actor=visitor.external_id,
+            actor=visitor.actor,
             action="mydata",
             subject=member.external_id,
             now=turn.clock.now(),

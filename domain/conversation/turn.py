@@ -40,6 +40,11 @@ class Visitor:
         return self.account.id if self.account is not None else None
 
     @property
+    def actor(self) -> str:
+        """Who they are in the audit trail: "channel:external id"."""
+        return f"{self.channel}:{self.external_id}"
+
+    @property
     def telegram_id(self) -> int:
         """Their Telegram user id, for the Telegram adapter (their private chat's id too)."""
         if self.channel != TELEGRAM:

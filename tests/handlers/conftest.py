@@ -190,7 +190,7 @@ async def running_daka(
         _env_file=None,
     )
     engine = create_engine(database_url)
-    await upgrade(engine)
+    await upgrade(engine)  # nothing to do on a copy of the migrated template
     world = Daka(
         server=server, clock=clock, settings=settings, sessions=create_session_factory(engine)
     )

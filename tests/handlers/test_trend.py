@@ -42,7 +42,7 @@ async def test_a_counselor_gets_a_chart_of_the_class(school: Daka, server: FakeB
     assert "2026-11-15" in chart.text and "2026-11-28" in chart.text  # 14 days by default
     class_one = await unit_id(school, "工程学院/一班")
     assert await trend_audit(school) == [
-        (str(CLASS_ONE), str(class_one), "2026-11-15..2026-11-28")
+        (f"telegram:{CLASS_ONE}", str(class_one), "2026-11-15..2026-11-28")
     ]
 
 
@@ -55,8 +55,8 @@ async def test_an_administrator_charts_the_whole_school(school: Daka, server: Fa
     week = await admin.ask("/trend  7 ")
     assert week.photo and "2026-11-22" in week.text
     assert await trend_audit(school) == [
-        (str(ADMIN), "0", "2026-08-31..2026-11-28"),
-        (str(ADMIN), "0", "2026-11-22..2026-11-28"),
+        (f"telegram:{ADMIN}", "0", "2026-08-31..2026-11-28"),
+        (f"telegram:{ADMIN}", "0", "2026-11-22..2026-11-28"),
     ]
 
 
@@ -86,4 +86,4 @@ async def test_a_manager_of_several_units_charts_all_of_them(
     assert "Arts/Class A; 工程学院/一班" in chart.text and "2026-11-22" in chart.text
     ids = sorted([await unit_id(school, "工程学院/一班"), await unit_id(school, "Arts/Class A")])
     [(actor, subject, _)] = await trend_audit(school)
-    assert actor == "730" and sorted(int(i) for i in (subject or "").split(",")) == ids
+    assert actor == "telegram:730" and sorted(int(i) for i in (subject or "").split(",")) == ids

@@ -121,7 +121,7 @@ async def test_nothing_outside_the_scope_by_command_or_forged_button(
         audit = (
             await session.exec(select(AuditEntry).where(AuditEntry.action == "member.view"))
         ).all()
-    assert [(a.actor, a.subject) for a in audit] == [(str(CLASS_ONE), "2024001")]
+    assert [(a.actor, a.subject) for a in audit] == [(f"telegram:{CLASS_ONE}", "2024001")]
 
 
 async def test_a_nudge_from_the_missing_list_reaches_the_member(

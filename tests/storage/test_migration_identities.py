@@ -339,8 +339,8 @@ async def _shape_of(engine: AsyncEngine) -> dict[str, Any]:
         return await conn.run_sync(_shape)
 
 
-async def test_identities_carry_every_row_over_and_back(database_url: str) -> None:
-    engine = create_engine(database_url)
+async def test_identities_carry_every_row_over_and_back(empty_database_url: str) -> None:
+    engine = create_engine(empty_database_url)
     try:
         await upgrade(engine, "0008")
         shape_0008 = await _shape_of(engine)

@@ -24,8 +24,10 @@ from storage.schedules import Letter, OutboxRepo
 from storage.types import UTCDateTime
 
 
-async def test_units_created_before_the_closure_table_get_their_links(database_url: str) -> None:
-    engine: AsyncEngine = create_engine(database_url)
+async def test_units_created_before_the_closure_table_get_their_links(
+    empty_database_url: str,
+) -> None:
+    engine: AsyncEngine = create_engine(empty_database_url)
     try:
         await upgrade(engine, "0001")
         now = datetime.now(UTC).replace(tzinfo=None)
@@ -63,8 +65,8 @@ def _diff(connection: Connection) -> list[object]:
     return list(compare_metadata(context, SQLModel.metadata))
 
 
-async def test_the_migrated_schema_matches_the_models(database_url: str) -> None:
-    engine = create_engine(database_url)
+async def test_the_migrated_schema_matches_the_models(empty_database_url: str) -> None:
+    engine = create_engine(empty_database_url)
     try:
         await upgrade(engine)
         async with engine.connect() as conn:
@@ -108,10 +110,12 @@ TWO_ROWS = {
 }
 
 
-async def test_letters_waiting_in_the_outbox_become_neutral_and_back(database_url: str) -> None:
+async def test_letters_waiting_in_the_outbox_become_neutral_and_back(
+    empty_database_url: str,
+) -> None:
     """Letters queued before the outbox was neutral (Telegram chat ids, inline keyboards) go
     out after the upgrade with the same buttons; the downgrade gives them back as they were."""
-    engine: AsyncEngine = create_engine(database_url)
+    engine: AsyncEngine = create_engine(empty_database_url)
     day = date(2026, 11, 30)
     now = datetime(2026, 11, 30, 0, 0, tzinfo=UTC)
     old: list[dict[str, Any]] = [

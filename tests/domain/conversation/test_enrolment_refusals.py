@@ -93,7 +93,7 @@ async def test_an_id_bound_to_another_account_is_refused_and_recorded(world: Wor
     [audit] = await world.rows(AuditEntry)
     assert (audit.action, audit.actor, audit.subject) == (
         "enrol.refused.taken",
-        str(STRANGER),
+        f"telegram:{STRANGER}",
         "2024001",
     )
 

@@ -243,7 +243,7 @@ async def test_mydata_sends_everything_stored_and_who_can_read_it(world: World) 
         "• administrators of First School",
     ]
     [audit] = await world.rows(AuditEntry)
-    assert (audit.action, audit.actor, audit.subject) == ("mydata", str(ZHANG), "2024001")
+    assert (audit.action, audit.actor, audit.subject) == ("mydata", f"telegram:{ZHANG}", "2024001")
 
 
 async def test_mydata_of_someone_enrolled_nowhere(world: World) -> None:

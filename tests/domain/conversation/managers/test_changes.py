@@ -37,7 +37,7 @@ async def test_a_counselor_views_and_changes_the_schedule_of_the_class(world: Wo
         ).all()
     assert schedule.unit_id == await world.unit_id("工程学院/一班")
     assert (schedule.remind, schedule.cutoff, schedule.report) == ("07:30,09:00", "11:00", "16:00")
-    assert (entry.actor, entry.subject) == (str(CLASS_ONE), "工程学院/一班")
+    assert (entry.actor, entry.subject) == (f"telegram:{CLASS_ONE}", "工程学院/一班")
 
 
 async def test_an_administrator_sets_the_organisations_schedule(world: World) -> None:
@@ -95,7 +95,7 @@ async def test_a_counselor_excuses_a_member_of_the_class_only(world: World) -> N
     async with world.sessions() as session:
         assert len((await session.exec(select(Excuse))).all()) == 1
         audit = (await session.exec(select(AuditEntry).where(AuditEntry.action == "excuse"))).all()
-    assert [(a.actor, a.subject) for a in audit] == [(str(CLASS_ONE), "2024002")]
+    assert [(a.actor, a.subject) for a in audit] == [(f"telegram:{CLASS_ONE}", "2024002")]
 
 
 def uploaded(content: bytes) -> admin.Fetch:

@@ -36,8 +36,8 @@ async def test_an_export_is_asked_for_the_scope_and_audited(world: World) -> Non
     assert as_csv.name == "daka-2026-11-01-2026-11-28.csv"
     assert as_csv.args is not None and as_csv.args["under"] is None  # the whole organisation
     assert await audit(world, "export") == [
-        (str(CLASS_ONE), str(class_one), f"{ISO}..{ISO} xlsx"),
-        (str(ADMIN), "0", f"2026-11-01..{ISO} csv"),
+        (f"telegram:{CLASS_ONE}", str(class_one), f"{ISO}..{ISO} xlsx"),
+        (f"telegram:{ADMIN}", "0", f"2026-11-01..{ISO} csv"),
     ]
 
 
@@ -67,7 +67,7 @@ async def test_a_trend_is_a_picture_of_the_scope_and_audited(world: World) -> No
     assert chart.data is not None and chart.data.startswith(PNG_SIGNATURE)
     assert chart.text == "📈 工程学院/一班，2026-11-22 至 2026-11-28\n灰色：当天无需打卡。"
     assert await audit(world, "trend") == [
-        (str(CLASS_ONE), str(class_one), "2026-11-22..2026-11-28")
+        (f"telegram:{CLASS_ONE}", str(class_one), "2026-11-22..2026-11-28")
     ]
 
 

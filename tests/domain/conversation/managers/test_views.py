@@ -108,7 +108,7 @@ async def test_a_nudge_queues_a_reminder_and_is_audited(world: World) -> None:
     assert letter.kind == "remind" and "还没有打卡" in letter.text
     assert (letter.channel, letter.address) == ("telegram", "802")
     assert letter.options == [[{"label": "✅ 立即打卡", "key": "go"}]]
-    assert [(a.actor, a.subject) for a in audit] == [(str(CLASS_ONE), "2024002")]
+    assert [(a.actor, a.subject) for a in audit] == [(f"telegram:{CLASS_ONE}", "2024002")]
 
 
 async def test_an_unreachable_member_is_not_nudged(world: World) -> None:
@@ -142,7 +142,7 @@ async def test_member_shows_two_weeks_of_the_scope_only(world: World) -> None:
         audit = (
             await session.exec(select(AuditEntry).where(AuditEntry.action == "member.view"))
         ).all()
-    assert [(a.actor, a.subject) for a in audit] == [(str(CLASS_ONE), "2024001")]
+    assert [(a.actor, a.subject) for a in audit] == [(f"telegram:{CLASS_ONE}", "2024001")]
 
 
 async def test_where_counts_the_places_of_the_scope(world: World) -> None:
