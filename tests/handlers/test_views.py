@@ -144,6 +144,33 @@ async def test_a_nudge_from_the_missing_list_reaches_the_member(
     assert reminder.buttons == [["✅ 立即打卡"]]
 
 
+async def test_a_nudge_speaks_the_members_language_not_the_managers(
+    school: Daka, server: FakeBotAPI
+) -> None:
+    """Regression: a nudge's reminder was written in the language of the manager who pressed
+    the button, not in the member's."""
+    async with school.sessions() as session:
+        account = await Repo(session).accounts.by_identity(
+            channel=TELEGRAM, external_id=str(CLASS_ONE)
+        )
+        assert account is not None
+        account.language = "en"
+        await session.commit()
+    counselor = server.user(CLASS_ONE, language_code="en")
+    missing = await counselor.ask("/missing")
+    counselor.press_button(missing, "Nudge 李四")
+    answer = await counselor.next_callback_answer()
+    while not answer.text:
+        answer = await counselor.next_callback_answer()
+    assert answer.text == "Reminder sent to 李四."
+    await school.settled()
+    assert school.bot is not None
+    couriers = create_couriers(school.bot, send_rate=100)
+    await Sender(couriers, school.sessions, school.clock).drain()
+    reminder = await reply_containing(server.user(802), "还没有打卡")
+    assert reminder.buttons == [["✅ 立即打卡"]]
+
+
 async def test_members_have_no_manager_views(school: Daka, server: FakeBotAPI) -> None:
     member: FakeUser = server.user(802)
     for command in ("/summary", "/missing", "/abnormal", "/member 2024001"):
