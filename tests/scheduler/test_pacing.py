@@ -173,3 +173,16 @@ async def test_a_recipient_window_does_not_slow_the_channel_or_another_channel(
     stats = await outboxes.sender(wecom, telegram).drain()
     assert (stats.sent, stats.deferred) == (70, 10)
     assert len(wecom.delivered()) == 50 and len(telegram.delivered()) == 20
+
+
+@pytest.mark.parametrize(
+    "pace",
+    [
+        {"rate_per_second": 0},
+        {"rate_per_second": 10, "per_recipient_interval": -1},
+        {"rate_per_second": 10, "per_recipient_per_minute": 0},
+    ],
+)
+def test_a_pace_that_would_never_send_is_refused(pace: dict[str, float]) -> None:
+    with pytest.raises(ValueError, match=r"pace|limit"):
+        Pace(**pace)  # type: ignore[arg-type]
