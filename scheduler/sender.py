@@ -141,7 +141,6 @@ class Sender:
     backoff_cap: float = 30.0
     settle_group: int = 16  # small beside the up to 100 sends on the wire (aiohttp's limit)
     settle_delay: float = 0.01
-    defer_after: float = 5.0  # a longer wait for a recipient's window puts the letter back
     stats: SendStats = field(default_factory=SendStats)
     _lanes: dict[str, Lane] = field(default_factory=dict)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
@@ -279,10 +278,7 @@ class Sender:
         counted = not lane.counts  # in the recipient's windows: once, just before it goes
         while True:
             if not counted and (wait := lane.room(letter.address, self._now())) > 0:
-                if wait > self.defer_after:
-                    return self._defer(letter, lane, wait)
-                await asyncio.sleep(wait)
-                continue
+                return self._defer(letter, lane, wait)
             await lane.wait_turn(letter.address)
             await lane.acquire()
             if not counted:
@@ -343,8 +339,8 @@ class Sender:
         return self.clock.now().timestamp()
 
     def _defer(self, letter: Outbox, lane: Lane, wait: float) -> tuple[int, dict[str, Any]]:
-        """Back to the outbox, due once the recipient's window has room: neither dropped nor
-        waited for with a worker held."""
+        """Back to the outbox, due once the recipient's window has room (a minute, an hour):
+        neither dropped nor waited for with a worker held."""
         assert letter.id is not None
         lane.hold(letter.address, self._now() + wait)
         self.stats.deferred += 1

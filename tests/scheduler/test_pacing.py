@@ -138,14 +138,21 @@ async def test_a_recipient_over_30_a_minute_gets_the_rest_a_minute_later(
     assert all((x.status, x.attempts, x.not_before) == ("pending", 0, due) for x in put_back)
     assert all(x.claimed_by is None for x in put_back)
 
-    # Not before the minute is over, then all five, in the order they were written.
-    outboxes.clock.advance(timedelta(seconds=59))
+    # One more, half a minute on, waits as long; none goes before the minute is over, then
+    # all six, in the order they were written.
+    outboxes.clock.advance(timedelta(seconds=30))
+    await outboxes.post("wecom", "zhangsan", "n35")
+    stats = await sender.drain()
+    assert (stats.sent, stats.deferred) == (31, 6)
+    [late] = [x for x in await outboxes.letters("zhangsan") if x.text == "n35"]
+    assert (late.status, late.not_before) == ("pending", due)
+    outboxes.clock.advance(timedelta(seconds=29))
     assert (await sender.drain()).sent == 31
     outboxes.clock.advance(timedelta(seconds=1))
     stats = await sender.drain()
-    assert (stats.sent, stats.deferred) == (36, 5)
-    assert wecom.delivered("zhangsan") == texts(35)
-    assert [x.status for x in await outboxes.letters("zhangsan")] == ["sent"] * 35
+    assert (stats.sent, stats.deferred) == (37, 6)
+    assert wecom.delivered("zhangsan") == texts(36)
+    assert [x.status for x in await outboxes.letters("zhangsan")] == ["sent"] * 36
 
 
 async def test_a_recipient_over_the_hourly_limit_waits_for_the_hour(outboxes: Outboxes) -> None:
