@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +53,7 @@ from storage.repo import Repo
 log = logging.getLogger(__name__)
 
 ALLOWED_UPDATES = ["message", "callback_query"]
+TELEGRAM_SEND_RATE = 25.0  # the default of `SEND_RATE`
 BATCH_LIMIT = 100  # updates handled in one transaction (Telegram's getUpdates maximum)
 
 
@@ -67,11 +69,21 @@ def create_bot(settings: Settings) -> Bot:
     )
 
 
-def create_couriers(bot: Bot) -> dict[str, Courier]:
-    """The outbox sender's couriers by channel: Telegram's, through `bot`."""
-    from handlers.telegram.courier import TelegramCourier
+def create_couriers(bot: Bot, *, send_rate: float = TELEGRAM_SEND_RATE) -> dict[str, Courier]:
+    """The outbox sender's couriers by channel: Telegram's, through `bot`, at `send_rate`
+    messages a second (`SEND_RATE`). Their names are also the channels letters are addressed
+    on: `channels_of`."""
+    from handlers.telegram.courier import TELEGRAM_PACE, TelegramCourier
 
-    return {TELEGRAM: TelegramCourier(bot)}
+    pace = dataclasses.replace(TELEGRAM_PACE, rate_per_second=send_rate)
+    return {TELEGRAM: TelegramCourier(bot, pace)}
+
+
+def channels_of(couriers: Mapping[str, Courier]) -> frozenset[str]:
+    """The channels this deployment reaches people on: those it has a courier for. Rounds,
+    alerts and nudges address letters to people's identities on these channels only (a letter
+    for another channel would wait in the outbox for a courier that never comes)."""
+    return frozenset(couriers)
 
 
 def create_storage(
@@ -97,8 +109,11 @@ def create_dispatcher(
     clock: Clock,
     storage: BaseStorage | None = None,
     resolve: Callable[[float, float], Place | None] | None = None,
+    channels: Collection[str] = (),
 ) -> Dispatcher:
-    """The Dispatcher with every router; long-lived objects go in as workflow data."""
+    """The Dispatcher with every router; long-lived objects go in as workflow data.
+    `channels` are the deployment's (`channels_of`), which alerts and nudges are addressed on;
+    none given: only Telegram, where the person pressing or writing is."""
     from handlers.telegram import build_router
 
     i18n = create_translator()
@@ -110,6 +125,7 @@ def create_dispatcher(
         clock=clock,
         resolve=resolve or resolve_place,
         i18n=i18n,
+        channels=frozenset(channels),
     )
     dp.update.outer_middleware(PrivateChatsOnly())  # first: a group gets nothing further
     dp.update.outer_middleware(DbSessionMiddleware())
@@ -288,7 +304,10 @@ async def _poll(
     import signal
 
     sessions = create_session_factory(engine)
-    dp = create_dispatcher(settings=settings, sessions=sessions, clock=clock)
+    couriers = create_couriers(bot, send_rate=settings.send_rate)
+    dp = create_dispatcher(
+        settings=settings, sessions=sessions, clock=clock, channels=channels_of(couriers)
+    )
     await asyncio.to_thread(DEFAULT_RESOLVER.load)  # the place table, before the first update
     log.info("polling as @%s (aiogram models built %s)", username, _model_building())
     await bot.delete_webhook(drop_pending_updates=False)
@@ -306,9 +325,7 @@ async def _poll(
         watcher.add_done_callback(lambda _: poller.stop())
     from scheduler.jobs import SchedulerService
 
-    service = SchedulerService(
-        create_couriers(bot), sessions, clock, dp["i18n"], settings.send_rate
-    )
+    service = SchedulerService(couriers, sessions, clock, dp["i18n"])
     dp["outbox_wake"] = service.sender.wake
     ops = await _serve_ops(engine, dp.storage, metrics_port)
     settle_heap()
@@ -341,9 +358,8 @@ async def run_scheduler(
     bot = create_bot(settings)
     from scheduler.jobs import SchedulerService
 
-    service = SchedulerService(
-        create_couriers(bot), sessions, clock, create_translator(), settings.send_rate
-    )
+    couriers = create_couriers(bot, send_rate=settings.send_rate)
+    service = SchedulerService(couriers, sessions, clock, create_translator())
     stopped = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -238,6 +238,7 @@ async def run_webhook(
     `ready` is told the port once deliveries are accepted."""
     from bot.app import (
         ALLOWED_UPDATES,
+        channels_of,
         create_bot,
         create_couriers,
         create_dispatcher,
@@ -266,7 +267,16 @@ async def run_webhook(
         isolation: BaseEventIsolation = (
             RedisEventIsolation(redis) if redis is not None else SimpleEventIsolation()
         )
-        dp = create_dispatcher(settings=settings, sessions=sessions, clock=clock, storage=storage)
+        # The deployment's couriers: this process sends with them only `--with-scheduler`,
+        # but their channels are where its alerts and nudges are addressed either way.
+        couriers = create_couriers(bot, send_rate=settings.send_rate)
+        dp = create_dispatcher(
+            settings=settings,
+            sessions=sessions,
+            clock=clock,
+            storage=storage,
+            channels=channels_of(couriers),
+        )
         await asyncio.to_thread(DEFAULT_RESOLVER.load)
         processor = UpdateProcessor(bot, dp, sessions, clock)
         probe = Probe(engine, redis)
@@ -305,9 +315,7 @@ async def run_webhook(
             if with_scheduler:
                 from scheduler.jobs import SchedulerService
 
-                service = SchedulerService(
-                    create_couriers(bot), sessions, clock, dp["i18n"], settings.send_rate
-                )
+                service = SchedulerService(couriers, sessions, clock, dp["i18n"])
                 dp["outbox_wake"] = service.sender.wake
                 scheduling = service.start()
             settle_heap()

@@ -1,8 +1,10 @@
-"""What became of a message handed to a channel, in words every channel shares.
+"""What became of a message handed to a channel, and how fast a channel takes them, in words
+every channel shares.
 
 A channel's courier (or its replies) maps its platform's answers onto these; the outbox sender
 decides from them alone what to do next: wait and send again, mark the person unreachable,
-write the letter off, or retry with backoff."""
+write the letter off, or retry with backoff. Each courier declares its channel's `Pace`, and
+the sender keeps to it, each channel apart."""
 
 from __future__ import annotations
 
@@ -63,6 +65,35 @@ class Transient:
 
 
 SENT: Final = Sent()
+
+
+@dataclass(frozen=True, slots=True)
+class Pace:
+    """How fast a channel takes letters, as its courier declares it.
+
+    At most `rate_per_second` over the whole channel (one bot, one app); to one address at
+    most one every `per_recipient_interval` seconds and, where the channel counts them (and
+    drops the excess), `per_recipient_per_minute` in any minute and `per_recipient_per_hour`
+    in any hour (None: not counted)."""
+
+    rate_per_second: float
+    per_recipient_interval: float = 0.0
+    per_recipient_per_minute: int | None = None
+    per_recipient_per_hour: int | None = None
+
+    def __post_init__(self) -> None:
+        if not self.rate_per_second > 0 or self.per_recipient_interval < 0:
+            raise ValueError(f"a pace needs a rate above 0 and no negative interval: {self}")
+        for limit in (self.per_recipient_per_minute, self.per_recipient_per_hour):
+            if limit is not None and limit < 1:
+                raise ValueError(f"a per-recipient limit must allow at least one letter: {self}")
+
+    @property
+    def windows(self) -> tuple[tuple[float, int], ...]:
+        """The counted windows, as (seconds, letters allowed in any such span)."""
+        counted = ((60.0, self.per_recipient_per_minute), (3600.0, self.per_recipient_per_hour))
+        return tuple((span, limit) for span, limit in counted if limit is not None)
+
 
 Failure = RetryAfter | Unreachable | Refused | Transient
 Outcome = Sent | Failure

@@ -24,11 +24,19 @@ REMINDERS_FAILED = Counter(
 TELEGRAM_429 = Counter(
     "daka_telegram_429", "Too Many Requests answers from the Bot API", registry=REGISTRY
 )
+SEND_PAUSES = Counter(
+    "daka_send_pauses",
+    "Pauses a channel asked the outbox sender for (Telegram's 429), by channel",
+    ["channel"],
+    registry=REGISTRY,
+)
 OUTBOX_DEPTH = Gauge(
     "daka_outbox_depth", "Scheduled messages waiting to be sent", registry=REGISTRY
 )
 SEND_RATE = Gauge(
-    "daka_send_rate", "Messages per second the sender is allowed (SEND_RATE)", registry=REGISTRY
+    "daka_send_rate",
+    "Messages per second the sender is allowed, all its channels together",
+    registry=REGISTRY,
 )
 
 

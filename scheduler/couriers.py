@@ -1,20 +1,27 @@
 """Couriers: the outbox sender's one door to each channel.
 
-The sender is channel-neutral: it claims letters, keeps the pace, retries, records outcomes.
-For each letter it asks the courier of the letter's channel to deliver it and gets back a
-neutral outcome (`domain.delivery`): sent, retry after N seconds, unreachable, refused, or a
-transient failure. The composition root (bot/) builds the couriers (Telegram's is
-`handlers.telegram.courier.TelegramCourier`) and hands them to the sender by channel name."""
+The sender is channel-neutral: it claims letters, keeps each channel's pace, retries, records
+outcomes. For each letter it asks the courier of the letter's channel to deliver it and gets
+back a neutral outcome (`domain.delivery`): sent, retry after N seconds, unreachable, refused,
+or a transient failure. Each courier declares its channel's limits (`domain.delivery.Pace`).
+The composition root (bot/) builds the couriers (Telegram's is
+`handlers.telegram.courier.TelegramCourier`) and hands them to the sender by channel name; the
+same names are the channels letters are addressed on (`Rounds.channels`, `Turn.channels`)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Protocol
 
-from domain.delivery import Letter, Outcome
+from domain.delivery import Letter, Outcome, Pace
 
 
 class Courier(Protocol):
+    @property
+    def pace(self) -> Pace:
+        """How fast its channel takes letters (overall, and per recipient)."""
+        ...
+
     async def deliver(self, letter: Letter) -> Outcome:
         """Deliver one letter to its address: what happened, never raising for what the
         channel answered (an exception is a bug, and fails only that letter)."""

@@ -62,11 +62,11 @@ class SchedulerService:
     sessions: SessionFactory
     clock: Clock
     i18n: Translator
-    send_rate: float
 
     def __post_init__(self) -> None:
-        self.rounds = Rounds(self.sessions, self.clock, self.i18n)
-        self.sender = Sender(self.couriers, self.sessions, self.clock, rate=self.send_rate)
+        # Letters are addressed on the channels there are couriers for, and no other.
+        self.rounds = Rounds(self.sessions, self.clock, self.i18n, frozenset(self.couriers))
+        self.sender = Sender(self.couriers, self.sessions, self.clock)
         self.stop_event = asyncio.Event()
         self._running: set[asyncio.Task[Any]] = set()
 

@@ -2,12 +2,17 @@
 
 A round claims its slot and enqueues its letters in one transaction, so a crash before the
 commit leaves the slot unclaimed (it runs after the restart) and a crash after it leaves the
-letters in the outbox (the sender resumes). Two processes cannot both claim a slot."""
+letters in the outbox (the sender resumes). Two processes cannot both claim a slot.
+
+Each person is written to on every channel of `Rounds.channels` (those the deployment has a
+courier for) where they have an identity: one letter per channel and address, in the language
+their account chose or their organisation's. The figures are the same whichever channel a
+member checked in on: check-ins are the member's, not a channel's."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -21,8 +26,8 @@ from domain.schedule import due_slots
 from domain.status import DayStatus
 from storage.aggregates import member_days, total, unit_figures
 from storage.db import SessionFactory
-from storage.letters import reminder_letter
-from storage.models import TELEGRAM, Organisation, RoleGrant, Unit
+from storage.letters import Reminded, reminder_letters
+from storage.models import Organisation, RoleGrant, Unit
 from storage.repo import Repo
 from storage.repos.accounts import Contact
 from storage.schedules import Letter, OrgPlan, OutboxRepo, ScheduleRepo, plan
@@ -44,6 +49,7 @@ class Rounds:
     sessions: SessionFactory
     clock: Clock
     i18n: Translator
+    channels: Collection[str]  # where letters are addressed: the channels with a courier
 
     async def tick(self) -> list[RoundResult]:
         """Run every slot that is due and not yet claimed, for every organisation."""
@@ -105,7 +111,8 @@ class Rounds:
         day: date,
         slot: str,
     ) -> list[Letter]:
-        """One reminder for every enrolled, reachable, non-excused member still missing."""
+        """A reminder for every enrolled, reachable, non-excused member still missing, on each
+        channel they are reached on."""
         org = org_plan.org
         assert org.id is not None
         if not unit_ids:
@@ -120,35 +127,21 @@ class Rounds:
             statuses={DayStatus.MISSING},
             reachable_only=True,
         )
-        # Their Telegram chats, through their identities: one query for the round.
-        chats = await Repo(session).accounts.contacts(
-            channel=TELEGRAM, account_ids={m.account_id for m in due if m.account_id is not None}
+        return await reminder_letters(
+            session,
+            self.i18n,
+            org=org,
+            members=[Reminded(m.member_id, m.account_id, m.name) for m in due],
+            channels=self.channels,
+            day=day,
+            slot=slot,
         )
-        letters = []
-        with self.i18n.context():
-            for member in due:
-                contact = chats.get(member.account_id or 0)
-                if contact is None:
-                    continue
-                with self.i18n.use_locale(LOCALE_OF[member.language or org.language]):
-                    letters.append(
-                        reminder_letter(
-                            org_id=org.id,
-                            channel=TELEGRAM,
-                            address=contact.external_id,
-                            member_id=member.member_id,
-                            name=member.name,
-                            day=day,
-                            slot=slot,
-                        )
-                    )
-        return letters
 
     async def grants_for(
         self, session: AsyncSession, org_plan: OrgPlan, scope: str
-    ) -> list[tuple[RoleGrant, Contact]]:
-        """Managers whose report comes with this schedule, and their Telegram chat and language
-        (one query for all of them)."""
+    ) -> list[tuple[RoleGrant, dict[str, list[Contact]]]]:
+        """Managers whose report comes with this schedule, and their contacts by language (one
+        query for all of them): the text is made once per language, sent to each contact."""
         org = org_plan.org
         assert org.id is not None
         grants = [
@@ -156,10 +149,17 @@ class Rounds:
             for g in await ScheduleRepo(session).managers(org_id=org.id)
             if org_plan.scope_of_grant(g) == scope
         ]
-        chats = await Repo(session).accounts.contacts(
-            channel=TELEGRAM, account_ids={g.account_id for g in grants}
+        reach = await Repo(session).accounts.reach(
+            channels=self.channels, account_ids={g.account_id for g in grants}
         )
-        return [(g, chats[g.account_id]) for g in grants if g.account_id in chats]
+        found = []
+        for grant in grants:
+            by_language: dict[str, list[Contact]] = {}
+            for contact in reach.get(grant.account_id, ()):
+                by_language.setdefault(contact.language or org.language, []).append(contact)
+            if by_language:
+                found.append((grant, by_language))
+        return found
 
     async def missing_lists(
         self, session: AsyncSession, org_plan: OrgPlan, scope: str, day: date
@@ -169,8 +169,7 @@ class Rounds:
         off = org_plan.off_units(day)
         letters = []
         with self.i18n.context():
-            for grant, chat in await self.grants_for(session, org_plan, scope):
-                language = chat.language or org.language
+            for grant, by_language in await self.grants_for(session, org_plan, scope):
                 scope_units = await self.scope_units(session, org_plan, grant)
                 listed = await member_days(
                     session,
@@ -180,14 +179,16 @@ class Rounds:
                     statuses={DayStatus.MISSING, DayStatus.NOT_ENROLLED},
                     off_units=off,
                 )
-                with self.i18n.use_locale(LOCALE_OF[language]):
-                    parts = texts.missing_text(
-                        scope_name=self.scope_name(org, grant, scope_units),
-                        day=day,
-                        missing=[m for m in listed if m.status == DayStatus.MISSING],
-                        not_enrolled=[m for m in listed if m.status == DayStatus.NOT_ENROLLED],
-                    )
-                letters += self.parts_to(org.id, grant, chat, "missing", day, parts)
+                for language, contacts in by_language.items():
+                    with self.i18n.use_locale(LOCALE_OF[language]):
+                        parts = texts.missing_text(
+                            scope_name=self.scope_name(org, grant, scope_units),
+                            day=day,
+                            missing=[m for m in listed if m.status == DayStatus.MISSING],
+                            not_enrolled=[m for m in listed if m.status == DayStatus.NOT_ENROLLED],
+                        )
+                    for contact in contacts:
+                        letters += self.parts_to(org.id, grant, contact, "missing", day, parts)
         return letters
 
     async def reports(
@@ -197,11 +198,12 @@ class Rounds:
         assert org.id is not None
         letters = []
         with self.i18n.context():
-            for grant, chat in await self.grants_for(session, org_plan, scope):
-                language = chat.language or org.language
-                with self.i18n.use_locale(LOCALE_OF[language]):
-                    parts = await self.report(session, org_plan, grant.unit_id, day, language)
-                letters += self.parts_to(org.id, grant, chat, "report", day, parts)
+            for grant, by_language in await self.grants_for(session, org_plan, scope):
+                for language, contacts in by_language.items():
+                    with self.i18n.use_locale(LOCALE_OF[language]):
+                        parts = await self.report(session, org_plan, grant.unit_id, day, language)
+                    for contact in contacts:
+                        letters += self.parts_to(org.id, grant, contact, "report", day, parts)
         return letters
 
     async def report(
@@ -282,7 +284,7 @@ class Rounds:
         self,
         org_id: int,
         grant: RoleGrant,
-        chat: Contact,
+        contact: Contact,
         kind: str,
         day: date,
         parts: Sequence[str],
@@ -291,8 +293,8 @@ class Rounds:
         return [
             Letter(
                 org_id=org_id,
-                channel=TELEGRAM,
-                address=chat.external_id,
+                channel=contact.channel,
+                address=contact.external_id,
                 kind=kind,
                 day=day,
                 slot=f"{scope}#{i}",

@@ -1,15 +1,19 @@
-"""The one way scheduled messages leave: drain the outbox at the channels' speed limits.
+"""The one way scheduled messages leave: drain the outbox at each channel's speed limits.
 
 The sender knows no channel: each letter goes to the courier of its channel
-(`scheduler.couriers`), which answers in neutral outcomes. At most `SEND_RATE` messages a second
-overall (aiolimiter's leaky bucket) and one a second per address. A "retry after" (Telegram's
-429) pauses every send for that long, then the same message goes again; "unreachable" (a 403)
-marks the member unreachable; transient failures (5xx, network) are retried with capped
-backoff, then the letter is marked failed; a refused letter is failed at once. A sender claims
-only letters of the channels it has couriers for. Letters are claimed in batches, and each
-one's outcome is written as it settles, in small groups (`Outcomes`): a killed sender repeats
-only the sends that were on the wire and the few settled in the last milliseconds; another
-sender takes the rest of its batch over once its lease runs out."""
+(`scheduler.couriers`), which answers in neutral outcomes and declares its channel's `Pace`.
+Each channel has a lane of its own (`scheduler.pacing`): its overall rate, one letter per
+interval to an address, the per-recipient windows it counts, and its pauses, so one channel's
+limits never slow another. A "retry after" (Telegram's 429) pauses that channel's sends for
+that long, then the same message goes again; a recipient whose window is full (WeCom's 30 a
+minute) gets the letter later: it goes back to the outbox, due when the window has room, and
+holds no worker meanwhile. "Unreachable" (a 403) marks the member unreachable unless another
+channel this sender serves reaches them; transient failures (5xx, network) are retried with
+capped backoff, then the letter is marked failed; a refused letter is failed at once. A sender
+claims only letters of the channels it has couriers for. Letters are claimed in batches, and
+each one's outcome is written as it settles, in small groups (`Outcomes`): a killed sender
+repeats only the sends that were on the wire and the few settled in the last milliseconds;
+another sender takes the rest of its batch over once its lease runs out."""
 
 from __future__ import annotations
 
@@ -22,16 +26,16 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
-from aiolimiter import AsyncLimiter
-from sqlalchemy import update
 from sqlmodel import col, select
 
 from domain import metrics
 from domain.clock import Clock
-from domain.delivery import RetryAfter, Sent, Transient, Unreachable
+from domain.delivery import TELEGRAM, RetryAfter, Sent, Transient, Unreachable
 from scheduler.couriers import Couriers
+from scheduler.pacing import Lane
 from storage.db import SessionFactory
 from storage.models import CheckIn, Member, Outbox
+from storage.repo import MemberRepo
 from storage.schedules import OutboxRepo
 
 log = logging.getLogger(__name__)
@@ -45,6 +49,7 @@ class SendStats:
     failed: int = 0
     retried: int = 0
     rate_limited: int = 0
+    deferred: int = 0  # put back for later: the recipient's window was full
     started: float = field(default_factory=time.monotonic)
 
     @property
@@ -58,12 +63,13 @@ class SendStats:
 
 @dataclass(frozen=True)
 class Settled:
-    """A letter's outcome; `unreachable` is its member when the channel said they cannot be
-    reached (blocked the bot)."""
+    """A letter's outcome; `unreachable` is its member when its channel said they cannot be
+    reached there (blocked the bot)."""
 
     letter_id: int
     values: dict[str, Any]
     unreachable: int | None = None
+    channel: str = ""
 
 
 @dataclass
@@ -129,8 +135,6 @@ class Sender:
     couriers: Couriers
     sessions: SessionFactory
     clock: Clock
-    rate: float = 25.0
-    per_chat_interval: float = 1.0
     batch: int = 100
     lease: timedelta = timedelta(minutes=2)
     max_attempts: int = 4
@@ -138,17 +142,14 @@ class Sender:
     settle_group: int = 16  # small beside the up to 100 sends on the wire (aiohttp's limit)
     settle_delay: float = 0.01
     stats: SendStats = field(default_factory=SendStats)
-    _limiter: AsyncLimiter | None = None
-    _resume_at: float = 0.0
-    _chat_free_at: dict[tuple[str, str], float] = field(default_factory=dict)
+    _lanes: dict[str, Lane] = field(default_factory=dict)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
-        # A bucket of one that refills `rate` times a second spaces the sends evenly; a bucket
-        # of `rate` would let a burst of `rate` through on top of `rate` a second.
-        self._limiter = AsyncLimiter(1, 1 / self.rate)
-        self.batch = max(self.batch, int(self.rate))
-        metrics.SEND_RATE.set(self.rate)
+        self._lanes = {channel: Lane(c.pace) for channel, c in self.couriers.items()}
+        rate = sum(lane.pace.rate_per_second for lane in self._lanes.values())
+        self.batch = max(self.batch, int(rate))
+        metrics.SEND_RATE.set(rate)
 
     def wake(self) -> None:
         """New letters are waiting (a round ran, an alert was written)."""
@@ -223,7 +224,7 @@ class Sender:
         async def send(letter: Outbox) -> None:
             letter_id, values = await self._deliver(letter)
             blocked = letter.member_id if values["status"] == "blocked" else None
-            outcomes.add(Settled(letter_id, values, blocked))
+            outcomes.add(Settled(letter_id, values, blocked, letter.channel))
 
         try:
             await asyncio.gather(*(send(letter) for letter in to_send))
@@ -232,14 +233,17 @@ class Sender:
 
     async def _write(self, settled: Sequence[Settled]) -> None:
         """One group of outcomes, and the members found unreachable, in one transaction."""
-        blocked = [s.unreachable for s in settled if s.unreachable is not None]
+        blocked: dict[str, list[int]] = {}
+        for s in settled:
+            if s.unreachable is not None:
+                blocked.setdefault(s.channel, []).append(s.unreachable)
         async with self.sessions() as session:
             await OutboxRepo(session).settle([(s.letter_id, s.values) for s in settled])
-            if blocked:
-                await session.exec(
-                    update(Member)
-                    .where(col(Member.id).in_(blocked), col(Member.unreachable_since).is_(None))
-                    .values(unreachable_since=self.clock.now())
+            for channel, members in blocked.items():
+                await MemberRepo(session).mark_unreachable(
+                    member_ids=members,
+                    unless_on=[c for c in self.couriers if c != channel],
+                    now=self.clock.now(),
                 )
             await session.commit()
 
@@ -267,13 +271,23 @@ class Sender:
         return {(m, d) for m, d in checkins}, {m for m in unreachable if m is not None}
 
     async def _deliver(self, letter: Outbox) -> tuple[int, dict[str, Any]]:
-        assert letter.id is not None and self._limiter is not None
+        assert letter.id is not None
         attempts = letter.attempts
         courier = self.couriers[letter.channel]  # claimed only for channels with a courier
+        lane = self._lanes[letter.channel]
+        counted = not lane.counts  # in the recipient's windows: once, just before it goes
         while True:
-            await self._wait_turn((letter.channel, letter.address))
+            if not counted and (wait := lane.room(letter.address, self._now())) > 0:
+                return self._defer(letter, lane, wait)
+            await lane.wait_turn(letter.address)
+            await lane.acquire()
+            if not counted:
+                now = self._now()
+                if lane.room(letter.address, now) > 0:  # another letter took the room meanwhile
+                    continue
+                lane.book(letter.address, now)
+                counted = True
             try:
-                await self._acquire()
                 outcome = await courier.deliver(letter)
             except Exception as exc:  # a bug, not an answer: not this batch's end
                 self.stats.failed += 1
@@ -291,8 +305,10 @@ class Sender:
                 }
             if isinstance(outcome, RetryAfter):
                 self.stats.rate_limited += 1
-                metrics.TELEGRAM_429.inc()
-                self._pause(outcome.seconds)
+                metrics.SEND_PAUSES.labels(channel=letter.channel).inc()
+                if letter.channel == TELEGRAM:
+                    metrics.TELEGRAM_429.inc()
+                lane.pause(outcome.seconds)
                 continue
             if isinstance(outcome, Unreachable):
                 self.stats.blocked += 1
@@ -318,31 +334,19 @@ class Sender:
             metrics.REMINDERS_FAILED.inc()
             return letter.id, {"status": "failed", "error": outcome.detail[:300]}
 
-    def _pause(self, seconds: float) -> None:
-        """A channel asked for a pause (Telegram's 429): nobody sends until it has passed."""
-        self._resume_at = max(self._resume_at, time.monotonic() + seconds)
+    def _now(self) -> float:
+        """The clock in seconds: the time the recipients' windows are counted in."""
+        return self.clock.now().timestamp()
 
-    async def _acquire(self) -> None:
-        """A place in the overall rate, taken once any pause is over: whoever queued during a
-        pause must not all go at once when it ends."""
-        assert self._limiter is not None
-        while True:
-            await self._wait_pause()
-            await self._limiter.acquire()
-            if self._resume_at <= time.monotonic():
-                return
-
-    async def _wait_pause(self) -> None:
-        # A loop, not an Event: another 429 may push the resume time further while we sleep.
-        while (delay := self._resume_at - time.monotonic()) > 0:  # noqa: ASYNC110
-            await asyncio.sleep(delay)
-
-    async def _wait_turn(self, recipient: tuple[str, str]) -> None:
-        """At most one message a second to the same (channel, address)."""
-        now = time.monotonic()
-        free_at = self._chat_free_at.get(recipient, 0.0)
-        self._chat_free_at[recipient] = max(now, free_at) + self.per_chat_interval
-        if free_at > now:
-            await asyncio.sleep(free_at - now)
-        if len(self._chat_free_at) > 100_000:
-            self._chat_free_at = {c: t for c, t in self._chat_free_at.items() if t > now}
+    def _defer(self, letter: Outbox, lane: Lane, wait: float) -> tuple[int, dict[str, Any]]:
+        """Back to the outbox, due once the recipient's window has room (a minute, an hour):
+        neither dropped nor waited for with a worker held."""
+        assert letter.id is not None
+        lane.hold(letter.address, self._now() + wait)
+        self.stats.deferred += 1
+        return letter.id, {
+            "status": "pending",
+            "not_before": self.clock.now() + timedelta(seconds=wait),
+            "claimed_at": None,
+            "claimed_by": None,
+        }

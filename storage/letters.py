@@ -3,11 +3,14 @@ a manager's nudge) and the alert of an abnormal check-in (written as the check-i
 
 They live here, below both the channel adapters and the scheduler, so that neither imports the
 other; the texts are `domain.texts`, the options `domain.keys`, and whom to tell is read with
-the repositories."""
+the repositories. A person gets one letter on each of the given channels (the deployment's:
+those with a courier) where they have an identity, in the language their account chose, or
+their organisation's."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -16,9 +19,55 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from domain import texts
 from domain.i18n import LOCALE_OF, Translator
 from domain.keys import CHECKIN_NOW, option
-from storage.models import TELEGRAM, Member, Organisation
+from storage.models import Member, Organisation
 from storage.repo import Repo
 from storage.schedules import Letter, ScheduleRepo
+
+
+@dataclass(frozen=True, slots=True)
+class Reminded:
+    """A member to remind, and their account (where its identities are)."""
+
+    member_id: int
+    account_id: int | None
+    name: str
+
+
+async def reminder_letters(
+    session: AsyncSession,
+    i18n: Translator,
+    *,
+    org: Organisation,
+    members: Sequence[Reminded],
+    channels: Collection[str],
+    day: date,
+    slot: str,
+) -> list[Letter]:
+    """A reminder for each member on each of `channels` they are reached on (one query for
+    all of them)."""
+    assert org.id is not None
+    reach = await Repo(session).accounts.reach(
+        channels=channels, account_ids={m.account_id for m in members if m.account_id is not None}
+    )
+    letters = []
+    with i18n.context():
+        for member in members:
+            if member.account_id is None:
+                continue
+            for contact in reach.get(member.account_id, ()):
+                with i18n.use_locale(LOCALE_OF[contact.language or org.language]):
+                    letters.append(
+                        reminder_letter(
+                            org_id=org.id,
+                            channel=contact.channel,
+                            address=contact.external_id,
+                            member_id=member.member_id,
+                            name=member.name,
+                            day=day,
+                            slot=slot,
+                        )
+                    )
+    return letters
 
 
 def reminder_letter(
@@ -55,38 +104,39 @@ async def alert_letters(
     version: int,
     answers: dict[str, Any],
     reasons: Sequence[str],
+    channels: Collection[str],
 ) -> list[Letter]:
-    """An abnormal check-in, for every manager whose scope holds the member."""
+    """An abnormal check-in, for every manager whose scope holds the member, on each of
+    `channels` they are reached on."""
     assert org.id is not None and member.id is not None
     repo = Repo(session)
     unit = await repo.units.get(unit_id=member.unit_id)
     grants = await ScheduleRepo(session).managers_of_unit(org_id=org.id, unit_id=member.unit_id)
-    chats = await repo.accounts.contacts(
-        channel=TELEGRAM, account_ids={g.account_id for g in grants}
-    )
+    # One alert a manager, however many of their grants hold the member.
+    managers = list(dict.fromkeys(g.account_id for g in grants))
+    reach = await repo.accounts.reach(channels=channels, account_ids=managers)
     letters = []
-    for grant in grants:
-        chat = chats.get(grant.account_id)
-        if chat is None:
-            continue
-        language = chat.language or org.language
-        with i18n.context(), i18n.use_locale(LOCALE_OF[language]):
-            text = texts.alert_text(
-                name=member.name,
-                external_id=member.external_id,
-                unit_path=unit.name_path,
-                day=day,
-                details=texts.abnormal_details(org.form, answers, reasons, language),
-            )
-        letters.append(
-            Letter(
-                org_id=org.id,
-                channel=TELEGRAM,
-                address=chat.external_id,
-                kind="alert",
-                day=day,
-                slot=f"m{member.id}v{version}",
-                text=text,
-            )
-        )
+    with i18n.context():
+        for account_id in managers:
+            for contact in reach.get(account_id, ()):
+                language = contact.language or org.language
+                with i18n.use_locale(LOCALE_OF[language]):
+                    text = texts.alert_text(
+                        name=member.name,
+                        external_id=member.external_id,
+                        unit_path=unit.name_path,
+                        day=day,
+                        details=texts.abnormal_details(org.form, answers, reasons, language),
+                    )
+                letters.append(
+                    Letter(
+                        org_id=org.id,
+                        channel=contact.channel,
+                        address=contact.external_id,
+                        kind="alert",
+                        day=day,
+                        slot=f"m{member.id}v{version}",
+                        text=text,
+                    )
+                )
     return letters

@@ -8,7 +8,6 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from domain.delivery import TELEGRAM as TELEGRAM_CHANNEL
 from storage.types import UTCDateTime
 
 
@@ -83,10 +82,6 @@ class Member(SQLModel, table=True):
     enrolled_at: datetime | None = Field(default=None, sa_column=_utc_opt())
     active: bool = True
     unreachable_since: datetime | None = Field(default=None, sa_column=_utc_opt())
-
-
-# The channels a person can write from, as `Identity.channel` stores them.
-TELEGRAM = TELEGRAM_CHANNEL
 
 
 class Account(SQLModel, table=True):

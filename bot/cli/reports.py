@@ -91,7 +91,7 @@ async def cmd_report(args: argparse.Namespace, repo: Repo, _s: Settings, clock: 
     today = org_today(org, clock)
     day = parse_date(args.date, today) if args.date else today
     i18n = create_translator()
-    rounds = Rounds(create_session_factory_for(repo), clock, i18n)
+    rounds = Rounds(create_session_factory_for(repo), clock, i18n, channels=())  # prints only
     org_plan = await plan(repo.session, org)
     with i18n.context(), i18n.use_locale(LOCALE_OF[org.language]):
         parts = await rounds.report(

@@ -7,7 +7,7 @@ import argparse
 from bot.cli.common import Command, Subparsers, UserError, check_telegram_id
 from bot.config import Settings
 from domain.clock import Clock
-from storage.models import TELEGRAM
+from domain.delivery import TELEGRAM
 from storage.repo import Repo
 from storage.schedules import ScheduleRepo
 

@@ -122,7 +122,7 @@ async def remind_now(
 ) -> str:
     """One reminder round now, sent (`daka remind`, and the demo's button); returns the line
     that says what became of it. Commits the round's letters before sending them."""
-    from bot.app import create_bot, create_couriers
+    from bot.app import channels_of, create_bot, create_couriers
     from domain.i18n import create_translator
     from scheduler.rounds import Rounds
     from scheduler.sender import Sender
@@ -148,19 +148,19 @@ async def remind_now(
         raise UserError(f"the {round_slot} round of {day} has already run")
     org_plan = await plan(repo.session, org)
     sessions = create_session_factory_for(repo)
-    rounds = Rounds(sessions, clock, create_translator())
     unit_ids = (
         [u.id or 0 for u in org_plan.units if u.path.startswith(under.path)]
         if under
         else [u.id or 0 for u in org_plan.units]
     )
-    letters = await rounds.reminders(repo.session, org_plan, unit_ids, day, round_slot)
-    await OutboxRepo(repo.session).enqueue(letters, now=now)
-    await repo.session.commit()
     bot = create_bot(settings)
     try:
-        sender = Sender(create_couriers(bot), sessions, clock, rate=settings.send_rate)
-        await sender.drain()
+        couriers = create_couriers(bot, send_rate=settings.send_rate)
+        rounds = Rounds(sessions, clock, create_translator(), channels_of(couriers))
+        letters = await rounds.reminders(repo.session, org_plan, unit_ids, day, round_slot)
+        await OutboxRepo(repo.session).enqueue(letters, now=now)
+        await repo.session.commit()
+        await Sender(couriers, sessions, clock).drain()
     finally:
         await bot.session.close()
     # A running bot's own sender may have taken some of the letters: wait for it a little.

@@ -139,7 +139,8 @@ async def alert_letters(
     answers: dict[str, Any],
     reasons: Sequence[str],
 ) -> list[Letter]:
-    """The managers' letters about an abnormal check-in (storage.letters builds them)."""
+    """The managers' letters about an abnormal check-in, on the turn's channels
+    (storage.letters builds them)."""
     return await build_alert_letters(
         turn.repo.session,
         translator(),
@@ -149,4 +150,5 @@ async def alert_letters(
         version=version,
         answers=answers,
         reasons=reasons,
+        channels=turn.letter_channels,
     )

@@ -24,10 +24,11 @@ from domain.conversation.manager_keys import (
 from domain.conversation.summary import pressed
 from domain.conversation.turn import Turn
 from domain.i18n import _, current_language
+from domain.i18n import current as translator
 from domain.status import DayStatus
 from storage.aggregates import count_member_days, member_days, place_counts
-from storage.letters import reminder_letter
-from storage.models import TELEGRAM, Unit
+from storage.letters import Reminded, reminder_letters
+from storage.models import Unit
 from storage.schedules import OutboxRepo, plan
 from storage.scope import Scope
 
@@ -139,29 +140,30 @@ async def list_view(
 
 
 async def on_nudge(turn: Turn, scope: Scope, key: NudgeKey) -> None:
-    """Remind one missing member of the scope now (through the outbox, like every reminder)."""
+    """Remind one missing member of the scope now (through the outbox, like every reminder):
+    on each channel they are reached on, in their language, not the manager's."""
     repo, clock = turn.repo, turn.clock
     member = await scope.member(repo.session, member_id=key.member)
     day = parse_day(key.day, scope.today(clock))
     if member is None or day is None:
         await stale(turn)
         return
-    # The channels a member is reached on: Telegram's only, until WeCom's courier (issue 14).
-    contact = await repo.accounts.contact(channel=TELEGRAM, account_id=member.account_id)
-    if contact is None or member.unreachable_since is not None:
+    letters = []
+    if member.unreachable_since is None:
+        assert member.id is not None
+        letters = await reminder_letters(
+            repo.session,
+            translator(),
+            org=scope.org,
+            members=[Reminded(member.id, member.account_id, member.name)],
+            channels=turn.letter_channels,
+            day=day,
+            slot=f"nudge@{clock.now():%H:%M}",
+        )
+    if not letters:
         await turn.out.notice(_("{name} cannot be reached.").format(name=member.name), alert=True)
         return
-    assert member.id is not None
-    letter = reminder_letter(
-        org_id=scope.org_id,
-        channel=TELEGRAM,
-        address=contact.external_id,
-        member_id=member.id,
-        name=member.name,
-        day=day,
-        slot=f"nudge@{clock.now():%H:%M}",
-    )
-    await OutboxRepo(repo.session).enqueue([letter], now=clock.now())
+    await OutboxRepo(repo.session).enqueue(letters, now=clock.now())
     await repo.audit.log(
         org_id=scope.org_id,
         actor=actor(turn),

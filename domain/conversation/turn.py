@@ -8,7 +8,8 @@ from datetime import datetime
 
 from domain.clock import Clock
 from domain.conversation.io import Out, Person, State
-from storage.models import TELEGRAM, Account, Member, Organisation, RoleGrant
+from domain.delivery import TELEGRAM
+from storage.models import Account, Member, Organisation, RoleGrant
 from storage.repo import Repo
 
 
@@ -92,7 +93,11 @@ async def load_visitors(
 
 @dataclass(slots=True)
 class Turn:
-    """Everything the core needs to answer one input; the adapter builds it per update."""
+    """Everything the core needs to answer one input; the adapter builds it per update.
+
+    `channels` are the deployment's (those it has a courier for): the letters a turn writes
+    (an alert, a nudge) reach people on each of them. An adapter that does not say gets the
+    channel the person wrote from, which is served wherever they can write."""
 
     person: Person
     visitor: Visitor
@@ -101,3 +106,9 @@ class Turn:
     state: State
     out: Out
     update_id: int | None = None  # the channel's id of the update, for idempotent writes
+    channels: frozenset[str] = frozenset()
+
+    @property
+    def letter_channels(self) -> frozenset[str]:
+        """Where the letters this turn writes are addressed."""
+        return self.channels or frozenset((self.person.channel,))

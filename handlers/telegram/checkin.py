@@ -16,10 +16,10 @@ from domain.clock import Clock
 from domain.conversation import checkin, io
 from domain.conversation.drafts import ANSWERING, SUMMARY
 from domain.conversation.turn import Turn, Visitor
+from domain.delivery import TELEGRAM
 from handlers.telegram.context import note_checkin
 from handlers.telegram.keyboards import CHECKIN_BUTTON, AnswerCb, StartCheckInCb, SummaryCb
 from handlers.telegram.out import message_turn, press_turn
-from storage.models import TELEGRAM
 from storage.repo import Repo
 
 router = Router(name="checkin")
@@ -67,11 +67,19 @@ def given_of(message: Message) -> io.Input:
 
 
 def turn_of(
-    message: Message, bot: Bot, state: FSMContext, repo: Repo, clock: Clock, v: Visitor | None
+    message: Message,
+    bot: Bot,
+    state: FSMContext,
+    repo: Repo,
+    clock: Clock,
+    v: Visitor | None,
+    channels: frozenset[str] = frozenset(),
 ) -> Turn:
     assert message.from_user is not None  # PrivateChatsOnly lets only people's messages in
     visitor = v or Visitor(channel=TELEGRAM, external_id=str(message.from_user.id), account=None)
-    return message_turn(message, state=state, repo=repo, clock=clock, visitor=visitor, bot=bot)
+    return message_turn(
+        message, state=state, repo=repo, clock=clock, visitor=visitor, bot=bot, channels=channels
+    )
 
 
 def press_of(
@@ -82,10 +90,18 @@ def press_of(
     clock: Clock,
     v: Visitor | None,
     update_id: int | None = None,
+    channels: frozenset[str] = frozenset(),
 ) -> Turn:
     visitor = v or Visitor(channel=TELEGRAM, external_id=str(query.from_user.id), account=None)
     return press_turn(
-        query, state=state, repo=repo, clock=clock, visitor=visitor, bot=bot, update_id=update_id
+        query,
+        state=state,
+        repo=repo,
+        clock=clock,
+        visitor=visitor,
+        bot=bot,
+        update_id=update_id,
+        channels=channels,
     )
 
 
@@ -157,8 +173,9 @@ async def on_summary_button(
     event_update: Update,
     visitor: Visitor | None = None,
     outbox_wake: Callable[[], None] | None = None,
+    channels: frozenset[str] = frozenset(),
 ) -> None:
-    turn = press_of(query, bot, state, repo, clock, visitor, event_update.update_id)
+    turn = press_of(query, bot, state, repo, clock, visitor, event_update.update_id, channels)
     await checkin.on_summary(
         turn,
         io.Press(query.data or ""),
@@ -177,6 +194,7 @@ async def on_summary_message(
     clock: Clock,
     resolve: Resolve,
     visitor: Visitor | None = None,
+    channels: frozenset[str] = frozenset(),
 ) -> None:
-    turn = turn_of(message, bot, state, repo, clock, visitor)
+    turn = turn_of(message, bot, state, repo, clock, visitor, channels)
     await checkin.on_summary(turn, given_of(message), resolve=resolve)

@@ -3,7 +3,9 @@
 The text goes as HTML (Daka's light markup is a subset of what Telegram reads), the options as
 an inline keyboard: an option's key becomes the button's callback data (a press comes back to
 the handlers as that key), a link a URL button. What Telegram answers is told back to the
-sender in the neutral outcomes, by the one Bot API error policy (`handlers.telegram.errors`)."""
+sender in the neutral outcomes, by the one Bot API error policy (`handlers.telegram.errors`).
+Its pace is Telegram's: about 30 messages a second per bot (`SEND_RATE`, 25 by default, keeps
+a margin) and one a second per chat."""
 
 from __future__ import annotations
 
@@ -13,9 +15,11 @@ from aiogram import Bot
 from aiogram.enums import ParseMode
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
-from domain.delivery import SENT, TELEGRAM, Letter, Outcome, Refused
+from domain.delivery import SENT, TELEGRAM, Letter, Outcome, Pace, Refused
 from handlers.telegram.errors import API_ERRORS, failure_of
 from handlers.telegram.replies import results_unused
+
+TELEGRAM_PACE = Pace(rate_per_second=25.0, per_recipient_interval=1.0)
 
 
 class TelegramCourier:
@@ -23,8 +27,9 @@ class TelegramCourier:
 
     channel = TELEGRAM
 
-    def __init__(self, bot: Bot) -> None:
+    def __init__(self, bot: Bot, pace: Pace = TELEGRAM_PACE) -> None:
         self.bot = bot
+        self.pace = pace
 
     async def deliver(self, letter: Letter) -> Outcome:
         try:

@@ -18,9 +18,9 @@ from domain.conversation import managers
 from domain.conversation.io import MemoryState, Press, State
 from domain.conversation.manager_keys import stale
 from domain.conversation.turn import Turn, Visitor
+from domain.delivery import TELEGRAM
 from handlers.telegram.keyboards import MANAGER_CALLBACKS, OrgCb
 from handlers.telegram.out import message_turn, press_turn
-from storage.models import TELEGRAM
 from storage.repo import Repo
 
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]

@@ -24,13 +24,14 @@ from aiogram.types import Message, TelegramObject, Update, User
 
 from domain.conversation.turn import Visitor
 from domain.conversation.turn import load_visitors as load_channel_visitors
+from domain.delivery import TELEGRAM
 from domain.i18n import DEFAULT_LANGUAGE, LOCALE_OF, Translator, _
 from domain.logcontext import bind
 from handlers.telegram.context import current_batch
 from handlers.telegram.errors import harmless
 from handlers.telegram.i18n import language_from_telegram
 from handlers.telegram.replies import current_replies
-from storage.models import TELEGRAM, RoleGrant
+from storage.models import RoleGrant
 from storage.repo import Repo
 
 log = logging.getLogger(__name__)

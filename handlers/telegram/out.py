@@ -137,11 +137,14 @@ def message_turn(
     clock: Clock,
     visitor: Visitor,
     bot: Bot | None = None,
+    channels: frozenset[str] = frozenset(),
 ) -> Turn:
-    """The Turn of a message in a private chat (the only chats that reach the handlers)."""
+    """The Turn of a message in a private chat (the only chats that reach the handlers);
+    `channels`, the deployment's, for a turn that writes letters (`Turn.channels`)."""
     assert message.from_user is not None  # PrivateChatsOnly lets only people's messages in
     out = TelegramOut(bot or message.bot, message.chat.id)  # type: ignore[arg-type]
-    return Turn(person_of(message.from_user), visitor, repo, clock, state, out)
+    person = person_of(message.from_user)
+    return Turn(person, visitor, repo, clock, state, out, channels=channels)
 
 
 def press_turn(
@@ -153,9 +156,11 @@ def press_turn(
     visitor: Visitor,
     bot: Bot | None = None,
     update_id: int | None = None,
+    channels: frozenset[str] = frozenset(),
 ) -> Turn:
     """The Turn of a button press; `replace` edits the message whose button was pressed."""
     pressed = query.message if isinstance(query.message, Message) else None
     chat_id = pressed.chat.id if pressed is not None else query.from_user.id
     out = TelegramOut(bot or query.bot, chat_id, edit=pressed, query=query)  # type: ignore[arg-type]
-    return Turn(person_of(query.from_user), visitor, repo, clock, state, out, update_id)
+    person = person_of(query.from_user)
+    return Turn(person, visitor, repo, clock, state, out, update_id, channels)

@@ -49,7 +49,11 @@ async def on_view_pressed(
     clock: Clock,
     visitor: Visitor,
     scope: Scope,
+    channels: frozenset[str] = frozenset(),
 ) -> None:
-    """A summary's unit, page or list button, a list's page or nudge button."""
-    turn = press_turn(query, state=state, repo=repo, clock=clock, visitor=visitor)
+    """A summary's unit, page or list button, a list's page or nudge button (a nudge reaches
+    the member on the deployment's `channels`)."""
+    turn = press_turn(
+        query, state=state, repo=repo, clock=clock, visitor=visitor, channels=channels
+    )
     await managers.on_press(turn, scope, io.Press(query.data or ""))

@@ -18,6 +18,7 @@ class Contact:
     """Where an account is reached on one channel, and the language it chose."""
 
     account_id: int
+    channel: str
     external_id: str
     language: str | None
 
@@ -69,16 +70,37 @@ class AccountRepo:
         recipients of a round, or the managers told of an abnormal check-in."""
         if not account_ids:
             return {}
+        reach = await self.reach(channels=[channel], account_ids=account_ids)
+        return {account_id: found[0] for account_id, found in reach.items()}
+
+    async def reach(
+        self, *, channels: Collection[str], account_ids: Collection[int]
+    ) -> dict[int, list[Contact]]:
+        """Where to reach these accounts on any of `channels`, in one query: one contact per
+        account and channel (its first identity there), in the order they were bound; the
+        recipients of a round, of an alert or of a nudge."""
+        if not account_ids or not channels:
+            return {}
         stmt = (
-            select(col(Identity.account_id), col(Identity.external_id), col(Account.language))
+            select(
+                col(Identity.account_id),
+                col(Identity.channel),
+                col(Identity.external_id),
+                col(Account.language),
+            )
             .join(Account, col(Account.id) == col(Identity.account_id))
-            .where(Identity.channel == channel, col(Identity.account_id).in_(list(account_ids)))
+            .where(
+                col(Identity.channel).in_(list(channels)),
+                col(Identity.account_id).in_(list(account_ids)),
+            )
             .order_by(col(Identity.id))
         )
-        contacts: dict[int, Contact] = {}
-        for account_id, external_id, language in await self.session.exec(stmt):
-            contacts.setdefault(account_id, Contact(account_id, external_id, language))
-        return contacts
+        found: dict[int, dict[str, Contact]] = {}
+        for account_id, channel, external_id, language in await self.session.exec(stmt):
+            by_channel = found.setdefault(account_id, {})
+            if channel not in by_channel:
+                by_channel[channel] = Contact(account_id, channel, external_id, language)
+        return {account_id: list(by_channel.values()) for account_id, by_channel in found.items()}
 
     async def contact(self, *, channel: str, account_id: int | None) -> Contact | None:
         """Where to reach one account on `channel` (None: not there, or no account)."""

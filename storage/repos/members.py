@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.models import Member, Organisation, Unit
+from storage.models import Identity, Member, Organisation, Unit
 from storage.repos.units import UnitRepo
 
 
@@ -83,6 +84,23 @@ class MemberRepo:
         member.account_id = account_id
         member.enrolled_at = now
         await self.session.flush()
+
+    async def mark_unreachable(
+        self, *, member_ids: Collection[int], unless_on: Collection[str], now: datetime
+    ) -> None:
+        """A channel said these members cannot be reached there: they are unreachable from
+        `now`, except those with an identity on one of the channels `unless_on` (still
+        reached there), in one statement."""
+        stmt = update(Member).where(
+            col(Member.id).in_(list(member_ids)), col(Member.unreachable_since).is_(None)
+        )
+        if unless_on:
+            elsewhere = select(Identity.id).where(
+                col(Identity.account_id) == col(Member.account_id),
+                col(Identity.channel).in_(list(unless_on)),
+            )
+            stmt = stmt.where(~elsewhere.exists())
+        await self.session.exec(stmt.values(unreachable_since=now))
 
     async def listing(self, *, org_id: int, under: Unit | None = None) -> Sequence[MemberRow]:
         stmt = (

@@ -7,7 +7,8 @@ import json
 
 from sqlmodel import col, select
 
-from storage.models import TELEGRAM, AuditEntry, Excuse, Identity, Member, RoleGrant
+from domain.delivery import TELEGRAM
+from storage.models import AuditEntry, Excuse, Identity, Member, RoleGrant
 from storage.repo import Repo
 from tests.fakebot import FakeBotAPI
 from tests.handlers.conftest import ADMIN, CLASS_ONE, Daka

@@ -6,7 +6,8 @@ from datetime import timedelta
 
 from sqlmodel import col, select
 
-from storage.models import TELEGRAM, Consent, EnrolAttempt, Identity, RoleGrant
+from domain.delivery import TELEGRAM
+from storage.models import Consent, EnrolAttempt, Identity, RoleGrant
 from storage.repo import Repo
 from tests.fakebot import FakeBotAPI
 from tests.handlers.conftest import Daka, reply_containing

@@ -14,10 +14,11 @@ from sqlmodel import select
 from bot.app import create_couriers
 from bot.cli import main
 from domain.clock import FixedClock
+from domain.delivery import TELEGRAM
 from handlers.telegram.keyboards import OrgCb, ScheduleCb
 from handlers.telegram.views import ListCb, NavCb, NudgeCb
 from scheduler.sender import Sender
-from storage.models import TELEGRAM, AuditEntry, Outbox
+from storage.models import AuditEntry, Outbox
 from storage.repo import Repo
 from storage.schedules import ScheduleRepo
 from tests.fakebot import FakeBotAPI, FakeUser, SentMessage
@@ -136,9 +137,37 @@ async def test_a_nudge_from_the_missing_list_reaches_the_member(
     assert "已提醒" in answer.text
     await school.settled()
     assert school.bot is not None
-    await Sender(create_couriers(school.bot), school.sessions, school.clock, rate=100).drain()
+    couriers = create_couriers(school.bot, send_rate=100)
+    await Sender(couriers, school.sessions, school.clock).drain()
     li = server.user(802)
     reminder = await reply_containing(li, "还没有打卡")
+    assert reminder.buttons == [["✅ 立即打卡"]]
+
+
+async def test_a_nudge_speaks_the_members_language_not_the_managers(
+    school: Daka, server: FakeBotAPI
+) -> None:
+    """Regression: a nudge's reminder was written in the language of the manager who pressed
+    the button, not in the member's."""
+    async with school.sessions() as session:
+        account = await Repo(session).accounts.by_identity(
+            channel=TELEGRAM, external_id=str(CLASS_ONE)
+        )
+        assert account is not None
+        account.language = "en"
+        await session.commit()
+    counselor = server.user(CLASS_ONE, language_code="en")
+    missing = await counselor.ask("/missing")
+    counselor.press_button(missing, "Nudge 李四")
+    answer = await counselor.next_callback_answer()
+    while not answer.text:
+        answer = await counselor.next_callback_answer()
+    assert answer.text == "Reminder sent to 李四."
+    await school.settled()
+    assert school.bot is not None
+    couriers = create_couriers(school.bot, send_rate=100)
+    await Sender(couriers, school.sessions, school.clock).drain()
+    reminder = await reply_containing(server.user(802), "还没有打卡")
     assert reminder.buttons == [["✅ 立即打卡"]]
 
 

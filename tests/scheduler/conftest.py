@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.app import create_couriers
+from bot.app import channels_of, create_couriers
 from domain.clock import FixedClock
 from domain.i18n import create_translator
 from scheduler.rounds import RoundResult, Rounds
@@ -90,6 +90,7 @@ async def school(server: FakeBotAPI, sqlite_url: str) -> AsyncIterator[School]:
     async with running_daka(server, clock, sqlite_url) as daka:
         await daka.org(roster=ROSTER)
         assert daka.bot is not None
-        rounds = Rounds(daka.sessions, clock, create_translator())
-        sender = Sender(create_couriers(daka.bot), daka.sessions, clock, rate=200)
+        couriers = create_couriers(daka.bot, send_rate=200)
+        rounds = Rounds(daka.sessions, clock, create_translator(), channels_of(couriers))
+        sender = Sender(couriers, daka.sessions, clock)
         yield School(daka=daka, server=server, rounds=rounds, sender=sender)

@@ -10,8 +10,9 @@ from datetime import timedelta
 
 from sqlmodel import col, select
 
-from bot.app import create_couriers
+from domain.delivery import TELEGRAM, Pace
 from domain.keys import CHECKIN_NOW, link, option
+from handlers.telegram.courier import TelegramCourier
 from scheduler.sender import Sender
 from storage.models import Member, Outbox
 from storage.repo import Repo, RosterRow
@@ -38,12 +39,11 @@ def sender(
 ) -> Sender:
     """A sender of its own (the fixture's sends at 200/s)."""
     assert school.daka.bot is not None
+    courier = TelegramCourier(school.daka.bot, Pace(rate, per_chat_interval))
     return Sender(
-        create_couriers(school.daka.bot),
+        {TELEGRAM: courier},
         school.daka.sessions,
         school.clock,
-        rate=rate,
-        per_chat_interval=per_chat_interval,
         backoff_cap=backoff_cap,
         max_attempts=max_attempts,
     )

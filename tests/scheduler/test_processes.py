@@ -25,12 +25,14 @@ from sqlalchemy import func, update
 from sqlmodel import col, select
 
 from domain.clock import SystemClock
+from domain.delivery import TELEGRAM, Pace
 from domain.schedule import GRACE, ScheduleSpec
 from scheduler.sender import Sender
 from storage.db import SessionFactory, create_engine, create_session_factory
 from storage.models import Outbox, SlotRun
 from storage.schedules import ScheduleRepo
 from tests.fakebot import FakeBotAPI
+from tests.scheduler.couriers import RecordingCourier
 from tests.storage.seeding import enrol_in_bulk, migrated_session
 
 pytestmark = pytest.mark.slow
@@ -45,7 +47,8 @@ WAIT_S = 60.0
 
 def sender_batch(rate: float) -> int:
     """How many letters a sender at `rate` claims at once (as `Sender` decides it)."""
-    return Sender({}, cast(SessionFactory, None), SystemClock(), rate=rate).batch
+    couriers = {TELEGRAM: RecordingCourier(TELEGRAM, Pace(rate, 1.0))}
+    return Sender(couriers, cast(SessionFactory, None), SystemClock()).batch
 
 
 def slot_at(minutes_ago: int) -> str:

@@ -326,8 +326,8 @@ async def test_two_schedulers_on_one_database_send_each_reminder_once(
     await enrol_all(school)
     await school.grant(ADMIN, None, "admin")
     clock = school.clock
-    first = Rounds(school.daka.sessions, clock, school.rounds.i18n)
-    second = Rounds(other_sessions, clock, school.rounds.i18n)
+    first = Rounds(school.daka.sessions, clock, school.rounds.i18n, school.rounds.channels)
+    second = Rounds(other_sessions, clock, school.rounds.i18n, school.rounds.channels)
     move(school, "08:00")
     one_results, other_results = await asyncio.gather(first.tick(), second.tick())
     results = one_results + other_results
@@ -336,7 +336,7 @@ async def test_two_schedulers_on_one_database_send_each_reminder_once(
 
     assert school.daka.bot is not None
     senders = [
-        Sender(create_couriers(school.daka.bot), sessions, clock, rate=50)
+        Sender(create_couriers(school.daka.bot, send_rate=50), sessions, clock)
         for sessions in (school.daka.sessions, other_sessions)
     ]
     for sender in senders:

@@ -11,9 +11,10 @@ from sqlalchemy import insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from domain.delivery import TELEGRAM
 from storage.db import create_engine, create_session_factory
 from storage.migrate import upgrade
-from storage.models import TELEGRAM, Account, Identity, Member, Organisation
+from storage.models import Account, Identity, Member, Organisation
 from storage.repo import Repo, RosterRow, Submission
 
 # A roster line: unit path, member id, name.

@@ -12,9 +12,10 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlmodel import func, select
 
+from domain.delivery import TELEGRAM
 from storage.db import create_engine, create_session_factory
 from storage.migrate import downgrade, upgrade
-from storage.models import TELEGRAM, Identity
+from storage.models import Identity
 from storage.repo import Repo
 from storage.types import UTCDateTime
 

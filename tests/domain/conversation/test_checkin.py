@@ -40,11 +40,12 @@ from domain.conversation.io import (
     Text,
 )
 from domain.conversation.turn import Turn, Visitor
+from domain.delivery import TELEGRAM
 from domain.forms import Form, parse_form
 from domain.geo import Place
 from domain.i18n import speaking
 from storage.db import create_engine, create_session_factory
-from storage.models import CheckIn, Member, Organisation, Outbox
+from storage.models import CheckIn, Identity, Member, Organisation, Outbox
 from storage.repo import Repo
 from tests.conftest import MORNING
 from tests.domain.conversation.world import telegram_account
@@ -99,6 +100,7 @@ class Chat:
     woken: int = 0
     recorded: int = 0
     update_id: int = 1000
+    channels: frozenset[str] = frozenset({TELEGRAM})  # the deployment's
 
     @property
     def org(self) -> Organisation:
@@ -123,6 +125,7 @@ class Chat:
             self.state,
             self.out,
             self.update_id,
+            self.channels,
         )
         state = await self.state.get_state()
         if state is None:
@@ -264,6 +267,28 @@ async def test_an_abnormal_check_in_is_flagged_and_alerts_the_managers(chat: Cha
     assert (letter.channel, letter.address) == ("telegram", str(MANAGER))
     assert letter.kind == "alert" and "甲" in letter.text
     assert chat.woken == 1
+
+
+async def test_an_alert_reaches_each_manager_on_every_channel_of_the_deployment(
+    chat: Chat,
+) -> None:
+    """The manager is on Telegram and on WeCom, in English: one alert on each, in English."""
+    manager = await Repo(chat.session).accounts.by_identity(
+        channel=TELEGRAM, external_id=str(MANAGER)
+    )
+    assert manager is not None and manager.id is not None
+    manager.language = "en"
+    chat.session.add(
+        Identity(channel="wecom", external_id="boss", account_id=manager.id, created_at=MORNING)
+    )
+    chat.channels = frozenset({TELEGRAM, "wecom"})
+    await chat.press(await to_summary(chat, temperature="37.8"), "确认提交")
+    letters = (await chat.session.exec(select(Outbox).order_by(col(Outbox.channel)))).all()
+    assert [(x.channel, x.address, x.kind) for x in letters] == [
+        (TELEGRAM, str(MANAGER), "alert"),
+        ("wecom", "boss", "alert"),
+    ]
+    assert letters[0].text == letters[1].text and "Abnormal check-in" in letters[0].text
 
 
 async def test_checking_in_again_says_when_and_amends(chat: Chat) -> None:

@@ -10,7 +10,8 @@ from domain.conversation.common import LanguageKey, member_and_org
 from domain.conversation.enrolment import CONSENT, MEMBER_ID, NAME, ConsentKey
 from domain.conversation.io import Ask, Text
 from domain.conversation.turn import Visitor
-from storage.models import TELEGRAM, Account
+from domain.delivery import TELEGRAM
+from storage.models import Account
 from storage.repo import Repo
 from tests.domain.conversation.enrolling import one
 from tests.domain.conversation.world import World, load_visitor, telegram_account

@@ -8,7 +8,8 @@ from datetime import timedelta
 from domain.conversation import enrolment
 from domain.conversation.enrolment import MEMBER_ID, NAME
 from domain.conversation.io import Text
-from storage.models import TELEGRAM, Account, AuditEntry, Consent, EnrolAttempt
+from domain.delivery import TELEGRAM
+from storage.models import Account, AuditEntry, Consent, EnrolAttempt
 from storage.repo import Repo
 from tests.domain.conversation.enrolling import accept, consent_notice, enrol, one
 from tests.domain.conversation.world import World

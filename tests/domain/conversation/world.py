@@ -19,10 +19,11 @@ from sqlmodel import SQLModel, select
 from domain.clock import FixedClock
 from domain.conversation.io import CollectingOut, MemoryState, Person, Said
 from domain.conversation.turn import Turn, Visitor, load_visitors
+from domain.delivery import TELEGRAM
 from domain.i18n import DEFAULT_LANGUAGE, LOCALE_OF, create_translator
 from storage.db import SessionFactory, create_engine, create_session_factory
 from storage.migrate import upgrade
-from storage.models import TELEGRAM, Account, Member, Organisation
+from storage.models import Account, Member, Organisation
 from storage.repo import Repo, RosterRow
 
 ROSTER = [

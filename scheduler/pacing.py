@@ -1,0 +1,121 @@
+"""Each channel's pace inside the outbox sender: one `Lane` per channel, so a channel's limits,
+and the pauses it asks for, hold back only its own letters.
+
+A lane keeps its courier's `domain.delivery.Pace`: an overall rate (aiolimiter's leaky bucket
+of one, refilled `rate_per_second` times a second, which spaces the sends evenly), a pause
+(a "retry after" answer: nobody on the channel sends until it has passed), one letter per
+`per_recipient_interval` to an address, and the windows a channel counts per recipient (WeCom:
+30 a minute, 1,000 an hour per member, the excess dropped without a word).
+
+Short waits (the pause, the rate, the interval) are slept in monotonic time. The windows are
+kept in the injected clock's seconds, because a recipient whose window is full is not waited
+for: the sender puts the letter back in the outbox for when the window has room (its
+`not_before`), and tests move that clock. A sender's windows count what it sent itself: two
+senders on one channel each keep the limits on their own."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from aiolimiter import AsyncLimiter
+
+from domain.delivery import Pace
+
+FORGET_AFTER = 100_000  # recipients remembered before the ones with nothing pending are dropped
+
+
+@dataclass
+class Lane:
+    """One channel's traffic through a sender."""
+
+    pace: Pace
+    limiter: AsyncLimiter = field(init=False)
+    resume_at: float = 0.0  # monotonic: the end of the pause the channel asked for
+    free_at: dict[str, float] = field(default_factory=dict)  # monotonic, per address
+    sent_at: dict[str, deque[float]] = field(default_factory=dict)  # clock s, per address
+    held_until: dict[str, float] = field(default_factory=dict)  # clock s: letters put back
+
+    def __post_init__(self) -> None:
+        # A bucket of one that refills `rate` times a second spaces the sends evenly; a bucket
+        # of `rate` would let a burst of `rate` through on top of `rate` a second.
+        self.limiter = AsyncLimiter(1, 1 / self.pace.rate_per_second)
+        self._windows = self.pace.windows
+        self._longest = max((span for span, _ in self._windows), default=0.0)
+
+    @property
+    def counts(self) -> bool:
+        """Whether the channel counts letters per recipient over minutes or hours."""
+        return bool(self._windows)
+
+    def pause(self, seconds: float) -> None:
+        """The channel asked for a pause (a 429): nobody on it sends until it has passed."""
+        self.resume_at = max(self.resume_at, time.monotonic() + seconds)
+
+    async def acquire(self) -> None:
+        """A place in the channel's rate, taken once any pause is over: whoever queued during
+        a pause must not all go at once when it ends."""
+        while True:
+            await self._wait_pause()
+            await self.limiter.acquire()
+            if self.resume_at <= time.monotonic():
+                return
+
+    async def _wait_pause(self) -> None:
+        # A loop, not an Event: another 429 may push the resume time further while we sleep.
+        while (delay := self.resume_at - time.monotonic()) > 0:  # noqa: ASYNC110
+            await asyncio.sleep(delay)
+
+    async def wait_turn(self, address: str) -> None:
+        """At most one letter every `per_recipient_interval` seconds to the same address."""
+        interval = self.pace.per_recipient_interval
+        if interval <= 0:
+            return
+        now = time.monotonic()
+        free_at = self.free_at.get(address, 0.0)
+        self.free_at[address] = max(now, free_at) + interval
+        if free_at > now:
+            await asyncio.sleep(free_at - now)
+        if len(self.free_at) > FORGET_AFTER:
+            self.free_at = {a: t for a, t in self.free_at.items() if t > now}
+
+    def room(self, address: str, now: float) -> float:
+        """Seconds (of the clock, from `now`) until `address` may be sent one more letter
+        within the windows the channel counts; 0 when it may be now."""
+        if not self._windows:
+            return 0.0
+        wait = self.held_until.get(address, now) - now
+        times = self.sent_at.get(address)
+        if times:
+            while times and times[0] <= now - self._longest:
+                times.popleft()
+            for span, limit in self._windows:
+                if len(times) >= limit:
+                    wait = max(wait, times[-limit] + span - now)
+        return max(wait, 0.0)
+
+    def book(self, address: str, now: float) -> None:
+        """One letter to `address` is going now: count it in its windows."""
+        if not self._windows:
+            return
+        times = self.sent_at.get(address)
+        if times is None:
+            if len(self.sent_at) > FORGET_AFTER:
+                self._forget(now)
+            times = self.sent_at[address] = deque()
+        times.append(now)
+        if self.held_until.get(address, now) <= now:
+            self.held_until.pop(address, None)
+
+    def hold(self, address: str, until: float) -> None:
+        """Letters to `address` were put back until `until`: the rest wait as long, so they
+        still leave in the order they were written."""
+        self.held_until[address] = max(self.held_until.get(address, until), until)
+
+    def _forget(self, now: float) -> None:
+        self.sent_at = {
+            a: ts for a, ts in self.sent_at.items() if ts and ts[-1] > now - self._longest
+        }
+        self.held_until = {a: t for a, t in self.held_until.items() if t > now}
