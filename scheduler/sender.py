@@ -221,13 +221,21 @@ class Sender:
             else:
                 to_send.append(letter)
 
-        async def send(letter: Outbox) -> None:
-            letter_id, values = await self._deliver(letter)
-            blocked = letter.member_id if values["status"] == "blocked" else None
-            outcomes.add(Settled(letter_id, values, blocked, letter.channel))
+        # One recipient's letters go one after another, in the order they were claimed (the
+        # order they were written), so a pause or a slow answer never swaps two of them;
+        # different recipients' letters go side by side.
+        queues: dict[tuple[str, str], list[Outbox]] = {}
+        for letter in to_send:
+            queues.setdefault((letter.channel, letter.address), []).append(letter)
+
+        async def send(queue: list[Outbox]) -> None:
+            for letter in queue:
+                letter_id, values = await self._deliver(letter)
+                blocked = letter.member_id if values["status"] == "blocked" else None
+                outcomes.add(Settled(letter_id, values, blocked, letter.channel))
 
         try:
-            await asyncio.gather(*(send(letter) for letter in to_send))
+            await asyncio.gather(*(send(queue) for queue in queues.values()))
         finally:
             await outcomes.flush()
 
