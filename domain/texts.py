@@ -70,8 +70,8 @@ def rate_text(figures: Figures) -> str:
 
 
 def figures_line(f: Figures) -> str:
-    """A unit's figures on one line; check-ins on a day off of the member's unit are named
-    apart, outside the expected and the rate."""
+    """A unit's figures on one line; check-ins on a day off of the member's unit, and members
+    who withdrew their consent, are named apart, outside the expected and the rate."""
     line = _(
         "{name}: expected {expected}, reported {reported} ({rate}), missing {missing}, "
         "abnormal {abnormal}, excused {excused}, not enrolled {not_enrolled}, "
@@ -89,6 +89,8 @@ def figures_line(f: Figures) -> str:
     )
     if f.voluntary:
         line += _(", checked in on a day off {voluntary}").format(voluntary=f.voluntary)
+    if f.withdrawn:
+        line += _(", withdrew consent {withdrawn}").format(withdrawn=f.withdrawn)
     return line
 
 

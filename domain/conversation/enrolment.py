@@ -10,14 +10,15 @@ from __future__ import annotations
 import html
 from datetime import datetime
 
-from domain import enrolment
+from domain import enrolment, forms, retention
 from domain.clock import zone
 from domain.conversation.common import on_stale_press
 from domain.conversation.io import Ask, Option, Options, Text
 from domain.conversation.keys import BadKey, Key
+from domain.conversation.privacy import withdrawn_text
 from domain.conversation.turn import Turn
 from domain.enrolment import InviteProblem
-from domain.i18n import LOCALE_OF, _
+from domain.i18n import LOCALE_OF, _, current_language
 from domain.i18n import current as translator
 from storage.models import Account, Invite, Organisation
 from storage.repo import Repo
@@ -87,10 +88,43 @@ def consent_text(org: Organisation, role: str) -> str:
         "<b>Why</b>\nFor the daily health and whereabouts report of your school or village.\n\n"
         "<b>Who sees it</b>\nYou, and the counselors or cadres responsible for your class or "
         "village and their superiors. Nobody else.\n\n"
-        "<b>How long</b>\nExact coordinates and photos are deleted after {days} days; "
-        "the daily status is kept for the records.\n\n"
-        "You can ask for everything stored about you at any time. Do you agree?"
-    ).format(org=html.escape(org.name), what=what, days=org.retain_days)
+        "<b>How long</b>\nEach answer is deleted once its period is over:\n{periods}\n"
+        "The day's status (checked in or not, abnormal or not) and the place name (province "
+        "and city) are kept for the records.\n\n"
+        "<b>Your rights</b>\n/mydata sends you everything stored about you, at any time. "
+        "/withdraw withdraws your consent: the check-ins stop, and your answers are erased "
+        "{erased}.\n\n"
+        "Do you agree?"
+    ).format(
+        org=html.escape(org.name), what=what, periods=periods_text(org), erased=erased_when(org)
+    )
+
+
+def periods_text(org: Organisation) -> str:
+    """How long each answer of the organisation's form is kept, one line each."""
+    try:
+        form = forms.load_form(org.form)
+    except forms.FormError:
+        return _("• every answer: {days} days").format(days=org.retain_days)
+    lang = current_language()
+    lines = []
+    for period in retention.periods(form, org.retain_days):
+        label = form.question(period.question).label(lang)
+        if period.part is not None:
+            label = _("{question}, the details you type").format(question=label)
+        lines.append(
+            _("• {answer}: {days} days").format(answer=html.escape(label), days=period.days)
+        )
+    coordinates = retention.coordinate_days(form, org.retain_days)
+    if not any(q.kind == retention.COORDINATES for q in form.questions):
+        lines.append(_("• exact coordinates: {days} days").format(days=coordinates))
+    return "\n".join(lines)
+
+
+def erased_when(org: Organisation) -> str:
+    if org.withdrawal_grace_days == 0:
+        return _("at once")
+    return _("{days} days later").format(days=org.withdrawal_grace_days)
 
 
 def consent_options(code: str) -> Options:
@@ -155,6 +189,10 @@ async def offer_consent(
         return
     if found.role == "member":
         mine = next((m for m in turn.visitor.members if m.org_id == org.id), None)
+        if mine is not None and mine.withdrawn_at is not None:
+            await turn.state.clear()
+            await turn.out.say(withdrawn_text(org, mine.withdrawn_day))
+            return
         if mine is not None:
             await turn.state.clear()
             await turn.out.say(
