@@ -46,6 +46,7 @@ def help_text(visitor: Visitor) -> str:
         _("/today — what I reported today"),
         _("/history — my last 14 days"),
         _("/mydata — everything stored about you, and who can read it"),
+        _("/withdraw — withdraw your consent and stop checking in"),
         _("/language — 中文 / English"),
         _("/cancel — stop the current step"),
     ]

@@ -147,6 +147,12 @@ async def on_nudge(turn: Turn, scope: Scope, key: NudgeKey) -> None:
         await stale(turn)
         return
     # The channels a member is reached on: Telegram's only, until WeCom's courier (issue 14).
+    if member.withdrawn_at is not None:
+        await turn.out.notice(
+            _("{name} withdrew consent and is not reminded.").format(name=member.name),
+            alert=True,
+        )
+        return
     contact = await repo.accounts.contact(channel=TELEGRAM, account_id=member.account_id)
     if contact is None or member.unreachable_since is not None:
         await turn.out.notice(_("{name} cannot be reached.").format(name=member.name), alert=True)
@@ -201,6 +207,14 @@ async def on_member(turn: Turn, scope: Scope, command: Command) -> None:
         f"<b>{html.escape(member.name)}</b> ({html.escape(member.external_id)}, "
         f"{html.escape(unit.name_path if unit else '')})"
     ]
+    if member.withdrawn_day is not None:
+        lines.append(
+            _("Withdrew consent on {day}: not asked, not counted from that day.").format(
+                day=member.withdrawn_day.isoformat()
+            )
+        )
+    if member.hold_reason is not None:
+        lines.append(_("Legal hold: {reason}").format(reason=html.escape(member.hold_reason)))
     day = today
     while day >= since:
         c = checkins.get(day)

@@ -17,8 +17,8 @@ from sqlmodel import SQLModel
 
 import storage.models  # noqa: F401  (the tables the migrations must produce)
 from domain.keys import CHECKIN_NOW
-from storage.db import create_engine, create_session_factory
 from storage import migrate
+from storage.db import create_engine, create_session_factory
 from storage.migrate import pending, upgrade
 from storage.schedules import Letter, OutboxRepo
 from storage.types import UTCDateTime
