@@ -123,11 +123,13 @@ def report_text(
         lines += [f"• {figures_line(f)}" for f in children]
     if abnormal:
         lines += ["", _("<b>Abnormal</b>")]
-        lines += [
-            f"• {html.escape(m.name)} ({html.escape(m.unit_path)}): "
-            + html.escape(reasons_text(m.reasons, form_name, lang))
-            for m in abnormal
-        ]
+        for m in abnormal:
+            # An erased member's check-in stays abnormal, without its reasons.
+            why = reasons_text(m.reasons, form_name, lang)
+            lines.append(
+                f"• {html.escape(m.name)} ({html.escape(m.unit_path)})"
+                + (f": {html.escape(why)}" if why else "")
+            )
     else:
         lines += ["", _("No abnormal check-ins.")]
     return split(lines)

@@ -52,7 +52,7 @@ class Cleared:
     def detail(self) -> str:
         """For the audit trail: "12 check-ins: coordinates 12, location 12, photo 3"."""
         parts = ", ".join(f"{name} {n}" for name, n in sorted(self.answers.items()))
-        return f"{self.checkins} check-ins: {parts}"[:1000]
+        return (f"{self.checkins} check-ins" + (f": {parts}" if parts else ""))[:1000]
 
 
 class OrgRetention:

@@ -102,7 +102,7 @@ async def list_view(
         lines.append(_("Nobody."))
     for m in rows:
         extra = ""
-        if kind == "abnormal":
+        if kind == "abnormal" and m.reasons:
             extra = ": " + html.escape(texts.reasons_text(m.reasons, org.form, lang))
         elif m.unreachable:
             extra = _(" — unreachable (blocked the bot)")
