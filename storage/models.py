@@ -180,6 +180,8 @@ class CheckIn(SQLModel, table=True):
         Index("ix_checkin_unit_day", "unit_id", "local_day"),
         # One day's check-ins of an organisation together, with what the figures read.
         Index("ix_checkin_org_day_member", "org_id", "local_day", "member_id", "abnormal"),
+        # What the retention purge has still to look at (storage.retention).
+        Index("ix_checkin_retention", "org_id", "retention_applied", "local_day"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -134,26 +134,25 @@ async def _clear_org(
     for days in thresholds:
         last_id = 0
         while True:
-            stmt = (
-                select(CheckIn)
-                .where(
-                    col(CheckIn.org_id) == org.id,
-                    col(CheckIn.local_day) < today - timedelta(days=days),
-                    col(CheckIn.retention_applied) < days,
-                    col(CheckIn.member_id).not_in(held),
-                    col(CheckIn.id) > last_id,
-                )
-                .order_by(col(CheckIn.id))
-                .limit(BATCH)
+            # Through ix_checkin_retention. A batch cleared leaves the selection (its
+            # `retention_applied` reaches `days`), so the next batch is simply the next few; a
+            # dry run, which changes nothing, walks on by id instead.
+            stmt = select(CheckIn).where(
+                col(CheckIn.org_id) == org.id,
+                col(CheckIn.retention_applied) < days,
+                col(CheckIn.local_day) < today - timedelta(days=days),
+                col(CheckIn.member_id).not_in(held),
             )
-            rows = (await session.exec(stmt)).all()
+            if dry_run:
+                stmt = stmt.where(col(CheckIn.id) > last_id).order_by(col(CheckIn.id))
+            rows = (await session.exec(stmt.limit(BATCH))).all()
             if not rows:
                 break
-            last_id = rows[-1].id or last_id
-            fresh = [r for r in rows if r.id not in counted]
-            await _clear_rows(session, rules, thresholds, fresh, today, cleared, dry_run)
             if dry_run:
-                counted.update(r.id for r in fresh if r.id is not None)
+                last_id = rows[-1].id or last_id
+                rows = [r for r in rows if r.id not in counted]
+                counted.update(r.id for r in rows if r.id is not None)
+            await _clear_rows(session, rules, thresholds, rows, today, cleared, dry_run)
     return cleared
 
 

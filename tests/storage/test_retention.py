@@ -8,12 +8,14 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 
+import pytest
 from sqlmodel import col, select
 
 from domain.clock import FixedClock
 from domain.forms import parse_form
 from domain.retention import Period, coordinate_days, periods
 from scheduler.jobs import apply_retention_now
+from storage import retention as retention_module
 from storage.aggregates import place_counts, unit_figures
 from storage.db import SessionFactory
 from storage.models import AuditEntry, CheckIn, CheckInRevision, Member
@@ -265,3 +267,16 @@ async def test_a_legal_hold_keeps_everything_until_it_is_cleared(
         await session.commit()
     assert await apply_retention_now(sessions, clock) == {"s": 3}
     assert (await by_age(sessions, "1"))[31].answers["temperature"] is None
+
+
+async def test_many_check_ins_are_cleared_a_batch_at_a_time(
+    sessions: SessionFactory, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(retention_module, "BATCH", 2)
+    await seed(sessions, clock)
+    async with sessions() as session:
+        assert await apply_retention(session, now=clock.now(), dry_run=True) == {"s": 6}
+    assert await apply_retention_now(sessions, clock) == {"s": 6}
+    assert all(
+        r.answers["photo"] is None for age, r in (await by_age(sessions, "2")).items() if age > 7
+    )

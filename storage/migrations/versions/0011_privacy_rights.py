@@ -41,9 +41,16 @@ def upgrade() -> None:
                 "retention_applied", sa.Integer(), nullable=False, server_default=sa.text("0")
             )
         )
+    op.create_index(
+        "ix_checkin_retention",
+        "checkin",
+        ["org_id", "retention_applied", "local_day"],
+        unique=False,
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_checkin_retention", table_name="checkin")
     with op.batch_alter_table("checkin") as batch:
         batch.drop_column("retention_applied")
     with op.batch_alter_table("member") as batch:
