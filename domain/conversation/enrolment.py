@@ -10,15 +10,16 @@ from __future__ import annotations
 import html
 from datetime import datetime
 
-from domain import enrolment, forms, retention
+from domain import enrolment
 from domain.clock import zone
+from domain.conversation import privacy
 from domain.conversation.common import on_stale_press
 from domain.conversation.io import Ask, Option, Options, Text
 from domain.conversation.keys import BadKey, Key
 from domain.conversation.privacy import withdrawn_text
 from domain.conversation.turn import Turn
 from domain.enrolment import InviteProblem
-from domain.i18n import LOCALE_OF, _, current_language
+from domain.i18n import LOCALE_OF, _
 from domain.i18n import current as translator
 from storage.models import Account, Invite, Organisation
 from storage.repo import Repo
@@ -96,35 +97,11 @@ def consent_text(org: Organisation, role: str) -> str:
         "{erased}.\n\n"
         "Do you agree?"
     ).format(
-        org=html.escape(org.name), what=what, periods=periods_text(org), erased=erased_when(org)
+        org=html.escape(org.name),
+        what=what,
+        periods=privacy.periods_text(org),
+        erased=privacy.erased_when(org),
     )
-
-
-def periods_text(org: Organisation) -> str:
-    """How long each answer of the organisation's form is kept, one line each."""
-    try:
-        form = forms.load_form(org.form)
-    except forms.FormError:
-        return _("• every answer: {days} days").format(days=org.retain_days)
-    lang = current_language()
-    lines = []
-    for period in retention.periods(form, org.retain_days):
-        label = form.question(period.question).label(lang)
-        if period.part is not None:
-            label = _("{question}, the details you type").format(question=label)
-        lines.append(
-            _("• {answer}: {days} days").format(answer=html.escape(label), days=period.days)
-        )
-    coordinates = retention.coordinate_days(form, org.retain_days)
-    if not any(q.kind == retention.COORDINATES for q in form.questions):
-        lines.append(_("• exact coordinates: {days} days").format(days=coordinates))
-    return "\n".join(lines)
-
-
-def erased_when(org: Organisation) -> str:
-    if org.withdrawal_grace_days == 0:
-        return _("at once")
-    return _("{days} days later").format(days=org.withdrawal_grace_days)
 
 
 def consent_options(code: str) -> Options:

@@ -4,6 +4,9 @@ reminders stop, managers see "withdrew consent" and stop counting the member as 
 the answers are erased after the organisation's grace period (at once with 0), unless a
 manager recorded a legal hold. The roster entry, the consents and the audit trail stay.
 
+The consent notice (`domain.conversation.enrolment`) takes its "How long" and "Your rights" from
+here: each answer's period in the organisation's form, and when a withdrawal erases.
+
 Adapters route `/withdraw` to `on_withdraw` and presses of `WithdrawKey` to `on_withdraw_press`
 (outside any other conversation). The key carries the roster entry; the press is checked
 against the presser's own enrolments, so a forged or stale key changes nothing."""
@@ -16,12 +19,13 @@ from typing import Annotated
 
 from pydantic import Field
 
+from domain import forms, retention
 from domain.clock import local_day
 from domain.conversation.common import on_stale_press
 from domain.conversation.io import Ask, Option
 from domain.conversation.keys import BadKey, Key
 from domain.conversation.turn import Turn
-from domain.i18n import _
+from domain.i18n import _, current_language
 from storage.models import Member, Organisation
 from storage.repos.privacy import Held, erasure_due
 from storage.scope import MAX_ROW_ID
@@ -66,6 +70,31 @@ def confirmation_text(org: Organisation) -> str:
         "You cannot undo this in the chat: to take part again, you would ask your counselor "
         "or village cadre."
     ).format(org=html.escape(org.name), grace=grace_text(org))
+
+
+def periods_text(org: Organisation) -> str:
+    """How long each answer of the organisation's form is kept, one line each (the consent
+    notice's "How long")."""
+    try:
+        form = forms.load_form(org.form)
+    except forms.FormError:
+        return _("• every answer: {days} days").format(days=org.retain_days)
+    lang = current_language()
+    lines = []
+    for period in retention.periods(form, org.retain_days):
+        label = form.question(period.question).label(lang)
+        if period.part is not None:
+            label = _("{question}, the details you type").format(question=label)
+        lines.append(
+            _("• {answer}: {days} days").format(answer=html.escape(label), days=period.days)
+        )
+    return "\n".join(lines)
+
+
+def erased_when(org: Organisation) -> str:
+    if org.withdrawal_grace_days == 0:
+        return _("at once")
+    return _("{days} days later").format(days=org.withdrawal_grace_days)
 
 
 async def _org(turn: Turn, member: Member) -> Organisation:
