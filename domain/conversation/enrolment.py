@@ -122,7 +122,10 @@ def lock_text(until: datetime, tz: str) -> str:
 async def on_start(turn: Turn) -> None:
     """/start without a code: a welcome that fits who is writing."""
     member = turn.visitor.member
-    if member is not None:
+    if member is not None and member.withdrawn_at is not None:
+        org = await privacy.org_of(turn, member)
+        await turn.out.say(withdrawn_text(org, member.withdrawn_day), ask=Ask.CLEAR)
+    elif member is not None:
         await turn.out.say(
             _("Welcome back, {name}! Send /checkin to check in for today.").format(
                 name=html.escape(member.name)

@@ -97,7 +97,8 @@ def erased_when(org: Organisation) -> str:
     return _("{days} days later").format(days=org.withdrawal_grace_days)
 
 
-async def _org(turn: Turn, member: Member) -> Organisation:
+async def org_of(turn: Turn, member: Member) -> Organisation:
+    """The organisation of one of the visitor's enrolments (prefetched with the visitor)."""
     org = turn.visitor.orgs.get(member.org_id)
     return org if org is not None else await turn.repo.orgs.get(org_id=member.org_id)
 
@@ -112,12 +113,12 @@ async def on_withdraw(turn: Turn) -> None:
     consented = [m for m in members if m.withdrawn_at is None]
     if not consented:
         for member in members:
-            org = await _org(turn, member)
+            org = await org_of(turn, member)
             await turn.out.say(withdrawn_text(org, member.withdrawn_day))
         return
     for member in consented:
         assert member.id is not None
-        org = await _org(turn, member)
+        org = await org_of(turn, member)
         await turn.out.say(
             confirmation_text(org),
             [
@@ -142,7 +143,7 @@ async def on_withdraw_press(turn: Turn, key: str) -> None:
     if member is None:
         await turn.out.notice(_("This button has expired."), alert=True)
         return
-    org = await _org(turn, member)
+    org = await org_of(turn, member)
     await turn.out.notice()
     if member.withdrawn_at is not None:
         await turn.out.replace(withdrawn_text(org, member.withdrawn_day))

@@ -477,3 +477,20 @@ async def test_members_rows_stay_for_the_figures(world: World) -> None:
             await session.exec(select(Member).where(Member.external_id == "2024001"))
         ).one()
     assert withdrawn.name == "Zhang San" and withdrawn.erased_at is not None
+
+
+async def test_after_withdrawing_no_reply_offers_the_check_in_menu(world: World) -> None:
+    from domain.conversation import common
+
+    await enrolled(world)
+    await withdraw(world, ZHANG)
+    start = one(await world.turn(ZHANG, enrolment.on_start))
+    assert start.text.startswith("You withdrew your consent to First School on 2026-11-28")
+    assert start.ask is Ask.CLEAR
+    chatter = one(await world.turn(ZHANG, common.on_anything_else))
+    assert (chatter.text, chatter.ask) == ("Send /help to see what I can do.", Ask.CLEAR)
+    world.state(ZHANG).state = ANSWERING
+    cancelled = one(await world.turn(ZHANG, common.on_cancel))
+    assert cancelled.ask is Ask.CLEAR
+    world.speaks(ZHANG, "zh")
+    assert "/help" in one(await world.turn(ZHANG, common.on_anything_else)).text
