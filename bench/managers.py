@@ -485,7 +485,8 @@ def _status_sql(world: World, *, voluntary: bool = False) -> str:
     """`domain.status.day_status` for member m and its check-in c of :day; with `voluntary`,
     the figures' rule: a check-in on a day off of the member's unit is 'voluntary'."""
     off_units = f"m.unit_id IN ({_ids(sorted(world.off_units))})" if world.off_units else ""
-    rest = """WHEN m.account_id IS NULL OR m.enrolled_at > :enrolled_by THEN 'not_enrolled'
+    rest = """WHEN m.withdrawn_day IS NOT NULL AND m.withdrawn_day <= :day THEN 'withdrawn'
+        WHEN m.account_id IS NULL OR m.enrolled_at > :enrolled_by THEN 'not_enrolled'
         WHEN EXISTS (SELECT 1 FROM excuse e WHERE e.member_id = m.id
                      AND e.first_day <= :day AND e.last_day >= :day) THEN 'excused'"""
     if voluntary and off_units:
@@ -505,7 +506,7 @@ def _status_sql(world: World, *, voluntary: bool = False) -> str:
 FIGURES_SQL = """
 SELECT unit_id, count(*), sum(st = 'not_enrolled'), sum(st = 'excused'), sum(st = 'off'),
        sum(st = 'reported'), sum(st = 'missing'), sum(st = 'missing' AND unr IS NOT NULL),
-       coalesce(sum(abn), 0), {voluntary}
+       coalesce(sum(abn), 0), {voluntary}, sum(st = 'withdrawn')
 FROM (SELECT l.ancestor_id AS unit_id, m.unreachable_since AS unr, c.abnormal AS abn,
              {status} AS st
       FROM unitlink l
@@ -523,6 +524,7 @@ MISSING_CHECKIN = (
 MISSING_WHERE = """
     m.org_id = :org AND m.active AND c.id IS NULL AND m.account_id IS NOT NULL
     AND (m.enrolled_at IS NULL OR m.enrolled_at <= :enrolled_by) {off}
+    AND (m.withdrawn_day IS NULL OR m.withdrawn_day > :day)
     AND NOT EXISTS (SELECT 1 FROM excuse e
                     WHERE e.member_id = m.id AND e.first_day <= :day AND e.last_day >= :day)
 """
@@ -577,15 +579,25 @@ def _counts(f: Figures) -> Counts:
         f.unreachable,
         f.abnormal,
         f.voluntary,
+        f.withdrawn,
     )
 
 
 def _figures(unit: Unit, counts: Counts | None) -> Figures:
     if counts is None:
         return Figures(unit_id=unit.id, name=unit.name)
-    roster, not_enrolled, excused, off, reported, missing, unreachable, abnormal, voluntary = (
-        counts
-    )
+    (
+        roster,
+        not_enrolled,
+        excused,
+        off,
+        reported,
+        missing,
+        unreachable,
+        abnormal,
+        voluntary,
+        withdrawn,
+    ) = counts
     return Figures(
         unit_id=unit.id,
         name=unit.name,
@@ -598,6 +610,7 @@ def _figures(unit: Unit, counts: Counts | None) -> Figures:
         unreachable=unreachable,
         abnormal=abnormal,
         voluntary=voluntary,
+        withdrawn=withdrawn,
     )
 
 

@@ -9,7 +9,8 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-CONSENT_VERSION = 1
+# The consent notice's version: 2 states each answer's period and the right to withdraw.
+CONSENT_VERSION = 2
 MAX_FAILURES = 5
 LOCKOUT = timedelta(minutes=30)
 ROLES = ("member", "manager", "admin")

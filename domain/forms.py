@@ -16,6 +16,10 @@ Stored answer values (JSON-serialisable; this is the storage contract):
 - text: ``str``
 - photo: Telegram ``file_id`` ``str``
 - a skipped optional question: ``None``
+
+How long answers are kept (`domain.retention`): a question may say `retain_days` (a yesno's
+typed details also `follow_up_retain_days`); the rest are kept for the organisation's
+`retain_days`; the form's `max_retain_days` (default `DEFAULT_MAX_RETAIN_DAYS`) bounds both.
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ from domain.kinds.base import (
 )
 from domain.kinds.base import FormOption as Option
 from domain.kinds.base import pick as _pick
-from domain.kinds.checks import check_id, check_keys, is_int, texts
+from domain.kinds.checks import check_id, check_keys, is_int, positive_int, texts
 from domain.kinds.choice import choose
 from domain.kinds.location import location_answer
 from domain.kinds.multi import finish_multi, toggle
@@ -54,6 +58,7 @@ from domain.kinds.yesno import parse_follow_up, yesno_answer
 __all__ = [
     "ANSWER_ERROR_CODES",
     "DEFAULT_DECIMALS",
+    "DEFAULT_MAX_RETAIN_DAYS",
     "DEFAULT_TEXT_MAX_LENGTH",
     "KINDS",
     "LANGS",
@@ -84,6 +89,9 @@ __all__ = [
 ]
 
 KINDS: Final[tuple[str, ...]] = kinds.names()
+
+# The longest an answer is kept when the form names no `max_retain_days`.
+DEFAULT_MAX_RETAIN_DAYS: Final = 366
 
 ANSWER_ERROR_CODES: Final = frozenset(
     {
@@ -121,6 +129,8 @@ class Question:
     follow_up_max_length: int = DEFAULT_TEXT_MAX_LENGTH
     abnormal: AbnormalRule | None = None
     short: Mapping[str, str] | None = None  # YAML key `label`
+    retain_days: int | None = None  # None: the organisation's `retain_days`
+    follow_up_retain_days: int | None = None  # a yesno's typed details, when kept less
 
     def prompt(self, lang: Lang) -> str:
         """The question as asked in the chat."""
@@ -161,6 +171,7 @@ class Form:
     version: int
     title: Mapping[str, str]
     questions: tuple[Question, ...]
+    max_retain_days: int = DEFAULT_MAX_RETAIN_DAYS  # no answer is kept longer
 
     def heading(self, lang: Lang) -> str:
         """The form's title in `lang`."""
@@ -201,7 +212,9 @@ _FormLoader.add_implicit_resolver(
     list("tTfF"),
 )
 
-_COMMON_KEYS: Final = frozenset({"id", "kind", "text", "label", "required", "abnormal"})
+_COMMON_KEYS: Final = frozenset(
+    {"id", "kind", "text", "label", "required", "abnormal", "retain_days"}
+)
 
 
 def _forms_dir() -> Traversable:
@@ -242,7 +255,9 @@ def parse_form(data: Mapping[str, Any], *, name: str, source: str | None = None)
     src = source or f"form {name!r}"
     if not isinstance(data, Mapping):
         raise FormError(f"{src}: a form must be a mapping with version, title and questions")
-    check_keys(data, frozenset({"version", "title", "questions"}), src, "a form")
+    check_keys(
+        data, frozenset({"version", "title", "questions", "max_retain_days"}), src, "a form"
+    )
     version = data.get("version")
     if not is_int(version) or version < 1:
         raise FormError(f"{src}: 'version' must be a positive integer, got {version!r}")
@@ -256,7 +271,24 @@ def parse_form(data: Mapping[str, Any], *, name: str, source: str | None = None)
         if any(q.id == question.id for q in questions):
             raise FormError(f"{src}: question {question.id!r}: duplicate question id")
         questions.append(question)
-    return Form(name=name, version=version, title=title, questions=tuple(questions))
+    bound = positive_int(data, "max_retain_days", src, DEFAULT_MAX_RETAIN_DAYS)
+    for q in questions:
+        for key, days in (
+            ("retain_days", q.retain_days),
+            ("follow_up_retain_days", q.follow_up_retain_days),
+        ):
+            if days is not None and days > bound:
+                raise FormError(
+                    f"{src}: question {q.id!r}: {key!r} is {days}, more than the form's "
+                    f"max_retain_days ({bound})"
+                )
+    return Form(
+        name=name,
+        version=version,
+        title=title,
+        questions=tuple(questions),
+        max_retain_days=bound,
+    )
 
 
 def _parse_question(raw: object, src: str, number: int) -> Question:
@@ -277,6 +309,7 @@ def _parse_question(raw: object, src: str, number: int) -> Question:
     required = raw.get("required", True)
     if not isinstance(required, bool):
         raise FormError(f"{where}: 'required' must be true or false, got {required!r}")
+    retain_days = positive_int(raw, "retain_days", where, 0) if "retain_days" in raw else None
     fields = kind.parse(raw, where)
     abnormal = kind.parse_abnormal(raw["abnormal"], fields, where) if "abnormal" in raw else None
     return Question(
@@ -286,6 +319,7 @@ def _parse_question(raw: object, src: str, number: int) -> Question:
         required=required,
         abnormal=abnormal,
         short=short,
+        retain_days=retain_days,
         **fields,
     )
 

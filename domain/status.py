@@ -14,13 +14,19 @@ class DayStatus(StrEnum):
     EXCUSED = "excused"
     NOT_ENROLLED = "not_enrolled"
     OFF = "off"  # a holiday or a weekday that does not count for the member's unit
+    WITHDRAWN = "withdrawn"  # withdrew consent on this day or before: never asked again
 
 
-def day_status(*, enrolled: bool, reported: bool, excused: bool, counted: bool) -> DayStatus:
-    """A check-in always shows as reported; otherwise excuse, day off and enrolment decide.
-    The figures count a check-in on a day off of the member's unit apart, as `voluntary`."""
+def day_status(
+    *, enrolled: bool, reported: bool, excused: bool, counted: bool, withdrawn: bool = False
+) -> DayStatus:
+    """A check-in always shows as reported; otherwise a withdrawal of consent, excuse, day off
+    and enrolment decide. The figures count a check-in on a day off of the member's unit apart,
+    as `voluntary`."""
     if reported:
         return DayStatus.REPORTED
+    if withdrawn:
+        return DayStatus.WITHDRAWN
     if not enrolled:
         return DayStatus.NOT_ENROLLED
     if excused:
@@ -33,8 +39,8 @@ def day_status(*, enrolled: bool, reported: bool, excused: bool, counted: bool) 
 @dataclass(frozen=True)
 class Figures:
     """One unit's day, its subtree included. Each active roster entry is counted once, in
-    `not_enrolled`, `excused`, `off` (not expected), `reported`, `missing` (the expected) or
-    `voluntary` (checked in on a day off of their unit)."""
+    `not_enrolled`, `excused`, `off`, `withdrawn` (not expected), `reported`, `missing` (the
+    expected) or `voluntary` (checked in on a day off of their unit)."""
 
     unit_id: int | None
     name: str
@@ -47,6 +53,7 @@ class Figures:
     unreachable: int = 0
     abnormal: int = 0  # abnormal check-ins, the voluntary ones included: no alert is lost
     voluntary: int = 0  # check-ins on a day off of the member's unit: not in `expected`
+    withdrawn: int = 0  # withdrew consent by that day (and did not check in): not expected
 
     @property
     def expected(self) -> int:
@@ -72,5 +79,6 @@ class Figures:
                 self.not_enrolled,
                 self.unreachable,
                 self.voluntary,
+                self.withdrawn,
             )
         )

@@ -70,8 +70,8 @@ def rate_text(figures: Figures) -> str:
 
 
 def figures_line(f: Figures) -> str:
-    """A unit's figures on one line; check-ins on a day off of the member's unit are named
-    apart, outside the expected and the rate."""
+    """A unit's figures on one line; check-ins on a day off of the member's unit, and members
+    who withdrew their consent, are named apart, outside the expected and the rate."""
     line = _(
         "{name}: expected {expected}, reported {reported} ({rate}), missing {missing}, "
         "abnormal {abnormal}, excused {excused}, not enrolled {not_enrolled}, "
@@ -89,6 +89,8 @@ def figures_line(f: Figures) -> str:
     )
     if f.voluntary:
         line += _(", checked in on a day off {voluntary}").format(voluntary=f.voluntary)
+    if f.withdrawn:
+        line += _(", withdrew consent {withdrawn}").format(withdrawn=f.withdrawn)
     return line
 
 
@@ -121,11 +123,13 @@ def report_text(
         lines += [f"• {figures_line(f)}" for f in children]
     if abnormal:
         lines += ["", _("<b>Abnormal</b>")]
-        lines += [
-            f"• {html.escape(m.name)} ({html.escape(m.unit_path)}): "
-            + html.escape(reasons_text(m.reasons, form_name, lang))
-            for m in abnormal
-        ]
+        for m in abnormal:
+            # An erased member's check-in stays abnormal, without its reasons.
+            why = reasons_text(m.reasons, form_name, lang)
+            lines.append(
+                f"• {html.escape(m.name)} ({html.escape(m.unit_path)})"
+                + (f": {html.escape(why)}" if why else "")
+            )
     else:
         lines += ["", _("No abnormal check-ins.")]
     return split(lines)

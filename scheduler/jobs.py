@@ -43,7 +43,7 @@ async def prune_journal(sessions: SessionFactory, clock: Clock) -> int:
 
 
 async def apply_retention_now(sessions: SessionFactory, clock: Clock) -> dict[str, int]:
-    """The retention job: coordinates and photos past each organisation's retention go."""
+    """The retention job: each answer past the period its form gives it goes."""
     from storage.retention import apply_retention
 
     with log_context(job="retention"):
@@ -52,6 +52,18 @@ async def apply_retention_now(sessions: SessionFactory, clock: Clock) -> dict[st
             await session.commit()
     log.info("retention: %d check-ins cleared", sum(touched.values()))
     return touched
+
+
+async def erase_withdrawn_now(sessions: SessionFactory, clock: Clock) -> list[tuple[str, str]]:
+    """The erasure job: the answers of members who withdrew consent go once their
+    organisation's grace period is over (not under a legal hold)."""
+    with log_context(job="erasure"):
+        async with sessions() as session:
+            erased = await Repo(session).privacy.erase_due(now=clock.now())
+            await session.commit()
+        if erased:
+            log.info("erasure: answers of %d withdrawn member(s) erased", len(erased))
+    return erased
 
 
 @dataclass
@@ -121,6 +133,15 @@ class SchedulerService:
             hours=6,
             args=[self.sessions, self.clock],
             id="retention",
+            max_instances=1,
+            coalesce=True,
+        )
+        scheduler.add_job(
+            self._job("erasure", erase_withdrawn_now),
+            "interval",
+            hours=1,
+            args=[self.sessions, self.clock],
+            id="erasure",
             max_instances=1,
             coalesce=True,
         )

@@ -54,7 +54,9 @@ def _status(
 ) -> ColumnElement[str]:
     """The `domain.status.day_status` rule, as a SQL expression over member ⟕ check-in; `off`
     tells whether the member's unit is off that day (`_off`). With `enrolled_by` (the end of
-    `day`), who enrolled later counts as not enrolled on that day. With `voluntary`, the figures'
+    `day`), who enrolled later counts as not enrolled on that day. Who withdrew consent on
+    `day` or before is withdrawn, unless they had checked in that day: a withdrawal never
+    changes the days before it. With `voluntary`, the figures'
     rule (docs/operations.md, "How figures are counted"): a check-in on a day off of the member's
     unit is `VOLUNTARY` rather than reported, so that checking in on a day off does not make a
     member expected. (An excused member who checks in is back, and reported.)"""
@@ -63,6 +65,7 @@ def _status(
         col(Excuse.first_day) <= day,
         col(Excuse.last_day) >= day,
     )
+    withdrawn = col(Member.withdrawn_day).is_not(None) & (col(Member.withdrawn_day) <= day)
     not_enrolled: ColumnElement[bool] = col(Member.account_id).is_(None)
     if enrolled_by is not None:
         not_enrolled = not_enrolled | (col(Member.enrolled_at) > enrolled_by)
@@ -74,6 +77,7 @@ def _status(
                 off,
                 case(
                     (checked_in, _constant(VOLUNTARY)),
+                    (withdrawn, _constant(DayStatus.WITHDRAWN)),
                     (not_enrolled, _constant(DayStatus.NOT_ENROLLED)),
                     (excused, _constant(DayStatus.EXCUSED)),
                     else_=_constant(DayStatus.OFF),
@@ -81,6 +85,7 @@ def _status(
             ),
             else_=case(
                 (checked_in, _constant(DayStatus.REPORTED)),
+                (withdrawn, _constant(DayStatus.WITHDRAWN)),
                 (not_enrolled, _constant(DayStatus.NOT_ENROLLED)),
                 (excused, _constant(DayStatus.EXCUSED)),
                 else_=_constant(DayStatus.MISSING),
@@ -88,6 +93,7 @@ def _status(
         )
     return case(
         (checked_in, _constant(DayStatus.REPORTED)),
+        (withdrawn, _constant(DayStatus.WITHDRAWN)),
         (not_enrolled, _constant(DayStatus.NOT_ENROLLED)),
         (excused, _constant(DayStatus.EXCUSED)),
         (off, _constant(DayStatus.OFF)),
@@ -164,6 +170,7 @@ def _counts(per_member: Any, *, off: bool) -> list[Any]:
         ),
         count(per_member.c.abnormal == True),  # noqa: E712 (SQL, not Python)
         count(s == _constant(VOLUNTARY)) if off else zero,  # none without a day off
+        count(s == _constant(DayStatus.WITHDRAWN)),
     ]
 
 
@@ -251,9 +258,18 @@ def _figures_from(unit: Unit, values: Sequence[Any] | None) -> Figures:
     """A unit's figures from its counts (roster first, then `_counts`' order); zeros without."""
     if values is None:
         return Figures(unit_id=unit.id, name=unit.name)
-    roster, not_enrolled, excused, off, reported, missing, unreachable, abnormal, voluntary = (
-        int(v or 0) for v in values
-    )
+    (
+        roster,
+        not_enrolled,
+        excused,
+        off,
+        reported,
+        missing,
+        unreachable,
+        abnormal,
+        voluntary,
+        withdrawn,
+    ) = (int(v or 0) for v in values)
     return Figures(
         unit_id=unit.id,
         name=unit.name,
@@ -266,6 +282,7 @@ def _figures_from(unit: Unit, values: Sequence[Any] | None) -> Figures:
         unreachable=unreachable,
         abnormal=abnormal,
         voluntary=voluntary,
+        withdrawn=withdrawn,
     )
 
 
@@ -321,6 +338,7 @@ def total(name: str, parts: Sequence[Figures]) -> Figures:
         unreachable=sum(f.unreachable for f in parts),
         abnormal=sum(f.abnormal for f in parts),
         voluntary=sum(f.voluntary for f in parts),
+        withdrawn=sum(f.withdrawn for f in parts),
     )
 
 

@@ -11,10 +11,12 @@ The detail columns are a contract organisations build on, in this order::
 - ``unit_path``: the unit names from the root joined with ``/``.
 - ``member_id``: the roster id the organisation imported (``Member.external_id``), not the
   database key.
-- ``status``: ``reported``, ``missing``, ``excused`` or ``not_enrolled``. A day off (a holiday,
-  a weekday the unit's schedule does not count) is exported as ``excused``: the member was not
-  expected, just as with an excuse. A check-in always wins: who reported on a day off is
-  ``reported`` (the summary counts them as ``voluntary``).
+- ``status``: ``reported``, ``missing``, ``excused``, ``not_enrolled`` or ``withdrawn``. A day
+  off (a holiday, a weekday the unit's schedule does not count) is exported as ``excused``: the
+  member was not expected, just as with an excuse. ``withdrawn``: the member had withdrawn
+  their consent by that day (not expected, never reminded). A check-in always wins: who
+  reported on a day off is ``reported`` (the summary counts them as ``voluntary``), and so is
+  who checked in on the day they withdrew.
 - ``submitted_at``: when the current version of the check-in arrived, ISO 8601 to the second
   with the organisation's UTC offset (``2026-11-28T09:12:00+08:00``); empty when not reported.
 - ``latitude``, ``longitude``: as stored, shortest exact decimal; empty when not reported or
@@ -38,19 +40,20 @@ Rows are ordered by date, unit path (compared name by name, the same on every da
 collation) and member id (as text).
 
 The summary has one row per unit per day, ``date, unit_path, expected, reported, rate, missing,
-abnormal, excused, not_enrolled, unreachable, voluntary``, for every unit below the scope in
-tree order (a unit before the units under it, siblings by name; the unit path shows the depth):
-every unit of the organisation for the whole organisation, every unit under it for a scope of
-one unit, and for a scope of several units those units and every unit under them. A ``total``
-row for the whole scope follows. Each row rolls up the unit's whole subtree (one GROUP BY over
-the unit closure table per day, `storage.aggregates.tree_figures`). The figures follow "How
-figures are counted" in docs/operations.md: ``expected`` is reported + missing; members of a
+abnormal, excused, not_enrolled, unreachable, voluntary, withdrawn``, for every unit below the
+scope in tree order (a unit before the units under it, siblings by name; the unit path shows
+the depth): every unit of the organisation for the whole organisation, every unit under it for
+a scope of one unit, and for a scope of several units those units and every unit under them. A
+``total`` row for the whole scope follows. Each row rolls up the unit's whole subtree (one GROUP
+BY over the unit closure table per day, `storage.aggregates.tree_figures`). The figures follow
+"How figures are counted" in docs/operations.md: ``expected`` is reported + missing; members of a
 unit on its day off are not expected, and their check-ins are counted as ``voluntary``, outside
 ``expected``, ``reported`` and ``rate`` (so the detail's ``reported`` rows are the summary's
 reported + voluntary); ``abnormal`` counts every abnormal check-in, voluntary ones included.
 ``rate`` is reported / expected as a fraction rounded to 4 decimals (the XLSX shows it as a
 percentage), empty when nobody was expected; ``excused`` counts days off too, as in the detail;
-``unreachable`` counts the missing whom the bot cannot message.
+``unreachable`` counts the missing whom the bot cannot message; ``withdrawn`` those who had
+withdrawn their consent (not expected either).
 
 The CSV is that contract, as text (`export_rows`). The XLSX holds the same rows with typed
 cells, so that a spreadsheet sorts and filters them (`detail_chunks(..., typed=words)`): the
@@ -495,6 +498,7 @@ def summary_row(day: date, unit_path: str, f: Figures) -> list[Cell]:
         f.not_enrolled,
         f.unreachable,
         f.voluntary,
+        f.withdrawn,
     ]
 
 

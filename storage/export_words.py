@@ -89,6 +89,7 @@ MACHINE: Final = Words(
         DayStatus.EXCUSED: "excused",
         DayStatus.NOT_ENROLLED: "not_enrolled",
         DayStatus.OFF: "excused",  # a holiday or day off: not expected, like an excuse
+        DayStatus.WITHDRAWN: "withdrawn",
     },
     yes="yes",
     no="no",
@@ -126,6 +127,7 @@ def words_for(language: str) -> Words:
                 _("Not enrolled"),
                 _("Unreachable"),
                 _("Checked in on a day off"),
+                _("Withdrew consent"),
             ),
             sheets=(_("Summary"), _("Detail")),
             status={
@@ -134,6 +136,7 @@ def words_for(language: str) -> Words:
                 DayStatus.EXCUSED: _("excused"),
                 DayStatus.NOT_ENROLLED: _("not enrolled"),
                 DayStatus.OFF: _("day off"),
+                DayStatus.WITHDRAWN: _("withdrew consent"),
             },
             yes=_("Yes"),
             no=_("No"),

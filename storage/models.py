@@ -31,7 +31,10 @@ class Organisation(SQLModel, table=True):
     geofence_lat: float | None = None
     geofence_lon: float | None = None
     geofence_radius_m: float | None = None
+    # Days an answer is kept when its question declares none (`domain.retention`).
     retain_days: int = 30
+    # Days between a member's withdrawal of consent and the erasure of their answers.
+    withdrawal_grace_days: int = 7
     created_at: datetime = Field(sa_column=_utc())
 
 
@@ -82,6 +85,14 @@ class Member(SQLModel, table=True):
     enrolled_at: datetime | None = Field(default=None, sa_column=_utc_opt())
     active: bool = True
     unreachable_since: datetime | None = Field(default=None, sa_column=_utc_opt())
+    # Consent withdrawn (PIPL art. 15): when, and the organisation's local day it counts from.
+    withdrawn_at: datetime | None = Field(default=None, sa_column=_utc_opt())
+    withdrawn_day: date | None = None
+    # When the member's answers were erased (after a withdrawal, or on request).
+    erased_at: datetime | None = Field(default=None, sa_column=_utc_opt())
+    # A legal hold: while set, nothing of the member's is erased or expires.
+    hold_reason: str | None = Field(default=None, max_length=200)
+    held_at: datetime | None = Field(default=None, sa_column=_utc_opt())
 
 
 class Account(SQLModel, table=True):
@@ -164,6 +175,8 @@ class CheckIn(SQLModel, table=True):
         Index("ix_checkin_unit_day", "unit_id", "local_day"),
         # One day's check-ins of an organisation together, with what the figures read.
         Index("ix_checkin_org_day_member", "org_id", "local_day", "member_id", "abnormal"),
+        # What the retention purge has still to look at (storage.retention).
+        Index("ix_checkin_retention", "org_id", "retention_applied", "local_day"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -186,6 +199,8 @@ class CheckIn(SQLModel, table=True):
     answers: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     form: str = Field(max_length=64)
     form_version: int = 1
+    # The longest retention period (days) already applied to its answers (storage.retention).
+    retention_applied: int = 0
 
 
 class CheckInRevision(SQLModel, table=True):

@@ -13,6 +13,7 @@ from storage.repos.invites import InviteRepo
 from storage.repos.journal import JournalRepo
 from storage.repos.members import MemberRepo, MemberRow, RosterResult, RosterRow
 from storage.repos.orgs import OrgRepo
+from storage.repos.privacy import PrivacyRepo
 from storage.repos.roles import RoleRepo
 from storage.repos.units import UnitRepo, split_unit_path
 
@@ -27,6 +28,7 @@ __all__ = [
     "MemberRow",
     "NotFound",
     "OrgRepo",
+    "PrivacyRepo",
     "Repo",
     "RoleRepo",
     "RosterResult",
@@ -53,3 +55,4 @@ class Repo:
         self.checkins = CheckInRepo(session)
         self.audit = AuditRepo(session)
         self.journal = JournalRepo(session)
+        self.privacy = PrivacyRepo(session)

@@ -46,6 +46,7 @@ SUMMARY_HEADER: Final[tuple[str, ...]] = (
     "not_enrolled",
     "unreachable",
     "voluntary",
+    "withdrawn",
 )
 SHEETS: Final[tuple[str, str]] = ("Summary", "Detail")  # the machine contract's sheet names
 

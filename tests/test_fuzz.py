@@ -131,8 +131,8 @@ SHOWING = {"sendMessage", "sendDocument", "sendPhoto", "sendLocation", "editMess
 SHOWING |= {"editMessageReplyMarkup", "editMessageCaption"}
 
 COMMANDS = [
-    "/start", "/help", "/checkin", "/today", "/history", "/mydata", "/language", "/cancel",
-    "/summary", "/missing", "/abnormal", "/member", "/export", "/export csv", "/where",
+    "/start", "/help", "/checkin", "/today", "/history", "/mydata", "/withdraw", "/language",
+    "/cancel", "/summary", "/missing", "/abnormal", "/member", "/export", "/export csv", "/where",
     "/trend", "/excuse", "/roster", "/schedule", "/dance", "/start@daka_test_bot",
 ]  # fmt: skip
 ARGS = [
@@ -627,4 +627,5 @@ def test_no_update_fails_goes_unanswered_reaches_a_group_or_leaves_its_scope(
 
 def test_every_kind_of_button_is_forged() -> None:
     prefixes = {cls.__prefix__ for cls in callback_classes()}
-    assert prefixes >= {"consent", "ans", "sum", "lang", "go", "nav", "lst", "nud"}, prefixes
+    expected = {"consent", "ans", "sum", "lang", "go", "nav", "lst", "nud", "wdr"}
+    assert prefixes >= expected, prefixes

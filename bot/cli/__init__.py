@@ -11,7 +11,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from bot.cli import demo, invite, org, reports, roles, roster, run, schedule
+from bot.cli import demo, invite, org, privacy, reports, roles, roster, run, schedule
 from bot.cli.common import EXIT_SETTING, Command, DakaParser, UsageError, UserError
 from bot.config import SettingError, Settings, load_settings
 from bot.logs import configure_logging, secrets_of
@@ -20,7 +20,7 @@ from storage.db import create_engine, create_session_factory
 from storage.migrate import pending, upgrade
 from storage.repo import Conflict, NotFound, Repo
 
-GROUPS = (run, demo, org, roster, invite, schedule, roles, reports)
+GROUPS = (run, demo, org, roster, invite, schedule, roles, reports, privacy)
 COMMANDS: dict[tuple[str, str | None], Command] = {
     key: command for group in GROUPS for key, command in group.COMMANDS.items()
 }

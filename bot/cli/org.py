@@ -14,11 +14,14 @@ from bot.cli.common import (
     check_timezone,
 )
 from bot.config import Settings
-from domain.clock import PAST_DAYS, Clock
+from domain import forms
+from domain.clock import Clock
 from storage.models import Organisation
 from storage.repo import Repo
 
 DEFAULT_RETAIN_DAYS = Organisation.model_fields["retain_days"].default
+DEFAULT_GRACE_DAYS = Organisation.model_fields["withdrawal_grace_days"].default
+MAX_GRACE_DAYS = 366
 
 
 def add_parsers(sub: Subparsers) -> None:
@@ -48,8 +51,15 @@ def add_parsers(sub: Subparsers) -> None:
     org_set.add_argument(
         "--retain-days",
         type=int,
-        help="days to keep exact coordinates and photos (new organisations: "
-        f"{DEFAULT_RETAIN_DAYS})",
+        help="days to keep an answer whose question names no period, at most the form's "
+        f"max_retain_days (new organisations: {DEFAULT_RETAIN_DAYS})",
+    )
+    org_set.add_argument(
+        "--withdrawal-grace-days",
+        type=int,
+        metavar="N",
+        help="days between a withdrawal of consent and the erasure of the answers, 0 for at "
+        f"once (new organisations: {DEFAULT_GRACE_DAYS})",
     )
     org_sub.add_parser("list", help="list organisations")
 
@@ -85,8 +95,15 @@ async def cmd_org_set(args: argparse.Namespace, repo: Repo, _s: Settings, _c: Cl
         check_form(args.form)
         org.form = args.form
     if args.retain_days is not None:
-        check_count("--retain-days", args.retain_days, 1, PAST_DAYS, " days")
+        check_form(org.form)
+        bound = forms.load_form(org.form).max_retain_days
+        check_count(
+            "--retain-days", args.retain_days, 1, bound, f" days (form {org.form}'s bound)"
+        )
         org.retain_days = args.retain_days
+    if args.withdrawal_grace_days is not None:
+        check_count("--withdrawal-grace-days", args.withdrawal_grace_days, 0, MAX_GRACE_DAYS)
+        org.withdrawal_grace_days = args.withdrawal_grace_days
     if args.no_geofence:
         org.geofence_lat = org.geofence_lon = org.geofence_radius_m = None
     elif args.geofence:
@@ -99,7 +116,8 @@ async def cmd_org_set(args: argparse.Namespace, repo: Repo, _s: Settings, _c: Cl
     )
     print(
         f"{org.slug}: name {org.name}, time zone {org.timezone}, language {org.language}, "
-        f"form {org.form}, geofence {fence}, retain {org.retain_days} days"
+        f"form {org.form}, geofence {fence}, retain {org.retain_days} days, "
+        f"erase {org.withdrawal_grace_days} days after a withdrawal"
     )
 
 

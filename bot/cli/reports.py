@@ -61,9 +61,11 @@ def add_parsers(sub: Subparsers) -> None:
     audit.add_argument("slug")
     audit.add_argument("--since", metavar="DATE", help="default: the last 7 days")
 
-    sub.add_parser("retention", help="apply every organisation's retention now").add_argument(
-        "--dry-run", action="store_true", help="only say what would be cleared"
-    )
+    sub.add_parser(
+        "retention",
+        help="apply every organisation's retention, and erase withdrawn members past their "
+        "grace period, now",
+    ).add_argument("--dry-run", action="store_true", help="only say what would be cleared")
 
 
 def export_format(output: Path, asked: str | None) -> str:
@@ -117,10 +119,18 @@ async def cmd_audit(args: argparse.Namespace, repo: Repo, _s: Settings, clock: C
 async def cmd_retention(args: argparse.Namespace, repo: Repo, _s: Settings, clock: Clock) -> None:
     from storage.retention import apply_retention
 
-    touched = await apply_retention(repo.session, now=clock.now(), dry_run=args.dry_run)
+    now = clock.now()
+    touched = await apply_retention(repo.session, now=now, dry_run=args.dry_run)
+    verb = "would clear" if args.dry_run else "cleared"
     for slug, count in touched.items():
-        verb = "would clear" if args.dry_run else "cleared"
-        print(f"{slug}: {verb} coordinates and photos of {count} check-in(s)")
+        print(f"{slug}: {verb} answers past their period in {count} check-in(s)")
+    if args.dry_run:
+        due = [(org.slug, m.external_id) for m, org in await repo.privacy.due(now=now)]
+    else:
+        due = await repo.privacy.erase_due(now=now)
+    verb = "would erase" if args.dry_run else "erased"
+    for slug, external_id in due:
+        print(f"{slug}: {verb} the answers of {external_id} (withdrew consent)")
 
 
 async def cmd_export(args: argparse.Namespace, repo: Repo, _s: Settings, clock: Clock) -> None:

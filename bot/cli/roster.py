@@ -79,6 +79,8 @@ async def cmd_member_list(args: argparse.Namespace, repo: Repo, _s: Settings, _c
     print("unit\tmember_id\tname\tstatus")
     for row in rows:
         status = "enrolled" if row.member.account_id is not None else "not enrolled"
+        if row.member.withdrawn_day is not None:
+            status = f"withdrew consent {row.member.withdrawn_day}"
         enrolled += row.member.account_id is not None
         print(f"{row.unit_path}\t{row.member.external_id}\t{row.member.name}\t{status}")
     print(f"{len(rows)} members, {enrolled} enrolled, {len(rows) - enrolled} not enrolled")

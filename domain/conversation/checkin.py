@@ -37,6 +37,7 @@ from domain.conversation.drafts import (
 )
 from domain.conversation.io import Ask, Command, Input, Location, Options, Press
 from domain.conversation.keys import BadKey
+from domain.conversation.privacy import withdrawn_text
 from domain.conversation.turn import Turn
 from domain.forms import Form, format_answer, load_form, skip
 from domain.geo import Place
@@ -164,6 +165,9 @@ async def on_start(turn: Turn, given: Input, *, resolve: Resolve) -> None:
             _("You are not enrolled yet. Please open the invite link from your counselor first.")
         )
         return
+    if dialogue.member.withdrawn_at is not None:
+        await turn.out.say(withdrawn_text(dialogue.org, dialogue.member.withdrawn_day))
+        return
     assert dialogue.member.id is not None
     today = local_day(turn.clock.now(), dialogue.org.timezone)
     submitted = await turn.repo.checkins.submitted_at(
@@ -184,6 +188,10 @@ async def current_draft(turn: Turn, resolve: Resolve) -> tuple[Dialogue, Draft] 
     if dialogue is None:
         await turn.state.clear()
         await turn.out.say(_("You are not enrolled. Nothing was recorded."))
+        return None
+    if dialogue.member.withdrawn_at is not None:
+        await turn.state.clear()
+        await turn.out.say(withdrawn_text(dialogue.org, dialogue.member.withdrawn_day))
         return None
     draft = Draft(await turn.state.get_data())
     if "draft" not in draft.data or draft.data.get("member") != dialogue.member.id:

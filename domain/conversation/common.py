@@ -34,8 +34,10 @@ async def member_and_org(repo: Repo, visitor: Visitor) -> tuple[Member, Organisa
 
 
 def menu_for(visitor: Visitor) -> Ask | None:
-    """The member's standing menu goes with a reply to a member, and only to a member."""
-    return Ask.MENU if visitor.member is not None else None
+    """The member's standing menu goes with a reply to a member, and only to a member (who has
+    not withdrawn their consent: there is nothing for them to check in to)."""
+    member = visitor.member
+    return Ask.MENU if member is not None and member.withdrawn_at is None else None
 
 
 def help_text(visitor: Visitor) -> str:
@@ -46,6 +48,7 @@ def help_text(visitor: Visitor) -> str:
         _("/today — what I reported today"),
         _("/history — my last 14 days"),
         _("/mydata — everything stored about you, and who can read it"),
+        _("/withdraw — withdraw your consent and stop checking in"),
         _("/language — 中文 / English"),
         _("/cancel — stop the current step"),
     ]
@@ -129,6 +132,9 @@ async def on_anything_else(turn: Turn) -> None:
         await turn.out.say(
             _("Hello! To start, open the invite link from your counselor or village cadre.")
         )
+        return
+    if turn.visitor.member.withdrawn_at is not None:
+        await turn.out.say(_("Send /help to see what I can do."), ask=Ask.CLEAR)
         return
     await turn.out.say(
         _("Send /checkin to check in, or /help to see what I can do."), ask=Ask.MENU

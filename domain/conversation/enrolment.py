@@ -12,9 +12,11 @@ from datetime import datetime
 
 from domain import enrolment
 from domain.clock import zone
+from domain.conversation import privacy
 from domain.conversation.common import on_stale_press
 from domain.conversation.io import Ask, Option, Options, Text
 from domain.conversation.keys import BadKey, Key
+from domain.conversation.privacy import withdrawn_text
 from domain.conversation.turn import Turn
 from domain.enrolment import InviteProblem
 from domain.i18n import LOCALE_OF, _
@@ -87,10 +89,19 @@ def consent_text(org: Organisation, role: str) -> str:
         "<b>Why</b>\nFor the daily health and whereabouts report of your school or village.\n\n"
         "<b>Who sees it</b>\nYou, and the counselors or cadres responsible for your class or "
         "village and their superiors. Nobody else.\n\n"
-        "<b>How long</b>\nExact coordinates and photos are deleted after {days} days; "
-        "the daily status is kept for the records.\n\n"
-        "You can ask for everything stored about you at any time. Do you agree?"
-    ).format(org=html.escape(org.name), what=what, days=org.retain_days)
+        "<b>How long</b>\nEach answer is deleted once its period is over:\n{periods}\n"
+        "The day's status (checked in or not, abnormal or not) and the place name (province "
+        "and city) are kept for the records.\n\n"
+        "<b>Your rights</b>\n/mydata sends you everything stored about you, at any time. "
+        "/withdraw withdraws your consent: the check-ins stop, and your answers are erased "
+        "{erased}.\n\n"
+        "Do you agree?"
+    ).format(
+        org=html.escape(org.name),
+        what=what,
+        periods=privacy.periods_text(org),
+        erased=privacy.erased_when(org),
+    )
 
 
 def consent_options(code: str) -> Options:
@@ -111,7 +122,10 @@ def lock_text(until: datetime, tz: str) -> str:
 async def on_start(turn: Turn) -> None:
     """/start without a code: a welcome that fits who is writing."""
     member = turn.visitor.member
-    if member is not None:
+    if member is not None and member.withdrawn_at is not None:
+        org = await privacy.org_of(turn, member)
+        await turn.out.say(withdrawn_text(org, member.withdrawn_day), ask=Ask.CLEAR)
+    elif member is not None:
         await turn.out.say(
             _("Welcome back, {name}! Send /checkin to check in for today.").format(
                 name=html.escape(member.name)
@@ -155,6 +169,10 @@ async def offer_consent(
         return
     if found.role == "member":
         mine = next((m for m in turn.visitor.members if m.org_id == org.id), None)
+        if mine is not None and mine.withdrawn_at is not None:
+            await turn.state.clear()
+            await turn.out.say(withdrawn_text(org, mine.withdrawn_day))
+            return
         if mine is not None:
             await turn.state.clear()
             await turn.out.say(

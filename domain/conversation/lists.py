@@ -103,7 +103,7 @@ async def list_view(
         lines.append(_("Nobody."))
     for m in rows:
         extra = ""
-        if kind == "abnormal":
+        if kind == "abnormal" and m.reasons:
             extra = ": " + html.escape(texts.reasons_text(m.reasons, org.form, lang))
         elif m.unreachable:
             extra = _(" — unreachable (blocked the bot)")
@@ -147,6 +147,12 @@ async def on_nudge(turn: Turn, scope: Scope, key: NudgeKey) -> None:
     day = parse_day(key.day, scope.today(clock))
     if member is None or day is None:
         await stale(turn)
+        return
+    if member.withdrawn_at is not None:
+        await turn.out.notice(
+            _("{name} withdrew consent and is not reminded.").format(name=member.name),
+            alert=True,
+        )
         return
     letters = []
     if member.unreachable_since is None:
@@ -203,6 +209,14 @@ async def on_member(turn: Turn, scope: Scope, command: Command) -> None:
         f"<b>{html.escape(member.name)}</b> ({html.escape(member.external_id)}, "
         f"{html.escape(unit.name_path if unit else '')})"
     ]
+    if member.withdrawn_day is not None:
+        lines.append(
+            _("Withdrew consent on {day}: not asked, not counted from that day.").format(
+                day=member.withdrawn_day.isoformat()
+            )
+        )
+    if member.hold_reason is not None:
+        lines.append(_("Legal hold: {reason}").format(reason=html.escape(member.hold_reason)))
     day = today
     while day >= since:
         c = checkins.get(day)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import html
-import json
 from datetime import date, timedelta
 from typing import Any
 
@@ -13,11 +12,10 @@ from domain.clock import local_day, zone
 from domain.conversation.common import member_and_org
 from domain.conversation.drafts import StartCheckInKey
 from domain.conversation.io import Ask, Option
-from domain.conversation.turn import Turn, Visitor
+from domain.conversation.turn import Turn
 from domain.i18n import _, current_language
+from storage import owned
 from storage.models import Member, Organisation
-from storage.repo import Repo
-from storage.schedules import ScheduleRepo
 
 HISTORY_DAYS = 14
 MYDATA_FILE = "daka-mydata.json"
@@ -104,85 +102,33 @@ async def on_history(turn: Turn) -> None:
 
 
 async def on_mydata(turn: Turn) -> None:
-    """Everything stored about the member (PIPL's right of access), and who may read it."""
-    repo, visitor = turn.repo, turn.visitor
-    stored = await personal_data(repo, visitor)
-    readers: list[str] = []
-    for member in visitor.members:
-        org = await repo.orgs.get(org_id=member.org_id)
-        grants = await ScheduleRepo(repo.session).managers_of_unit(
-            org_id=member.org_id, unit_id=member.unit_id
-        )
-        for grant in grants:
-            if grant.unit_id is None:
-                readers.append(_("administrators of {org}").format(org=html.escape(org.name)))
-            else:
-                unit = await repo.units.get(unit_id=grant.unit_id)
-                readers.append(_("managers of {unit}").format(unit=html.escape(unit.name_path)))
+    """Everything stored about the person (PIPL's right of access) in one file, from the one
+    registry of what a person owns (`storage.owned`), and which roles can read it; audited."""
+    repo, visitor, now = turn.repo, turn.visitor, turn.clock.now()
+    owner = await owned.owner_of_account(repo.session, visitor.account_id)
+    stored = await owned.personal_data(repo.session, owner, now=now)
+    for member in owner.members:
         await repo.audit.log(
             org_id=member.org_id,
             actor=visitor.actor,
             action="mydata",
             subject=member.external_id,
-            now=turn.clock.now(),
+            now=now,
         )
-    payload = json.dumps(stored, ensure_ascii=False, indent=2, default=str).encode("utf-8")
-    await turn.out.file(MYDATA_FILE, payload, caption=_("Everything Daka stores about you."))
-    who = "\n".join(f"• {r}" for r in dict.fromkeys(readers)) or _("Nobody but you.")
-    await turn.out.say(_("<b>Who can read your check-ins</b>\n{who}").format(who=who))
+    await turn.out.file(
+        MYDATA_FILE, owned.as_json(stored), caption=_("Everything Daka stores about you.")
+    )
+    await turn.out.say(readers_text(stored["who_can_read"]))
 
 
-async def personal_data(repo: Repo, visitor: Visitor) -> dict[str, Any]:
-    """The account, every enrolment with all its check-ins, and the consents given."""
-    account = visitor.account
-    data: dict[str, Any] = {
-        "identities": [{"channel": visitor.channel, "id": visitor.external_id}],
-        "language": account.language if account else None,
-        "enrolments": [],
-        "consents": [],
-    }
-    for member in visitor.members:
-        assert member.id is not None
-        org = await repo.orgs.get(org_id=member.org_id)
-        unit = await repo.units.get(unit_id=member.unit_id)
-        checkins = await repo.checkins.history(
-            member_id=member.id, since=date(1970, 1, 1), until=date(9999, 12, 31)
-        )
-        data["enrolments"].append(
-            {
-                "organisation": org.name,
-                "unit": unit.name_path,
-                "member_id": member.external_id,
-                "name": member.name,
-                "enrolled_at": member.enrolled_at,
-                "check_ins": [
-                    {
-                        "day": c.local_day,
-                        "submitted_at": c.submitted_at,
-                        "version": c.version,
-                        "latitude": c.latitude,
-                        "longitude": c.longitude,
-                        "accuracy_m": c.accuracy_m,
-                        "place": [c.country, c.province, c.city],
-                        "outside_geofence": c.outside_geofence,
-                        "abnormal": c.abnormal,
-                        "reasons": c.reasons,
-                        "answers": c.answers,
-                    }
-                    for c in checkins
-                ],
-            }
-        )
-        consent = await repo.accounts.consent(
-            account_id=visitor.account_id or 0, org_id=org.id or 0
-        )
-        if consent is not None:
-            data["consents"].append(
-                {
-                    "organisation": org.name,
-                    "version": consent.version,
-                    "accepted": consent.accepted,
-                    "at": consent.at,
-                }
-            )
-    return data
+def readers_text(readers: list[dict[str, Any]]) -> str:
+    """Who can read the check-ins, by role and scope (never by name)."""
+    lines = []
+    for reader in readers:
+        if reader["scope"] is None:
+            line = _("administrators of {org}").format(org=html.escape(reader["organisation"]))
+        else:
+            line = _("managers of {unit}").format(unit=html.escape(reader["scope"]))
+        lines.append(f"• {line}")
+    who = "\n".join(dict.fromkeys(lines)) or _("Nobody but you.")
+    return _("<b>Who can read your check-ins</b>\n{who}").format(who=who)

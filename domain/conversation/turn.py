@@ -29,8 +29,10 @@ class Visitor:
 
     @property
     def member(self) -> Member | None:
-        """The enrolment used for checking in (the first, when someone has several)."""
-        return self.members[0] if self.members else None
+        """The enrolment used for checking in: the first still consented to, when someone has
+        several (else the first, whose withdrawal the check-in then explains)."""
+        consented = (m for m in self.members if m.withdrawn_at is None)
+        return next(consented, self.members[0] if self.members else None)
 
     @property
     def org_language(self) -> str | None:

@@ -193,6 +193,15 @@ class Kind:
         """Whether `value` (not None) breaks `rule`."""
         return False
 
+    def retention_parts(self, q: Question) -> Mapping[str, int]:
+        """Parts of an answer the form keeps for fewer days than the whole, by name (a yesno's
+        typed details): none unless the kind has some (`domain.retention`)."""
+        return {}
+
+    def without_part(self, q: Question, value: object, part: str) -> object:
+        """The answer once `part` (one of `retention_parts`) has expired."""
+        return value
+
     def error_text(self, error: AnswerError) -> str:
         """The person-facing explanation of a refused answer."""
         make = self.errors.get(error.code) or SHARED_ERRORS.get(error.code) or _unusable

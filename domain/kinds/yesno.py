@@ -18,6 +18,7 @@ from domain.kinds.base import (
     AnswerError,
     Asking,
     ErrorTexts,
+    FormError,
     Given,
     Kind,
     Lang,
@@ -58,18 +59,32 @@ def as_yesno(value: object) -> tuple[bool, str | None]:
 
 class YesNoKind(Kind):
     name = "yesno"
-    keys = frozenset({"follow_up", "follow_up_max_length"})
+    keys = frozenset({"follow_up", "follow_up_max_length", "follow_up_retain_days"})
     abnormal_keys = frozenset({"yes"})
     errors: ClassVar[ErrorTexts] = {"need_details": lambda: _("Please type the details as text.")}
 
     def parse(self, raw: Mapping[str, Any], where: str) -> dict[str, Any]:
         follow_up = texts(raw["follow_up"], where, "follow_up") if "follow_up" in raw else None
+        keep = None
+        if "follow_up_retain_days" in raw:
+            if follow_up is None:
+                raise FormError(f"{where}: 'follow_up_retain_days' needs a 'follow_up'")
+            keep = positive_int(raw, "follow_up_retain_days", where, 0)
         return {
             "follow_up": follow_up,
             "follow_up_max_length": positive_int(
                 raw, "follow_up_max_length", where, DEFAULT_TEXT_MAX_LENGTH
             ),
+            "follow_up_retain_days": keep,
         }
+
+    def retention_parts(self, q: Question) -> Mapping[str, int]:
+        return {} if q.follow_up_retain_days is None else {"detail": q.follow_up_retain_days}
+
+    def without_part(self, q: Question, value: object, part: str) -> object:
+        if part == "detail" and isinstance(value, Mapping):
+            return {**value, "detail": None}
+        return value
 
     def ask(self, q: Question, draft: Draft, lang: Lang) -> Asking:
         skip = self.skip_row(q, draft)

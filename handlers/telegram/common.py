@@ -44,6 +44,7 @@ def member_commands() -> list[BotCommand]:
         BotCommand(command="today", description=_("Did I check in today?")),
         BotCommand(command="history", description=_("My last 14 days")),
         BotCommand(command="mydata", description=_("Everything stored about me")),
+        BotCommand(command="withdraw", description=_("Withdraw my consent")),
         BotCommand(command="language", description=_("Change language")),
         BotCommand(command="help", description=_("How to use this bot")),
         BotCommand(command="cancel", description=_("Cancel the current step")),

@@ -17,6 +17,7 @@ from domain.conversation.manager_keys import (
     OrgKey,
     ScheduleKey,
 )
+from domain.conversation.privacy import WithdrawKey
 from domain.i18n import _, __
 
 
@@ -51,6 +52,9 @@ def twin(key: type[Key]) -> type[CallbackData]:
 AnswerCb = twin(AnswerKey)
 SummaryCb = twin(SummaryKey)
 StartCheckInCb = twin(StartCheckInKey)
+
+# A member's withdrawal of consent (domain.conversation.privacy).
+WithdrawCb = twin(WithdrawKey)
 
 # Managers' buttons: the core's keys (domain.conversation.manager_keys) make and read them; these
 # twins route them. Data that does not unpack gets "this button is no longer valid"

@@ -151,15 +151,20 @@ def test_mistakes_are_one_line_and_exit_1(
     assert message in err and len(err.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("days", ["0", "3661", "100000000"])
-def test_a_retention_beyond_the_days_kept_is_one_line(
+@pytest.mark.parametrize("days", ["0", "91", "100000000"])
+def test_a_retention_beyond_the_form_bound_is_one_line(
     env: Path, capsys: pytest.CaptureFixture[str], days: str
 ) -> None:
+    """The health form keeps no answer longer than 90 days (its `max_retain_days`)."""
     daka(capsys, "org", "create", "no1", "--name", "No1")
     code, out, err = daka(capsys, "org", "set", "no1", "--retain-days", days)
-    assert (code, out, err) == (1, "", "daka: --retain-days must be from 1 to 3660 days\n")
-    code, out, _ = daka(capsys, "org", "set", "no1", "--retain-days", "3660")
-    assert code == 0 and out.endswith(", retain 3660 days\n")
+    assert (code, out, err) == (
+        1,
+        "",
+        "daka: --retain-days must be from 1 to 90 days (form health's bound)\n",
+    )
+    code, out, _ = daka(capsys, "org", "set", "no1", "--retain-days", "90")
+    assert code == 0 and out.endswith(", retain 90 days, erase 7 days after a withdrawal\n")
 
 
 def test_geofence_and_retention_are_set_per_organisation(

@@ -93,9 +93,9 @@ def test_a_retention_dry_run_says_would_clear(
     daka(capsys, "org", "create", "no1", "--name", "No1")
     code, _, err = daka(capsys, "retention", "--dry-run")
     assert code == 0
-    assert "retention no1: would clear 0 check-ins before" in err and "cleared" not in err
+    assert "retention no1: would clear 0 check-ins" in err and "cleared" not in err
     code, _, err = daka(capsys, "retention")
-    assert code == 0 and "retention no1: cleared 0 check-ins before" in err
+    assert code == 0 and "retention no1: cleared 0 check-ins" in err
 
 
 # --------------------------------------------------------------------------- daka webhook

@@ -103,7 +103,7 @@ async def test_mydata_sends_everything_stored_and_who_can_read_it(
     data = json.loads(server.file_bytes(document.file_id or ""))
     [enrolment] = data["enrolments"]
     assert enrolment["member_id"] == "2024001" and enrolment["unit"] == "工程学院/一班"
-    [checkin] = enrolment["check_ins"]
+    [checkin] = data["check_ins"]
     assert checkin["answers"]["temperature"] == 37.8 and checkin["abnormal"] is True
     assert data["consents"][0]["accepted"] is True
     readers = await zhang.next_reply()

@@ -20,6 +20,7 @@ async def test_the_command_menu_is_installed_in_both_languages(
             "today",
             "history",
             "mydata",
+            "withdraw",
             "language",
             "help",
             "cancel",

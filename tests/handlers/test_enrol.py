@@ -21,6 +21,7 @@ async def test_a_student_enrols_through_the_invite_link(daka: Daka, server: Fake
     notice = await user.ask(f"/start {code}")
     assert "第一中学" in notice.text
     assert "收集" in notice.text and "谁能看到" in notice.text  # what, and who sees it
+    assert "• 位置：14 天" in notice.text and "/withdraw" in notice.text  # how long, rights
     assert notice.buttons == [["✅ 同意", "❌ 不同意"]]
 
     user.press_button(notice, "✅ 同意")
@@ -39,7 +40,7 @@ async def test_a_student_enrols_through_the_invite_link(daka: Daka, server: Fake
     assert member.enrolled_at == daka.clock.now()
     async with daka.sessions() as session:
         consent = (await session.exec(select(Consent))).one()
-    assert consent.accepted and consent.version == 1
+    assert consent.accepted and consent.version == 2  # the notice stating each period
     assert await daka.telegram_id_of(consent.account_id) == 501
 
 

@@ -468,6 +468,7 @@ async def test_the_xlsx_speaks_chinese_with_typed_cells(
         "未加入",
         "联系不上",
         "休息日打卡",
+        "已撤回同意",
     ]
     assert summary[1][:5] == [
         date_cell,
@@ -550,6 +551,7 @@ async def test_the_xlsx_speaks_english_for_an_english_organisation(
         "Not enrolled",
         "Unreachable",
         "Checked in on a day off",
+        "Withdrew consent",
     ]
     assert summary[-1][:4] == [datetime(2026, 11, 28), "Total", 4, 2]
 
@@ -631,27 +633,27 @@ async def test_summary_rows_per_unit_of_every_level_and_total(
     whole = await summary_of(sessions, seeded.org_id, last=HOLIDAY)
     holiday = HOLIDAY
     assert whole == [
-        [DAY, "工程学院", 3, 2, 0.6667, 1, 1, 1, 1, 1, 0],
-        [DAY, "工程学院/一班", 2, 2, 1.0, 0, 1, 1, 0, 0, 0],
-        [DAY, "工程学院/二班", 1, 0, 0.0, 1, 0, 0, 1, 1, 0],
-        [DAY, "文学院", 1, 0, 0.0, 1, 0, 0, 0, 0, 0],
-        [DAY, "文学院/甲班", 1, 0, 0.0, 1, 0, 0, 0, 0, 0],
-        [DAY, TOTAL, 4, 2, 0.5, 2, 1, 1, 1, 1, 0],
+        [DAY, "工程学院", 3, 2, 0.6667, 1, 1, 1, 1, 1, 0, 0],
+        [DAY, "工程学院/一班", 2, 2, 1.0, 0, 1, 1, 0, 0, 0, 0],
+        [DAY, "工程学院/二班", 1, 0, 0.0, 1, 0, 0, 1, 1, 0, 0],
+        [DAY, "文学院", 1, 0, 0.0, 1, 0, 0, 0, 0, 0, 0],
+        [DAY, "文学院/甲班", 1, 0, 0.0, 1, 0, 0, 0, 0, 0, 0],
+        [DAY, TOTAL, 4, 2, 0.5, 2, 1, 1, 1, 1, 0, 0],
         # The holiday: days off count as excused; member 1 reported anyway, which is voluntary
         # (not expected, so no rate), while the detail shows their row as reported.
-        [holiday, "工程学院", 0, 0, None, 0, 0, 3, 1, 0, 1],
-        [holiday, "工程学院/一班", 0, 0, None, 0, 0, 2, 0, 0, 1],
-        [holiday, "工程学院/二班", 0, 0, None, 0, 0, 1, 1, 0, 0],
-        [holiday, "文学院", 0, 0, None, 0, 0, 1, 0, 0, 0],
-        [holiday, "文学院/甲班", 0, 0, None, 0, 0, 1, 0, 0, 0],
-        [holiday, TOTAL, 0, 0, None, 0, 0, 4, 1, 0, 1],
+        [holiday, "工程学院", 0, 0, None, 0, 0, 3, 1, 0, 1, 0],
+        [holiday, "工程学院/一班", 0, 0, None, 0, 0, 2, 0, 0, 1, 0],
+        [holiday, "工程学院/二班", 0, 0, None, 0, 0, 1, 1, 0, 0, 0],
+        [holiday, "文学院", 0, 0, None, 0, 0, 1, 0, 0, 0, 0],
+        [holiday, "文学院/甲班", 0, 0, None, 0, 0, 1, 0, 0, 0, 0],
+        [holiday, TOTAL, 0, 0, None, 0, 0, 4, 1, 0, 1, 0],
     ]
     # A scope of one unit: the units under it, then the unit itself as the total.
     college = await summary_of(sessions, seeded.org_id, under=[seeded.engineering])
     assert college == [
-        [DAY, "工程学院/一班", 2, 2, 1.0, 0, 1, 1, 0, 0, 0],
-        [DAY, "工程学院/二班", 1, 0, 0.0, 1, 0, 0, 1, 1, 0],
-        [DAY, TOTAL, 3, 2, 0.6667, 1, 1, 1, 1, 1, 0],
+        [DAY, "工程学院/一班", 2, 2, 1.0, 0, 1, 1, 0, 0, 0, 0],
+        [DAY, "工程学院/二班", 1, 0, 0.0, 1, 0, 0, 1, 1, 0, 0],
+        [DAY, TOTAL, 3, 2, 0.6667, 1, 1, 1, 1, 1, 0, 0],
     ]
     # A unit inside another one of the scope is not counted twice.
     nested = await summary_of(sessions, seeded.org_id, under=[seeded.class_1, seeded.engineering])
@@ -659,13 +661,13 @@ async def test_summary_rows_per_unit_of_every_level_and_total(
     # A scope of several units: each of them, with the units under it, in tree order.
     two = await summary_of(sessions, seeded.org_id, under=[seeded.arts, seeded.class_1])
     assert two == [
-        [DAY, "工程学院/一班", 2, 2, 1.0, 0, 1, 1, 0, 0, 0],
-        [DAY, "文学院", 1, 0, 0.0, 1, 0, 0, 0, 0, 0],
-        [DAY, "文学院/甲班", 1, 0, 0.0, 1, 0, 0, 0, 0, 0],
-        [DAY, TOTAL, 3, 2, 0.6667, 1, 1, 1, 0, 0, 0],
+        [DAY, "工程学院/一班", 2, 2, 1.0, 0, 1, 1, 0, 0, 0, 0],
+        [DAY, "文学院", 1, 0, 0.0, 1, 0, 0, 0, 0, 0, 0],
+        [DAY, "文学院/甲班", 1, 0, 0.0, 1, 0, 0, 0, 0, 0, 0],
+        [DAY, TOTAL, 3, 2, 0.6667, 1, 1, 1, 0, 0, 0, 0],
     ]
     leaf = await summary_of(sessions, seeded.org_id, under=[seeded.class_2])
-    assert leaf == [[DAY, TOTAL, 1, 0, 0.0, 1, 0, 0, 1, 1, 0]]
+    assert leaf == [[DAY, TOTAL, 1, 0, 0.0, 1, 0, 0, 1, 1, 0, 0]]
 
 
 # Three levels, members on an inner unit as well as in classes: 11 reported, 12 missing,
@@ -708,22 +710,22 @@ async def test_summary_rolls_up_every_level_of_a_deeper_tree(
     org_id, science = await seed_university(sessions, clock)
     whole = await summary_of(sessions, org_id)
     assert whole == [
-        [DAY, "大学", 5, 3, 0.6, 2, 1, 0, 1, 0, 0],
-        [DAY, "大学/文学院", 1, 1, 1.0, 0, 0, 0, 1, 0, 0],
-        [DAY, "大学/文学院/中文1班", 1, 1, 1.0, 0, 0, 0, 1, 0, 0],
-        [DAY, "大学/理学院", 4, 2, 0.5, 2, 1, 0, 0, 0, 0],  # 31 counts here, in no class
-        [DAY, "大学/理学院/数学1班", 2, 1, 0.5, 1, 0, 0, 0, 0, 0],
-        [DAY, "大学/理学院/物理1班", 1, 1, 1.0, 0, 1, 0, 0, 0, 0],
-        [DAY, TOTAL, 5, 3, 0.6, 2, 1, 0, 1, 0, 0],
+        [DAY, "大学", 5, 3, 0.6, 2, 1, 0, 1, 0, 0, 0],
+        [DAY, "大学/文学院", 1, 1, 1.0, 0, 0, 0, 1, 0, 0, 0],
+        [DAY, "大学/文学院/中文1班", 1, 1, 1.0, 0, 0, 0, 1, 0, 0, 0],
+        [DAY, "大学/理学院", 4, 2, 0.5, 2, 1, 0, 0, 0, 0, 0],  # 31 counts here, in no class
+        [DAY, "大学/理学院/数学1班", 2, 1, 0.5, 1, 0, 0, 0, 0, 0, 0],
+        [DAY, "大学/理学院/物理1班", 1, 1, 1.0, 0, 1, 0, 0, 0, 0, 0],
+        [DAY, TOTAL, 5, 3, 0.6, 2, 1, 0, 1, 0, 0, 0],
     ]
     paths = [str(row[1]) for row in whole[:-1]]
     for at, path in enumerate(paths):  # a parent comes before its children
         parent = path.rpartition("/")[0]
         assert not parent or parent in paths[:at]
     assert await summary_of(sessions, org_id, under=[science]) == [
-        [DAY, "大学/理学院/数学1班", 2, 1, 0.5, 1, 0, 0, 0, 0, 0],
-        [DAY, "大学/理学院/物理1班", 1, 1, 1.0, 0, 1, 0, 0, 0, 0],
-        [DAY, TOTAL, 4, 2, 0.5, 2, 1, 0, 0, 0, 0],
+        [DAY, "大学/理学院/数学1班", 2, 1, 0.5, 1, 0, 0, 0, 0, 0, 0],
+        [DAY, "大学/理学院/物理1班", 1, 1, 1.0, 0, 1, 0, 0, 0, 0, 0],
+        [DAY, TOTAL, 4, 2, 0.5, 2, 1, 0, 0, 0, 0, 0],
     ]
 
 

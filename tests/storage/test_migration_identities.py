@@ -358,6 +358,9 @@ async def test_identities_carry_every_row_over_and_back(empty_database_url: str)
         expected = dict(before, account=sorted(before["account"] + created, key=lambda r: r[0]))
         assert after == expected
 
+        # The repositories read the models' tables, which are the head's: go on to it (0011
+        # adds columns to member), and come back down through every later revision.
+        await upgrade(engine)
         sessions = create_session_factory(engine)
         async with sessions() as session:
             repo = Repo(session)

@@ -66,7 +66,7 @@ async def test_a_newcomer_enrols_with_an_invite(world: World) -> None:
     stranger = await world.account_id_of(STRANGER)
     assert member.account_id == stranger and member.enrolled_at == world.clock.now()
     [consent] = await world.rows(Consent)
-    assert (consent.account_id, consent.accepted, consent.version) == (stranger, True, 1)
+    assert (consent.account_id, consent.accepted, consent.version) == (stranger, True, 2)
     assert [a.outcome for a in await world.rows(EnrolAttempt)] == ["enrolled"]
     [invite] = await world.using(lambda repo: repo.invites.of_org(org_id=member.org_id))
     assert invite.uses == 1

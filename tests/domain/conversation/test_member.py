@@ -9,6 +9,7 @@ from typing import Any
 from domain.conversation import member
 from domain.conversation.io import Ask
 from domain.conversation.member import StartCheckInKey
+from storage import owned
 from storage.models import AuditEntry
 from storage.repo import Repo, Submission
 from tests.domain.conversation.enrolling import one
@@ -221,16 +222,17 @@ async def test_mydata_sends_everything_stored_and_who_can_read_it(world: World) 
     assert document.text == "Everything Daka stores about you."
     assert document.data is not None
     data = json.loads(document.data.decode("utf-8"))
-    assert data["identities"] == [{"channel": "telegram", "id": str(ZHANG)}]
-    assert "telegram_id" not in data and data["language"] is None
+    assert [(i["channel"], i["id"]) for i in data["identities"]] == [("telegram", str(ZHANG))]
+    assert "telegram_id" not in data and data["account"][0]["language"] is None
     [enrolment] = data["enrolments"]
     assert (enrolment["organisation"], enrolment["unit"]) == ("First School", "College/Class 1")
     assert (enrolment["member_id"], enrolment["name"]) == ("2024001", "Zhang San")
-    [checkin] = enrolment["check_ins"]
+    [checkin] = data["check_ins"]
     assert checkin["answers"] == ANSWERS and checkin["abnormal"] is True
     assert checkin["day"] == "2026-11-28" and checkin["latitude"] == 39.9087
+    assert [r["answers"] for r in checkin["revisions"]] == [ANSWERS]
     [consent] = data["consents"]
-    assert (consent["organisation"], consent["accepted"], consent["version"]) == (
+    assert (consent["organisation"], consent["accepted"], consent["notice_version"]) == (
         "First School",
         True,
         1,
@@ -251,12 +253,9 @@ async def test_mydata_of_someone_enrolled_nowhere(world: World) -> None:
     document, readers = await world.turn(STRANGER, member.on_mydata)
     assert document.data is not None
     data = json.loads(document.data)
-    assert data == {
-        "identities": [{"channel": "telegram", "id": str(STRANGER)}],
-        "language": None,
-        "enrolments": [],
-        "consents": [],
-    }
+    assert data["format"] == "daka-personal-data/1"
+    assert all(data[kind.name] == [] for kind in owned.REGISTRY)  # nothing is kept of them
+    assert data["who_can_read"] == []
     assert readers.text == "<b>Who can read your check-ins</b>\nNobody but you."
     assert await world.rows(AuditEntry) == []
 

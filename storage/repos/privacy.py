@@ -1,0 +1,185 @@
+"""A member's rights over their data (PIPL art. 15, 47): withdrawing consent, erasure (after the
+organisation's grace period, or on request) and the legal hold that suspends it.
+
+Erasure removes what the member answered — every answer of every check-in and of every
+revision, the exact coordinates, the reasons an answer was abnormal, the reasons given for
+their excuses — and the letters still addressed to them. It keeps what the figures of past days
+count: the check-in rows themselves (the day was reported), whether each was abnormal or
+outside the area, its province and city, and the excuses' days; and the roster entry, which is
+the organisation's. So a past day's totals are the same before and after."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, update
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from domain.clock import local_day
+from domain.enrolment import CONSENT_VERSION
+from storage.models import (
+    CheckIn,
+    CheckInRevision,
+    Consent,
+    Excuse,
+    Member,
+    Organisation,
+    Outbox,
+)
+from storage.repos.audit import AuditRepo
+
+GRACE_ACTOR = "withdrawal"  # who erases when the grace period is over, in the audit trail
+HOLD_REASON_MAX = 200  # Member.hold_reason
+
+
+class Held(ValueError):
+    """The member is under a legal hold: nothing of theirs may be erased."""
+
+
+@dataclass(frozen=True)
+class Erased:
+    """What an erasure cleared, for the audit trail and the admin."""
+
+    checkins: int
+    revisions: int
+    excuses: int
+    letters: int
+
+    def detail(self) -> str:
+        return (
+            f"check-ins {self.checkins}, revisions {self.revisions}, excuses {self.excuses}, "
+            f"letters {self.letters}"
+        )
+
+
+def erasure_due(member: Member, org: Organisation) -> datetime | None:
+    """When a withdrawn member's answers are to be erased (None: not withdrawn)."""
+    if member.withdrawn_at is None:
+        return None
+    return member.withdrawn_at + timedelta(days=org.withdrawal_grace_days)
+
+
+class PrivacyRepo:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self.audit = AuditRepo(session)
+
+    async def withdraw(
+        self, *, member: Member, org: Organisation, actor: str, now: datetime
+    ) -> None:
+        """The member withdraws consent: from now on they are neither asked nor counted, the
+        letters waiting for them are not sent, and the withdrawal is kept with the consents."""
+        assert member.id is not None and member.org_id == org.id
+        member.withdrawn_at = now
+        member.withdrawn_day = local_day(now, org.timezone)
+        if member.account_id is not None:
+            self.session.add(
+                Consent(
+                    account_id=member.account_id,
+                    org_id=member.org_id,
+                    version=CONSENT_VERSION,
+                    accepted=False,
+                    at=now,
+                )
+            )
+        await self.session.exec(
+            update(Outbox)
+            .where(col(Outbox.member_id) == member.id, col(Outbox.status) == "pending")
+            .values(status="skipped", error="withdrew consent")
+        )
+        await self.audit.log(
+            org_id=member.org_id,
+            actor=actor,
+            action="consent.withdraw",
+            subject=member.external_id,
+            detail=f"erasure due {erasure_due(member, org):%Y-%m-%d %H:%M} UTC",
+            now=now,
+        )
+
+    async def erase(self, *, member: Member, actor: str, why: str, now: datetime) -> Erased:
+        """Erase the member's answers now (see the module); raises `Held` under a legal hold."""
+        if member.hold_reason is not None:
+            raise Held(member.hold_reason)
+        assert member.id is not None
+        checkins = await self.session.exec(
+            update(CheckIn)
+            .where(col(CheckIn.member_id) == member.id)
+            .values(answers={}, reasons=[], latitude=None, longitude=None, accuracy_m=None)
+        )
+        revisions = await self.session.exec(
+            update(CheckInRevision)
+            .where(col(CheckInRevision.member_id) == member.id)
+            .values(answers={})
+        )
+        excuses = await self.session.exec(
+            update(Excuse).where(col(Excuse.member_id) == member.id).values(reason="")
+        )
+        letters = await self.session.exec(delete(Outbox).where(col(Outbox.member_id) == member.id))
+        member.erased_at = now
+        erased = Erased(
+            checkins=int(checkins.rowcount or 0),
+            revisions=int(revisions.rowcount or 0),
+            excuses=int(excuses.rowcount or 0),
+            letters=int(letters.rowcount or 0),
+        )
+        await self.audit.log(
+            org_id=member.org_id,
+            actor=actor,
+            action="member.erase",
+            subject=member.external_id,
+            detail=f"{why}: {erased.detail()}",
+            now=now,
+        )
+        return erased
+
+    async def due(self, *, now: datetime) -> Sequence[tuple[Member, Organisation]]:
+        """Withdrawn members whose grace period is over, not yet erased, not on hold."""
+        stmt = (
+            select(Member, Organisation)
+            .join(Organisation, col(Organisation.id) == col(Member.org_id))
+            .where(
+                col(Member.withdrawn_at).is_not(None),
+                col(Member.erased_at).is_(None),
+                col(Member.hold_reason).is_(None),
+            )
+            .order_by(col(Member.id))
+        )
+        rows = (await self.session.exec(stmt)).all()
+        return [(m, o) for m, o in rows if (erasure_due(m, o) or now) <= now]
+
+    async def erase_due(self, *, now: datetime) -> list[tuple[str, str]]:
+        """Erase every member whose grace period is over; returns (slug, member id) of each."""
+        done = []
+        for member, org in await self.due(now=now):
+            await self.erase(member=member, actor=GRACE_ACTOR, why="grace period over", now=now)
+            done.append((org.slug, member.external_id))
+        return done
+
+    async def hold(self, *, member: Member, reason: str, actor: str, now: datetime) -> None:
+        """A legal hold: nothing of the member's is erased or expires until it is cleared."""
+        member.hold_reason = reason[:HOLD_REASON_MAX]
+        member.held_at = now
+        await self.audit.log(
+            org_id=member.org_id,
+            actor=actor,
+            action="hold.set",
+            subject=member.external_id,
+            detail=member.hold_reason,
+            now=now,
+        )
+
+    async def release(self, *, member: Member, reason: str, actor: str, now: datetime) -> None:
+        """The hold ends; erasure and retention catch up at their next run."""
+        member.hold_reason = None
+        member.held_at = None
+        await self.audit.log(
+            org_id=member.org_id,
+            actor=actor,
+            action="hold.clear",
+            subject=member.external_id,
+            detail=reason[:1000],
+            now=now,
+        )
