@@ -14,10 +14,11 @@ from aiogram.types import CallbackQuery, Message, Update
 
 from domain.clock import Clock
 from domain.conversation import checkin, io
+from domain.conversation.common import CHECKIN_BUTTON
 from domain.conversation.drafts import ANSWERING, SUMMARY
 from domain.conversation.turn import Turn, Visitor
 from handlers.telegram.context import note_checkin
-from handlers.telegram.keyboards import CHECKIN_BUTTON, AnswerCb, StartCheckInCb, SummaryCb
+from handlers.telegram.keyboards import AnswerCb, StartCheckInCb, SummaryCb
 from handlers.telegram.out import message_turn, press_turn
 from storage.models import TELEGRAM
 from storage.repo import Repo

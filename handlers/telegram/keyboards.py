@@ -8,6 +8,7 @@ from aiogram.filters.callback_data import CallbackData
 from aiogram.types import KeyboardButton, ReplyKeyboardMarkup
 from pydantic import create_model
 
+from domain.conversation.common import MENU
 from domain.conversation.drafts import AnswerKey, StartCheckInKey, SummaryKey
 from domain.conversation.keys import Key
 from domain.conversation.manager_keys import (
@@ -17,7 +18,6 @@ from domain.conversation.manager_keys import (
     OrgKey,
     ScheduleKey,
 )
-from domain.i18n import _, __
 
 
 class ConsentCb(CallbackData, prefix="consent"):
@@ -63,18 +63,11 @@ ScheduleCb = twin(ScheduleKey)
 MANAGER_CALLBACKS: tuple[type[CallbackData], ...] = (NavCb, ListCb, NudgeCb, OrgCb, ScheduleCb)
 
 
-CHECKIN_BUTTON = __("✅ Check in")
-TODAY_BUTTON = __("📋 Today")
-HISTORY_BUTTON = __("🗓 History")
-
-
 def menu_keyboard() -> ReplyKeyboardMarkup:
-    """The persistent member menu under the input field."""
+    """The persistent member menu under the input field (the core's `MENU`); a press sends
+    the label as text, which the core reads back as its command."""
     return ReplyKeyboardMarkup(
-        keyboard=[
-            [KeyboardButton(text=_("✅ Check in"))],
-            [KeyboardButton(text=_("📋 Today")), KeyboardButton(text=_("🗓 History"))],
-        ],
+        keyboard=[[KeyboardButton(text=str(label)) for label, _command in row] for row in MENU],
         resize_keyboard=True,
         is_persistent=True,
     )

@@ -10,8 +10,8 @@ from aiogram.types import Message
 
 from domain.clock import Clock
 from domain.conversation import member
+from domain.conversation.common import HISTORY_BUTTON, TODAY_BUTTON
 from domain.conversation.turn import Visitor
-from handlers.telegram.keyboards import HISTORY_BUTTON, TODAY_BUTTON
 from handlers.telegram.out import message_turn
 from storage.repo import Repo
 
