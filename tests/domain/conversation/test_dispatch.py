@@ -15,7 +15,7 @@ from domain.conversation.io import Ask, Command, Document, Location, Photo, Pres
 from domain.conversation.manager_keys import MANAGER_KEYS
 from domain.conversation.managers import COMMANDS as MANAGER_COMMANDS
 from domain.i18n import speaking
-from storage.models import AuditEntry, CheckIn, Member
+from storage.models import AuditEntry, CheckIn, FsmRecord, Member
 from storage.repo import Repo
 from tests.domain.conversation.enrolling import one
 from tests.domain.conversation.world import World, telegram_account
@@ -94,6 +94,24 @@ async def test_a_newcomer_enrols_through_an_invite(world: World) -> None:
     assert welcome.ask is Ask.MENU and world.state(STRANGER).state is None
     assert (await world.member("2024001")).account_id == await world.account_id_of(STRANGER)
     assert world.granted == []
+
+
+async def test_a_person_of_another_channel_enrols_with_their_state_in_the_database(
+    world: World,
+) -> None:
+    await world.org()
+    code = await world.invite()
+    notice = one(await world.say_on("wecom", "zhangsan", Command("start", code)))
+    [row] = await world.rows(FsmRecord)
+    assert (row.key, row.state, row.data) == ("wecom:zhangsan", CONSENT, {"code": code})
+    await world.say_on("wecom", "zhangsan", Press(key_of(notice, "I agree")))
+    await world.say_on("wecom", "zhangsan", Text("2024001"))
+    welcome = one(await world.say_on("wecom", "zhangsan", Text("Zhang San")))
+    assert welcome.text.startswith("Welcome, Zhang San!") and await world.rows(FsmRecord) == []
+    first = one(await world.say_on("wecom", "zhangsan", Command("checkin")))
+    assert first.ask is Ask.LOCATION
+    [row] = await world.rows(FsmRecord)
+    assert row.state == ANSWERING and row.data["q"] == "location"
 
 
 async def test_a_managers_invite_grants_the_role_and_tells_the_channel(world: World) -> None:

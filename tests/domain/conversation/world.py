@@ -22,6 +22,7 @@ from domain.conversation.io import CollectingOut, Input, MemoryState, Person, Sa
 from domain.conversation.turn import Turn, Visitor, load_visitors
 from domain.geo import Place
 from domain.i18n import DEFAULT_LANGUAGE, LOCALE_OF, create_translator
+from storage.conversation_state import StoredState
 from storage.db import SessionFactory, create_engine, create_session_factory
 from storage.migrate import upgrade
 from storage.models import TELEGRAM, Account, Member, Organisation
@@ -91,6 +92,23 @@ class World:
         """`given` from `who` as one update, routed as every channel routes it
         (domain.conversation.dispatch)."""
         return await self.turn(who, converse, given, self.services)
+
+    async def say_on(self, channel: str, external_id: str, given: Input) -> list[Said]:
+        """`given` from a person of another channel than Telegram, as its adapter answers
+        it: their conversation in the database (storage.conversation_state), committed with
+        the turn."""
+        out = CollectingOut()
+        i18n = create_translator()
+        async with self.sessions() as session:
+            repo = Repo(session)
+            visitors = await load_visitors(repo, channel=channel, external_ids=[external_id])
+            visitor = visitors[external_id]
+            state = StoredState(session, channel=channel, external_id=external_id)
+            turn = Turn(Person(channel, external_id, "en"), visitor, repo, self.clock, state, out)
+            with i18n.context(), i18n.use_locale(locale_of(visitor, "en")):
+                await converse(turn, given, self.services)
+            await session.commit()
+        return out.said
 
     async def org(
         self,
