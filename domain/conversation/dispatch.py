@@ -201,17 +201,23 @@ async def manager_pressed(turn: Turn, press: Press, services: Services) -> None:
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    """Who takes a press, and in which states (None: any)."""
+    """Who takes a press, and in which states (None: any). A key with fields is its prefix, a
+    separator and the fields; one without (`bare`) is its prefix alone."""
 
     pressed: Pressed
     states: Collection[str | None] | None = None
+    bare: bool = False
+
+    def takes(self, key: str, state: str | None) -> bool:
+        bare = SEPARATOR not in key
+        return bare == self.bare and (self.states is None or state in self.states)
 
 
 # Presses by their key's prefix; each handler unpacks the key and answers one that does not.
 PRESSES: dict[str, Route] = {
     LanguageKey.prefix: Route(language_chosen),
     ConsentKey.prefix: Route(consent, {CONSENT}),
-    StartCheckInKey.prefix: Route(checkin_pressed, {None}),
+    StartCheckInKey.prefix: Route(checkin_pressed, {None}, bare=True),
     AnswerKey.prefix: Route(answer_pressed, {ANSWERING}),
     SummaryKey.prefix: Route(summary_pressed, {SUMMARY}),
     **{key.prefix: Route(manager_pressed) for key in MANAGER_KEYS},
@@ -241,7 +247,7 @@ async def converse(turn: Turn, given: Input, services: Services) -> None:
     state = await turn.state.get_state()
     if isinstance(given, Press):
         route = PRESSES.get(given.key.partition(SEPARATOR)[0])
-        if route is None or (route.states is not None and state not in route.states):
+        if route is None or not route.takes(given.key, state):
             await common.on_stale_press(turn)
         else:
             await route.pressed(turn, given, services)

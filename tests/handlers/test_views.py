@@ -14,8 +14,7 @@ from sqlmodel import select
 from bot.app import create_couriers
 from bot.cli import main
 from domain.clock import FixedClock
-from handlers.telegram.keyboards import OrgCb, ScheduleCb
-from handlers.telegram.views import ListCb, NavCb, NudgeCb
+from handlers.telegram.keyboards import ListCb, NavCb, NudgeCb, OrgCb, ScheduleCb
 from scheduler.sender import Sender
 from storage.models import TELEGRAM, AuditEntry, Outbox
 from storage.repo import Repo

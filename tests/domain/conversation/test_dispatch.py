@@ -234,9 +234,12 @@ async def test_a_managers_summary_and_a_forged_press(world: World) -> None:
     arts = await world.using(
         lambda repo: repo.units.require(org_id=world.org_ids["school"], name_path="Arts")
     )
-    for forged in (f"nav:{arts.id}:2026-11-28:0", "nav:abc", "nav", "org:1"):
+    for forged in (f"nav:{arts.id}:2026-11-28:0", "nav:abc", "nav:", "org:1"):
         said = one(await world.say(MANAGER, Press(forged)))
         assert (said.how, said.text, said.alert) == ("notice", NO_LONGER_VALID, True), forged
+    for nobodys in ("nav", "org", "zzz:1", "go:1", ""):  # a prefix alone is no manager's key
+        said = one(await world.say(MANAGER, Press(nobodys)))
+        assert (said.how, said.text, said.alert) == ("notice", STALE, True), nobodys
 
     assert one(await world.say(ZHANG, Command("summary"))).text == REFUSAL
     said = one(await world.say(ZHANG, Press(drill)))  # a manager's button, pressed by a member
@@ -341,6 +344,8 @@ def test_every_command_and_key_has_one_route() -> None:
         assert handler is not None and handler.__name__ == "manager_command", name
         assert command_handler(Command(name), ANSWERING) is None
     assert command_handler(Command("cancel"), "anything") is ANYWHERE["cancel"]
+    # Conversations in flight keep their states (the names aiogram's StatesGroups gave them).
+    assert (ANSWERING, SUMMARY) == ("CheckInForm:answering", "CheckInForm:summary")
     with speaking("en"):
         assert common.menu_command("🗓 History") == "history"
     with speaking("zh"):
