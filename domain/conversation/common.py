@@ -1,18 +1,36 @@
-"""What anybody may say at any moment: /help, /cancel, /language, and what Daka answers to a
-command it does not know, to chatter, and to a button nobody claims.
+"""What anybody may say at any moment: /help, /cancel, /language, the member's standing menu,
+and what Daka answers to a command it does not know, to chatter, and to a button nobody claims.
 
-The channel decides when these apply (Telegram: /help and /language only outside a
-conversation, /cancel from any state); the texts and choices are the same everywhere."""
+When these apply (/help and /language only outside a conversation, /cancel from any state) is
+`domain.conversation.dispatch`'s routing, the same for every channel."""
 
 from __future__ import annotations
 
 from domain.conversation.io import Ask, Option
 from domain.conversation.keys import BadKey, Key
 from domain.conversation.turn import Turn, Visitor
-from domain.i18n import LOCALE_OF, _
+from domain.i18n import LOCALE_OF, _, __
 from domain.i18n import current as translator
 from storage.models import Member, Organisation
 from storage.repo import Repo
+
+CHECKIN_BUTTON = __("✅ Check in")
+TODAY_BUTTON = __("📋 Today")
+HISTORY_BUTTON = __("🗓 History")
+
+# The member's standing menu (`Ask.MENU`), in rows: each entry's label and the command it
+# stands for. A channel shows it its own way (Telegram: a reply keyboard, whose press comes
+# back as the label's text; a channel with a menu of its own sends the command).
+MENU = (((CHECKIN_BUTTON, "checkin"),), ((TODAY_BUTTON, "today"), (HISTORY_BUTTON, "history")))
+
+
+def menu_command(text: str) -> str | None:
+    """The command of the menu entry labelled `text` in the current language, if any."""
+    for row in MENU:
+        for label, command in row:
+            if text == str(label):
+                return command
+    return None
 
 
 class LanguageKey(Key, prefix="lang"):

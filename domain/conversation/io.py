@@ -25,14 +25,20 @@ class Person:
 
 @dataclass(frozen=True, slots=True)
 class Command:
-    """`/name args` (or a channel's menu entry mapped to a command)."""
+    """`/name args` (or a channel's menu entry mapped to a command). `attached` is what the
+    command came on, where a channel lets one ride on something else (Telegram: the caption of
+    a photo or file): a conversation state that does not take the command gets that instead."""
 
     name: str
     args: str = ""
+    attached: Text | Location | Photo | Document | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Text:
+    """Typed text; empty: something the core has no input for (a sticker, a voice note), which
+    the question asked answers by asking again."""
+
     text: str
 
 

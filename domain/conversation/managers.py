@@ -2,9 +2,9 @@
 without one is told, the choice of organisation for managers of several, and the entry points a
 channel calls (`on_command`, `on_press`) that run each view only with a resolved `Scope`.
 
-Telegram's adapter routes with aiogram filters and calls the views directly, behind its gate
-(`handlers.telegram.gate`), which asks `scope_of` and `without_scope` here; a channel without
-routing of its own calls `on_command` / `on_press`, which do the same."""
+Every channel reaches them through the core's routing (`domain.conversation.dispatch`), which
+calls `on_command` / `on_press` with `scope_of` the caller, and `without_scope` for a managers'
+conversation (a roster awaited) of someone who no longer has one."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""Commands for everybody (/help, /language, /cancel) and the fallbacks, routed to
-`domain.conversation.common`; what is Telegram's own stays here: the command menus (installed,
-and kept in step with each person's roles and language) and the error handler."""
+"""What is Telegram's own around the conversation: the command menus (installed, and kept in
+step with each person's roles and language) and the error handler. The commands themselves are
+the core's (`domain.conversation.dispatch`)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiogram import BaseMiddleware, Bot, F, Router
-from aiogram.filters import Command, StateFilter
-from aiogram.fsm.context import FSMContext
+from aiogram import BaseMiddleware, Bot, Router
 from aiogram.types import (
     BotCommand,
     BotCommandScopeAllPrivateChats,
@@ -22,19 +20,15 @@ from aiogram.types import (
 )
 
 from domain.clock import Clock
-from domain.conversation import common
 from domain.conversation.turn import Visitor
 from domain.i18n import LOCALE_OF, Translator, _
 from domain.i18n import current as translator
 from handlers.telegram.i18n import language_from_telegram
-from handlers.telegram.keyboards import LanguageCb
-from handlers.telegram.out import message_turn, press_turn
 from storage.repo import Repo
 
 log = logging.getLogger(__name__)
 
-commands_router = Router(name="common")
-fallback_router = Router(name="fallback")
+router = Router(name="common")  # the error handler's
 
 
 def member_commands() -> list[BotCommand]:
@@ -115,70 +109,7 @@ class CommandMenu(BaseMiddleware):
         return await handler(event, data)
 
 
-@commands_router.message(Command("help"), StateFilter(None))
-async def on_help(
-    message: Message, state: FSMContext, repo: Repo, clock: Clock, visitor: Visitor
-) -> None:
-    await common.on_help(
-        message_turn(message, state=state, repo=repo, clock=clock, visitor=visitor)
-    )
-
-
-@commands_router.message(Command("cancel"))
-async def on_cancel(
-    message: Message, state: FSMContext, repo: Repo, clock: Clock, visitor: Visitor
-) -> None:
-    await common.on_cancel(
-        message_turn(message, state=state, repo=repo, clock=clock, visitor=visitor)
-    )
-
-
-@commands_router.message(Command("language"), StateFilter(None))
-async def on_language(
-    message: Message, state: FSMContext, repo: Repo, clock: Clock, visitor: Visitor
-) -> None:
-    await common.on_language(
-        message_turn(message, state=state, repo=repo, clock=clock, visitor=visitor)
-    )
-
-
-@commands_router.callback_query(LanguageCb.filter())
-async def on_language_chosen(
-    query: CallbackQuery, state: FSMContext, repo: Repo, clock: Clock, visitor: Visitor
-) -> None:
-    turn = press_turn(query, state=state, repo=repo, clock=clock, visitor=visitor)
-    await common.on_language_chosen(turn, query.data or "")
-
-
-@fallback_router.callback_query()
-async def on_stale_button(
-    query: CallbackQuery, state: FSMContext, repo: Repo, clock: Clock, visitor: Visitor
-) -> None:
-    """A press that no handler claimed: an old message's button, or forged data."""
-    await common.on_stale_press(
-        press_turn(query, state=state, repo=repo, clock=clock, visitor=visitor)
-    )
-
-
-@fallback_router.message(F.text.startswith("/"))
-async def on_unknown_command(
-    message: Message, state: FSMContext, repo: Repo, clock: Clock, visitor: Visitor
-) -> None:
-    await common.on_unknown_command(
-        message_turn(message, state=state, repo=repo, clock=clock, visitor=visitor)
-    )
-
-
-@fallback_router.message()
-async def on_anything_else(
-    message: Message, state: FSMContext, repo: Repo, clock: Clock, visitor: Visitor
-) -> None:
-    await common.on_anything_else(
-        message_turn(message, state=state, repo=repo, clock=clock, visitor=visitor)
-    )
-
-
-@commands_router.errors()
+@router.errors()
 async def on_error(event: ErrorEvent, i18n: Translator) -> None:
     """Nobody sees a traceback: log it, apologise in the user's language."""
     log.exception("handler failed on update %s", event.update.update_id, exc_info=event.exception)

@@ -1,4 +1,9 @@
-"""Keyboards and callback data shared by the routers; callback data is untrusted input."""
+"""The member menu's reply keyboard, and aiogram's `CallbackData` twins of the core's keys.
+
+Nothing routes with the twins any more (the core routes a press by its key,
+`domain.conversation.dispatch`); they are the wire format the Telegram routers read before,
+kept so that tests show every button already in a chat still unpacks as the core's key, and so
+that tests and the fuzzer can make presses of each kind, forged ones included."""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from aiogram.filters.callback_data import CallbackData
 from aiogram.types import KeyboardButton, ReplyKeyboardMarkup
 from pydantic import create_model
 
+from domain.conversation.common import MENU
 from domain.conversation.drafts import AnswerKey, StartCheckInKey, SummaryKey
 from domain.conversation.keys import Key
 from domain.conversation.manager_keys import (
@@ -18,26 +24,24 @@ from domain.conversation.manager_keys import (
     ScheduleKey,
 )
 from domain.conversation.privacy import WithdrawKey
-from domain.i18n import _, __
 
 
 class ConsentCb(CallbackData, prefix="consent"):
-    """Routes presses of `domain.conversation.enrolment.ConsentKey` (the same fields, so the
-    same wire format); the core unpacks the key itself."""
+    """`domain.conversation.enrolment.ConsentKey` as the router read it (the same wire
+    format)."""
 
     accept: bool
     code: str
 
 
 class LanguageCb(CallbackData, prefix="lang"):
-    """Routes presses of `domain.conversation.common.LanguageKey` (the same wire format)."""
+    """`domain.conversation.common.LanguageKey` as the router read it (the same wire format)."""
 
     language: str
 
 
 def twin(key: type[Key]) -> type[CallbackData]:
-    """aiogram's `CallbackData` twin of a core key: the same prefix, fields and bounds, so its
-    `filter()` lets a press reach a handler only when the data unpacks as the key's would."""
+    """aiogram's `CallbackData` twin of a core key: the same prefix, fields and bounds."""
     fields: dict[str, Any] = {name: (f.annotation, f) for name, f in key.model_fields.items()}
     return create_model(
         key.__name__.removesuffix("Key") + "Cb",
@@ -56,9 +60,8 @@ StartCheckInCb = twin(StartCheckInKey)
 # A member's withdrawal of consent (domain.conversation.privacy).
 WithdrawCb = twin(WithdrawKey)
 
-# Managers' buttons: the core's keys (domain.conversation.manager_keys) make and read them; these
-# twins route them. Data that does not unpack gets "this button is no longer valid"
-# (handlers.telegram.gate).
+# Managers' buttons (domain.conversation.manager_keys): data that does not unpack gets "this
+# button is no longer valid".
 NavCb = twin(NavKey)
 ListCb = twin(ListKey)
 NudgeCb = twin(NudgeKey)
@@ -67,18 +70,11 @@ ScheduleCb = twin(ScheduleKey)
 MANAGER_CALLBACKS: tuple[type[CallbackData], ...] = (NavCb, ListCb, NudgeCb, OrgCb, ScheduleCb)
 
 
-CHECKIN_BUTTON = __("✅ Check in")
-TODAY_BUTTON = __("📋 Today")
-HISTORY_BUTTON = __("🗓 History")
-
-
 def menu_keyboard() -> ReplyKeyboardMarkup:
-    """The persistent member menu under the input field."""
+    """The persistent member menu under the input field (the core's `MENU`); a press sends
+    the label as text, which the core reads back as its command."""
     return ReplyKeyboardMarkup(
-        keyboard=[
-            [KeyboardButton(text=_("✅ Check in"))],
-            [KeyboardButton(text=_("📋 Today")), KeyboardButton(text=_("🗓 History"))],
-        ],
+        keyboard=[[KeyboardButton(text=str(label)) for label, _command in row] for row in MENU],
         resize_keyboard=True,
         is_persistent=True,
     )

@@ -167,7 +167,7 @@ class DbSessionMiddleware(BaseMiddleware):
 
 class VisitorMiddleware(BaseMiddleware):
     """Loads the `Visitor` once per update (prefetched for a whole batch when polling); the
-    managers' gate resolves their manager scope from it (handlers.telegram.gate)."""
+    managers' gate resolves their manager scope from it (domain.conversation.managers)."""
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         user: User | None = data.get("event_from_user")

@@ -1,4 +1,5 @@
-"""The core's outputs rendered for Telegram, and the Turn built from an aiogram update.
+"""The core's outputs rendered for Telegram (the Turn itself is built by
+`handlers.telegram.conversation.turn_of`).
 
 Every call goes through `bot` methods, so `handlers.telegram.replies` records it during the
 handler and sends it after the commit, as for any other reply."""
@@ -21,14 +22,11 @@ from aiogram.types import (
     User,
 )
 
-from domain.clock import Clock
-from domain.conversation.io import Ask, Options, Person, State
-from domain.conversation.turn import Turn, Visitor
+from domain.conversation.io import Ask, Options, Person
 from domain.i18n import _
 from handlers.telegram.i18n import language_from_telegram
 from handlers.telegram.keyboards import menu_keyboard
 from handlers.telegram.uploads import Upload
-from storage.repo import Repo
 
 CHANNEL = "telegram"
 
@@ -127,40 +125,3 @@ class TelegramOut:
 
 def person_of(user: User) -> Person:
     return Person(CHANNEL, str(user.id), language_from_telegram(user.language_code))
-
-
-def message_turn(
-    message: Message,
-    *,
-    state: State,
-    repo: Repo,
-    clock: Clock,
-    visitor: Visitor,
-    bot: Bot | None = None,
-    channels: frozenset[str] = frozenset(),
-) -> Turn:
-    """The Turn of a message in a private chat (the only chats that reach the handlers);
-    `channels`, the deployment's, for a turn that writes letters (`Turn.channels`)."""
-    assert message.from_user is not None  # PrivateChatsOnly lets only people's messages in
-    out = TelegramOut(bot or message.bot, message.chat.id)  # type: ignore[arg-type]
-    person = person_of(message.from_user)
-    return Turn(person, visitor, repo, clock, state, out, channels=channels)
-
-
-def press_turn(
-    query: CallbackQuery,
-    *,
-    state: State,
-    repo: Repo,
-    clock: Clock,
-    visitor: Visitor,
-    bot: Bot | None = None,
-    update_id: int | None = None,
-    channels: frozenset[str] = frozenset(),
-) -> Turn:
-    """The Turn of a button press; `replace` edits the message whose button was pressed."""
-    pressed = query.message if isinstance(query.message, Message) else None
-    chat_id = pressed.chat.id if pressed is not None else query.from_user.id
-    out = TelegramOut(bot or query.bot, chat_id, edit=pressed, query=query)  # type: ignore[arg-type]
-    person = person_of(query.from_user)
-    return Turn(person, visitor, repo, clock, state, out, update_id, channels)

@@ -321,7 +321,8 @@ async def test_the_polling_bot_and_the_scheduler_serve_health_and_metrics(
 
 def test_no_filter_is_left_to_a_worker_thread() -> None:
     """aiogram runs a synchronous filter (every `F.…`) through `asyncio.to_thread`; the
-    dispatcher runs them inline instead (one thread hop less per filter tried per update)."""
+    dispatcher runs them inline instead (one thread hop less per filter tried per update).
+    Since the core routes (domain.conversation.dispatch), the bot's routers have none left."""
     from aiogram.fsm.storage.memory import MemoryStorage
 
     from bot.app import create_dispatcher
@@ -341,5 +342,4 @@ def test_no_filter_is_left_to_a_worker_thread() -> None:
         if handler is not None
         for check in handler.filters or []
     ]
-    assert len(checks) > 20
     assert all(check.awaitable for check in checks)

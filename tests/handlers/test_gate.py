@@ -1,22 +1,22 @@
-"""The managers' gate: every manager command and button is handled behind it, so a new view
-cannot forget the caller's scope, and no handler reads the server's day."""
+"""The managers' gate: every manager command and button is handled behind it (in the core's
+routing, domain.conversation.dispatch), so a new view cannot forget the caller's scope, and no
+handler reads the server's day."""
 
 from __future__ import annotations
 
-import inspect
 import re
 from collections.abc import Iterator
 from pathlib import Path
 
 from aiogram import Router
-from aiogram.filters import Command
-from aiogram.filters.callback_data import CallbackQueryFilter
 
 import handlers.telegram
+from domain.conversation.dispatch import PRESSES, command_handler
+from domain.conversation.io import Command
+from domain.conversation.manager_keys import MANAGER_KEYS
 from domain.i18n import create_translator
 from handlers.telegram.common import manager_commands, member_commands
-from handlers.telegram.gate import is_gated
-from handlers.telegram.keyboards import MANAGER_CALLBACKS, OrgCb
+from handlers.telegram.keyboards import MANAGER_CALLBACKS
 from tests.fakebot import FakeBotAPI
 from tests.handlers.conftest import Daka, reply_containing
 from tests.handlers.test_checkin import next_alert
@@ -34,43 +34,32 @@ def manager_only_commands() -> set[str]:
         return {c.command for c in manager_commands()} - {c.command for c in member_commands()}
 
 
-def test_every_handler_that_takes_a_scope_is_behind_the_gate() -> None:
-    """A handler gets `scope` from the gate alone (None for members otherwise): whichever
-    handler declares it must be a message or button handler of a gated router."""
-    scoped: list[str] = []
+def test_the_telegram_adapter_routes_nothing_itself() -> None:
+    """Every private message and press goes to the core's routing (domain.conversation
+    .dispatch), where the managers' gate is: no handler here can take a manager's command
+    or button past it."""
+    handlers_of: dict[str, list[str]] = {"message": [], "callback_query": []}
     for router in walk(handlers.telegram.build_router()):
         for event, observer in router.observers.items():
             for handler in observer.handlers:
-                if "scope" not in inspect.signature(handler.callback).parameters:
-                    continue
-                where = f"{router.name}.{event}: {handler.callback.__qualname__}"
-                assert event in ("message", "callback_query") and is_gated(router), where
-                scoped.append(where)
-    assert scoped  # the managers' views were found at all
+                if event in handlers_of:
+                    assert not handler.filters, (router.name, event)
+                    handlers_of[event].append(handler.callback.__qualname__)
+                else:
+                    assert event == "error", (router.name, event)
+    assert handlers_of == {"message": ["on_message"], "callback_query": ["on_press"]}
 
 
 def test_every_manager_command_and_button_is_behind_the_gate() -> None:
     manager_only = manager_only_commands()
     assert {"summary", "export", "roster"} <= manager_only
-    commands: set[str] = set()
-    buttons: set[str] = set()
-    for router in walk(handlers.telegram.build_router()):
-        for observer in (router.message, router.callback_query):
-            for handler in observer.handlers:
-                for each in handler.filters or []:
-                    found = each.callback
-                    if isinstance(found, Command):
-                        names = {str(c) for c in found.commands} & manager_only
-                        assert not names or is_gated(router), (router.name, names)
-                        commands |= names
-                    if isinstance(found, CallbackQueryFilter):
-                        prefix = found.callback_data.__prefix__
-                        if found.callback_data in MANAGER_CALLBACKS:
-                            # the choice of organisation is made before there is a scope
-                            assert is_gated(router) or found.callback_data is OrgCb, prefix
-                            buttons.add(prefix)
-    assert commands == manager_only  # each is handled, and only behind the gate
-    assert buttons == {cb.__prefix__ for cb in MANAGER_CALLBACKS}
+    for name in manager_only:
+        routed = command_handler(Command(name), None)
+        assert routed is not None and routed.__name__ == "manager_command", name
+    for cb in MANAGER_CALLBACKS:
+        route = PRESSES[cb.__prefix__]
+        assert route.pressed.__name__ == "manager_pressed", cb.__prefix__
+    assert {cb.__prefix__ for cb in MANAGER_CALLBACKS} == {k.prefix for k in MANAGER_KEYS}
 
 
 def test_no_handler_reads_the_servers_day() -> None:

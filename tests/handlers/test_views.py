@@ -15,8 +15,7 @@ from bot.app import create_couriers
 from bot.cli import main
 from domain.clock import FixedClock
 from domain.delivery import TELEGRAM
-from handlers.telegram.keyboards import OrgCb, ScheduleCb
-from handlers.telegram.views import ListCb, NavCb, NudgeCb
+from handlers.telegram.keyboards import ListCb, NavCb, NudgeCb, OrgCb, ScheduleCb
 from scheduler.sender import Sender
 from storage.models import AuditEntry, Outbox
 from storage.repo import Repo

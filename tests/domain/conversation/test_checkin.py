@@ -114,7 +114,7 @@ class Chat:
         self.recorded += 1
 
     async def send(self, given: Input) -> list[Said]:
-        """One update: routed by state as handlers.telegram.checkin does, then committed."""
+        """One update: routed by state as domain.conversation.dispatch does, then committed."""
         self.update_id += 1
         person = Person("test", str(self.visitor.telegram_id), "zh")
         turn = Turn(

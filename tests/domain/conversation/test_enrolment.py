@@ -17,15 +17,11 @@ STALE = "This button has expired. Send /checkin to start again."
 
 
 def test_the_states_and_keys_keep_their_telegram_names() -> None:
-    """Drafts in flight and buttons already in chats survive the move to the core."""
-    from handlers.telegram.enrol import Enrol
+    """Enrolments in flight (the states aiogram's `Enrol` StatesGroup stored) and buttons
+    already in chats survive the move to the core."""
     from handlers.telegram.keyboards import ConsentCb
 
-    assert (
-        Enrol.consent.state,
-        Enrol.member_id.state,
-        Enrol.name.state,
-    ) == (CONSENT, MEMBER_ID, NAME)
+    assert (CONSENT, MEMBER_ID, NAME) == ("Enrol:consent", "Enrol:member_id", "Enrol:name")
     assert ConsentKey(accept=True, code="abc_DEF-123").pack() == "consent:1:abc_DEF-123"
     assert ConsentKey(accept=False, code="x").pack() == "consent:0:x"
     assert ConsentKey.unpack("consent:1:abc") == ConsentKey(accept=True, code="abc")

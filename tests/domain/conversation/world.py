@@ -17,10 +17,13 @@ from typing import Any, TypeVar
 from sqlmodel import SQLModel, select
 
 from domain.clock import FixedClock
-from domain.conversation.io import CollectingOut, MemoryState, Person, Said
+from domain.conversation.dispatch import Services, converse
+from domain.conversation.io import CollectingOut, Input, MemoryState, Person, Said
 from domain.conversation.turn import Turn, Visitor, load_visitors
 from domain.delivery import TELEGRAM
+from domain.geo import Place
 from domain.i18n import DEFAULT_LANGUAGE, LOCALE_OF, create_translator
+from storage.conversation_state import StoredState
 from storage.db import SessionFactory, create_engine, create_session_factory
 from storage.migrate import upgrade
 from storage.models import Account, Member, Organisation
@@ -49,6 +52,13 @@ async def migrated_copy(template: Path, target: Path) -> str:
     return f"sqlite+aiosqlite:///{target}"
 
 
+def places(lat: float, lon: float) -> Place | None:
+    """Beijing north of 30°, Shenzhen south of it (the real resolver loads a table)."""
+    if lat > 30:
+        return Place("CN", "中国", "北京市", "北京市")
+    return Place("CN", "中国", "广东省", "深圳市")
+
+
 @dataclass
 class World:
     clock: FixedClock
@@ -56,6 +66,50 @@ class World:
     states: dict[int, MemoryState] = field(default_factory=dict)
     org_ids: dict[str, int] = field(default_factory=dict)
     languages: dict[int, str | None] = field(default_factory=dict)
+    files: dict[str, bytes] = field(default_factory=dict)  # what `fetch` downloads, by ref
+    woken: int = 0  # times the outbox sender was woken
+    recorded: int = 0  # check-ins counted
+    granted: list[tuple[str, str]] = field(default_factory=list)  # (external id, role)
+
+    @property
+    def services(self) -> Services:
+        """What a channel hands the dispatcher, counting what it is told."""
+
+        async def fetch(ref: str) -> bytes:
+            return self.files[ref]
+
+        def wake() -> None:
+            self.woken += 1
+
+        def recorded() -> None:
+            self.recorded += 1
+
+        async def granted(turn: Turn, role: str) -> None:
+            self.granted.append((turn.person.external_id, role))
+
+        return Services(resolve=places, fetch=fetch, wake=wake, recorded=recorded, granted=granted)
+
+    async def say(self, who: int, given: Input) -> list[Said]:
+        """`given` from `who` as one update, routed as every channel routes it
+        (domain.conversation.dispatch)."""
+        return await self.turn(who, converse, given, self.services)
+
+    async def say_on(self, channel: str, external_id: str, given: Input) -> list[Said]:
+        """`given` from a person of another channel than Telegram, as its adapter answers
+        it: their conversation in the database (storage.conversation_state), committed with
+        the turn."""
+        out = CollectingOut()
+        i18n = create_translator()
+        async with self.sessions() as session:
+            repo = Repo(session)
+            visitors = await load_visitors(repo, channel=channel, external_ids=[external_id])
+            visitor = visitors[external_id]
+            state = StoredState(session, channel=channel, external_id=external_id)
+            turn = Turn(Person(channel, external_id, "en"), visitor, repo, self.clock, state, out)
+            with i18n.context(), i18n.use_locale(locale_of(visitor, "en")):
+                await converse(turn, given, self.services)
+            await session.commit()
+        return out.said
 
     async def org(
         self,

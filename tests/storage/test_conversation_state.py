@@ -1,0 +1,103 @@
+"""Conversation state of channels other than Telegram (storage.conversation_state): one row per
+person and channel, written in the turn's transaction (committed with it, rolled back with it),
+beside Telegram's rows, which it never touches. On SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+from sqlmodel import select
+
+from storage.conversation_state import StoredState, state_key
+from storage.db import SessionFactory
+from storage.models import FsmRecord
+
+TELEGRAM_ROW = "fsm:7:7:default"  # what aiogram's storage writes for Telegram user 7
+
+
+async def rows(sessions: SessionFactory) -> dict[str, tuple[str | None, dict[str, object]]]:
+    async with sessions() as session:
+        return {r.key: (r.state, r.data) for r in (await session.exec(select(FsmRecord))).all()}
+
+
+async def test_a_step_commits_with_the_turn_and_is_read_by_the_next(
+    sessions: SessionFactory,
+) -> None:
+    async with sessions() as session:
+        state = StoredState(session, channel="wecom", external_id="zhangsan")
+        assert await state.get_state() is None and await state.get_data() == {}
+        await state.set_state("CheckInForm:answering")
+        await state.set_data({"draft": "d1", "answers": {"temperature": 36.6}})
+        await state.update_data(q="symptoms")
+        assert await state.get_state() == "CheckInForm:answering"  # its own step, before commit
+        await session.commit()
+    assert await rows(sessions) == {
+        "wecom:zhangsan": (
+            "CheckInForm:answering",
+            {"draft": "d1", "answers": {"temperature": 36.6}, "q": "symptoms"},
+        )
+    }
+    async with sessions() as session:
+        state = StoredState(session, channel="wecom", external_id="zhangsan")
+        assert await state.get_state() == "CheckInForm:answering"
+        assert (await state.get_data())["answers"] == {"temperature": 36.6}
+
+
+async def test_a_turn_rolled_back_leaves_the_step_as_it_was(sessions: SessionFactory) -> None:
+    async with sessions() as session:
+        state = StoredState(session, channel="wecom", external_id="zhangsan")
+        await state.set_state("CheckInForm:summary")
+        await state.set_data({"draft": "d1"})
+        await session.commit()
+    async with sessions() as session:
+        state = StoredState(session, channel="wecom", external_id="zhangsan")
+        await state.clear()  # the check-in was confirmed...
+        await session.rollback()  # ...but its transaction failed
+    assert await rows(sessions) == {"wecom:zhangsan": ("CheckInForm:summary", {"draft": "d1"})}
+
+
+async def test_an_ended_conversation_leaves_no_row_and_telegrams_rows_are_not_touched(
+    sessions: SessionFactory,
+) -> None:
+    async with sessions() as session:
+        session.add(FsmRecord(key=TELEGRAM_ROW, state="Enrol:name", data={"code": "abc"}))
+        on_wecom = StoredState(session, channel="wecom", external_id="7")
+        await on_wecom.set_state("Enrol:consent")
+        await on_wecom.update_data({"code": "xyz"})
+        await session.commit()
+    assert set(await rows(sessions)) == {TELEGRAM_ROW, "wecom:7"}
+    async with sessions() as session:
+        on_wecom = StoredState(session, channel="wecom", external_id="7")
+        assert await on_wecom.get_data() == {"code": "xyz"}  # its own, not Telegram's
+        await on_wecom.clear()
+        await on_wecom.clear()  # twice: nothing more to do
+        assert await on_wecom.get_state() is None
+        await session.commit()
+    assert await rows(sessions) == {TELEGRAM_ROW: ("Enrol:name", {"code": "abc"})}
+
+
+async def test_what_the_caller_changes_afterwards_is_not_stored(sessions: SessionFactory) -> None:
+    async with sessions() as session:
+        state = StoredState(session, channel="wecom", external_id="lisi")
+        draft = {"answers": {"temperature": 36.6}}
+        await state.set_data(draft)
+        draft["answers"]["temperature"] = 40.0
+        read = await state.get_data()
+        read["answers"]["temperature"] = 41.0
+        assert await state.get_data() == {"answers": {"temperature": 36.6}}
+        await session.commit()
+    assert (await rows(sessions))["wecom:lisi"] == (None, {"answers": {"temperature": 36.6}})
+
+
+def test_keys_are_per_channel_and_person() -> None:
+    assert state_key("wecom", "zhangsan") == "wecom:zhangsan"
+    assert state_key("wecom", "a:b") == "wecom:a:b"  # the channel's ids are theirs to choose
+    for channel, external_id in (
+        ("telegram", "7"),  # aiogram's keys, kept by handlers.telegram.fsm
+        ("fsm", "7"),
+        ("we:com", "7"),
+        ("", "7"),
+        ("wecom", ""),
+        ("wecom", "x" * 200),
+    ):
+        with pytest.raises(ValueError):
+            state_key(channel, external_id)
