@@ -205,3 +205,48 @@ async def test_letters_waiting_in_the_outbox_become_neutral_and_back(
 def _json(value: Any) -> Any:
     """A JSON column read with plain SQL: text on SQLite, already decoded on PostgreSQL."""
     return json.loads(value) if isinstance(value, str) else value
+
+
+async def test_audit_actors_from_before_channels_become_telegram_ones_and_back(
+    empty_database_url: str,
+) -> None:
+    """An actor written as a bare Telegram id reads "telegram:<id>" after 0012; "cli" and
+    actors that already name their channel stay; the downgrade gives the bare ids back."""
+    engine: AsyncEngine = create_engine(empty_database_url)
+    now = datetime(2026, 11, 30, 0, 0, tzinfo=UTC)
+    actors = ["730", "cli", "wecom:zhangsan", "7000000001234", "12a"]
+    try:
+        await upgrade(engine, "0011")
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO organisation (id, slug, name, timezone, language, form, "
+                    "retain_days, created_at) VALUES (1, 'o', 'O', 'Asia/Shanghai', 'zh', "
+                    "'health', 30, :now)"
+                ),
+                {"now": now.replace(tzinfo=None)},
+            )
+            for actor in actors:
+                await conn.execute(
+                    text(
+                        "INSERT INTO auditentry (org_id, actor, action, at) "
+                        "VALUES (1, :actor, 'export', :now)"
+                    ),
+                    {"actor": actor, "now": now.replace(tzinfo=None)},
+                )
+        await upgrade(engine, "0012")
+        async with engine.connect() as conn:
+            after = (await conn.execute(text("SELECT actor FROM auditentry ORDER BY id"))).all()
+        assert [r[0] for r in after] == [
+            "telegram:730",
+            "cli",
+            "wecom:zhangsan",
+            "telegram:7000000001234",
+            "12a",
+        ]
+        await migrate.downgrade(engine, "0011")
+        async with engine.connect() as conn:
+            back = (await conn.execute(text("SELECT actor FROM auditentry ORDER BY id"))).all()
+        assert [r[0] for r in back] == actors
+    finally:
+        await engine.dispose()
