@@ -7,8 +7,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.repos.accounts import AccountRepo
 from storage.repos.audit import AuditRepo
+from storage.repos.channels import ChannelRepo, Served
 from storage.repos.checkins import CheckInRepo, Submission
 from storage.repos.common import Conflict, NotFound, dialect_insert, upsert_many
+from storage.repos.inbox import InboxRepo, Pending
 from storage.repos.invites import InviteRepo
 from storage.repos.journal import JournalRepo
 from storage.repos.members import MemberRepo, MemberRow, RosterResult, RosterRow
@@ -19,18 +21,22 @@ from storage.repos.units import UnitRepo, split_unit_path
 __all__ = [
     "AccountRepo",
     "AuditRepo",
+    "ChannelRepo",
     "CheckInRepo",
     "Conflict",
+    "InboxRepo",
     "InviteRepo",
     "JournalRepo",
     "MemberRepo",
     "MemberRow",
     "NotFound",
     "OrgRepo",
+    "Pending",
     "Repo",
     "RoleRepo",
     "RosterResult",
     "RosterRow",
+    "Served",
     "Submission",
     "UnitRepo",
     "dialect_insert",
@@ -53,3 +59,5 @@ class Repo:
         self.checkins = CheckInRepo(session)
         self.audit = AuditRepo(session)
         self.journal = JournalRepo(session)
+        self.inbox = InboxRepo(session)
+        self.channels = ChannelRepo(session)

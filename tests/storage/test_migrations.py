@@ -194,7 +194,7 @@ async def test_letters_waiting_in_the_outbox_become_neutral_and_back(database_ur
             assert await outbox.enqueue([elsewhere], now=now) == 1
             await session.commit()
 
-        await downgrade(engine, "-1")
+        await downgrade(engine, "0009")  # 0010's own downgrade, whatever came after it
         async with engine.connect() as conn:
             back = (
                 await conn.execute(text("SELECT chat_id, markup FROM outbox ORDER BY id"))
