@@ -9,6 +9,8 @@
   (update_template_card with the click's response_code, once); without one, what comes next is
   sent anew. A question that stays as it was (the consent notice, once answered) only loses
   its buttons.
+- A card clicked that the turn did not change has its buttons replaced by the choice made
+  (`finish`): each card's buttons answer once.
 - `notice` shows nothing (WeCom has no toast), except an alert, sent as a text.
 - Files are uploaded (media/upload) and sent; a file made later is made after the commit.
 - `Ask.LOCATION` adds how to send a location (the 打卡 menu's picker, or a location message);
@@ -184,6 +186,13 @@ class WeComOut:
         record = replies.made(maker, args, name, render.plain(failed), render.plain(caption))
         self.records.append(record)
         self.showing = Shown()
+
+    def finish(self) -> None:
+        """The turn is over: a card clicked and not changed by it keeps no live buttons (they
+        are one-shot, as the answer they gave is); its buttons become the choice made."""
+        if self._code:
+            self.records.insert(0, replies.update(self._code, replace_name=self._answered()))
+            self._code = ""
 
     async def remember(self, state: State) -> None:
         """Keep what was shown last in the person's conversation state (at the end of the

@@ -105,6 +105,7 @@ class WeComTurns:
         language = self.language_of(visitor, served)
         with self.i18n.context(), self.i18n.use_locale(LOCALE_OF[language]):
             await self._converse(turn, out, event, served, shown)
+            out.finish()
             await out.remember(state)
         return out.records
 
