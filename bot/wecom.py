@@ -108,7 +108,8 @@ def build_channel(
         http, App(wecom.corp_id, wecom.agent_id, wecom.secret), base_url=wecom.api_url, clock=clock
     )
     if converse is None or state_of is None:
-        converse, state_of = conversation(api, resolve=resolve, wake=wake)
+        core, stored = conversation(api, resolve=resolve, wake=wake)
+        converse, state_of = converse or core, state_of or stored
     turns = WeComTurns(converse, state_of, clock, wecom.agent_id)
     inbox = Inbox(sessions, clock, turns, ReplySender(api, database_url=_url(sessions)))
     crypto = WeComCrypto(wecom.token, wecom.aes_key, wecom.corp_id)

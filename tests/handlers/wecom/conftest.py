@@ -39,7 +39,9 @@ def api(wecom: LocalWeCom, session: aiohttp.ClientSession, clock: FixedClock) ->
 
 
 @pytest.fixture
-async def app(clock: FixedClock, database_url: str, sessions: SessionFactory) -> AsyncIterator[WeComDaka]:
+async def app(
+    clock: FixedClock, database_url: str, sessions: SessionFactory
+) -> AsyncIterator[WeComDaka]:
     """Daka serving the WeCom app (`tests.handlers.wecom.world`), on SQLite and PostgreSQL."""
     async with running_wecom(clock, database_url, sessions) as world:
         yield world

@@ -6,12 +6,24 @@ on first contact; and a forged or stale button gets a clear answer."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlmodel import select
 
+from domain.delivery import Sent
+from domain.keys import CHECKIN_NOW, option
+from handlers.wecom.courier import WeComCourier
 from storage.models import CheckIn, Member
 from tests.handlers.wecom.world import WeComDaka, WeComMember, texts
 
 TIANANMEN = (39.9087, 116.3975)
+
+
+@dataclass
+class Reminder:
+    address: str
+    text: str
+    options: list[list[dict[str, str]]]
 
 
 async def bind(member: WeComMember, code: str, external_id: str, name: str) -> None:
@@ -168,3 +180,49 @@ async def test_an_invite_of_another_organisation_is_refused_by_this_app(app: WeC
     zhangsan = app.member("zhangsan")
     refused = await zhangsan.says(f"绑定 {await app.invite('village')}")
     assert "另一个组织" in texts(refused) or "其他组织" in texts(refused)
+
+
+async def test_a_managers_summary_comes_as_text_with_a_card_to_drill_down(
+    app: WeComDaka,
+) -> None:
+    await app.org()
+    await app.grant_manager("boss")
+    await app.start()
+    zhangsan = app.member("zhangsan")
+    await bind(zhangsan, await app.invite(), "2024001", "张三")
+    await zhangsan.picks_location(*TIANANMEN)
+    await zhangsan.says("36.6")
+    await zhangsan.says("7")
+    await zhangsan.says("8")
+    await zhangsan.taps("否")
+    await zhangsan.taps("⏭ 跳过")
+    await zhangsan.taps("✅ 确认提交")
+    boss = app.member("boss")
+
+    summary = await boss.clicks_menu("summary")  # the menu's 汇总, as /summary
+    assert texts(summary) == texts(await boss.says("/summary"))
+    assert "第一中学" in texts(summary) and "已报 1（100%）" in texts(summary)
+    card = summary[-1]  # short: the figures are the card's own text; longer, a text before it
+    assert card.msgtype == "template_card" and "🔎 工程学院 (100%)" in card.buttons
+
+    unit = await boss.taps("🔎 工程学院 (100%)")
+    assert "一班" in texts(unit) and "二班" in texts(unit)
+
+    refused = await zhangsan.says("/summary")
+    assert "仅限辅导员" in texts(refused) or "管理" in texts(refused)
+
+
+async def test_a_reminders_button_starts_the_check_in(app: WeComDaka) -> None:
+    await app.org()
+    await app.start()
+    zhangsan = app.member("zhangsan")
+    await bind(zhangsan, await app.invite(), "2024001", "张三")
+    assert app.channel is not None
+    reminder = Reminder(
+        "zhangsan", "⏰ 张三，您今天还没有打卡。", [[option("✅ 立即打卡", CHECKIN_NOW)]]
+    )
+    assert isinstance(await WeComCourier(app.channel.api).deliver(reminder), Sent)
+
+    started = await zhangsan.taps("✅ 立即打卡")
+    assert "请发送您当前所在的位置" in texts(started)
+    assert zhangsan.last_card().buttons == ["✔ 已回复"]  # a letter's card: answered once

@@ -56,9 +56,11 @@ def shown(delivered: Delivered) -> Said:
     body = card.body if card is not None else delivered.body
     title = body.get("main_title", {}).get("title", "")
     text = "\n".join(t for t in (title, body.get("sub_title_text", "")) if t)
-    buttons = [] if card is not None and card.replaced_by else [
-        str(b.get("text")) for b in body.get("button_list", [])
-    ]
+    buttons = (
+        []
+        if card is not None and card.replaced_by
+        else [str(b.get("text")) for b in body.get("button_list", [])]
+    )
     if card is not None and card.replaced_by:
         buttons = [card.replaced_by]
     task = str(body.get("task_id", ""))
@@ -79,9 +81,16 @@ class WeComDaka:
     driver: CallbackDriver | None = None
     org_ids: dict[str, int] = field(default_factory=dict)
 
-    async def start(self, *, converse: Converse | None = None, state_of: StateOf | None = None) -> None:
+    async def start(
+        self, *, converse: Converse | None = None, state_of: StateOf | None = None
+    ) -> None:
         self.channel = build_channel(
-            self.settings, self.sessions, self.clock, self.http, converse=converse, state_of=state_of
+            self.settings,
+            self.sessions,
+            self.clock,
+            self.http,
+            converse=converse,
+            state_of=state_of,
         )
         app = web.Application()
         app.add_routes(self.channel.routes())
@@ -217,7 +226,9 @@ class WeComMember:
     async def says(self, text: str) -> list[Said]:
         return await self._act(self.driver.send_text(self.userid, text))
 
-    async def sends_location(self, latitude: float, longitude: float, label: str = "") -> list[Said]:
+    async def sends_location(
+        self, latitude: float, longitude: float, label: str = ""
+    ) -> list[Said]:
         return await self._act(self.driver.send_location(self.userid, latitude, longitude, label))
 
     async def picks_location(
