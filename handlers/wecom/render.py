@@ -18,7 +18,7 @@ from domain.conversation.io import Option, Options
 from domain.i18n import _
 from handlers.wecom.cards import MAX_BUTTONS, Button, button_card
 
-CARD_TEXT: Final = 160  # characters beneath a card's title (Doc 90236: sub_title_text 建议不超过160个字)
+CARD_TEXT: Final = 160  # characters beneath a card's title (Doc 90236: 建议不超过160个字)
 TITLE: Final = 36  # characters WeCom shows of a card's title (Doc 90236: 建议不超过36个字)
 BUTTON: Final = 20  # characters kept of a button's text
 SHORT_LABEL: Final = 8  # options this short, three at most, are numbered on one line

@@ -5,19 +5,15 @@ handling, a crash after the handling while the replies were on their way."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Sequence
 
 from sqlmodel import select
 
 from domain.conversation.io import Input
 from domain.conversation.turn import Turn
+from handlers.wecom.replies import Record, ReplySender
 from storage.models import InboundEvent
 from tests.handlers.wecom.world import WeComDaka, texts
-
-
-async def until(condition: Callable[[], bool]) -> None:
-    while not condition():
-        await asyncio.sleep(0.01)
 
 
 async def journal(app: WeComDaka) -> list[InboundEvent]:
@@ -81,11 +77,16 @@ async def test_replies_a_crash_held_back_are_sent_on_the_next_start(app: WeComDa
     held = asyncio.Event()
     app.wecom.fail("/cgi-bin/message/send", hold=held)  # WeCom takes its time answering
     assert app.driver is not None and app.channel is not None
+    sending = asyncio.Event()
+
+    class Noting(ReplySender):
+        async def send(self, user: str, records: Sequence[Record]) -> None:
+            sending.set()  # handled and committed: the reply is on its way
+            await super().send(user, records)
+
+    app.channel.inbox.replies = Noting(app.channel.api)
     await app.driver.send_text("zhangsan", "/help")
-    inbox = app.channel.inbox
-    await asyncio.wait_for(
-        until(lambda: inbox.handled == 1), timeout=30
-    )  # the reply is on its way
+    await asyncio.wait_for(sending.wait(), timeout=30)
     await app.crash()
     held.set()
     [row] = await journal(app)
