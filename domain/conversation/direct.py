@@ -6,28 +6,19 @@ whether the person's own id is on it."""
 
 from __future__ import annotations
 
-import html
-
 from domain import enrolment
-from domain.conversation.enrolment import CONSENT, consent_options, direct_code
-from domain.conversation.enrolment_texts import (
-    consent_text,
-    lock_text,
+from domain.conversation.consent import (
+    direct_code,
+    not_on_roster_text,
     taken_text,
     welcome_text,
 )
+from domain.conversation.enrolment import CONSENT, consent_options, consent_text, lock_text
 from domain.conversation.io import Ask
 from domain.conversation.turn import Turn
 from domain.i18n import LOCALE_OF, _
 from domain.i18n import current as translator
 from storage.models import Account, Member, Organisation
-
-
-def not_on_roster_text(org: Organisation) -> str:
-    return _(
-        "Your account is not on the roster of {org}. Please ask your counselor or village "
-        "cadre to add you, or enrol with an invite code."
-    ).format(org=html.escape(org.name))
 
 
 async def own_roster_row(turn: Turn, org: Organisation, account: Account | None) -> Member | None:

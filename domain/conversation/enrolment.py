@@ -3,11 +3,8 @@ roster (or, for a manager's or administrator's invite, the role it grants).
 
 The rules (well-formed codes, lock-out, name matching) are `domain.enrolment`; this is the
 conversation around them. Nothing is said about a roster row before both the id and the name
-match it, so the bot never reveals a name for an id.
-
-An organisation may declare that a channel's user ids are its member ids: the binding without
-an invite is `domain.conversation.direct`; its consent buttons carry the organisation ("@" and
-its id, which no invite code can equal) instead of an invite code, and come back here."""
+match it, so the bot never reveals a name for an id. (Enrolment without an invite, where a
+channel's user ids are the member ids: `domain.conversation.direct`.)"""
 
 from __future__ import annotations
 
@@ -15,21 +12,16 @@ import html
 from datetime import datetime
 
 from domain import enrolment
+from domain.clock import zone
 from domain.conversation.common import on_stale_press
-from domain.conversation.enrolment_texts import (
-    consent_text,
-    lock_text,
-    problem_text,
-    taken_text,
-    welcome_text,
-)
+from domain.conversation.consent import direct_org, taken_text, welcome_text, what_we_collect
 from domain.conversation.io import Ask, Option, Options, Text
 from domain.conversation.keys import BadKey, Key
 from domain.conversation.turn import Turn
 from domain.enrolment import InviteProblem
 from domain.i18n import LOCALE_OF, _
 from domain.i18n import current as translator
-from storage.models import Account, Invite, Organisation
+from storage.models import TELEGRAM, Account, Invite, Organisation
 from storage.repo import Repo
 
 # Conversation states (the names the Telegram adapter's `Enrol` StatesGroup gives them).
@@ -37,7 +29,6 @@ CONSENT = "Enrol:consent"
 MEMBER_ID = "Enrol:member_id"
 NAME = "Enrol:name"
 STATES = (CONSENT, MEMBER_ID, NAME)
-DIRECT = "@"  # a consent key's code naming an organisation (direct binding), not an invite
 
 
 class ConsentKey(Key, prefix="consent"):
@@ -45,6 +36,23 @@ class ConsentKey(Key, prefix="consent"):
 
     accept: bool
     code: str
+
+
+def problem_text(problem: InviteProblem) -> str:
+    return {
+        InviteProblem.MALFORMED: _(
+            "This link is not a valid invite. Please open the exact link you were sent."
+        ),
+        InviteProblem.UNKNOWN: _(
+            "This invite does not exist. Please check the link, or ask for a new one."
+        ),
+        InviteProblem.EXPIRED: _("This invite has expired. Please ask for a new link."),
+        InviteProblem.REVOKED: _("This invite was withdrawn. Please ask for a new link."),
+        InviteProblem.USED_UP: _(
+            "This invite has already been used as many times as allowed. "
+            "Please ask for a new link."
+        ),
+    }[problem]
 
 
 async def check_invite(repo: Repo, code: str, now: datetime) -> Invite | InviteProblem:
@@ -64,6 +72,20 @@ async def check_invite(repo: Repo, code: str, now: datetime) -> Invite | InviteP
     return problem if problem is not None else invite
 
 
+def consent_text(org: Organisation, role: str, channel: str = TELEGRAM) -> str:
+    what = what_we_collect(role, channel)
+    return _(
+        "<b>{org}: daily check-in — how we use your information</b>\n\n"
+        "<b>What we collect</b>\n{what}\n\n"
+        "<b>Why</b>\nFor the daily health and whereabouts report of your school or village.\n\n"
+        "<b>Who sees it</b>\nYou, and the counselors or cadres responsible for your class or "
+        "village and their superiors. Nobody else.\n\n"
+        "<b>How long</b>\nExact coordinates and photos are deleted after {days} days; "
+        "the daily status is kept for the records.\n\n"
+        "You can ask for everything stored about you at any time. Do you agree?"
+    ).format(org=html.escape(org.name), what=what, days=org.retain_days)
+
+
 def consent_options(code: str) -> Options:
     return [
         [
@@ -71,6 +93,12 @@ def consent_options(code: str) -> Options:
             Option(_("❌ I decline"), key=ConsentKey(accept=False, code=code).pack()),
         ]
     ]
+
+
+def lock_text(until: datetime, tz: str) -> str:
+    return _("Too many wrong answers. Please try again after {time}.").format(
+        time=until.astimezone(zone(tz)).strftime("%H:%M")
+    )
 
 
 async def on_start(turn: Turn) -> None:
@@ -149,11 +177,10 @@ async def on_consent(turn: Turn, key: str) -> str | None:
     if data.get("code") != pressed.code:
         await turn.out.notice(_("This button has expired."), alert=True)
         return None
-    org_id = direct_org(pressed.code)
-    if org_id is not None:
+    if direct_org(pressed.code) is not None:  # no invite: the organisation's own ids
         from domain.conversation.direct import on_direct_consent  # it builds on this module
 
-        await on_direct_consent(turn, org_id, accept=pressed.accept)
+        await on_direct_consent(turn, direct_org(pressed.code) or 0, accept=pressed.accept)
         return None
     now = turn.clock.now()
     found = await check_invite(turn.repo, pressed.code, now)
@@ -334,27 +361,14 @@ async def on_enrol_other(turn: Turn) -> None:
 
 async def on_consent_pending(turn: Turn) -> None:
     """Anything but a press while the consent notice waits: show the notice again."""
-    data = await turn.state.get_data()
-    code = str(data.get("code", ""))
+    code = str((await turn.state.get_data()).get("code", ""))
     org_id = direct_org(code)
-    if org_id is not None:
-        org, role = await turn.repo.orgs.get(org_id=org_id), "member"
-    else:
-        invite = await turn.repo.invites.get(code=code)
-        if invite is None:
-            await turn.state.clear()
-            await turn.out.say(problem_text(InviteProblem.UNKNOWN))
-            return
-        org, role = await turn.repo.orgs.get(org_id=invite.org_id), invite.role
+    invite = await turn.repo.invites.get(code=code) if org_id is None else None
+    if org_id is None and invite is None:
+        await turn.state.clear()
+        await turn.out.say(problem_text(InviteProblem.UNKNOWN))
+        return
+    org = await turn.repo.orgs.get(org_id=invite.org_id if invite else org_id or 0)
     await turn.out.say(_("Please answer the consent notice first:"))
+    role = invite.role if invite else "member"
     await turn.out.say(consent_text(org, role, turn.person.channel), consent_options(code))
-
-
-def direct_code(org_id: int) -> str:
-    return f"{DIRECT}{org_id}"
-
-
-def direct_org(code: str) -> int | None:
-    """The organisation a direct binding's consent names; None for an invite's code."""
-    rest = code.removeprefix(DIRECT)
-    return int(rest) if rest != code and rest.isdigit() and len(rest) <= 12 else None
