@@ -167,3 +167,16 @@ async def test_daka_wecom_serves_the_callbacks_with_the_scheduler(
         stop.set()
         await asyncio.wait_for(running, timeout=30)  # stopping sends what was taken
         assert "绑定" in wecom.inbox("zhangsan")[0].text
+
+
+def test_a_wecom_only_deployment_makes_invites_members_send_as_text(
+    env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("BOT_USERNAME")
+    monkeypatch.setenv("WECOM_AGENT_ID", str(AGENT))
+    daka(capsys, "org", "create", "no1", "--name", "第一中学")
+    code, out, err = daka(capsys, "invite", "no1")
+    assert (code, err) == (0, "")
+    invite = out.splitlines()[1].removeprefix("code: ")
+    assert out.splitlines()[-1] == f"WeCom: send 绑定 {invite} to the app"
+    assert "t.me" not in out
