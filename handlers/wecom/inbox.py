@@ -6,9 +6,9 @@ The callback endpoint hands each event to `Inbox.take` before it answers WeCom (
 digest of its dedupe key, and committed; only then does WeCom get its 200. A retry of an event
 already journaled (WeCom tries 3 times; a restart forgets what the endpoint remembered) is
 acknowledged and not handled again. Each member's events are then handled one after the other
-by a lane of their own (members concurrently): the turn (`Turns.answer`) and the journal row,
-marked handled with the replies, commit together; the replies are sent after the commit and
-marked sent. On start, replies a crash held back are sent and events journaled but never
+by a lane of their own (members side by side, at most `TURNS_AT_ONCE` turns in the database at
+a time): the turn (`Turns.answer`) and the journal row, marked handled with the replies, commit
+together; the replies are sent after the commit and marked sent. On start, replies a crash held back are sent and events journaled but never
 handled are handled. A database that cannot be reached is waited for; an event whose handling
 fails is answered with an apology and marked handled, so that it stops nothing."""
 
@@ -34,6 +34,7 @@ from storage.repo import Repo
 log = logging.getLogger(__name__)
 
 Sleep = Callable[[float], Awaitable[None]]
+TURNS_AT_ONCE: Final = 8  # turns in flight (database sessions); replies are sent beside them
 EVENT_TYPES: Final = {
     cls.__name__: cls
     for cls in (
@@ -95,6 +96,7 @@ class Inbox:
         replies: ReplySender,
         *,
         sleep: Sleep = asyncio.sleep,
+        turns_at_once: int = TURNS_AT_ONCE,
     ) -> None:
         self.sessions = sessions
         self.clock = clock
@@ -106,6 +108,7 @@ class Inbox:
         self._waiting: dict[str, deque[tuple[int, Event | list[Record]]]] = {}
         self._lanes: dict[str, asyncio.Task[None]] = {}
         self._running = True
+        self._turns = asyncio.Semaphore(turns_at_once)
 
     async def take(self, event: Event) -> None:
         """Journal an event (the endpoint's hook before the ack); a failure raises, and the
@@ -214,7 +217,7 @@ class Inbox:
     async def _answer(self, row: int, event: Event) -> list[Record] | None:
         """The turn and the journal row in one transaction; None when another worker had
         handled the event already."""
-        async with self.sessions() as session:
+        async with self._turns, self.sessions() as session:
             repo = Repo(session)
             records = await self.turns.answer(repo, event)
             replies = json.dumps(records, ensure_ascii=False) if records else None

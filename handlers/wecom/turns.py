@@ -84,10 +84,11 @@ class WeComTurns:
     clock: Clock
     agent_id: int
     i18n: Translator = field(default_factory=create_translator)
-    _language: str = DEFAULT_LANGUAGE
+    words: dict[str, str] = field(init=False)  # "打卡", "今日"... typed instead of tapped
+    _language: str = field(default=DEFAULT_LANGUAGE, init=False)  # of the last turn
 
     def __post_init__(self) -> None:
-        self.words = typed_commands(self.i18n)  # "打卡", "今日"... typed instead of tapped
+        self.words = typed_commands(self.i18n)
 
     async def answer(self, repo: Repo, event: Event) -> list[Record]:
         served = await repo.channels.serving(channel=CHANNEL, app_id=str(self.agent_id))
