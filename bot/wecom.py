@@ -117,16 +117,34 @@ def build_channel(
     return WeComChannel(wecom, api, inbox, endpoint)
 
 
-def courier(channel: WeComChannel, sessions: SessionFactory) -> WeComCourier:
+def courier(api: WeComAPI, sessions: SessionFactory) -> WeComCourier:
     """The outbox's courier for the app, reading its organisation's text-only setting."""
-    agent = str(channel.settings.agent_id)
+    agent = str(api.app.agent_id)
 
     async def text_only() -> bool:
         async with sessions() as session:
             served = await Repo(session).channels.serving(channel=CHANNEL, app_id=agent)
         return served is not None and served.setting.text_only
 
-    return WeComCourier(channel.api, text_only=text_only)
+    return WeComCourier(api, text_only=text_only)
+
+
+def wecom_courier(
+    settings: Settings,
+    sessions: SessionFactory,
+    http: aiohttp.ClientSession,
+    clock: Clock | None = None,
+) -> WeComCourier | None:
+    """The WeCom courier for a sender in another process (`daka run`, `daka scheduler`), when
+    the `WECOM_*` settings are all there; None otherwise. `http` lives as long as the sender."""
+    if settings.wecom_corp_id is None or settings.wecom_agent_id is None:
+        return None
+    try:
+        wecom = settings.require_wecom()
+    except SettingError:
+        return None
+    app = App(wecom.corp_id, wecom.agent_id, wecom.secret)
+    return courier(WeComAPI(http, app, base_url=wecom.api_url, clock=clock), sessions)
 
 
 async def served_org(sessions: SessionFactory, agent_id: int) -> str:
@@ -229,7 +247,7 @@ def _scheduler(
     from domain.i18n import create_translator
     from scheduler.jobs import SchedulerService
 
-    couriers: dict[str, Courier] = {CHANNEL: courier(channel, sessions)}
+    couriers: dict[str, Courier] = {CHANNEL: courier(channel.api, sessions)}
     if settings.bot_token is not None:
         bot = create_bot(settings)
         closing.push_async_callback(bot.session.close)

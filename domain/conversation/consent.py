@@ -9,8 +9,9 @@ from __future__ import annotations
 import html
 from typing import Final
 
+from domain.delivery import TELEGRAM
 from domain.i18n import _
-from storage.models import TELEGRAM, Member, Organisation
+from storage.models import Member, Organisation
 
 DIRECT: Final = "@"
 

@@ -18,10 +18,11 @@ from domain.conversation.consent import direct_org, taken_text, welcome_text, wh
 from domain.conversation.io import Ask, Option, Options, Text
 from domain.conversation.keys import BadKey, Key
 from domain.conversation.turn import Turn
+from domain.delivery import TELEGRAM
 from domain.enrolment import InviteProblem
 from domain.i18n import LOCALE_OF, _
 from domain.i18n import current as translator
-from storage.models import TELEGRAM, Account, Invite, Organisation
+from storage.models import Account, Invite, Organisation
 from storage.repo import Repo
 
 # Conversation states (the names the Telegram adapter's `Enrol` StatesGroup gives them).

@@ -8,9 +8,10 @@ already journaled (WeCom tries 3 times; a restart forgets what the endpoint reme
 acknowledged and not handled again. Each member's events are then handled one after the other
 by a lane of their own (members side by side, at most `TURNS_AT_ONCE` turns in the database at
 a time): the turn (`Turns.answer`) and the journal row, marked handled with the replies, commit
-together; the replies are sent after the commit and marked sent. On start, replies a crash held back are sent and events journaled but never
-handled are handled. A database that cannot be reached is waited for; an event whose handling
-fails is answered with an apology and marked handled, so that it stops nothing."""
+together; the replies are sent after the commit and marked sent. On start, replies a crash
+held back are sent and events journaled but never handled are handled. A database that cannot
+be reached is waited for; an event whose handling fails is answered with an apology and marked
+handled, so that it stops nothing."""
 
 from __future__ import annotations
 

@@ -180,3 +180,29 @@ def test_a_wecom_only_deployment_makes_invites_members_send_as_text(
     invite = out.splitlines()[1].removeprefix("code: ")
     assert out.splitlines()[-1] == f"WeCom: send 绑定 {invite} to the app"
     assert "t.me" not in out
+
+
+async def test_a_sender_elsewhere_gets_a_wecom_courier_only_with_every_wecom_setting(
+    env: Path,
+) -> None:
+    from bot.wecom import wecom_courier
+    from handlers.wecom.courier import WeComCourier
+    from storage.db import create_engine, create_session_factory
+
+    engine = create_engine(f"sqlite+aiosqlite:///{env / 'daka.db'}")
+    sessions = create_session_factory(engine)
+    complete = Settings(
+        wecom_corp_id="wwdaka0000000001",
+        wecom_agent_id=AGENT,
+        wecom_secret=SECRET,
+        wecom_token=TOKEN,
+        wecom_aes_key=AES_KEY,
+        _env_file=None,
+    )
+    async with aiohttp.ClientSession() as http:
+        assert isinstance(wecom_courier(complete, sessions, http), WeComCourier)
+        telegram_only = Settings(_env_file=None)
+        assert wecom_courier(telegram_only, sessions, http) is None
+        half = Settings(wecom_corp_id="wwdaka0000000001", wecom_agent_id=AGENT, _env_file=None)
+        assert wecom_courier(half, sessions, http) is None
+    await engine.dispose()
