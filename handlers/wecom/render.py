@@ -97,7 +97,7 @@ def card(task_id: str, body: str, options: Sequence[Option]) -> dict[str, Any]:
     title = first.strip() or _("Please choose:")
     if len(title) > TITLE:
         title, rest = title[: TITLE - 1] + "…", body.strip()
-    if len(rest) > CARD_TEXT:
+    if len(body.strip()) > CARD_TEXT:  # said in a text message just before
         rest = ""
     buttons = [Button(_cut(plain(o.label), BUTTON), o.key or "") for o in options]
     return button_card(task_id=task_id, title=title, buttons=buttons, sub_title=rest.strip())

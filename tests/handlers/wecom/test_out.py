@@ -120,3 +120,14 @@ async def test_files_and_links() -> None:
     assert out.records[0]["file"] == "chart.png" and out.records[0]["caption"] == "趋势"
     assert out.records[1]["make"] == "export" and out.records[1]["failed"] == "太大了"
     assert out.records[2]["content"] == '更多\n<a href="https://example.org/help">帮助</a>'
+
+
+async def test_a_card_after_its_text_does_not_repeat_it() -> None:
+    out = WeComOut(text_only=False)
+    body = (
+        "📊 工程学院 — 2026-11-28 各单位打卡情况\n"
+        + "• 一班：应报 30，已报 28（93%），未报 2\n" * 5
+    )  # 162 > 160; its rest 134
+    await out.say(body, YES_NO)
+    text, card = out.records
+    assert text["content"] == body.strip() and "sub_title_text" not in card["card"]
