@@ -106,3 +106,32 @@ async def core_rows(
         return [tuple(row) for row in sync.connection().execute(stmt, params).all()]
 
     return await session.run_sync(run)
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """The database could not be reached or went away (as opposed to a bug or a constraint):
+    what a channel's worker waits out and tries again, for any adapter."""
+    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OperationalError | InterfaceError | PoolTimeout):
+            return True
+        if isinstance(current, DBAPIError) and current.connection_invalidated:
+            return True
+        if isinstance(current, OSError | TimeoutError | ConnectionError):
+            return True
+        names = {cls.__name__ for cls in type(current).__mro__}
+        if names & {
+            "PostgresConnectionError",
+            "OperationalInterventionError",
+            "CannotConnectNowError",
+            "ConnectionDoesNotExistError",
+            "InterfaceError",
+        }:
+            return True
+        current = current.__cause__ or current.__context__
+    return False

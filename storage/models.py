@@ -268,6 +268,48 @@ class InboundUpdate(SQLModel, table=True):
     replied_at: datetime | None = Field(default=None, sa_column=_utc_opt())
 
 
+class InboundEvent(SQLModel, table=True):
+    """The journal of a channel whose deliveries are named by text (WeCom: a MsgId, or the
+    sender and time of an event): each event, written before the channel is told it arrived,
+    until it is handled; then the replies it produced, until they are sent. Telegram's updates,
+    named by number, have their own journal (`InboundUpdate`)."""
+
+    __table_args__ = (
+        UniqueConstraint("channel", "key", name="uq_inbound_event_key"),
+        Index("ix_inbound_event_unhandled", "channel", "handled_at"),
+        Index("ix_inbound_event_unreplied", "channel", "replied_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(max_length=16)
+    key: str = Field(max_length=64)  # a digest of the channel's own name of the delivery
+    sender: str = Field(max_length=64)
+    payload: str | None = None  # the event, until handled (it holds what people sent)
+    received_at: datetime = Field(sa_column=_utc())
+    handled_at: datetime | None = Field(default=None, sa_column=_utc_opt())
+    replies: str | None = None
+    replied_at: datetime | None = Field(default=None, sa_column=_utc_opt())
+
+
+class OrgChannel(SQLModel, table=True):
+    """How an organisation is served on a channel beside Telegram: the channel's app that serves
+    it (one app, one organisation), whether the channel's user ids are the roster's member ids
+    (a member is then bound on first contact, after consent), and whether it is shown text
+    only (numbered choices instead of buttons)."""
+
+    __table_args__ = (
+        UniqueConstraint("org_id", "channel", name="uq_orgchannel_org"),
+        UniqueConstraint("channel", "app_id", name="uq_orgchannel_app"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: int = Field(foreign_key="organisation.id")
+    channel: str = Field(max_length=16)
+    app_id: str | None = Field(default=None, max_length=64)
+    ids_are_member_ids: bool = False
+    text_only: bool = False
+
+
 class FsmRecord(SQLModel, table=True):
     """aiogram FSM state and data, kept in the database so a draft survives a restart."""
 

@@ -7,8 +7,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.repos.accounts import AccountRepo
 from storage.repos.audit import AuditRepo
+from storage.repos.channels import ChannelRepo, Served
 from storage.repos.checkins import CheckInRepo, Submission
 from storage.repos.common import Conflict, NotFound, dialect_insert, upsert_many
+from storage.repos.inbox import InboxRepo, Pending
 from storage.repos.invites import InviteRepo
 from storage.repos.journal import JournalRepo
 from storage.repos.members import MemberRepo, MemberRow, RosterResult, RosterRow
@@ -20,19 +22,23 @@ from storage.repos.units import UnitRepo, split_unit_path
 __all__ = [
     "AccountRepo",
     "AuditRepo",
+    "ChannelRepo",
     "CheckInRepo",
     "Conflict",
+    "InboxRepo",
     "InviteRepo",
     "JournalRepo",
     "MemberRepo",
     "MemberRow",
     "NotFound",
     "OrgRepo",
+    "Pending",
     "PrivacyRepo",
     "Repo",
     "RoleRepo",
     "RosterResult",
     "RosterRow",
+    "Served",
     "Submission",
     "UnitRepo",
     "dialect_insert",
@@ -56,3 +62,5 @@ class Repo:
         self.audit = AuditRepo(session)
         self.journal = JournalRepo(session)
         self.privacy = PrivacyRepo(session)
+        self.inbox = InboxRepo(session)
+        self.channels = ChannelRepo(session)

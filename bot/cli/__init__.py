@@ -11,7 +11,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from bot.cli import demo, invite, org, privacy, reports, roles, roster, run, schedule
+from bot.cli import demo, invite, org, privacy, reports, roles, roster, run, schedule, wecom
 from bot.cli.common import EXIT_SETTING, Command, DakaParser, UsageError, UserError
 from bot.config import SettingError, Settings, load_settings
 from bot.logs import configure_logging, secrets_of
@@ -20,14 +20,16 @@ from storage.db import create_engine, create_session_factory
 from storage.migrate import pending, upgrade
 from storage.repo import Conflict, NotFound, Repo
 
-GROUPS = (run, demo, org, roster, invite, schedule, roles, reports, privacy)
+GROUPS = (run, wecom, demo, org, roster, invite, schedule, roles, reports, privacy)
 COMMANDS: dict[tuple[str, str | None], Command] = {
     key: command for group in GROUPS for key, command in group.COMMANDS.items()
 }
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = DakaParser(prog="daka", description="Daka (打卡): daily check-ins on Telegram.")
+    parser = DakaParser(
+        prog="daka", description="Daka (打卡): daily check-ins on Telegram and WeCom."
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for group in GROUPS:
         group.add_parsers(sub)
@@ -37,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
 def rewrite(argv: Sequence[str]) -> list[str]:
     """The command line as the parser reads it: short forms spelled out (see each group)."""
     words = list(argv)
-    for short_forms in (invite.rewrite, schedule.rewrite):
+    for short_forms in (invite.rewrite, schedule.rewrite, wecom.rewrite):
         words = short_forms(words)
     return words
 
@@ -82,6 +84,8 @@ def main(argv: Sequence[str] | None = None, *, clock: Clock | None = None) -> in
         elif args.command in run.SERVICES:
             with run.telegram_errors(settings):
                 run.serve(args, settings, clock)
+        elif (args.command, getattr(args, "action", None)) == ("wecom", "serve"):
+            wecom.serve(args, settings, clock)
         else:
             asyncio.run(run_command(args, settings, clock))
     except SettingError as exc:

@@ -73,7 +73,10 @@ async def cmd_invite_create(
     if args.uses is not None:
         check_count("--uses", args.uses, 1, MAX_USES)
     unit = await repo.units.require(org_id=org.id or 0, name_path=args.unit) if args.unit else None
-    username = await _bot_username(settings)
+    wecom = settings.wecom_agent_id is not None
+    # A WeCom-only deployment has no Telegram link to print: its members send the code.
+    telegram = settings.bot_token is not None or settings.bot_username is not None or not wecom
+    username = await _bot_username(settings) if telegram else None
     invite = await repo.invites.create(
         org_id=org.id or 0,
         unit_id=unit.id if unit else None,
@@ -87,7 +90,10 @@ async def cmd_invite_create(
     expires = local_time(invite.expires_at, org.timezone)
     print(f"{args.role} invite for {org.slug} ({scope}), {uses}, expires {expires}")
     print(f"code: {invite.code}")
-    print(f"https://t.me/{username}?start={invite.code}")
+    if wecom:
+        print(f"WeCom: send 绑定 {invite.code} to the app")
+    if username is not None:
+        print(f"https://t.me/{username}?start={invite.code}")
 
 
 async def cmd_invite_list(

@@ -61,6 +61,28 @@ def add_parsers(sub: Subparsers) -> None:
         help="days between a withdrawal of consent and the erasure of the answers, 0 for at "
         f"once (new organisations: {DEFAULT_GRACE_DAYS})",
     )
+    org_set.add_argument(
+        "--wecom-agent",
+        type=int,
+        metavar="AGENT_ID",
+        help="the WeCom app (its AgentId) that serves this organisation: one app, one "
+        "organisation",
+    )
+    org_set.add_argument(
+        "--no-wecom-agent", action="store_true", help="no WeCom app serves it any more"
+    )
+    org_set.add_argument(
+        "--wecom-userid-is-member-id",
+        action=argparse.BooleanOptionalAction,
+        help="WeCom user ids are the roster's member ids: members are bound on first "
+        "contact, after consent, with no id or name asked",
+    )
+    org_set.add_argument(
+        "--wecom-text-only",
+        action=argparse.BooleanOptionalAction,
+        help="on WeCom, choices as numbered text instead of cards (members who use the "
+        "WeChat plug-in see no cards)",
+    )
     org_sub.add_parser("list", help="list organisations")
 
 
@@ -109,6 +131,7 @@ async def cmd_org_set(args: argparse.Namespace, repo: Repo, _s: Settings, _c: Cl
     elif args.geofence:
         org.geofence_lat, org.geofence_lon, org.geofence_radius_m = _parse_geofence(args.geofence)
     await repo.session.flush()
+    wecom = await _set_wecom(args, repo, org)
     fence = (
         f"{org.geofence_lat},{org.geofence_lon} r={org.geofence_radius_m:g} m"
         if org.geofence_radius_m
@@ -117,8 +140,37 @@ async def cmd_org_set(args: argparse.Namespace, repo: Repo, _s: Settings, _c: Cl
     print(
         f"{org.slug}: name {org.name}, time zone {org.timezone}, language {org.language}, "
         f"form {org.form}, geofence {fence}, retain {org.retain_days} days, "
-        f"erase {org.withdrawal_grace_days} days after a withdrawal"
+        f"erase {org.withdrawal_grace_days} days after a withdrawal{wecom}"
     )
+
+
+async def _set_wecom(args: argparse.Namespace, repo: Repo, org: Organisation) -> str:
+    """The organisation's WeCom settings changed as asked; how they read now ("" for none)."""
+    from handlers.wecom.messages import CHANNEL
+    from storage.repos.channels import UNSET
+
+    app_id: str | object | None = UNSET
+    if args.no_wecom_agent:
+        app_id = None
+    elif args.wecom_agent is not None:
+        check_count("--wecom-agent", args.wecom_agent, 1, 2**31 - 1, " (a WeCom AgentId)")
+        app_id = str(args.wecom_agent)
+    setting = await repo.channels.of_org(org_id=org.id or 0, channel=CHANNEL)
+    flags = (args.wecom_userid_is_member_id, args.wecom_text_only)
+    if app_id is not UNSET or flags != (None, None):
+        setting = await repo.channels.configure(
+            org_id=org.id or 0,
+            channel=CHANNEL,
+            app_id=app_id,
+            ids_are_member_ids=args.wecom_userid_is_member_id,
+            text_only=args.wecom_text_only,
+        )
+    if setting is None or not (setting.app_id or setting.ids_are_member_ids or setting.text_only):
+        return ""
+    app = f"app {setting.app_id}" if setting.app_id else "no app"
+    ids = ", user ids are member ids" if setting.ids_are_member_ids else ""
+    text = ", text only" if setting.text_only else ""
+    return f", wecom {app}{ids}{text}"
 
 
 async def cmd_org_list(_a: argparse.Namespace, repo: Repo, _s: Settings, _c: Clock) -> None:

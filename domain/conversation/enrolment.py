@@ -3,7 +3,8 @@ roster (or, for a manager's or administrator's invite, the role it grants).
 
 The rules (well-formed codes, lock-out, name matching) are `domain.enrolment`; this is the
 conversation around them. Nothing is said about a roster row before both the id and the name
-match it, so the bot never reveals a name for an id."""
+match it, so the bot never reveals a name for an id. (Enrolment without an invite, where a
+channel's user ids are the member ids: `domain.conversation.direct`.)"""
 
 from __future__ import annotations
 
@@ -14,10 +15,12 @@ from domain import enrolment
 from domain.clock import zone
 from domain.conversation import privacy
 from domain.conversation.common import on_stale_press
+from domain.conversation.consent import direct_org, taken_text, welcome_text, what_we_collect
 from domain.conversation.io import Ask, Option, Options, Text
 from domain.conversation.keys import BadKey, Key
 from domain.conversation.privacy import withdrawn_text
 from domain.conversation.turn import Turn
+from domain.delivery import TELEGRAM
 from domain.enrolment import InviteProblem
 from domain.i18n import LOCALE_OF, _
 from domain.i18n import current as translator
@@ -72,17 +75,8 @@ async def check_invite(repo: Repo, code: str, now: datetime) -> Invite | InviteP
     return problem if problem is not None else invite
 
 
-def consent_text(org: Organisation, role: str) -> str:
-    what = (
-        _(
-            "• your location when you check in, and your answers to the daily questions "
-            "(such as temperature and symptoms), and a photo if you send one;\n"
-            "• your member id and name, to match you with the roster;\n"
-            "• your Telegram id, to send you reminders."
-        )
-        if role == "member"
-        else _("• your Telegram id and name, and what you look at, for the audit trail.")
-    )
+def consent_text(org: Organisation, role: str, channel: str = TELEGRAM) -> str:
+    what = what_we_collect(role, channel)
     return _(
         "<b>{org}: daily check-in — how we use your information</b>\n\n"
         "<b>What we collect</b>\n{what}\n\n"
@@ -185,7 +179,9 @@ async def offer_consent(
     await turn.state.clear()
     await turn.state.set_state(CONSENT)
     await turn.state.update_data(code=found.code)
-    await turn.out.say(consent_text(org, found.role), consent_options(found.code))
+    await turn.out.say(
+        consent_text(org, found.role, turn.person.channel), consent_options(found.code)
+    )
 
 
 async def on_consent(turn: Turn, key: str) -> str | None:
@@ -199,6 +195,11 @@ async def on_consent(turn: Turn, key: str) -> str | None:
     data = await turn.state.get_data()
     if data.get("code") != pressed.code:
         await turn.out.notice(_("This button has expired."), alert=True)
+        return None
+    if direct_org(pressed.code) is not None:  # no invite: the organisation's own ids
+        from domain.conversation.direct import on_direct_consent  # it builds on this module
+
+        await on_direct_consent(turn, direct_org(pressed.code) or 0, accept=pressed.accept)
         return None
     now = turn.clock.now()
     found = await check_invite(turn.repo, pressed.code, now)
@@ -215,7 +216,8 @@ async def on_consent(turn: Turn, key: str) -> str | None:
         now=now,
     )
     org = await turn.repo.orgs.get(org_id=found.org_id)
-    await turn.out.replace(consent_text(org, found.role))  # the notice stays, its buttons go
+    # The notice stays, its buttons go.
+    await turn.out.replace(consent_text(org, found.role, turn.person.channel))
     if not pressed.accept:
         await turn.state.clear()
         await turn.out.say(
@@ -347,12 +349,7 @@ async def on_name(turn: Turn, text: Text) -> None:
             now=now,
         )
         await turn.state.clear()
-        await turn.out.say(
-            _(
-                "This member id is already linked to another Telegram account. If that is not "
-                "you, please contact your counselor or village cadre."
-            )
-        )
+        await turn.out.say(taken_text(turn.person.channel))
         return
     if not await repo.invites.use(code=found.code):
         await turn.state.clear()
@@ -368,13 +365,7 @@ async def on_name(turn: Turn, text: Text) -> None:
         now=now,
     )
     await turn.state.clear()
-    await turn.out.say(
-        _(
-            "Welcome, {name}! You are enrolled in {org}. Check in once a day with the button "
-            "below or /checkin."
-        ).format(name=html.escape(member.name), org=html.escape(org.name)),
-        ask=Ask.MENU,
-    )
+    await turn.out.say(welcome_text(member, org), ask=Ask.MENU)
 
 
 async def on_enrol_other(turn: Turn) -> None:
@@ -389,12 +380,14 @@ async def on_enrol_other(turn: Turn) -> None:
 
 async def on_consent_pending(turn: Turn) -> None:
     """Anything but a press while the consent notice waits: show the notice again."""
-    data = await turn.state.get_data()
-    invite = await turn.repo.invites.get(code=str(data.get("code", "")))
-    if invite is None:
+    code = str((await turn.state.get_data()).get("code", ""))
+    org_id = direct_org(code)
+    invite = await turn.repo.invites.get(code=code) if org_id is None else None
+    if org_id is None and invite is None:
         await turn.state.clear()
         await turn.out.say(problem_text(InviteProblem.UNKNOWN))
         return
-    org = await turn.repo.orgs.get(org_id=invite.org_id)
+    org = await turn.repo.orgs.get(org_id=invite.org_id if invite else org_id or 0)
     await turn.out.say(_("Please answer the consent notice first:"))
-    await turn.out.say(consent_text(org, invite.role), consent_options(invite.code))
+    role = invite.role if invite else "member"
+    await turn.out.say(consent_text(org, role, turn.person.channel), consent_options(code))

@@ -6,7 +6,7 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import update
+from sqlalchemy import func, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -67,6 +67,21 @@ class MemberRepo:
     async def by_external(self, *, org_id: int, external_id: str) -> Member | None:
         stmt = select(Member).where(Member.org_id == org_id, Member.external_id == external_id)
         return (await self.session.exec(stmt)).first()
+
+    async def by_external_folded(self, *, org_id: int, external_id: str) -> Member | None:
+        """The roster entry whose id is `external_id` ignoring case (a channel's user ids that
+        are the roster's member ids, as WeCom's: case-insensitive); None when there is none,
+        or two that differ only in case."""
+        stmt = (
+            select(Member)
+            .where(
+                Member.org_id == org_id,
+                func.lower(col(Member.external_id)) == external_id.lower(),
+            )
+            .limit(2)
+        )
+        found = (await self.session.exec(stmt)).all()
+        return found[0] if len(found) == 1 else None
 
     async def enrolments(
         self, *, account_ids: Sequence[int]

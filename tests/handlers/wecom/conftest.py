@@ -10,7 +10,9 @@ import pytest
 
 from domain.clock import FixedClock
 from handlers.wecom.api import App, WeComAPI
+from storage.db import SessionFactory
 from tests.fakewecom import LocalWeCom
+from tests.handlers.wecom.world import WeComDaka, running_wecom
 
 AGENT = 1000002
 SECRET = "daka-app-secret-0123456789"
@@ -34,3 +36,12 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
 @pytest.fixture
 def api(wecom: LocalWeCom, session: aiohttp.ClientSession, clock: FixedClock) -> WeComAPI:
     return WeComAPI(session, App(wecom.corp_id, AGENT, SECRET), base_url=wecom.url, clock=clock)
+
+
+@pytest.fixture
+async def app(
+    clock: FixedClock, database_url: str, sessions: SessionFactory
+) -> AsyncIterator[WeComDaka]:
+    """Daka serving the WeCom app (`tests.handlers.wecom.world`), on SQLite and PostgreSQL."""
+    async with running_wecom(clock, database_url, sessions) as world:
+        yield world

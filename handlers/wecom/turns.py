@@ -1,0 +1,203 @@
+"""One WeCom event as a turn of the conversation core: who wrote (`Person`, `Visitor`), their
+conversation state, a `WeComOut`, and the neutral input, handed to the injected `converse`.
+
+What is WeCom's own is read here, before the core sees it:
+- "绑定 CODE", "bind CODE" or an invite link's `start=CODE` is the invite (as Telegram's
+  `/start CODE`), refused when it is another organisation's than the app's;
+- a number typed back is the press of that option of the message last shown (`out.Shown`);
+- the device's own location report (上报地理位置) counts only while a location is asked for;
+- the 打卡 menu button's pick (`location_select`) starts today's check-in when none is under way
+  and answers its location question;
+- someone unknown who writes anything but a command: bound on the spot, after consent, where the
+  organisation's WeCom user ids are its member ids (`domain.conversation.direct`), otherwise
+  told how to enrol with a code."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Final
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from domain.clock import Clock
+from domain.conversation import direct
+from domain.conversation.io import Command, Input, Person, Press, State, Text
+from domain.conversation.turn import Turn, Visitor, load_visitors
+from domain.i18n import DEFAULT_LANGUAGE, LOCALE_OF, Translator, _, create_translator
+from handlers.wecom.api import Download, WeComAPI
+from handlers.wecom.menu import CHECKIN_KEY, typed_commands
+from handlers.wecom.messages import (
+    CHANNEL,
+    CardPressed,
+    Event,
+    LocationPicked,
+    LocationReport,
+    person_of,
+    to_input,
+)
+from handlers.wecom.out import Click, Shown, WeComOut
+from handlers.wecom.replies import Record, text
+from storage.repo import Repo, Served
+
+Converse = Callable[[Turn, Input], Awaitable[None]]
+StateOf = Callable[[AsyncSession, Person], State]  # the person's state in the turn's session
+Fetch = Callable[[str], Awaitable[bytes]]
+
+BIND: Final = re.compile(r"(?:绑定|bind)\s*:?\s*(\S*)", re.IGNORECASE)
+LINK: Final = re.compile(r"[?&]start=([A-Za-z0-9_-]{1,64})")
+NUMBER: Final = re.compile(r"[0-9]{1,3}")
+
+
+def bind_hint() -> str:
+    return _(
+        "Hello! I am the daily check-in assistant. To enrol, send 绑定 and the invite code you "
+        "were given, for example: 绑定 AbCdEf0123456789"
+    )
+
+
+def read_text(given: Text, shown: Shown | None) -> Input | None:
+    """A typed text as WeCom members mean it: an invite, a number for an option, or text.
+    None: "绑定" without a code."""
+    raw = unicodedata.normalize("NFKC", given.text).strip()
+    bind = BIND.fullmatch(raw)
+    if bind is not None:
+        return Command("start", bind.group(1)) if bind.group(1) else None
+    link = LINK.search(raw)
+    if link is not None and " " not in raw:
+        return Command("start", link.group(1))
+    if NUMBER.fullmatch(raw) and shown is not None:
+        key = shown.key_of(int(raw))
+        if key is not None:
+            return Press(key)
+    return given
+
+
+@dataclass
+class WeComTurns:
+    """The turns of one app's events (`handlers.wecom.inbox.Turns`)."""
+
+    converse: Converse
+    state_of: StateOf
+    clock: Clock
+    agent_id: int
+    channels: frozenset[str] = frozenset()  # the deployment's, where its letters go
+    i18n: Translator = field(default_factory=create_translator)
+    words: dict[str, str] = field(init=False)  # "打卡", "今日"... typed instead of tapped
+    _language: str = field(default=DEFAULT_LANGUAGE, init=False)  # of the last turn
+
+    def __post_init__(self) -> None:
+        self.words = typed_commands(self.i18n)
+
+    async def answer(self, repo: Repo, event: Event) -> list[Record]:
+        served = await repo.channels.serving(channel=CHANNEL, app_id=str(self.agent_id))
+        person = person_of(event)
+        visitors = await load_visitors(repo, channel=CHANNEL, external_ids=[person.external_id])
+        visitor = visitors[person.external_id]
+        state = self.state_of(repo.session, person)
+        shown = Shown.of(await state.get_data())
+        click = None
+        if isinstance(event, CardPressed):
+            click = Click(event.task_id, event.event_key, event.response_code)
+        text_only = served is not None and served.setting.text_only
+        out = WeComOut(text_only=text_only, shown=shown, click=click)
+        turn = Turn(person, visitor, repo, self.clock, state, out, channels=self.channels)
+        language = self.language_of(visitor, served)
+        with self.i18n.context(), self.i18n.use_locale(LOCALE_OF[language]):
+            await self._converse(turn, out, event, served, shown)
+            out.finish()
+            await out.remember(state)
+        return out.records
+
+    def apology(self) -> list[Record]:
+        with self.i18n.context(), self.i18n.use_locale(LOCALE_OF[self._language]):
+            return [
+                text(_("Sorry, something went wrong on our side. Please try again in a moment."))
+            ]
+
+    def language_of(self, visitor: Visitor, served: Served | None) -> str:
+        """The member's choice, else their organisation's (the app's, for someone new)."""
+        account = visitor.account
+        language = account.language if account is not None else None
+        if language is None and served is not None:
+            language = served.org.language
+        language = language or visitor.org_language or DEFAULT_LANGUAGE
+        self._language = language if language in LOCALE_OF else DEFAULT_LANGUAGE
+        return self._language
+
+    async def _converse(
+        self, turn: Turn, out: WeComOut, event: Event, served: Served | None, shown: Shown | None
+    ) -> None:
+        given = to_input(event)
+        if isinstance(event, LocationReport) and (shown is None or not shown.location):
+            return  # the device reports on entering the app: only an answer when asked for
+        if isinstance(given, Text):
+            given = read_text(given, shown)
+            if given is None:
+                await turn.out.say(bind_hint())
+                return
+        if isinstance(given, Command) and given.name == "bind":
+            given = Command("start", given.args)
+        if given is None:
+            return
+        if (
+            isinstance(given, Command)
+            and given.name == "start"
+            and given.args
+            and not await self._invite_here(turn, given.args, served)
+        ):
+            return
+        visitor = turn.visitor
+        state = await turn.state.get_state()
+        if isinstance(given, Text) and state is None:
+            word = unicodedata.normalize("NFKC", given.text).strip().casefold()
+            command = self.words.get(word)
+            given = Command(command) if command is not None else given
+        stranger = state is None and not (visitor.members or visitor.roles)
+        if stranger and not isinstance(given, Command | Press):
+            if served is not None and served.setting.ids_are_member_ids:
+                await direct.offer_direct(turn, served.org)
+            else:
+                await turn.out.say(bind_hint())
+            return
+        if (
+            isinstance(event, LocationPicked)
+            and event.event_key == CHECKIN_KEY
+            and state is None
+            and visitor.member is not None
+        ):
+            await self.converse(turn, Command("checkin"))
+            if not out.asked_location:
+                return  # the check-in does not begin with a location: the pick is not asked for
+        await self.converse(turn, given)
+
+    async def _invite_here(self, turn: Turn, code: str, served: Served | None) -> bool:
+        """An invite of another organisation than the app serves is refused: one app serves
+        one organisation."""
+        if served is None:
+            return True
+        invite = await turn.repo.invites.get(code=code.strip())
+        if invite is None or invite.org_id == served.org.id:
+            return True
+        await turn.out.say(
+            _(
+                "This invite is for another organisation, which this app does not serve. "
+                "Please enrol through that organisation's own app or link."
+            )
+        )
+        return False
+
+
+def media_fetcher(api: WeComAPI) -> Fetch:
+    """The core's `fetch(ref)` for WeCom: a member's photo or file by its MediaId
+    (media/get; WeCom keeps it 3 days)."""
+
+    async def fetch(ref: str) -> bytes:
+        got = await api.download(ref)
+        if not isinstance(got, Download):
+            raise LookupError(f"WeCom media {ref[:12]}… could not be fetched: {got}")
+        return got.data
+
+    return fetch

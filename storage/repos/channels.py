@@ -1,0 +1,72 @@
+"""How each organisation is served on a channel beside Telegram (`OrgChannel`): which of the
+channel's apps serves it, and how."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage.models import Organisation, OrgChannel
+from storage.repos.common import Conflict
+
+UNSET = object()
+
+
+@dataclass(frozen=True, slots=True)
+class Served:
+    """An organisation and how a channel serves it."""
+
+    org: Organisation
+    setting: OrgChannel
+
+
+class ChannelRepo:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def of_org(self, *, org_id: int, channel: str) -> OrgChannel | None:
+        stmt = select(OrgChannel).where(OrgChannel.org_id == org_id, OrgChannel.channel == channel)
+        return (await self.session.exec(stmt)).first()
+
+    async def serving(self, *, channel: str, app_id: str) -> Served | None:
+        """The organisation the channel's app `app_id` serves, if one does."""
+        stmt = (
+            select(Organisation, OrgChannel)
+            .join(OrgChannel, col(OrgChannel.org_id) == col(Organisation.id))
+            .where(OrgChannel.channel == channel, OrgChannel.app_id == app_id)
+        )
+        row = (await self.session.exec(stmt)).first()
+        return None if row is None else Served(row[0], row[1])
+
+    async def configure(
+        self,
+        *,
+        org_id: int,
+        channel: str,
+        app_id: str | object | None = UNSET,
+        ids_are_member_ids: bool | None = None,
+        text_only: bool | None = None,
+    ) -> OrgChannel:
+        """Change what is given (an app: `None` takes it away), keeping the rest; Conflict when
+        the app serves another organisation already."""
+        setting = await self.of_org(org_id=org_id, channel=channel)
+        if setting is None:
+            setting = OrgChannel(org_id=org_id, channel=channel)
+            self.session.add(setting)
+        if app_id is not UNSET:
+            assert app_id is None or isinstance(app_id, str)
+            if app_id is not None:
+                other = await self.serving(channel=channel, app_id=app_id)
+                if other is not None and other.org.id != org_id:
+                    raise Conflict(
+                        f"{channel} app {app_id} already serves organisation {other.org.slug!r}"
+                    )
+            setting.app_id = app_id
+        if ids_are_member_ids is not None:
+            setting.ids_are_member_ids = ids_are_member_ids
+        if text_only is not None:
+            setting.text_only = text_only
+        await self.session.flush()
+        return setting

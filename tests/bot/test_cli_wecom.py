@@ -1,0 +1,208 @@
+"""`daka wecom` and the WeCom settings of `daka org set`, as an admin runs them: which app
+serves which organisation, its menu installed, the callbacks served (with the scheduler), and
+a bad setting said in one line with exit code 2."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from bot.cli import main
+from bot.config import Settings
+from bot.wecom import run_wecom
+from tests.fakewecom import CallbackDriver, LocalWeCom
+from tests.handlers.wecom.world import AES_KEY, AGENT, SECRET, TOKEN
+
+
+def daka(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def wecom_env(env: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalWeCom]:
+    """The local WeCom on a loop of its own (the CLI runs its own), WECOM_* pointing at it."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="fake-wecom", daemon=True)
+    thread.start()
+    server = LocalWeCom()
+    server.add_app(AGENT, SECRET)
+    try:
+        asyncio.run_coroutine_threadsafe(server.start(), loop).result(timeout=10)
+        for name, value in {
+            "WECOM_CORP_ID": server.corp_id,
+            "WECOM_AGENT_ID": str(AGENT),
+            "WECOM_SECRET": SECRET,
+            "WECOM_TOKEN": TOKEN,
+            "WECOM_AES_KEY": AES_KEY,
+            "WECOM_API_URL": server.url,
+        }.items():
+            monkeypatch.setenv(name, value)
+        yield server
+    finally:
+        asyncio.run_coroutine_threadsafe(server.stop(), loop).result(timeout=10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        loop.close()
+
+
+def test_one_app_serves_one_organisation(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    daka(capsys, "org", "create", "no1", "--name", "第一中学")
+    daka(capsys, "org", "create", "no2", "--name", "第二中学")
+    code, out, _ = daka(
+        capsys, "org", "set", "no1", "--wecom-agent", "1000002", "--wecom-text-only"
+    )
+    assert code == 0 and out.rstrip().endswith("wecom app 1000002, text only")
+    code, _, err = daka(capsys, "org", "set", "no2", "--wecom-agent", "1000002")
+    assert code == 1 and err == "daka: wecom app 1000002 already serves organisation 'no1'\n"
+    code, out, _ = daka(
+        capsys, "org", "set", "no1", "--no-wecom-text-only", "--wecom-userid-is-member-id"
+    )
+    assert out.rstrip().endswith("wecom app 1000002, user ids are member ids")
+    code, _, err = daka(capsys, "org", "set", "no1", "--wecom-agent", "0")
+    assert code == 1 and "--wecom-agent must be from 1" in err
+    code, out, _ = daka(capsys, "org", "set", "no1", "--no-wecom-agent")
+    assert out.rstrip().endswith("wecom no app, user ids are member ids")
+
+
+def test_a_bad_wecom_setting_is_one_line_and_exit_2(
+    env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, out, err = daka(capsys, "wecom")
+    assert (code, out) == (2, "")
+    assert err == "daka: setting WECOM_CORP_ID is required to serve WeCom\n"
+    monkeypatch.setenv("WECOM_AES_KEY", "too-short")
+    code, _, err = daka(capsys, "wecom", "--port", "0")
+    assert code == 2 and err.startswith("daka: setting WECOM_AES_KEY is invalid: expected")
+    assert "too-short" not in err
+
+
+def test_an_app_that_serves_no_organisation_does_not_start(
+    wecom_env: LocalWeCom, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = daka(capsys, "wecom", "--port", "0")
+    assert code == 2
+    assert err == (
+        f"daka: setting WECOM_AGENT_ID {AGENT} serves no organisation: "
+        f"run daka org set SLUG --wecom-agent {AGENT}\n"
+    )
+
+
+def test_the_menu_is_installed_in_the_organisations_language(
+    wecom_env: LocalWeCom, capsys: pytest.CaptureFixture[str]
+) -> None:
+    daka(capsys, "org", "create", "no1", "--name", "第一中学")
+    code, _, err = daka(capsys, "wecom", "menu", "no1")
+    assert code == 1 and "no1 is not served by WECOM_AGENT_ID 1000002" in err
+    daka(capsys, "org", "set", "no1", "--wecom-agent", str(AGENT))
+    code, out, _ = daka(capsys, "wecom", "menu", "no1")
+    assert code == 0 and out.strip().endswith("installed: 打卡 | 我的 | 管理")
+    menu = wecom_env.apps[AGENT].menu
+    assert menu is not None
+    assert menu[0] == {"type": "location_select", "name": "打卡", "key": "checkin"}
+    assert [b["key"] for b in menu[1]["sub_button"]] == ["today", "history", "help"]
+    assert [b["name"] for b in menu[2]["sub_button"]] == ["汇总", "未打卡", "异常", "趋势", "导出"]
+    daka(capsys, "org", "create", "town", "--name", "Town", "--language", "en")
+    daka(capsys, "org", "set", "no1", "--no-wecom-agent")
+    daka(capsys, "org", "set", "town", "--wecom-agent", str(AGENT))
+    code, out, _ = daka(capsys, "wecom", "menu", "town", "--members-only")
+    assert code == 0 and out.strip().endswith("installed: Check in | Me")
+
+
+async def test_daka_wecom_serves_the_callbacks_with_the_scheduler(
+    env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with LocalWeCom() as wecom, aiohttp.ClientSession() as http:
+        wecom.add_app(AGENT, SECRET)
+        wecom.add_members("zhangsan")
+        settings = Settings(
+            database_url=f"sqlite+aiosqlite:///{env / 'daka.db'}",
+            wecom_corp_id=wecom.corp_id,
+            wecom_agent_id=AGENT,
+            wecom_secret=SECRET,
+            wecom_token=TOKEN,
+            wecom_aes_key=AES_KEY,
+            wecom_api_url=wecom.url,
+            _env_file=None,
+        )
+        assert await asyncio.to_thread(main, ["org", "create", "no1", "--name", "第一中学"]) == 0
+        assert (
+            await asyncio.to_thread(main, ["org", "set", "no1", "--wecom-agent", str(AGENT)]) == 0
+        )
+        ports: list[int] = []
+        ready = asyncio.Event()
+
+        def serving(port: int) -> None:
+            ports.append(port)
+            ready.set()
+
+        stop = asyncio.Event()
+        running = asyncio.create_task(
+            run_wecom(
+                settings, host="127.0.0.1", port=0, with_scheduler=True, ready=serving, stop=stop
+            )
+        )
+        waiting = asyncio.create_task(ready.wait())
+        await asyncio.wait({running, waiting}, return_when=asyncio.FIRST_COMPLETED, timeout=60)
+        assert ports, running
+        driver = CallbackDriver(
+            f"http://127.0.0.1:{ports[0]}/wecom",
+            token=TOKEN,
+            aes_key=AES_KEY,
+            corp_id=wecom.corp_id,
+            agent_id=AGENT,
+            session=http,
+        )
+        status, body, expected = await driver.verify_url()  # the admin saves the URL
+        assert (status, body) == (200, expected)
+        assert (await driver.send_text("zhangsan", "你好")).acknowledged
+        async with http.get(f"http://127.0.0.1:{ports[0]}/healthz") as health:
+            assert health.status == 200
+        stop.set()
+        await asyncio.wait_for(running, timeout=30)  # stopping sends what was taken
+        assert "绑定" in wecom.inbox("zhangsan")[0].text
+
+
+def test_a_wecom_only_deployment_makes_invites_members_send_as_text(
+    env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("BOT_USERNAME")
+    monkeypatch.setenv("WECOM_AGENT_ID", str(AGENT))
+    daka(capsys, "org", "create", "no1", "--name", "第一中学")
+    code, out, err = daka(capsys, "invite", "no1")
+    assert (code, err) == (0, "")
+    invite = out.splitlines()[1].removeprefix("code: ")
+    assert out.splitlines()[-1] == f"WeCom: send 绑定 {invite} to the app"
+    assert "t.me" not in out
+
+
+async def test_a_sender_elsewhere_gets_a_wecom_courier_only_with_every_wecom_setting(
+    env: Path,
+) -> None:
+    from bot.wecom import wecom_courier
+    from handlers.wecom.courier import WeComCourier
+    from storage.db import create_engine, create_session_factory
+
+    engine = create_engine(f"sqlite+aiosqlite:///{env / 'daka.db'}")
+    sessions = create_session_factory(engine)
+    complete = Settings(
+        wecom_corp_id="wwdaka0000000001",
+        wecom_agent_id=AGENT,
+        wecom_secret=SECRET,
+        wecom_token=TOKEN,
+        wecom_aes_key=AES_KEY,
+        _env_file=None,
+    )
+    async with aiohttp.ClientSession() as http:
+        assert isinstance(wecom_courier(complete, sessions, http), WeComCourier)
+        telegram_only = Settings(_env_file=None)
+        assert wecom_courier(telegram_only, sessions, http) is None
+        half = Settings(wecom_corp_id="wwdaka0000000001", wecom_agent_id=AGENT, _env_file=None)
+        assert wecom_courier(half, sessions, http) is None
+    await engine.dispose()

@@ -1,0 +1,98 @@
+"""What WeCom acknowledged is handled once and answered, whatever happens: WeCom's retries of a
+message already taken (before and after a restart), a crash between the journal and the
+handling, a crash after the handling while the replies were on their way."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from sqlmodel import select
+
+from domain.conversation.io import Input
+from domain.conversation.turn import Turn
+from handlers.wecom.replies import Record, ReplySender
+from storage.models import InboundEvent
+from tests.handlers.wecom.world import WeComDaka, texts
+
+
+async def journal(app: WeComDaka) -> list[InboundEvent]:
+    async with app.sessions() as session:
+        return list((await session.exec(select(InboundEvent))).all())
+
+
+async def test_a_retried_message_is_handled_once_even_after_a_restart(app: WeComDaka) -> None:
+    await app.org()
+    await app.start()
+    zhangsan = app.member("zhangsan")
+    first = await zhangsan.says("你好")
+    assert len(first) == 1
+    assert app.driver is not None and app.channel is not None
+    pushed = app.driver.pushes[-1]
+
+    again = await app.driver.push(pushed.xml)  # WeCom's second try, same MsgId
+    assert again.acknowledged
+    await app.restart()  # what the endpoint remembered is gone; the journal remains
+    assert app.driver is not None and app.channel is not None
+    third = await app.driver.push(pushed.xml)
+    assert third.acknowledged
+    await app.settled()
+
+    assert len(zhangsan.screen()) == 1  # answered once
+    assert app.channel.inbox.duplicates == 1  # the journal knew it after the restart
+    [row] = await journal(app)
+    assert row.handled_at is not None and row.payload is None  # what was sent is not kept
+    assert row.replies is None and row.replied_at is not None
+
+
+async def test_a_crash_between_the_journal_and_the_handling_loses_nothing(
+    app: WeComDaka,
+) -> None:
+    await app.org()
+    stuck = asyncio.Event()
+
+    async def hangs(turn: Turn, given: Input) -> None:
+        await stuck.wait()  # the process dies before this turn ends
+
+    await app.start(converse=hangs)
+    zhangsan = app.member("zhangsan")
+    assert app.driver is not None
+    pushed = await app.driver.send_text("zhangsan", "/help")
+    assert pushed.acknowledged  # WeCom will not send it again
+    await app.crash()
+    assert zhangsan.screen() == []
+    [row] = await journal(app)
+    assert row.handled_at is None and row.payload is not None
+
+    await app.start()  # the next start handles it
+    assert "/checkin" in texts(zhangsan.screen())
+    [row] = await journal(app)
+    assert row.handled_at is not None and row.replied_at is not None
+
+
+async def test_replies_a_crash_held_back_are_sent_on_the_next_start(app: WeComDaka) -> None:
+    await app.org()
+    await app.start()
+    zhangsan = app.member("zhangsan")
+    held = asyncio.Event()
+    app.wecom.fail("/cgi-bin/message/send", hold=held)  # WeCom takes its time answering
+    assert app.driver is not None and app.channel is not None
+    sending = asyncio.Event()
+
+    class Noting(ReplySender):
+        async def send(self, user: str, records: Sequence[Record]) -> None:
+            sending.set()  # handled and committed: the reply is on its way
+            await super().send(user, records)
+
+    app.channel.inbox.replies = Noting(app.channel.api)
+    await app.driver.send_text("zhangsan", "/help")
+    await asyncio.wait_for(sending.wait(), timeout=30)
+    await app.crash()
+    held.set()
+    [row] = await journal(app)
+    assert row.handled_at is not None and row.replies is not None and row.replied_at is None
+
+    await app.start()
+    assert len(zhangsan.screen()) == 1 and "/checkin" in zhangsan.screen()[0].text
+    [row] = await journal(app)
+    assert row.replies is None and row.replied_at is not None
