@@ -7,10 +7,11 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.telegram import TelegramAPIServer
@@ -77,6 +78,27 @@ def create_couriers(bot: Bot, *, send_rate: float = TELEGRAM_SEND_RATE) -> dict[
 
     pace = dataclasses.replace(TELEGRAM_PACE, rate_per_second=send_rate)
     return {TELEGRAM: TelegramCourier(bot, pace)}
+
+
+@contextlib.asynccontextmanager
+async def deployment_couriers(
+    bot: Bot, settings: Settings, sessions: SessionFactory
+) -> AsyncIterator[dict[str, Courier]]:
+    """Every channel's courier this deployment has: Telegram's, and WeCom's when the
+    `WECOM_*` settings are there, so that one scheduler reminds and alerts people on both (a
+    round runs once, in whichever scheduler claims it first). WeCom's HTTP session lives as
+    long as the block."""
+    from bot.wecom import wecom_courier
+
+    couriers = create_couriers(bot, send_rate=settings.send_rate)
+    if settings.wecom_corp_id is None:
+        yield couriers
+        return
+    async with aiohttp.ClientSession() as http:
+        wecom = wecom_courier(settings, sessions, http)
+        if wecom is not None:
+            couriers[wecom.channel] = wecom
+        yield couriers
 
 
 def channels_of(couriers: Mapping[str, Courier]) -> frozenset[str]:
@@ -285,7 +307,11 @@ async def run_polling(
         me = await bot.me()  # Telegram answers and takes the token, before any migration (cached:
         # the line that sends groups to the private chat names the bot)
         await prepare_database(engine)
-        await _poll(bot, engine, me.username, settings, clock, metrics_port, stop)
+        sessions = create_session_factory(engine)
+        async with deployment_couriers(bot, settings, sessions) as couriers:
+            await _poll(
+                bot, engine, sessions, couriers, me.username, settings, clock, metrics_port, stop
+            )
     finally:
         await bot.session.close()
         await engine.dispose()
@@ -294,6 +320,8 @@ async def run_polling(
 async def _poll(
     bot: Bot,
     engine: AsyncEngine,
+    sessions: SessionFactory,
+    couriers: dict[str, Courier],
     username: str | None,
     settings: Settings,
     clock: Clock,
@@ -303,8 +331,6 @@ async def _poll(
     """The dispatcher, the scheduler and the poller on a bot and a database that are ready."""
     import signal
 
-    sessions = create_session_factory(engine)
-    couriers = create_couriers(bot, send_rate=settings.send_rate)
     dp = create_dispatcher(
         settings=settings, sessions=sessions, clock=clock, channels=channels_of(couriers)
     )
@@ -358,7 +384,8 @@ async def run_scheduler(
     bot = create_bot(settings)
     from scheduler.jobs import SchedulerService
 
-    couriers = create_couriers(bot, send_rate=settings.send_rate)
+    closing = contextlib.AsyncExitStack()
+    couriers = await closing.enter_async_context(deployment_couriers(bot, settings, sessions))
     service = SchedulerService(couriers, sessions, clock, create_translator())
     stopped = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -373,6 +400,7 @@ async def run_scheduler(
         await service.stop(scheduler, sending)
         if ops is not None:
             await ops.cleanup()
+        await closing.aclose()
         await bot.session.close()
         await engine.dispose()
 

@@ -240,9 +240,9 @@ async def run_webhook(
         ALLOWED_UPDATES,
         channels_of,
         create_bot,
-        create_couriers,
         create_dispatcher,
         create_storage,
+        deployment_couriers,
         prepare_database,
         settle_heap,
     )
@@ -269,7 +269,7 @@ async def run_webhook(
         )
         # The deployment's couriers: this process sends with them only `--with-scheduler`,
         # but their channels are where its alerts and nudges are addressed either way.
-        couriers = create_couriers(bot, send_rate=settings.send_rate)
+        couriers = await closing.enter_async_context(deployment_couriers(bot, settings, sessions))
         dp = create_dispatcher(
             settings=settings,
             sessions=sessions,

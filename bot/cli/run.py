@@ -122,7 +122,7 @@ async def remind_now(
 ) -> str:
     """One reminder round now, sent (`daka remind`, and the demo's button); returns the line
     that says what became of it. Commits the round's letters before sending them."""
-    from bot.app import channels_of, create_bot, create_couriers
+    from bot.app import channels_of, create_bot, deployment_couriers
     from domain.i18n import create_translator
     from scheduler.rounds import Rounds
     from scheduler.sender import Sender
@@ -155,12 +155,12 @@ async def remind_now(
     )
     bot = create_bot(settings)
     try:
-        couriers = create_couriers(bot, send_rate=settings.send_rate)
-        rounds = Rounds(sessions, clock, create_translator(), channels_of(couriers))
-        letters = await rounds.reminders(repo.session, org_plan, unit_ids, day, round_slot)
-        await OutboxRepo(repo.session).enqueue(letters, now=now)
-        await repo.session.commit()
-        await Sender(couriers, sessions, clock).drain()
+        async with deployment_couriers(bot, settings, sessions) as couriers:
+            rounds = Rounds(sessions, clock, create_translator(), channels_of(couriers))
+            letters = await rounds.reminders(repo.session, org_plan, unit_ids, day, round_slot)
+            await OutboxRepo(repo.session).enqueue(letters, now=now)
+            await repo.session.commit()
+            await Sender(couriers, sessions, clock).drain()
     finally:
         await bot.session.close()
     # A running bot's own sender may have taken some of the letters: wait for it a little.

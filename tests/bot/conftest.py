@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from tests.fakebot import FakeBotAPI
+from tests.fakewecom import LocalWeCom
+from tests.handlers.wecom.world import AES_KEY, AGENT, SECRET, TOKEN
 
 
 @pytest.fixture
@@ -43,3 +45,30 @@ def telegram(env: object, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeBotAP
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
     assert server.internal_errors == []
+
+
+@pytest.fixture
+def wecom_env(env: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalWeCom]:
+    """The local WeCom on a loop of its own (the CLI runs its own), WECOM_* pointing at it."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="fake-wecom", daemon=True)
+    thread.start()
+    server = LocalWeCom()
+    server.add_app(AGENT, SECRET)
+    try:
+        asyncio.run_coroutine_threadsafe(server.start(), loop).result(timeout=10)
+        for name, value in {
+            "WECOM_CORP_ID": server.corp_id,
+            "WECOM_AGENT_ID": str(AGENT),
+            "WECOM_SECRET": SECRET,
+            "WECOM_TOKEN": TOKEN,
+            "WECOM_AES_KEY": AES_KEY,
+            "WECOM_API_URL": server.url,
+        }.items():
+            monkeypatch.setenv(name, value)
+        yield server
+    finally:
+        asyncio.run_coroutine_threadsafe(server.stop(), loop).result(timeout=10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        loop.close()

@@ -16,9 +16,10 @@ from sqlmodel import SQLModel, select
 from bot.cli import main
 from domain.clock import FixedClock
 from storage.db import create_engine, create_session_factory
-from storage.models import AuditEntry, Excuse, Holiday, Outbox, SlotRun, UnitHoliday
+from storage.models import AuditEntry, Excuse, Holiday, Identity, Outbox, SlotRun, UnitHoliday
 from storage.repo import Repo, Submission
 from tests.fakebot import FakeBotAPI
+from tests.fakewecom import LocalWeCom
 from tests.storage.seeding import telegram_account
 
 T = TypeVar("T", bound=SQLModel)
@@ -562,3 +563,45 @@ def test_remind_mistakes_are_one_line(
     code, _, err = daka(capsys, "remind", "no1")  # says what needs the token, not "run the bot"
     assert code == 2 and err.strip() == "daka: setting BOT_TOKEN is required to send reminders"
     assert asyncio.run(rows(school, SlotRun)) == []
+
+
+def test_remind_reaches_members_on_telegram_and_on_wecom(
+    school: str,
+    telegram: FakeBotAPI,
+    wecom_env: LocalWeCom,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A deployment with both channels: a member bound on both gets the reminder on each, a
+    member bound on WeCom alone gets it there, from the one round."""
+    wecom_env.add_members("carol", "dan")
+
+    async def bind_on_wecom() -> None:
+        engine = create_engine(school)
+        try:
+            async with create_session_factory(engine)() as session:
+                repo = Repo(session)
+                org = await repo.orgs.require(slug="no1")
+                carol = await repo.members.by_external(org_id=org.id or 0, external_id="1003")
+                assert carol is not None and carol.account_id is not None
+                session.add(
+                    Identity(
+                        channel="wecom",
+                        external_id="carol",
+                        account_id=carol.account_id,
+                        created_at=NINE,
+                    )
+                )
+                await session.commit()
+        finally:
+            await engine.dispose()
+
+    asyncio.run(bind_on_wecom())
+    code, out, err = daka(capsys, "remind", "no1")
+    assert code == 0, err
+    assert out.strip() == (
+        "no1 2026-11-30 manual@09:00:00: due 3, sent 3, skipped 0, failed 0, unreachable 0"
+    )
+    assert reminded(telegram) == {TELEGRAM["1003"]: 1, TELEGRAM["2001"]: 1}
+    [letter] = wecom_env.inbox("carol")
+    assert letter.msgtype == "template_card" and REMINDER in str(letter.body)
+    assert wecom_env.inbox("dan") == []  # Dan is on Telegram only

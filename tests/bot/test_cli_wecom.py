@@ -5,8 +5,6 @@ a bad setting said in one line with exit code 2."""
 from __future__ import annotations
 
 import asyncio
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
@@ -23,33 +21,6 @@ def daka(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]
     code = main(list(args))
     out, err = capsys.readouterr()
     return code, out, err
-
-
-@pytest.fixture
-def wecom_env(env: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalWeCom]:
-    """The local WeCom on a loop of its own (the CLI runs its own), WECOM_* pointing at it."""
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, name="fake-wecom", daemon=True)
-    thread.start()
-    server = LocalWeCom()
-    server.add_app(AGENT, SECRET)
-    try:
-        asyncio.run_coroutine_threadsafe(server.start(), loop).result(timeout=10)
-        for name, value in {
-            "WECOM_CORP_ID": server.corp_id,
-            "WECOM_AGENT_ID": str(AGENT),
-            "WECOM_SECRET": SECRET,
-            "WECOM_TOKEN": TOKEN,
-            "WECOM_AES_KEY": AES_KEY,
-            "WECOM_API_URL": server.url,
-        }.items():
-            monkeypatch.setenv(name, value)
-        yield server
-    finally:
-        asyncio.run_coroutine_threadsafe(server.stop(), loop).result(timeout=10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=10)
-        loop.close()
 
 
 def test_one_app_serves_one_organisation(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
