@@ -22,7 +22,7 @@ from domain.conversation.io import CollectingOut, Input, MemoryState, Person, Sa
 from domain.conversation.turn import Turn, Visitor, load_visitors
 from domain.delivery import TELEGRAM
 from domain.geo import Place
-from domain.i18n import DEFAULT_LANGUAGE, LOCALE_OF, create_translator
+from domain.i18n import LOCALE_OF, create_translator
 from storage.conversation_state import StoredState
 from storage.db import SessionFactory, create_engine, create_session_factory
 from storage.migrate import upgrade
@@ -236,11 +236,8 @@ class World:
 
 
 def locale_of(visitor: Visitor, hint: str | None) -> str:
-    """As handlers.telegram.i18n: the account's choice, the channel's hint, the
-    organisation's language."""
-    language = visitor.account.language if visitor.account is not None else None
-    language = language or hint or visitor.org_language or DEFAULT_LANGUAGE
-    return LOCALE_OF.get(language, LOCALE_OF[DEFAULT_LANGUAGE])
+    """As every adapter: the core's rule (`Visitor.language`)."""
+    return LOCALE_OF[visitor.language(hint)]
 
 
 async def load_visitor(repo: Repo, telegram_id: int) -> Visitor:
