@@ -15,8 +15,8 @@ average (on a busy machine the CPU times are inflated, their ratios less so):
   aiosqlite's thread) and wall µs.
 - XLSX row splice: `write_xlsx` of --rows detail rows of 16 text cells (export-like): seconds.
 
-The inline filters and heap settling act on a whole bot; `--run-bot-without NAME` runs `daka run`
-with only that shim stepping aside (`sqlite`, `filters`, `heap`), for `bench.checkin --bot-cmd`.
+Heap settling acts on a whole bot; `--run-bot-without NAME` runs `daka run` with only that shim
+stepping aside (`sqlite`, `heap`), for `bench.checkin --bot-cmd`.
 The lazy models alone: `DAKA_EAGER_AIOGRAM=1`."""
 
 from __future__ import annotations
@@ -125,8 +125,6 @@ def run_bot_without(name: str) -> int:
 
     if name == "sqlite":
         storage.db.use_aiosqlite_module(None)
-    elif name == "filters":
-        bot.app.inline_sync_filters = lambda router: 0
     elif name == "heap":
         bot.app.settle_heap = lambda: None
     from bot.cli import main as daka
@@ -138,7 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.shims", description=__doc__)
     parser.add_argument("--repeat", type=int, default=3, help="runs each way (3)")
     parser.add_argument("--rows", type=int, default=100_000, help="workbook rows (100,000)")
-    parser.add_argument("--run-bot-without", choices=["sqlite", "filters", "heap"])
+    parser.add_argument("--run-bot-without", choices=["sqlite", "heap"])
     opts = parser.parse_args(argv)
     if opts.run_bot_without:
         return run_bot_without(opts.run_bot_without)

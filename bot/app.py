@@ -25,7 +25,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.config import Settings
 from bot.shims.heap import settle_heap
-from bot.shims.inline_filters import inline_sync_filters
 from domain.clock import Clock, SystemClock
 from domain.delivery import TELEGRAM, RetryAfter, Transient
 from domain.geo import DEFAULT_RESOLVER, Place, resolve_place
@@ -160,7 +159,6 @@ def create_dispatcher(
     dp.message.outer_middleware(menu)
     dp.callback_query.outer_middleware(menu)
     dp.include_router(build_router())
-    inline_sync_filters(dp)
     return dp
 
 

@@ -88,6 +88,16 @@ class Translator:
         return translations
 
 
+def choose_language(
+    account_language: str | None, hint: str | None, org_language: str | None
+) -> str:
+    """The language a person is answered in, the same on every channel: the one they chose
+    (/language), else the one their channel says they use, else their organisation's, else
+    Daka's default; a value Daka does not speak is passed over."""
+    spoken = (each for each in (account_language, hint, org_language) if each in LANGUAGES)
+    return next(spoken, DEFAULT_LANGUAGE)
+
+
 @functools.cache
 def create_translator() -> Translator:
     """The shared translator (the catalogs are read once per process)."""

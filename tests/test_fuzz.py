@@ -35,7 +35,6 @@ from sqlmodel import delete
 import handlers.telegram
 from domain.clock import FixedClock
 from storage.models import InboundUpdate
-from storage.repo import Repo
 from tests.conftest import MORNING
 from tests.fakebot import FakeBotAPI, FakeUser, SentMessage
 from tests.handlers.chats import (
@@ -49,7 +48,7 @@ from tests.handlers.chats import (
     press_in,
     update,
 )
-from tests.handlers.conftest import Daka, grant_role, running_daka
+from tests.handlers.conftest import Daka, running_daka
 
 ZHANG, LI, COUNSELOR, SCHOOL_ADMIN, STRANGER = 801, 802, 700, 702, 999
 ZHAO, VILLAGE_ADMIN = 901, 902
@@ -554,11 +553,8 @@ async def build_world(path: Path) -> None:
             for slug, paths in units.items()
             for path_ in paths
         ]
-        async with daka.sessions() as session:
-            repo = Repo(session)
-            for telegram_id, slug, path_, role in grants:
-                await grant_role(repo, daka, telegram_id, slug, path_, role)
-            await session.commit()
+        for telegram_id, slug, path_, role in grants:
+            await daka.grant(telegram_id, path_, role=role, slug=slug)
         world = World(daka, server)
         for telegram_id, external_id, name, slug in (
             (ZHANG, "2024001", "张三", "school"),

@@ -20,10 +20,11 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 from aiohttp import web
+
+from bot.localserving import LocalServer
 
 from .editing import EditMethods
 from .failures import FailureInjection
@@ -42,9 +43,12 @@ log = logging.getLogger("bot.localapi")
 
 
 class LocalBotAPI(
-    EditMethods, UpdateQueue, WebhookSender, FailureInjection, BotProfile, Inspection
+    EditMethods, UpdateQueue, WebhookSender, FailureInjection, BotProfile, Inspection, LocalServer
 ):
     """A Telegram Bot API server on this machine. See the package docstring."""
+
+    MAX_BODY = 64 * 1024 * 1024
+    CANCEL_HANDLERS = True
 
     def __init__(
         self,
@@ -64,9 +68,6 @@ class LocalBotAPI(
             now=now,
             require_known_chats=require_known_chats,
         )
-        self._runner: web.AppRunner | None = None
-        self._host = "127.0.0.1"
-        self._port = 0
         handlers: list[tuple[str, Callable[[JSON], Awaitable[Any]]]] = [
             ("getMe", self._m_get_me),
             ("getUpdates", self._m_get_updates),
@@ -104,24 +105,8 @@ class LocalBotAPI(
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> Self:
         """Start serving on ``host:port`` (0 = a free port). Can be restarted after stop()."""
-        if self._runner is not None:
-            raise RuntimeError("LocalBotAPI is already running")
-        self._closing = False
-        app = web.Application(client_max_size=64 * 1024 * 1024)
-        app.add_routes(self.routes())
-        runner = web.AppRunner(
-            app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0
-        )
-        await runner.setup()
-        site = web.TCPSite(runner, host, port)
-        try:
-            await site.start()
-        except BaseException:
-            await runner.cleanup()
-            raise
-        self._runner = runner
-        address = runner.addresses[0]
-        self._host, self._port = str(address[0]), int(address[1])
+        self._closing = False  # (already so when it is running, which start refuses)
+        await super().start(host, port)
         self._start_webhook()
         return self
 
@@ -135,32 +120,7 @@ class LocalBotAPI(
             hold.release()
         self._wake_poller("closing")
         await self._stop_webhook()
-        runner, self._runner = self._runner, None
-        if runner is not None:
-            await runner.cleanup()
-
-    async def __aenter__(self) -> Self:
-        return await self.start()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
-
-    @property
-    def url(self) -> str:
-        return f"http://{self._host}:{self._port}"
-
-    @property
-    def port(self) -> int:
-        return self._port
-
-    @property
-    def running(self) -> bool:
-        return self._runner is not None
+        await super().stop()
 
     # ----------------------------------------------------------------- users
     def user(

@@ -17,11 +17,11 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from types import TracebackType
-from typing import Any, Final, Self
+from typing import Any, Final
 
 from aiohttp import BodyPartReader, web
 
+from bot.localserving import LocalServer
 from domain.clock import Clock, SystemClock
 
 from .records import (
@@ -60,8 +60,10 @@ class FailureRule:
     hold: asyncio.Event | None
 
 
-class LocalWeCom:
+class LocalWeCom(LocalServer):
     """A fake WeCom corp with its apps and members, serving WeCom's API on this machine."""
+
+    MAX_BODY = 32 << 20
 
     def __init__(self, corp_id: str = "wwdaka0000000001", *, clock: Clock | None = None) -> None:
         self.corp_id = corp_id
@@ -78,8 +80,6 @@ class LocalWeCom:
         self._sent: dict[tuple[int, str], deque[datetime]] = {}
         self._failures: list[FailureRule] = []
         self._msg_ids = 0
-        self._runner: web.AppRunner | None = None
-        self._host, self._port = "127.0.0.1", 0
         self._paths: dict[str, Handler] = {
             "/cgi-bin/gettoken": self._gettoken,
             "/cgi-bin/message/send": self._send,
@@ -156,46 +156,11 @@ class LocalWeCom:
     def routes(self) -> list[web.RouteDef]:
         return [web.route("*", path, self._handle) for path in self._paths]
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> Self:
-        if self._runner is not None:
-            raise RuntimeError("LocalWeCom is already running")
-        app = web.Application(client_max_size=32 << 20)
-        app.add_routes(self.routes())
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await runner.setup()
-        site = web.TCPSite(runner, host, port)
-        try:
-            await site.start()
-        except BaseException:
-            await runner.cleanup()
-            raise
-        self._runner = runner
-        address = runner.addresses[0]
-        self._host, self._port = str(address[0]), int(address[1])
-        return self
-
     async def stop(self) -> None:
         for rule in self._failures:
             if rule.hold is not None:
                 rule.hold.set()
-        runner, self._runner = self._runner, None
-        if runner is not None:
-            await runner.cleanup()
-
-    async def __aenter__(self) -> Self:
-        return await self.start()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
-
-    @property
-    def url(self) -> str:
-        return f"http://{self._host}:{self._port}"
+        await super().stop()
 
     # ----------------------------------------------------------------- HTTP
     async def _handle(self, request: web.Request) -> web.StreamResponse:

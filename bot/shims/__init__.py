@@ -13,14 +13,13 @@ The composition root installs them, since nothing below it may import `bot/`:
   models (an import hook, before aiogram is imported), the one-trip SQLite adapter (a hook of
   `storage.db`) and the XLSX row splice (a hook of `storage.sheets`). A process that only
   imports storage (`python -m storage.makers`, `alembic`) runs the stock paths.
-- `bot.app` calls the other two where they belong: `inline_filters.inline_sync_filters` once the
-  dispatcher's routers are built, `heap.settle_heap` once start-up is done."""
+- `bot.app` calls the other one where it belongs: `heap.settle_heap` once start-up is done."""
 
 from __future__ import annotations
 
 from typing import Final
 
-from bot.shims import heap, inline_filters, lazy_aiogram, sqlite, xlsx_splice
+from bot.shims import heap, lazy_aiogram, sqlite, xlsx_splice
 from bot.shims.compat import SWITCH, Shim, switched_off
 
 __all__ = ["ALL", "SWITCH", "Shim", "install", "switched_off"]
@@ -29,7 +28,6 @@ ALL: Final[tuple[Shim, ...]] = (
     lazy_aiogram.SHIM,
     sqlite.SHIM,
     xlsx_splice.SHIM,
-    inline_filters.SHIM,
     heap.SHIM,
 )
 

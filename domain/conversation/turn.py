@@ -9,6 +9,7 @@ from datetime import datetime
 from domain.clock import Clock
 from domain.conversation.io import Out, Person, State
 from domain.delivery import TELEGRAM
+from domain.i18n import choose_language
 from storage.models import Account, Member, Organisation, RoleGrant
 from storage.repo import Repo
 
@@ -37,6 +38,11 @@ class Visitor:
     @property
     def org_language(self) -> str | None:
         return self.org.language if self.org else None
+
+    def language(self, hint: str | None) -> str:
+        """The language they are answered in, given their channel's hint (`choose_language`)."""
+        chosen = self.account.language if self.account is not None else None
+        return choose_language(chosen, hint, self.org_language)
 
     @property
     def account_id(self) -> int | None:

@@ -1,5 +1,5 @@
-"""Which language a Telegram update is answered in: the user's `/language` choice, their
-Telegram language, then the organisation's default (the translator itself is `domain.i18n`)."""
+"""Which language a Telegram update is answered in: the core's rule (`domain.i18n
+.choose_language`) with the user's Telegram language as the channel's hint."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 from aiogram import BaseMiddleware, Router
 from aiogram.types import TelegramObject, User
 
-from domain.i18n import DEFAULT_LANGUAGE, LANGUAGES, LOCALE_OF, Translator
+from domain.i18n import LANGUAGES, LOCALE_OF, Translator, choose_language
 
 
 def language_from_telegram(code: str | None) -> str | None:
@@ -45,11 +45,7 @@ class LanguageMiddleware(BaseMiddleware):
     def locale(data: dict[str, Any]) -> str:
         visitor = data.get("visitor")
         user: User | None = data.get("event_from_user")
-        language = None
-        if visitor is not None and visitor.account is not None:
-            language = visitor.account.language
-        if language is None and user is not None:
-            language = language_from_telegram(user.language_code)
-        if language is None and visitor is not None and visitor.org_language:
-            language = visitor.org_language
-        return LOCALE_OF.get(language or DEFAULT_LANGUAGE, LOCALE_OF[DEFAULT_LANGUAGE])
+        hint = language_from_telegram(user.language_code) if user is not None else None
+        if visitor is None:
+            return LOCALE_OF[choose_language(None, hint, None)]
+        return LOCALE_OF[visitor.language(hint)]

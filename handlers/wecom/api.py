@@ -147,18 +147,18 @@ class WeComAPI:
 
     async def send_text(self, touser: Sequence[str], content: str) -> Delivery:
         """A text message; longer than WeCom's 2048 bytes, it goes as several, cut at lines."""
-        delivery = Delivery(Refused("an empty text"))
-        for part in split_text(content):
-            delivery = await self.send(touser, "text", {"content": part})
-            if not delivery.sent:
-                break
-        return delivery
+        return await self._send_parts(touser, "text", content)
 
     async def send_markdown(self, touser: Sequence[str], content: str) -> Delivery:
         """Markdown (rendered by the WeCom client only; the WeChat plug-in shows no markdown)."""
+        return await self._send_parts(touser, "markdown", content)
+
+    async def _send_parts(self, touser: Sequence[str], msgtype: str, content: str) -> Delivery:
+        """`content` as messages of `msgtype` of at most WeCom's 2048 bytes, cut at lines; the
+        first that is not sent stops the rest and is the answer."""
         delivery = Delivery(Refused("an empty text"))
         for part in split_text(content):
-            delivery = await self.send(touser, "markdown", {"content": part})
+            delivery = await self.send(touser, msgtype, {"content": part})
             if not delivery.sent:
                 break
         return delivery

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import timedelta
 
 import pytest
 from aiogram import Bot, Dispatcher
@@ -18,23 +17,15 @@ from domain.clock import FixedClock
 from handlers.telegram.common import install_commands
 from storage.db import SessionFactory, create_engine, create_session_factory
 from storage.migrate import upgrade
-from storage.models import Member, Organisation
-from storage.repo import Repo, RosterRow
 from tests.conftest import redis_database
 from tests.fakebot import FakeBotAPI, FakeUser, SentMessage
-from tests.storage.seeding import telegram_account, telegram_id_of
-
-ROSTER = [
-    ("工程学院/一班", "2024001", "张三"),
-    ("工程学院/一班", "2024002", "李四"),
-    ("工程学院/二班", "2024003", "王五"),
-    ("Arts/Class A", "A100", "Alice Smith"),
-]
+from tests.storage.seeding import Seeding, telegram_id_of
 
 
 @dataclass
-class Daka:
-    """One running bot and its world: fake Telegram, a SQLite file, a hand-moved clock."""
+class Daka(Seeding):
+    """One running bot and its world: fake Telegram, a SQLite file, a hand-moved clock; seeding
+    of the stories' school (`Seeding`)."""
 
     server: FakeBotAPI
     clock: FixedClock
@@ -79,69 +70,6 @@ class Daka:
     async def restart(self) -> None:
         await self.stop()
         await self.start()
-
-    async def org(
-        self,
-        slug: str = "school",
-        *,
-        form: str = "health",
-        language: str = "zh",
-        roster: list[tuple[str, str, str]] | None = None,
-        name: str = "第一中学",
-    ) -> Organisation:
-        async with self.sessions() as session:
-            repo = Repo(session)
-            org = await repo.orgs.create(
-                slug=slug,
-                name=name,
-                timezone="Asia/Shanghai",
-                language=language,
-                form=form,
-                now=self.clock.now(),
-            )
-            assert org.id is not None
-            rows = [
-                RosterRow(line=i, unit=u, member_id=m, name=n)
-                for i, (u, m, n) in enumerate(roster or ROSTER, start=2)
-            ]
-            await repo.members.import_roster(org_id=org.id, rows=rows)
-            await session.commit()
-        self.org_ids[slug] = org.id
-        return org
-
-    async def invite(
-        self,
-        slug: str = "school",
-        *,
-        role: str = "member",
-        unit: str | None = None,
-        days: int = 7,
-        uses: int | None = None,
-    ) -> str:
-        async with self.sessions() as session:
-            repo = Repo(session)
-            org = await repo.orgs.require(slug=slug)
-            unit_id = None
-            if unit:
-                unit_id = (await repo.units.require(org_id=org.id or 0, name_path=unit)).id
-            invite = await repo.invites.create(
-                org_id=org.id or 0,
-                unit_id=unit_id,
-                role=role,
-                expires_at=self.clock.now() + timedelta(days=days),
-                max_uses=uses,
-                now=self.clock.now(),
-            )
-            await session.commit()
-            return invite.code
-
-    async def member(self, external_id: str, slug: str = "school") -> Member:
-        async with self.sessions() as session:
-            member = await Repo(session).members.by_external(
-                org_id=self.org_ids[slug], external_id=external_id
-            )
-            assert member is not None
-            return member
 
     async def telegram_id_of(self, account_id: int | None) -> int | None:
         """The Telegram user id an account is known by (see tests.storage.seeding)."""
@@ -227,35 +155,10 @@ def texts(messages: list[SentMessage]) -> list[str]:
 CLASS_ONE, COLLEGE, ADMIN = 700, 701, 702
 
 
-async def unit_id(daka: Daka, path: str, slug: str = "school") -> int:
-    async with daka.sessions() as session:
-        unit = await Repo(session).units.require(org_id=daka.org_ids[slug], name_path=path)
-        assert unit.id is not None
-        return unit.id
-
-
-async def grant_role(
-    repo: Repo, daka: Daka, telegram_id: int, slug: str, path: str | None, role: str
-) -> None:
-    """One role grant in an open session: manager of the unit at `path`, or of the whole
-    organisation without one."""
-    org_id = daka.org_ids[slug]
-    unit = await repo.units.require(org_id=org_id, name_path=path) if path else None
-    await repo.roles.grant(
-        org_id=org_id,
-        account_id=await telegram_account(repo, telegram_id, now=daka.clock.now()),
-        unit_id=unit.id if unit else None,
-        role=role,
-        now=daka.clock.now(),
-    )
-
-
 async def grant(daka: Daka, telegram_id: int, *paths: str, slug: str = "school") -> None:
-    async with daka.sessions() as session:
-        repo = Repo(session)
-        for path in paths:
-            await grant_role(repo, daka, telegram_id, slug, path, "manager")
-        await session.commit()
+    """`telegram_id` made manager of the units at `paths`."""
+    for path in paths:
+        await daka.grant(telegram_id, path, slug=slug)
 
 
 @pytest.fixture
@@ -264,15 +167,9 @@ async def school(daka: Daka, server: FakeBotAPI) -> Daka:
     from tests.handlers.test_checkin import answer_health_form
 
     await daka.org()
-    async with daka.sessions() as session:
-        repo = Repo(session)
-        for telegram_id, path, role in (
-            (CLASS_ONE, "工程学院/一班", "manager"),
-            (COLLEGE, "工程学院", "manager"),
-            (ADMIN, None, "admin"),
-        ):
-            await grant_role(repo, daka, telegram_id, "school", path, role)
-        await session.commit()
+    await daka.grant(CLASS_ONE, "工程学院/一班")
+    await daka.grant(COLLEGE, "工程学院")
+    await daka.grant(ADMIN, None, role="admin")
     code = await daka.invite()
     for telegram_id, external_id, name in (
         (801, "2024001", "张三"),

@@ -10,7 +10,7 @@ from sqlmodel import select
 
 from storage.models import AuditEntry
 from tests.fakebot import FakeBotAPI
-from tests.handlers.conftest import ADMIN, CLASS_ONE, Daka, grant, unit_id
+from tests.handlers.conftest import ADMIN, CLASS_ONE, Daka, grant
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -40,7 +40,7 @@ async def test_a_counselor_gets_a_chart_of_the_class(school: Daka, server: FakeB
     assert width > height > 300
     assert "工程学院/一班" in chart.text
     assert "2026-11-15" in chart.text and "2026-11-28" in chart.text  # 14 days by default
-    class_one = await unit_id(school, "工程学院/一班")
+    class_one = await school.unit_id("工程学院/一班")
     assert await trend_audit(school) == [
         (f"telegram:{CLASS_ONE}", str(class_one), "2026-11-15..2026-11-28")
     ]
@@ -84,6 +84,6 @@ async def test_a_manager_of_several_units_charts_all_of_them(
     chart = await server.user(730).ask("/trend 7", timeout=60)  # the first chart finds fonts
     assert chart.photo, chart.text
     assert "Arts/Class A; 工程学院/一班" in chart.text and "2026-11-22" in chart.text
-    ids = sorted([await unit_id(school, "工程学院/一班"), await unit_id(school, "Arts/Class A")])
+    ids = sorted([await school.unit_id("工程学院/一班"), await school.unit_id("Arts/Class A")])
     [(actor, subject, _)] = await trend_audit(school)
     assert actor == "telegram:730" and sorted(int(i) for i in (subject or "").split(",")) == ids

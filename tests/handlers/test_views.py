@@ -28,7 +28,6 @@ from tests.handlers.conftest import (
     grant,
     reply_containing,
     running_daka,
-    unit_id,
 )
 from tests.storage.seeding import telegram_account
 
@@ -101,11 +100,11 @@ async def test_nothing_outside_the_scope_by_command_or_forged_button(
 ) -> None:
     counselor = server.user(CLASS_ONE)
     summary = await counselor.ask("/summary")
-    class_two = await unit_id(school, "工程学院/二班")
+    class_two = await school.unit_id("工程学院/二班")
     for forged in (
         NavCb(unit=class_two, day="2026-11-28").pack(),
         ListCb(kind="missing", unit=class_two, day="2026-11-28").pack(),
-        f"lst:secrets:{await unit_id(school, '工程学院/一班')}:x:0",
+        f"lst:secrets:{await school.unit_id('工程学院/一班')}:x:0",
     ):
         counselor.press(summary, forged)
         answer = await counselor.next_callback_answer()
@@ -345,8 +344,8 @@ async def test_an_admin_pressing_another_organisations_buttons_reads_nothing(
     """Regression: an organisation-wide admin got the summary of any unit id in a button,
     another organisation's included (its units' names and figures)."""
     await school.org("other", name="第二中学", roster=SECRET_ROSTER)
-    college = await unit_id(school, "机密学院", "other")
-    secret_class = await unit_id(school, "机密学院/机密班", "other")
+    college = await school.unit_id("机密学院", "other")
+    secret_class = await school.unit_id("机密学院/机密班", "other")
     secret_member = (await school.member("S001", "other")).id or 0
     admin = server.user(ADMIN)
     summary = await admin.ask("/summary")
@@ -406,7 +405,7 @@ async def test_tampered_and_stale_buttons_get_one_answer_and_nothing_else(
     assert answers == [NO_LONGER_VALID] * len(tampered)
     # A counselor's buttons over another class, or their own class pressed by a member.
     mine = await counselor.ask("/missing")
-    other_class = await unit_id(school, "工程学院/二班")
+    other_class = await school.unit_id("工程学院/二班")
     outside = [
         NudgeCb(member=wang, day="2026-11-28").pack(),
         NavCb(unit=other_class, day="2026-11-28").pack(),
@@ -488,7 +487,7 @@ async def test_a_manager_of_several_units_reads_all_of_them(
         [export] = (
             await session.exec(select(AuditEntry).where(AuditEntry.action == "export"))
         ).all()
-    ids = sorted([await unit_id(school, "工程学院/一班"), await unit_id(school, "Arts/Class A")])
+    ids = sorted([await school.unit_id("工程学院/一班"), await school.unit_id("Arts/Class A")])
     assert sorted(int(i) for i in (export.subject or "").split(",")) == ids
 
 

@@ -14,10 +14,8 @@ from domain.clock import FixedClock
 from domain.i18n import create_translator
 from scheduler.rounds import RoundResult, Rounds
 from scheduler.sender import Sender, SendStats
-from storage.repo import Repo
 from tests.fakebot import FakeBotAPI
 from tests.handlers.conftest import Daka, running_daka
-from tests.storage.seeding import telegram_account
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 MONDAY = date(2026, 11, 30)
@@ -55,33 +53,10 @@ class School:
         return await self.sender.drain()
 
     async def enrol(self, telegram_id: int, external_id: str) -> None:
-        async with self.daka.sessions() as session:
-            repo = Repo(session)
-            member = await repo.members.by_external(
-                org_id=self.daka.org_ids["school"], external_id=external_id
-            )
-            assert member is not None
-            account_id = await telegram_account(repo, telegram_id, now=self.clock.now())
-            await repo.members.bind(member=member, account_id=account_id, now=self.clock.now())
-            await session.commit()
+        await self.daka.bind((telegram_id, external_id))
 
     async def grant(self, telegram_id: int, unit: str | None, role: str = "manager") -> None:
-        async with self.daka.sessions() as session:
-            repo = Repo(session)
-            unit_id = None
-            if unit:
-                found = await repo.units.require(
-                    org_id=self.daka.org_ids["school"], name_path=unit
-                )
-                unit_id = found.id
-            await repo.roles.grant(
-                org_id=self.daka.org_ids["school"],
-                account_id=await telegram_account(repo, telegram_id, now=self.clock.now()),
-                unit_id=unit_id,
-                role=role,
-                now=self.clock.now(),
-            )
-            await session.commit()
+        await self.daka.grant(telegram_id, unit, role=role)
 
 
 @pytest.fixture

@@ -81,11 +81,9 @@ def test_the_switch_runs_every_stock_path_and_says_so() -> None:
         logging.basicConfig(level=logging.INFO, format="%(message)s")
         import asyncio, gc, io, tempfile
         import bot, aiogram.types
-        from aiogram import Dispatcher
         from openpyxl import load_workbook
         from sqlalchemy import text
         from bot.shims.lazy_aiogram import LAZY
-        from bot.shims.inline_filters import inline_sync_filters
         from bot.shims.heap import settle_heap
         from storage.db import create_engine
         from storage.sheets import write_xlsx
@@ -101,7 +99,7 @@ def test_the_switch_runs_every_stock_path_and_says_so() -> None:
         settle_heap()
         book = load_workbook(io.BytesIO(write_xlsx(["a"], [["x"]], [])))
         print(LAZY, aiogram.types.Sticker.__pydantic_complete__, *asyncio.run(query()),
-              inline_sync_filters(Dispatcher()), gc.get_freeze_count(), book["Detail"]["A2"].value)
+              gc.get_freeze_count(), book["Detail"]["A2"].value)
         """,
         DAKA_SHIMS="off",
     )
@@ -110,7 +108,6 @@ def test_the_switch_runs_every_stock_path_and_says_so() -> None:
         "True",
         "sqlite",
         "AsyncAdapt_aiosqlite_dbapi",
-        "0",
         "0",
         "x",
     ]

@@ -48,8 +48,7 @@ from storage.db import create_engine, create_session_factory
 from storage.models import CheckIn, Identity, Member, Organisation, Outbox
 from storage.repo import Repo
 from tests.conftest import MORNING
-from tests.domain.conversation.world import telegram_account
-from tests.storage.seeding import migrated_session, seed_roster
+from tests.storage.seeding import migrated_session, seed_roster, telegram_account
 
 TIANANMEN = (39.9087, 116.3975)
 SHENZHEN = (22.5431, 114.0579)

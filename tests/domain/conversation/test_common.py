@@ -14,7 +14,8 @@ from domain.delivery import TELEGRAM
 from storage.models import Account
 from storage.repo import Repo
 from tests.domain.conversation.enrolling import one
-from tests.domain.conversation.world import World, load_visitor, telegram_account
+from tests.domain.conversation.world import World, load_visitor
+from tests.storage.seeding import telegram_account
 
 STRANGER, MEMBER, MANAGER = 501, 502, 600
 STALE = "This button has expired. Send /checkin to start again."

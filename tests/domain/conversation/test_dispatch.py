@@ -18,7 +18,8 @@ from domain.i18n import speaking
 from storage.models import AuditEntry, CheckIn, FsmRecord, Member
 from storage.repo import Repo
 from tests.domain.conversation.enrolling import one
-from tests.domain.conversation.world import World, telegram_account
+from tests.domain.conversation.world import World
+from tests.storage.seeding import telegram_account
 
 STRANGER, ZHANG, MANAGER = 500, 501, 600
 TIANANMEN = (39.9087, 116.3975)

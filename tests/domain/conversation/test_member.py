@@ -13,7 +13,8 @@ from storage import owned
 from storage.models import AuditEntry
 from storage.repo import Repo, Submission
 from tests.domain.conversation.enrolling import one
-from tests.domain.conversation.world import World, telegram_account
+from tests.domain.conversation.world import World
+from tests.storage.seeding import telegram_account
 
 STRANGER, ZHANG, LI = 500, 501, 502
 TODAY = date(2026, 11, 28)  # the world's clock: 09:00 in Shanghai

@@ -21,7 +21,8 @@ from storage.repo import Repo, Submission
 from storage.schedules import Letter, OutboxRepo
 from storage.scope import Scope
 from tests.domain.conversation.enrolling import consent_notice, enrol, one
-from tests.domain.conversation.world import World, telegram_account
+from tests.domain.conversation.world import World
+from tests.storage.seeding import telegram_account
 
 ZHANG, LI, STRANGER, ADMIN = 501, 502, 500, 700
 TODAY = date(2026, 11, 28)

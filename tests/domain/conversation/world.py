@@ -10,7 +10,6 @@ import contextlib
 import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,14 +21,15 @@ from domain.conversation.io import CollectingOut, Input, MemoryState, Person, Sa
 from domain.conversation.turn import Turn, Visitor, load_visitors
 from domain.delivery import TELEGRAM
 from domain.geo import Place
-from domain.i18n import DEFAULT_LANGUAGE, LOCALE_OF, create_translator
+from domain.i18n import LOCALE_OF, create_translator
 from storage.conversation_state import StoredState
 from storage.db import SessionFactory, create_engine, create_session_factory
 from storage.migrate import upgrade
-from storage.models import Account, Member, Organisation
-from storage.repo import Repo, RosterRow
+from storage.models import Account
+from storage.repo import Repo
+from tests.storage.seeding import Seeding
 
-ROSTER = [
+FIRST_SCHOOL = [
     ("College/Class 1", "2024001", "Zhang San"),
     ("College/Class 1", "2024002", "Li Si"),
     ("College/Class 2", "2024003", "Wang Wu"),
@@ -60,7 +60,14 @@ def places(lat: float, lon: float) -> Place | None:
 
 
 @dataclass
-class World:
+class World(Seeding):
+    """Turns of people as their adapters play them; seeding (`Seeding`) of an English-speaking
+    "First School" with `FIRST_SCHOOL` unless told."""
+
+    ORG_NAME = "First School"
+    ORG_LANGUAGE = "en"
+    ROSTER = FIRST_SCHOOL
+
     clock: FixedClock
     sessions: SessionFactory
     states: dict[int, MemoryState] = field(default_factory=dict)
@@ -110,69 +117,6 @@ class World:
                 await converse(turn, given, self.services)
             await session.commit()
         return out.said
-
-    async def org(
-        self,
-        slug: str = "school",
-        *,
-        name: str = "First School",
-        language: str = "en",
-        form: str = "health",
-        roster: list[tuple[str, str, str]] | None = None,
-    ) -> Organisation:
-        async with self.sessions() as session:
-            repo = Repo(session)
-            org = await repo.orgs.create(
-                slug=slug,
-                name=name,
-                timezone="Asia/Shanghai",
-                language=language,
-                form=form,
-                now=self.clock.now(),
-            )
-            assert org.id is not None
-            rows = [
-                RosterRow(line=i, unit=u, member_id=m, name=n)
-                for i, (u, m, n) in enumerate(roster or ROSTER, start=2)
-            ]
-            await repo.members.import_roster(org_id=org.id, rows=rows)
-            await session.commit()
-        self.org_ids[slug] = org.id
-        return org
-
-    async def invite(
-        self,
-        slug: str = "school",
-        *,
-        role: str = "member",
-        unit: str | None = None,
-        days: int = 7,
-        uses: int | None = None,
-    ) -> str:
-        async with self.sessions() as session:
-            repo = Repo(session)
-            org_id = self.org_ids[slug]
-            unit_id = None
-            if unit:
-                unit_id = (await repo.units.require(org_id=org_id, name_path=unit)).id
-            invite = await repo.invites.create(
-                org_id=org_id,
-                unit_id=unit_id,
-                role=role,
-                expires_at=self.clock.now() + timedelta(days=days),
-                max_uses=uses,
-                now=self.clock.now(),
-            )
-            await session.commit()
-            return invite.code
-
-    async def member(self, external_id: str, slug: str = "school") -> Member:
-        async with self.sessions() as session:
-            member = await Repo(session).members.by_external(
-                org_id=self.org_ids[slug], external_id=external_id
-            )
-            assert member is not None
-            return member
 
     async def account_of(self, telegram_id: int) -> Account:
         """The account of Telegram user `telegram_id` (which must have one), found through
@@ -236,11 +180,8 @@ class World:
 
 
 def locale_of(visitor: Visitor, hint: str | None) -> str:
-    """As handlers.telegram.i18n: the account's choice, the channel's hint, the
-    organisation's language."""
-    language = visitor.account.language if visitor.account is not None else None
-    language = language or hint or visitor.org_language or DEFAULT_LANGUAGE
-    return LOCALE_OF.get(language, LOCALE_OF[DEFAULT_LANGUAGE])
+    """As every adapter: the core's rule (`Visitor.language`)."""
+    return LOCALE_OF[visitor.language(hint)]
 
 
 async def load_visitor(repo: Repo, telegram_id: int) -> Visitor:
@@ -248,14 +189,6 @@ async def load_visitor(repo: Repo, telegram_id: int) -> Visitor:
     external_id = str(telegram_id)
     visitors = await load_visitors(repo, channel=TELEGRAM, external_ids=[external_id])
     return visitors[external_id]
-
-
-async def telegram_account(repo: Repo, telegram_id: int, now: datetime) -> int:
-    """The id of the account of Telegram user `telegram_id`, made (with its identity) if new:
-    for seeding enrolments, roles and consents."""
-    account = await repo.accounts.ensure(channel=TELEGRAM, external_id=str(telegram_id), now=now)
-    assert account.id is not None
-    return account.id
 
 
 @contextlib.asynccontextmanager

@@ -25,18 +25,11 @@ from domain.i18n import speaking
 from handlers.telegram.middlewares import load_visitors
 from storage.db import SessionFactory, create_engine, create_session_factory
 from storage.migrate import upgrade
-from storage.models import Organisation
-from storage.repo import Repo, RosterRow, Submission
+from storage.repo import Repo
 from storage.scope import Scope
 from tests.conftest import MORNING
-from tests.domain.conversation.world import telegram_account
+from tests.storage.seeding import Seeding, check_in, roster_member
 
-ROSTER = [
-    ("工程学院/一班", "2024001", "张三"),
-    ("工程学院/一班", "2024002", "李四"),
-    ("工程学院/二班", "2024003", "王五"),
-    ("Arts/Class A", "A100", "Alice Smith"),
-]
 DAY = date(2026, 11, 28)  # the organisation's today at the `clock` fixture's morning
 ISO = DAY.isoformat()
 CLASS_ONE, COLLEGE, ADMIN, UNITS, TWO_ORGS = 700, 701, 702, 730, 903
@@ -48,7 +41,9 @@ Call = Callable[[Turn, Scope | None], Awaitable[object]]
 
 
 @dataclass
-class World:
+class World(Seeding):
+    """Turns of managers played into the core; seeding of the stories' school (`Seeding`)."""
+
     sessions: SessionFactory
     engine: AsyncEngine
     clock: FixedClock
@@ -56,96 +51,10 @@ class World:
     states: dict[int, MemoryState] = field(default_factory=dict)
     statements: list[str] = field(default_factory=list)
 
-    async def org(self, slug: str, name: str, roster: list[tuple[str, str, str]]) -> Organisation:
-        async with self.sessions() as session:
-            repo = Repo(session)
-            org = await repo.orgs.create(
-                slug=slug,
-                name=name,
-                timezone="Asia/Shanghai",
-                language="zh",
-                form="health",
-                now=self.clock.now(),
-            )
-            assert org.id is not None
-            rows = [
-                RosterRow(line=i, unit=u, member_id=m, name=n)
-                for i, (u, m, n) in enumerate(roster, start=2)
-            ]
-            await repo.members.import_roster(org_id=org.id, rows=rows)
-            await session.commit()
-        self.org_ids[slug] = org.id
-        return org
-
-    async def grant(
-        self, telegram_id: int, path: str | None, *, role: str = "manager", slug: str = "school"
-    ) -> None:
-        async with self.sessions() as session:
-            repo = Repo(session)
-            org_id = self.org_ids[slug]
-            unit = await repo.units.require(org_id=org_id, name_path=path) if path else None
-            await repo.roles.grant(
-                org_id=org_id,
-                account_id=await telegram_account(repo, telegram_id, self.clock.now()),
-                unit_id=unit.id if unit else None,
-                role=role,
-                now=self.clock.now(),
-            )
-            await session.commit()
-
-    async def enrol(self, *people: tuple[int, str], slug: str = "school") -> None:
-        """Bind each (Telegram id, member id) as the enrolment conversation does."""
-        async with self.sessions() as session:
-            repo = Repo(session)
-            for telegram_id, external_id in people:
-                member = await repo.members.by_external(
-                    org_id=self.org_ids[slug], external_id=external_id
-                )
-                assert member is not None
-                await repo.members.bind(
-                    member=member,
-                    account_id=await telegram_account(repo, telegram_id, self.clock.now()),
-                    now=self.clock.now(),
-                )
-            await session.commit()
-
-    async def check_in(self, external_id: str, *, abnormal: bool) -> None:
-        async with self.sessions() as session:
-            repo = Repo(session)
-            member = await repo.members.by_external(
-                org_id=self.org_ids["school"], external_id=external_id
-            )
-            assert member is not None
-            await repo.checkins.submit(
-                member=member,
-                local_day=DAY,
-                form="health",
-                form_version=1,
-                submission=Submission(
-                    answers={"temperature": 37.8} if abnormal else {},
-                    abnormal=abnormal,
-                    reasons=["temperature"] if abnormal else [],
-                    province="北京市",
-                    city="北京市",
-                ),
-                update_id=None,
-                now=self.clock.now(),
-            )
-            await session.commit()
-
-    async def unit_id(self, path: str, slug: str = "school") -> int:
-        async with self.sessions() as session:
-            unit = await Repo(session).units.require(org_id=self.org_ids[slug], name_path=path)
-            assert unit.id is not None
-            return unit.id
-
     async def member_id(self, external_id: str, slug: str = "school") -> int:
-        async with self.sessions() as session:
-            member = await Repo(session).members.by_external(
-                org_id=self.org_ids[slug], external_id=external_id
-            )
-            assert member is not None and member.id is not None
-            return member.id
+        member_id = (await self.member(external_id, slug)).id
+        assert member_id is not None
+        return member_id
 
     def state(self, telegram_id: int) -> MemoryState:
         return self.states.setdefault(telegram_id, MemoryState())
@@ -195,12 +104,22 @@ class World:
 async def seed_school(made: World) -> None:
     """The school: managers of a class, of its college and of everything; 张三, 李四 and 王五
     enrolled (Alice never), 张三 checked in from 北京市 with a fever."""
-    await made.org("school", "第一中学", ROSTER)
+    await made.org()
     await made.grant(CLASS_ONE, "工程学院/一班")
     await made.grant(COLLEGE, "工程学院")
     await made.grant(ADMIN, None, role="admin")
-    await made.enrol((ZHANG, "2024001"), (LI, "2024002"), (WANG, "2024003"))
-    await made.check_in("2024001", abnormal=True)
+    await made.bind((ZHANG, "2024001"), (LI, "2024002"), (WANG, "2024003"))
+    async with made.seeding() as repo:
+        zhang = await roster_member(repo, org_id=made.org_ids["school"], member_id="2024001")
+        await check_in(
+            repo,
+            member=zhang,
+            day=DAY,
+            abnormal=True,
+            now=made.clock.now(),
+            answers={"temperature": 37.8},
+            city=("北京市", "北京市"),
+        )
 
 
 @pytest.fixture(scope="session")

@@ -85,7 +85,7 @@ async def test_the_missing_list_pages_by_ten(world: World) -> None:
     roster = [("学院/一班", f"M{i:02d}", f"成员{i:02d}") for i in range(23)]
     await world.org("many", "多人学校", roster)
     await world.grant(721, None, role="admin", slug="many")
-    await world.enrol(*((5000 + i, f"M{i:02d}") for i in range(23)), slug="many")
+    await world.bind(*((5000 + i, f"M{i:02d}") for i in range(23)), slug="many")
     [first] = (await world.command(721, "/missing")).said
     assert first.text.startswith(f"📋 <b>未打卡名单</b> — {ISO} (23)")
     assert first.text.count("\n• ") == 10 and len(first.keys()) == 10 + 2
