@@ -26,7 +26,14 @@ from domain.clock import Clock
 from domain.conversation import direct
 from domain.conversation.io import Command, Input, Person, Press, State, Text
 from domain.conversation.turn import Turn, Visitor, load_visitors
-from domain.i18n import DEFAULT_LANGUAGE, LOCALE_OF, Translator, _, create_translator
+from domain.i18n import (
+    DEFAULT_LANGUAGE,
+    LOCALE_OF,
+    Translator,
+    _,
+    choose_language,
+    create_translator,
+)
 from handlers.wecom.api import Download, WeComAPI
 from handlers.wecom.menu import CHECKIN_KEY, typed_commands
 from handlers.wecom.messages import (
@@ -120,11 +127,11 @@ class WeComTurns:
     def language_of(self, visitor: Visitor, served: Served | None) -> str:
         """The member's choice, else their organisation's (the app's, for someone new)."""
         account = visitor.account
-        language = account.language if account is not None else None
-        if language is None and served is not None:
-            language = served.org.language
-        language = language or visitor.org_language or DEFAULT_LANGUAGE
-        self._language = language if language in LOCALE_OF else DEFAULT_LANGUAGE
+        self._language = choose_language(
+            account.language if account is not None else None,
+            served.org.language if served is not None else None,  # WeCom gives no hint
+            visitor.org_language,
+        )
         return self._language
 
     async def _converse(
