@@ -341,12 +341,14 @@ async def _letters(session: AsyncSession, owner: Owner) -> list[dict[str, Any]]:
 async def _access_log(session: AsyncSession, owner: Owner) -> list[dict[str, Any]]:
     """The audit trail about them: who looked them up, excused, nudged or erased them, each
     export and chart of a scope holding their unit, and what they did themselves."""
-    identities = []
+    identities: list[str] = []
     if owner.account_id is not None:
-        stmt_i = select(col(Identity.external_id)).where(
+        stmt_i = select(col(Identity.channel), col(Identity.external_id)).where(
             col(Identity.account_id) == owner.account_id
         )
-        identities = list((await session.exec(stmt_i)).all())
+        for channel, external_id in (await session.exec(stmt_i)).all():
+            # Actors are "channel:id" (migration 0012); a bare id is an older entry.
+            identities += [f"{channel}:{external_id}", external_id]
     orgs = {m.org_id for m in owner.members}
     conditions: list[ColumnElement[bool]] = []
     for member in owner.members:

@@ -225,7 +225,7 @@ PRESSES: dict[str, Route] = {
     StartCheckInKey.prefix: Route(checkin_pressed, {None}, bare=True),
     AnswerKey.prefix: Route(answer_pressed, {ANSWERING}),
     SummaryKey.prefix: Route(summary_pressed, {SUMMARY}),
-    privacy.WithdrawKey.prefix: Route(withdraw_pressed),
+    privacy.WithdrawKey.prefix: Route(withdraw_pressed, {None}),  # outside a conversation
     **{key.prefix: Route(manager_pressed) for key in MANAGER_KEYS},
 }
 

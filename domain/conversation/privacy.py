@@ -160,7 +160,7 @@ async def withdraw(turn: Turn, member: Member, org: Organisation) -> None:
     """Record the withdrawal, stop whatever check-in was under way, erase at once when the
     organisation gives no grace period, and say what happened."""
     repo, now = turn.repo, turn.clock.now()
-    await repo.privacy.withdraw(member=member, org=org, actor=turn.visitor.external_id, now=now)
+    await repo.privacy.withdraw(member=member, org=org, actor=turn.visitor.actor, now=now)
     await turn.state.clear()
     await turn.out.replace(confirmation_text(org))  # the notice stays, its buttons go
     lines = [
@@ -172,7 +172,7 @@ async def withdraw(turn: Turn, member: Member, org: Organisation) -> None:
     if org.withdrawal_grace_days == 0:
         try:
             await repo.privacy.erase(
-                member=member, actor=turn.visitor.external_id, why="withdrawal", now=now
+                member=member, actor=turn.visitor.actor, why="withdrawal", now=now
             )
             lines.append(_("Your answers have been erased."))
         except Held:

@@ -66,7 +66,7 @@ async def test_a_member_withdraws_consent_in_the_chat(daka: Daka, server: FakeBo
         audit = (await session.exec(select(AuditEntry))).all()
     assert row.withdrawn_at == daka.clock.now() and row.erased_at is None
     assert [c.accepted for c in consents] == [True, False]
-    assert ("consent.withdraw", "801", "2024001") in [
+    assert ("consent.withdraw", "telegram:801", "2024001") in [
         (a.action, a.actor, a.subject) for a in audit
     ]
 

@@ -193,7 +193,7 @@ async def test_a_withdrawal_stops_collection_at_once_and_is_audited(world: World
     [letter] = await world.rows(Outbox)
     assert (letter.status, letter.error) == ("skipped", "withdrew consent")
     [audit] = [a for a in await world.rows(AuditEntry) if a.action == "consent.withdraw"]
-    assert (audit.actor, audit.subject) == (str(ZHANG), "2024001")
+    assert (audit.actor, audit.subject) == (f"telegram:{ZHANG}", "2024001")
 
     refused = one(await check_in_start(world, ZHANG))
     assert refused.text == (
