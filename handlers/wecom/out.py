@@ -2,9 +2,11 @@
 (`handlers.wecom.replies`) that are sent after the turn commits.
 
 - Text is plain (`handlers.wecom.render`); options go as a button card (up to 6) or, for an
-  organisation shown text only and for longer lists, as numbered lines. Either way a number
-  typed back is taken as the press of that option: the options last shown are kept in the
-  person's conversation state, under `SHOWN` (`Shown`), once the turn is over.
+  organisation shown text only and for longer lists, as numbered lines. A number typed back
+  after numbered lines is taken as the press of that option (after a card it is what it says:
+  a card's buttons are tapped, and an optional question's "Skip" must not swallow a typed 1);
+  the options last shown are kept in the person's conversation state, under `SHOWN`
+  (`Shown`), once the turn is over.
 - `replace` and `update_options` change the card a click came from in place
   (update_template_card with the click's response_code, once); without one, what comes next is
   sent anew. A question that stays as it was (the consent notice, once answered) only loses
@@ -43,6 +45,7 @@ class Shown:
     body: str = ""
     digest: str = ""
     location: bool = False
+    numbered: bool = False  # shown as numbered lines: a number typed back presses one
 
     @classmethod
     def of(cls, data: Mapping[str, Any]) -> Shown | None:
@@ -58,6 +61,7 @@ class Shown:
                 body=str(kept.get("body", "")),
                 digest=str(kept.get("digest", "")),
                 location=bool(kept.get("location", False)),
+                numbered=bool(kept.get("numbered", False)),
             )
         except (TypeError, AttributeError):
             return None
@@ -229,7 +233,7 @@ class WeComOut:
         if self.text_only or not render.fits_buttons(keys):
             numbers = render.numbered(keys)
             self.records.append(replies.text(f"{body}\n\n{numbers}" if body else numbers))
-            self.showing = _shown(keys, body=body, location=location)
+            self.showing = _shown(keys, body=body, location=location, numbered=True)
             return
         if len(body) > render.CARD_TEXT:
             self.records.append(replies.text(body))
@@ -255,7 +259,14 @@ class WeComOut:
         return f"✔ {label}" if label else _("✔ Answered")
 
 
-def _shown(keys: list[Option], *, task: str = "", body: str = "", location: bool = False) -> Shown:
+def _shown(
+    keys: list[Option],
+    *,
+    task: str = "",
+    body: str = "",
+    location: bool = False,
+    numbered: bool = False,
+) -> Shown:
     return Shown(
         keys=[o.key or "" for o in keys],
         labels=[render.plain(o.label) for o in keys],
@@ -263,4 +274,5 @@ def _shown(keys: list[Option], *, task: str = "", body: str = "", location: bool
         body=body,
         digest=render.digest(body),
         location=location,
+        numbered=numbered,
     )

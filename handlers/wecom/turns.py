@@ -66,8 +66,8 @@ def bind_hint() -> str:
 
 
 def read_text(given: Text, shown: Shown | None) -> Input | None:
-    """A typed text as WeCom members mean it: an invite, a number for an option, or text.
-    None: "绑定" without a code."""
+    """A typed text as WeCom members mean it: an invite, a number for an option shown as a
+    numbered line, or text. None: "绑定" without a code."""
     raw = unicodedata.normalize("NFKC", given.text).strip()
     bind = BIND.fullmatch(raw)
     if bind is not None:
@@ -75,7 +75,7 @@ def read_text(given: Text, shown: Shown | None) -> Input | None:
     link = LINK.search(raw)
     if link is not None and " " not in raw:
         return Command("start", link.group(1))
-    if NUMBER.fullmatch(raw) and shown is not None:
+    if NUMBER.fullmatch(raw) and shown is not None and shown.numbered:
         key = shown.key_of(int(raw))
         if key is not None:
             return Press(key)

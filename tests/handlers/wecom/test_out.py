@@ -36,7 +36,9 @@ def test_a_few_short_options_are_numbered_on_one_line_more_one_a_line() -> None:
     assert lines[0] == "请回复数字：" and lines[1] == "1. 选项1" and lines[-1] == "8. 选项8"
 
 
-async def test_options_go_as_a_card_and_a_number_typed_back_presses_one() -> None:
+async def test_options_go_as_a_card_and_a_number_typed_back_is_text() -> None:
+    """A card's buttons are tapped; a number typed after it is an answer of its own (an
+    optional number question's only button is "Skip": a typed 1 must not press it)."""
     out, state = WeComOut(text_only=False), MemoryState()
     await out.say("(4/5) 近14天内是否接触过？", YES_NO)
     [record] = out.records
@@ -47,6 +49,15 @@ async def test_options_go_as_a_card_and_a_number_typed_back_presses_one() -> Non
     await out.remember(state)
     shown = Shown.of(state.data)
     assert shown is not None and shown.task == card["task_id"]
+    assert read_text(Text("1"), shown) == Text("1")
+
+
+async def test_a_number_typed_after_numbered_lines_presses_one() -> None:
+    out, state = WeComOut(text_only=True), MemoryState()
+    await out.say("(4/5) 近14天内是否接触过？", YES_NO)
+    await out.remember(state)
+    shown = Shown.of(state.data)
+    assert shown is not None and shown.numbered
     assert read_text(Text(" ２ "), shown) == Press("ans:d:q:no")  # full-width, as phones type
     assert read_text(Text("3"), shown) == Text("3")  # no third option: just text
 
