@@ -28,12 +28,11 @@ import argparse
 import asyncio
 import json
 import os
-import re
 import socket
 import sys
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,7 +55,16 @@ from bench.common import (
     table,
     temporary_workdir,
 )
-from bench.wecom_world import TimedDriver, WatchedWeCom
+from bench.wecom_world import (
+    CALLBACKS,
+    Conversation,
+    TimedDriver,
+    WatchedWeCom,
+    checkin_conversation,
+    echo_conversation,
+    p99_ms,
+    percentiles,
+)
 from domain.clock import SystemClock
 from handlers.wecom.messages import CHANNEL
 from storage.db import create_engine, create_session_factory
@@ -73,14 +81,6 @@ TOKEN = "dakaBenchToken2026"
 AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
 PATH = "/wecom"
 CLASS_SIZE = 50
-CALLBACKS = 7  # per check-in
-
-TIANANMEN = (39.9087, 116.3975)
-Q_TEMPERATURE = "请输入您今天测量的体温"
-Q_SYMPTOMS = "您今天是否有以下症状"
-DONE_TEXTS = ("打卡成功", "打卡已更新")
-
-Conversation = Callable[[str, float], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -100,62 +100,6 @@ def measured(n: int) -> str:
 
 def warming(n: int) -> str:
     return f"warm{n:05d}"
-
-
-# --------------------------------------------------------------------------- conversations
-def checkin_conversation(wecom: WatchedWeCom, driver: TimedDriver) -> Conversation:
-    """The health form from the 打卡 picker to the confirmation: 7 callbacks."""
-
-    async def talk(user: str, wait_s: float) -> None:
-        async def acked(push: Awaitable[object]) -> None:
-            done = await push
-            if not getattr(done, "acknowledged", False):
-                raise ConversationError(f"{user}: a callback was not acknowledged")
-
-        await acked(driver.pick_location(user, *TIANANMEN, "北京市东城区"))
-        await wecom.until(user, wecom.text_with(user, Q_TEMPERATURE), "temperature", wait_s)
-        await acked(driver.send_text(user, "36.5"))
-        symptoms = await wecom.until(user, wecom.text_with(user, Q_SYMPTOMS), "symptoms", wait_s)
-        none, finish = _number(symptoms, "⬜ 以上都没有"), _number(symptoms, "完成")
-        await acked(driver.send_text(user, none))
-        await wecom.until(user, wecom.text_with(user, "☑️ 以上都没有"), "the tick", wait_s)
-        await acked(driver.send_text(user, finish))
-        task, key = await wecom.until(user, wecom.button(user, "否"), "exposure card", wait_s)
-        await acked(driver.press(user, task, key))
-        task, key = await wecom.until(user, wecom.button(user, "⏭ 跳过"), "photo card", wait_s)
-        await acked(driver.press(user, task, key))
-        task, key = await wecom.until(user, wecom.button(user, "✅ 确认提交"), "summary", wait_s)
-        await acked(driver.press(user, task, key))
-        await wecom.until(user, wecom.text_with(user, *DONE_TEXTS), "confirmation", wait_s)
-
-    return talk
-
-
-def _number(text: str, choice: str) -> str:
-    found = re.search(rf"(\d+)\.\s*{re.escape(choice)}", text)
-    if found is None:
-        raise ConversationError(f"no numbered choice {choice!r} in {text!r}")
-    return found.group(1)
-
-
-def echo_conversation(driver: TimedDriver) -> Conversation:
-    """The same 7 callbacks, each after the previous acknowledgement (no answer to wait for)."""
-
-    async def talk(user: str, _wait_s: float) -> None:
-        pushes = [
-            driver.pick_location(user, *TIANANMEN, "北京市东城区"),
-            driver.send_text(user, "36.5"),
-            driver.send_text(user, "7"),
-            driver.send_text(user, "8"),
-            driver.press(user, "t-exposure", "no"),
-            driver.press(user, "t-photo", "skip"),
-            driver.press(user, "t-summary", "confirm"),
-        ]
-        for push in pushes:
-            if not (await push).acknowledged:
-                raise ConversationError(f"{user}: a callback was not acknowledged")
-
-    return talk
 
 
 # --------------------------------------------------------------------------- driving
@@ -423,24 +367,6 @@ async def echo_phase(
 
 
 # --------------------------------------------------------------------------- report
-def percentiles(latencies: Sequence[float]) -> str:
-    if not latencies:
-        return "-"
-    ordered = sorted(latencies)
-
-    def at(q: float) -> float:
-        return 1000 * ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-    return f"p50 {at(0.50):.1f} ms, p99 {at(0.99):.1f} ms, max {1000 * ordered[-1]:.1f} ms"
-
-
-def p99_ms(latencies: Sequence[float]) -> float | None:
-    if not latencies:
-        return None
-    ordered = sorted(latencies)
-    return 1000 * ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
-
-
 def report(results: Sequence[tuple[PhaseResult, Phase]], opts: Options) -> None:
     info = machine()
     load = os.getloadavg()
@@ -483,9 +409,8 @@ def report(results: Sequence[tuple[PhaseResult, Phase]], opts: Options) -> None:
                 f"{k} {v / max(r.updates, 1):.2f}"
                 for k, v in sorted(r.api_methods.items(), key=lambda kv: -kv[1])
             )
-            print(
-                f"{r.name}: WeCom API requests per callback: {r.api_calls / max(r.updates, 1):.2f} ({per})"
-            )
+            total = r.api_calls / max(r.updates, 1)
+            print(f"{r.name}: WeCom API requests per callback: {total:.2f} ({per})")
         for note in r.notes:
             print(f"{r.name}: {note}")
         for failure in r.failures[:3]:

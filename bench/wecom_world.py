@@ -1,11 +1,13 @@
 """The bench's WeCom side: the local WeCom telling each member's waiter when something reached
-them, and a callback driver that times each POST to its answer."""
+them, a callback driver that times each POST to its answer, the conversations members have
+(a check-in; the same callbacks to a bare server) and the latency percentiles."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+import re
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -134,3 +136,87 @@ class TimedDriver(CallbackDriver):
         attempt = await super().post(body, query)
         self.attempts.records.append((attempt.status, now() - started))
         return attempt
+
+
+CALLBACKS = 7  # per check-in
+TIANANMEN = (39.9087, 116.3975)
+Q_TEMPERATURE = "请输入您今天测量的体温"
+Q_SYMPTOMS = "您今天是否有以下症状"
+DONE_TEXTS = ("打卡成功", "打卡已更新")
+
+Conversation = Callable[[str, float], Awaitable[None]]
+
+
+# --------------------------------------------------------------------------- conversations
+def checkin_conversation(wecom: WatchedWeCom, driver: TimedDriver) -> Conversation:
+    """The health form from the 打卡 picker to the confirmation: 7 callbacks."""
+
+    async def talk(user: str, wait_s: float) -> None:
+        async def acked(push: Awaitable[object]) -> None:
+            done = await push
+            if not getattr(done, "acknowledged", False):
+                raise ConversationError(f"{user}: a callback was not acknowledged")
+
+        await acked(driver.pick_location(user, *TIANANMEN, "北京市东城区"))
+        await wecom.until(user, wecom.text_with(user, Q_TEMPERATURE), "temperature", wait_s)
+        await acked(driver.send_text(user, "36.5"))
+        symptoms = await wecom.until(user, wecom.text_with(user, Q_SYMPTOMS), "symptoms", wait_s)
+        none, finish = _number(symptoms, "⬜ 以上都没有"), _number(symptoms, "完成")
+        await acked(driver.send_text(user, none))
+        await wecom.until(user, wecom.text_with(user, "☑️ 以上都没有"), "the tick", wait_s)
+        await acked(driver.send_text(user, finish))
+        task, key = await wecom.until(user, wecom.button(user, "否"), "exposure card", wait_s)
+        await acked(driver.press(user, task, key))
+        task, key = await wecom.until(user, wecom.button(user, "⏭ 跳过"), "photo card", wait_s)
+        await acked(driver.press(user, task, key))
+        task, key = await wecom.until(user, wecom.button(user, "✅ 确认提交"), "summary", wait_s)
+        await acked(driver.press(user, task, key))
+        await wecom.until(user, wecom.text_with(user, *DONE_TEXTS), "confirmation", wait_s)
+
+    return talk
+
+
+def _number(text: str, choice: str) -> str:
+    found = re.search(rf"(\d+)\.\s*{re.escape(choice)}", text)
+    if found is None:
+        raise ConversationError(f"no numbered choice {choice!r} in {text!r}")
+    return found.group(1)
+
+
+def echo_conversation(driver: TimedDriver) -> Conversation:
+    """The same 7 callbacks, each after the previous acknowledgement (no answer to wait for)."""
+
+    async def talk(user: str, _wait_s: float) -> None:
+        pushes = [
+            driver.pick_location(user, *TIANANMEN, "北京市东城区"),
+            driver.send_text(user, "36.5"),
+            driver.send_text(user, "7"),
+            driver.send_text(user, "8"),
+            driver.press(user, "t-exposure", "no"),
+            driver.press(user, "t-photo", "skip"),
+            driver.press(user, "t-summary", "confirm"),
+        ]
+        for push in pushes:
+            if not (await push).acknowledged:
+                raise ConversationError(f"{user}: a callback was not acknowledged")
+
+    return talk
+
+
+# --------------------------------------------------------------------------- latency
+def percentiles(latencies: Sequence[float]) -> str:
+    if not latencies:
+        return "-"
+    ordered = sorted(latencies)
+
+    def at(q: float) -> float:
+        return 1000 * ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+    return f"p50 {at(0.50):.1f} ms, p99 {at(0.99):.1f} ms, max {1000 * ordered[-1]:.1f} ms"
+
+
+def p99_ms(latencies: Sequence[float]) -> float | None:
+    if not latencies:
+        return None
+    ordered = sorted(latencies)
+    return 1000 * ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
