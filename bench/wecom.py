@@ -133,6 +133,7 @@ async def drive(phase: Phase, users: Sequence[str], opts: Options) -> PhaseResul
 
     attempts = phase.driver.attempts
     first_attempt = len(attempts.records)
+    refused_before = Counter(attempts.refused)
     first_call = len(phase.wecom.calls) if phase.wecom else 0
     bot_cpu = process_cpu_seconds(phase.bot.pid)
     bench_cpu = time.process_time()
@@ -147,6 +148,7 @@ async def drive(phase: Phase, users: Sequence[str], opts: Options) -> PhaseResul
     finished = last_done if last_done and not failures else now()
     bot_cpu_end = process_cpu_seconds(phase.bot.pid)
     records = attempts.records[first_attempt:]
+    refused = attempts.refused - refused_before
     phase.latencies = [seconds for status, seconds in records if status == 200]
     calls = phase.wecom.calls[first_call:] if phase.wecom else []
     return PhaseResult(
@@ -163,10 +165,15 @@ async def drive(phase: Phase, users: Sequence[str], opts: Options) -> PhaseResul
         api_errors=sum(1 for c in calls if not c.ok),
         api_methods=dict(Counter(c.path.removeprefix("/cgi-bin/") for c in calls)),
         failures=failures,
-        notes=[f"callbacks not answered 200 at once: {len(records) - len(phase.latencies)}"]
-        if len(records) != len(phase.latencies)
+        notes=[f"POSTs without a 200 (the driver tried again): {_kinds(refused)}"]
+        if refused
         else [],
     )
+
+
+def _kinds(counts: Counter[str]) -> str:
+    parts = ", ".join(f"{kind} {n}" for kind, n in counts.most_common())
+    return f"{sum(counts.values())} ({parts})"
 
 
 async def warm_up(phase: Phase, opts: Options) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -122,6 +123,7 @@ class Attempts:
     """Every POST's answer status and seconds from sending to the answer."""
 
     records: list[tuple[int | None, float]] = field(default_factory=list)
+    refused: Counter[str] = field(default_factory=Counter)  # by status or client error
 
 
 class TimedDriver(CallbackDriver):
@@ -135,6 +137,8 @@ class TimedDriver(CallbackDriver):
         started = now()
         attempt = await super().post(body, query)
         self.attempts.records.append((attempt.status, now() - started))
+        if attempt.status != 200:
+            self.attempts.refused[attempt.error or str(attempt.status)] += 1
         return attempt
 
 
