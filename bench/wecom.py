@@ -1,0 +1,482 @@
+"""WeCom check-ins per second through `daka wecom`, against a bare callback server, over HTTP.
+
+    .venv/bin/python -m bench.wecom --members 400
+
+This process serves the local WeCom (`bot.localwecom.LocalWeCom`) and plays WeCom's side of the
+callback with the real encryption (`CallbackDriver`: signed, encrypted POSTs, 5 s timeout, 3
+tries). N members, enrolled beforehand (their WeCom identities bound to roster rows), talk at
+once, each waiting for the app's answer before the next step:
+
+1. `daka wecom` (`python -m bot wecom`, a child process on a free port, SQLite file): every
+   member checks in on the health form — the 打卡 menu's location picker (location_select),
+   the temperature typed, the symptoms' numbered list answered with numbers, the exposure and
+   photo card buttons pressed (response codes), the summary confirmed on its card: 7 callbacks
+   — until "打卡成功". Afterwards the database must hold one check-in per member at version 1
+   and no unhandled journal row.
+2. a bare aiohttp server (`python -m bench.wecom_echo`, a child process) that only verifies,
+   decrypts and acknowledges: every member posts the same 7 callbacks, each after the previous
+   200.
+
+It prints callbacks/s and conversations/s of both and their ratio (the goal is >= 0.5), and the
+callback acknowledgement latency (POST to 200) at N members at once: p50, p99, max (the goal is
+p99 <= 200 ms; WeCom gives up after 5 s). It exits 1 when a check-in was lost, 2 when it could
+not run at all. Avoid 00:00 in Asia/Shanghai (conversations expire at midnight by design)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+from sqlalchemy import func
+from sqlmodel import col, select
+
+from bench.common import (
+    BenchError,
+    BotProcess,
+    ConversationError,
+    PhaseResult,
+    child_env,
+    machine,
+    now,
+    parsed_options,
+    process_cpu_seconds,
+    run_main,
+    start_bot,
+    table,
+    temporary_workdir,
+)
+from bench.wecom_world import (
+    CALLBACKS,
+    Conversation,
+    TimedDriver,
+    WatchedWeCom,
+    checkin_conversation,
+    echo_conversation,
+    p99_ms,
+    percentiles,
+)
+from domain.clock import SystemClock
+from handlers.wecom.messages import CHANNEL
+from storage.db import create_engine, create_session_factory
+from storage.migrate import upgrade
+from storage.models import CheckIn, InboundEvent, Member
+from storage.repo import Repo, RosterRow
+
+GOAL = 0.5
+LATENCY_GOAL_MS = 200.0
+START_WAIT_S = 60.0
+AGENT = 1000002
+SECRET = "daka-bench-secret-0123456789"
+TOKEN = "dakaBenchToken2026"
+AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+PATH = "/wecom"
+CLASS_SIZE = 50
+
+
+@dataclass(frozen=True)
+class Options:
+    members: int
+    warmup: int
+    step_timeout: float
+    timeout: float
+    only: str
+    json: bool
+    keep: bool
+
+
+def measured(n: int) -> str:
+    return f"bench{n:05d}"
+
+
+def warming(n: int) -> str:
+    return f"warm{n:05d}"
+
+
+# --------------------------------------------------------------------------- driving
+@dataclass
+class Phase:
+    """One server under load: its process, the driver, and what it was sent."""
+
+    name: str
+    bot: BotProcess
+    driver: TimedDriver
+    conversation: Conversation
+    wecom: WatchedWeCom | None = None
+    latencies: list[float] = field(default_factory=list)
+
+
+async def drive(phase: Phase, users: Sequence[str], opts: Options) -> PhaseResult:
+    """All members at once, one conversation each; the clock stops at the last one's end."""
+    failures: list[str] = []
+    completed = 0
+    last_done = 0.0
+
+    async def member(user: str) -> None:
+        nonlocal completed, last_done
+        try:
+            await phase.conversation(user, opts.step_timeout)
+        except ConversationError as exc:
+            failures.append(str(exc))
+            return
+        completed += 1
+        last_done = now()
+
+    attempts = phase.driver.attempts
+    first_attempt = len(attempts.records)
+    refused_before = Counter(attempts.refused)
+    first_call = len(phase.wecom.calls) if phase.wecom else 0
+    bot_cpu = process_cpu_seconds(phase.bot.pid)
+    bench_cpu = time.process_time()
+    started = now()
+    tasks = [asyncio.create_task(member(u)) for u in users]
+    _, pending = await asyncio.wait(tasks, timeout=opts.timeout)
+    for task in pending:
+        task.cancel()
+    if pending:
+        await asyncio.gather(*pending, return_exceptions=True)
+        failures.append(f"{len(pending)} members still talking after {opts.timeout:.0f} s")
+    finished = last_done if last_done and not failures else now()
+    bot_cpu_end = process_cpu_seconds(phase.bot.pid)
+    records = attempts.records[first_attempt:]
+    refused = attempts.refused - refused_before
+    phase.latencies = [seconds for status, seconds in records if status == 200]
+    calls = phase.wecom.calls[first_call:] if phase.wecom else []
+    return PhaseResult(
+        name=phase.name,
+        members=len(users),
+        rounds=1,
+        conversations=len(users),
+        completed=completed,
+        updates=sum(1 for status, _ in records if status == 200),
+        seconds=finished - started,
+        bot_cpu_s=None if bot_cpu is None or bot_cpu_end is None else bot_cpu_end - bot_cpu,
+        bench_cpu_s=time.process_time() - bench_cpu,
+        api_calls=len(calls),
+        api_errors=sum(1 for c in calls if not c.ok),
+        api_methods=dict(Counter(c.path.removeprefix("/cgi-bin/") for c in calls)),
+        failures=failures,
+        notes=[f"POSTs without a 200 (the driver tried again): {_kinds(refused)}"]
+        if refused
+        else [],
+    )
+
+
+def _kinds(counts: Counter[str]) -> str:
+    parts = ", ".join(f"{kind} {n}" for kind, n in counts.most_common())
+    return f"{sum(counts.values())} ({parts})"
+
+
+async def warm_up(phase: Phase, opts: Options) -> None:
+    users = [warming(n) for n in range(opts.warmup)]
+    try:
+        await asyncio.wait_for(
+            asyncio.gather(*(phase.conversation(u, opts.step_timeout) for u in users)),
+            opts.timeout,
+        )
+    except (ConversationError, TimeoutError) as exc:
+        raise BenchError(f"the warm-up conversation failed: {exc}") from None
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def wait_until_serving(http: aiohttp.ClientSession, port: int, bot: BotProcess) -> None:
+    """Until /healthz answers 200; fails early (with its log) if the process exits first."""
+    deadline = now() + START_WAIT_S
+    while now() < deadline:
+        if bot.process.returncode is not None:
+            raise BenchError(
+                f"{bot.name} exited with code {bot.process.returncode}; its log:\n{bot.log_tail()}"
+            )
+        try:
+            async with http.get(f"http://127.0.0.1:{port}/healthz") as response:
+                if response.status == 200:
+                    return
+        except aiohttp.ClientError:
+            pass
+        await asyncio.sleep(0.2)
+    raise BenchError(f"{bot.name} did not serve within {START_WAIT_S:.0f} s:\n{bot.log_tail()}")
+
+
+def wecom_env(wecom: WatchedWeCom, extra: dict[str, str]) -> dict[str, str]:
+    env = child_env(
+        {
+            "WECOM_CORP_ID": wecom.corp_id,
+            "WECOM_AGENT_ID": str(AGENT),
+            "WECOM_SECRET": SECRET,
+            "WECOM_TOKEN": TOKEN,
+            "WECOM_AES_KEY": AES_KEY,
+            "WECOM_API_URL": wecom.url,
+            "WECOM_PATH": PATH,
+            "LOG_LEVEL": "WARNING",
+            **extra,
+        }
+    )
+    env.pop("BOT_TOKEN", None)  # a WeCom-only deployment
+    return env
+
+
+def driver_for(
+    port: int, wecom: WatchedWeCom, http: aiohttp.ClientSession, linked: bool
+) -> TimedDriver:
+    return TimedDriver(
+        f"http://127.0.0.1:{port}{PATH}",
+        token=TOKEN,
+        aes_key=AES_KEY,
+        corp_id=wecom.corp_id,
+        agent_id=AGENT,
+        session=http,
+        wecom=wecom if linked else None,
+    )
+
+
+# --------------------------------------------------------------------------- daka wecom
+async def seed(url: str, users: Sequence[str]) -> None:
+    """Schema, one organisation served by the app on the health form, every member enrolled:
+    their WeCom userid bound to their roster row."""
+    engine = create_engine(url)
+    try:
+        await upgrade(engine)
+        async with create_session_factory(engine)() as session:
+            repo = Repo(session)
+            stamp = SystemClock().now()
+            org = await repo.orgs.create(
+                slug="bench",
+                name="基准测试学校",
+                timezone="Asia/Shanghai",
+                language="zh",
+                form="health",
+                now=stamp,
+            )
+            assert org.id is not None
+            await repo.channels.configure(org_id=org.id, channel=CHANNEL, app_id=str(AGENT))
+            rows = [
+                RosterRow(
+                    line=n + 2,
+                    unit=f"基准学院/{n // CLASS_SIZE + 1}班",
+                    member_id=u.upper(),
+                    name=f"成员{n}",
+                )
+                for n, u in enumerate(users)
+            ]
+            await repo.members.import_roster(org_id=org.id, rows=rows)
+            for row in await repo.members.listing(org_id=org.id):
+                account = await repo.accounts.ensure(
+                    channel=CHANNEL, external_id=row.member.external_id.lower(), now=stamp
+                )
+                assert account.id is not None
+                await repo.members.bind(member=row.member, account_id=account.id, now=stamp)
+            await session.commit()
+    finally:
+        await engine.dispose()
+
+
+async def verify(url: str, members: int) -> tuple[bool, str]:
+    """Check-ins really stored for the measured members, and the journal all handled."""
+    engine = create_engine(url)
+    try:
+        async with create_session_factory(engine)() as session:
+            stored = (
+                await session.exec(
+                    select(func.count())
+                    .select_from(CheckIn)
+                    .join(Member, col(Member.id) == CheckIn.member_id)
+                    .where(col(Member.external_id).startswith("BENCH"), CheckIn.version == 1)
+                )
+            ).one()
+            unhandled = (
+                await session.exec(
+                    select(func.count())
+                    .select_from(InboundEvent)
+                    .where(col(InboundEvent.handled_at).is_(None))
+                )
+            ).one()
+    finally:
+        await engine.dispose()
+    text = (
+        f"database: {stored}/{members} check-ins at version 1, {unhandled} unhandled journal rows"
+    )
+    return stored == members and unhandled == 0, text
+
+
+async def checkin_phase(
+    opts: Options, workdir: Path, http: aiohttp.ClientSession
+) -> tuple[PhaseResult, Phase]:
+    url = f"sqlite+aiosqlite:///{workdir / 'daka.db'}"
+    users = [measured(n) for n in range(opts.members)]
+    started = now()
+    await seed(url, users + [warming(n) for n in range(opts.warmup)])
+    print(
+        f"seeded {opts.members} members (+{opts.warmup} warm-up) in {now() - started:.1f} s",
+        file=sys.stderr,
+    )
+    async with WatchedWeCom() as wecom:
+        wecom.add_app(AGENT, SECRET)
+        wecom.add_members(*users, *(warming(n) for n in range(opts.warmup)))
+        port = free_port()
+        argv = [sys.executable, "-m", "bot", "wecom", "--host", "127.0.0.1", "--port", str(port)]
+        bot = await start_bot(
+            "daka-wecom", argv, env=wecom_env(wecom, {"DATABASE_URL": url}), workdir=workdir
+        )
+        try:
+            await wait_until_serving(http, port, bot)
+            driver = driver_for(port, wecom, http, linked=True)
+            phase = Phase("daka wecom", bot, driver, checkin_conversation(wecom, driver), wecom)
+            await warm_up(phase, opts)
+            result = await drive(phase, users, opts)
+        finally:
+            code = await bot.stop()
+        if wecom.problems:
+            result.failures.extend(wecom.problems)
+    result.problems = dict(bot.log_problems())
+    if code != 0:
+        result.failures.append(f"daka wecom exited with code {code}")
+    ok, result.verified = await verify(url, opts.members)
+    if not ok:
+        result.failures.append(f"not everything was stored: {result.verified}")
+    if result.problems:
+        result.failures.append(f"daka wecom logged problems:\n{bot.log_tail()}")
+    return result, phase
+
+
+async def echo_phase(
+    opts: Options, workdir: Path, http: aiohttp.ClientSession
+) -> tuple[PhaseResult, Phase]:
+    async with WatchedWeCom() as wecom:
+        port = free_port()
+        argv = [sys.executable, "-m", "bench.wecom_echo", str(port)]
+        bot = await start_bot("wecom-echo", argv, env=wecom_env(wecom, {}), workdir=workdir)
+        try:
+            await wait_until_serving(http, port, bot)
+            driver = driver_for(port, wecom, http, linked=False)
+            phase = Phase("bare callback", bot, driver, echo_conversation(driver))
+            await warm_up(phase, opts)
+            result = await drive(phase, [measured(n) for n in range(opts.members)], opts)
+        finally:
+            code = await bot.stop()
+    result.problems = dict(bot.log_problems())
+    if code != 0:
+        result.failures.append(f"the bare callback server exited with code {code}")
+    return result, phase
+
+
+# --------------------------------------------------------------------------- report
+def report(results: Sequence[tuple[PhaseResult, Phase]], opts: Options) -> None:
+    info = machine()
+    load = os.getloadavg()
+    print(
+        f"machine: {info['cpus']} CPUs, {info['implementation']} {info['python']}, "
+        f"{info['platform']}; load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
+    )
+    print(
+        f"each conversation: {CALLBACKS} callbacks; {opts.members} members at once, "
+        f"{opts.warmup} warm-up member(s) not counted"
+    )
+    print(table([r for r, _ in results]))
+    print(
+        "updates: callbacks answered 200; conv/s: completed conversations per second "
+        "(check-ins/s for daka wecom); bot CPU: user+system time of the server process"
+    )
+    by_name = {r.name: r for r, _ in results}
+    ratio: float | None = None
+    if "daka wecom" in by_name and "bare callback" in by_name:
+        base = by_name["bare callback"].updates_per_s
+        if base > 0:
+            ratio = by_name["daka wecom"].updates_per_s / base
+            verdict = "meets" if ratio >= GOAL else "below"
+            print(
+                f"ratio daka wecom/bare (callbacks/s): {ratio:.2f} ({verdict} the goal of {GOAL})"
+            )
+    for r, phase in results:
+        p99 = p99_ms(phase.latencies)
+        verdict = (
+            ""
+            if p99 is None
+            else (" (meets" if p99 <= LATENCY_GOAL_MS else " (above")
+            + f" the goal of p99 <= {LATENCY_GOAL_MS:g} ms)"
+        )
+        print(f"{r.name}: acknowledgement latency {percentiles(phase.latencies)}{verdict}")
+        if r.verified:
+            print(f"{r.name}: {r.verified}")
+        if r.api_calls:
+            per = ", ".join(
+                f"{k} {v / max(r.updates, 1):.2f}"
+                for k, v in sorted(r.api_methods.items(), key=lambda kv: -kv[1])
+            )
+            total = r.api_calls / max(r.updates, 1)
+            print(f"{r.name}: WeCom API requests per callback: {total:.2f} ({per})")
+        for note in r.notes:
+            print(f"{r.name}: {note}")
+        for failure in r.failures[:3]:
+            print(f"{r.name} FAILED: {failure}", file=sys.stderr)
+        if len(r.failures) > 3:
+            print(f"{r.name}: ... and {len(r.failures) - 3} more failures", file=sys.stderr)
+    if opts.json:
+        line = {
+            "machine": info,
+            "load": [round(x, 2) for x in load],
+            "goal": GOAL,
+            "ratio": None if ratio is None else round(ratio, 3),
+            **{
+                r.name: {**r.as_json(), "ack_p99_ms": p99_ms(phase.latencies)}
+                for r, phase in results
+            },
+        }
+        print(json.dumps(line, ensure_ascii=False))
+
+
+async def run(opts: Options) -> int:
+    results: list[tuple[PhaseResult, Phase]] = []
+    connector = aiohttp.TCPConnector(limit=0)  # 400 members at once: no client-side queue
+    async with aiohttp.ClientSession(connector=connector) as http:
+        with temporary_workdir("daka-bench-wecom-", keep=opts.keep) as workdir:
+            if opts.only in ("both", "checkin"):
+                results.append(await checkin_phase(opts, workdir, http))
+            if opts.only in ("both", "echo"):
+                results.append(await echo_phase(opts, workdir, http))
+    report(results, opts)
+    checkin = next((r for r, _ in results if r.name == "daka wecom"), None)
+    return 1 if checkin is not None and (checkin.lost or checkin.failures) else 0
+
+
+def parse_args(argv: Sequence[str] | None) -> Options:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.wecom",
+        description="WeCom check-ins/s through daka wecom against a bare callback server.",
+    )
+    parser.add_argument("--members", type=int, default=400, help="members at once (400)")
+    parser.add_argument("--warmup", type=int, default=1, help="warm-up conversations (1)")
+    parser.add_argument(
+        "--step-timeout", type=float, default=120.0, help="seconds to wait for one reply (120)"
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=900.0, help="seconds a phase may take at most (900)"
+    )
+    parser.add_argument("--only", choices=("both", "checkin", "echo"), default="both")
+    parser.add_argument("--json", action="store_true", help="also print one JSON line")
+    parser.add_argument("--keep", action="store_true", help="keep the temp dir (DB, logs)")
+    args = parser.parse_args(argv)
+    if args.members < 1 or args.warmup < 0:
+        parser.error("--members must be at least 1, --warmup at least 0")
+    return parsed_options(Options, args)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_main(run(parse_args(argv)))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
