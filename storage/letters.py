@@ -22,6 +22,7 @@ from domain.keys import CHECKIN_NOW, option
 from storage.models import Member, Organisation
 from storage.repo import Repo
 from storage.schedules import Letter, ScheduleRepo
+from storage.slots import alert_slot
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +136,7 @@ async def alert_letters(
                         address=contact.external_id,
                         kind="alert",
                         day=day,
-                        slot=f"m{member.id}v{version}",
+                        slot=alert_slot(member.id, version),
                         text=text,
                     )
                 )

@@ -30,6 +30,7 @@ from storage.models import (
     Outbox,
 )
 from storage.repos.audit import AuditRepo
+from storage.slots import alerts_about
 
 GRACE_ACTOR = "withdrawal"  # who erases when the grace period is over, in the audit trail
 HOLD_REASON_MAX = 200  # Member.hold_reason
@@ -117,7 +118,16 @@ class PrivacyRepo:
         excuses = await self.session.exec(
             update(Excuse).where(col(Excuse.member_id) == member.id).values(reason="")
         )
-        letters = await self.session.exec(delete(Outbox).where(col(Outbox.member_id) == member.id))
+        letters = await self.session.exec(
+            delete(Outbox).where(
+                (col(Outbox.member_id) == member.id)
+                | (
+                    (col(Outbox.org_id) == member.org_id)
+                    & (col(Outbox.kind) == "alert")
+                    & col(Outbox.slot).like(alerts_about(member.id))
+                )
+            )
+        )
         member.erased_at = now
         erased = Erased(
             checkins=int(checkins.rowcount or 0),

@@ -16,9 +16,18 @@ from scheduler.jobs import erase_withdrawn_now
 from storage.aggregates import member_days, place_counts, tree_figures, unit_figures
 from storage.db import SessionFactory
 from storage.export import export_rows, export_summary
-from storage.models import AuditEntry, CheckIn, CheckInRevision, Consent, Excuse, Member
+from storage.models import (
+    AuditEntry,
+    CheckIn,
+    CheckInRevision,
+    Consent,
+    Excuse,
+    Member,
+    Outbox,
+)
 from storage.repo import Repo, Submission
 from storage.repos.privacy import Held
+from storage.slots import alert_slot
 from tests.storage.seeding import seed_school
 
 TODAY = date(2026, 11, 28)
@@ -56,6 +65,20 @@ async def seed(sessions: SessionFactory, clock: FixedClock) -> int:
                 ),
                 update_id=None,
                 now=clock.now(),
+            )
+        for external_id in ("1", "2"):  # an alert about each abnormal check-in, to a manager
+            session.add(
+                Outbox(
+                    org_id=org.id,
+                    channel="telegram",
+                    address="900",
+                    kind="alert",
+                    day=YESTERDAY,
+                    slot=alert_slot(members[external_id].id or 0, 2),
+                    text=f"{external_id}: 体温 37.9 °C",
+                    not_before=clock.now(),
+                    created_at=clock.now(),
+                )
             )
         session.add(
             Excuse(
@@ -190,7 +213,10 @@ async def test_erasure_waits_for_the_grace_period_and_keeps_past_totals(
         ("101", "consent.withdraw", "1"),
         ("withdrawal", "member.erase", "1"),
     ]
-    assert audit[1].detail == ("grace period over: check-ins 1, revisions 2, excuses 1, letters 0")
+    assert audit[1].detail == ("grace period over: check-ins 1, revisions 2, excuses 1, letters 1")
+    async with sessions() as session:
+        alerts = (await session.exec(select(Outbox))).all()
+    assert [a.text for a in alerts] == ["2: 体温 37.9 °C"]  # the alert about them is gone
     assert [(c.accepted, c.version) for c in consents] == [(False, 2)]
 
 
