@@ -16,11 +16,12 @@ by later runs (`--regenerate` builds it again); each run first applies pending m
 as the bot does at start. No ANALYZE is run: the bot never runs it either.
 
 The measured day is the data's last day ("today"). Ours is the real code path
-(`storage.aggregates`, `storage.export`, `storage.sheets`) on an AsyncSession of `storage.db`; the
-hand-written baseline is plain SQL text (`exec_driver_sql`, the best of the shapes tried) on a
-connection of the same engine, so both pay the same driver. Each run gets a fresh session or
-connection, opened before its clock starts, as a handler's queries run on the session of its
-update. Both must give the same result (compared after the warm-up, or the row fails). Figures:
+(`storage.aggregates`, `storage.export`, `domain.present.sheets`) on an AsyncSession of
+`storage.db`; the hand-written baseline is plain SQL text (`exec_driver_sql`, the best of the
+shapes tried) on a connection of the same engine, so both pay the same driver. Each run gets a
+fresh session or connection, opened before its clock starts, as a handler's queries run on the
+session of its update. Both must give the same result (compared after the warm-up, or the row
+fails). Figures:
 
 - class summary: /summary of one class, `unit_figures([class])`. Goal <= 20 ms.
 - college /summary: the college's figures and each of its classes' (two `unit_figures` calls, as
@@ -90,6 +91,7 @@ from bench.common import (
 from domain.clock import day_end
 from domain.conversation.lists import PAGE
 from domain.forms import load_form
+from domain.present.sheets import Cell, write_xlsx
 from domain.schedule import DEFAULT
 from domain.status import DayStatus, Figures
 from storage.aggregates import MemberDay, count_member_days, member_days, total, unit_figures
@@ -106,7 +108,6 @@ from storage.migrate import upgrade
 from storage.models import Organisation, Unit
 from storage.repo import Repo
 from storage.schedules import plan
-from storage.sheets import Cell, write_xlsx
 from tests.fakebot import FakeBotAPI, FakeUser
 
 OUT_DIR = REPO_ROOT / "bench" / "out"

@@ -71,7 +71,7 @@ asyncio.run(main())
 SPLICE = """
 import time
 import bot
-from storage.sheets import write_xlsx
+from domain.present.sheets import write_xlsx
 
 rows = [[f"{i:06d}", "2026-11-28", "工程学院/一班", f"学生{i}", "reported",
          "2026-11-28T09:05:07+08:00", "", "39.9042,116.4074", "12.0", "36.5", "none", "no",

@@ -19,9 +19,9 @@ from datetime import date
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from domain import texts
 from domain.clock import Clock, day_end
 from domain.i18n import LOCALE_OF, Translator
+from domain.present import texts
 from domain.schedule import due_slots
 from domain.status import DayStatus
 from storage.aggregates import member_days, total, unit_figures

@@ -60,12 +60,12 @@ cells, so that a spreadsheet sorts and filters them (`detail_chunks(..., typed=w
 days are dates, ``submitted_at`` a date and time in the organisation's time zone (to the
 second, as the CSV's text), ``latitude``, ``longitude`` and the answers of number questions
 numbers (shown with the question's decimals and unit), the rate a percentage; an empty cell is
-blank. Its words (`storage.export_words.Words`) are the organisation's language (zh or en):
+blank. Its words (`domain.present.words.Words`) are the organisation's language (zh or en):
 headers, sheet names, status words (a day off reads as a day off there, not as ``excused``),
 yes and no, the question labels as headers and in ``reasons``, the answers, and the total row;
 or, with ``raw`` (`daka export --raw`), the machine contract's, as in the CSV.
 
-The CSV and XLSX files that carry them are written by `storage.sheets`.
+The CSV and XLSX files that carry them are written by `domain.present.sheets`.
 
 One module past 400 lines: the contract above, the rows and the summary that follow it are
 read together.
@@ -86,13 +86,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from domain.clock import day_end
 from domain.forms import Lang, Question, load_form, normalize_lang
-from domain.status import DayStatus, Figures
-from storage.aggregates import MemberDay, collector_paused, member_days, total, tree_figures
-from storage.db import core_rows, create_engine
-from storage.export_words import ANSWER_LANG, DETAIL_COLUMNS, MACHINE, TOTAL, Words, words_for
-from storage.models import Member, Organisation, Unit, UnitLink
-from storage.schedules import plan
-from storage.sheets import (
+from domain.present.sheets import (
     DATE_FORMAT,
     DATETIME_FORMAT,
     WIDTH_SAMPLE,
@@ -102,6 +96,12 @@ from storage.sheets import (
     XlsxWriter,
     xlsx_out,
 )
+from domain.present.words import ANSWER_LANG, DETAIL_COLUMNS, MACHINE, TOTAL, Words, words_for
+from domain.status import DayStatus, Figures
+from storage.aggregates import MemberDay, collector_paused, member_days, total, tree_figures
+from storage.db import core_rows, create_engine
+from storage.models import Member, Organisation, Unit, UnitLink
+from storage.schedules import plan
 
 __all__ = ["ANSWER_LANG", "DETAIL_COLUMNS", "MACHINE", "TOTAL", "Words", "words_for"]
 
@@ -428,9 +428,9 @@ async def export_summary(
     total_name: str = TOTAL,
 ) -> list[list[Cell]]:
     """Per day: a row for each unit below the scope in tree order (`_summary_units`), then the
-    scope's total row, named `total_name`. Rows follow `storage.sheets.SUMMARY_HEADER`; the day
-    is a date, the rate None when nobody was expected. One figures query per day for all the
-    rows."""
+    scope's total row, named `total_name`. Rows follow `domain.present.sheets.SUMMARY_HEADER`;
+    the day is a date, the rate None when nobody was expected. One figures query per day for all
+    the rows."""
     assert org.id is not None
     days = export_days(first, last)
     units, tops = await _summary_units(session, org, under)

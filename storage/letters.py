@@ -2,8 +2,8 @@
 a manager's nudge) and the alert of an abnormal check-in (written as the check-in is stored).
 
 They live here, below both the channel adapters and the scheduler, so that neither imports the
-other; the texts are `domain.texts`, the options `domain.keys`, and whom to tell is read with
-the repositories. A person gets one letter on each of the given channels (the deployment's:
+other; the texts are `domain.present.texts`, the options `domain.keys`, and whom to tell is read
+with the repositories. A person gets one letter on each of the given channels (the deployment's:
 those with a courier) where they have an identity, in the language their account chose, or
 their organisation's."""
 
@@ -16,9 +16,9 @@ from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from domain import texts
 from domain.i18n import LOCALE_OF, Translator
 from domain.keys import CHECKIN_NOW, option
+from domain.present import texts
 from storage.models import Member, Organisation
 from storage.repo import Repo
 from storage.schedules import Letter, ScheduleRepo

@@ -11,7 +11,7 @@ The composition root installs them, since nothing below it may import `bot/`:
 - `install()` (run by `import bot`, so by every process of the root, its tests and
   `python -m bot.makers`) puts in place the three that work below the root: the lazy aiogram
   models (an import hook, before aiogram is imported), the one-trip SQLite adapter (a hook of
-  `storage.db`) and the XLSX row splice (a hook of `storage.sheets`). A process that only
+  `storage.db`) and the XLSX row splice (a hook of `domain.present.sheets`). A process that only
   imports storage (`python -m storage.makers`, `alembic`) runs the stock paths.
 - `bot.app` calls the other one where it belongs: `heap.settle_heap` once start-up is done."""
 
@@ -35,8 +35,8 @@ ALL: Final[tuple[Shim, ...]] = (
 def install() -> None:
     """Put the shims that work below the root in place: each checks itself when first used
     (aiogram's import, the first SQLite engine, the first workbook). Idempotent."""
+    from domain.present.sheets import use_xlsx_writer
     from storage.db import use_aiosqlite_module
-    from storage.sheets import use_xlsx_writer
 
     lazy_aiogram.install()  # first: nothing below may have imported aiogram yet
     use_aiosqlite_module(sqlite.one_trip_module)

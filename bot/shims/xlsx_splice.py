@@ -1,15 +1,15 @@
 """The XLSX row splice: an export's detail rows written straight into the zip openpyxl laid out.
 
 openpyxl's own serialiser (without lxml, which Daka does not install) needs about 12 s for 100,000
-rows of 16 cells; `XlsxOut` lets openpyxl lay the workbook out (`storage.sheets.laid_out`: both
-sheets, the summary whole, the detail's header), then writes the detail rows itself as the same
-cells openpyxl writes (`storage.sheets.typed_cell`: inline strings, numbers, booleans, dates as
-serial numbers with the style openpyxl registered for their number format), into that sheet of
-openpyxl's zip: about 1.2 s. It relies on how openpyxl 3.1 saves a write-only workbook (the sheet
-found through `xl/workbook.xml` and its relationships, one `</sheetData>` to write before, a
-cell's `style_id` naming its `cellXfs` entry): `SHIM` checks it on a small workbook the first
-time one is made; when it steps aside `storage.sheets.OpenpyxlOut` writes the same cells.
-`bot.shims.install` hands `spliced_out` to `storage.sheets.use_xlsx_writer`.
+rows of 16 cells; `XlsxOut` lets openpyxl lay the workbook out (`domain.present.sheets.laid_out`:
+both sheets, the summary whole, the detail's header), then writes the detail rows itself as the
+same cells openpyxl writes (`domain.present.sheets.typed_cell`: inline strings, numbers, booleans,
+dates as serial numbers with the style openpyxl registered for their number format), into that
+sheet of openpyxl's zip: about 1.2 s. It relies on how openpyxl 3.1 saves a write-only workbook
+(the sheet found through `xl/workbook.xml` and its relationships, one `</sheetData>` to write
+before, a cell's `style_id` naming its `cellXfs` entry): `SHIM` checks it on a small workbook the
+first time one is made; when it steps aside `domain.present.sheets.OpenpyxlOut` writes the same
+cells. `bot.shims.install` hands `spliced_out` to `domain.present.sheets.use_xlsx_writer`.
 
 One module a little past 400 lines: the check, the writer and the XML it writes must match
 cell for cell, and are read side by side."""
@@ -31,7 +31,7 @@ from typing import Any, BinaryIO, Final
 from xml.etree import ElementTree
 
 from bot.shims.compat import Shim
-from storage.sheets import (
+from domain.present.sheets import (
     NOT_XML_CHARACTERS,
     SHEETS,
     XLSX_MAX_ROWS,
@@ -101,7 +101,7 @@ def spliced_out(
     summary: Sequence[Sequence[Cell]],
     sample: Sequence[Sequence[Cell]],
 ) -> XlsxOut | None:
-    """`storage.sheets.xlsx_out`'s faster writer, or None when `SHIM` steps aside."""
+    """`domain.present.sheets.xlsx_out`'s faster writer, or None when `SHIM` steps aside."""
     return XlsxOut(out, layout, summary, sample) if _allowed() else None
 
 

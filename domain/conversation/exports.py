@@ -12,9 +12,10 @@ from domain.conversation.io import Command
 from domain.conversation.manager_keys import actor
 from domain.conversation.turn import Turn
 from domain.i18n import _
-from storage.charts import MAX_DAYS, render_trend, trend_series
+from domain.present.charts import render_trend
 from storage.models import Unit
 from storage.scope import Scope
+from storage.trends import MAX_DAYS, trend_series
 
 DEFAULT_TREND_DAYS = 14
 EXPORT_MAKER = "export"  # storage.makers.MAKERS

@@ -8,7 +8,6 @@ from __future__ import annotations
 import html
 from datetime import date, timedelta
 
-from domain import texts
 from domain.clock import day_end, parse_day
 from domain.conversation.io import Command, Option
 from domain.conversation.manager_keys import (
@@ -25,6 +24,7 @@ from domain.conversation.summary import pressed
 from domain.conversation.turn import Turn
 from domain.i18n import _, current_language
 from domain.i18n import current as translator
+from domain.present import texts
 from domain.status import DayStatus
 from storage.aggregates import count_member_days, member_days, place_counts
 from storage.letters import Reminded, reminder_letters

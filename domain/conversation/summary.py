@@ -8,7 +8,6 @@ import html
 from dataclasses import replace
 from datetime import date
 
-from domain import texts
 from domain.clock import day_end, parse_day
 from domain.conversation.io import Command, Option
 from domain.conversation.manager_keys import (
@@ -21,6 +20,7 @@ from domain.conversation.manager_keys import (
 )
 from domain.conversation.turn import Turn
 from domain.i18n import _
+from domain.present import texts
 from domain.status import Figures
 from storage.aggregates import total, unit_figures
 from storage.models import Unit

@@ -1,5 +1,5 @@
 """Exports: detail rows and day summaries on SQLite and PostgreSQL, read back from the CSV and
-XLSX files `storage.sheets` writes."""
+XLSX files `domain.present.sheets` writes."""
 
 from __future__ import annotations
 
@@ -17,7 +17,16 @@ from sqlalchemy import event
 
 from domain.clock import FixedClock
 from domain.forms import load_form
-from storage import sheets
+from domain.present import sheets
+from domain.present.sheets import (
+    DATE_FORMAT,
+    DATETIME_FORMAT,
+    PERCENT,
+    SUMMARY_HEADER,
+    XLSX_MAX_ROWS,
+    write_csv,
+    write_xlsx,
+)
 from storage.db import SessionFactory
 from storage.export import (
     DETAIL_COLUMNS,
@@ -36,15 +45,6 @@ from storage.export import (
 from storage.models import Excuse, Organisation
 from storage.repo import Repo, Submission
 from storage.schedules import ScheduleRepo
-from storage.sheets import (
-    DATE_FORMAT,
-    DATETIME_FORMAT,
-    PERCENT,
-    SUMMARY_HEADER,
-    XLSX_MAX_ROWS,
-    write_csv,
-    write_xlsx,
-)
 from tests.storage.seeding import check_in, seed_roster, seed_school
 
 DAY = date(2026, 11, 28)

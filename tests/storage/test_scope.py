@@ -175,8 +175,8 @@ async def test_under_is_the_outermost_grants_and_none_only_for_the_whole_organis
 
 def scoped_reads() -> list[Callable[..., Any]]:
     from storage.aggregates import count_member_days, member_days, place_counts
-    from storage.charts import trend_series
     from storage.export import detail_chunks, export_rows, export_summary, write_export
+    from storage.trends import trend_series
 
     return [
         member_days,

@@ -9,8 +9,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from domain.present.sheets import Layout, xlsx_out
 from storage.db import create_engine
-from storage.sheets import Layout, xlsx_out
 
 
 def what_runs(url: str) -> tuple[str, str, bool]:

@@ -86,7 +86,7 @@ def test_the_switch_runs_every_stock_path_and_says_so() -> None:
         from bot.shims.lazy_aiogram import LAZY
         from bot.shims.heap import settle_heap
         from storage.db import create_engine
-        from storage.sheets import write_xlsx
+        from domain.present.sheets import write_xlsx
 
         async def query() -> object:
             engine = create_engine(f"sqlite+aiosqlite:///{tempfile.mkdtemp()}/t.db")

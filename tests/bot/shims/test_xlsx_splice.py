@@ -14,8 +14,8 @@ import pytest
 from openpyxl import load_workbook
 
 from bot.shims import xlsx_splice
+from domain.present.sheets import DATE_FORMAT, DATETIME_FORMAT, Cell, write_xlsx
 from storage.export import TOTAL
-from storage.sheets import DATE_FORMAT, DATETIME_FORMAT, Cell, write_xlsx
 
 TEMPERATURE = '0.0" °C"'  # the number format of the health form's temperature
 

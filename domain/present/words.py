@@ -10,8 +10,8 @@ from typing import Final
 
 from domain.forms import Question
 from domain.i18n import _, speaking
+from domain.present.sheets import SUMMARY_HEADER
 from domain.status import DayStatus
-from storage.sheets import SUMMARY_HEADER
 
 DETAIL_COLUMNS: Final[tuple[str, ...]] = (
     "date",
@@ -40,7 +40,7 @@ class Words:
     with ``;``)."""
 
     columns: tuple[str, ...]  # the detail's fixed columns, `DETAIL_COLUMNS` in order
-    summary: tuple[str, ...]  # `storage.sheets.SUMMARY_HEADER` in order
+    summary: tuple[str, ...]  # `domain.present.sheets.SUMMARY_HEADER` in order
     sheets: tuple[str, str]  # summary, detail
     status: Mapping[DayStatus, str]
     yes: str

@@ -1,4 +1,5 @@
-"""Managers' trend chart: a scope's figures day by day (SQL), drawn as a PNG with matplotlib.
+"""Managers' trend chart: a scope's figures day by day (`storage.trends`), drawn as a PNG with
+matplotlib.
 
 Rendering is synchronous and CPU-bound: callers on the event loop run `render_trend` in a thread
 (`asyncio.to_thread`). Only the Agg canvas is used (no pyplot, no GUI backend), and a lock keeps
@@ -12,25 +13,15 @@ import io
 import math
 import threading
 from collections.abc import Sequence
-from datetime import date, timedelta
+from datetime import date
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
-
-from domain.clock import day_end
 from domain.status import Figures
-from storage.aggregates import total, unit_figures
-from storage.models import Organisation, Unit
-from storage.repos.units import UnitRepo
-from storage.schedules import plan
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
-
-MAX_DAYS = 90
 
 # Charts draw Chinese unit names with Noto Sans CJK SC, from the noto-cjk-sans-otc package
 # (OFL-1.1; upstream's NotoSansCJK-Regular.ttc, the same file Debian ships in fonts-noto-cjk),
@@ -48,43 +39,6 @@ MIN_WIDTH_DAYS = 7  # the x axis spans at least a week's width
 ABNORMAL_COLOUR = "#d62728"
 
 _render_lock = threading.Lock()
-
-
-async def trend_series(
-    session: AsyncSession,
-    *,
-    org: Organisation,
-    under: Sequence[int] | None,
-    last: date,
-    days: int,
-) -> list[tuple[date, Figures]]:
-    """The figures of the given units' subtrees together (disjoint units; None: the whole
-    organisation) for each of the `days` days up to and including `last`, oldest first. Days
-    off and enrolment are judged per day, as /summary does."""
-    if not 1 <= days <= MAX_DAYS:
-        raise ValueError(f"days must be between 1 and {MAX_DAYS}, not {days}")
-    assert org.id is not None
-    if under is None:
-        scope = list(await UnitRepo(session).roots(org_id=org.id))
-    else:
-        stmt = select(Unit).where(col(Unit.id).in_(list(under)), col(Unit.org_id) == org.id)
-        scope = list((await session.exec(stmt)).all())
-        if len(scope) != len(set(under)):
-            raise ValueError(f"not units of organisation #{org.id}: {sorted(under)}")
-    org_plan = await plan(session, org)
-    series = []
-    for back in range(days - 1, -1, -1):
-        day = last - timedelta(days=back)
-        parts = await unit_figures(
-            session,
-            units=scope,
-            day=day,
-            off_units=org_plan.off_units(day),
-            enrolled_by=day_end(day, org.timezone),
-        )
-        one = under is not None and len(parts) == 1
-        series.append((day, parts[0] if one else total(org.name, parts)))
-    return series
 
 
 def cjk_font_path() -> Path:

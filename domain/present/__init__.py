@@ -1,0 +1,2 @@
+"""The presentation of figures to people: texts, charts, export workbooks and their words; pure
+(no SQL, no storage, no channel)."""
