@@ -9,7 +9,7 @@ import dataclasses
 import logging
 from collections.abc import AsyncIterator, Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from aiogram import Bot, Dispatcher
@@ -49,6 +49,9 @@ from scheduler.couriers import Courier
 from storage.db import SessionFactory, create_engine, create_session_factory
 from storage.migrate import upgrade
 from storage.repo import Repo
+
+if TYPE_CHECKING:
+    from bot.wecom import WeComServer
 
 log = logging.getLogger(__name__)
 
@@ -295,9 +298,13 @@ async def run_polling(
     clock: Clock | None = None,
     metrics_port: int | None = None,
     stop: asyncio.Event | None = None,
+    wecom_at: tuple[str, int] | None = None,
+    ready: Callable[[int], None] | None = None,
 ) -> None:
     """`daka run`: migrations, then journaled long polling until SIGINT/SIGTERM (or until
-    `stop` is set, for a caller that owns the signals: `daka demo`)."""
+    `stop` is set, for a caller that owns the signals: `daka demo`). With `wecom_at` (host,
+    port) the WeCom app's callbacks are served there too, beside the polling, with one
+    scheduler and one sender holding both couriers; `ready` is told WeCom's port."""
     clock = clock or SystemClock()
     bot = create_bot(settings)
     engine = create_engine(settings.database_url)
@@ -306,13 +313,52 @@ async def run_polling(
         # the line that sends groups to the private chat names the bot)
         await prepare_database(engine)
         sessions = create_session_factory(engine)
-        async with deployment_couriers(bot, settings, sessions) as couriers:
+        if wecom_at is None:
+            async with deployment_couriers(bot, settings, sessions) as couriers:
+                await _poll(
+                    bot,
+                    engine,
+                    sessions,
+                    couriers,
+                    me.username,
+                    settings,
+                    clock,
+                    metrics_port,
+                    stop,
+                )
+            return
+        from bot.wecom import WeComServer
+
+        async with aiohttp.ClientSession() as http:
+            server = await WeComServer.build(settings, engine, sessions, clock, http)
+            couriers = create_couriers(bot, send_rate=settings.send_rate)
+            wecom_courier = server.courier()
+            couriers[wecom_courier.channel] = wecom_courier
             await _poll(
-                bot, engine, sessions, couriers, me.username, settings, clock, metrics_port, stop
+                bot,
+                engine,
+                sessions,
+                couriers,
+                me.username,
+                settings,
+                clock,
+                metrics_port,
+                stop,
+                wecom=_WeComBeside(server, *wecom_at, ready),
             )
     finally:
         await bot.session.close()
         await engine.dispose()
+
+
+@dataclass
+class _WeComBeside:
+    """WeCom's callback server run beside the polling, and where it listens."""
+
+    server: WeComServer
+    host: str
+    port: int
+    ready: Callable[[int], None] | None
 
 
 async def _poll(
@@ -325,8 +371,10 @@ async def _poll(
     clock: Clock,
     metrics_port: int | None,
     stop: asyncio.Event | None = None,
+    wecom: _WeComBeside | None = None,
 ) -> None:
-    """The dispatcher, the scheduler and the poller on a bot and a database that are ready."""
+    """The dispatcher, the scheduler and the poller (and WeCom's callbacks, when given) on a
+    bot and a database that are ready."""
     import signal
 
     dp = create_dispatcher(
@@ -355,10 +403,19 @@ async def _poll(
     settle_heap()
     try:
         await dp.emit_startup(bot=bot)
+        if wecom is not None:
+            wecom.server.wake.target = service.sender.wake
+            await wecom.server.open()
         scheduler, sending = service.start()
         try:
+            if wecom is not None:
+                bound = await wecom.server.listen(wecom.host, wecom.port)
+                if wecom.ready is not None:
+                    wecom.ready(bound)
             await poller.run()
         finally:
+            if wecom is not None:
+                await wecom.server.close()
             await service.stop(scheduler, sending)
     finally:
         if watcher is not None:

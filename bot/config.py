@@ -42,6 +42,7 @@ class Settings(BaseSettings):
     wecom_aes_key: SecretStr | None = None
     wecom_api_url: str = "https://qyapi.weixin.qq.com"
     wecom_path: str = "/wecom"
+    wecom_port: int = Field(default=8081, ge=0, le=65535)
 
     @field_validator("bot_token")
     @classmethod
@@ -165,6 +166,25 @@ class Settings(BaseSettings):
         if value == info.data.get("webhook_path"):
             raise ValueError("must differ from WEBHOOK_PATH")
         return value
+
+    @property
+    def serves_telegram(self) -> bool:
+        """`daka run` polls Telegram: a bot token is set."""
+        return self.bot_token is not None
+
+    @property
+    def serves_wecom(self) -> bool:
+        """`daka run` serves WeCom's callbacks: a callback or API setting of the app is set
+        (`WECOM_AGENT_ID` alone only names the app in invites)."""
+        return any(
+            value is not None
+            for value in (
+                self.wecom_corp_id,
+                self.wecom_secret,
+                self.wecom_token,
+                self.wecom_aes_key,
+            )
+        )
 
     def require_wecom(self, purpose: str = "to serve WeCom") -> WeComSettings:
         """The WeCom app's settings, or a clear error naming the first one missing."""

@@ -13,12 +13,13 @@ import contextlib
 import logging
 import signal
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import aiohttp
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.config import SettingError, Settings, WeComSettings
@@ -164,6 +165,76 @@ async def served_org(sessions: SessionFactory, agent_id: int) -> str:
     return served.org.slug
 
 
+@dataclass
+class WeComServer:
+    """The app's callback server in a process: the channel, its HTTP site, `/healthz` and
+    `/metrics`, and the journal's pruning; `daka wecom` runs it alone, `daka run` beside
+    Telegram's polling. Opened (the inbox resumes), listening, then closed (callbacks stop,
+    those taken are handled and answered)."""
+
+    channel: WeComChannel
+    engine: AsyncEngine
+    sessions: SessionFactory
+    clock: Clock
+    slug: str
+    wake: _Wake = field(default_factory=lambda: _Wake())
+    _runner: web.AppRunner | None = None
+    _stopped: asyncio.Event = field(default_factory=asyncio.Event)
+    _pruning: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def build(
+        cls,
+        settings: Settings,
+        engine: AsyncEngine,
+        sessions: SessionFactory,
+        clock: Clock,
+        http: aiohttp.ClientSession,
+    ) -> WeComServer:
+        """The server of the app in `settings`, on a migrated database; a SettingError when
+        the app serves no organisation."""
+        slug = await served_org(sessions, settings.wecom_agent_id or 0)
+        await asyncio.to_thread(_load_places)
+        wake = _Wake()
+        channel = build_channel(settings, sessions, clock, http, wake=wake)
+        return cls(channel, engine, sessions, clock, slug, wake)
+
+    def courier(self) -> WeComCourier:
+        """The outbox's courier sharing the channel's API client (and its token)."""
+        return courier(self.channel.api, self.sessions)
+
+    async def open(self) -> None:
+        """Resume the journal: replies a crash held back, events a crash left unhandled."""
+        self._pruning = asyncio.create_task(_prune(self.sessions, self.clock, self._stopped))
+        await self.channel.inbox.start()
+
+    async def listen(self, host: str, port: int) -> int:
+        """Accept callbacks on host:port; returns the port bound."""
+        from bot.web import Probe, _bound_port
+
+        app = web.Application()
+        app.add_routes(self.channel.routes())
+        Probe(self.engine).add_routes(app)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, host, port).start()
+        bound = _bound_port(self._runner, port)
+        agent, path = self.channel.settings.agent_id, self.channel.settings.path
+        log.info("wecom app %s of %s on %s:%d%s", agent, self.slug, host, bound, path)
+        return bound
+
+    async def close(self) -> None:
+        """No more callbacks; those being taken finish, and their replies are sent."""
+        log.info("wecom server stopping")
+        if self._runner is not None:
+            await self._runner.cleanup()
+        await self.channel.endpoint.drain()
+        await self.channel.inbox.close()
+        self._stopped.set()
+        if self._pruning is not None:
+            await self._pruning
+
+
 async def run_wecom(
     settings: Settings,
     *,
@@ -174,10 +245,10 @@ async def run_wecom(
     ready: Callable[[int], None] | None = None,
     stop: asyncio.Event | None = None,
 ) -> None:
-    """`daka wecom`: migrations, then serve the app's callbacks until SIGINT/SIGTERM (or
-    `stop`); `ready` is told the port once callbacks are accepted."""
+    """`daka wecom` (and `daka run` with WeCom alone): migrations, then serve the app's
+    callbacks until SIGINT/SIGTERM (or `stop`); `ready` is told the port once callbacks are
+    accepted."""
     from bot.app import prepare_database
-    from bot.web import Probe, _bound_port
 
     settings.require_wecom()
     clock = clock or SystemClock()
@@ -186,47 +257,31 @@ async def run_wecom(
         closing.push_async_callback(engine.dispose)
         await prepare_database(engine)
         sessions = create_session_factory(engine)
-        slug = await served_org(sessions, settings.wecom_agent_id or 0)
         http = await closing.enter_async_context(aiohttp.ClientSession())
-        await asyncio.to_thread(_load_places)
-        wake = _Wake()
-        channel = build_channel(settings, sessions, clock, http, wake=wake)
-        app = web.Application()
-        app.add_routes(channel.routes())
-        Probe(engine).add_routes(app)
+        server = await WeComServer.build(settings, engine, sessions, clock, http)
         stopped = stop or asyncio.Event()
         if stop is None:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, stopped.set)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        pruning = asyncio.create_task(_prune(sessions, clock, stopped))
         service = (
-            _scheduler(settings, sessions, clock, channel, closing) if with_scheduler else None
+            _scheduler(settings, sessions, clock, server, closing) if with_scheduler else None
         )
         scheduling = None
         try:
-            await channel.inbox.start()
+            await server.open()
             if service is not None:
-                wake.target = service.sender.wake
+                server.wake.target = service.sender.wake
                 scheduling = service.start()
-            await runner.setup()
-            await web.TCPSite(runner, host, port).start()
-            bound = _bound_port(runner, port)
-            agent, path = channel.settings.agent_id, channel.settings.path
-            log.info("wecom app %s of %s on %s:%d%s", agent, slug, host, bound, path)
+            bound = await server.listen(host, port)
             if ready is not None:
                 ready(bound)
             await stopped.wait()
         finally:
-            log.info("wecom server stopping")
-            await runner.cleanup()  # no more callbacks; those being taken finish
-            await channel.endpoint.drain()
-            await channel.inbox.close()
+            await server.close()
             if service is not None and scheduling is not None:
                 await service.stop(*scheduling)
             stopped.set()
-            await pruning
 
 
 class _Wake:
@@ -243,7 +298,7 @@ def _scheduler(
     settings: Settings,
     sessions: SessionFactory,
     clock: Clock,
-    channel: WeComChannel,
+    server: WeComServer,
     closing: contextlib.AsyncExitStack,
 ) -> SchedulerService:
     """The scheduler and the outbox sender, with a courier for WeCom and, when `BOT_TOKEN` is
@@ -252,7 +307,7 @@ def _scheduler(
     from domain.i18n import create_translator
     from scheduler.jobs import SchedulerService
 
-    couriers: dict[str, Courier] = {CHANNEL: courier(channel.api, sessions)}
+    couriers: dict[str, Courier] = {CHANNEL: server.courier()}
     if settings.bot_token is not None:
         bot = create_bot(settings)
         closing.push_async_callback(bot.session.close)

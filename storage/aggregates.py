@@ -368,6 +368,7 @@ class MemberDay:
     province: str | None
     city: str | None
     answers: dict[str, Any] | None
+    channel: str | None = None  # where the check-in was submitted from (None: unknown)
 
 
 async def member_days(
@@ -408,6 +409,7 @@ async def member_days(
             col(CheckIn.province),
             col(CheckIn.city),
             col(CheckIn.answers),
+            col(CheckIn.channel),
         )
         .select_from(Member)
         .join(Unit, col(Unit.id) == col(Member.unit_id))
@@ -451,6 +453,7 @@ async def member_days(
                 province=row[14],
                 city=row[15],
                 answers=dict(row[16]) if row[16] is not None else None,
+                channel=row[17],
             )
             for row in result
         ]
@@ -501,6 +504,27 @@ async def count_member_days(
     if under is not None:
         stmt = stmt.where(_under(under))
     return int((await core_rows(session, stmt))[0][0])
+
+
+async def channel_counts(
+    session: AsyncSession, *, org_id: int, day: date, under: Sequence[int] | None
+) -> dict[str | None, int]:
+    """How many of the scope's check-ins on `day` came from each channel (None: unknown)."""
+    stmt = (
+        select(col(CheckIn.channel), func.count())
+        .select_from(CheckIn)
+        .where(col(CheckIn.org_id) == org_id, col(CheckIn.local_day) == day)
+        .group_by(col(CheckIn.channel))
+    )
+    if under is not None:
+        stmt = stmt.where(
+            col(CheckIn.unit_id).in_(
+                select(col(UnitLink.descendant_id)).where(
+                    col(UnitLink.ancestor_id).in_(list(under))
+                )
+            )
+        )
+    return {channel: int(n) for channel, n in await core_rows(session, stmt)}
 
 
 async def place_counts(

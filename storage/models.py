@@ -201,6 +201,8 @@ class CheckIn(SQLModel, table=True):
     form_version: int = 1
     # The longest retention period (days) already applied to its answers (storage.retention).
     retention_applied: int = 0
+    # The channel it was submitted from ("telegram", "wecom"); None: from before 0014.
+    channel: str | None = Field(default=None, max_length=16)
 
 
 class CheckInRevision(SQLModel, table=True):
@@ -219,6 +221,7 @@ class CheckInRevision(SQLModel, table=True):
     update_id: int | None = Field(default=None, sa_type=BigInteger)
     abnormal: bool = False
     answers: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    channel: str | None = Field(default=None, max_length=16)
 
 
 class EnrolAttempt(SQLModel, table=True):

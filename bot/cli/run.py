@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from bot.cli.common import (
     Command,
     Subparsers,
+    UsageError,
     UserError,
     check_count,
     create_session_factory_for,
@@ -26,9 +27,17 @@ SETTLE_S = 10.0  # how long `remind` waits for letters another sender is sending
 
 
 def add_parsers(sub: Subparsers) -> None:
-    run = sub.add_parser("run", help="run the bot (long polling); applies migrations first")
+    run = sub.add_parser(
+        "run",
+        help="run the bot: Telegram (long polling) when BOT_TOKEN is set, WeCom's callbacks "
+        "when the WECOM_* settings are, both with one scheduler; applies migrations first",
+    )
     run.add_argument(
         "--metrics-port", type=int, help="serve /healthz and /metrics here (or METRICS_PORT)"
+    )
+    run.add_argument("--host", default="127.0.0.1", help="address WeCom's callbacks listen on")
+    run.add_argument(
+        "--wecom-port", type=int, help="port WeCom's callbacks listen on (or WECOM_PORT: 8081)"
     )
     webhook = sub.add_parser(
         "webhook", help="serve Telegram's webhook deliveries (one of several replicas)"
@@ -71,10 +80,7 @@ def add_parsers(sub: Subparsers) -> None:
 def serve(args: argparse.Namespace, settings: Settings, clock: Clock) -> None:
     """Run one of the long-running processes (`run`, `scheduler`, `webhook`) until stopped."""
     if args.command == "run":
-        settings.require_token()
-        from bot.app import run_polling
-
-        asyncio.run(run_polling(settings, clock=clock, metrics_port=_metrics_port(args, settings)))
+        run_deployment(args, settings, clock)
     elif args.command == "scheduler":
         settings.require_token()
         from bot.app import run_scheduler
@@ -103,6 +109,33 @@ def serve(args: argparse.Namespace, settings: Settings, clock: Clock) -> None:
                 clock=clock,
             )
         )
+
+
+def run_deployment(args: argparse.Namespace, settings: Settings, clock: Clock) -> None:
+    """`daka run`: what the settings configure, Telegram's polling, WeCom's callback server,
+    or both in one process with one scheduler and one sender."""
+    if not settings.serves_telegram and not settings.serves_wecom:
+        raise UsageError(
+            "nothing to run: set BOT_TOKEN for Telegram, the WECOM_* settings for WeCom "
+            "(docs/wecom.md), or both"
+        )
+    wecom_at: tuple[str, int] | None = None
+    if settings.serves_wecom:
+        settings.require_wecom()  # a half-set app: one line naming the setting missing
+        port = args.wecom_port if args.wecom_port is not None else settings.wecom_port
+        check_count("--wecom-port", port, 0, 65535)
+        wecom_at = (args.host, port)
+    if not settings.serves_telegram:
+        from bot.wecom import run_wecom
+
+        assert wecom_at is not None
+        host, port = wecom_at
+        asyncio.run(run_wecom(settings, host=host, port=port, with_scheduler=True, clock=clock))
+        return
+    from bot.app import run_polling
+
+    metrics_port = _metrics_port(args, settings)
+    asyncio.run(run_polling(settings, clock=clock, metrics_port=metrics_port, wecom_at=wecom_at))
 
 
 async def cmd_remind(

@@ -95,6 +95,7 @@ async def confirm(
         ),
         update_id=turn.update_id,
         now=turn.clock.now(),
+        channel=turn.person.channel,
     )
     if recorded is not None:
         recorded()

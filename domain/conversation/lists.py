@@ -9,6 +9,7 @@ import html
 from datetime import date, timedelta
 
 from domain.clock import day_end, parse_day
+from domain.conversation.consent import app_name
 from domain.conversation.io import Command, Option
 from domain.conversation.manager_keys import (
     TOP,
@@ -26,13 +27,14 @@ from domain.i18n import _, current_language
 from domain.i18n import current as translator
 from domain.present import texts
 from domain.status import DayStatus
-from storage.aggregates import count_member_days, member_days, place_counts
+from storage.aggregates import channel_counts, count_member_days, member_days, place_counts
 from storage.letters import Reminded, reminder_letters
 from storage.models import Unit
 from storage.schedules import OutboxRepo, plan
 from storage.scope import Scope
 
 PAGE = 10
+WECOM = "wecom"  # the channel whose evidence cannot be told from forwarded content
 MEMBER_DAYS = 14  # the days /member shows, today included
 
 
@@ -224,13 +226,32 @@ async def on_member(turn: Turn, scope: Scope, command: Command) -> None:
             lines.append(f"❌ {day.isoformat()}")
         elif c.abnormal:
             lines.append(
-                f"⚠️ {day.isoformat()} " + html.escape(texts.reasons_text(c.reasons, c.form, lang))
+                f"⚠️ {day.isoformat()} "
+                + html.escape(texts.reasons_text(c.reasons, c.form, lang))
+                + via(c.channel)
             )
         else:
             place = " ".join(dict.fromkeys(p for p in (c.province, c.city) if p))
-            lines.append(f"✅ {day.isoformat()} {html.escape(place)}")
+            lines.append(f"✅ {day.isoformat()} {html.escape(place)}{via(c.channel)}")
         day -= timedelta(days=1)
+    if any(c.channel == WECOM for c in checkins.values()):
+        lines += ["", forwarded_note()]
     await turn.out.say("\n".join(lines))
+
+
+def via(channel: str | None) -> str:
+    """The app a check-in was submitted from, after its line (nothing when unknown)."""
+    if channel is None:
+        return ""
+    return " · " + html.escape(_("via {app}").format(app=app_name(channel)))
+
+
+def forwarded_note() -> str:
+    """What a manager should know of WeCom's evidence: it cannot be told from forwarded."""
+    return _(
+        "ℹ️ WeCom does not mark forwarded content: read a photo or location sent on WeCom as "
+        "sent by the member, not as taken there and then."
+    )
 
 
 async def on_where(turn: Turn, scope: Scope, command: Command) -> None:
@@ -248,12 +269,22 @@ async def on_where(turn: Turn, scope: Scope, command: Command) -> None:
         place = " ".join(dict.fromkeys(p for p in (province, city) if p)) or _("unknown place")
         flag = _(" ({n} outside the area)").format(n=outside) if outside else ""
         lines.append(f"• {html.escape(place)}: {count}{flag}")
+    channels = await channel_counts(session, org_id=scope.org_id, day=day, under=under)
+    if any(channel is not None for channel in channels):
+        apps = [
+            f"{html.escape(app_name(channel) if channel else _('unknown'))} {n}"
+            for channel, n in sorted(channels.items(), key=lambda kv: (kv[0] is None, kv[0]))
+        ]
+        lines.append(_("Sent from: {apps}").format(apps=", ".join(apps)))
     reported = await member_days(session, org_id=scope.org_id, day=day, under=under)
     outside_names = [m for m in reported if "geofence" in m.reasons]
     if outside_names:
         lines += ["", _("<b>Outside the area</b>")]
         lines += [
-            f"• {html.escape(m.name)} ({html.escape(m.external_id)}, {html.escape(m.unit_path)})"
+            f"• {html.escape(m.name)} ({html.escape(m.external_id)}, "
+            f"{html.escape(m.unit_path)}){via(m.channel)}"
             for m in outside_names
         ]
+    if WECOM in channels:
+        lines += ["", forwarded_note()]
     await turn.out.say("\n".join(lines))

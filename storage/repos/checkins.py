@@ -73,8 +73,10 @@ class CheckInRepo:
         submission: Submission,
         update_id: int | None,
         now: datetime,
+        channel: str | None = None,
     ) -> tuple[CheckIn, bool]:
-        """Store the day's check-in (amending an earlier one) and keep the revision.
+        """Store the day's check-in (amending an earlier one) and keep the revision; `channel`
+        is where it was submitted from, shown to managers with the evidence.
 
         Returns the current row and whether it amended an earlier version."""
         assert member.id is not None
@@ -94,6 +96,7 @@ class CheckInRepo:
             "form": form,
             "form_version": form_version,
             "unit_id": member.unit_id,
+            "channel": channel,
         }
         current = await self.for_day(member_id=member.id, local_day=local_day)
         if current is None:
@@ -116,6 +119,7 @@ class CheckInRepo:
                 update_id=update_id,
                 abnormal=submission.abnormal,
                 answers=submission.answers,
+                channel=channel,
             )
         )
         await self.session.flush()

@@ -3,16 +3,20 @@ what to fix, no database made for nothing, no leftovers (an unclosed HTTP sessio
 
 from __future__ import annotations
 
+import asyncio
 import os
+import signal
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from tests.bot.test_cli import ROOT, daka
 from tests.fakebot import FakeBotAPI
+from tests.fakewecom import CallbackDriver
 
 
 def closed_port() -> int:
@@ -191,3 +195,112 @@ def test_a_webhook_path_with_braces_is_a_setting_error(
         "and not be /healthz or /metrics\n"
     )
     assert list(env.glob("daka.db*")) == []
+
+
+def test_run_with_no_channel_configured_is_one_line_exit_2(
+    env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("WECOM_CORP_ID", "WECOM_SECRET", "WECOM_TOKEN", "WECOM_AES_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    code, out, err = daka(capsys, "run")
+    assert (code, out) == (2, "")
+    assert err == (
+        "daka: nothing to run: set BOT_TOKEN for Telegram, the WECOM_* settings for WeCom "
+        "(docs/wecom.md), or both\n"
+    )
+    assert list(env.glob("daka.db*")) == []
+
+
+def test_run_with_half_a_wecom_app_names_the_missing_setting(
+    env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WECOM_CORP_ID", "wwdaka0000000001")
+    code, _, err = daka(capsys, "run")
+    assert code == 2
+    assert err == "daka: setting WECOM_AGENT_ID is required to serve WeCom\n"
+    assert list(env.glob("daka.db*")) == []
+
+
+async def test_one_daka_run_answers_telegram_and_wecom(
+    server: FakeBotAPI, env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """BOT_TOKEN and the WECOM_* settings both set: one `daka run` process polls Telegram and
+    serves WeCom's callbacks; a member on each is answered by it."""
+    from bot.cli import main
+    from tests.fakewecom import LocalWeCom
+    from tests.handlers.wecom.world import AES_KEY, AGENT, SECRET, TOKEN
+
+    async with LocalWeCom() as wecom, aiohttp.ClientSession() as http:
+        wecom.add_app(AGENT, SECRET)
+        wecom.add_members("zhangsan")
+        assert await asyncio.to_thread(main, ["org", "create", "no1", "--name", "第一中学"]) == 0
+        assert (
+            await asyncio.to_thread(main, ["org", "set", "no1", "--wecom-agent", str(AGENT)]) == 0
+        )
+        port = closed_port()
+        environ = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("BOT_", "TELEGRAM_", "WECOM_", "REDIS_"))
+        }
+        environ.update(
+            PYTHONPATH=str(ROOT),
+            BOT_TOKEN=server.token,
+            TELEGRAM_API_URL=server.url,
+            WECOM_CORP_ID=wecom.corp_id,
+            WECOM_AGENT_ID=str(AGENT),
+            WECOM_SECRET=SECRET,
+            WECOM_TOKEN=TOKEN,
+            WECOM_AES_KEY=AES_KEY,
+            WECOM_API_URL=wecom.url,
+            LOG_LEVEL="WARNING",
+        )
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            "run",
+            "--wecom-port",
+            str(port),
+            cwd=env,
+            env=environ,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            await server.wait_for(lambda: server.polling, timeout=60, message="never polled")
+            driver = CallbackDriver(
+                f"http://127.0.0.1:{port}/wecom",
+                token=TOKEN,
+                aes_key=AES_KEY,
+                corp_id=wecom.corp_id,
+                agent_id=AGENT,
+                session=http,
+            )
+            status, body, expected = await _verified(driver)
+            assert (status, body) == (200, expected)
+
+            member = server.user(4242, language_code="zh-hans")
+            member.send("/start")
+            assert (await member.next_reply(timeout=30)).text  # Telegram answered
+
+            assert (await driver.send_text("zhangsan", "你好")).acknowledged
+            for _ in range(300):
+                if wecom.inbox("zhangsan"):
+                    break
+                await asyncio.sleep(0.1)
+            assert "绑定" in wecom.inbox("zhangsan")[0].text  # and WeCom, by the same process
+        finally:
+            process.send_signal(signal.SIGTERM)
+            _, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+        assert process.returncode == 0, stderr.decode()
+
+
+async def _verified(driver: CallbackDriver) -> tuple[int, str, str]:
+    """The admin saves the callback URL, once the process listens on it."""
+    for _ in range(300):
+        try:
+            return await driver.verify_url()
+        except aiohttp.ClientConnectionError:
+            await asyncio.sleep(0.1)
+    raise AssertionError("WeCom's callbacks were never served")

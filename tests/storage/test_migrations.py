@@ -250,3 +250,53 @@ async def test_audit_actors_from_before_channels_become_telegram_ones_and_back(
         assert [r[0] for r in back] == actors
     finally:
         await engine.dispose()
+
+
+async def test_checkins_keep_their_rows_across_0014_and_learn_their_channel_after(
+    empty_database_url: str,
+) -> None:
+    """0014 adds the channel a check-in came from: rows from before read "unknown" (NULL),
+    new ones name it; the downgrade drops the column and keeps the check-ins."""
+    from storage.repo import Repo
+    from storage.repos.checkins import Submission
+    from tests.storage.seeding import seed_school
+
+    engine: AsyncEngine = create_engine(empty_database_url)
+    now = datetime(2026, 12, 8, 1, 0, tzinfo=UTC)
+    try:
+        await upgrade(engine)
+        async with create_session_factory(engine)() as session:
+            repo = Repo(session)
+            _, members = await seed_school(repo, now=now)
+            for external_id, channel in (("1", "wecom"), ("2", "telegram")):
+                await repo.checkins.submit(
+                    member=members[external_id],
+                    local_day=date(2026, 12, 8),
+                    form="health",
+                    form_version=1,
+                    submission=Submission(answers={}, abnormal=False, reasons=[]),
+                    update_id=None,
+                    now=now,
+                    channel=channel,
+                )
+            await session.commit()
+        select_channels = text("SELECT channel FROM checkin ORDER BY id")
+        async with engine.connect() as conn:
+            assert [r[0] for r in (await conn.execute(select_channels)).all()] == [
+                "wecom",
+                "telegram",
+            ]
+        await migrate.downgrade(engine, "0013")
+        async with engine.connect() as conn:
+            kept = (await conn.execute(text("SELECT count(*) FROM checkin"))).scalar_one()
+            revisions = (
+                await conn.execute(text("SELECT count(*) FROM checkinrevision"))
+            ).scalar_one()
+        assert (kept, revisions) == (2, 2)
+        await upgrade(engine, "0014")
+        async with engine.connect() as conn:
+            assert [r[0] for r in (await conn.execute(select_channels)).all()] == [None, None]
+            rows = await conn.execute(text("SELECT channel FROM checkinrevision"))
+            assert [r[0] for r in rows.all()] == [None, None]
+    finally:
+        await engine.dispose()
