@@ -8,7 +8,8 @@ from domain.conversation.io import Command, Location, Press, Said, Text
 from storage.models import CheckIn, CheckInRevision
 from storage.repo import Repo
 from tests.domain.conversation.enrolling import one
-from tests.domain.conversation.world import World, telegram_account
+from tests.domain.conversation.world import World
+from tests.storage.seeding import telegram_account
 
 ZHANG, MANAGER = 501, 600
 TIANANMEN = (39.9087, 116.3975)
