@@ -54,6 +54,10 @@ class Lane:
         """The channel asked for a pause (a 429): nobody on it sends until it has passed."""
         self.resume_at = max(self.resume_at, time.monotonic() + seconds)
 
+    def paused_for(self) -> float:
+        """Seconds left of the pause the channel asked for (0: none)."""
+        return max(self.resume_at - time.monotonic(), 0.0)
+
     async def acquire(self) -> None:
         """A place in the channel's rate, taken once any pause is over: whoever queued during
         a pause must not all go at once when it ends."""

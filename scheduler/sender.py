@@ -287,6 +287,8 @@ class Sender:
         while True:
             if not counted and (wait := lane.room(letter.address, self._now())) > 0:
                 return self._defer(letter, lane, wait)
+            if (paused := lane.paused_for()) > self._long_pause:
+                return self._defer(letter, lane, paused)  # the claim would outlive its lease
             await lane.wait_turn(letter.address)
             await lane.acquire()
             if not counted:
@@ -317,6 +319,8 @@ class Sender:
                 if letter.channel == TELEGRAM:
                     metrics.TELEGRAM_429.inc()
                 lane.pause(outcome.seconds)
+                if outcome.seconds > self._long_pause:
+                    return self._defer(letter, lane, outcome.seconds)
                 continue
             if isinstance(outcome, Unreachable):
                 self.stats.blocked += 1
@@ -345,6 +349,13 @@ class Sender:
     def _now(self) -> float:
         """The clock in seconds: the time the recipients' windows are counted in."""
         return self.clock.now().timestamp()
+
+    @property
+    def _long_pause(self) -> float:
+        """A pause a claimed letter does not wait out: past a quarter of the lease, another
+        sender could take the batch for abandoned and send it again. The letter goes back to
+        the outbox, due when the pause is over."""
+        return self.lease.total_seconds() / 4
 
     def _defer(self, letter: Outbox, lane: Lane, wait: float) -> tuple[int, dict[str, Any]]:
         """Back to the outbox, due once the recipient's window has room (a minute, an hour):

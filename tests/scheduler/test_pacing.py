@@ -193,3 +193,21 @@ async def test_a_recipient_window_does_not_slow_the_channel_or_another_channel(
 def test_a_pace_that_would_never_send_is_refused(pace: dict[str, float]) -> None:
     with pytest.raises(ValueError, match=r"pace|limit"):
         Pace(**pace)  # type: ignore[arg-type]
+
+
+async def test_a_pause_longer_than_the_lease_allows_puts_the_letters_back(
+    outboxes: Outboxes,
+) -> None:
+    """A channel asks for a 10-minute pause: a claimed letter does not wait it out (its
+    2-minute lease would lapse and another sender send it again); it and the channel's other
+    letters go back to the outbox, due when the pause ends."""
+    paused = outboxes.courier("paused", Pace(rate_per_second=100), RetryAfter(600.0, "429"))
+    await outboxes.post("paused", "a", "paused-1")
+    await outboxes.post("paused", "b", "paused-2")
+    stats = await outboxes.sender(paused).drain()
+    assert (stats.sent, stats.deferred, stats.failed) == (0, 2, 0)
+    assert [a.text for a in outboxes.log] == ["paused-1"]  # asked once, refused
+    for address in ("a", "b"):
+        [letter] = await outboxes.letters(address)
+        assert letter.status == "pending" and letter.claimed_by is None
+        assert letter.not_before >= outboxes.clock.now() + timedelta(seconds=590)
