@@ -113,7 +113,7 @@ def build_channel(
     turns = WeComTurns(converse, state_of, clock, wecom.agent_id, deployment_channels(settings))
     inbox = Inbox(sessions, clock, turns, ReplySender(api, database_url=_url(sessions)))
     crypto = WeComCrypto(wecom.token, wecom.aes_key, wecom.corp_id)
-    endpoint = CallbackEndpoint(crypto, inbox.take, before_ack=True)
+    endpoint = CallbackEndpoint(crypto, inbox.take, before_ack=True, clock=clock)
     return WeComChannel(wecom, api, inbox, endpoint)
 
 

@@ -20,6 +20,7 @@ from typing import Final, Protocol
 
 from aiohttp import web
 
+from domain.clock import Clock
 from handlers.wecom.crypto import BadCorpId, BadSignature, CallbackError, WeComCrypto
 from handlers.wecom.messages import Event, dedupe_key, parse
 
@@ -28,6 +29,9 @@ log = logging.getLogger(__name__)
 Handle = Callable[[Event], Awaitable[None]]
 MAX_BODY: Final = 64 * 1024  # a callback is well under 2 KB
 SEEN_FOR: Final = 600.0  # seconds a key is remembered: WeCom's retries come within ~15 s
+
+
+TIMESTAMP_WINDOW = 300.0  # seconds a signed callback may be early or late
 
 
 class Seen(Protocol):
@@ -82,8 +86,12 @@ class CallbackEndpoint:
         *,
         seen: Seen | None = None,
         before_ack: bool = False,
+        clock: Clock | None = None,
+        window: float = TIMESTAMP_WINDOW,
     ) -> None:
         self.crypto = crypto
+        self._clock = clock
+        self._window = window
         self._handle = handle
         self._seen = seen if seen is not None else MemorySeen()
         self._before_ack = before_ack
@@ -174,6 +182,15 @@ class CallbackEndpoint:
         values = tuple(query.get(name, "") for name in ("msg_signature", "timestamp", "nonce"))
         if not all(values):
             raise BadSignature("msg_signature, timestamp or nonce missing")
+        if self._clock is not None:
+            # Signed, but not otherwise limited: a callback captured (an http URL) could be
+            # replayed once its journal key is pruned. WeCom signs as it sends.
+            try:
+                skew = abs(self._clock.now().timestamp() - int(values[1]))
+            except ValueError:
+                raise BadSignature("timestamp is not a number") from None
+            if skew > self._window:
+                raise BadSignature(f"timestamp {int(skew)} s away from now")
         return values[0], values[1], values[2]
 
     def _refuse(

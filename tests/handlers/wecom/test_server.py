@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
@@ -63,13 +64,16 @@ async def serve(
     corp_id: str = CORP_ID,
     wecom: LocalWeCom | None = None,
     kind: type[CallbackEndpoint] = CallbackEndpoint,
+    endpoint_clock: FixedClock | None = None,
 ) -> AsyncIterator[Callback]:
     holder: list[Callback] = []
 
     async def handle(event: Event) -> None:
         await holder[0].handle(event)
 
-    endpoint = kind(WeComCrypto(TOKEN, AES_KEY, CORP_ID), handle, before_ack=before_ack)
+    endpoint = kind(
+        WeComCrypto(TOKEN, AES_KEY, CORP_ID), handle, before_ack=before_ack, clock=endpoint_clock
+    )
     app = web.Application()
     app.add_routes(endpoint.routes("/wecom"))
     runner = web.AppRunner(app, access_log=None)
@@ -375,3 +379,19 @@ async def test_a_get_with_a_wrong_signature_is_403(
     query = {"msg_signature": "0" * 40, "timestamp": "1", "nonce": "2", "echostr": "QUJD"}
     async with session.get(callback.driver.url, params=query) as response:
         assert (response.status, await response.text()) == (403, "")
+
+
+async def test_a_callback_signed_long_ago_is_refused_as_a_replay(
+    session: aiohttp.ClientSession, clock: FixedClock
+) -> None:
+    """A callback signed 10 minutes before the endpoint's now is refused (403) and not
+    handled; one signed a minute ago is taken."""
+    server_clock = FixedClock(clock.now() + timedelta(minutes=10))
+    async with serve(session, clock, endpoint_clock=server_clock) as served:
+        late = await served.driver.send_text("zhangsan", "旧的")
+        assert late.statuses[0] == 403
+        server_clock.advance(timedelta(minutes=-9))
+        fresh = await served.driver.send_text("zhangsan", "新的")
+        assert fresh.statuses == [200]
+        await served.endpoint.drain()
+    assert [e.content for e in served.handled if isinstance(e, TextMessage)] == ["新的"]
