@@ -182,9 +182,16 @@ class WeComTurns:
 
     async def _invite_here(self, turn: Turn, code: str, served: Served | None) -> bool:
         """An invite of another organisation than the app serves is refused: one app serves
-        one organisation."""
+        one organisation (and an app that serves none, e.g. taken off its organisation while
+        running, takes no invite)."""
         if served is None:
-            return True
+            await turn.out.say(
+                _(
+                    "This app does not serve any organisation at the moment: "
+                    "please ask your manager."
+                )
+            )
+            return False
         invite = await turn.repo.invites.get(code=code.strip())
         if invite is None or invite.org_id == served.org.id:
             return True

@@ -182,6 +182,14 @@ async def test_an_invite_of_another_organisation_is_refused_by_this_app(app: WeC
     assert "另一个组织" in texts(refused) or "其他组织" in texts(refused)
 
 
+async def test_an_app_that_serves_no_organisation_takes_no_invite(app: WeComDaka) -> None:
+    await app.org("village", name="幸福村", served=False)
+    await app.start()
+    zhangsan = app.member("zhangsan")
+    refused = await zhangsan.says(f"绑定 {await app.invite('village')}")
+    assert "不服务任何组织" in texts(refused)
+
+
 async def test_a_managers_summary_comes_as_text_with_a_card_to_drill_down(
     app: WeComDaka,
 ) -> None:
