@@ -63,6 +63,20 @@ class ChannelRepo:
                     raise Conflict(
                         f"{channel} app {app_id} already serves organisation {other.org.slug!r}"
                     )
+                stmt = select(OrgChannel).where(
+                    col(OrgChannel.channel) == channel,
+                    col(OrgChannel.app_id).is_not(None),
+                    col(OrgChannel.app_id) != app_id,
+                    col(OrgChannel.org_id) != org_id,
+                )
+                if (await self.session.exec(stmt)).first() is not None:
+                    # One deployment sends every organisation's letters through one courier
+                    # and knows a person by their user id alone (which repeats across
+                    # corporations): a second app would reach people through the wrong one.
+                    raise Conflict(
+                        f"this deployment serves one {channel} app already; a second app "
+                        "needs a deployment (database) of its own (docs/wecom.md)"
+                    )
             setting.app_id = app_id
         if ids_are_member_ids is not None:
             setting.ids_are_member_ids = ids_are_member_ids

@@ -32,6 +32,12 @@ def test_one_app_serves_one_organisation(env: Path, capsys: pytest.CaptureFixtur
     assert code == 0 and out.rstrip().endswith("wecom app 1000002, text only")
     code, _, err = daka(capsys, "org", "set", "no2", "--wecom-agent", "1000002")
     assert code == 1 and err == "daka: wecom app 1000002 already serves organisation 'no1'\n"
+    # A second app: not in this deployment (its letters would go through the first app).
+    code, _, err = daka(capsys, "org", "set", "no2", "--wecom-agent", "1000003")
+    assert code == 1 and err == (
+        "daka: this deployment serves one wecom app already; a second app needs a "
+        "deployment (database) of its own (docs/wecom.md)\n"
+    )
     code, out, _ = daka(
         capsys, "org", "set", "no1", "--no-wecom-text-only", "--wecom-userid-is-member-id"
     )
