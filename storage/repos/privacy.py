@@ -19,12 +19,15 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from domain.clock import local_day
+from domain.delivery import TELEGRAM
 from domain.enrolment import CONSENT_VERSION
 from storage.models import (
     CheckIn,
     CheckInRevision,
     Consent,
     Excuse,
+    FsmRecord,
+    Identity,
     Member,
     Organisation,
     Outbox,
@@ -48,11 +51,12 @@ class Erased:
     revisions: int
     excuses: int
     letters: int
+    conversations: int = 0
 
     def detail(self) -> str:
         return (
             f"check-ins {self.checkins}, revisions {self.revisions}, excuses {self.excuses}, "
-            f"letters {self.letters}"
+            f"letters {self.letters}, conversations {self.conversations}"
         )
 
 
@@ -128,12 +132,30 @@ class PrivacyRepo:
                 )
             )
         )
+        conversations = 0
+        if member.account_id is not None:
+            # A draft under way holds answers too: the person's conversation on each channel
+            # kept in the database (Telegram's rows as aiogram keys a private chat, the
+            # others' as storage.conversation_state does); state kept in Redis is not reached here.
+            stmt = select(col(Identity.channel), col(Identity.external_id)).where(
+                col(Identity.account_id) == member.account_id
+            )
+            keys = [
+                f"fsm:{eid}:{eid}:default" if channel == TELEGRAM else f"{channel}:{eid}"
+                for channel, eid in (await self.session.exec(stmt)).all()
+            ]
+            if keys:
+                gone = await self.session.exec(
+                    delete(FsmRecord).where(col(FsmRecord.key).in_(keys))
+                )
+                conversations = int(gone.rowcount or 0)
         member.erased_at = now
         erased = Erased(
             checkins=int(checkins.rowcount or 0),
             revisions=int(revisions.rowcount or 0),
             excuses=int(excuses.rowcount or 0),
             letters=int(letters.rowcount or 0),
+            conversations=conversations,
         )
         await self.audit.log(
             org_id=member.org_id,

@@ -22,6 +22,7 @@ from storage.models import (
     CheckInRevision,
     Consent,
     Excuse,
+    FsmRecord,
     Member,
     Outbox,
 )
@@ -78,6 +79,14 @@ async def seed(sessions: SessionFactory, clock: FixedClock) -> int:
                     text=f"{external_id}: 体温 37.9 °C",
                     not_before=clock.now(),
                     created_at=clock.now(),
+                )
+            )
+        for external_id in ("101", "102"):  # a draft under way on Telegram, each
+            session.add(
+                FsmRecord(
+                    key=f"fsm:{external_id}:{external_id}:default",
+                    state="CheckInForm:answering",
+                    data={"draft": {"temperature": 37.9}},
                 )
             )
         session.add(
@@ -213,10 +222,14 @@ async def test_erasure_waits_for_the_grace_period_and_keeps_past_totals(
         ("101", "consent.withdraw", "1"),
         ("withdrawal", "member.erase", "1"),
     ]
-    assert audit[1].detail == ("grace period over: check-ins 1, revisions 2, excuses 1, letters 1")
+    assert audit[1].detail == (
+        "grace period over: check-ins 1, revisions 2, excuses 1, letters 1, conversations 1"
+    )
     async with sessions() as session:
         alerts = (await session.exec(select(Outbox))).all()
+        drafts = (await session.exec(select(FsmRecord))).all()
     assert [a.text for a in alerts] == ["2: 体温 37.9 °C"]  # the alert about them is gone
+    assert [d.key for d in drafts] == ["fsm:102:102:default"]  # their draft too
     assert [(c.accepted, c.version) for c in consents] == [(False, 2)]
 
 
