@@ -58,7 +58,7 @@ class Turns(Protocol):
 
     async def answer(self, repo: Repo, event: Event) -> list[Record]: ...
 
-    def apology(self) -> list[Record]: ...
+    def apology(self, event: Event) -> list[Record]: ...
 
 
 def dump_event(event: Event) -> str:
@@ -205,7 +205,7 @@ class Inbox:
                     continue
                 log.exception("wecom event %s failed", row, exc_info=exc)
                 metrics.HANDLER_ERRORS.inc()
-                records = self.turns.apology()
+                records = self.turns.apology(event)
                 if not await self._mark_handled(row, records):
                     return
             break

@@ -82,6 +82,9 @@ def read_text(given: Text, shown: Shown | None) -> Input | None:
     return given
 
 
+LANGUAGES_KEPT = 100_000
+
+
 @dataclass
 class WeComTurns:
     """The turns of one app's events (`handlers.wecom.inbox.Turns`)."""
@@ -93,7 +96,9 @@ class WeComTurns:
     channels: frozenset[str] = frozenset()  # the deployment's, where its letters go
     i18n: Translator = field(default_factory=create_translator)
     words: dict[str, str] = field(init=False)  # "打卡", "今日"... typed instead of tapped
-    _language: str = field(default=DEFAULT_LANGUAGE, init=False)  # of the last turn
+    # Each member's language, as their last turn found it (for an apology when a turn fails;
+    # turns of several members run at once). Bounded: forgotten past LANGUAGES_KEPT members.
+    _languages: dict[str, str] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         self.words = typed_commands(self.i18n)
@@ -118,8 +123,9 @@ class WeComTurns:
             await out.remember(state)
         return out.records
 
-    def apology(self) -> list[Record]:
-        with self.i18n.context(), self.i18n.use_locale(LOCALE_OF[self._language]):
+    def apology(self, event: Event) -> list[Record]:
+        language = self._languages.get(person_of(event).external_id, DEFAULT_LANGUAGE)
+        with self.i18n.context(), self.i18n.use_locale(LOCALE_OF[language]):
             return [
                 text(_("Sorry, something went wrong on our side. Please try again in a moment."))
             ]
@@ -127,12 +133,15 @@ class WeComTurns:
     def language_of(self, visitor: Visitor, served: Served | None) -> str:
         """The member's choice, else their organisation's (the app's, for someone new)."""
         account = visitor.account
-        self._language = choose_language(
+        language = choose_language(
             account.language if account is not None else None,
             served.org.language if served is not None else None,  # WeCom gives no hint
             visitor.org_language,
         )
-        return self._language
+        if len(self._languages) >= LANGUAGES_KEPT:
+            self._languages.clear()
+        self._languages[visitor.external_id] = language
+        return language
 
     async def _converse(
         self, turn: Turn, out: WeComOut, event: Event, served: Served | None, shown: Shown | None

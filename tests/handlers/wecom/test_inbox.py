@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
+import pytest
 from sqlmodel import select
 
 from domain.conversation.io import Input
@@ -96,3 +97,25 @@ async def test_replies_a_crash_held_back_are_sent_on_the_next_start(app: WeComDa
     assert len(zhangsan.screen()) == 1 and "/checkin" in zhangsan.screen()[0].text
     [row] = await journal(app)
     assert row.replies is None and row.replied_at is not None
+
+
+async def test_a_turn_that_fails_is_answered_with_an_apology_in_the_members_language(
+    app: WeComDaka, caplog: pytest.LogCaptureFixture
+) -> None:
+    await app.org(language="en")
+    await app.org("village", name="幸福村", language="zh", served=False)
+
+    async def fails(turn: Turn, given: Input) -> None:
+        raise RuntimeError("a bug")
+
+    await app.start(converse=fails)
+    zhangsan = app.member("zhangsan")
+    assert app.driver is not None
+    assert (await app.driver.send_text("zhangsan", "/help")).acknowledged
+    await app.settled()
+    assert texts(zhangsan.screen()) == (
+        "Sorry, something went wrong on our side. Please try again in a moment."
+    )
+    [row] = await journal(app)
+    assert row.handled_at is not None  # answered once, not tried for ever
+    assert "a bug" in caplog.text
