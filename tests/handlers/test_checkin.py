@@ -178,7 +178,7 @@ async def test_wrong_kinds_of_input_get_a_clear_answer_and_the_same_question(
     await member.ask("/checkin")
     error = await member.ask("我在家")  # text where a location is due
     assert "需要获取您的位置" in error.text and Q_LOCATION in error.text
-    assert error.has_request_location_button
+    assert error.has_request_location_button and "请点击下方按钮" in error.text
     member.send_sticker()
     again = await member.next_reply()
     assert "需要获取您的位置" in again.text and again.has_request_location_button

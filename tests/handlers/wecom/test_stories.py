@@ -209,3 +209,22 @@ async def test_one_organisation_on_both_channels_is_counted_whole(
         await sender.drain()
         [report] = received(boss, "日报")
         assert "已报 2" in report and "异常 0" in report, report
+
+
+async def test_a_location_asked_for_again_names_wecoms_picker_not_telegrams_button(
+    app: WeComDaka,
+) -> None:
+    """WeCom has no "📍 Send my location" button below a message: the question and its
+    errors point to the 打卡 menu's picker and the location message, nothing else."""
+    await app.org()
+    await app.start()
+    zhangsan = app.member("zhangsan")
+    await bind(zhangsan, await app.invite(), "2024001", "张三")
+    asked = texts(await zhangsan.says("/checkin"))
+    typed = texts(await zhangsan.says("在家"))
+    nowhere = texts(await zhangsan.sends_location(123.0, 500.0))
+    assert "需要获取您的位置" in typed and "位置不可能存在" in nowhere
+    for said in (asked, typed, nowhere):
+        assert "请点击下方菜单“打卡”选择您的位置，或发送位置（＋ → 位置）。" in said
+        assert "按钮" not in said and "发送我的位置" not in said, said
+    assert await checkins(app) == []
