@@ -192,7 +192,7 @@ async def test_wrong_kinds_of_input_get_a_clear_answer_and_the_same_question(
     assert "广东省" in received.text and "深圳市" in received.text
     symptoms = await member.ask("36.4")
     again = await member.ask("发热")  # typing where buttons are due
-    assert "按钮" in again.text and Q_SYMPTOMS in again.text
+    assert "请从问题的选项中选择作答" in again.text and Q_SYMPTOMS in again.text
     member.press_button(again, "完成")  # Done with nothing chosen
     alert = await next_alert(member)
     assert alert.show_alert and "至少" in (alert.text or "")

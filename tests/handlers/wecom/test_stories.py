@@ -228,3 +228,41 @@ async def test_a_location_asked_for_again_names_wecoms_picker_not_telegrams_butt
         assert "请点击下方菜单“打卡”选择您的位置，或发送位置（＋ → 位置）。" in said
         assert "按钮" not in said and "发送我的位置" not in said, said
     assert await checkins(app) == []
+
+
+async def test_a_text_only_member_is_never_told_to_tap_a_button(app: WeComDaka) -> None:
+    """Shown text only (the WeChat plug-in), a reminder says which word to reply, and a
+    wrong answer to a numbered question asks for one of its options, not a button."""
+    await app.org(text_only=True)
+    await app.start()
+    zhangsan = app.member("zhangsan")
+    await zhangsan.says(f"bind {await app.invite()}")
+    await zhangsan.says("1")
+    await zhangsan.says("2024001")
+    await zhangsan.says("张三")
+    rounds, sender = wecom_sender(app)
+    at(app, "10:00")
+    await rounds.tick()
+    assert (await sender.drain()).sent == 1
+    reminder = zhangsan.screen()[-1]
+    assert reminder.msgtype == "text" and "还没有打卡，请立即打卡。" in reminder.text
+    assert "回复“打卡”：✅ 立即打卡" in reminder.text and "按钮" not in reminder.text
+
+    assert "请发送您当前所在的位置" in texts(await zhangsan.says("打卡"))
+    await zhangsan.sends_location(*TIANANMEN)
+    await zhangsan.says("36.5")
+    for wrong in ("abc", "99"):
+        again = texts(await zhangsan.says(wrong))
+        assert "请从问题的选项中选择作答" in again and "8. 完成 ✔" in again
+        assert "按钮" not in again, again
+    await zhangsan.says("7")
+    await zhangsan.says("8")
+    again = texts(await zhangsan.says("也许"))
+    assert "请从问题的选项中选择作答" in again and "回复 1 是 / 2 否" in again
+    assert "按钮" not in again
+    await zhangsan.says("2")
+    summary = texts(await zhangsan.says("1"))  # the photo skipped
+    assert "回复 1 ✅ 确认提交 / 2 ✏️ 修改回答 / 3 ❌ 取消" in summary
+    again = texts(await zhangsan.says("好的"))
+    assert "请选择一个选项，确认或修改您的回答。" in again and "按钮" not in again
+    assert "回复 1 ✅ 确认提交 / 2 ✏️ 修改回答 / 3 ❌ 取消" in again
