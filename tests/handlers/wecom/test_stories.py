@@ -9,16 +9,18 @@ from __future__ import annotations
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from pydantic import SecretStr
 from sqlmodel import select
 
 from bot.app import channels_of, create_couriers
 from bot.wecom import courier
+from domain.delivery import TELEGRAM
 from domain.i18n import create_translator
 from handlers.wecom.messages import CHANNEL
 from scheduler.couriers import Courier
 from scheduler.rounds import Rounds
 from scheduler.sender import Sender
-from storage.models import CheckIn, CheckInRevision
+from storage.models import CheckIn, CheckInRevision, Identity
 from storage.repo import Repo
 from tests.fakebot import FakeBotAPI
 from tests.handlers.conftest import reply_containing, running_daka
@@ -29,6 +31,7 @@ from tests.storage.seeding import telegram_account
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 SATURDAY = datetime(2026, 11, 28).date()  # the tests' clock's day (09:00 in Shanghai)
+BOSS_ON_TELEGRAM = 102
 
 
 async def check_in(member: WeComMember, temperature: str = "36.6") -> list[Said]:
@@ -170,10 +173,13 @@ async def test_a_managers_export_comes_as_a_file_and_the_trend_as_an_image(
 async def test_one_organisation_on_both_channels_is_counted_whole(
     app: WeComDaka, server: FakeBotAPI, database_url: str
 ) -> None:
-    """张三 checks in on Telegram, 李四 on WeCom; the manager asks for /summary on WeCom, and
-    the daily report counts both, on each of the manager's channels."""
+    """张三 checks in on Telegram, 李四 (with a fever) on WeCom, in a deployment serving both;
+    the manager, on WeCom and on Telegram, is alerted on both, asks for /summary on WeCom,
+    and gets the daily report counting both on each of their channels."""
     await app.org()
     await app.grant_manager("boss")
+    app.settings = app.settings.model_copy(update={"bot_token": SecretStr(server.token)})
+    boss = app.member("boss")  # in the app's visible range
     async with running_daka(server, app.clock, database_url) as telegram:
         telegram.org_ids["school"] = app.org_ids["school"]
         await app.start()
@@ -185,6 +191,16 @@ async def test_one_organisation_on_both_channels_is_counted_whole(
             assert member is not None
             account = await telegram_account(repo, 11, now=app.clock.now())
             await repo.members.bind(member=member, account_id=account, now=app.clock.now())
+            boss_account = await repo.accounts.by_identity(channel=CHANNEL, external_id="boss")
+            assert boss_account is not None and boss_account.id is not None
+            session.add(
+                Identity(
+                    channel=TELEGRAM,
+                    external_id=str(BOSS_ON_TELEGRAM),
+                    account_id=boss_account.id,
+                    created_at=app.clock.now(),
+                )
+            )
             await session.commit()
         zhangsan = server.user(11)
         summary = await answer_health_form(zhangsan)
@@ -194,21 +210,29 @@ async def test_one_organisation_on_both_channels_is_counted_whole(
 
         lisi = app.member("lisi")
         await bind(lisi, await app.invite(), "2024002", "李四")
-        await check_in(lisi)
+        await check_in(lisi, temperature="38.2")
         async with app.sessions() as session:
             assert len((await session.exec(select(CheckIn))).all()) == 2
 
-        boss = app.member("boss")
-        asked = await boss.says("/summary")
-        assert "已报 2（100%）" in texts(asked), texts(asked)
-
         assert telegram.bot is not None
         rounds, sender = wecom_sender(app, **create_couriers(telegram.bot, send_rate=200))
+        await sender.drain()
+        [on_wecom] = received(boss, "异常打卡")
+        [on_telegram] = [m.text for m in server.messages(BOSS_ON_TELEGRAM) if "异常打卡" in m.text]
+        for alert in (on_wecom, on_telegram):
+            assert "李四" in alert and "38.2" in alert
+
+        asked = await boss.says("/summary")
+        assert "第一中学：应报 2，已报 2（100%），未报 0，异常 1" in texts(asked), texts(asked)
+
         at(app, "15:00")
         await rounds.tick()
         await sender.drain()
         [report] = received(boss, "日报")
-        assert "已报 2" in report and "异常 0" in report, report
+        [on_telegram] = [m.text for m in server.messages(BOSS_ON_TELEGRAM) if "日报" in m.text]
+        for each in (report, on_telegram):
+            assert "第一中学：应报 2，已报 2（100%），未报 0，异常 1" in each, each
+            assert "李四" in each and "张三" not in each  # the abnormal one is listed
 
 
 async def test_a_location_asked_for_again_names_wecoms_picker_not_telegrams_button(
