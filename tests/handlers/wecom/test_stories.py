@@ -274,7 +274,8 @@ async def test_a_text_only_member_is_never_told_to_tap_a_button(app: WeComDaka) 
 
     assert "请发送您当前所在的位置" in texts(await zhangsan.says("打卡"))
     await zhangsan.sends_location(*TIANANMEN)
-    await zhangsan.says("36.5")
+    symptoms = texts(await zhangsan.says("36.5"))
+    assert "请选择所有符合的选项，然后选择“完成”。" in symptoms and "点击" not in symptoms
     for wrong in ("abc", "99"):
         again = texts(await zhangsan.says(wrong))
         assert "请从问题的选项中选择作答" in again and "8. 完成 ✔" in again
