@@ -311,7 +311,7 @@ async def on_summary(
         found = await current_draft(turn, resolve)
         if found is not None:
             dialogue, draft = found
-            header = _("Please confirm or edit your answers with the buttons below.")
+            header = _("Please confirm or edit your answers: choose one of the options.")
             await dialogue.summary(draft, header=header)
         return
     try:

@@ -125,7 +125,8 @@ SHARED_ERRORS: Final[ErrorTexts] = {
     "too_long": lambda: _("That is too long: at most {max_length} characters, please."),
     "unknown_option": lambda: _("Please choose one of the buttons."),
     "required": lambda: _("Please choose at least one option."),
-    "use_buttons": lambda: _("Please answer with the buttons under the question."),
+    # Buttons on one channel, numbers to reply on another: the channel shows which.
+    "use_buttons": lambda: _("Please answer with one of the question's options."),
 }
 
 

@@ -49,21 +49,19 @@ def as_location(value: object) -> tuple[float, float, bool]:
 class LocationKind(Kind):
     name = "location"
     errors: ClassVar[ErrorTexts] = {
-        "need_location": lambda: _(
-            "I need your location: tap the button “📍 Send my location” below."
-        ),
+        # How to send one is the channel's to say (its picker: Telegram's button, WeCom's menu).
+        "need_location": lambda: _("I need your location."),
         "forwarded_location": lambda: _(
             "A forwarded location cannot be used. Please share your own, current one."
         ),
         "location_out_of_range": lambda: _(
-            "That location is not a place on Earth. Please share your current location"
-            " with the button below."
+            "That location is not a place on Earth. Please share your current location."
         ),
     }
 
     def ask(self, q: Question, draft: Draft, lang: Lang) -> Asking:
-        hint = _("Tap the button below to share where you are now.")
-        return Asking(f"{self.prompt(q, lang)}\n{hint}", ask=Ask.LOCATION)
+        """The prompt alone: the channel adds how to send a location with its picker."""
+        return Asking(self.prompt(q, lang), ask=Ask.LOCATION)
 
     def message(self, q: Question, given: Given, draft: Draft) -> Answered:
         if not isinstance(given, Location):

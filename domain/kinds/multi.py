@@ -83,7 +83,7 @@ class MultiKind(Kind):
             for o in q.options
         ]
         rows.append([Option(_("Done ✔"), draft.key(q.id, DONE))])
-        hint = _("Tap every option that applies, then Done.")
+        hint = _("Choose every option that applies, then Done.")  # a button or a number
         return Asking(f"{self.prompt(q, lang)}\n{hint}", rows)
 
     def press(self, q: Question, value: str, draft: Draft) -> Outcome:

@@ -44,10 +44,9 @@ def whole_organisation() -> str:
 
 
 def reminder_text(name: str, day: date) -> str:
-    return _(
-        "⏰ {name}, you have not checked in today ({day}) yet. Please check in now: tap the "
-        "button below."
-    ).format(name=html.escape(name), day=day.isoformat())
+    return _("⏰ {name}, you have not checked in today ({day}) yet. Please check in now.").format(
+        name=html.escape(name), day=day.isoformat()
+    )
 
 
 def reasons_text(reasons: Sequence[str], form_name: str, lang: str) -> str:

@@ -84,6 +84,9 @@ class TelegramOut:
         self.query = query
 
     async def say(self, text: str, options: Options = (), *, ask: Ask | None = None) -> None:
+        if ask is Ask.LOCATION:  # the core asks; how is this channel's: the button below
+            hint = _("Tap the button below to share where you are now.")
+            text = f"{text}\n{hint}" if text else hint
         await self.bot.send_message(self.chat_id, text, reply_markup=markup_of(options, ask))
 
     async def replace(self, text: str, options: Options = ()) -> None:

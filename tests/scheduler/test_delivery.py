@@ -23,7 +23,7 @@ from tests.scheduler.conftest import School
 from tests.scheduler.test_reminders import TUESDAY, enrol_all
 from tests.storage.seeding import telegram_account
 
-REMINDER = "请点击下方按钮立即打卡"
+REMINDER = "还没有打卡，请立即打卡"
 MISSING = "截止时仍未打卡"
 UNREACHABLE = "联系不上（已屏蔽机器人）"
 ADMIN = 103

@@ -373,7 +373,7 @@ async def test_typing_where_buttons_are_due_and_done_with_nothing(chat: Chat) ->
     await chat.send(Location(*TIANANMEN))
     [symptoms] = await chat.send(Text("36.4"))
     [again] = await chat.send(Text("发热"))
-    assert "按钮" in again.text and "您今天是否有以下症状" in again.text
+    assert "请从问题的选项中选择作答" in again.text and "您今天是否有以下症状" in again.text
     [alert] = await chat.press(symptoms, "完成")
     assert alert.how == "notice" and alert.alert and "至少" in alert.text
     assert chat.draft.qid == "symptoms"
@@ -453,7 +453,7 @@ async def test_editing_one_answer_from_the_summary(chat: Chat) -> None:
 async def test_typing_at_the_summary_shows_it_again(chat: Chat) -> None:
     await to_summary(chat)
     [again] = await chat.send(Text("好了"))
-    assert again.text.startswith("请使用下方按钮确认或修改您的回答。\n\n<b>请核对")
+    assert again.text.startswith("请选择一个选项，确认或修改您的回答。\n\n<b>请核对")
     assert again.labels() == ["✅ 确认提交", "✏️ 修改回答", "❌ 取消"]
 
 
@@ -592,7 +592,7 @@ async def test_a_choice_and_an_optional_text(demo: Chat) -> None:
         draft=demo.draft.id, q="mood", value="bad"
     )
     [again] = await demo.send(Text("差"))
-    assert "按钮" in again.text
+    assert "请从问题的选项中选择作答" in again.text
     [alert] = await demo.send(Press(demo.draft.key("mood", "awful")))
     assert alert.alert and alert.text == "请点击下方按钮进行选择。"
     _ack, note = await demo.press(mood, "差")
