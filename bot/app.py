@@ -39,14 +39,14 @@ from handlers.telegram.middlewares import (
     VisitorMiddleware,
 )
 from handlers.telegram.replies import DeferReplies, ReplySession
-from handlers.telegram.updates import (
-    Unreadable,
-    UpdateProcessor,
-    database_unavailable,
-    read_update,
-)
+from handlers.telegram.updates import Unreadable, UpdateProcessor, read_update
 from scheduler.couriers import Courier
-from storage.db import SessionFactory, create_engine, create_session_factory
+from storage.db import (
+    SessionFactory,
+    create_engine,
+    create_session_factory,
+    database_unavailable,
+)
 from storage.migrate import upgrade
 from storage.repo import Repo
 

@@ -34,7 +34,7 @@ from handlers.telegram.fsm import AfterCommit, DbStorage
 from handlers.telegram.i18n import language_from_telegram
 from handlers.telegram.middlewares import load_visitors
 from handlers.telegram.replies import ReplySender, current_replies, dump
-from storage.db import SessionFactory
+from storage.db import SessionFactory, database_unavailable
 from storage.repo import Repo
 
 log = logging.getLogger(__name__)
@@ -311,31 +311,3 @@ def user_key(update: Update) -> int:
         return int(user.id)
     chat = getattr(event, "chat", None)
     return int(chat.id) if chat is not None else 0
-
-
-def database_unavailable(exc: BaseException) -> bool:
-    """The database could not be reached or went away (as opposed to a bug or a constraint)."""
-    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-    from sqlalchemy.exc import TimeoutError as PoolTimeout
-
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, OperationalError | InterfaceError | PoolTimeout):
-            return True
-        if isinstance(current, DBAPIError) and current.connection_invalidated:
-            return True
-        if isinstance(current, OSError | TimeoutError | ConnectionError):
-            return True
-        names = {cls.__name__ for cls in type(current).__mro__}
-        if names & {
-            "PostgresConnectionError",
-            "OperationalInterventionError",
-            "CannotConnectNowError",
-            "ConnectionDoesNotExistError",
-            "InterfaceError",
-        }:
-            return True
-        current = current.__cause__ or current.__context__
-    return False
