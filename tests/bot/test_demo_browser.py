@@ -19,6 +19,8 @@ import pytest
 from bot.demo.runner import Demo
 from tests.bot.test_demo import PNG
 
+pytestmark = pytest.mark.slow  # a real browser: run with -m slow (CI does)
+
 if TYPE_CHECKING:
     from playwright.async_api import Locator, Page
 

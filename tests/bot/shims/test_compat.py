@@ -14,6 +14,8 @@ from bot.shims import sqlite
 from bot.shims.compat import SHIMS, Shim
 from tests.child import ROOT, run_python
 
+pytestmark = pytest.mark.slow  # fresh Python processes: run with -m slow (CI does)
+
 ALL = {shim.name for shim in bot.shims.ALL}
 PACKAGES = ("bot", "handlers", "scheduler", "storage", "domain", "bench")
 

@@ -6,7 +6,11 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tests.child import run_python
+
+pytestmark = pytest.mark.slow  # fresh Python processes: run with -m slow (CI does)
 
 SCRIPT = """
 import gc, json

@@ -14,6 +14,8 @@ from handlers.telegram.uploads import MAKER_PROCESS
 from storage.makers import make_in_child
 from tests.child import ROOT, run_python
 
+pytestmark = pytest.mark.slow  # fresh Python processes: run with -m slow (CI does)
+
 WHAT_RUNS = """
 from tests.bot.shims.running import what_runs
 print(*what_runs("sqlite+aiosqlite:///:memory:"))

@@ -6,7 +6,11 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.child import PRETEND_RELEASES, ROOT, run_python
+
+pytestmark = pytest.mark.slow  # fresh Python processes: run with -m slow (CI does)
 
 PROBE = (
     "import bot, aiogram.types as t; from bot.shims.lazy_aiogram import LAZY; "

@@ -17,6 +17,8 @@ from bot.shims.sqlite import one_trip_module
 from storage.db import create_engine
 from tests.child import PRETEND_RELEASES, run_python
 
+pytestmark = pytest.mark.slow  # fresh Python processes: run with -m slow (CI does)
+
 
 @pytest.fixture
 async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
