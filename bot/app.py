@@ -313,27 +313,21 @@ async def run_polling(
         # the line that sends groups to the private chat names the bot)
         await prepare_database(engine)
         sessions = create_session_factory(engine)
-        if wecom_at is None:
-            async with deployment_couriers(bot, settings, sessions) as couriers:
-                await _poll(
-                    bot,
-                    engine,
-                    sessions,
-                    couriers,
-                    me.username,
-                    settings,
-                    clock,
-                    metrics_port,
-                    stop,
+        async with contextlib.AsyncExitStack() as stack:
+            wecom: _WeComBeside | None = None
+            if wecom_at is None:
+                couriers = await stack.enter_async_context(
+                    deployment_couriers(bot, settings, sessions)
                 )
-            return
-        from bot.wecom import WeComServer
+            else:
+                from bot.wecom import WeComServer
 
-        async with aiohttp.ClientSession() as http:
-            server = await WeComServer.build(settings, engine, sessions, clock, http)
-            couriers = create_couriers(bot, send_rate=settings.send_rate)
-            wecom_courier = server.courier()
-            couriers[wecom_courier.channel] = wecom_courier
+                http = await stack.enter_async_context(aiohttp.ClientSession())
+                server = await WeComServer.build(settings, engine, sessions, clock, http)
+                couriers = create_couriers(bot, send_rate=settings.send_rate)
+                wecom_courier = server.courier()  # on the callback server's own API client
+                couriers[wecom_courier.channel] = wecom_courier
+                wecom = _WeComBeside(server, *wecom_at, ready)
             await _poll(
                 bot,
                 engine,
@@ -344,7 +338,7 @@ async def run_polling(
                 clock,
                 metrics_port,
                 stop,
-                wecom=_WeComBeside(server, *wecom_at, ready),
+                wecom=wecom,
             )
     finally:
         await bot.session.close()
