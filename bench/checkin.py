@@ -48,6 +48,7 @@ from bench.common import (
     ConversationError,
     PhaseResult,
     add_latency,
+    bench_org,
     child_env,
     containing,
     expect,
@@ -238,15 +239,7 @@ async def seed(url: str, members: int, warmup: int) -> None:
         async with create_session_factory(engine)() as session:
             repo = Repo(session)
             stamp = SystemClock().now()
-            org = await repo.orgs.create(
-                slug="bench",
-                name="基准测试学校",
-                timezone="Asia/Shanghai",
-                language="zh",
-                form="health",
-                now=stamp,
-            )
-            assert org.id is not None
+            org_id = await bench_org(repo, now=stamp)
             people = [(f"M{i:07d}", FIRST_MEMBER_ID + i) for i in range(members)]
             people += [(f"W{i:07d}", FIRST_WARMUP_ID + i) for i in range(warmup)]
             rows = [
@@ -258,12 +251,12 @@ async def seed(url: str, members: int, warmup: int) -> None:
                 )
                 for n, (external, _) in enumerate(people)
             ]
-            await repo.members.import_roster(org_id=org.id, rows=rows)
+            await repo.members.import_roster(org_id=org_id, rows=rows)
             accounts = await telegram_accounts_in_bulk(
                 session, [telegram_id for _, telegram_id in people], now=stamp
             )
             account_of = {external: accounts[telegram_id] for external, telegram_id in people}
-            for row in await repo.members.listing(org_id=org.id):
+            for row in await repo.members.listing(org_id=org_id):
                 await repo.members.bind(
                     member=row.member, account_id=account_of[row.member.external_id], now=stamp
                 )

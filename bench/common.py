@@ -17,9 +17,14 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from tests.fakebot import FakeBotAPI, FakeUser, SentMessage
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from storage.repo import Repo
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 STOP_GRACE_S = 10.0
@@ -397,3 +402,18 @@ def process_memory(pid: int) -> dict[str, int]:
         if key.startswith("Vm") and value.strip().endswith("kB"):
             found[key] = int(value.split()[0])
     return found
+
+
+async def bench_org(repo: Repo, *, now: datetime) -> int:
+    """The id of the organisation every conversation benchmark seeds: a school on the health
+    form."""
+    org = await repo.orgs.create(
+        slug="bench",
+        name="基准测试学校",
+        timezone="Asia/Shanghai",
+        language="zh",
+        form="health",
+        now=now,
+    )
+    assert org.id is not None
+    return org.id

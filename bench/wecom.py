@@ -45,6 +45,7 @@ from bench.common import (
     BotProcess,
     ConversationError,
     PhaseResult,
+    bench_org,
     child_env,
     machine,
     now,
@@ -253,16 +254,8 @@ async def seed(url: str, users: Sequence[str]) -> None:
         async with create_session_factory(engine)() as session:
             repo = Repo(session)
             stamp = SystemClock().now()
-            org = await repo.orgs.create(
-                slug="bench",
-                name="基准测试学校",
-                timezone="Asia/Shanghai",
-                language="zh",
-                form="health",
-                now=stamp,
-            )
-            assert org.id is not None
-            await repo.channels.configure(org_id=org.id, channel=CHANNEL, app_id=str(AGENT))
+            org_id = await bench_org(repo, now=stamp)
+            await repo.channels.configure(org_id=org_id, channel=CHANNEL, app_id=str(AGENT))
             rows = [
                 RosterRow(
                     line=n + 2,
@@ -272,8 +265,8 @@ async def seed(url: str, users: Sequence[str]) -> None:
                 )
                 for n, u in enumerate(users)
             ]
-            await repo.members.import_roster(org_id=org.id, rows=rows)
-            for row in await repo.members.listing(org_id=org.id):
+            await repo.members.import_roster(org_id=org_id, rows=rows)
+            for row in await repo.members.listing(org_id=org_id):
                 account = await repo.accounts.ensure(
                     channel=CHANNEL, external_id=row.member.external_id.lower(), now=stamp
                 )
