@@ -28,7 +28,7 @@ import hashlib
 import json
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import asdict
 from typing import Any, Final, Protocol, TypeVar
 
@@ -45,6 +45,7 @@ T = TypeVar("T")
 
 Sleep = Callable[[float], Awaitable[None]]
 TURNS_AT_ONCE: Final = 32  # turns in one transaction; replies are sent beside them
+GIVE_WAY_AFTER: Final = 0.02  # seconds of turns before callbacks waiting to be journaled
 EVENT_TYPES: Final = {
     cls.__name__: cls
     for cls in (
@@ -64,6 +65,10 @@ EVENT_TYPES: Final = {
 class Turns(Protocol):
     """What handles an event: its turn, in the session's transaction, and what to say when
     that failed."""
+
+    async def prepare(self, repo: Repo, events: Sequence[Event]) -> None:
+        """Read what the turns of `events`, in `repo`'s transaction, all need."""
+        ...
 
     async def answer(self, repo: Repo, event: Event) -> list[Record]: ...
 
@@ -130,6 +135,7 @@ class Inbox:
         self._to_answer: list[tuple[int, Event, asyncio.Future[list[Record] | None]]] = []
         self._replied: list[int] = []
         self._journaling: asyncio.Task[None] | None = None
+        self._journal_waits = False
         self._answering: asyncio.Task[None] | None = None
         self._marking: asyncio.Task[None] | None = None
 
@@ -191,22 +197,25 @@ class Inbox:
         """Write what was taken, in one transaction per round; what arrives meanwhile waits
         for the next round."""
         while self._to_journal:
-            batch, self._to_journal = self._to_journal, []
-            entries = [
-                (journal_key(event), person_of(event).external_id, dump_event(event))
-                for event, _ in batch
-            ]
-            try:
-                async with self._writer, self.sessions() as session:
-                    kept = await Repo(session).inbox.journal_many(
-                        channel=CHANNEL, events=entries, now=self.clock.now()
-                    )
-                    await session.commit()
-            except Exception as exc:
-                for _, done in batch:
-                    if not done.done():
-                        done.set_exception(exc)
-                continue
+            self._journal_waits = True  # a transaction of turns gives way
+            async with self._writer:
+                self._journal_waits = False
+                batch, self._to_journal = self._to_journal, []
+                entries = [
+                    (journal_key(event), person_of(event).external_id, dump_event(event))
+                    for event, _ in batch
+                ]
+                try:
+                    async with self.sessions() as session:
+                        kept = await Repo(session).inbox.journal_many(
+                            channel=CHANNEL, events=entries, now=self.clock.now()
+                        )
+                        await session.commit()
+                except Exception as exc:
+                    for _, done in batch:
+                        if not done.done():
+                            done.set_exception(exc)
+                    continue
             for (event, done), (key, sender, _) in zip(batch, entries, strict=True):
                 row = kept.pop(key, None)
                 if row is None:
@@ -277,7 +286,8 @@ class Inbox:
                 continue
             async with self._writer:
                 outcomes = await self._answer_batch([(row, event) for row, event, _ in batch])
-            for (_, _, done), outcome in zip(batch, outcomes, strict=True):
+            self._to_answer[:0] = batch[len(outcomes) :]  # given way to callbacks: next time
+            for (_, _, done), outcome in zip(batch, outcomes, strict=False):
                 if done.done():
                     continue
                 if isinstance(outcome, Exception):
@@ -288,8 +298,8 @@ class Inbox:
     async def _answer_batch(
         self, batch: list[tuple[int, Event]]
     ) -> list[list[Record] | Exception | None]:
-        """The turns together; when that fails (a turn's bug, or an event another worker
-        took), each on its own."""
+        """The turns together (the first of them, when callbacks wait to be journaled); when
+        that fails (a turn's bug, or an event another worker took), each on its own."""
         if len(batch) > 1:
             try:
                 together = await self._answer_together(batch)
@@ -309,18 +319,26 @@ class Inbox:
         return outcomes
 
     async def _answer_together(self, batch: list[tuple[int, Event]]) -> list[list[Record]]:
+        """The turns in one transaction, then their rows claimed (marked handled) and their
+        replies kept. Callbacks waiting for the journal (the one writer) wait at most
+        `GIVE_WAY_AFTER` seconds: the turns taken by then commit, the others go next time."""
+        loop = asyncio.get_running_loop()
+        until = loop.time() + GIVE_WAY_AFTER
         async with self.sessions() as session:
             repo = Repo(session)
-            rows = [row for row, _ in batch]
-            if await repo.inbox.claim(event_ids=rows, now=self.clock.now()) != len(rows):
-                raise _Taken(f"{len(rows)} events, some of them handled already")
             answers: list[list[Record]] = []
             replies: dict[int, str] = {}
+            await self.turns.prepare(repo, [event for _, event in batch])
             for row, event in batch:
                 records = await self.turns.answer(repo, event)
                 if records:
                     replies[row] = json.dumps(records, ensure_ascii=False)
                 answers.append(records)
+                if self._journal_waits and loop.time() >= until:
+                    break
+            rows = [row for row, _ in batch[: len(answers)]]
+            if await repo.inbox.claim(event_ids=rows, now=self.clock.now()) != len(rows):
+                raise _Taken(f"{len(rows)} events, some of them handled already")
             await repo.inbox.keep_replies(replies=replies)
             await session.commit()
         return answers

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -85,6 +85,16 @@ def read_text(given: Text, shown: Shown | None) -> Input | None:
 LANGUAGES_KEPT = 100_000
 
 
+@dataclass(slots=True)
+class _Prepared:
+    """What `WeComTurns.prepare` read for the turns in one transaction (`repo`'s): each
+    visitor is taken by their turn, once."""
+
+    repo: Repo
+    served: Served | None
+    visitors: dict[str, Visitor]
+
+
 @dataclass
 class WeComTurns:
     """The turns of one app's events (`handlers.wecom.inbox.Turns`)."""
@@ -99,15 +109,33 @@ class WeComTurns:
     # Each member's language, as their last turn found it (for an apology when a turn fails;
     # turns of several members run at once). Bounded: forgotten past LANGUAGES_KEPT members.
     _languages: dict[str, str] = field(default_factory=dict, init=False)
+    _prepared: _Prepared | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.words = typed_commands(self.i18n)
 
-    async def answer(self, repo: Repo, event: Event) -> list[Record]:
+    async def prepare(self, repo: Repo, events: Sequence[Event]) -> None:
+        """Before the turns of `events` in `repo`'s transaction: who the app serves and who
+        the senders are, read once for all of them (as a batch of Telegram's updates is)."""
         served = await repo.channels.serving(channel=CHANNEL, app_id=str(self.agent_id))
+        senders = [person_of(event).external_id for event in events]
+        visitors = await load_visitors(repo, channel=CHANNEL, external_ids=senders)
+        self._prepared = _Prepared(repo, served, visitors)
+
+    async def answer(self, repo: Repo, event: Event) -> list[Record]:
         person = person_of(event)
-        visitors = await load_visitors(repo, channel=CHANNEL, external_ids=[person.external_id])
-        visitor = visitors[person.external_id]
+        prepared = self._prepared
+        visitor = None
+        if prepared is not None and prepared.repo is repo:
+            served = prepared.served
+            visitor = prepared.visitors.pop(person.external_id, None)
+        else:
+            served = await repo.channels.serving(channel=CHANNEL, app_id=str(self.agent_id))
+        if visitor is None:
+            visitors = await load_visitors(
+                repo, channel=CHANNEL, external_ids=[person.external_id]
+            )
+            visitor = visitors[person.external_id]
         state = self.state_of(repo.session, person)
         shown = Shown.of(await state.get_data())
         click = None
