@@ -35,6 +35,24 @@ _STEP = select(col(FsmRecord.state), col(FsmRecord.data)).where(
 )
 
 
+def copied(data: dict[str, Any]) -> dict[str, Any]:
+    """A deep copy of a state's data, which is JSON (dicts, lists, strings, numbers): some
+    five times faster than `copy.deepcopy`, which a WeCom turn ran three times (its memo and
+    dispatch were a tenth of the turn); anything else in it is copied by `deepcopy`."""
+    return {key: _copied(value) for key, value in data.items()}
+
+
+def _copied(value: Any) -> Any:
+    kind = type(value)
+    if kind is str or kind is int or kind is float or kind is bool or value is None:
+        return value
+    if kind is dict:
+        return {key: _copied(item) for key, item in value.items()}
+    if kind is list:
+        return [_copied(item) for item in value]
+    return deepcopy(value)
+
+
 def state_key(channel: str, external_id: str) -> str:
     """The row of `external_id`'s conversation on `channel` (not Telegram, whose rows are
     aiogram's and kept by its adapter)."""
@@ -73,7 +91,7 @@ class StoredState:
                 self._step = (None, {})
                 await self.session.exec(delete(FsmRecord).where(col(FsmRecord.key) == self.key))
             return
-        self._step = (state, deepcopy(data))  # what the caller changes later is not written
+        self._step = (state, copied(data))  # what the caller changes later is not written
         row = {"key": self.key, "state": state, "data": self._step[1]}
         await upsert_many(
             self.session, FsmRecord, [row], key="key", update_columns=("state", "data")
@@ -88,7 +106,7 @@ class StoredState:
         await self._write(value, (await self._read())[1])
 
     async def get_data(self) -> dict[str, Any]:
-        return deepcopy((await self._read())[1])
+        return copied((await self._read())[1])
 
     async def set_data(self, data: dict[str, Any]) -> None:
         await self._write((await self._read())[0], data)
@@ -99,7 +117,7 @@ class StoredState:
         state, current = await self._read()
         merged = {**current, **(data or {}), **kwargs}
         await self._write(state, merged)
-        return deepcopy(merged)
+        return copied(merged)
 
     async def clear(self) -> None:
         await self._write(None, {})

@@ -121,6 +121,7 @@ class Inbox:
         self.turns_at_once = max(1, turns_at_once)
         self.duplicates = 0
         self.handled = 0
+        self.journal_writes = 0  # transactions that journaled callbacks
         self.batches = 0  # transactions that took turns together
         self._waiting: dict[str, deque[tuple[int, Event | list[Record]]]] = {}
         self._lanes: dict[str, asyncio.Task[None]] = {}
@@ -211,6 +212,7 @@ class Inbox:
                             channel=CHANNEL, events=entries, now=self.clock.now()
                         )
                         await session.commit()
+                    self.journal_writes += 1
                 except Exception as exc:
                     for _, done in batch:
                         if not done.done():
