@@ -72,7 +72,9 @@ def conversation(
         await converse(turn, given, services)
 
     def state_of(session: AsyncSession, person: Person) -> State:
-        return StoredState(session, channel=person.channel, external_id=person.external_id)
+        return StoredState(
+            session, channel=person.channel, external_id=person.external_id, deferred=True
+        )
 
     return answer, state_of
 

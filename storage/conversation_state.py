@@ -13,6 +13,7 @@ channel, as they have one chat per channel."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from copy import deepcopy
 from typing import Any, Final
 
@@ -68,31 +69,50 @@ def state_key(channel: str, external_id: str) -> str:
 
 class StoredState:
     """The conversation of one person on one channel during one turn: read once (when first
-    asked), then each change written into the turn's session at once (no step can be left
-    unsaved), never committed here. A conversation that ends (no state, no data) leaves no
-    row behind."""
+    asked, or by `read_steps` for the turns of a batch), then each change written into the
+    turn's session at once (no step can be left unsaved), never committed here. `deferred`:
+    only the last step is written, by `flush` at the end of the turn (a turn steps two or
+    three times; WeCom's turns flush). A conversation that ends (no state, no data) leaves
+    no row behind."""
 
-    __slots__ = ("_step", "key", "session")
+    __slots__ = ("_deferred", "_step", "_stored", "key", "session")
 
-    def __init__(self, session: AsyncSession, *, channel: str, external_id: str) -> None:
+    def __init__(
+        self, session: AsyncSession, *, channel: str, external_id: str, deferred: bool = False
+    ) -> None:
         self.session = session
         self.key = state_key(channel, external_id)
         self._step: Step | None = None
+        self._stored: Step | None = None  # the row as read or last written
+        self._deferred = deferred
 
     async def _read(self) -> Step:
         if self._step is None:
             rows = await core_rows(self.session, _STEP, {"key": self.key})
-            self._step = (rows[0][0], dict(rows[0][1])) if rows else (None, {})
+            self._known((rows[0][0], dict(rows[0][1])) if rows else (None, {}))
+        assert self._step is not None
         return self._step
 
+    def _known(self, step: Step) -> None:
+        self._step = self._stored = step
+
     async def _write(self, state: str | None, data: dict[str, Any]) -> None:
-        if state is None and not data:
-            if await self._read() != (None, {}):
-                self._step = (None, {})
-                await self.session.exec(delete(FsmRecord).where(col(FsmRecord.key) == self.key))
+        await self._read()
+        # What the caller changes later is not written.
+        self._step = (None, {}) if state is None and not data else (state, copied(data))
+        if not self._deferred:
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Write the step, unless the row holds it already."""
+        step = self._step
+        if step is None or step == self._stored:
             return
-        self._step = (state, copied(data))  # what the caller changes later is not written
-        row = {"key": self.key, "state": state, "data": self._step[1]}
+        self._stored = step
+        if step == (None, {}):
+            await self.session.exec(delete(FsmRecord).where(col(FsmRecord.key) == self.key))
+            return
+        row = {"key": self.key, "state": step[0], "data": step[1]}
         await upsert_many(
             self.session, FsmRecord, [row], key="key", update_columns=("state", "data")
         )
@@ -121,3 +141,17 @@ class StoredState:
 
     async def clear(self) -> None:
         await self._write(None, {})
+
+
+async def read_steps(session: AsyncSession, states: Sequence[StoredState]) -> None:
+    """Read the conversations of several people at once (one statement, not one each), before
+    their turns in `session`'s transaction."""
+    unread = {state.key: state for state in states if state._step is None}
+    if not unread:
+        return
+    stmt = select(col(FsmRecord.key), col(FsmRecord.state), col(FsmRecord.data)).where(
+        col(FsmRecord.key).in_(list(unread))
+    )
+    found = {key: (state, dict(data)) for key, state, data in await core_rows(session, stmt)}
+    for key, state in unread.items():
+        state._known(found.get(key, (None, {})))

@@ -47,6 +47,7 @@ from handlers.wecom.messages import (
 )
 from handlers.wecom.out import Click, Shown, WeComOut
 from handlers.wecom.replies import Record, text
+from storage.conversation_state import StoredState, read_steps
 from storage.repo import Repo, Served
 
 Converse = Callable[[Turn, Input], Awaitable[None]]
@@ -88,11 +89,12 @@ LANGUAGES_KEPT = 100_000
 @dataclass(slots=True)
 class _Prepared:
     """What `WeComTurns.prepare` read for the turns in one transaction (`repo`'s): each
-    visitor is taken by their turn, once."""
+    visitor and conversation state is taken by their turn, once."""
 
     repo: Repo
     served: Served | None
     visitors: dict[str, Visitor]
+    states: dict[str, State]
 
 
 @dataclass
@@ -118,17 +120,21 @@ class WeComTurns:
         """Before the turns of `events` in `repo`'s transaction: who the app serves and who
         the senders are, read once for all of them (as a batch of Telegram's updates is)."""
         served = await repo.channels.serving(channel=CHANNEL, app_id=str(self.agent_id))
-        senders = [person_of(event).external_id for event in events]
-        visitors = await load_visitors(repo, channel=CHANNEL, external_ids=senders)
-        self._prepared = _Prepared(repo, served, visitors)
+        people = {person.external_id: person for person in map(person_of, events)}
+        visitors = await load_visitors(repo, channel=CHANNEL, external_ids=list(people))
+        states = {eid: self.state_of(repo.session, person) for eid, person in people.items()}
+        stored = [state for state in states.values() if isinstance(state, StoredState)]
+        await read_steps(repo.session, stored)
+        self._prepared = _Prepared(repo, served, visitors, states)
 
     async def answer(self, repo: Repo, event: Event) -> list[Record]:
         person = person_of(event)
         prepared = self._prepared
-        visitor = None
+        visitor, state = None, None
         if prepared is not None and prepared.repo is repo:
             served = prepared.served
             visitor = prepared.visitors.pop(person.external_id, None)
+            state = prepared.states.pop(person.external_id, None)
         else:
             served = await repo.channels.serving(channel=CHANNEL, app_id=str(self.agent_id))
         if visitor is None:
@@ -136,7 +142,8 @@ class WeComTurns:
                 repo, channel=CHANNEL, external_ids=[person.external_id]
             )
             visitor = visitors[person.external_id]
-        state = self.state_of(repo.session, person)
+        if state is None:
+            state = self.state_of(repo.session, person)
         shown = Shown.of(await state.get_data())
         click = None
         if isinstance(event, CardPressed):
@@ -149,6 +156,8 @@ class WeComTurns:
             await self._converse(turn, out, event, served, shown)
             out.finish()
             await out.remember(state)
+        if isinstance(state, StoredState):
+            await state.flush()  # its last step, once
         return out.records
 
     def apology(self, event: Event) -> list[Record]:
