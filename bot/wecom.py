@@ -48,6 +48,10 @@ log = logging.getLogger(__name__)
 
 Resolve = Callable[[float, float], Place | None]
 JOURNAL_KEEP = timedelta(days=2)
+# Connections waiting to be accepted: a corp's members all tapping 打卡 at the bell open
+# hundreds at once, and past aiohttp's default of 128 the kernel drops the rest (their
+# callbacks wait a second for the client to try again).
+BACKLOG = 1024
 PRUNE_EVERY = 3600.0
 
 
@@ -219,7 +223,7 @@ class WeComServer:
         Probe(self.engine).add_routes(app)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
-        await web.TCPSite(self._runner, host, port).start()
+        await web.TCPSite(self._runner, host, port, backlog=BACKLOG).start()
         bound = _bound_port(self._runner, port)
         agent, path = self.channel.settings.agent_id, self.channel.settings.path
         log.info("wecom app %s of %s on %s:%d%s", agent, self.slug, host, bound, path)
