@@ -45,7 +45,7 @@ T = TypeVar("T")
 
 Sleep = Callable[[float], Awaitable[None]]
 TURNS_AT_ONCE: Final = 32  # turns in one transaction; replies are sent beside them
-GIVE_WAY_AFTER: Final = 0.02  # seconds of turns before callbacks waiting to be journaled
+GIVE_WAY_AFTER: Final = 0.01  # seconds of turns before callbacks waiting to be journaled
 EVENT_TYPES: Final = {
     cls.__name__: cls
     for cls in (
