@@ -84,15 +84,15 @@ def create_couriers(bot: Bot, *, send_rate: float = TELEGRAM_SEND_RATE) -> dict[
 
 @contextlib.asynccontextmanager
 async def deployment_couriers(
-    bot: Bot, settings: Settings, sessions: SessionFactory
+    bot: Bot | None, settings: Settings, sessions: SessionFactory
 ) -> AsyncIterator[dict[str, Courier]]:
-    """Every channel's courier this deployment has: Telegram's, and WeCom's when the
-    `WECOM_*` settings are there, so that one scheduler reminds and alerts people on both (a
-    round runs once, in whichever scheduler claims it first). WeCom's HTTP session lives as
-    long as the block."""
+    """Every channel's courier this deployment has: Telegram's (when given a bot), and WeCom's
+    when the `WECOM_*` settings are there, so that one scheduler reminds and alerts people on
+    both (a round runs once, in whichever scheduler claims it first). WeCom's HTTP session
+    lives as long as the block."""
     from bot.wecom import wecom_courier
 
-    couriers = create_couriers(bot, send_rate=settings.send_rate)
+    couriers = create_couriers(bot, send_rate=settings.send_rate) if bot is not None else {}
     if settings.wecom_corp_id is None:
         yield couriers
         return
