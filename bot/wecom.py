@@ -303,7 +303,7 @@ def _scheduler(
 ) -> SchedulerService:
     """The scheduler and the outbox sender, with a courier for WeCom and, when `BOT_TOKEN` is
     set, for Telegram: one scheduler serves every channel of the deployment."""
-    from bot.app import create_bot, create_couriers
+    from bot.app import conversation_forgetter, create_bot, create_couriers
     from domain.i18n import create_translator
     from scheduler.jobs import SchedulerService
 
@@ -312,7 +312,9 @@ def _scheduler(
         bot = create_bot(settings)
         closing.push_async_callback(bot.session.close)
         couriers.update(create_couriers(bot, send_rate=settings.send_rate))
-    return SchedulerService(couriers, sessions, clock, create_translator())
+    return SchedulerService(
+        couriers, sessions, clock, create_translator(), conversation_forgetter(settings)
+    )
 
 
 def _load_places() -> None:
