@@ -18,8 +18,9 @@ from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import select
 
-from bot.config import Settings, WeComAppEntry
+from bot.config import Settings
 from bot.wecom import WeComServer
+from domain.clock import FixedClock
 from domain.delivery import Sent
 from domain.i18n import create_translator
 from handlers.wecom.apps import AppsCourier
@@ -92,11 +93,8 @@ async def create_org(sessions: SessionFactory, daka: WeComDaka, slug: str, agent
 
 @contextlib.asynccontextmanager
 async def two_apps(
-    clock: object, database_url: str, engine: AsyncEngine, sessions: SessionFactory
+    clock: FixedClock, database_url: str, engine: AsyncEngine, sessions: SessionFactory
 ) -> AsyncIterator[TwoApps]:
-    from domain.clock import FixedClock
-
-    assert isinstance(clock, FixedClock)
     async with LocalWeCom(clock=clock) as wecom, aiohttp.ClientSession() as http:
         wecom.add_app(AGENT, SECRET)
         wecom.add_app(SECOND, SECOND_SECRET)
@@ -140,7 +138,7 @@ async def two_apps(
 
 @pytest.fixture
 async def world(
-    clock: object, database_url: str, engine: AsyncEngine, sessions: SessionFactory
+    clock: FixedClock, database_url: str, engine: AsyncEngine, sessions: SessionFactory
 ) -> AsyncIterator[TwoApps]:
     async with two_apps(clock, database_url, engine, sessions) as running:
         yield running
