@@ -188,6 +188,30 @@ def test_an_app_that_serves_no_organisation_does_not_start(
     )
 
 
+def test_every_app_must_serve_an_organisation_and_the_menu_goes_to_the_orgs_app(
+    wecom_env: LocalWeCom,
+    env: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    wecom_env.add_app(SECOND, SECOND_SECRET)
+    monkeypatch.setenv("WECOM_APPS", str(apps_file(env)))
+    daka(capsys, "org", "create", "no1", "--name", "第一中学")
+    daka(capsys, "org", "create", "arts", "--name", "艺术学院", "--language", "en")
+    daka(capsys, "org", "set", "no1", "--wecom-agent", str(AGENT))
+    code, _, err = daka(capsys, "wecom", "--port", "0")
+    assert code == 2 and err == (
+        f"daka: setting WECOM_APPS {SECOND} serves no organisation: "
+        f"run daka org set SLUG --wecom-agent {SECOND}\n"
+    )
+    daka(capsys, "org", "set", "arts", "--wecom-agent", str(SECOND))
+    code, out, _ = daka(capsys, "wecom", "menu", "arts", "--members-only")
+    assert code == 0 and out.strip() == (
+        f"menu of WeCom app {SECOND} (arts) installed: Check in | Me"
+    )
+    assert wecom_env.apps[AGENT].menu is None and wecom_env.apps[SECOND].menu is not None
+
+
 def test_the_menu_is_installed_in_the_organisations_language(
     wecom_env: LocalWeCom, capsys: pytest.CaptureFixture[str]
 ) -> None:
