@@ -280,11 +280,22 @@ class Settings(BaseSettings):
         taken = {base, str(info.data.get("webhook_path") or "/telegram")}
         if first is not None:
             taken.add(app_path(base, first))
+        # Callbacks are told apart by the Token and key they are signed and sealed with: two
+        # apps sharing both would each take the other's at its path.
+        token, key = info.data.get("wecom_token"), info.data.get("wecom_aes_key")
+        sealed = {(token.get_secret_value(), key.get_secret_value())} if token and key else set()
         filled = []
         for entry in value:
             if entry.agent_id in agents:
                 raise ValueError(f"agent_id {entry.agent_id} is named twice")
             agents.add(entry.agent_id)
+            pair = (entry.token.get_secret_value(), entry.aes_key.get_secret_value())
+            if pair in sealed:
+                raise ValueError(
+                    f"app {entry.agent_id} has the callback Token and EncodingAESKey of another "
+                    "app: give each app its own"
+                )
+            sealed.add(pair)
             path = entry.path or app_path(base, entry.agent_id)
             if path in taken:
                 raise ValueError(f"the path of app {entry.agent_id} ({path}) is taken already")

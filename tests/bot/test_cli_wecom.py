@@ -118,6 +118,12 @@ def test_no_app_can_serve_an_organisation_of_a_deployment_without_wecom(
             "path = '/healthz'\n",
             "apps[0].path: must start with /, have no { or }, and not be /healthz or /metrics",
         ),
+        (
+            "[[apps]]\nagent_id = 7\nsecret = 's'\ntoken = 't'\naes_key = '{key}'\n"
+            "[[apps]]\nagent_id = 8\nsecret = 's8'\ntoken = 't'\naes_key = '{key}'\n",
+            "app 8 has the callback Token and EncodingAESKey of another app: "
+            "give each app its own",
+        ),
         ("agent_id = 7\n", "{file} must hold a list of apps ([[apps]] tables) and nothing else"),
         (
             "[[apps]\n",
