@@ -24,7 +24,8 @@ from domain.clock import FixedClock
 from domain.delivery import Sent
 from domain.i18n import create_translator
 from handlers.wecom.apps import AppsCourier
-from handlers.wecom.messages import CHANNEL
+from handlers.wecom.inbox import dump_event, journal_key
+from handlers.wecom.messages import CHANNEL, TextMessage
 from scheduler.rounds import Rounds
 from scheduler.sender import Sender
 from storage.db import SessionFactory
@@ -283,3 +284,30 @@ async def test_a_letter_of_an_organisation_whose_app_has_no_settings_here_is_ref
     # An organisation no app serves is reached through the first app, as with one app.
     assert isinstance(await courier.deliver(Letter(none.id)), Sent)
     assert agents(world, "zhangsan") == {AGENT}
+
+
+async def test_after_a_restart_each_app_handles_its_own_journaled_events_through_itself(
+    world: TwoApps,
+) -> None:
+    world.wecom.add_members("wangwu")
+    # An event app 2 took (journaled, acknowledged) before a crash, never handled.
+    event = TextMessage(
+        "wangwu", SECOND, int(world.apps[SECOND].clock.now().timestamp()), "你好", "m1"
+    )
+    async with world.apps[SECOND].sessions() as session:
+        await Repo(session).inbox.journal(
+            channel=f"{CHANNEL}:{SECOND}",
+            key=journal_key(event),
+            sender="wangwu",
+            payload=dump_event(event),
+            now=world.apps[SECOND].clock.now(),
+        )
+        await session.commit()
+
+    resumed = [await channel.inbox.start() for channel in world.server.channels]
+    for daka in world.apps.values():
+        await daka.settled()
+
+    assert resumed == [0, 1]
+    [hint] = world.wecom.inbox("wangwu")
+    assert hint.agent_id == SECOND and "绑定" in hint.text
