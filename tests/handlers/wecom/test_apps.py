@@ -249,13 +249,6 @@ async def test_a_letter_of_an_organisation_whose_app_has_no_settings_here_is_ref
     courier = world.server.courier()
     assert isinstance(courier, AppsCourier)
 
-    @dataclass
-    class Letter:
-        org_id: int
-        address: str = "zhangsan"
-        text: str = "你好"
-        options: list[list[dict[str, str]]] | None = None
-
     world.wecom.add_members("zhangsan")
     async with world.apps[AGENT].sessions() as session:
         repo = Repo(session)
@@ -279,10 +272,10 @@ async def test_a_letter_of_an_organisation_whose_app_has_no_settings_here_is_ref
         await session.commit()
     assert org.id is not None and none.id is not None
 
-    refused = await courier.deliver(Letter(org.id))
+    refused = await courier.deliver(TestLetter(org.id, "zhangsan"))
     assert "1000009" in str(refused) and not isinstance(refused, Sent)
     # An organisation no app serves is reached through the first app, as with one app.
-    assert isinstance(await courier.deliver(Letter(none.id)), Sent)
+    assert isinstance(await courier.deliver(TestLetter(none.id, "zhangsan")), Sent)
     assert agents(world, "zhangsan") == {AGENT}
 
 
@@ -311,3 +304,43 @@ async def test_after_a_restart_each_app_handles_its_own_journaled_events_through
     assert resumed == [0, 1]
     [hint] = world.wecom.inbox("wangwu")
     assert hint.agent_id == SECOND and "绑定" in hint.text
+
+
+async def test_an_organisation_given_another_app_is_reached_through_it_within_a_minute(
+    world: TwoApps,
+) -> None:
+    built = world.server.courier()
+    assert isinstance(built, AppsCourier)
+    sessions, orgs = world.apps[AGENT].sessions, world.apps[AGENT].org_ids
+    now = [0.0]
+
+    async def serving() -> dict[int, str]:
+        async with sessions() as session:
+            return await Repo(session).channels.apps(channel=CHANNEL)
+
+    courier = AppsCourier(built.couriers, first=AGENT, serving=serving, monotonic=lambda: now[0])
+    world.wecom.add_members("wangwu")
+    letter = TestLetter(orgs["arts"], "wangwu")
+    assert isinstance(await courier.deliver(letter), Sent)
+    async with sessions() as session:
+        repo = Repo(session)
+        await repo.channels.configure(org_id=orgs["engineering"], channel=CHANNEL, app_id=None)
+        await repo.channels.configure(org_id=orgs["arts"], channel=CHANNEL, app_id=str(AGENT))
+        await session.commit()
+
+    now[0] = 30.0
+    assert isinstance(await courier.deliver(letter), Sent)  # what it knew a moment ago
+    now[0] = 61.0
+    assert isinstance(await courier.deliver(letter), Sent)
+
+    assert [d.agent_id for d in world.wecom.inbox("wangwu")] == [SECOND, SECOND, AGENT]
+
+
+@dataclass
+class TestLetter:
+    org_id: int
+    address: str
+    text: str = "你好"
+    options: list[list[dict[str, str]]] | None = None
+
+    __test__ = False  # not a test class, for pytest
