@@ -18,8 +18,11 @@ TELEGRAM: Final = "telegram"  # the channel name letters to Telegram chats are a
 
 class Letter(Protocol):
     """A letter as a courier reads it (`storage.models.Outbox` rows are letters): light-markup
-    text and options (`domain.keys`) for an address on the courier's channel."""
+    text and options (`domain.keys`) for an address on the courier's channel, on behalf of an
+    organisation (a channel with an app per organisation sends it through that one's)."""
 
+    @property
+    def org_id(self) -> int: ...
     @property
     def address(self) -> str: ...
     @property

@@ -121,7 +121,7 @@ def run_deployment(args: argparse.Namespace, settings: Settings, clock: Clock) -
         )
     wecom_at: tuple[str, int] | None = None
     if settings.serves_wecom:
-        settings.require_wecom()  # a half-set app: one line naming the setting missing
+        settings.require_wecom_apps()  # a half-set app: one line naming the setting missing
         port = args.wecom_port if args.wecom_port is not None else settings.wecom_port
         check_count("--wecom-port", port, 0, 65535)
         wecom_at = (args.host, port)

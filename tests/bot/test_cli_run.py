@@ -243,6 +243,7 @@ async def test_one_daka_run_answers_telegram_and_wecom(
     from tests.fakewecom import LocalWeCom
     from tests.handlers.wecom.world import AES_KEY, AGENT, SECRET, TOKEN
 
+    monkeypatch.setenv("WECOM_AGENT_ID", str(AGENT))  # the app `org set` may name
     async with LocalWeCom() as wecom, aiohttp.ClientSession() as http:
         wecom.add_app(AGENT, SECRET)
         wecom.add_members("zhangsan")

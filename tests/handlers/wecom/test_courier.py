@@ -31,6 +31,7 @@ class Letter:
     address: str
     text: str
     options: list[list[dict[str, str]]] | None = None
+    org_id: int = 1
 
 
 REMINDER = Letter(
