@@ -215,7 +215,8 @@ def _event(root: Element, user: str, agent_id: int | None, created: int) -> Even
 
 def dedupe_key(event: Event) -> str:
     """The same for WeCom's retries of one callback, different for two callbacks: MsgId for
-    messages; FromUserName, CreateTime, the event and its stable keys for events."""
+    messages; FromUserName, CreateTime, the event and its stable keys (a card's task, key
+    and options ticked) for events."""
     msg_id = getattr(event, "msg_id", "")
     if msg_id:
         return f"msg:{msg_id}"
@@ -227,6 +228,8 @@ def dedupe_key(event: Event) -> str:
         parts.append(event.event_key)
     elif isinstance(event, CardPressed):
         parts += [event.task_id, event.event_key]
+        # Two submits of a card within a second differ by what was ticked; a retry does not.
+        parts += [f"{item.question_key}={','.join(item.option_ids)}" for item in event.selected]
     return "event:" + "\x1f".join(parts)
 
 

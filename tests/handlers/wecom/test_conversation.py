@@ -110,10 +110,10 @@ async def test_a_wechat_plugin_member_does_it_all_with_numbers(app: WeComDaka) -
     first = await lisi.says("打卡")  # the menu's word, typed
     assert "请发送您当前所在的位置" in texts(first)
     await lisi.sends_location(*TIANANMEN, label="天安门")
-    await lisi.says("36.5")
-    await lisi.says("7")
-    exposure = await lisi.says("8")
-    assert "回复 1 是 / 2 否" in texts(exposure)
+    symptoms = await lisi.says("36.5")
+    assert "8. 完成 ✔" in texts(symptoms) and "1 3" in texts(symptoms)  # ticks, or all at once
+    exposure = await lisi.says("7 8")  # 以上都没有, and 完成 needs no number of its own
+    assert "✔ 症状: 以上都没有" in texts(exposure) and "回复 1 是 / 2 否" in texts(exposure)
     photo = await lisi.says("2")
     assert "回复 1 ⏭ 跳过" in texts(photo)
     summary = await lisi.says("1")

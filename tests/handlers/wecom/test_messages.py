@@ -173,6 +173,14 @@ def test_a_vote_or_multiple_choice_submit_is_a_press_with_the_options_ticked() -
     assert to_input(parse(CARD.replace("text_notice", "button_interaction"))) == io.Press("key111")
 
 
+def test_two_submits_of_a_card_differ_by_what_was_ticked_and_a_retry_does_not() -> None:
+    vote = CARD.replace("text_notice", "vote_interaction")
+    other = vote.replace("OptionId4", "OptionId5")
+
+    assert dedupe_key(parse(vote)) == dedupe_key(parse(vote))
+    assert dedupe_key(parse(vote)) != dedupe_key(parse(other))
+
+
 def test_types_daka_does_not_read_are_unsupported_not_errors() -> None:
     voice = parse(
         head("voice") + "<MediaId><![CDATA[m]]></MediaId><Format><![CDATA[amr]]></Format>"
