@@ -274,8 +274,8 @@ async def _answer_press(turn: Turn, press: Press, resolve: Resolve) -> None:
             skip(q)
             outcome: Outcome = Answered(None)
         else:
-            chosen = None if press.chosen is None else chosen_values(press.chosen, draft, q.id)
-            outcome = kind.accept(q, Press(key.value, chosen), draft)
+            ticked = None if press.chosen is None else chosen_values(press.chosen, draft, q.id)
+            outcome = kind.accept(q, Press(key.value, ticked), draft)
     except AnswerError as error:
         if press.chosen is not None:  # a whole answer sent at once: ask again, saying why
             await turn.out.notice()

@@ -342,10 +342,10 @@ async def test_members_answer_a_choose_several_question_by_vote_card_and_by_numb
     await lisi.sends_location(*TIANANMEN)
     [card] = await lisi.says("36.5")
     assert card.msgtype == "template_card" and card.choices == SYMPTOMS  # not shown in WeChat
-    again = await lisi.says("1 9")
-    assert "请从问题的选项中选择作答。" in texts(again) and again[-1].choices == SYMPTOMS
-    exposure = await lisi.says("2，3")
-    assert "✔ 症状: 咳嗽、咽痛" in texts(exposure) and exposure[-1].buttons == ["是", "否"]
+    retry = await lisi.says("1 9")
+    assert "请从问题的选项中选择作答。" in texts(retry) and retry[-1].choices == SYMPTOMS
+    asked = await lisi.says("2，3")
+    assert "✔ 症状: 咳嗽、咽痛" in texts(asked) and asked[-1].buttons == ["是", "否"]
     await lisi.says("2")  # a number after a button card is what it says: asked again
     await lisi.taps("否")
     await lisi.taps("⏭ 跳过")
