@@ -357,3 +357,31 @@ async def test_members_answer_a_choose_several_question_by_vote_card_and_by_numb
         ["fever", "cough"],
     ]
     assert all(c.abnormal for c in by_member.values())
+
+
+async def test_editing_the_symptoms_from_the_summary_shows_the_earlier_ticks(
+    app: WeComDaka,
+) -> None:
+    """修改回答 → 症状: the summary card becomes the vote card in place, the earlier answer
+    ticked (is_checked); submitted again, the summary shows the new answer."""
+    await app.org()
+    await app.start()
+    zhangsan = app.member("zhangsan")
+    await bind(zhangsan, await app.invite(), "2024001", "张三")
+    await zhangsan.says("打卡")
+    await zhangsan.sends_location(*TIANANMEN)
+    await zhangsan.says("36.6")
+    await zhangsan.ticks("乏力")
+    await zhangsan.taps("否")
+    summary = await zhangsan.taps("⏭ 跳过")
+    assert "乏力" in texts(summary)
+
+    await zhangsan.taps("✏️ 修改回答")
+    [card] = await zhangsan.taps("症状")
+    assert card.updated and card.msgtype == "template_card"
+    assert card.choices == [("☑ " if s == "乏力" else "") + s for s in SYMPTOMS]
+    summary = await zhangsan.ticks("咳嗽")  # 乏力 untick in the client: only what is ticked
+    assert "咳嗽" in texts(summary) and "乏力" not in texts(summary)
+    assert "打卡成功" in texts(await zhangsan.taps("✅ 确认提交"))
+    [stored] = await checkins(app)
+    assert stored.answers["symptoms"] == ["cough"]
