@@ -28,7 +28,7 @@ import hashlib
 import json
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import asdict
 from typing import Any, Final, Protocol, TypeVar
 
@@ -45,6 +45,7 @@ T = TypeVar("T")
 
 Sleep = Callable[[float], Awaitable[None]]
 TURNS_AT_ONCE: Final = 32  # turns in one transaction; replies are sent beside them
+STUCK_AFTER: Final = 0.5  # seconds holding the writer before others go beside (_Writer)
 GIVE_WAY_AFTER: Final = 0.01  # seconds of turns before callbacks waiting to be journaled
 EVENT_TYPES: Final = {
     cls.__name__: cls
@@ -95,6 +96,13 @@ def load_event(text: str) -> Event:
     return event
 
 
+def journal_of(agent_id: int, *, first: bool) -> str:
+    """The journal's channel of an app's events: "wecom" for the first app (as when a
+    deployment had one), "wecom:<agent id>" for another, so that each app resumes its own
+    events after a restart and answers them through itself."""
+    return CHANNEL if first else f"{CHANNEL}:{agent_id}"
+
+
 def journal_key(event: Event) -> str:
     """The journal's key of an event: a digest of its dedupe key (which may be long)."""
     return hashlib.sha256(dedupe_key(event).encode()).hexdigest()
@@ -112,8 +120,10 @@ class Inbox:
         *,
         sleep: Sleep = asyncio.sleep,
         turns_at_once: int = TURNS_AT_ONCE,
+        journal: str = CHANNEL,
     ) -> None:
         self.sessions = sessions
+        self.journal = journal  # the journal's channel: one per app (`journal_of`)
         self.clock = clock
         self.turns = turns
         self.replies = replies
@@ -129,15 +139,14 @@ class Inbox:
         bind = sessions.kw.get("bind")
         url = getattr(bind, "url", None)
         one_writer = url is None or is_sqlite(url.render_as_string())
-        self._writer: contextlib.AbstractAsyncContextManager[Any] = (
-            asyncio.Lock() if one_writer else contextlib.nullcontext()
-        )
+        self._writer = _Writer(one_writer)
         self._to_journal: list[tuple[Event, asyncio.Future[None]]] = []
         self._to_answer: list[tuple[int, Event, asyncio.Future[list[Record] | None]]] = []
         self._replied: list[int] = []
         self._journaling: asyncio.Task[None] | None = None
         self._journal_waits = False
-        self._answering: asyncio.Task[None] | None = None
+        self._answering: set[asyncio.Task[None]] = set()
+        self._batch_since: dict[asyncio.Task[Any], float] = {}  # each worker's transaction
         self._marking: asyncio.Task[None] | None = None
 
     async def take(self, event: Event) -> None:
@@ -153,8 +162,8 @@ class Inbox:
         returns how many of either there were."""
         async with self.sessions() as session:
             repo = Repo(session)
-            unreplied = await repo.inbox.unreplied(channel=CHANNEL)
-            unhandled = await repo.inbox.unhandled(channel=CHANNEL)
+            unreplied = await repo.inbox.unreplied(channel=self.journal)
+            unhandled = await repo.inbox.unhandled(channel=self.journal)
         for pending in unreplied:
             try:
                 records = json.loads(pending.body)
@@ -191,7 +200,7 @@ class Inbox:
 
     def _tasks(self) -> list[asyncio.Task[None]]:
         """The lanes and the writers under way."""
-        writers = (self._journaling, self._answering, self._marking)
+        writers = (self._journaling, *self._answering, self._marking)
         return [*self._lanes.values(), *(t for t in writers if t is not None and not t.done())]
 
     async def _journal_all(self) -> None:
@@ -199,7 +208,7 @@ class Inbox:
         for the next round."""
         while self._to_journal:
             self._journal_waits = True  # a transaction of turns gives way
-            async with self._writer:
+            async with self._writer.turn():
                 self._journal_waits = False
                 batch, self._to_journal = self._to_journal, []
                 entries = [
@@ -209,7 +218,7 @@ class Inbox:
                 try:
                     async with self.sessions() as session:
                         kept = await Repo(session).inbox.journal_many(
-                            channel=CHANNEL, events=entries, now=self.clock.now()
+                            channel=self.journal, events=entries, now=self.clock.now()
                         )
                         await session.commit()
                     self.journal_writes += 1
@@ -277,17 +286,27 @@ class Inbox:
         handled the event already."""
         done: asyncio.Future[list[Record] | None] = asyncio.get_running_loop().create_future()
         self._to_answer.append((row, event, done))
-        self._answering = _running(self._answering, self._answer_all)
+        self._answer_beside()
         return await done
 
     async def _answer_all(self) -> None:
+        loop = asyncio.get_running_loop()
+        me = asyncio.current_task()
         while self._to_answer:
             batch = [item for item in self._to_answer[: self.turns_at_once] if not item[2].done()]
             del self._to_answer[: self.turns_at_once]
             if not batch:
                 continue
-            async with self._writer:
-                outcomes = await self._answer_batch([(row, event) for row, event, _ in batch])
+            if me is not None:
+                self._batch_since[me] = loop.time()
+            watch = _Every(STUCK_AFTER, self._answer_beside)  # for turns queued meanwhile
+            try:
+                async with self._writer.turn():
+                    outcomes = await self._answer_batch([(row, event) for row, event, _ in batch])
+            finally:
+                watch.cancel()
+                if me is not None:
+                    self._batch_since.pop(me, None)
             self._to_answer[:0] = batch[len(outcomes) :]  # given way to callbacks: next time
             for (_, _, done), outcome in zip(batch, outcomes, strict=False):
                 if done.done():
@@ -296,6 +315,20 @@ class Inbox:
                     done.set_exception(outcome)
                 else:
                     done.set_result(outcome)
+
+    def _answer_beside(self) -> None:
+        """A worker for the turns queued, unless one will take them: the first, or one beside
+        workers whose transactions have taken more than `STUCK_AFTER` (a turn waiting on
+        something)."""
+        if not self._to_answer:
+            return
+        now = asyncio.get_running_loop().time()
+        for task in self._answering:
+            if not task.done() and now - self._batch_since.get(task, now) < STUCK_AFTER:
+                return  # it takes them next
+        task = asyncio.create_task(self._answer_all())
+        self._answering.add(task)
+        task.add_done_callback(self._answering.discard)
 
     async def _answer_batch(
         self, batch: list[tuple[int, Event]]
@@ -362,7 +395,7 @@ class Inbox:
 
     async def _mark_handled(self, row: int, records: list[Record]) -> bool:
         try:
-            async with self._writer, self.sessions() as session:
+            async with self._writer.turn(), self.sessions() as session:
                 await Repo(session).inbox.mark_handled(
                     event_id=row,
                     replies=json.dumps(records, ensure_ascii=False) if records else None,
@@ -386,13 +419,57 @@ class Inbox:
         while self._replied:
             rows, self._replied = self._replied, []
             try:
-                async with self._writer, self.sessions() as session:
+                async with self._writer.turn(), self.sessions() as session:
                     await Repo(session).inbox.mark_replied(event_ids=rows, now=self.clock.now())
                     await session.commit()
             except Exception as exc:  # they are sent again on the next start
                 log.warning(
                     "wecom: %d events' sent replies could not be recorded: %s", len(rows), exc
                 )
+
+
+class _Writer:
+    """On SQLite, one writing transaction of the inbox at a time, so that none waits in
+    SQLite's busy timeout (its sleeps stretched the acknowledgements to seconds); except
+    beside one that has held the writer for `STUCK_AFTER` (a turn waiting on something, such
+    as a photo downloaded): then SQLite's own locking takes over, as with several writers."""
+
+    def __init__(self, one: bool) -> None:
+        self._lock = asyncio.Lock() if one else None
+
+    @contextlib.asynccontextmanager
+    async def turn(self) -> AsyncIterator[None]:
+        if self._lock is None:
+            yield
+            return
+        try:
+            # Not asyncio.wait_for: on 3.11 it can swallow a cancellation that comes as the
+            # lock is granted (a crash, a shutdown), and the cancelled turn would go on.
+            async with asyncio.timeout(STUCK_AFTER):
+                await self._lock.acquire()
+        except TimeoutError:
+            yield  # beside the transaction that holds it
+            return
+        try:
+            yield
+        finally:
+            self._lock.release()
+
+
+class _Every:
+    """`action` every `seconds`, until cancelled."""
+
+    def __init__(self, seconds: float, action: Callable[[], None]) -> None:
+        self._seconds = seconds
+        self._action = action
+        self._handle = asyncio.get_running_loop().call_later(seconds, self._fire)
+
+    def _fire(self) -> None:
+        self._action()
+        self._handle = asyncio.get_running_loop().call_later(self._seconds, self._fire)
+
+    def cancel(self) -> None:
+        self._handle.cancel()
 
 
 class _Taken(Exception):

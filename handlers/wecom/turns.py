@@ -5,6 +5,8 @@ What is WeCom's own is read here, before the core sees it:
 - "绑定 CODE", "bind CODE" or an invite link's `start=CODE` is the invite (as Telegram's
   `/start CODE`), refused when it is another organisation's than the app's;
 - a number typed back is the press of that option of the message last shown (`out.Shown`);
+  numbers typed together ("1 3", "1，3") after a choose-several question's boxes (numbered, or
+  on a vote card the WeChat plug-in does not show) submit those boxes, as the card would;
 - the device's own location report (上报地理位置) counts only while a location is asked for;
 - the 打卡 menu button's pick (`location_select`) starts today's check-in when none is under way
   and answers its location question;
@@ -57,6 +59,7 @@ Fetch = Callable[[str], Awaitable[bytes]]
 BIND: Final = re.compile(r"(?:绑定|bind)\s*:?\s*(\S*)", re.IGNORECASE)
 LINK: Final = re.compile(r"[?&]start=([A-Za-z0-9_-]{1,64})")
 NUMBER: Final = re.compile(r"[0-9]{1,3}")
+NUMBERS: Final = re.compile(r"[0-9]{1,3}(?:[\s,、;/]+[0-9]{1,3}){0,31}")  # after NFKC
 
 
 def bind_hint() -> str:
@@ -68,7 +71,8 @@ def bind_hint() -> str:
 
 def read_text(given: Text, shown: Shown | None) -> Input | None:
     """A typed text as WeCom members mean it: an invite, a number for an option shown as a
-    numbered line, or text. None: "绑定" without a code."""
+    numbered line, numbers for the boxes of a choose-several question, or text. None: "绑定"
+    without a code."""
     raw = unicodedata.normalize("NFKC", given.text).strip()
     bind = BIND.fullmatch(raw)
     if bind is not None:
@@ -76,7 +80,17 @@ def read_text(given: Text, shown: Shown | None) -> Input | None:
     link = LINK.search(raw)
     if link is not None and " " not in raw:
         return Command("start", link.group(1))
-    if NUMBER.fullmatch(raw) and shown is not None and shown.numbered:
+    one = NUMBER.fullmatch(raw) is not None
+    # Numbers for boxes submit them; one number after numbered boxes ticks it (below).
+    if (
+        NUMBERS.fullmatch(raw)
+        and shown is not None
+        and shown.submit
+        and not (one and shown.numbered)
+    ):
+        boxes = shown.boxes_of([int(n) for n in re.findall(r"[0-9]+", raw)])
+        return Press(shown.submit, chosen=boxes) if boxes is not None else given
+    if one and shown is not None and shown.numbered:
         key = shown.key_of(int(raw))
         if key is not None:
             return Press(key)
@@ -142,6 +156,7 @@ class WeComTurns:
                 repo, channel=CHANNEL, external_ids=[person.external_id]
             )
             visitor = visitors[person.external_id]
+        prefer_served(visitor, served)
         if state is None:
             state = self.state_of(repo.session, person)
         shown = Shown.of(await state.get_data())
@@ -248,6 +263,18 @@ class WeComTurns:
             )
         )
         return False
+
+
+def prefer_served(visitor: Visitor, served: Served | None) -> None:
+    """Someone in several organisations of the corporation, each served by an app of its own,
+    is in the app they wrote to the member (and manager) of the organisation it serves: its
+    enrolment and roles come first, and its language."""
+    if served is None or served.org.id is None or served.org.id not in visitor.orgs:
+        return
+    org_id = served.org.id
+    visitor.members.sort(key=lambda member: member.org_id != org_id)
+    visitor.roles.sort(key=lambda grant: grant.org_id != org_id)
+    visitor.org = served.org
 
 
 def media_fetcher(api: WeComAPI) -> Fetch:
