@@ -2,8 +2,8 @@
 organisation's grace period, or on request) and the legal hold that suspends it.
 
 Erasure removes what the member answered — every answer of every check-in and of every
-revision, the exact coordinates, the reasons an answer was abnormal, the reasons given for
-their excuses — and the letters still addressed to them. It keeps what the figures of past days
+revision, the photos kept of their photo answers, the exact coordinates, the reasons an answer
+was abnormal, the reasons given for their excuses — and the letters still addressed to them. It keeps what the figures of past days
 count: the check-in rows themselves (the day was reported), whether each was abnormal or
 outside the area, its province and city, and the excuses' days; and the roster entry, which is
 the organisation's. So a past day's totals are the same before and after."""
@@ -33,6 +33,7 @@ from storage.models import (
     Outbox,
 )
 from storage.repos.audit import AuditRepo
+from storage.repos.photos import PhotoRepo
 from storage.slots import alerts_about
 
 GRACE_ACTOR = "withdrawal"  # who erases when the grace period is over, in the audit trail
@@ -52,11 +53,13 @@ class Erased:
     excuses: int
     letters: int
     conversations: int = 0
+    photos: int = 0
 
     def detail(self) -> str:
         return (
             f"check-ins {self.checkins}, revisions {self.revisions}, excuses {self.excuses}, "
-            f"letters {self.letters}, conversations {self.conversations}"
+            f"letters {self.letters}, conversations {self.conversations}, "
+            f"photos {self.photos}"
         )
 
 
@@ -132,6 +135,7 @@ class PrivacyRepo:
                 )
             )
         )
+        photos = await PhotoRepo(self.session).delete_member(member_id=member.id)
         conversations = 0
         if member.account_id is not None:
             # A draft under way holds answers too: the person's conversation on each channel
@@ -156,6 +160,7 @@ class PrivacyRepo:
             excuses=int(excuses.rowcount or 0),
             letters=int(letters.rowcount or 0),
             conversations=conversations,
+            photos=photos,
         )
         await self.audit.log(
             org_id=member.org_id,

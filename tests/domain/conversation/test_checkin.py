@@ -44,13 +44,16 @@ from domain.delivery import TELEGRAM
 from domain.forms import Form, parse_form
 from domain.geo import Place
 from domain.i18n import speaking
+from domain.kinds.photo import MAX_PHOTO_BYTES
 from storage.db import create_engine, create_session_factory
 from storage.models import CheckIn, Identity, Member, Organisation, Outbox
+from storage.models import Photo as PhotoRow
 from storage.repo import Repo
 from tests.conftest import MORNING
 from tests.storage.seeding import migrated_session, seed_roster, telegram_account
 
 TIANANMEN = (39.9087, 116.3975)
+JPEG = b"\xff\xd8\xff\xe0 a photo"
 SHENZHEN = (22.5431, 114.0579)
 MANAGER = 900
 ROSTER = (("工程学院/一班", "1", "甲"), ("工程学院/一班", "2", "乙"))
@@ -100,6 +103,7 @@ class Chat:
     recorded: int = 0
     update_id: int = 1000
     channels: frozenset[str] = frozenset({TELEGRAM})  # the deployment's
+    files: dict[str, bytes] = field(default_factory=dict)  # the channel's photos, by reference
 
     @property
     def org(self) -> Organisation:
@@ -130,7 +134,7 @@ class Chat:
         if state is None:
             await checkin.on_start(turn, given, resolve=places)
         elif state == ANSWERING:
-            await checkin.on_answer(turn, given, resolve=places)
+            await checkin.on_answer(turn, given, resolve=places, fetch=self.fetch)
         else:
             assert state == SUMMARY
             await checkin.on_summary(
@@ -138,6 +142,12 @@ class Chat:
             )
         await self.session.commit()
         return self.out.take()
+
+    async def fetch(self, ref: str) -> bytes:
+        """The channel's download: a reference it no longer has is a LookupError."""
+        if ref not in self.files:
+            raise LookupError(ref)
+        return self.files[ref]
 
     async def press(self, said: Said, label: str) -> list[Said]:
         """Press the option whose label contains `label`."""
@@ -399,8 +409,56 @@ async def test_photos_must_be_fresh(chat: Chat) -> None:
     assert "转发" in refusal.text and "如有需要，请上传一张照片" in refusal.text
     [refusal] = await chat.send(Text("没有"))
     assert "请发送一张照片" in refusal.text
+    chat.files["AgACAgIAAx"] = JPEG
     [summary] = await chat.send(Photo("AgACAgIAAx"))
-    assert "已附照片" in summary.text and chat.draft.answers["photo"] == "AgACAgIAAx"
+    assert "已附照片" in summary.text
+    [kept] = (await chat.session.exec(select(PhotoRow))).all()
+    assert chat.draft.answers["photo"] == f"media:{kept.id}"
+    assert (kept.content, kept.content_type, kept.size) == (JPEG, "image/jpeg", len(JPEG))
+    assert (kept.question, kept.local_day, kept.channel) == ("photo", chat.draft.day, "test")
+
+
+async def at_the_photo(chat: Chat) -> None:
+    await chat.send(Command("checkin"))
+    await chat.send(Location(*TIANANMEN))
+    symptoms = last(await chat.send(Text("36.6")))
+    await chat.press(symptoms, "以上都没有")
+    await chat.press(last(await chat.press(symptoms, "完成")), "否")
+
+
+async def test_a_photo_the_channel_cannot_give_is_asked_for_again_and_nothing_kept(
+    chat: Chat,
+) -> None:
+    await at_the_photo(chat)
+    with speaking("en"):
+        [again] = await chat.send(Photo("expired-media-id"))
+    assert "the photo could not be received. Please send it again" in again.text
+    assert "send a photo" in again.text  # the question again
+    assert "photo" not in chat.draft.answers and chat.state.state == ANSWERING
+    assert (await chat.session.exec(select(PhotoRow))).all() == []
+    chat.files["fresh"] = JPEG
+    [summary] = await chat.send(Photo("fresh"))
+    assert "已附照片" in summary.text and chat.draft.answers["photo"].startswith("media:")
+
+
+async def test_a_photo_too_large_is_refused_with_the_limit(chat: Chat) -> None:
+    await at_the_photo(chat)
+    chat.files["huge"] = JPEG + b"x" * MAX_PHOTO_BYTES
+    with speaking("en"):
+        [again] = await chat.send(Photo("huge"))
+    assert "too large (at most 5 MB)" in again.text and "photo" not in chat.draft.answers
+    assert (await chat.session.exec(select(PhotoRow))).all() == []
+
+
+async def test_a_photo_sent_outside_a_photo_question_is_not_kept(chat: Chat) -> None:
+    """Only what the form asks is collected: a photo at the temperature question is refused
+    before anything is fetched."""
+    await chat.send(Command("checkin"))
+    await chat.send(Location(*TIANANMEN))
+    chat.files["p"] = JPEG
+    [again] = await chat.send(Photo("p"))
+    assert "体温" in again.text
+    assert (await chat.session.exec(select(PhotoRow))).all() == []
 
 
 # -- yes/no with a follow-up ------------------------------------------------------------------
