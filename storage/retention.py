@@ -119,15 +119,14 @@ async def apply_retention(
                 cleared.answers[UNSUBMITTED] += unsubmitted
         if cleared.checkins:
             touched[org.slug] = cleared.checkins
-        if cleared.checkins or cleared.answers:
-            if not dry_run:
-                await AuditRepo(session).log(
-                    org_id=org.id,
-                    actor=ACTOR,
-                    action="retention",
-                    detail=cleared.detail(),
-                    now=now,
-                )
+        if (cleared.checkins or cleared.answers) and not dry_run:
+            await AuditRepo(session).log(
+                org_id=org.id,
+                actor=ACTOR,
+                action="retention",
+                detail=cleared.detail(),
+                now=now,
+            )
         verb = "would clear" if dry_run else "cleared"
         log.info("retention %s: %s %s", org.slug, verb, cleared.detail())
     await session.flush()
