@@ -6,7 +6,8 @@ revision, the photos kept of their photo answers, the exact coordinates, the rea
 was abnormal, the reasons given for their excuses — and the letters still addressed to them. It
 keeps what the figures of past days count: the check-in rows themselves (the day was reported),
 whether each was abnormal or outside the area, its province and city, and the excuses' days;
-and the roster entry, which is the organisation's. So a past day's totals are the same before and after."""
+and the roster entry, which is the organisation's. So a past day's totals are the same before
+and after."""
 
 from __future__ import annotations
 
