@@ -6,8 +6,10 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import cast
 
 from sqlalchemy import delete, exists
+from sqlalchemy.orm import QueryableAttribute, defer
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -82,21 +84,25 @@ class PhotoRepo:
         if not member_ids:
             return []
         stmt = (
-            select(
-                col(Photo.id),
-                col(Photo.org_id),
-                col(Photo.member_id),
-                col(Photo.local_day),
-                col(Photo.question),
-                col(Photo.content_type),
-                col(Photo.size),
-                col(Photo.channel),
-                col(Photo.created_at),
-            )
+            select(Photo)
+            .options(defer(cast("QueryableAttribute[bytes]", Photo.content)))
             .where(col(Photo.member_id).in_(set(member_ids)))
             .order_by(col(Photo.id))
         )
-        return [PhotoInfo(*row) for row in (await self.session.exec(stmt)).all()]
+        return [
+            PhotoInfo(
+                id=p.id or 0,
+                org_id=p.org_id,
+                member_id=p.member_id,
+                local_day=p.local_day,
+                question=p.question,
+                content_type=p.content_type,
+                size=p.size,
+                channel=p.channel,
+                created_at=p.created_at,
+            )
+            for p in (await self.session.exec(stmt)).all()
+        ]
 
     async def delete_answers(
         self, *, member_id: int, local_day: date, questions: Collection[str]

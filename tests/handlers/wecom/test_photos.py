@@ -93,19 +93,21 @@ async def test_a_photo_outlives_wecoms_three_days_and_only_a_manager_of_the_memb
     assert app.wecom._media(media_id) is None
     view = await boss.says("/member 2024001")
     assert "张三" in texts(view) and "📷" in texts(view)
-    card = next(s for s in reversed(boss.screen()) if s.buttons)
-    [label] = card.buttons
+    shown = next(s for s in reversed(boss.screen()) if s.buttons)
+    [label] = shown.buttons
     sent = await boss.taps(label)
     assert [s.msgtype for s in sent].count("image") == 1, sent
     assert images_to(app, "boss") == [JPEG]
     assert "张三" in texts(sent)
 
     # teacher2 manages 二班 only: the same button, replayed from their side, is refused
-    [delivered] = [
-        d for d in app.wecom.inbox("boss") if d.card is not None and d.card.body.get("button_list")
+    [card] = [
+        d.card
+        for d in app.wecom.inbox("boss")
+        if d.card is not None and "button_list" in d.card.body
     ][-1:]
-    key = str(delivered.card.body["button_list"][0]["key"])
-    refused = await other.presses(delivered.card.task_id, key)
+    key = str(card.body["button_list"][0]["key"])
+    refused = await other.presses(card.task_id, key)
     assert images_to(app, "teacher2") == []
     with speaking("zh"):
         assert texts(refused) == no_longer_valid()
