@@ -32,9 +32,10 @@ ENV PATH="/opt/daka/bin:$PATH" \
 USER 10001:10001
 WORKDIR /data
 VOLUME ["/data"]
-# `daka webhook --port 8080` (deploy/compose.yaml) serves Telegram, /healthz and /metrics here;
-# `daka run` (long polling, the default) listens on no port.
-EXPOSE 8080
+# `daka webhook --port 8080` (deploy/compose.yaml) serves Telegram, /healthz and /metrics here,
+# `daka wecom --port 8081` the WeCom app's callbacks; `daka run` (long polling, the default)
+# listens on no port unless WeCom is set (WECOM_PORT).
+EXPOSE 8080 8081
 HEALTHCHECK --interval=30s --timeout=10s --start-period=20s --retries=3 CMD ["daka", "check"]
 ENTRYPOINT ["daka"]
 CMD ["run"]

@@ -30,7 +30,7 @@ from domain.delivery import TELEGRAM, RetryAfter, Transient
 from domain.geo import DEFAULT_RESOLVER, Place, resolve_place
 from domain.i18n import create_translator
 from handlers.telegram.errors import API_ERRORS, failure_of
-from handlers.telegram.fsm import AfterCommit, DbStorage
+from handlers.telegram.fsm import AfterCommit, DbStorage, redis_forgetter, redis_storage
 from handlers.telegram.i18n import LanguageMiddleware
 from handlers.telegram.middlewares import (
     DbSessionMiddleware,
@@ -49,6 +49,7 @@ from storage.db import (
 )
 from storage.migrate import upgrade
 from storage.repo import Repo
+from storage.repos.privacy import Forget
 
 if TYPE_CHECKING:
     from bot.wecom import WeComServer
@@ -84,15 +85,15 @@ def create_couriers(bot: Bot, *, send_rate: float = TELEGRAM_SEND_RATE) -> dict[
 
 @contextlib.asynccontextmanager
 async def deployment_couriers(
-    bot: Bot, settings: Settings, sessions: SessionFactory
+    bot: Bot | None, settings: Settings, sessions: SessionFactory
 ) -> AsyncIterator[dict[str, Courier]]:
-    """Every channel's courier this deployment has: Telegram's, and WeCom's when the
-    `WECOM_*` settings are there, so that one scheduler reminds and alerts people on both (a
-    round runs once, in whichever scheduler claims it first). WeCom's HTTP session lives as
-    long as the block."""
+    """Every channel's courier this deployment has: Telegram's (when given a bot), and WeCom's
+    when the `WECOM_*` settings are there, so that one scheduler reminds and alerts people on
+    both (a round runs once, in whichever scheduler claims it first). WeCom's HTTP session
+    lives as long as the block."""
     from bot.wecom import wecom_courier
 
-    couriers = create_couriers(bot, send_rate=settings.send_rate)
+    couriers = create_couriers(bot, send_rate=settings.send_rate) if bot is not None else {}
     if settings.wecom_corp_id is None:
         yield couriers
         return
@@ -116,14 +117,14 @@ def create_storage(
     """FSM state in Redis when `REDIS_URL` is set (written once the update commits), otherwise
     in the database (remembered in memory only by a process that is its sole writer)."""
     if settings.redis_url:
-        from aiogram.fsm.storage.redis import DefaultKeyBuilder, RedisStorage
-
-        return AfterCommit(
-            RedisStorage.from_url(
-                settings.redis_url, key_builder=DefaultKeyBuilder(with_destiny=True)
-            )
-        )
+        return AfterCommit(redis_storage(settings.redis_url))
     return DbStorage(sessions, cache=sole_writer)
+
+
+def conversation_forgetter(settings: Settings) -> Forget | None:
+    """Erasure's `forget`: Telegram's state in Redis when `REDIS_URL` is set (the database's
+    conversations are erased with the answers)."""
+    return redis_forgetter(settings.redis_url) if settings.redis_url else None
 
 
 def create_dispatcher(
@@ -391,7 +392,9 @@ async def _poll(
         watcher.add_done_callback(lambda _: poller.stop())
     from scheduler.jobs import SchedulerService
 
-    service = SchedulerService(couriers, sessions, clock, dp["i18n"])
+    service = SchedulerService(
+        couriers, sessions, clock, dp["i18n"], conversation_forgetter(settings)
+    )
     dp["outbox_wake"] = service.sender.wake
     ops = await _serve_ops(engine, dp.storage, metrics_port)
     settle_heap()
@@ -435,7 +438,9 @@ async def run_scheduler(
 
     closing = contextlib.AsyncExitStack()
     couriers = await closing.enter_async_context(deployment_couriers(bot, settings, sessions))
-    service = SchedulerService(couriers, sessions, clock, create_translator())
+    service = SchedulerService(
+        couriers, sessions, clock, create_translator(), conversation_forgetter(settings)
+    )
     stopped = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

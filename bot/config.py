@@ -3,17 +3,123 @@
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import re
+import tomllib
 from dataclasses import dataclass, field
-from typing import Annotated, Literal
+from pathlib import Path
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 TOKEN_SHAPE = re.compile(r"\d+:\S+")
 WECOM_AES_KEY_SHAPE = re.compile(r"[A-Za-z0-9+/]{43}")
 WECOM_TOKEN_SHAPE = re.compile(r"[A-Za-z0-9]{1,32}")
+MAX_AGENT_ID = 2**31
+
+
+def _wecom_token_of(value: SecretStr | None) -> SecretStr | None:
+    # The callback Token WeCom's admin console generates: up to 32 letters and digits.
+    token = value.get_secret_value().strip() if value is not None else ""
+    if not token:
+        return None
+    if not WECOM_TOKEN_SHAPE.fullmatch(token):
+        raise ValueError("expected the callback Token: 1-32 letters and digits")
+    return SecretStr(token)
+
+
+def _wecom_aes_key_of(value: SecretStr | None) -> SecretStr | None:
+    # 43 base64 characters decoding to the 32-byte AES key (Doc 91144); never echoed.
+    key = value.get_secret_value().strip() if value is not None else ""
+    if not key:
+        return None
+    if not WECOM_AES_KEY_SHAPE.fullmatch(key) or len(base64.b64decode(key + "=")) != 32:
+        raise ValueError("expected the callback EncodingAESKey: 43 characters of A-Z, a-z and 0-9")
+    return SecretStr(key)
+
+
+def _path_of(value: str) -> str:
+    if not value.startswith("/") or value in ("/healthz", "/metrics") or {"{", "}"} & set(value):
+        raise ValueError("must start with /, have no { or }, and not be /healthz or /metrics")
+    return value
+
+
+def app_path(base: str, agent_id: int) -> str:
+    """Where an app's callbacks come when its entry names no path: `WECOM_PATH/<agent_id>`."""
+    return f"{base.rstrip('/')}/{agent_id}"
+
+
+class WeComAppEntry(BaseModel):
+    """A further self-built app of the same corporation (`WECOM_APPS`): the corp id and the
+    API URL are the deployment's (`WECOM_CORP_ID`, `WECOM_API_URL`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    agent_id: int = Field(ge=1, lt=MAX_AGENT_ID)
+    secret: SecretStr
+    token: SecretStr
+    aes_key: SecretStr
+    path: str | None = None
+
+    @field_validator("secret")
+    @classmethod
+    def _secret(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().strip():
+            raise ValueError("the app's Secret is empty")
+        return SecretStr(value.get_secret_value().strip())
+
+    @field_validator("token")
+    @classmethod
+    def _token(cls, value: SecretStr) -> SecretStr:
+        token = _wecom_token_of(value)
+        if token is None:
+            raise ValueError("the callback Token is empty")
+        return token
+
+    @field_validator("aes_key")
+    @classmethod
+    def _aes_key(cls, value: SecretStr) -> SecretStr:
+        key = _wecom_aes_key_of(value)
+        if key is None:
+            raise ValueError("the callback EncodingAESKey is empty")
+        return key
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str | None) -> str | None:
+        return None if value is None else _path_of(value)
+
+
+def read_wecom_apps(path: Path) -> list[Any]:
+    """The entries of a `WECOM_APPS` file: TOML (`[[apps]]` tables) or, for a `.json` file, a
+    JSON object with an "apps" list (or the list itself). Raises ValueError saying what is
+    wrong with the file, never quoting a value."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc.strerror or type(exc).__name__}") from None
+    try:
+        if path.suffix.lower() == ".json":
+            document: Any = json.loads(raw)
+        else:
+            document = tomllib.loads(raw.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        kind = "JSON" if path.suffix.lower() == ".json" else "TOML"
+        # tomllib and json name the line and column, not the text found there.
+        raise ValueError(f"{path} is not {kind}: {str(exc).splitlines()[0]}") from None
+    apps = document.get("apps") if isinstance(document, dict) else document
+    if not isinstance(apps, list) or (isinstance(document, dict) and set(document) != {"apps"}):
+        raise ValueError(f"{path} must hold a list of apps ([[apps]] tables) and nothing else")
+    return apps
 
 
 class Settings(BaseSettings):
@@ -43,6 +149,9 @@ class Settings(BaseSettings):
     wecom_api_url: str = "https://qyapi.weixin.qq.com"
     wecom_path: str = "/wecom"
     wecom_port: int = Field(default=8081, ge=0, le=65535)
+    # Further apps of the corp: a TOML or JSON file (read once, at start), each app checked as
+    # the first app's WECOM_* settings are; `wecom_apps` holds them with their paths filled in.
+    wecom_apps: Annotated[tuple[WeComAppEntry, ...], NoDecode] = ()
 
     @field_validator("bot_token")
     @classmethod
@@ -113,13 +222,7 @@ class Settings(BaseSettings):
     @field_validator("webhook_path", "wecom_path")
     @classmethod
     def _path(cls, value: str) -> str:
-        if (
-            not value.startswith("/")
-            or value in ("/healthz", "/metrics")
-            or {"{", "}"} & set(value)
-        ):
-            raise ValueError("must start with /, have no { or }, and not be /healthz or /metrics")
-        return value
+        return _path_of(value)
 
     @field_validator("wecom_corp_id", "wecom_agent_id", "wecom_secret", mode="before")
     @classmethod
@@ -139,26 +242,12 @@ class Settings(BaseSettings):
     @field_validator("wecom_token")
     @classmethod
     def _wecom_token(cls, value: SecretStr | None) -> SecretStr | None:
-        # The callback Token WeCom's admin console generates: up to 32 letters and digits.
-        token = value.get_secret_value().strip() if value is not None else ""
-        if not token:
-            return None
-        if not WECOM_TOKEN_SHAPE.fullmatch(token):
-            raise ValueError("expected the callback Token: 1-32 letters and digits")
-        return SecretStr(token)
+        return _wecom_token_of(value)
 
     @field_validator("wecom_aes_key")
     @classmethod
     def _wecom_aes_key(cls, value: SecretStr | None) -> SecretStr | None:
-        # 43 base64 characters decoding to the 32-byte AES key (Doc 91144); never echoed.
-        key = value.get_secret_value().strip() if value is not None else ""
-        if not key:
-            return None
-        if not WECOM_AES_KEY_SHAPE.fullmatch(key) or len(base64.b64decode(key + "=")) != 32:
-            raise ValueError(
-                "expected the callback EncodingAESKey: 43 characters of A-Z, a-z and 0-9"
-            )
-        return SecretStr(key)
+        return _wecom_aes_key_of(value)
 
     @field_validator("wecom_path")
     @classmethod
@@ -166,6 +255,60 @@ class Settings(BaseSettings):
         if value == info.data.get("webhook_path"):
             raise ValueError("must differ from WEBHOOK_PATH")
         return value
+
+    @field_validator("wecom_apps", mode="before")
+    @classmethod
+    def _read_wecom_apps(cls, value: object) -> object:
+        # WECOM_APPS names a file; a test may hand the entries over directly.
+        if isinstance(value, str) and not value.strip():
+            return ()
+        if isinstance(value, str | Path):
+            return read_wecom_apps(Path(value).expanduser())
+        return value
+
+    @field_validator("wecom_apps")
+    @classmethod
+    def _distinct_apps(
+        cls, value: tuple[WeComAppEntry, ...], info: ValidationInfo
+    ) -> tuple[WeComAppEntry, ...]:
+        # Each app its own AgentId and its own callback path: the first app (WECOM_*) answers
+        # at WECOM_PATH and WECOM_PATH/<its agent id>, another at its path or
+        # WECOM_PATH/<its agent id>.
+        base = info.data.get("wecom_path") or "/wecom"
+        first = info.data.get("wecom_agent_id")
+        agents: set[int] = {first} if first is not None else set()
+        taken = {base, str(info.data.get("webhook_path") or "/telegram")}
+        if first is not None:
+            taken.add(app_path(base, first))
+        # Callbacks are told apart by the Token and key they are signed and sealed with: two
+        # apps sharing both would each take the other's at its path.
+        token, key = info.data.get("wecom_token"), info.data.get("wecom_aes_key")
+        sealed = {(token.get_secret_value(), key.get_secret_value())} if token and key else set()
+        filled = []
+        for entry in value:
+            if entry.agent_id in agents:
+                raise ValueError(f"agent_id {entry.agent_id} is named twice")
+            agents.add(entry.agent_id)
+            pair = (entry.token.get_secret_value(), entry.aes_key.get_secret_value())
+            if pair in sealed:
+                raise ValueError(
+                    f"app {entry.agent_id} has the callback Token and EncodingAESKey of another "
+                    "app: give each app its own"
+                )
+            sealed.add(pair)
+            path = entry.path or app_path(base, entry.agent_id)
+            if path in taken:
+                raise ValueError(f"the path of app {entry.agent_id} ({path}) is taken already")
+            taken.add(path)
+            filled.append(entry.model_copy(update={"path": path}))
+        return tuple(filled)
+
+    @property
+    def wecom_agents(self) -> frozenset[int]:
+        """The AgentIds of the apps this deployment is configured for (WECOM_AGENT_ID and
+        WECOM_APPS): the apps `daka org set --wecom-agent` may name."""
+        first = {self.wecom_agent_id} if self.wecom_agent_id is not None else set()
+        return frozenset(first | {entry.agent_id for entry in self.wecom_apps})
 
     @property
     def serves_telegram(self) -> bool:
@@ -184,7 +327,7 @@ class Settings(BaseSettings):
                 self.wecom_token,
                 self.wecom_aes_key,
             )
-        )
+        ) or bool(self.wecom_apps)
 
     def require_wecom(self, purpose: str = "to serve WeCom") -> WeComSettings:
         """The WeCom app's settings, or a clear error naming the first one missing."""
@@ -212,7 +355,25 @@ class Settings(BaseSettings):
             aes_key=self.wecom_aes_key.get_secret_value(),
             api_url=self.wecom_api_url,
             path=self.wecom_path,
+            also=(app_path(self.wecom_path, self.wecom_agent_id),),
         )
+
+    def require_wecom_apps(self, purpose: str = "to serve WeCom") -> list[WeComSettings]:
+        """Every app of the deployment, the first (`WECOM_*`) first: one corp, one API URL,
+        each app its AgentId, Secret, callback Token and EncodingAESKey, and path."""
+        first = self.require_wecom(purpose)
+        return [first] + [
+            WeComSettings(
+                corp_id=first.corp_id,
+                agent_id=entry.agent_id,
+                secret=entry.secret.get_secret_value(),
+                token=entry.token.get_secret_value(),
+                aes_key=entry.aes_key.get_secret_value(),
+                api_url=first.api_url,
+                path=entry.path or app_path(first.path, entry.agent_id),
+            )
+            for entry in self.wecom_apps
+        ]
 
     def require_webhook_secret(self) -> str:
         """The secret Telegram sends with each webhook delivery; webhooks refuse to run without."""
@@ -239,6 +400,12 @@ class WeComSettings:
     aes_key: str = field(repr=False)
     api_url: str
     path: str
+    also: tuple[str, ...] = ()  # further paths it answers at (the first app: WECOM_PATH/<id>)
+
+    @property
+    def paths(self) -> tuple[str, ...]:
+        """Every path the app's callbacks are served at."""
+        return (self.path, *self.also)
 
 
 class SettingError(Exception):
@@ -260,4 +427,9 @@ def load_settings() -> Settings:
         first = exc.errors()[0]
         name = str(first["loc"][0]).upper() if first["loc"] else "setting"
         message = str(first["msg"]).removeprefix("Value error, ")
+        if len(first["loc"]) > 1:  # inside WECOM_APPS: which app, which key
+            where = "".join(
+                f"[{part}]" if isinstance(part, int) else f".{part}" for part in first["loc"][1:]
+            )
+            message = f"apps{where}: {message}"
         raise SettingError(name, f"is invalid: {message}") from None

@@ -159,7 +159,7 @@ def configure_logging(
 
 def secrets_of(settings: Settings) -> list[str]:
     """What must never appear in a log: the token (and its hash part), the webhook secret, the
-    WeCom app's secret, callback Token and EncodingAESKey, and the passwords in DATABASE_URL
+    WeCom apps' secrets, callback Tokens and EncodingAESKeys, and the passwords in DATABASE_URL
     and REDIS_URL, as written and percent-decoded."""
     found: list[str] = []
     if settings.bot_token is not None:
@@ -170,6 +170,8 @@ def secrets_of(settings: Settings) -> list[str]:
     for wecom in (settings.wecom_secret, settings.wecom_token, settings.wecom_aes_key):
         if wecom is not None:
             found.append(wecom.get_secret_value())
+    for app in settings.wecom_apps:  # the further apps' (WECOM_APPS)
+        found += [s.get_secret_value() for s in (app.secret, app.token, app.aes_key)]
     for url in (settings.database_url, settings.redis_url):
         password = _url_password(url) if url else None
         if password:

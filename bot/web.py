@@ -239,6 +239,7 @@ async def run_webhook(
     from bot.app import (
         ALLOWED_UPDATES,
         channels_of,
+        conversation_forgetter,
         create_bot,
         create_dispatcher,
         create_storage,
@@ -315,7 +316,9 @@ async def run_webhook(
             if with_scheduler:
                 from scheduler.jobs import SchedulerService
 
-                service = SchedulerService(couriers, sessions, clock, dp["i18n"])
+                service = SchedulerService(
+                    couriers, sessions, clock, dp["i18n"], conversation_forgetter(settings)
+                )
                 dp["outbox_wake"] = service.sender.wake
                 scheduling = service.start()
             settle_heap()

@@ -1,10 +1,12 @@
-"""Wiring of the WeCom channel: `daka wecom` serves one self-built app's callback URL
+"""Wiring of the WeCom channel: `daka wecom` serves the self-built apps' callback URLs
 (journaled before the ack, handled by the conversation core, answered through WeCom's API),
 `/healthz` and `/metrics`, and, when asked, the scheduler and the outbox sender; `daka wecom
-menu SLUG` installs the app's menu.
+menu SLUG` installs the menu of the organisation's app.
 
-One process serves one app (the `WECOM_*` settings), and the app serves one organisation
-(`daka org set SLUG --wecom-agent AGENT_ID`)."""
+A deployment has one app (the `WECOM_*` settings) or several of one corporation (`WECOM_APPS`
+adds the others), each with its own callback path, API client (and token), journal and inbox;
+each app serves one organisation (`daka org set SLUG --wecom-agent AGENT_ID`), and the outbox's
+letters go through the app of their organisation (`handlers.wecom.apps`)."""
 
 from __future__ import annotations
 
@@ -30,9 +32,10 @@ from domain.conversation.turn import Turn
 from domain.delivery import TELEGRAM
 from domain.geo import Place, resolve_place
 from handlers.wecom.api import App, WeComAPI
+from handlers.wecom.apps import AppsCourier
 from handlers.wecom.courier import WeComCourier
 from handlers.wecom.crypto import WeComCrypto
-from handlers.wecom.inbox import Inbox
+from handlers.wecom.inbox import Inbox, journal_of
 from handlers.wecom.messages import CHANNEL
 from handlers.wecom.replies import ReplySender
 from handlers.wecom.server import CallbackEndpoint
@@ -87,7 +90,7 @@ class WeComChannel:
     endpoint: CallbackEndpoint
 
     def routes(self) -> list[web.RouteDef]:
-        return self.endpoint.routes(self.settings.path)
+        return [route for path in self.settings.paths for route in self.endpoint.routes(path)]
 
 
 def build_channel(
@@ -100,10 +103,12 @@ def build_channel(
     wake: Callable[[], None] | None = None,
     converse: Converse | None = None,
     state_of: StateOf | None = None,
+    app: WeComSettings | None = None,
 ) -> WeComChannel:
-    """The channel of the app in `settings` (`WECOM_*`); `converse` and `state_of` default to
-    the core's (`conversation`)."""
-    wecom = settings.require_wecom()
+    """The channel of `app` (by default the first app, `WECOM_*`); `converse` and `state_of`
+    default to the core's (`conversation`)."""
+    wecom = app or settings.require_wecom()
+    first = wecom.agent_id == settings.wecom_agent_id
     api = WeComAPI(
         http, App(wecom.corp_id, wecom.agent_id, wecom.secret), base_url=wecom.api_url, clock=clock
     )
@@ -111,10 +116,28 @@ def build_channel(
         core, stored = conversation(api, resolve=resolve, wake=wake)
         converse, state_of = converse or core, state_of or stored
     turns = WeComTurns(converse, state_of, clock, wecom.agent_id, deployment_channels(settings))
-    inbox = Inbox(sessions, clock, turns, ReplySender(api, database_url=_url(sessions)))
+    replies = ReplySender(api, database_url=_url(sessions))
+    journal = journal_of(wecom.agent_id, first=first)
+    inbox = Inbox(sessions, clock, turns, replies, journal=journal)
     crypto = WeComCrypto(wecom.token, wecom.aes_key, wecom.corp_id)
     endpoint = CallbackEndpoint(crypto, inbox.take, before_ack=True, clock=clock)
     return WeComChannel(wecom, api, inbox, endpoint)
+
+
+def build_channels(
+    settings: Settings,
+    sessions: SessionFactory,
+    clock: Clock,
+    http: aiohttp.ClientSession,
+    *,
+    resolve: Resolve | None = None,
+    wake: Callable[[], None] | None = None,
+) -> list[WeComChannel]:
+    """A channel for each app of the deployment, the first (`WECOM_*`) first."""
+    return [
+        build_channel(settings, sessions, clock, http, resolve=resolve, wake=wake, app=app)
+        for app in settings.require_wecom_apps()
+    ]
 
 
 def deployment_channels(settings: Settings) -> frozenset[str]:
@@ -135,31 +158,53 @@ def courier(api: WeComAPI, sessions: SessionFactory) -> WeComCourier:
     return WeComCourier(api, text_only=text_only)
 
 
+def apps_courier(apis: list[WeComAPI], sessions: SessionFactory) -> WeComCourier | AppsCourier:
+    """The outbox's courier for the deployment's apps (the first app's API first): the app's
+    own with one app, else one that sends each letter through its organisation's app."""
+    couriers = {api.app.agent_id: courier(api, sessions) for api in apis}
+    if len(couriers) == 1:
+        return couriers[apis[0].app.agent_id]
+
+    async def serving() -> dict[int, str]:
+        async with sessions() as session:
+            return await Repo(session).channels.apps(channel=CHANNEL)
+
+    return AppsCourier(couriers, first=apis[0].app.agent_id, serving=serving)
+
+
 def wecom_courier(
     settings: Settings,
     sessions: SessionFactory,
     http: aiohttp.ClientSession,
     clock: Clock | None = None,
-) -> WeComCourier | None:
+) -> WeComCourier | AppsCourier | None:
     """The WeCom courier for a sender in another process (`daka run`, `daka scheduler`), when
     the `WECOM_*` settings are all there; None otherwise. `http` lives as long as the sender."""
     if settings.wecom_corp_id is None or settings.wecom_agent_id is None:
         return None
     try:
-        wecom = settings.require_wecom()
+        apps = settings.require_wecom_apps()
     except SettingError:
         return None
-    app = App(wecom.corp_id, wecom.agent_id, wecom.secret)
-    return courier(WeComAPI(http, app, base_url=wecom.api_url, clock=clock), sessions)
+    apis = [
+        WeComAPI(
+            http, App(app.corp_id, app.agent_id, app.secret), base_url=app.api_url, clock=clock
+        )
+        for app in apps
+    ]
+    return apps_courier(apis, sessions)
 
 
-async def served_org(sessions: SessionFactory, agent_id: int) -> str:
-    """The slug of the organisation the app serves; a SettingError when none does."""
+async def served_org(
+    sessions: SessionFactory, agent_id: int, setting: str = "WECOM_AGENT_ID"
+) -> str:
+    """The slug of the organisation the app serves; a SettingError (naming the `setting` the
+    app comes from) when none does."""
     async with sessions() as session:
         served = await Repo(session).channels.serving(channel=CHANNEL, app_id=str(agent_id))
     if served is None:
         raise SettingError(
-            "WECOM_AGENT_ID",
+            setting,
             f"{agent_id} serves no organisation: run daka org set SLUG --wecom-agent {agent_id}",
         )
     return served.org.slug
@@ -167,16 +212,16 @@ async def served_org(sessions: SessionFactory, agent_id: int) -> str:
 
 @dataclass
 class WeComServer:
-    """The app's callback server in a process: the channel, its HTTP site, `/healthz` and
-    `/metrics`, and the journal's pruning; `daka wecom` runs it alone, `daka run` beside
-    Telegram's polling. Opened (the inbox resumes), listening, then closed (callbacks stop,
+    """The apps' callback server in a process: a channel per app, its HTTP site, `/healthz`
+    and `/metrics`, and the journals' pruning; `daka wecom` runs it alone, `daka run` beside
+    Telegram's polling. Opened (the inboxes resume), listening, then closed (callbacks stop,
     those taken are handled and answered)."""
 
-    channel: WeComChannel
+    channels: list[WeComChannel]
     engine: AsyncEngine
     sessions: SessionFactory
     clock: Clock
-    slug: str
+    slugs: list[str]
     wake: _Wake = field(default_factory=lambda: _Wake())
     _runner: web.AppRunner | None = None
     _stopped: asyncio.Event = field(default_factory=asyncio.Event)
@@ -191,36 +236,51 @@ class WeComServer:
         clock: Clock,
         http: aiohttp.ClientSession,
     ) -> WeComServer:
-        """The server of the app in `settings`, on a migrated database; a SettingError when
-        the app serves no organisation."""
-        slug = await served_org(sessions, settings.wecom_agent_id or 0)
+        """The server of the apps in `settings`, on a migrated database; a SettingError when
+        an app serves no organisation."""
+        apps = settings.require_wecom_apps()
+        slugs = [
+            await served_org(sessions, app.agent_id, "WECOM_APPS" if i else "WECOM_AGENT_ID")
+            for i, app in enumerate(apps)
+        ]
         await asyncio.to_thread(_load_places)
         wake = _Wake()
-        channel = build_channel(settings, sessions, clock, http, wake=wake)
-        return cls(channel, engine, sessions, clock, slug, wake)
+        channels = build_channels(settings, sessions, clock, http, wake=wake)
+        return cls(channels, engine, sessions, clock, slugs, wake)
 
-    def courier(self) -> WeComCourier:
-        """The outbox's courier sharing the channel's API client (and its token)."""
-        return courier(self.channel.api, self.sessions)
+    @property
+    def channel(self) -> WeComChannel:
+        """The first app's channel (`WECOM_*`)."""
+        return self.channels[0]
+
+    def courier(self) -> WeComCourier | AppsCourier:
+        """The outbox's courier sharing the channels' API clients (and their tokens)."""
+        return apps_courier([channel.api for channel in self.channels], self.sessions)
 
     async def open(self) -> None:
-        """Resume the journal: replies a crash held back, events a crash left unhandled."""
-        self._pruning = asyncio.create_task(_prune(self.sessions, self.clock, self._stopped))
-        await self.channel.inbox.start()
+        """Resume the journals: replies a crash held back, events a crash left unhandled."""
+        journals = [channel.inbox.journal for channel in self.channels]
+        self._pruning = asyncio.create_task(
+            _prune(self.sessions, self.clock, self._stopped, journals)
+        )
+        for channel in self.channels:
+            await channel.inbox.start()
 
     async def listen(self, host: str, port: int) -> int:
         """Accept callbacks on host:port; returns the port bound."""
         from bot.web import Probe, _bound_port
 
         app = web.Application()
-        app.add_routes(self.channel.routes())
+        for channel in self.channels:
+            app.add_routes(channel.routes())
         Probe(self.engine).add_routes(app)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         await web.TCPSite(self._runner, host, port).start()
         bound = _bound_port(self._runner, port)
-        agent, path = self.channel.settings.agent_id, self.channel.settings.path
-        log.info("wecom app %s of %s on %s:%d%s", agent, self.slug, host, bound, path)
+        for channel, slug in zip(self.channels, self.slugs, strict=True):
+            agent, paths = channel.settings.agent_id, " ".join(channel.settings.paths)
+            log.info("wecom app %s of %s on %s:%d %s", agent, slug, host, bound, paths)
         return bound
 
     async def close(self) -> None:
@@ -228,8 +288,10 @@ class WeComServer:
         log.info("wecom server stopping")
         if self._runner is not None:
             await self._runner.cleanup()
-        await self.channel.endpoint.drain()
-        await self.channel.inbox.close()
+        for channel in self.channels:
+            await channel.endpoint.drain()
+        for channel in self.channels:
+            await channel.inbox.close()
         self._stopped.set()
         if self._pruning is not None:
             await self._pruning
@@ -250,7 +312,7 @@ async def run_wecom(
     accepted."""
     from bot.app import prepare_database
 
-    settings.require_wecom()
+    settings.require_wecom_apps()
     clock = clock or SystemClock()
     async with contextlib.AsyncExitStack() as closing:
         engine = create_engine(settings.database_url)
@@ -303,7 +365,7 @@ def _scheduler(
 ) -> SchedulerService:
     """The scheduler and the outbox sender, with a courier for WeCom and, when `BOT_TOKEN` is
     set, for Telegram: one scheduler serves every channel of the deployment."""
-    from bot.app import create_bot, create_couriers
+    from bot.app import conversation_forgetter, create_bot, create_couriers
     from domain.i18n import create_translator
     from scheduler.jobs import SchedulerService
 
@@ -312,7 +374,9 @@ def _scheduler(
         bot = create_bot(settings)
         closing.push_async_callback(bot.session.close)
         couriers.update(create_couriers(bot, send_rate=settings.send_rate))
-    return SchedulerService(couriers, sessions, clock, create_translator())
+    return SchedulerService(
+        couriers, sessions, clock, create_translator(), conversation_forgetter(settings)
+    )
 
 
 def _load_places() -> None:
@@ -321,14 +385,18 @@ def _load_places() -> None:
     DEFAULT_RESOLVER.load()
 
 
-async def _prune(sessions: SessionFactory, clock: Clock, stopped: asyncio.Event) -> None:
-    """The journal is a crash buffer: events answered two days ago go, hourly."""
+async def _prune(
+    sessions: SessionFactory, clock: Clock, stopped: asyncio.Event, journals: list[str]
+) -> None:
+    """The journals are crash buffers: events answered two days ago go, hourly."""
     while not stopped.is_set():
         try:
+            removed = 0
             async with sessions() as session:
-                removed = await Repo(session).inbox.prune(
-                    channel=CHANNEL, before=clock.now() - JOURNAL_KEEP
-                )
+                for journal in journals:
+                    removed += await Repo(session).inbox.prune(
+                        channel=journal, before=clock.now() - JOURNAL_KEEP
+                    )
                 await session.commit()
             if removed:
                 log.info("pruned %d answered wecom events", removed)

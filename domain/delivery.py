@@ -8,8 +8,9 @@ the sender keeps to it, each channel apart."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Final, Protocol
 
 TELEGRAM: Final = "telegram"  # the channel name letters to Telegram chats are addressed on
@@ -17,8 +18,11 @@ TELEGRAM: Final = "telegram"  # the channel name letters to Telegram chats are a
 
 class Letter(Protocol):
     """A letter as a courier reads it (`storage.models.Outbox` rows are letters): light-markup
-    text and options (`domain.keys`) for an address on the courier's channel."""
+    text and options (`domain.keys`) for an address on the courier's channel, on behalf of an
+    organisation (a channel with an app per organisation sends it through that one's)."""
 
+    @property
+    def org_id(self) -> int: ...
     @property
     def address(self) -> str: ...
     @property
@@ -93,6 +97,67 @@ class Pace:
         """The counted windows, as (seconds, letters allowed in any such span)."""
         counted = ((60.0, self.per_recipient_per_minute), (3600.0, self.per_recipient_per_hour))
         return tuple((span, limit) for span, limit in counted if limit is not None)
+
+
+FORGET_AFTER: Final = 100_000  # recipients remembered before the idle ones are dropped
+
+
+@dataclass
+class RecipientWindows:
+    """What one sender (a WeCom app) has sent each recipient lately, in the windows its channel
+    counts per recipient (`Pace.windows`: WeCom drops what goes past 30 a minute or 1,000 an
+    hour to one member, without an error). One per app in a process, shared by everyone who
+    sends on it: the conversation's replies count in it as the outbox's letters do, so a
+    letter waits for the room a chatty member's replies took. Times are `now()`'s seconds.
+
+    In-process only: replicas each sending on one app would each keep their own count (a
+    shared count would live in Redis, keyed by app and recipient, a sorted set per window)."""
+
+    windows: tuple[tuple[float, int], ...]
+    now: Callable[[], float]
+    _sent_at: dict[str, deque[float]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._longest = max((span for span, _ in self.windows), default=0.0)
+
+    def room(self, recipient: str) -> float:
+        """Seconds until `recipient` may be sent one more message within the windows; 0 when
+        it may be now."""
+        times = self._sent_at.get(recipient.lower())
+        if not times:
+            return 0.0
+        now = self.now()
+        self._drop_old(times, now)
+        wait = 0.0
+        for span, limit in self.windows:
+            if len(times) >= limit:
+                wait = max(wait, times[-limit] + span - now)
+        return max(wait, 0.0)
+
+    def count(self, recipient: str) -> bool:
+        """One message to `recipient` is going now; False when it goes past a window (the
+        channel may drop it: a reply is sent all the same, it answers the member)."""
+        if not self.windows:
+            return True
+        within = self.room(recipient) <= 0
+        key = recipient.lower()
+        times = self._sent_at.get(key)
+        if times is None:
+            if len(self._sent_at) > FORGET_AFTER:
+                self._forget()
+            times = self._sent_at[key] = deque()
+        times.append(self.now())
+        return within
+
+    def _drop_old(self, times: deque[float], now: float) -> None:
+        while times and times[0] <= now - self._longest:
+            times.popleft()
+
+    def _forget(self) -> None:
+        now = self.now()
+        self._sent_at = {
+            r: ts for r, ts in self._sent_at.items() if ts and ts[-1] > now - self._longest
+        }
 
 
 Failure = RetryAfter | Unreachable | Refused | Transient

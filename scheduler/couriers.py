@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol
 
-from domain.delivery import Letter, Outcome, Pace
+from domain.delivery import Letter, Outcome, Pace, RecipientWindows
 
 
 class Courier(Protocol):
@@ -29,3 +29,11 @@ class Courier(Protocol):
 
 
 Couriers = Mapping[str, Courier]  # by channel name ("telegram")
+
+
+def recipients_of(courier: Courier) -> RecipientWindows | None:
+    """The count per recipient a courier's client keeps of every message it sends (WeCom's
+    app: letters and conversation replies alike), when it keeps one; the sender keeps its
+    letters within it rather than counting them apart."""
+    recipients = getattr(courier, "recipients", None)
+    return recipients if isinstance(recipients, RecipientWindows) else None

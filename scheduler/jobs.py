@@ -20,6 +20,7 @@ from scheduler.rounds import Rounds
 from scheduler.sender import Sender
 from storage.db import SessionFactory
 from storage.repo import Repo
+from storage.repos.privacy import Forget
 from storage.schedules import OutboxRepo
 
 log = logging.getLogger(__name__)
@@ -54,16 +55,23 @@ async def apply_retention_now(sessions: SessionFactory, clock: Clock) -> dict[st
     return touched
 
 
-async def erase_withdrawn_now(sessions: SessionFactory, clock: Clock) -> list[tuple[str, str]]:
+async def erase_withdrawn_now(
+    sessions: SessionFactory, clock: Clock, forget: Forget | None = None
+) -> list[tuple[str, str]]:
     """The erasure job: the answers of members who withdrew consent go once their
-    organisation's grace period is over (not under a legal hold)."""
+    organisation's grace period is over (not under a legal hold). `forget` clears their
+    conversations kept outside the database (Telegram's state in Redis), before the erasure
+    commits: if it fails, nothing is committed and the next run erases them again."""
     with log_context(job="erasure"):
         async with sessions() as session:
-            erased = await Repo(session).privacy.erase_due(now=clock.now())
+            done = await Repo(session).privacy.erasures(now=clock.now())
+            identities = [i for _, _, erased in done for i in erased.identities]
+            if forget is not None and identities:
+                await forget(identities)
             await session.commit()
-        if erased:
-            log.info("erasure: answers of %d withdrawn member(s) erased", len(erased))
-    return erased
+        if done:
+            log.info("erasure: answers of %d withdrawn member(s) erased", len(done))
+    return [(slug, member_id) for slug, member_id, _ in done]
 
 
 @dataclass
@@ -74,6 +82,7 @@ class SchedulerService:
     sessions: SessionFactory
     clock: Clock
     i18n: Translator
+    forget: Forget | None = None  # conversations kept outside the database, at erasure
 
     def __post_init__(self) -> None:
         # Letters are addressed on the channels there are couriers for, and no other.
@@ -140,7 +149,7 @@ class SchedulerService:
             self._job("erasure", erase_withdrawn_now),
             "interval",
             hours=1,
-            args=[self.sessions, self.clock],
+            args=[self.sessions, self.clock, self.forget],
             id="erasure",
             max_instances=1,
             coalesce=True,

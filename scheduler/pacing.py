@@ -10,45 +10,47 @@ of one, refilled `rate_per_second` times a second, which spaces the sends evenly
 Short waits (the pause, the rate, the interval) are slept in monotonic time. The windows are
 kept in the injected clock's seconds, because a recipient whose window is full is not waited
 for: the sender puts the letter back in the outbox for when the window has room (its
-`not_before`), and tests move that clock. A sender's windows count what it sent itself: two
-senders on one channel each keep the limits on their own."""
+`not_before`), and tests move that clock. A courier whose client counts every message it sends
+(`recipients`, a `domain.delivery.RecipientWindows`: WeCom's app, whose conversation replies
+count too) lends the lane that count; otherwise the lane counts the letters it sent itself. Either
+way the count is this process's: two processes sending on one app each keep the limits on their
+own."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aiolimiter import AsyncLimiter
 
-from domain.delivery import Pace
-
-FORGET_AFTER = 100_000  # recipients remembered before the ones with nothing pending are dropped
+from domain.delivery import FORGET_AFTER, Pace, RecipientWindows
 
 
 @dataclass
 class Lane:
-    """One channel's traffic through a sender."""
+    """One channel's traffic through a sender. `now` is the clock's seconds the recipients'
+    windows are kept in; `shared` is the courier's own count, when its client keeps one."""
 
     pace: Pace
+    now: Callable[[], float] = time.time
+    shared: RecipientWindows | None = None
     limiter: AsyncLimiter = field(init=False)
     resume_at: float = 0.0  # monotonic: the end of the pause the channel asked for
     free_at: dict[str, float] = field(default_factory=dict)  # monotonic, per address
-    sent_at: dict[str, deque[float]] = field(default_factory=dict)  # clock s, per address
     held_until: dict[str, float] = field(default_factory=dict)  # clock s: letters put back
 
     def __post_init__(self) -> None:
         # A bucket of one that refills `rate` times a second spaces the sends evenly; a bucket
         # of `rate` would let a burst of `rate` through on top of `rate` a second.
         self.limiter = AsyncLimiter(1, 1 / self.pace.rate_per_second)
-        self._windows = self.pace.windows
-        self._longest = max((span for span, _ in self._windows), default=0.0)
+        self.sent = self.shared or RecipientWindows(self.pace.windows, self.now)
 
     @property
     def counts(self) -> bool:
         """Whether the channel counts letters per recipient over minutes or hours."""
-        return bool(self._windows)
+        return bool(self.sent.windows)
 
     def pause(self, seconds: float) -> None:
         """The channel asked for a pause (a 429): nobody on it sends until it has passed."""
@@ -87,39 +89,27 @@ class Lane:
 
     def room(self, address: str, now: float) -> float:
         """Seconds (of the clock, from `now`) until `address` may be sent one more letter
-        within the windows the channel counts; 0 when it may be now."""
-        if not self._windows:
+        within the windows the channel counts (replies included, where the courier's client
+        counts them); 0 when it may be now."""
+        if not self.counts:
             return 0.0
-        wait = self.held_until.get(address, now) - now
-        times = self.sent_at.get(address)
-        if times:
-            while times and times[0] <= now - self._longest:
-                times.popleft()
-            for span, limit in self._windows:
-                if len(times) >= limit:
-                    wait = max(wait, times[-limit] + span - now)
-        return max(wait, 0.0)
+        held = self.held_until.get(address, now) - now
+        return max(held, self.sent.room(address), 0.0)
 
     def book(self, address: str, now: float) -> None:
-        """One letter to `address` is going now: count it in its windows."""
-        if not self._windows:
+        """One letter to `address` is going now: count it in its windows (a shared count
+        counts it as the courier's client sends it, each of its messages)."""
+        if not self.counts:
             return
-        times = self.sent_at.get(address)
-        if times is None:
-            if len(self.sent_at) > FORGET_AFTER:
-                self._forget(now)
-            times = self.sent_at[address] = deque()
-        times.append(now)
+        if self.shared is None:
+            self.sent.count(address)
         if self.held_until.get(address, now) <= now:
             self.held_until.pop(address, None)
 
     def hold(self, address: str, until: float) -> None:
         """Letters to `address` were put back until `until`: the rest wait as long, so they
         still leave in the order they were written."""
+        if len(self.held_until) > FORGET_AFTER:
+            now = self.now()
+            self.held_until = {a: t for a, t in self.held_until.items() if t > now}
         self.held_until[address] = max(self.held_until.get(address, until), until)
-
-    def _forget(self, now: float) -> None:
-        self.sent_at = {
-            a: ts for a, ts in self.sent_at.items() if ts and ts[-1] > now - self._longest
-        }
-        self.held_until = {a: t for a, t in self.held_until.items() if t > now}

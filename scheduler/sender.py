@@ -31,7 +31,7 @@ from sqlmodel import col, select
 from domain import metrics
 from domain.clock import Clock
 from domain.delivery import TELEGRAM, RetryAfter, Sent, Transient, Unreachable
-from scheduler.couriers import Couriers
+from scheduler.couriers import Couriers, recipients_of
 from scheduler.pacing import Lane
 from storage.db import SessionFactory
 from storage.models import CheckIn, Member, Outbox
@@ -146,7 +146,10 @@ class Sender:
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
-        self._lanes = {channel: Lane(c.pace) for channel, c in self.couriers.items()}
+        self._lanes = {
+            channel: Lane(c.pace, self._now, recipients_of(c))
+            for channel, c in self.couriers.items()
+        }
         rate = sum(lane.pace.rate_per_second for lane in self._lanes.values())
         self.batch = max(self.batch, int(rate))
         metrics.SEND_RATE.set(rate)

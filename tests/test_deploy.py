@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from bot.cli import build_parser
+from bot.cli.wecom import rewrite
 from bot.config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,6 +24,7 @@ DOCKERFILE = ROOT / "Dockerfile"
 SECRET_SETTINGS = ("BOT_TOKEN", "WEBHOOK_SECRET", "POSTGRES_PASSWORD")
 INTERPOLATION = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)(?:(?::?[-?])[^}]*)?\}")
 SAMPLE_ENV = {"PUBLIC_URL": "https://daka.example.org", "POSTGRES_PASSWORD": "pw"}
+CADDY_PLACEHOLDER = re.compile(r"\{\$([A-Z_][A-Z0-9_]*)(?::([^}]*))?\}")
 
 
 def interpolate(value: str) -> str:
@@ -83,19 +85,19 @@ def test_the_services_of_a_large_deployment_are_there(services: dict[str, Any]) 
     assert {"postgres", "redis", "migrate", "bot-1", "bot-2", "scheduler", "caddy"} <= set(
         services
     )
-    assert set(daka_services(services)) == {"migrate", "bot-1", "bot-2", "scheduler"}
+    assert set(daka_services(services)) == {"migrate", "bot-1", "bot-2", "scheduler", "wecom"}
     assert str(services["postgres"]["image"]).startswith("postgres:16")
     assert str(services["redis"]["image"]).startswith("redis:7")
 
 
-@pytest.mark.parametrize("name", ["migrate", "bot-1", "bot-2", "scheduler"])
+@pytest.mark.parametrize("name", ["migrate", "bot-1", "bot-2", "scheduler", "wecom"])
 def test_each_daka_container_runs_a_command_daka_accepts(
     services: dict[str, Any], name: str
 ) -> None:
     command = command_of(services[name])
     assert command[0] != "daka", "the image's entry point is already `daka`"
     try:
-        args = build_parser().parse_args(command)
+        args = build_parser().parse_args(rewrite(command))
     except SystemExit:
         pytest.fail(f"{name}: `daka {' '.join(command)}` is rejected by bot.cli's parser")
     expected = {
@@ -103,6 +105,7 @@ def test_each_daka_container_runs_a_command_daka_accepts(
         "bot-1": ("webhook", None),
         "bot-2": ("webhook", None),
         "scheduler": ("scheduler", None),
+        "wecom": ("wecom", "serve"),
     }[name]
     assert (args.command, getattr(args, "action", None)) == expected
 
@@ -203,6 +206,52 @@ def test_the_image_exposes_the_webhook_port(services: dict[str, Any]) -> None:
     ports = {port for line in exposed for port in line.split()}
     for command in webhook_services(services).values():
         assert option(command, "--port") in ports
+    assert option(command_of(services["wecom"]), "--port") in ports
+
+
+def caddy_value(text: str, caddy: dict[str, Any]) -> str:
+    """Caddyfile `{$VAR:default}`s as Caddy reads them in compose's `caddy` container, whose
+    environment is read with the sample deploy/.env (WECOM_* unset: compose's defaults)."""
+    env = {k: interpolate(str(v)) for k, v in caddy["environment"].items()}
+    return CADDY_PLACEHOLDER.sub(lambda m: env.get(m.group(1), m.group(2) or ""), text)
+
+
+def test_caddy_forwards_the_wecom_callback_path_to_the_wecom_port(
+    services: dict[str, Any],
+) -> None:
+    """WeCom verifies the callback URL with a GET and posts events to it: Caddy forwards both,
+    on WECOM_PATH, to the one `wecom` container on the port it listens on (WECOM_PORT, 8081),
+    and those paths are the ones the settings give Daka."""
+    caddy, wecom = services["caddy"], services["wecom"]
+    assert wecom["profiles"] == ["wecom"], "started only where WeCom is set up"
+    command = command_of(wecom)
+    assert option(command, "--host") == "0.0.0.0"
+    port = option(command, "--port")
+    assert port == str(Settings(_env_file=None).wecom_port) == "8081"
+    assert interpolate(str(wecom["expose"][0])) == port
+    check = interpolate(" ".join(wecom["healthcheck"]["test"]))
+    assert f"http://127.0.0.1:{port}/healthz" in check
+    assert {dep: s["condition"] for dep, s in wecom["depends_on"].items()} == {
+        "postgres": "service_healthy",
+        "migrate": "service_completed_successfully",
+    }
+    assert "replicas" not in wecom.get("deploy", {}), "one replica: per-member order is in-process"
+
+    caddyfile = CADDYFILE.read_text(encoding="utf-8")
+    matcher = re.search(r"@wecom \{([^}]*\}[^}]*)\}", caddyfile)
+    assert matcher is not None, "no @wecom matcher in the Caddyfile"
+    lines = [
+        line.strip() for line in caddy_value(matcher.group(1), caddy).splitlines() if line.strip()
+    ]
+    assert set(lines) == {"method GET POST", f"path {Settings(_env_file=None).wecom_path}"}
+    handle = caddyfile.split("handle @wecom", 1)[1].split("\n\thandle", 1)[0]
+    upstream = re.search(r"reverse_proxy (\S+)", handle)
+    assert upstream is not None
+    assert caddy_value(upstream.group(1), caddy) == f"wecom:{port}"
+    # The paths differ, and neither route shadows the other.
+    paths = caddy_value("{$WECOM_PATH:/wecom} {$WEBHOOK_PATH:/telegram}", caddy).split()
+    assert paths == ["/wecom", "/telegram"]
+    assert "{$WECOM_PORT:8081}" in handle and "{$WECOM_PATH:/wecom}" in caddyfile
 
 
 def test_the_env_example_names_every_variable_with_a_comment(compose: dict[str, Any]) -> None:

@@ -8,6 +8,7 @@ from bot.cli.common import (
     SLUG,
     Command,
     Subparsers,
+    UsageError,
     UserError,
     check_count,
     check_form,
@@ -104,7 +105,7 @@ async def cmd_org_create(args: argparse.Namespace, repo: Repo, _s: Settings, clo
     )
 
 
-async def cmd_org_set(args: argparse.Namespace, repo: Repo, _s: Settings, _c: Clock) -> None:
+async def cmd_org_set(args: argparse.Namespace, repo: Repo, settings: Settings, _c: Clock) -> None:
     org = await repo.orgs.require(slug=args.slug)
     if args.name:
         org.name = args.name
@@ -131,7 +132,7 @@ async def cmd_org_set(args: argparse.Namespace, repo: Repo, _s: Settings, _c: Cl
     elif args.geofence:
         org.geofence_lat, org.geofence_lon, org.geofence_radius_m = _parse_geofence(args.geofence)
     await repo.session.flush()
-    wecom = await _set_wecom(args, repo, org)
+    wecom = await _set_wecom(args, repo, org, settings)
     fence = (
         f"{org.geofence_lat},{org.geofence_lon} r={org.geofence_radius_m:g} m"
         if org.geofence_radius_m
@@ -144,8 +145,11 @@ async def cmd_org_set(args: argparse.Namespace, repo: Repo, _s: Settings, _c: Cl
     )
 
 
-async def _set_wecom(args: argparse.Namespace, repo: Repo, org: Organisation) -> str:
-    """The organisation's WeCom settings changed as asked; how they read now ("" for none)."""
+async def _set_wecom(
+    args: argparse.Namespace, repo: Repo, org: Organisation, settings: Settings
+) -> str:
+    """The organisation's WeCom settings changed as asked; how they read now ("" for none).
+    The app must be one of the deployment's (WECOM_AGENT_ID, WECOM_APPS)."""
     from handlers.wecom.messages import CHANNEL
     from storage.repos.channels import UNSET
 
@@ -154,6 +158,7 @@ async def _set_wecom(args: argparse.Namespace, repo: Repo, org: Organisation) ->
         app_id = None
     elif args.wecom_agent is not None:
         check_count("--wecom-agent", args.wecom_agent, 1, 2**31 - 1, " (a WeCom AgentId)")
+        check_wecom_agent(args.wecom_agent, settings)
         app_id = str(args.wecom_agent)
     setting = await repo.channels.of_org(org_id=org.id or 0, channel=CHANNEL)
     flags = (args.wecom_userid_is_member_id, args.wecom_text_only)
@@ -171,6 +176,19 @@ async def _set_wecom(args: argparse.Namespace, repo: Repo, org: Organisation) ->
     ids = ", user ids are member ids" if setting.ids_are_member_ids else ""
     text = ", text only" if setting.text_only else ""
     return f", wecom {app}{ids}{text}"
+
+
+def check_wecom_agent(agent_id: int, settings: Settings) -> None:
+    """A UsageError (exit 2) unless the deployment has settings for the app: letters of an
+    organisation whose app it cannot reach would have nowhere to go."""
+    agents = settings.wecom_agents
+    if agent_id in agents:
+        return
+    known = ", ".join(str(a) for a in sorted(agents)) or "none"
+    raise UsageError(
+        f"--wecom-agent {agent_id}: no WeCom app of this deployment has that AgentId "
+        f"(configured: {known}; set WECOM_AGENT_ID, or add the app to WECOM_APPS)"
+    )
 
 
 async def cmd_org_list(_a: argparse.Namespace, repo: Repo, _s: Settings, _c: Clock) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from bot.cli.common import Command, Subparsers, UserError, local_time
@@ -98,7 +99,9 @@ async def cmd_mydata(args: argparse.Namespace, repo: Repo, _s: Settings, clock: 
     print(f"wrote everything stored about {member.external_id} ({member.name}) to {args.output}")
 
 
-async def cmd_erase(args: argparse.Namespace, repo: Repo, _s: Settings, clock: Clock) -> None:
+async def cmd_erase(
+    args: argparse.Namespace, repo: Repo, settings: Settings, clock: Clock
+) -> None:
     org, member = await _member(repo, args.slug, args.member_id)
     if member.hold_reason is not None:
         raise UserError(
@@ -116,11 +119,30 @@ async def cmd_erase(args: argparse.Namespace, repo: Repo, _s: Settings, clock: C
         erased = await repo.privacy.erase(member=member, actor=ACTOR, why="on request", now=now)
     except Held:  # a hold set meanwhile
         raise UserError(f"{member.external_id} is under a legal hold") from None
+    await forget_conversations(settings, erased.identities)
     print(
         f"erased {member.external_id} ({member.name}): answers of {erased.checkins} "
         f"check-in(s) and {erased.revisions} version(s), {erased.excuses} excuse reason(s), "
         f"{erased.letters} letter(s); consent withdrawn"
     )
+
+
+async def forget_conversations(settings: Settings, identities: Sequence[tuple[str, str]]) -> None:
+    """Telegram's state in Redis (`REDIS_URL`) goes too, before the erasure commits: Redis out
+    of reach is one line, and nothing is erased."""
+    from redis.exceptions import RedisError
+
+    from bot.app import conversation_forgetter
+
+    forget = conversation_forgetter(settings)
+    if forget is None or not identities:
+        return
+    try:
+        await forget(identities)
+    except (OSError, RedisError) as exc:
+        raise UserError(
+            f"Redis at REDIS_URL cannot be reached ({exc}); nothing was erased: try again"
+        ) from None
 
 
 async def cmd_hold_set(args: argparse.Namespace, repo: Repo, _s: Settings, clock: Clock) -> None:

@@ -116,7 +116,10 @@ async def cmd_audit(args: argparse.Namespace, repo: Repo, _s: Settings, clock: C
     print(f"{len(entries)} entries since {since.astimezone(tz):%Y-%m-%d %H:%M}")
 
 
-async def cmd_retention(args: argparse.Namespace, repo: Repo, _s: Settings, clock: Clock) -> None:
+async def cmd_retention(
+    args: argparse.Namespace, repo: Repo, settings: Settings, clock: Clock
+) -> None:
+    from bot.cli.privacy import forget_conversations
     from storage.retention import apply_retention
 
     now = clock.now()
@@ -127,7 +130,9 @@ async def cmd_retention(args: argparse.Namespace, repo: Repo, _s: Settings, cloc
     if args.dry_run:
         due = [(org.slug, m.external_id) for m, org in await repo.privacy.due(now=now)]
     else:
-        due = await repo.privacy.erase_due(now=now)
+        erasures = await repo.privacy.erasures(now=now)
+        await forget_conversations(settings, [i for *_, e in erasures for i in e.identities])
+        due = [(slug, external_id) for slug, external_id, _ in erasures]
     verb = "would erase" if args.dry_run else "erased"
     for slug, external_id in due:
         print(f"{slug}: {verb} the answers of {external_id} (withdrew consent)")

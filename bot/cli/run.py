@@ -121,7 +121,7 @@ def run_deployment(args: argparse.Namespace, settings: Settings, clock: Clock) -
         )
     wecom_at: tuple[str, int] | None = None
     if settings.serves_wecom:
-        settings.require_wecom()  # a half-set app: one line naming the setting missing
+        settings.require_wecom_apps()  # a half-set app: one line naming the setting missing
         port = args.wecom_port if args.wecom_port is not None else settings.wecom_port
         check_count("--wecom-port", port, 0, 65535)
         wecom_at = (args.host, port)
@@ -163,7 +163,7 @@ async def remind_now(
 
     org = await repo.orgs.require(slug=slug)
     under = await repo.units.require(org_id=org.id or 0, name_path=unit) if unit else None
-    settings.require_token("to send reminders")
+    _require_a_channel(settings)
     now = clock.now()
     day = local_day(now, org.timezone)
     if slot:
@@ -186,7 +186,7 @@ async def remind_now(
         if under
         else [u.id or 0 for u in org_plan.units]
     )
-    bot = create_bot(settings)
+    bot = create_bot(settings) if settings.serves_telegram else None
     try:
         async with deployment_couriers(bot, settings, sessions) as couriers:
             rounds = Rounds(sessions, clock, create_translator(), channels_of(couriers))
@@ -195,7 +195,8 @@ async def remind_now(
             await repo.session.commit()
             await Sender(couriers, sessions, clock).drain()
     finally:
-        await bot.session.close()
+        if bot is not None:
+            await bot.session.close()
     # A running bot's own sender may have taken some of the letters: wait for it a little.
     deadline = asyncio.get_running_loop().time() + SETTLE_S
     while True:
@@ -211,6 +212,20 @@ async def remind_now(
         f"{org.slug} {day} {round_slot}: due {stats.due}, sent {stats.sent}, "
         f"skipped {stats.skipped}, failed {stats.failed}, unreachable {stats.blocked}{sending}"
     )
+
+
+def _require_a_channel(settings: Settings) -> None:
+    """Reminders go out on the channels configured: Telegram (`BOT_TOKEN`), WeCom (`WECOM_*`),
+    or both; neither, or a half-set WeCom app alone, is one line naming the settings."""
+    if not settings.serves_telegram and not settings.serves_wecom:
+        raise UsageError(
+            "no channel to send reminders on: set BOT_TOKEN for Telegram, the WECOM_* settings "
+            "for WeCom (docs/wecom.md), or both"
+        )
+    if settings.serves_telegram:
+        settings.require_token("to send reminders")
+    else:
+        settings.require_wecom("to send reminders on WeCom")
 
 
 @contextlib.contextmanager

@@ -1,5 +1,5 @@
-"""`daka wecom`: serve the WeCom app's callbacks (`daka wecom [--host H] [--port P]
-[--with-scheduler]`), and `daka wecom menu SLUG`: install the app's menu."""
+"""`daka wecom`: serve the WeCom apps' callbacks (`daka wecom [--host H] [--port P]
+[--with-scheduler]`), and `daka wecom menu SLUG`: install the menu of the organisation's app."""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ def rewrite(argv: list[str]) -> list[str]:
 
 def serve(args: argparse.Namespace, settings: Settings, clock: Clock) -> None:
     """Run `daka wecom serve` until stopped."""
-    settings.require_wecom()
+    settings.require_wecom_apps()
     check_count("--port", args.port, 0, 65535)
     from bot.wecom import run_wecom
 
@@ -71,13 +71,19 @@ def serve(args: argparse.Namespace, settings: Settings, clock: Clock) -> None:
 
 
 async def cmd_menu(args: argparse.Namespace, repo: Repo, settings: Settings, clock: Clock) -> None:
-    wecom = settings.require_wecom("to install the menu")
+    apps = settings.require_wecom_apps("to install the menu")
     org = await repo.orgs.require(slug=args.slug)
     setting = await repo.channels.of_org(org_id=org.id or 0, channel=CHANNEL)
-    if setting is None or setting.app_id != str(wecom.agent_id):
+    wecom = next(
+        (a for a in apps if setting is not None and setting.app_id == str(a.agent_id)), None
+    )
+    if wecom is None:
+        served = setting.app_id if setting is not None else None
+        agents = ", ".join(str(a.agent_id) for a in apps)
         raise UserError(
-            f"{org.slug} is not served by WECOM_AGENT_ID {wecom.agent_id}: run "
-            f"daka org set {org.slug} --wecom-agent {wecom.agent_id}"
+            f"{org.slug} is not served by a WeCom app of this deployment ({agents})"
+            + (f"; its app {served} has no settings here" if served else "")
+            + f": run daka org set {org.slug} --wecom-agent AGENT_ID"
         )
     i18n = create_translator()
     with i18n.context(), i18n.use_locale(LOCALE_OF.get(org.language, "zh_Hans")):

@@ -8,7 +8,7 @@ state through Redis instead, with `REDIS_URL`)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from aiogram.fsm.state import State
@@ -23,10 +23,12 @@ from sqlalchemy import bindparam
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from domain.delivery import TELEGRAM
 from handlers.telegram.context import Batch, current_batch
 from storage.db import SessionFactory, core_rows
 from storage.models import FsmRecord
 from storage.repo import upsert_many
+from storage.repos.privacy import Forget
 
 Step = tuple[str | None, dict[str, Any]]
 CACHE_LIMIT = 200_000
@@ -177,3 +179,32 @@ class AfterCommit(StepStorage):
 
     async def close(self) -> None:
         await self.inner.close()
+
+
+def redis_storage(url: str) -> BaseStorage:
+    """aiogram's Redis storage with Daka's keys (`fsm:{chat}:{user}:default:state|data`), for
+    the conversations and for clearing them at erasure alike."""
+    from aiogram.fsm.storage.redis import RedisStorage
+
+    return RedisStorage.from_url(url, key_builder=DefaultKeyBuilder(with_destiny=True))
+
+
+def redis_forgetter(url: str) -> Forget:
+    """Erasure's `forget` where Telegram's state is in Redis (`REDIS_URL`): the state and the
+    draft of each Telegram identity's private chat are deleted; a Redis out of reach raises
+    (the erasure is then not committed, and runs again)."""
+
+    async def forget(identities: Sequence[tuple[str, str]]) -> None:
+        chats = [int(e) for c, e in identities if c == TELEGRAM and e.lstrip("-").isdigit()]
+        if not chats:
+            return
+        storage = redis_storage(url)
+        try:
+            for chat in chats:
+                key = StorageKey(bot_id=0, chat_id=chat, user_id=chat)  # no bot id in the keys
+                await storage.set_state(key, None)
+                await storage.set_data(key, {})
+        finally:
+            await storage.close()
+
+    return forget

@@ -6,6 +6,12 @@
   invalidate a token early (Doc 91039).
 - `message/send` (text, markdown, image, file, template cards), `message/update_template_card`,
   `media/upload`, `media/get`, `menu/create`.
+- Every message/send to a member is counted in the app's `recipients` windows (Doc 90454: an
+  app may send one member 30 messages a minute and 1,000 an hour; WeCom drops the excess
+  without an error). Replies and the outbox's letters share the count: the outbox sender keeps
+  letters within it, and a reply past it is sent all the same (it answers the member; the
+  letters wait) and logged. A try is counted when it is made, so a failed try counts too: the
+  count errs on the side of letters waiting, never of WeCom dropping one.
 - What WeCom answers is told in the neutral outcomes of `domain.delivery`
   (`handlers.wecom.errors`); this client never raises for an answer, a timeout or a network
   error.
@@ -29,6 +35,7 @@ from domain.delivery import (
     SENT,
     Failure,
     Outcome,
+    RecipientWindows,
     Refused,
     RetryAfter,
     Sent,
@@ -40,6 +47,8 @@ from handlers.wecom.errors import TOKEN_REFUSED, failure_of
 log = logging.getLogger(__name__)
 
 DEFAULT_API_URL: Final = "https://qyapi.weixin.qq.com"
+PER_MEMBER_PER_MINUTE: Final = 30  # messages an app may send one member (Doc 90454)
+PER_MEMBER_PER_HOUR: Final = 1000
 TEXT_LIMIT: Final = 2048  # bytes of text/markdown content; WeCom cuts longer ones (Doc 90236)
 REFRESH_EARLY: Final = timedelta(minutes=5)
 
@@ -116,6 +125,10 @@ class WeComAPI:
         self._token: _Token | None = None
         self._lock = asyncio.Lock()
         self.token_fetches = 0
+        self.recipients = RecipientWindows(
+            ((60.0, PER_MEMBER_PER_MINUTE), (3600.0, PER_MEMBER_PER_HOUR)),
+            lambda: self._clock.now().timestamp(),
+        )
 
     # ----------------------------------------------------------------- messages
     async def send(
@@ -128,6 +141,9 @@ class WeComAPI:
             "msgtype": msgtype,
             msgtype: dict(content),
         }
+        for user in touser:
+            if user != "@all" and not self.recipients.count(user):
+                log.warning("wecom: a message past the per-member limit (WeCom may drop it)")
         answer = await self._json_call("POST", "/cgi-bin/message/send", json=body)
         if not isinstance(answer, dict):
             return Delivery(answer)

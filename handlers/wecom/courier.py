@@ -16,16 +16,14 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Final
 
 from domain.conversation.io import Option
-from domain.delivery import Letter, Outcome, Pace, Refused
+from domain.delivery import Letter, Outcome, Pace, RecipientWindows, Refused
 from domain.i18n import _
 from domain.keys import CHECKIN_NOW
 from handlers.wecom import render
-from handlers.wecom.api import WeComAPI
+from handlers.wecom.api import PER_MEMBER_PER_HOUR, PER_MEMBER_PER_MINUTE, WeComAPI
 from handlers.wecom.menu import CHECK_IN
 from handlers.wecom.messages import CHANNEL
 
-PER_MEMBER_PER_MINUTE: Final = 30
-PER_MEMBER_PER_HOUR: Final = 1000
 SETTING_TTL: Final = 60.0  # seconds an organisation's text-only setting is trusted
 WECOM_PACE: Final = Pace(
     rate_per_second=20.0,
@@ -60,6 +58,11 @@ class WeComCourier:
         self._text_only = text_only
         self._monotonic = monotonic
         self._cached: tuple[float, bool] | None = None
+
+    @property
+    def recipients(self) -> RecipientWindows:
+        """The app's count per member, which replies count in too: the sender keeps to it."""
+        return self.api.recipients
 
     async def deliver(self, letter: Letter) -> Outcome:
         try:

@@ -81,6 +81,13 @@ def load_event(text: str) -> Event:
     return event
 
 
+def journal_of(agent_id: int, *, first: bool) -> str:
+    """The journal's channel of an app's events: "wecom" for the first app (as when a
+    deployment had one), "wecom:<agent id>" for another, so that each app resumes its own
+    events after a restart and answers them through itself."""
+    return CHANNEL if first else f"{CHANNEL}:{agent_id}"
+
+
 def journal_key(event: Event) -> str:
     """The journal's key of an event: a digest of its dedupe key (which may be long)."""
     return hashlib.sha256(dedupe_key(event).encode()).hexdigest()
@@ -98,8 +105,10 @@ class Inbox:
         *,
         sleep: Sleep = asyncio.sleep,
         turns_at_once: int = TURNS_AT_ONCE,
+        journal: str = CHANNEL,
     ) -> None:
         self.sessions = sessions
+        self.journal = journal  # the journal's channel: one per app (`journal_of`)
         self.clock = clock
         self.turns = turns
         self.replies = replies
@@ -117,7 +126,7 @@ class Inbox:
         sender = person_of(event).external_id
         async with self.sessions() as session:
             row = await Repo(session).inbox.journal(
-                channel=CHANNEL,
+                channel=self.journal,
                 key=journal_key(event),
                 sender=sender,
                 payload=dump_event(event),
@@ -134,8 +143,8 @@ class Inbox:
         returns how many of either there were."""
         async with self.sessions() as session:
             repo = Repo(session)
-            unreplied = await repo.inbox.unreplied(channel=CHANNEL)
-            unhandled = await repo.inbox.unhandled(channel=CHANNEL)
+            unreplied = await repo.inbox.unreplied(channel=self.journal)
+            unhandled = await repo.inbox.unhandled(channel=self.journal)
         for pending in unreplied:
             try:
                 records = json.loads(pending.body)

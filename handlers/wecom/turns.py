@@ -108,6 +108,7 @@ class WeComTurns:
         person = person_of(event)
         visitors = await load_visitors(repo, channel=CHANNEL, external_ids=[person.external_id])
         visitor = visitors[person.external_id]
+        prefer_served(visitor, served)
         state = self.state_of(repo.session, person)
         shown = Shown.of(await state.get_data())
         click = None
@@ -211,6 +212,18 @@ class WeComTurns:
             )
         )
         return False
+
+
+def prefer_served(visitor: Visitor, served: Served | None) -> None:
+    """Someone in several organisations of the corporation, each served by an app of its own,
+    is in the app they wrote to the member (and manager) of the organisation it serves: its
+    enrolment and roles come first, and its language."""
+    if served is None or served.org.id is None or served.org.id not in visitor.orgs:
+        return
+    org_id = served.org.id
+    visitor.members.sort(key=lambda member: member.org_id != org_id)
+    visitor.roles.sort(key=lambda grant: grant.org_id != org_id)
+    visitor.org = served.org
 
 
 def media_fetcher(api: WeComAPI) -> Fetch:

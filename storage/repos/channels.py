@@ -40,6 +40,15 @@ class ChannelRepo:
         row = (await self.session.exec(stmt)).first()
         return None if row is None else Served(row[0], row[1])
 
+    async def apps(self, *, channel: str) -> dict[int, str]:
+        """Which app of the channel serves each organisation an app serves (by org id)."""
+        stmt = select(col(OrgChannel.org_id), col(OrgChannel.app_id)).where(
+            OrgChannel.channel == channel, col(OrgChannel.app_id).is_not(None)
+        )
+        return {
+            org_id: app_id for org_id, app_id in (await self.session.exec(stmt)).all() if app_id
+        }
+
     async def configure(
         self,
         *,
@@ -50,7 +59,8 @@ class ChannelRepo:
         text_only: bool | None = None,
     ) -> OrgChannel:
         """Change what is given (an app: `None` takes it away), keeping the rest; Conflict when
-        the app serves another organisation already."""
+        the app serves another organisation already. Whether the deployment has the app is
+        the caller's to check (`daka org set` reads the settings)."""
         setting = await self.of_org(org_id=org_id, channel=channel)
         if setting is None:
             setting = OrgChannel(org_id=org_id, channel=channel)
@@ -62,20 +72,6 @@ class ChannelRepo:
                 if other is not None and other.org.id != org_id:
                     raise Conflict(
                         f"{channel} app {app_id} already serves organisation {other.org.slug!r}"
-                    )
-                stmt = select(OrgChannel).where(
-                    col(OrgChannel.channel) == channel,
-                    col(OrgChannel.app_id).is_not(None),
-                    col(OrgChannel.app_id) != app_id,
-                    col(OrgChannel.org_id) != org_id,
-                )
-                if (await self.session.exec(stmt)).first() is not None:
-                    # One deployment sends every organisation's letters through one courier
-                    # and knows a person by their user id alone (which repeats across
-                    # corporations): a second app would reach people through the wrong one.
-                    raise Conflict(
-                        f"this deployment serves one {channel} app already; a second app "
-                        "needs a deployment (database) of its own (docs/wecom.md)"
                     )
             setting.app_id = app_id
         if ids_are_member_ids is not None:

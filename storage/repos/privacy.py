@@ -11,7 +11,7 @@ and after."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -37,6 +37,10 @@ from storage.repos.audit import AuditRepo
 from storage.repos.photos import PhotoRepo
 from storage.slots import alerts_about
 
+Forget = Callable[[Sequence[tuple[str, str]]], Awaitable[None]]
+"""Clears the conversations of these identities (channel, external id) kept outside the
+database (Telegram's state in Redis): given by the composition root to whoever erases."""
+
 GRACE_ACTOR = "withdrawal"  # who erases when the grace period is over, in the audit trail
 HOLD_REASON_MAX = 200  # Member.hold_reason
 
@@ -55,6 +59,9 @@ class Erased:
     letters: int
     conversations: int = 0
     photos: int = 0
+    # The person's identities (channel, external id): whatever keeps their conversations
+    # outside the database (Telegram's state in Redis) is cleared of these too.
+    identities: tuple[tuple[str, str], ...] = ()
 
     def detail(self) -> str:
         return (
@@ -138,16 +145,19 @@ class PrivacyRepo:
         )
         photos = await PhotoRepo(self.session).delete_member(member_id=member.id)
         conversations = 0
+        identities: tuple[tuple[str, str], ...] = ()
         if member.account_id is not None:
             # A draft under way holds answers too: the person's conversation on each channel
             # kept in the database (Telegram's rows as aiogram keys a private chat, the
-            # others' as storage.conversation_state does); state kept in Redis is not reached here.
+            # others' as storage.conversation_state does); state kept in Redis is the
+            # caller's to clear (`identities`: scheduler.jobs.erase_withdrawn_now's `forget`).
             stmt = select(col(Identity.channel), col(Identity.external_id)).where(
                 col(Identity.account_id) == member.account_id
             )
+            identities = tuple((c, e) for c, e in (await self.session.exec(stmt)).all())
             keys = [
                 f"fsm:{eid}:{eid}:default" if channel == TELEGRAM else f"{channel}:{eid}"
-                for channel, eid in (await self.session.exec(stmt)).all()
+                for channel, eid in identities
             ]
             if keys:
                 gone = await self.session.exec(
@@ -162,6 +172,7 @@ class PrivacyRepo:
             letters=int(letters.rowcount or 0),
             conversations=conversations,
             photos=photos,
+            identities=identities,
         )
         await self.audit.log(
             org_id=member.org_id,
@@ -190,10 +201,17 @@ class PrivacyRepo:
 
     async def erase_due(self, *, now: datetime) -> list[tuple[str, str]]:
         """Erase every member whose grace period is over; returns (slug, member id) of each."""
+        return [(slug, member_id) for slug, member_id, _ in await self.erasures(now=now)]
+
+    async def erasures(self, *, now: datetime) -> list[tuple[str, str, Erased]]:
+        """Erase every member whose grace period is over; returns (slug, member id, what was
+        erased) of each."""
         done = []
         for member, org in await self.due(now=now):
-            await self.erase(member=member, actor=GRACE_ACTOR, why="grace period over", now=now)
-            done.append((org.slug, member.external_id))
+            erased = await self.erase(
+                member=member, actor=GRACE_ACTOR, why="grace period over", now=now
+            )
+            done.append((org.slug, member.external_id, erased))
         return done
 
     async def hold(self, *, member: Member, reason: str, actor: str, now: datetime) -> None:

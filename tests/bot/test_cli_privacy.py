@@ -10,9 +10,20 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from aiogram.fsm.storage.base import StorageKey
 
+from handlers.telegram.fsm import redis_storage
 from storage.models import AuditEntry, CheckIn, Member
-from tests.bot.test_cli_schedule import NINE, ROSTER, daka, enrol_and_check_in, fails, rows
+from tests.bot.test_cli_schedule import (
+    NINE,
+    ROSTER,
+    TELEGRAM,
+    daka,
+    enrol_and_check_in,
+    fails,
+    rows,
+)
+from tests.bot.test_fsm import closed_redis
 
 
 @pytest.fixture
@@ -191,3 +202,41 @@ def test_the_grace_period_is_set_per_organisation(
     assert code == 0 and out.endswith(", retain 30 days, erase 0 days after a withdrawal\n")
     code, out, _ = daka(capsys, "org", "set", "no1", "--retain-days", "90")
     assert code == 0 and ", retain 90 days," in out
+
+
+async def redis_drafts(url: str, *chats: int, start: bool = False) -> list[str | None]:
+    """Each chat's state in Redis, as the bot keeps it (with `start`: a draft begun first)."""
+    storage = redis_storage(url)
+    try:
+        states = []
+        for chat in chats:
+            key = StorageKey(bot_id=42, chat_id=chat, user_id=chat)
+            if start:
+                await storage.set_state(key, "CheckInForm:answering")
+                await storage.set_data(key, {"draft": {"temperature": 38.4}})
+            states.append(await storage.get_state(key))
+        return states
+    finally:
+        await storage.close()
+
+
+def test_erasing_on_request_clears_the_telegram_state_kept_in_redis(
+    school: str,
+    redis_url: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With REDIS_URL (replicas), Bob's draft under way is in Redis: `daka erase` deletes it
+    there too, and no one else's. Redis out of reach: one line, and nothing is erased."""
+    bob, carol = TELEGRAM["1002"], TELEGRAM["1003"]
+    asyncio.run(redis_drafts(redis_url, bob, carol, start=True))
+    monkeypatch.setenv("REDIS_URL", closed_redis())
+    message = fails(capsys, "erase", "no1", "1002", "--yes")
+    assert message.startswith("Redis at REDIS_URL cannot be reached (")
+    assert message.endswith("); nothing was erased: try again")
+    members = {m.external_id: m for m in asyncio.run(rows(school, Member))}
+    assert members["1002"].erased_at is None and members["1002"].withdrawn_at is None
+
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    assert daka(capsys, "erase", "no1", "1002", "--yes")[0] == 0
+    assert asyncio.run(redis_drafts(redis_url, bob, carol)) == [None, "CheckInForm:answering"]

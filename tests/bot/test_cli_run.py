@@ -82,12 +82,25 @@ def test_a_token_telegram_refuses_is_a_setting_error(
     assert list(env.glob("daka.db*")) == []
 
 
-def test_remind_without_a_token_says_what_needs_it(
-    env: Path, capsys: pytest.CaptureFixture[str]
+NO_CHANNEL = (
+    "daka: no channel to send reminders on: set BOT_TOKEN for Telegram, the WECOM_* settings "
+    "for WeCom (docs/wecom.md), or both\n"
+)
+
+
+def test_remind_without_a_channel_names_the_settings(
+    env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     daka(capsys, "org", "create", "no1", "--name", "No1")
+    code, out, err = daka(capsys, "remind", "no1")
+    assert (code, out, err) == (2, "", NO_CHANNEL)
+    # WeCom alone, half set: the first setting missing, not a traceback.
+    monkeypatch.setenv("WECOM_CORP_ID", "ww0123456789abcdef")
     code, _, err = daka(capsys, "remind", "no1")
-    assert code == 2 and err.strip() == "daka: setting BOT_TOKEN is required to send reminders"
+    assert (code, err) == (
+        2,
+        "daka: setting WECOM_AGENT_ID is required to send reminders on WeCom\n",
+    )
 
 
 def test_a_retention_dry_run_says_would_clear(
@@ -230,6 +243,7 @@ async def test_one_daka_run_answers_telegram_and_wecom(
     from tests.fakewecom import LocalWeCom
     from tests.handlers.wecom.world import AES_KEY, AGENT, SECRET, TOKEN
 
+    monkeypatch.setenv("WECOM_AGENT_ID", str(AGENT))  # the app `org set` may name
     async with LocalWeCom() as wecom, aiohttp.ClientSession() as http:
         wecom.add_app(AGENT, SECRET)
         wecom.add_members("zhangsan")

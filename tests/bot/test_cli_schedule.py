@@ -560,9 +560,31 @@ def test_remind_mistakes_are_one_line(
     assert fails(capsys, "remind", "nope") == "no organisation 'nope'"
     assert asyncio.run(rows(school, SlotRun)) == []
     monkeypatch.delenv("BOT_TOKEN")
-    code, _, err = daka(capsys, "remind", "no1")  # says what needs the token, not "run the bot"
-    assert code == 2 and err.strip() == "daka: setting BOT_TOKEN is required to send reminders"
+    code, _, err = daka(capsys, "remind", "no1")  # says which settings it needs
+    assert code == 2 and err.strip().startswith("daka: no channel to send reminders on: set ")
     assert asyncio.run(rows(school, SlotRun)) == []
+
+
+async def bind_on_wecom(url: str, member_id: str, userid: str) -> None:
+    """The enrolled member `member_id` also has the WeCom identity `userid`."""
+    engine = create_engine(url)
+    try:
+        async with create_session_factory(engine)() as session:
+            repo = Repo(session)
+            org = await repo.orgs.require(slug="no1")
+            member = await repo.members.by_external(org_id=org.id or 0, external_id=member_id)
+            assert member is not None and member.account_id is not None
+            session.add(
+                Identity(
+                    channel="wecom",
+                    external_id=userid,
+                    account_id=member.account_id,
+                    created_at=NINE,
+                )
+            )
+            await session.commit()
+    finally:
+        await engine.dispose()
 
 
 def test_remind_reaches_members_on_telegram_and_on_wecom(
@@ -574,28 +596,7 @@ def test_remind_reaches_members_on_telegram_and_on_wecom(
     """A deployment with both channels: a member bound on both gets the reminder on each, a
     member bound on WeCom alone gets it there, from the one round."""
     wecom_env.add_members("carol", "dan")
-
-    async def bind_on_wecom() -> None:
-        engine = create_engine(school)
-        try:
-            async with create_session_factory(engine)() as session:
-                repo = Repo(session)
-                org = await repo.orgs.require(slug="no1")
-                carol = await repo.members.by_external(org_id=org.id or 0, external_id="1003")
-                assert carol is not None and carol.account_id is not None
-                session.add(
-                    Identity(
-                        channel="wecom",
-                        external_id="carol",
-                        account_id=carol.account_id,
-                        created_at=NINE,
-                    )
-                )
-                await session.commit()
-        finally:
-            await engine.dispose()
-
-    asyncio.run(bind_on_wecom())
+    asyncio.run(bind_on_wecom(school, "1003", "carol"))
     code, out, err = daka(capsys, "remind", "no1")
     assert code == 0, err
     assert out.strip() == (
@@ -605,3 +606,22 @@ def test_remind_reaches_members_on_telegram_and_on_wecom(
     [letter] = wecom_env.inbox("carol")
     assert letter.msgtype == "template_card" and REMINDER in str(letter.body)
     assert wecom_env.inbox("dan") == []  # Dan is on Telegram only
+
+
+def test_remind_in_a_wecom_only_deployment_goes_through_wecom(
+    school: str, wecom_env: LocalWeCom, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No BOT_TOKEN, the WECOM_* settings: the round is sent through the WeCom app, to the
+    members bound there; those on Telegram alone are not due on this deployment."""
+    wecom_env.add_members("carol", "dan")
+    asyncio.run(bind_on_wecom(school, "1003", "carol"))
+    code, out, err = daka(capsys, "remind", "no1")
+    assert code == 0, err
+    assert out.strip() == (
+        "no1 2026-11-30 manual@09:00:00: due 1, sent 1, skipped 0, failed 0, unreachable 0"
+    )
+    [letter] = wecom_env.inbox("carol")
+    assert letter.msgtype == "template_card" and REMINDER in str(letter.body)
+    assert wecom_env.inbox("dan") == []
+    [sent] = [x for x in asyncio.run(rows(school, Outbox)) if x.status == "sent"]
+    assert (sent.channel, sent.address) == ("wecom", "carol")

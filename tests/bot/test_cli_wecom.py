@@ -5,13 +5,14 @@ a bad setting said in one line with exit code 2."""
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import aiohttp
 import pytest
 
 from bot.cli import main
-from bot.config import Settings
+from bot.config import Settings, load_settings
 from bot.wecom import run_wecom
 from tests.fakewecom import CallbackDriver, LocalWeCom
 from tests.handlers.wecom.world import AES_KEY, AGENT, SECRET, TOKEN
@@ -23,7 +24,29 @@ def daka(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]
     return code, out, err
 
 
-def test_one_app_serves_one_organisation(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+SECOND = 1000003
+SECOND_SECRET = "daka-second-app-secret"
+SECOND_TOKEN = "dakaSecondToken2026"
+SECOND_AES_KEY = "ZYXWVUTSRQPONMLKJIHGFEDCBA9876543210zyxwvut"
+
+
+def apps_file(folder: Path, *, agent: int = SECOND, path: str | None = None) -> Path:
+    """A WECOM_APPS file naming one further app of the corp."""
+    extra = f'path = "{path}"\n' if path else ""
+    file = folder / "wecom-apps.toml"
+    file.write_text(
+        f'[[apps]]\nagent_id = {agent}\nsecret = "{SECOND_SECRET}"\n'
+        f'token = "{SECOND_TOKEN}"\naes_key = "{SECOND_AES_KEY}"\n{extra}',
+        encoding="utf-8",
+    )
+    return file
+
+
+def test_each_app_serves_one_organisation(
+    env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WECOM_AGENT_ID", str(AGENT))
+    monkeypatch.setenv("WECOM_APPS", str(apps_file(env)))
     daka(capsys, "org", "create", "no1", "--name", "第一中学")
     daka(capsys, "org", "create", "no2", "--name", "第二中学")
     code, out, _ = daka(
@@ -32,11 +55,15 @@ def test_one_app_serves_one_organisation(env: Path, capsys: pytest.CaptureFixtur
     assert code == 0 and out.rstrip().endswith("wecom app 1000002, text only")
     code, _, err = daka(capsys, "org", "set", "no2", "--wecom-agent", "1000002")
     assert code == 1 and err == "daka: wecom app 1000002 already serves organisation 'no1'\n"
-    # A second app: not in this deployment (its letters would go through the first app).
-    code, _, err = daka(capsys, "org", "set", "no2", "--wecom-agent", "1000003")
-    assert code == 1 and err == (
-        "daka: this deployment serves one wecom app already; a second app needs a "
-        "deployment (database) of its own (docs/wecom.md)\n"
+    # A second app of the deployment (WECOM_APPS) serves a second organisation.
+    code, out, _ = daka(capsys, "org", "set", "no2", "--wecom-agent", str(SECOND))
+    assert code == 0 and out.rstrip().endswith(f"wecom app {SECOND}")
+    # An app the deployment has no settings for: its letters would have no way out.
+    code, out, err = daka(capsys, "org", "set", "no2", "--wecom-agent", "1000009")
+    assert (code, out) == (2, "")
+    assert err == (
+        "daka: --wecom-agent 1000009: no WeCom app of this deployment has that AgentId "
+        "(configured: 1000002, 1000003; set WECOM_AGENT_ID, or add the app to WECOM_APPS)\n"
     )
     code, out, _ = daka(
         capsys, "org", "set", "no1", "--no-wecom-text-only", "--wecom-userid-is-member-id"
@@ -46,6 +73,102 @@ def test_one_app_serves_one_organisation(env: Path, capsys: pytest.CaptureFixtur
     assert code == 1 and "--wecom-agent must be from 1" in err
     code, out, _ = daka(capsys, "org", "set", "no1", "--no-wecom-agent")
     assert out.rstrip().endswith("wecom no app, user ids are member ids")
+
+
+def test_no_app_can_serve_an_organisation_of_a_deployment_without_wecom(
+    env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    daka(capsys, "org", "create", "no1", "--name", "第一中学")
+    code, _, err = daka(capsys, "org", "set", "no1", "--wecom-agent", str(AGENT))
+    assert code == 2 and err.splitlines() == [
+        f"daka: --wecom-agent {AGENT}: no WeCom app of this deployment has that AgentId "
+        "(configured: none; set WECOM_AGENT_ID, or add the app to WECOM_APPS)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (
+            "[[apps]]\nagent_id = 1000002\nsecret = 's'\ntoken = 't'\naes_key = '{key}'\n",
+            "agent_id 1000002 is named twice",
+        ),
+        (
+            "[[apps]]\nagent_id = 7\nsecret = 's'\ntoken = 'not a token'\naes_key = '{key}'\n",
+            "apps[0].token: expected the callback Token: 1-32 letters and digits",
+        ),
+        (
+            "[[apps]]\nagent_id = 7\nsecret = 's'\ntoken = 't'\naes_key = 'short'\n",
+            "apps[0].aes_key: expected the callback EncodingAESKey: 43 characters of A-Z, a-z "
+            "and 0-9",
+        ),
+        ("[[apps]]\nagent_id = 7\nsecret = 's'\ntoken = 't'\n", "apps[0].aes_key: Field required"),
+        (
+            "[[apps]]\nagent_id = 7\ncorp_id = 'ww2'\nsecret = 's'\ntoken = 't'\n"
+            "aes_key = '{key}'\n",
+            "apps[0].corp_id: Extra inputs are not permitted",
+        ),
+        (
+            "[[apps]]\nagent_id = 7\nsecret = 's'\ntoken = 't'\naes_key = '{key}'\n"
+            "path = '/wecom'\n",
+            "the path of app 7 (/wecom) is taken already",
+        ),
+        (
+            "[[apps]]\nagent_id = 7\nsecret = 's'\ntoken = 't'\naes_key = '{key}'\n"
+            "path = '/healthz'\n",
+            "apps[0].path: must start with /, have no { or }, and not be /healthz or /metrics",
+        ),
+        (
+            "[[apps]]\nagent_id = 7\nsecret = 's'\ntoken = 't'\naes_key = '{key}'\n"
+            "[[apps]]\nagent_id = 8\nsecret = 's8'\ntoken = 't'\naes_key = '{key}'\n",
+            "app 8 has the callback Token and EncodingAESKey of another app: "
+            "give each app its own",
+        ),
+        ("agent_id = 7\n", "{file} must hold a list of apps ([[apps]] tables) and nothing else"),
+        (
+            "[[apps]\n",
+            "{file} is not TOML: Expected ']]' at the end of an array declaration "
+            "(at line 1, column 7)",
+        ),
+    ],
+)
+def test_a_bad_wecom_apps_file_is_one_line_and_exit_2(
+    env: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    content: str,
+    problem: str,
+) -> None:
+    file = env / "apps.toml"
+    file.write_text(content.replace("{key}", SECOND_AES_KEY), encoding="utf-8")
+    monkeypatch.setenv("WECOM_AGENT_ID", str(AGENT))
+    monkeypatch.setenv("WECOM_APPS", str(file))
+
+    code, out, err = daka(capsys, "org", "list")
+
+    assert (code, out) == (2, "")
+    assert err.splitlines() == [
+        f"daka: setting WECOM_APPS is invalid: {problem.replace('{file}', str(file))}"
+    ]
+    assert SECOND_AES_KEY not in err
+    assert list(env.glob("daka.db*")) == []
+
+
+def test_wecom_apps_may_be_json_and_a_missing_file_is_said(
+    env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    file = env / "apps.json"
+    app = {"agent_id": SECOND, "secret": "s", "token": "t", "aes_key": SECOND_AES_KEY}
+    file.write_text(json.dumps({"apps": [app]}), encoding="utf-8")
+    monkeypatch.setenv("WECOM_APPS", str(file))
+    settings = load_settings()
+    assert [a.path for a in settings.wecom_apps] == [f"/wecom/{SECOND}"]
+    monkeypatch.setenv("WECOM_APPS", str(env / "nothere.toml"))
+    code, _, err = daka(capsys, "org", "list")
+    assert code == 2 and err == (
+        f"daka: setting WECOM_APPS is invalid: cannot read {env / 'nothere.toml'}: "
+        "No such file or directory\n"
+    )
 
 
 def test_a_bad_wecom_setting_is_one_line_and_exit_2(
@@ -71,12 +194,39 @@ def test_an_app_that_serves_no_organisation_does_not_start(
     )
 
 
+def test_every_app_must_serve_an_organisation_and_the_menu_goes_to_the_orgs_app(
+    wecom_env: LocalWeCom,
+    env: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    wecom_env.add_app(SECOND, SECOND_SECRET)
+    monkeypatch.setenv("WECOM_APPS", str(apps_file(env)))
+    daka(capsys, "org", "create", "no1", "--name", "第一中学")
+    daka(capsys, "org", "create", "arts", "--name", "艺术学院", "--language", "en")
+    daka(capsys, "org", "set", "no1", "--wecom-agent", str(AGENT))
+    code, _, err = daka(capsys, "wecom", "--port", "0")
+    assert code == 2 and err == (
+        f"daka: setting WECOM_APPS {SECOND} serves no organisation: "
+        f"run daka org set SLUG --wecom-agent {SECOND}\n"
+    )
+    daka(capsys, "org", "set", "arts", "--wecom-agent", str(SECOND))
+    code, out, _ = daka(capsys, "wecom", "menu", "arts", "--members-only")
+    assert code == 0 and out.strip() == (
+        f"menu of WeCom app {SECOND} (arts) installed: Check in | Me"
+    )
+    assert wecom_env.apps[AGENT].menu is None and wecom_env.apps[SECOND].menu is not None
+
+
 def test_the_menu_is_installed_in_the_organisations_language(
     wecom_env: LocalWeCom, capsys: pytest.CaptureFixture[str]
 ) -> None:
     daka(capsys, "org", "create", "no1", "--name", "第一中学")
     code, _, err = daka(capsys, "wecom", "menu", "no1")
-    assert code == 1 and "no1 is not served by WECOM_AGENT_ID 1000002" in err
+    assert code == 1 and err == (
+        "daka: no1 is not served by a WeCom app of this deployment (1000002): "
+        "run daka org set no1 --wecom-agent AGENT_ID\n"
+    )
     daka(capsys, "org", "set", "no1", "--wecom-agent", str(AGENT))
     code, out, _ = daka(capsys, "wecom", "menu", "no1")
     assert code == 0 and out.strip().endswith("installed: 打卡 | 我的 | 管理")
@@ -93,8 +243,9 @@ def test_the_menu_is_installed_in_the_organisations_language(
 
 
 async def test_daka_wecom_serves_the_callbacks_with_the_scheduler(
-    env: Path, capsys: pytest.CaptureFixture[str]
+    env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("WECOM_AGENT_ID", str(AGENT))
     async with LocalWeCom() as wecom, aiohttp.ClientSession() as http:
         wecom.add_app(AGENT, SECRET)
         wecom.add_members("zhangsan")

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
 
 import pytest
-from aiogram.fsm.storage.base import StorageKey
+from aiogram.fsm.storage.base import BaseStorage, StorageKey
 from aiogram.fsm.storage.redis import DefaultKeyBuilder, RedisStorage
+from redis.exceptions import RedisError
+from sqlmodel import select
 
+from domain.clock import FixedClock
 from handlers.telegram.context import Batch, current_batch
-from handlers.telegram.fsm import AfterCommit, DbStorage
+from handlers.telegram.fsm import AfterCommit, DbStorage, redis_forgetter
+from handlers.telegram.fsm import redis_storage as create_redis_storage
+from scheduler.jobs import erase_withdrawn_now
 from storage.db import SessionFactory
+from storage.models import FsmRecord, Member
+from tests.storage.test_withdrawal import seed, withdraw
 
 KEY = StorageKey(bot_id=42, chat_id=7, user_id=7)
 
@@ -87,3 +97,74 @@ async def test_replicas_without_redis_do_not_remember_stale_steps(
             assert await a.get_state(KEY) == "Checkin:temperature"
         finally:
             current_batch.reset(token)
+
+
+async def chat_step(storage: BaseStorage, chat: int) -> tuple[str | None, dict[str, Any]]:
+    key = StorageKey(bot_id=42, chat_id=chat, user_id=chat)
+    return await storage.get_state(key), await storage.get_data(key)
+
+
+async def start_drafts(storage: BaseStorage, *chats: int) -> None:
+    """A check-in draft under way in each private chat, in Redis as the bot keeps it."""
+    for chat in chats:
+        key = StorageKey(bot_id=42, chat_id=chat, user_id=chat)
+        await storage.set_state(key, "CheckInForm:answering")
+        await storage.set_data(key, {"draft": {"temperature": 37.9}})
+
+
+async def test_erasure_clears_the_members_telegram_state_in_redis_and_nobody_elses(
+    redis_url: str, sessions: SessionFactory, clock: FixedClock
+) -> None:
+    """Regression ("Redis state not erased"): member 1 (Telegram 101) withdrew; once the grace
+    period is over, the erasure job deletes their draft in Redis too, not member 2's (102)."""
+    org_id = await seed(sessions, clock)
+    await withdraw(sessions, clock, org_id)
+    storage = create_redis_storage(redis_url)
+    try:
+        await start_drafts(storage, 101, 102)
+        clock.advance(timedelta(days=7))
+        forget = redis_forgetter(redis_url)
+        assert await erase_withdrawn_now(sessions, clock, forget) == [("s", "1")]
+        assert await chat_step(storage, 101) == (None, {})
+        assert await storage.redis.keys("fsm:101:*") == []  # type: ignore[attr-defined]
+        assert await chat_step(storage, 102) == (
+            "CheckInForm:answering",
+            {"draft": {"temperature": 37.9}},
+        )
+    finally:
+        await storage.close()
+
+
+async def test_an_erasure_that_cannot_reach_redis_is_not_committed_and_runs_again(
+    redis_url: str, sessions: SessionFactory, clock: FixedClock
+) -> None:
+    """Redis out of reach: the job fails before its commit, so member 1 is still due (their
+    answers and their draft in the database kept), and the next run erases everything."""
+    org_id = await seed(sessions, clock)
+    await withdraw(sessions, clock, org_id)
+    storage = create_redis_storage(redis_url)
+    try:
+        await start_drafts(storage, 101)
+        clock.advance(timedelta(days=7))
+        with pytest.raises(RedisError):
+            await erase_withdrawn_now(sessions, clock, redis_forgetter(closed_redis()))
+        async with sessions() as session:
+            member = (await session.exec(select(Member).where(Member.external_id == "1"))).one()
+            drafts = [d.key for d in (await session.exec(select(FsmRecord))).all()]
+        assert member.erased_at is None and "fsm:101:101:default" in drafts
+        assert (await chat_step(storage, 101))[0] == "CheckInForm:answering"
+
+        assert await erase_withdrawn_now(sessions, clock, redis_forgetter(redis_url)) == [
+            ("s", "1")
+        ]
+        assert await chat_step(storage, 101) == (None, {})
+    finally:
+        await storage.close()
+
+
+def closed_redis() -> str:
+    """A Redis URL nothing listens on (a port bound once by us, then let go)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return f"redis://127.0.0.1:{port}/0"

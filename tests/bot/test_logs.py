@@ -284,3 +284,25 @@ def test_secrets_of_settings_cover_the_wecom_app() -> None:
     assert {"the-app-secret", "QDG6eK", "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"} <= set(
         secrets_of(settings)
     )
+
+
+def test_secrets_of_settings_cover_every_app_of_wecom_apps() -> None:
+    settings = Settings(
+        _env_file=None,
+        wecom_agent_id=1000002,
+        wecom_apps=[
+            {
+                "agent_id": 1000003,
+                "secret": "the-second-secret",
+                "token": "SecondToken",
+                "aes_key": "ZYXWVUTSRQPONMLKJIHGFEDCBA9876543210zyxwvut",
+            }
+        ],
+    )
+
+    assert {
+        "the-second-secret",
+        "SecondToken",
+        "ZYXWVUTSRQPONMLKJIHGFEDCBA9876543210zyxwvut",
+    } <= set(secrets_of(settings))
+    assert "the-second-secret" not in repr(settings)

@@ -24,6 +24,7 @@ class Reminder:
     address: str
     text: str
     options: list[list[dict[str, str]]]
+    org_id: int = 1
 
 
 async def bind(member: WeComMember, code: str, external_id: str, name: str) -> None:

@@ -4,13 +4,26 @@ an organisation shown text only, a word to reply), and WeCom's answers as neutra
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
-from domain.delivery import Refused, Sent, Unreachable
+from sqlmodel import select
+
+from domain.clock import FixedClock
+from domain.delivery import RecipientWindows, Refused, Sent, Unreachable
 from domain.i18n import create_translator
 from domain.keys import CHECKIN_NOW
 from handlers.wecom.api import WeComAPI
 from handlers.wecom.courier import WeComCourier
+from handlers.wecom.messages import CHANNEL
+from handlers.wecom.replies import ReplySender, text
+from scheduler.sender import Sender
+from storage.db import SessionFactory
+from storage.models import Outbox
+from storage.repo import Repo
+from storage.schedules import Letter as Posted
+from storage.schedules import OutboxRepo
 from tests.fakewecom import LocalWeCom
+from tests.storage.seeding import create_org
 
 
 @dataclass
@@ -18,6 +31,7 @@ class Letter:
     address: str
     text: str
     options: list[list[dict[str, str]]] | None = None
+    org_id: int = 1
 
 
 REMINDER = Letter(
@@ -55,3 +69,69 @@ async def test_wecoms_answers_are_neutral_outcomes(api: WeComAPI) -> None:
     broken = Letter("zhangsan", "你好", [[{"key": "x"}]])
     assert isinstance(await courier.deliver(broken), Refused)
     assert isinstance(await courier.deliver(Letter("a|b", "你好")), Refused)
+
+
+async def test_replies_count_in_a_members_window_and_a_letter_waits_for_the_room_they_took(
+    wecom: LocalWeCom, api: WeComAPI, clock: FixedClock, sessions: SessionFactory
+) -> None:
+    """Zhangsan has just chatted: 30 replies this minute, WeCom's limit for one member. The
+    alert written now would be his 31st message, which WeCom would drop without a word: it
+    goes back to the outbox until the minute is over. A reply past the limit is sent all the
+    same: it answers him, and holding it back would put it after what he writes next."""
+    replies = ReplySender(api)
+    for i in range(30):
+        await replies.send("zhangsan", [text(f"回复 {i}")])
+    async with sessions() as session:
+        org = await create_org(Repo(session), slug="no1", name="第一中学", now=clock.now())
+        letter = Posted(
+            org_id=org.id or 0,
+            channel=CHANNEL,
+            address="ZhangSan",
+            kind="alert",
+            day=clock.now().date(),
+            slot="a1",
+            text="⚠️ 李四 体温异常",
+        )
+        await OutboxRepo(session).enqueue([letter], now=clock.now())
+        await session.commit()
+    sender = Sender({CHANNEL: WeComCourier(api)}, sessions, clock)
+
+    stats = await sender.drain()
+    assert (stats.sent, stats.deferred) == (0, 1)
+    async with sessions() as session:
+        [row] = (await session.exec(select(Outbox))).all()
+    assert (row.status, row.not_before) == ("pending", clock.now() + timedelta(minutes=1))
+    assert len(wecom.inbox("zhangsan")) == 30 and wecom.dropped() == []
+
+    clock.advance(timedelta(seconds=30))
+    await replies.send("zhangsan", [text("还有一句")])  # past the limit: sent all the same
+    assert [d.text for d in wecom.dropped("zhangsan")] == ["还有一句"]  # as WeCom would
+    clock.advance(timedelta(seconds=29))
+    assert (await sender.drain()).sent == 0  # not yet: the minute is not over
+    clock.advance(timedelta(seconds=1))
+    assert (await sender.drain()).sent == 1
+    assert wecom.inbox("zhangsan")[-1].text == "⚠️ 李四 体温异常"
+    assert wecom.dropped() == [wecom.dropped("zhangsan")[0]]  # the letter was not dropped
+
+
+def test_the_count_per_member_keeps_both_windows() -> None:
+    """30 a minute and 1,000 an hour (Doc 90454), per member whatever the case of the userid,
+    in the clock's seconds: the room is the time until the message that fills a window leaves
+    it."""
+    now = [0.0]
+    windows = RecipientWindows(((60.0, 30), (3600.0, 1000)), lambda: now[0])
+    for _ in range(30):
+        assert windows.count("ZhangSan")
+    assert (windows.room("zhangsan"), windows.room("lisi")) == (60.0, 0.0)
+    assert not windows.count("zhangsan")  # past the minute: counted all the same (it went)
+    now[0] = 30.0
+    assert windows.room("zhangsan") == 30.0
+
+    hourly = RecipientWindows(((60.0, 30), (3600.0, 1000)), lambda: now[0])
+    for i in range(1000):
+        now[0] = i * 3.6  # 17 a minute: the minute's window never fills
+        assert hourly.count("lisi")
+    now[0] = 3597.0
+    assert hourly.room("lisi") == 3.0  # until the first of the thousand is an hour old
+    now[0] = 3600.0
+    assert hourly.room("lisi") == 0.0

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import pytest
 from sqlmodel import select
 
-from domain.conversation.io import Input
+from domain.conversation.io import Command, Input
 from domain.conversation.turn import Turn
 from handlers.wecom.replies import Record, ReplySender
 from storage.models import InboundEvent
@@ -119,3 +119,37 @@ async def test_a_turn_that_fails_is_answered_with_an_apology_in_the_members_lang
     [row] = await journal(app)
     assert row.handled_at is not None  # answered once, not tried for ever
     assert "a bug" in caplog.text
+
+
+async def test_one_members_events_are_handled_one_at_a_time_in_the_order_taken(
+    app: WeComDaka,
+) -> None:
+    """What per-member order rests on, and why WeCom's callbacks go to one process: the
+    inbox's lane of a member is in the process that took the events. Zhangsan's second
+    message waits for his first turn to end, although it was acknowledged at once; Lisi's
+    is handled meanwhile. (A second process taking his second message would not know of the
+    first: docs/wecom.md, "Replicas".)"""
+    await app.org()
+    gate, lisi_done = asyncio.Event(), asyncio.Event()
+    log: list[str] = []
+
+    async def slow_first(turn: Turn, given: Input) -> None:
+        said = given.name if isinstance(given, Command) else "?"
+        log.append(f"{turn.person.external_id} {said} begins")
+        if said == "help":
+            await gate.wait()
+        log.append(f"{turn.person.external_id} {said} ends")
+        if turn.person.external_id == "lisi":
+            lisi_done.set()
+
+    await app.start(converse=slow_first)
+    assert app.driver is not None and app.channel is not None
+    for userid, said in (("zhangsan", "/help"), ("zhangsan", "/today"), ("lisi", "/history")):
+        assert (await app.driver.send_text(userid, said)).acknowledged
+    await asyncio.wait_for(lisi_done.wait(), timeout=30)
+    assert log == ["zhangsan help begins", "lisi history begins", "lisi history ends"]
+    gate.set()
+    await app.settled()
+    assert log[3:] == ["zhangsan help ends", "zhangsan today begins", "zhangsan today ends"]
+    rows = sorted(await journal(app), key=lambda row: row.id or 0)
+    assert all(row.handled_at is not None for row in rows)
