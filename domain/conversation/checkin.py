@@ -19,7 +19,7 @@ from typing import Any
 
 from domain.checkin import derive
 from domain.clock import local_day, zone
-from domain.conversation.common import member_and_org
+from domain.conversation.common import discard_draft_photos, member_and_org
 from domain.conversation.confirm import (
     confirm,
     edit_options,
@@ -283,6 +283,7 @@ async def keep_photo(dialogue: Dialogue, draft: Draft, photo: Photo, fetch: Fetc
         now=turn.clock.now(),
     )
     assert kept.id is not None
+    await discard_draft_photos(turn, draft.data, only=draft.qid)  # the one it replaces
     return media_ref(kept.id)
 
 
@@ -331,6 +332,7 @@ async def _answer_press(turn: Turn, press: Press, resolve: Resolve) -> None:
         await dialogue.save(draft)
         return
     assert isinstance(outcome, Answered)
+    await discard_draft_photos(turn, draft.data, only=q.id)  # a photo sent, then skipped
     draft.answers[q.id] = outcome.value
     await turn.out.notice()
     lang = current_language()
@@ -372,6 +374,7 @@ async def on_summary(
     await turn.out.notice()
     form = dialogue.form
     if key.action == "cancel":
+        await discard_draft_photos(turn, draft.data)
         await dialogue.finish(_("Cancelled. Nothing was recorded."), draft, edit=True)
     elif key.action == "edit":
         await turn.out.update_options(edit_options(form, draft))

@@ -120,6 +120,15 @@ class PhotoRepo:
         )
         return int(result.rowcount or 0)
 
+    async def delete_ids(self, *, member_id: int, ids: Collection[int]) -> int:
+        """These photos of one member (a draft's, given up or replaced)."""
+        if not ids:
+            return 0
+        result = await self.session.exec(
+            delete(Photo).where(col(Photo.member_id) == member_id, col(Photo.id).in_(set(ids)))
+        )
+        return int(result.rowcount or 0)
+
     async def delete_member(self, *, member_id: int) -> int:
         result = await self.session.exec(delete(Photo).where(col(Photo.member_id) == member_id))
         return int(result.rowcount or 0)

@@ -4,6 +4,7 @@ SQLite database (copied from one seeded per module) underneath. No HTTP, no aiog
 from __future__ import annotations
 
 import asyncio
+import copy
 import shutil
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from domain.clock import FixedClock
-from domain.conversation import checkin
+from domain.conversation import checkin, common
 from domain.conversation.drafts import (
     ANSWERING,
     SKIP,
@@ -685,3 +686,50 @@ def test_keys_pack_as_the_buttons_already_in_chats() -> None:
     assert SummaryKey(draft="ab12cd34", action="confirm").pack() == "sum:ab12cd34:confirm:"
     assert SummaryKey.unpack("sum:ab12cd34:pick:photo").q == "photo"
     assert StartCheckInKey().pack() == "go"
+
+
+async def test_a_photo_replaced_or_cancelled_is_not_kept(chat: Chat) -> None:
+    """ "Nothing was recorded" holds for photos too: a photo replaced while editing, skipped
+    after all, or of a draft cancelled is deleted at once."""
+    chat.files.update(first=JPEG, second=JPEG + b"2")
+    await at_the_photo(chat)
+    await chat.send(Photo("first"))
+    first = chat.draft.answers["photo"]
+    edit = SummaryKey(draft=chat.draft.id, action="pick", q="photo").pack()
+    await chat.send(Press(edit))
+    await chat.send(Photo("second"))
+    [kept] = (await chat.session.exec(select(PhotoRow))).all()
+    assert chat.draft.answers["photo"] == f"media:{kept.id}" != first
+    await chat.send(Press(edit))
+    await chat.send(Press(chat.draft.key("photo", SKIP)))
+    assert (await chat.session.exec(select(PhotoRow))).all() == []
+    await chat.send(Press(edit))
+    await chat.send(Photo("first"))
+    assert len((await chat.session.exec(select(PhotoRow))).all()) == 1
+    await chat.send(Press(SummaryKey(draft=chat.draft.id, action="cancel").pack()))
+    assert (await chat.session.exec(select(PhotoRow))).all() == []
+
+
+async def test_cancel_drops_the_drafts_photo_and_a_typed_reference_is_not_followed(
+    chat: Chat,
+) -> None:
+    chat.files["p"] = JPEG
+    await at_the_photo(chat)
+    await chat.send(Photo("p"))
+    [kept] = (await chat.session.exec(select(PhotoRow))).all()
+    state = Draft(copy.deepcopy(chat.state.data))
+    state.answers["temperature"] = f"media:{kept.id}"  # a reference where no photo goes
+    state.answers["photo"] = None
+    turn = Turn(
+        Person("test", "101", "zh"),
+        chat.visitor,
+        Repo(chat.session),
+        chat.clock,
+        chat.state,
+        chat.out,
+    )
+    await common.discard_draft_photos(turn, state.data)
+    assert len((await chat.session.exec(select(PhotoRow))).all()) == 1
+    await common.on_cancel(turn)
+    await chat.session.commit()
+    assert (await chat.session.exec(select(PhotoRow))).all() == []
