@@ -9,12 +9,13 @@ once, each waiting for the app's answer before the next step:
 
 1. `daka wecom` (`python -m bot wecom`, a child process on a free port, SQLite file): every
    member checks in on the health form — the 打卡 menu's location picker (location_select),
-   the temperature typed, the symptoms' numbered list answered with numbers, the exposure and
-   photo card buttons pressed (response codes), the summary confirmed on its card: 7 callbacks
+   the temperature typed, the symptoms ticked on their vote card and submitted, the exposure
+   and photo card buttons pressed (response codes), the summary confirmed on its card: 6
+   callbacks
    — until "打卡成功". Afterwards the database must hold one check-in per member at version 1
    and no unhandled journal row.
 2. a bare aiohttp server (`python -m bench.wecom_echo`, a child process) that only verifies,
-   decrypts and acknowledges: every member posts the same 7 callbacks, each after the previous
+   decrypts and acknowledges: every member posts the same 6 callbacks, each after the previous
    200.
 
 It prints callbacks/s and conversations/s of both and their ratio (the goal is >= 0.5), and the

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -90,6 +89,21 @@ class WatchedWeCom(LocalWeCom):
 
         return find
 
+    def vote(self, user: str, label: str) -> Callable[[], tuple[str, str] | None]:
+        """The newest open vote card with an option labelled `label`: (task id, option id)."""
+
+        def find() -> tuple[str, str] | None:
+            for delivered in reversed(self.by_user.get(user, ())):
+                card = delivered.card
+                if card is None or card.replaced_by:
+                    continue
+                for option in card.body.get("checkbox", {}).get("option_list", []):
+                    if option.get("text") == label:
+                        return card.task_id, str(option.get("id"))
+            return None
+
+        return find
+
     def button(self, user: str, label: str) -> Callable[[], tuple[str, str] | None]:
         """The newest card with a live button labelled `label`: (task id, button key)."""
 
@@ -142,10 +156,9 @@ class TimedDriver(CallbackDriver):
         return attempt
 
 
-CALLBACKS = 7  # per check-in
+CALLBACKS = 6  # per check-in
 TIANANMEN = (39.9087, 116.3975)
 Q_TEMPERATURE = "请输入您今天测量的体温"
-Q_SYMPTOMS = "您今天是否有以下症状"
 DONE_TEXTS = ("打卡成功", "打卡已更新")
 
 Conversation = Callable[[str, float], Awaitable[None]]
@@ -153,7 +166,8 @@ Conversation = Callable[[str, float], Awaitable[None]]
 
 # --------------------------------------------------------------------------- conversations
 def checkin_conversation(wecom: WatchedWeCom, driver: TimedDriver) -> Conversation:
-    """The health form from the 打卡 picker to the confirmation: 7 callbacks."""
+    """The health form from the 打卡 picker to the confirmation: 6 callbacks (the symptoms
+    ticked on a vote card and submitted at once)."""
 
     async def talk(user: str, wait_s: float) -> None:
         async def acked(push: Awaitable[object]) -> None:
@@ -164,11 +178,8 @@ def checkin_conversation(wecom: WatchedWeCom, driver: TimedDriver) -> Conversati
         await acked(driver.pick_location(user, *TIANANMEN, "北京市东城区"))
         await wecom.until(user, wecom.text_with(user, Q_TEMPERATURE), "temperature", wait_s)
         await acked(driver.send_text(user, "36.5"))
-        symptoms = await wecom.until(user, wecom.text_with(user, Q_SYMPTOMS), "symptoms", wait_s)
-        none, finish = _number(symptoms, "⬜ 以上都没有"), _number(symptoms, "完成")
-        await acked(driver.send_text(user, none))
-        await wecom.until(user, wecom.text_with(user, "☑️ 以上都没有"), "the tick", wait_s)
-        await acked(driver.send_text(user, finish))
+        task, none = await wecom.until(user, wecom.vote(user, "以上都没有"), "symptoms", wait_s)
+        await acked(driver.submit(user, task, [none]))  # ticked in the client, then submitted
         task, key = await wecom.until(user, wecom.button(user, "否"), "exposure card", wait_s)
         await acked(driver.press(user, task, key))
         task, key = await wecom.until(user, wecom.button(user, "⏭ 跳过"), "photo card", wait_s)
@@ -180,22 +191,14 @@ def checkin_conversation(wecom: WatchedWeCom, driver: TimedDriver) -> Conversati
     return talk
 
 
-def _number(text: str, choice: str) -> str:
-    found = re.search(rf"(\d+)\.\s*{re.escape(choice)}", text)
-    if found is None:
-        raise ConversationError(f"no numbered choice {choice!r} in {text!r}")
-    return found.group(1)
-
-
 def echo_conversation(driver: TimedDriver) -> Conversation:
-    """The same 7 callbacks, each after the previous acknowledgement (no answer to wait for)."""
+    """The same 6 callbacks, each after the previous acknowledgement (no answer to wait for)."""
 
     async def talk(user: str, _wait_s: float) -> None:
         pushes = [
             driver.pick_location(user, *TIANANMEN, "北京市东城区"),
             driver.send_text(user, "36.5"),
-            driver.send_text(user, "7"),
-            driver.send_text(user, "8"),
+            driver.press(user, "t-symptoms", "done", card_type="vote_interaction"),
             driver.press(user, "t-exposure", "no"),
             driver.press(user, "t-photo", "skip"),
             driver.press(user, "t-summary", "confirm"),

@@ -6,7 +6,7 @@ encrypted body) is verified, decrypted and kept."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -195,6 +195,62 @@ class CallbackDriver:
             code = secrets.token_urlsafe(32)
         xml = events.card_event(
             self.corp_id, self.agent_id, user, self._now(), key, task_id, card_type, code, selected
+        )
+        return await self.push(xml)
+
+    async def submit(
+        self,
+        user: str,
+        task_id: str,
+        ticked: Sequence[str] = (),
+        *,
+        picked: Mapping[str, str] | None = None,
+    ) -> Push:
+        """A member answers a vote card (ticks the options `ticked`, by id) or a multiple-choice
+        card (picks in its drop-downs, `picked`: question_key to option id; one left alone
+        keeps its selected_id, or its first option) and taps its submit button, as the WeCom
+        client lets them: only the card's own options, at most one on a single-choice vote
+        card, and not once its submit is greyed out. Needs a linked `LocalWeCom`."""
+        if self.wecom is None:
+            raise RuntimeError("submitting a card needs the LocalWeCom that sent it")
+        card = self.wecom.cards.get((self.agent_id, task_id))
+        if card is None:
+            raise KeyError(f"no interactive card {task_id!r} of agent {self.agent_id}")
+        if card.replaced_by is not None:
+            raise ValueError(f"card {task_id!r} is answered ({card.replaced_by}): no submit")
+        body = card.body
+        if body.get("card_type") == "vote_interaction":
+            box = body["checkbox"]
+            ids = [str(o["id"]) for o in box["option_list"]]
+            unknown = [t for t in ticked if t not in ids]
+            if unknown:
+                raise ValueError(f"card {task_id!r} has no option {unknown[0]!r}")
+            if box.get("mode", 0) == 0 and len(set(ticked)) > 1:
+                raise ValueError(f"card {task_id!r} takes one option")
+            chosen = [i for i in ids if i in set(ticked)]  # as the client lists them
+            selected: list[tuple[str, Sequence[str]]] = [(str(box["question_key"]), chosen)]
+        elif body.get("card_type") == "multiple_interaction":
+            selected = []
+            for select in body["select_list"]:
+                ids = [str(o["id"]) for o in select["option_list"]]
+                default = select.get("selected_id")
+                choice = (picked or {}).get(select["question_key"], default)
+                if choice not in ids:
+                    choice = ids[0]
+                selected.append((str(select["question_key"]), [choice]))
+        else:
+            raise ValueError(f"card {task_id!r} is a {body.get('card_type')}: press its buttons")
+        code = self.wecom.press(self.agent_id, task_id)
+        xml = events.card_event(
+            self.corp_id,
+            self.agent_id,
+            user,
+            self._now(),
+            str(body["submit_button"]["key"]),
+            task_id,
+            str(body["card_type"]),
+            code,
+            selected,
         )
         return await self.push(xml)
 

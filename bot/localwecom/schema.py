@@ -105,20 +105,28 @@ def check_card(card: JSON) -> None:
             if button.get("style", 1) not in (1, 2, 3, 4):
                 raise bad("button style")
     elif card_type == "vote_interaction":
+        # checkbox (required): question_key 1-1024 bytes; option_list 1-20 options, each id
+        # 1-128 bytes and unique, text, is_checked; mode 0 (one) or 1 (several), default 0.
         box = card.get("checkbox")
         if not isinstance(box, dict):
             raise bad("checkbox missing")
         _keys([box.get("question_key")], 1024, "question_key")
-        _options(box.get("option_list"), 20)
-        if box.get("mode", 0) not in (0, 1):
-            raise bad("checkbox mode")
+        _options(box.get("option_list"), 20, checkable=True)
+        mode = box.get("mode", 0)
+        if isinstance(mode, bool) or mode not in (0, 1):
+            raise bad("checkbox mode is 0 (single) or 1 (multiple)")
         _submit(card)
     elif card_type == "multiple_interaction":
+        # select_list (required): 1-3 drop-downs, each a unique question_key, an optional title
+        # and selected_id (a wrong one shows the first option), option_list 1-10 options.
         selects = card.get("select_list")
         if not isinstance(selects, list) or not 1 <= len(selects) <= 3:
             raise bad("select_list holds 1 to 3 selectors")
         _keys([s.get("question_key") if isinstance(s, dict) else None for s in selects], 1024, "q")
         for select in selects:
+            for name in ("title", "selected_id"):
+                if not isinstance(select.get(name, ""), str):
+                    raise bad(f"select {name} must be a string")
             _options(select.get("option_list"), 10)
         _submit(card)
 
@@ -170,17 +178,22 @@ def _keys(keys: list[Any], most: int, what: str) -> None:
         seen.add(key)
 
 
-def _options(options: Any, most: int) -> None:
+def _options(options: Any, most: int, *, checkable: bool = False) -> None:
     if not isinstance(options, list) or not 1 <= len(options) <= most:
         raise bad(f"option_list holds 1 to {most} options")
     _keys([o.get("id") if isinstance(o, dict) else None for o in options], 128, "option id")
     for option in options:
-        if not option.get("text"):
+        if not isinstance(option.get("text"), str) or not option["text"]:
             raise bad("an option needs text")
+        if "is_checked" in option and not (checkable and isinstance(option["is_checked"], bool)):
+            raise bad("is_checked is a vote card option's, true or false")
 
 
 def _submit(card: JSON) -> None:
+    """submit_button (required): its key 1-1024 bytes; its text may be left out (提交)."""
     submit = card.get("submit_button")
-    if not isinstance(submit, dict) or not submit.get("text"):
+    if not isinstance(submit, dict):
         raise bad("submit_button missing")
+    if not isinstance(submit.get("text", ""), str):
+        raise bad("submit_button text must be a string")
     _keys([submit.get("key")], 1024, "submit key")

@@ -317,8 +317,13 @@ async def _answer_press(turn: Turn, press: Press, resolve: Resolve) -> None:
             skip(q)
             outcome: Outcome = Answered(None)
         else:
-            outcome = kind.accept(q, Press(key.value), draft)
+            ticked = None if press.chosen is None else chosen_values(press.chosen, draft, q.id)
+            outcome = kind.accept(q, Press(key.value, ticked), draft)
     except AnswerError as error:
+        if press.chosen is not None:  # a whole answer sent at once: ask again, saying why
+            await turn.out.notice()
+            await dialogue.ask(draft, header=kind.error_text(error), edit=True)
+            return
         await turn.out.notice(kind.error_text(error), alert=True)
         return
     if outcome is Staying.OPTIONS:
@@ -339,6 +344,26 @@ async def _answer_press(turn: Turn, press: Press, resolve: Resolve) -> None:
     chosen = html.escape(format_answer(q, outcome.value, lang))
     header = f"✔ {html.escape(q.label(lang))}: <b>{chosen}</b>"
     await dialogue.advance(draft, header=header, edit=True)
+
+
+MOST_CHOSEN = 64  # boxes sent with one press: more than any question has
+
+
+def chosen_values(chosen: tuple[str, ...], draft: Draft, qid: str) -> tuple[str, ...]:
+    """The values of the boxes sent with a press, each checked to be a key of this draft's
+    question `qid` (the kind then checks the values are its options)."""
+    if len(chosen) > MOST_CHOSEN:
+        raise AnswerError("unknown_choice")
+    values: list[str] = []
+    for raw in chosen:
+        try:
+            key = AnswerKey.unpack(raw)
+        except BadKey:
+            raise AnswerError("unknown_choice") from None
+        if key.draft != draft.id or key.q != qid:
+            raise AnswerError("unknown_choice")
+        values.append(key.value)
+    return tuple(values)
 
 
 async def on_summary(

@@ -4,7 +4,12 @@ Texts use light markup: the HTML subset `<b>`, `<i>`, `<code>`, `<a href>` with 
 escaped (`html.escape`); a channel without markup strips the tags. Options are rows of buttons:
 each has a label and either an opaque `key` (sent back as `Press(key)`: untrusted, the core
 unpacks and re-authorises it) or a `url`. A channel without buttons shows them numbered and
-accepts the number as the press."""
+accepts the number as the press.
+
+A choose-several question's options are boxes (`Option.box`) and one option that submits them
+(`Option.submit`). A channel with checkboxes of its own (WeCom's vote card) draws them and sends
+the boxes ticked with the submit's press (`Press.chosen`); one without (Telegram) shows each box
+as a button that toggles it, its label drawing the box."""
 
 from __future__ import annotations
 
@@ -67,12 +72,25 @@ class Document:
 
 @dataclass(frozen=True, slots=True)
 class Press:
-    """A button pressed (or its number typed): the option's key, as the client sent it."""
+    """A button pressed (or its number typed): the option's key, as the client sent it.
+    `chosen`: when the press submits boxes the channel ticked on its side (a WeCom vote card,
+    several numbers typed at once), the keys of every box ticked, as the client sent them
+    (untrusted like `key`); None for a plain press."""
 
     key: str
+    chosen: tuple[str, ...] | None = None
 
 
 Input = Command | Text | Location | Photo | Document | Press
+
+
+@dataclass(frozen=True, slots=True)
+class Box:
+    """A checkbox of a choose-several question: the option's own text (the label draws the box
+    for channels that show it as a button) and whether it is ticked now."""
+
+    text: str
+    ticked: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +98,8 @@ class Option:
     label: str
     key: str | None = None
     url: str | None = None
+    box: Box | None = None  # a checkbox: its key toggles it
+    submit: bool = False  # submits the boxes beside it (pressed with `Press.chosen`)
 
 
 Options = Sequence[Sequence[Option]]

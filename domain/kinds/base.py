@@ -125,6 +125,8 @@ SHARED_ERRORS: Final[ErrorTexts] = {
     "too_long": lambda: _("That is too long: at most {max_length} characters, please."),
     "unknown_option": lambda: _("Please choose one of the buttons."),
     "required": lambda: _("Please choose at least one option."),
+    # Several options sent at once (a vote card, numbers typed together), one not the question's.
+    "unknown_choice": lambda: _("Please answer with one of the question's options."),
     # Buttons on one channel, numbers to reply on another: the channel shows which.
     "use_buttons": lambda: _("Please answer with one of the question's options."),
 }

@@ -1,5 +1,8 @@
 """Every option that applies, ticked one by one, then Done; an exclusive option ("none of
-these") clears the others and is cleared by them.
+these") clears the others and is cleared by them. A channel that ticks boxes on its side (a
+WeCom vote card, numbers typed together) sends them all with Done instead (`Press.chosen`):
+each is checked, nothing chosen is refused when the question is required, and "none of these"
+with others gives way to them, as when it is ticked first.
 
 Stored: a ``list`` of option ids in form order (the draft keeps the ticks in "selected")."""
 
@@ -9,7 +12,7 @@ from collections.abc import Hashable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, cast
 
 from domain.conversation.drafts import Draft
-from domain.conversation.io import Option
+from domain.conversation.io import Box, Option, Press
 from domain.i18n import _
 from domain.kinds.base import (
     SKIPPED,
@@ -17,6 +20,7 @@ from domain.kinds.base import (
     Answered,
     AnswerError,
     Asking,
+    Given,
     Kind,
     Lang,
     Outcome,
@@ -59,6 +63,16 @@ def finish_multi(q: Question, selected: Sequence[str]) -> tuple[str, ...]:
     return options_in_order(q, chosen)
 
 
+def submitted(q: Question, press: Press) -> tuple[str, ...]:
+    """The options ticked on the channel's side and sent with Done, checked as untrusted."""
+    if press.key != DONE or press.chosen is None:
+        raise AnswerError("unknown_option")
+    known = {o.id for o in q.options}
+    if any(oid not in known for oid in press.chosen):
+        raise AnswerError("unknown_choice")
+    return finish_multi(q, tuple(dict.fromkeys(press.chosen)))
+
+
 def as_ids(value: object) -> tuple[str, ...]:
     if isinstance(value, list | tuple) and all(isinstance(i, str) for i in value):
         return tuple(value)
@@ -79,12 +93,23 @@ class MultiKind(Kind):
     def ask(self, q: Question, draft: Draft, lang: Lang) -> Asking:
         selected = set(draft.data.get("selected", []))
         rows = [
-            [Option(("☑️ " if o.id in selected else "⬜ ") + o.label(lang), draft.key(q.id, o.id))]
+            [
+                Option(
+                    ("☑️ " if o.id in selected else "⬜ ") + o.label(lang),
+                    draft.key(q.id, o.id),
+                    box=Box(o.label(lang), o.id in selected),
+                )
+            ]
             for o in q.options
         ]
-        rows.append([Option(_("Done ✔"), draft.key(q.id, DONE))])
+        rows.append([Option(_("Done ✔"), draft.key(q.id, DONE), submit=True)])
         hint = _("Choose every option that applies, then Done.")  # a button or a number
         return Asking(f"{self.prompt(q, lang)}\n{hint}", rows)
+
+    def accept(self, q: Question, given: Given, draft: Draft) -> Outcome:
+        if isinstance(given, Press) and given.chosen is not None:
+            return Answered(list(submitted(q, given)))
+        return super().accept(q, given, draft)
 
     def press(self, q: Question, value: str, draft: Draft) -> Outcome:
         selected = draft.data.get("selected", [])

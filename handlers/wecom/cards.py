@@ -89,10 +89,14 @@ def vote_card(
     multi: bool,
     desc: str = "",
 ) -> dict[str, Any]:
-    """A vote_interaction card: one question, 1 to 20 options, one or several chosen."""
+    """A vote_interaction card: one question, 1 to 20 options ticked in the client (one, or
+    several when `multi`: checkbox mode 1), sent together by its submit button; the callback
+    carries the submit's key and the ids of the options ticked."""
     _task_id(task_id)
     _key(question_key, "question key")
     _key(submit.key, "submit key")
+    if not multi and sum(o.checked for o in options) > 1:
+        raise ValueError("a single-choice vote card has at most one option checked")
     return {
         "card_type": "vote_interaction",
         "main_title": _title(title, desc),

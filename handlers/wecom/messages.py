@@ -17,6 +17,7 @@ from domain.conversation import io
 from handlers.wecom.crypto import BadPayload, parse_xml
 
 CHANNEL: Final = "wecom"
+CHOOSING_CARDS: Final = frozenset({"vote_interaction", "multiple_interaction"})
 
 
 class BadMessage(BadPayload):
@@ -214,7 +215,8 @@ def _event(root: Element, user: str, agent_id: int | None, created: int) -> Even
 
 def dedupe_key(event: Event) -> str:
     """The same for WeCom's retries of one callback, different for two callbacks: MsgId for
-    messages; FromUserName, CreateTime, the event and its stable keys for events."""
+    messages; FromUserName, CreateTime, the event and its stable keys (a card's task, key
+    and options ticked) for events."""
     msg_id = getattr(event, "msg_id", "")
     if msg_id:
         return f"msg:{msg_id}"
@@ -226,14 +228,17 @@ def dedupe_key(event: Event) -> str:
         parts.append(event.event_key)
     elif isinstance(event, CardPressed):
         parts += [event.task_id, event.event_key]
+        # Two submits of a card within a second differ by what was ticked; a retry does not.
+        parts += [f"{item.question_key}={','.join(item.option_ids)}" for item in event.selected]
     return "event:" + "\x1f".join(parts)
 
 
 def to_input(event: Event) -> io.Input | None:
     """The core's neutral input for an event; None for one that asks nothing of the core
     (entering the app, an unsupported event). Forwarding cannot be seen on WeCom, so no input
-    is ever `forwarded` (docs/wecom.md). A vote or choice card's choices are on
-    `CardPressed.selected` for the card's renderer; the input is its submit key."""
+    is ever `forwarded` (docs/wecom.md). A vote or multiple-choice card's submit is a press
+    of its key with the option ids ticked (`Press.chosen`: every question's, in order, once
+    each; none ticked is an empty selection), untrusted like any key: the core checks them."""
     if isinstance(event, TextMessage):
         text = event.content.strip()
         if text.startswith("/"):
@@ -262,6 +267,9 @@ def to_input(event: Event) -> io.Input | None:
         name, _space, args = event.event_key.strip().removeprefix("/").partition(" ")
         return io.Command(name, args.strip()) if name else None
     if isinstance(event, CardPressed):
+        if event.card_type in CHOOSING_CARDS:  # ticked in the client, sent with the submit
+            chosen = (oid for item in event.selected for oid in item.option_ids)
+            return io.Press(event.event_key, chosen=tuple(dict.fromkeys(chosen)))
         return io.Press(event.event_key)
     if isinstance(event, Unsupported) and event.msg_type != "event":
         return io.Text("")  # the question asks again for what it needs

@@ -1,12 +1,14 @@
 """The core's outputs for one WeCom member (`io.Out`), recorded as replies
 (`handlers.wecom.replies`) that are sent after the turn commits.
 
-- Text is plain (`handlers.wecom.render`); options go as a button card (up to 6) or, for an
-  organisation shown text only and for longer lists, as numbered lines. A number typed back
-  after numbered lines is taken as the press of that option (after a card it is what it says:
-  a card's buttons are tapped, and an optional question's "Skip" must not swallow a typed 1);
-  the options last shown are kept in the person's conversation state, under `SHOWN`
-  (`Shown`), once the turn is over.
+- Text is plain (`handlers.wecom.render`); options go as a button card (up to 6), a
+  choose-several question's boxes as a vote card (up to 20), or, for an organisation shown
+  text only and for longer lists, as numbered lines. A number typed back after numbered lines
+  is taken as the press of that option (after a button card it is what it says: a card's
+  buttons are tapped, and an optional question's "Skip" must not swallow a typed 1); numbers
+  typed back together ("1 3") after boxes, numbered or on a vote card (which the WeChat
+  plug-in does not show), submit those boxes (`handlers.wecom.turns`). The options last shown
+  are kept in the person's conversation state, under `SHOWN` (`Shown`), once the turn is over.
 - `replace` and `update_options` change the card a click came from in place
   (update_template_card with the click's response_code, once); without one, what comes next is
   sent anew. A question that stays as it was (the consent notice, once answered) only loses
@@ -46,6 +48,7 @@ class Shown:
     digest: str = ""
     location: bool = False
     numbered: bool = False  # shown as numbered lines: a number typed back presses one
+    submit: str = ""  # the key that submits the boxes among `keys` (a choose-several question)
 
     @classmethod
     def of(cls, data: Mapping[str, Any]) -> Shown | None:
@@ -62,6 +65,7 @@ class Shown:
                 digest=str(kept.get("digest", "")),
                 location=bool(kept.get("location", False)),
                 numbered=bool(kept.get("numbered", False)),
+                submit=str(kept.get("submit", "")),
             )
         except (TypeError, AttributeError):
             return None
@@ -73,6 +77,16 @@ class Shown:
     def key_of(self, number: int) -> str | None:
         """The key of option `number` (from 1), if there is one."""
         return self.keys[number - 1] if 1 <= number <= len(self.keys) else None
+
+    def boxes_of(self, numbers: list[int]) -> tuple[str, ...] | None:
+        """The keys of the boxes numbered `numbers` (the submit's own number left out); None
+        when a number is not one shown or the options shown are not boxes."""
+        if not self.submit:
+            return None
+        keys = [self.key_of(n) for n in numbers]
+        if any(key is None for key in keys):
+            return None
+        return tuple(dict.fromkeys(k for k in keys if k is not None and k != self.submit))
 
     def label_of(self, key: str) -> str | None:
         try:
@@ -255,6 +269,8 @@ class WeComOut:
         """What the clicked card's buttons become: the choice made."""
         label = None
         if self.click is not None and self.shown is not None:
+            if self.shown.submit and self.click.key == self.shown.submit:
+                return _("✔ Answered")  # a vote card's boxes, sent: not "✔ Done"
             label = self.shown.label_of(self.click.key)
         return f"✔ {label}" if label else _("✔ Answered")
 
@@ -267,6 +283,7 @@ def _shown(
     location: bool = False,
     numbered: bool = False,
 ) -> Shown:
+    chosen = render.choosing(keys)
     return Shown(
         keys=[o.key or "" for o in keys],
         labels=[render.plain(o.label) for o in keys],
@@ -275,4 +292,5 @@ def _shown(
         digest=render.digest(body),
         location=location,
         numbered=numbered,
+        submit=(chosen[1].key or "") if chosen is not None else "",
     )

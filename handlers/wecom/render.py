@@ -2,6 +2,12 @@
 read only `<a href>` links, and the WeChat plug-in shows no markdown), options as a button card
 (`button_interaction`, at most 6 buttons) or as numbered lines to answer with a number.
 
+A choose-several question (boxes and the option that submits them, `io.Box`) is a vote card
+(`vote_interaction`, checkbox mode 1: up to 20 options ticked in the client, sent together with
+its submit button), not a multiple-choice card: `multiple_interaction` is up to 3 drop-downs,
+each choosing one option, i.e. several single-choice questions at once (Doc 90236). Numbered,
+its boxes may be ticked one number at a time or all at once ("1 3").
+
 The core's texts escape what people typed (`html.escape`); here it is unescaped for reading,
 with any "<" left in it made harmless, so that a name or an answer can never become a link in
 a manager's chat."""
@@ -16,11 +22,12 @@ from typing import Any, Final
 
 from domain.conversation.io import Option, Options
 from domain.i18n import _
-from handlers.wecom.cards import MAX_BUTTONS, Button, button_card
+from handlers.wecom.cards import MAX_BUTTONS, MAX_OPTIONS, Button, Choice, button_card, vote_card
 
 CARD_TEXT: Final = 160  # characters beneath a card's title (Doc 90236: 建议不超过160个字)
 TITLE: Final = 36  # characters WeCom shows of a card's title (Doc 90236: 建议不超过36个字)
 BUTTON: Final = 20  # characters kept of a button's text
+CHOICE: Final = 17  # characters of a vote card's option (Doc 90236: 建议不超过17个字)
 SHORT_LABEL: Final = 8  # options this short, three at most, are numbered on one line
 QUOTE: Final = '"'
 
@@ -72,33 +79,68 @@ def links(options: Options) -> str:
 
 
 def numbered(options: Sequence[Option]) -> str:
-    """Options to answer with their number: "回复 1 是 / 2 否", or one a line."""
+    """Options to answer with their number: "回复 1 是 / 2 否", or one a line (boxes with how
+    to tick several at once)."""
     labels = [plain(o.label) for o in options]
     if len(labels) <= 3 and all(len(label) <= SHORT_LABEL for label in labels):
         choices = " / ".join(f"{n} {label}" for n, label in enumerate(labels, start=1))
-        return _("Reply {choices}").format(choices=choices)
-    lines = [f"{n}. {label}" for n, label in enumerate(labels, start=1)]
-    return "\n".join([_("Reply with a number:"), *lines])
+        lines = [_("Reply {choices}").format(choices=choices)]
+    else:
+        lines = [_("Reply with a number:")]
+        lines += [f"{n}. {label}" for n, label in enumerate(labels, start=1)]
+    if choosing(options) is not None:
+        lines.append(_("Or reply with every number that applies at once, e.g. “1 3”."))
+    return "\n".join(lines)
+
+
+def choosing(options: Sequence[Option]) -> tuple[list[Option], Option] | None:
+    """The boxes of a choose-several question and the option that submits them; None when
+    the options are not one (buttons of their own)."""
+    boxes = [o for o in options if o.box is not None and o.key]
+    submits = [o for o in options if o.submit and o.key and o.box is None]
+    if not boxes or len(submits) != 1 or len(boxes) + 1 != len(options):
+        return None
+    return boxes, submits[0]
 
 
 def fits_card(body: str, options: Sequence[Option]) -> bool:
-    """Whether a text and its options go as one button card."""
-    return 1 <= len(options) <= MAX_BUTTONS and len(body) <= CARD_TEXT
+    """Whether a text and its options go as one card (a button or a vote card)."""
+    return fits_buttons(options) and len(body) <= CARD_TEXT
 
 
 def fits_buttons(options: Sequence[Option]) -> bool:
+    chosen = choosing(options)
+    if chosen is not None:
+        return len(chosen[0]) <= MAX_OPTIONS
     return 1 <= len(options) <= MAX_BUTTONS
 
 
 def card(task_id: str, body: str, options: Sequence[Option]) -> dict[str, Any]:
-    """A button card: the text's first line as its title, the rest beneath it; a text too
-    long for a card goes before it in a message of its own (then the card has only a title)."""
+    """A button card, or a vote card for a choose-several question: the text's first line as
+    its title, the rest beneath it; a text too long for a card goes before it in a message of
+    its own (then the card has only a title)."""
     first, _newline, rest = body.strip().partition("\n")
     title = first.strip() or _("Please choose:")
     if len(title) > TITLE:
         title, rest = title[: TITLE - 1] + "…", body.strip()
     if len(body.strip()) > CARD_TEXT:  # said in a text message just before
         rest = ""
+    chosen = choosing(options)
+    if chosen is not None:
+        boxes, submit = chosen
+        return vote_card(
+            task_id=task_id,
+            title=title,
+            desc=rest.strip(),
+            question_key=submit.key or "",
+            options=[
+                Choice(o.key or "", _cut(plain(o.box.text), CHOICE), o.box.ticked)
+                for o in boxes
+                if o.box is not None
+            ],
+            submit=Button(_cut(plain(submit.label), BUTTON), submit.key or ""),
+            multi=True,
+        )
     buttons = [Button(_cut(plain(o.label), BUTTON), o.key or "") for o in options]
     return button_card(task_id=task_id, title=title, buttons=buttons, sub_title=rest.strip())
 

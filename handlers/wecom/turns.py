@@ -5,6 +5,8 @@ What is WeCom's own is read here, before the core sees it:
 - "绑定 CODE", "bind CODE" or an invite link's `start=CODE` is the invite (as Telegram's
   `/start CODE`), refused when it is another organisation's than the app's;
 - a number typed back is the press of that option of the message last shown (`out.Shown`);
+  numbers typed together ("1 3", "1，3") after a choose-several question's boxes (numbered, or
+  on a vote card the WeChat plug-in does not show) submit those boxes, as the card would;
 - the device's own location report (上报地理位置) counts only while a location is asked for;
 - the 打卡 menu button's pick (`location_select`) starts today's check-in when none is under way
   and answers its location question;
@@ -56,6 +58,7 @@ Fetch = Callable[[str], Awaitable[bytes]]
 BIND: Final = re.compile(r"(?:绑定|bind)\s*:?\s*(\S*)", re.IGNORECASE)
 LINK: Final = re.compile(r"[?&]start=([A-Za-z0-9_-]{1,64})")
 NUMBER: Final = re.compile(r"[0-9]{1,3}")
+NUMBERS: Final = re.compile(r"[0-9]{1,3}(?:[\s,、;/]+[0-9]{1,3}){0,31}")  # after NFKC
 
 
 def bind_hint() -> str:
@@ -67,7 +70,8 @@ def bind_hint() -> str:
 
 def read_text(given: Text, shown: Shown | None) -> Input | None:
     """A typed text as WeCom members mean it: an invite, a number for an option shown as a
-    numbered line, or text. None: "绑定" without a code."""
+    numbered line, numbers for the boxes of a choose-several question, or text. None: "绑定"
+    without a code."""
     raw = unicodedata.normalize("NFKC", given.text).strip()
     bind = BIND.fullmatch(raw)
     if bind is not None:
@@ -75,7 +79,17 @@ def read_text(given: Text, shown: Shown | None) -> Input | None:
     link = LINK.search(raw)
     if link is not None and " " not in raw:
         return Command("start", link.group(1))
-    if NUMBER.fullmatch(raw) and shown is not None and shown.numbered:
+    one = NUMBER.fullmatch(raw) is not None
+    # Numbers for boxes submit them; one number after numbered boxes ticks it (below).
+    if (
+        NUMBERS.fullmatch(raw)
+        and shown is not None
+        and shown.submit
+        and not (one and shown.numbered)
+    ):
+        boxes = shown.boxes_of([int(n) for n in re.findall(r"[0-9]+", raw)])
+        return Press(shown.submit, chosen=boxes) if boxes is not None else given
+    if one and shown is not None and shown.numbered:
         key = shown.key_of(int(raw))
         if key is not None:
             return Press(key)

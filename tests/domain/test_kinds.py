@@ -3,6 +3,7 @@ kind added as one class."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Hashable, Iterator, Mapping
 from datetime import date
 from typing import Any, ClassVar
@@ -206,6 +207,27 @@ def test_multi() -> None:
     assert kind.cell(q, []) == "" and kind.cell_key(q, ["fever"]) == ("symptoms", ("fever",))
     assert kind.abnormal(q, q.abnormal or AbnormalRule(), ["other"])
     assert not kind.abnormal(q, q.abnormal or AbnormalRule(), ["none"])
+
+
+def test_multi_takes_the_boxes_ticked_on_the_channels_side_with_done() -> None:
+    kind, q = kinds.get("multi"), HEALTH.question("symptoms")
+    d = draft(selected=["cough"])
+    asking = kind.ask(q, d, "zh")
+    options = [o for row in asking.options for o in row]
+    assert [o.box.text for o in options if o.box][:2] == ["发热", "咳嗽"]
+    assert [o.box.ticked for o in options if o.box][:2] == [False, True]
+    assert [o.label for o in options if o.submit] == ["完成 ✔"]
+    assert options[-1].box is None and not any(o.submit for o in options[:-1])
+
+    sent = Press("__done", chosen=("other", "fever", "none", "fever"))
+    assert kind.accept(q, sent, d) == Answered(["fever", "other"])  # form order, once each
+    assert kind.accept(q, Press("__done", chosen=("none",)), d) == Answered(["none"])
+    assert d.data["selected"] == ["cough"]  # the ticks toggled here are not the answer
+    assert refused(kind, q, Press("__done", chosen=()), d) == "required"
+    assert refused(kind, q, Press("__done", chosen=("fever", "plague")), d) == "unknown_choice"
+    assert refused(kind, q, Press("fever", chosen=("fever",)), d) == "unknown_option"
+    optional = dataclasses.replace(q, required=False)
+    assert kind.accept(optional, Press("__done", chosen=()), d) == Answered([])
 
 
 def test_yesno() -> None:

@@ -733,3 +733,91 @@ async def test_cancel_drops_the_drafts_photo_and_a_typed_reference_is_not_follow
     await common.on_cancel(turn)
     await chat.session.commit()
     assert (await chat.session.exec(select(PhotoRow))).all() == []
+
+
+# -- boxes ticked on the channel's side (a WeCom vote card, numbers typed together) -----------
+
+
+def boxes(said: Said) -> dict[str, str]:
+    """A choose-several question's boxes by their text, and its submit under "DONE"."""
+    keyed = {o.box.text: o.key for row in said.options for o in row if o.box and o.key}
+    [done] = [o.key for row in said.options for o in row if o.submit and o.key]
+    return {**keyed, "DONE": done}
+
+
+async def at_symptoms(chat: Chat) -> Said:
+    await chat.send(Command("checkin"))
+    await chat.send(Location(*TIANANMEN, accuracy=12.5))
+    return last(await chat.send(Text("36.5")))
+
+
+async def test_boxes_ticked_elsewhere_are_submitted_with_done(chat: Chat) -> None:
+    symptoms = await at_symptoms(chat)
+    keys = boxes(symptoms)
+    assert next(o.box for row in symptoms.options for o in row) is not None  # the boxes say so
+    assert symptoms.labels()[0] == "⬜ 发热"  # and still draw themselves for Telegram
+
+    # Ticked out of order, one twice, "none of these" beside real ones: form order, the
+    # real ones win (as when it is ticked first), and the answer is shown with the next one.
+    chosen = (keys["咽痛"], keys["发热"], keys["发热"], keys["以上都没有"])
+    ack, exposure = await chat.send(Press(keys["DONE"], chosen=chosen))
+    assert ack.how == "notice" and exposure.how == "replace"
+    assert exposure.text.startswith("✔ 症状: <b>发热、咽痛</b>\n\n(4/5) ")
+    assert chat.draft.answers["symptoms"] == ["fever", "sore_throat"]
+
+
+async def test_a_submission_of_nothing_or_of_a_forged_box_is_asked_again(chat: Chat) -> None:
+    symptoms = await at_symptoms(chat)
+    keys = boxes(symptoms)
+
+    _ack, again = await chat.send(Press(keys["DONE"], chosen=()))
+    assert again.how == "replace" and again.text.startswith("请至少选择一项。\n\n(3/5) ")
+    assert chat.draft.qid == "symptoms" and "symptoms" not in chat.draft.answers
+
+    draft = chat.draft.id
+    forged = (
+        f"ans:{draft}:symptoms:plague",  # not an option of the question
+        f"ans:{draft}:exposure:fever",  # another question's
+        "ans:deadbeef:symptoms:fever",  # another draft's
+        "sum:x:confirm",  # not an answer's key at all
+        "x" * 5000,
+    )
+    for bad in forged:
+        _ack, again = await chat.send(Press(keys["DONE"], chosen=(keys["发热"], bad)))
+        assert again.text.startswith("请从问题的选项中选择作答。\n\n(3/5) "), bad
+        assert chat.draft.qid == "symptoms" and "symptoms" not in chat.draft.answers
+    _ack, again = await chat.send(Press(keys["DONE"], chosen=(keys["发热"],) * 65))
+    assert again.text.startswith("请从问题的选项中选择作答。")
+
+    # A box's own key sent as the submit is not Done: refused the same way.
+    _ack, again = await chat.send(Press(keys["发热"], chosen=(keys["发热"],)))
+    assert again.text.startswith("请从问题的选项中选择作答。") or "请点击" in again.text
+    assert "symptoms" not in chat.draft.answers
+
+    _ack, exposure = await chat.send(Press(keys["DONE"], chosen=(keys["以上都没有"],)))
+    assert exposure.text.startswith("✔ 症状: <b>以上都没有</b>")
+
+
+async def test_toggling_still_works_beside_submissions(chat: Chat) -> None:
+    """Telegram's way (each box a button, then Done) and the submission meet in one draft:
+    a submission replaces what was toggled."""
+    symptoms = await at_symptoms(chat)
+    keys = boxes(symptoms)
+    _ack, redraw = await chat.send(Press(keys["咳嗽"]))
+    assert redraw.how == "update_options" and "☑️ 咳嗽" in redraw.labels()
+    assert [o.box.ticked for row in redraw.options for o in row if o.box][:2] == [False, True]
+    _ack, _exposure = await chat.send(Press(keys["DONE"], chosen=(keys["乏力"],)))
+    assert chat.draft.answers["symptoms"] == ["fatigue"]
+
+
+async def test_a_forged_selection_with_another_questions_button_is_refused(chat: Chat) -> None:
+    symptoms = await at_symptoms(chat)
+    exposure = last(
+        await chat.send(Press(boxes(symptoms)["DONE"], chosen=(boxes(symptoms)["发热"],)))
+    )
+    [no] = [o.key for row in exposure.options for o in row if o.label == "否" and o.key]
+    _ack, again = await chat.send(Press(no, chosen=("ans:x:y:z",)))
+    assert again.text.startswith("请从问题的选项中选择作答。\n\n(4/5) ")
+    assert "exposure" not in chat.draft.answers
+    _ack, _photo = await chat.send(Press(no))
+    assert chat.draft.answers["exposure"]["yes"] is False

@@ -9,7 +9,9 @@ from datetime import timedelta
 import pytest
 
 from domain.clock import FixedClock
+from domain.conversation.io import Box, Option
 from domain.delivery import SENT, Refused
+from handlers.wecom import render
 from handlers.wecom.api import WeComAPI
 from handlers.wecom.cards import (
     Button,
@@ -114,6 +116,51 @@ async def test_vote_and_multiple_choice_cards_pass_wecoms_checks(
     assert multiple.body["select_list"][0]["selected_id"] == "home"
 
 
+SYMPTOMS = [
+    Option("⬜ 发热", "ans:d1:symptoms:fever", box=Box("发热", False)),
+    Option("☑️ 味觉或嗅觉减退", "ans:d1:symptoms:taste", box=Box("味觉或嗅觉减退", True)),
+    Option("完成 ✔", "ans:d1:symptoms:__done", submit=True),
+]
+
+
+async def test_a_choose_several_question_is_a_vote_card_that_wecom_takes(
+    api: WeComAPI, wecom: LocalWeCom
+) -> None:
+    card = render.card("dk-q3", "(3/5) 有哪些症状？\n请选择所有符合的选项。", SYMPTOMS)
+
+    assert card == {
+        "card_type": "vote_interaction",
+        "main_title": {"title": "(3/5) 有哪些症状？", "desc": "请选择所有符合的选项。"},
+        "task_id": "dk-q3",
+        "checkbox": {
+            "question_key": "ans:d1:symptoms:__done",
+            "option_list": [
+                {"id": "ans:d1:symptoms:fever", "text": "发热"},  # its own text, no box drawn
+                {"id": "ans:d1:symptoms:taste", "text": "味觉或嗅觉减退", "is_checked": True},
+            ],
+            "mode": 1,  # several
+        },
+        "submit_button": {"text": "完成 ✔", "key": "ans:d1:symptoms:__done"},
+    }
+    assert (await api.send_card(["zhangsan"], card)).sent
+    assert wecom.cards[(AGENT, "dk-q3")].card_type == "vote_interaction"
+
+
+def test_boxes_go_as_a_vote_card_up_to_twenty_and_numbered_beyond() -> None:
+    def boxes(n: int) -> list[Option]:
+        ticked = [Option(f"⬜ {i}", f"k{i}", box=Box(str(i), False)) for i in range(n)]
+        return [*ticked, Option("完成", "done", submit=True)]
+
+    assert render.fits_buttons(boxes(20)) and not render.fits_buttons(boxes(21))
+    assert render.choosing(boxes(2)) is not None
+    assert render.choosing(boxes(2)[:2]) is None  # no submit: buttons of their own
+    assert render.choosing([*boxes(2), Option("⏭", "skip")]) is None  # something else beside
+    assert render.choosing([Option("是", "y"), Option("否", "n")]) is None
+    several = render.numbered(boxes(2))
+    assert several.splitlines()[-1] != render.numbered(boxes(2)[:2]).splitlines()[-1]
+    assert "1 3" in several  # how to tick several at once
+
+
 @pytest.mark.parametrize(
     "make",
     [
@@ -132,6 +179,22 @@ async def test_vote_and_multiple_choice_cards_pass_wecoms_checks(
             options=[Choice(str(i), str(i)) for i in range(21)],
             submit=Button("s", "s"),
             multi=False,
+        ),
+        lambda: vote_card(
+            task_id="t",
+            title="t",
+            question_key="q",
+            options=[Choice("a", "a", True), Choice("b", "b", True)],
+            submit=Button("s", "s"),
+            multi=False,  # one to choose, two checked
+        ),
+        lambda: vote_card(
+            task_id="t",
+            title="t",
+            question_key="q",
+            options=[Choice("a" * 129, "a")],
+            submit=Button("s", "s"),
+            multi=True,
         ),
         lambda: multiple_card(task_id="t", title="t", selects=[], submit=Button("s", "s")),
         lambda: menu([menu_click(str(i), str(i)) for i in range(4)]),

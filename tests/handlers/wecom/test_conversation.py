@@ -67,13 +67,14 @@ async def test_a_member_enrols_with_a_code_and_checks_in_with_the_picker_cards_a
     assert "请发送您当前所在的位置" in picked[0].text and "打卡" in picked[0].text
     assert "已收到位置" in picked[1].text and "请输入您今天测量的体温" in picked[1].text
 
-    symptoms = await zhangsan.says("36.6")  # more than a card's 6 buttons: numbered
-    assert "您今天是否有以下症状" in symptoms[0].text
-    assert "7. ⬜ 以上都没有" in symptoms[0].text and "8. 完成 ✔" in symptoms[0].text
-    ticked = await zhangsan.says("7")
-    assert "7. ☑️ 以上都没有" in ticked[0].text
-    exposure = await zhangsan.says("8")
+    symptoms = await zhangsan.says("36.6")  # choose several: a vote card, ticked in the client
+    assert "您今天是否有以下症状" in symptoms[0].text and len(symptoms) == 1
+    assert symptoms[0].choices[0] == "发热" and symptoms[0].choices[-1] == "以上都没有"
+    assert symptoms[0].buttons == ["完成 ✔"]
+    exposure = await zhangsan.ticks("以上都没有")  # the vote card becomes the next question
+    assert len(exposure) == 1 and exposure[0].updated
     assert exposure[0].buttons == ["是", "否"] and "近14天内是否接触过" in exposure[0].text
+    assert "✔ 症状: 以上都没有" in exposure[0].text
 
     photo = await zhangsan.taps("否")  # the card becomes the next question
     assert len(photo) == 1 and photo[0].updated
@@ -110,10 +111,10 @@ async def test_a_wechat_plugin_member_does_it_all_with_numbers(app: WeComDaka) -
     first = await lisi.says("打卡")  # the menu's word, typed
     assert "请发送您当前所在的位置" in texts(first)
     await lisi.sends_location(*TIANANMEN, label="天安门")
-    await lisi.says("36.5")
-    await lisi.says("7")
-    exposure = await lisi.says("8")
-    assert "回复 1 是 / 2 否" in texts(exposure)
+    symptoms = await lisi.says("36.5")
+    assert "8. 完成 ✔" in texts(symptoms) and "1 3" in texts(symptoms)  # ticks, or all at once
+    exposure = await lisi.says("7 8")  # 以上都没有, and 完成 needs no number of its own
+    assert "✔ 症状: 以上都没有" in texts(exposure) and "回复 1 是 / 2 否" in texts(exposure)
     photo = await lisi.says("2")
     assert "回复 1 ⏭ 跳过" in texts(photo)
     summary = await lisi.says("1")

@@ -157,6 +157,30 @@ def test_a_card_event_is_a_press_of_its_key_with_the_choices_kept() -> None:
     assert to_input(event) == io.Press("key111")
 
 
+def test_a_vote_or_multiple_choice_submit_is_a_press_with_the_options_ticked() -> None:
+    vote = parse(CARD.replace("text_notice", "vote_interaction").replace("OptionId4", "OptionId1"))
+    multiple = parse(CARD.replace("text_notice", "multiple_interaction"))
+    nothing = parse(
+        CARD.replace("text_notice", "vote_interaction").split("<SelectedItems>")[0] + "</xml>"
+    )
+
+    # Every question's ids, in order, once each: the core checks each one.
+    assert to_input(vote) == io.Press("key111", chosen=("OptionId1", "OptionId2", "OptionId3"))
+    assert to_input(multiple) == io.Press(
+        "key111", chosen=("OptionId1", "OptionId2", "OptionId3", "OptionId4")
+    )
+    assert to_input(nothing) == io.Press("key111", chosen=())  # submitted with none ticked
+    assert to_input(parse(CARD.replace("text_notice", "button_interaction"))) == io.Press("key111")
+
+
+def test_two_submits_of_a_card_differ_by_what_was_ticked_and_a_retry_does_not() -> None:
+    vote = CARD.replace("text_notice", "vote_interaction")
+    other = vote.replace("OptionId4", "OptionId5")
+
+    assert dedupe_key(parse(vote)) == dedupe_key(parse(vote))
+    assert dedupe_key(parse(vote)) != dedupe_key(parse(other))
+
+
 def test_types_daka_does_not_read_are_unsupported_not_errors() -> None:
     voice = parse(
         head("voice") + "<MediaId><![CDATA[m]]></MediaId><Format><![CDATA[amr]]></Format>"

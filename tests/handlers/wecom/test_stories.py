@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
 from pydantic import SecretStr
 from sqlmodel import select
 
@@ -26,7 +27,7 @@ from tests.fakebot import FakeBotAPI
 from tests.handlers.conftest import reply_containing, running_daka
 from tests.handlers.test_checkin import answer_health_form
 from tests.handlers.wecom.test_conversation import TIANANMEN, bind, checkins
-from tests.handlers.wecom.world import Said, WeComDaka, WeComMember, texts
+from tests.handlers.wecom.world import AGENT, Said, WeComDaka, WeComMember, texts
 from tests.storage.seeding import telegram_account
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -39,8 +40,7 @@ async def check_in(member: WeComMember, temperature: str = "36.6") -> list[Said]
     started = await member.says("/checkin")
     await member.sends_location(*TIANANMEN)
     await member.says(temperature)
-    await member.says("7")  # 以上都没有
-    await member.says("8")  # 完成
+    await member.ticks("以上都没有")  # the vote card, submitted
     await member.taps("否")
     summary = await member.taps("⏭ 跳过")
     assert "请核对" in texts(summary) and temperature in texts(summary)
@@ -291,3 +291,97 @@ async def test_a_text_only_member_is_never_told_to_tap_a_button(app: WeComDaka) 
     again = texts(await zhangsan.says("好的"))
     assert "请选择一个选项，确认或修改您的回答。" in again and "按钮" not in again
     assert "回复 1 ✅ 确认提交 / 2 ✏️ 修改回答 / 3 ❌ 取消" in again
+
+
+SYMPTOMS = ["发热", "咳嗽", "咽痛", "乏力", "味觉或嗅觉减退", "其他不适", "以上都没有"]
+
+
+async def test_members_answer_a_choose_several_question_by_vote_card_and_by_numbers(
+    app: WeComDaka,
+) -> None:
+    """张三 ticks his symptoms on the vote card in the WeCom client and submits them (after
+    an empty submission and a forged option id, each asked again in place, saying why); 李四
+    reads in WeChat, where no card shows, and replies with the numbers instead ("2 3", after a
+    number that is not one of them). Both check-ins hold what each chose."""
+    await app.org()
+    await app.start()
+    zhangsan, lisi = app.member("zhangsan"), app.member("lisi")
+    await bind(zhangsan, await app.invite(), "2024001", "张三")
+    await bind(lisi, await app.invite(), "2024002", "李四")
+
+    await zhangsan.says("打卡")
+    await zhangsan.sends_location(*TIANANMEN)
+    [card] = await zhangsan.says("37.6")
+    assert card.msgtype == "template_card" and "您今天是否有以下症状？（可多选）" in card.text
+    assert card.choices == SYMPTOMS and card.buttons == ["完成 ✔"]
+
+    [empty] = await zhangsan.ticks()  # submitted with nothing ticked
+    assert empty.updated and empty.task == card.task and empty.choices == SYMPTOMS
+    assert "请至少选择一项。" in empty.text and "您今天是否有以下症状" in empty.text
+
+    submit = app.wecom.cards[(AGENT, card.task)].body["submit_button"]["key"]
+    forged = [(submit, ["ans:00000000:symptoms:fever", "🦠"])]
+    [again] = await zhangsan._act(
+        zhangsan.driver.press(
+            "zhangsan", card.task, submit, card_type="vote_interaction", selected=forged
+        )
+    )
+    assert again.updated and "请从问题的选项中选择作答。" in again.text
+    assert again.choices == SYMPTOMS and not await checkins(app)
+
+    [exposure] = await zhangsan.ticks("咳嗽", "发热")
+    assert exposure.updated and exposure.task == card.task  # the card is the next question
+    assert "✔ 症状: 发热、咳嗽" in exposure.text and exposure.buttons == ["是", "否"]
+    with pytest.raises(AssertionError, match="no open vote card"):
+        await zhangsan.ticks("乏力")  # nothing left to submit twice
+    await zhangsan.taps("否")
+    await zhangsan.taps("⏭ 跳过")
+    assert "打卡成功" in texts(await zhangsan.taps("✅ 确认提交"))
+
+    await lisi.says("打卡")
+    await lisi.sends_location(*TIANANMEN)
+    [card] = await lisi.says("36.5")
+    assert card.msgtype == "template_card" and card.choices == SYMPTOMS  # not shown in WeChat
+    retry = await lisi.says("1 9")
+    assert "请从问题的选项中选择作答。" in texts(retry) and retry[-1].choices == SYMPTOMS
+    asked = await lisi.says("2，3")
+    assert "✔ 症状: 咳嗽、咽痛" in texts(asked) and asked[-1].buttons == ["是", "否"]
+    await lisi.says("2")  # a number after a button card is what it says: asked again
+    await lisi.taps("否")
+    await lisi.taps("⏭ 跳过")
+    assert "打卡成功" in texts(await lisi.taps("✅ 确认提交"))
+
+    by_member = {c.member_id: c for c in await checkins(app)}
+    assert sorted(c.answers["symptoms"] for c in by_member.values()) == [
+        ["cough", "sore_throat"],
+        ["fever", "cough"],
+    ]
+    assert all(c.abnormal for c in by_member.values())
+
+
+async def test_editing_the_symptoms_from_the_summary_shows_the_earlier_ticks(
+    app: WeComDaka,
+) -> None:
+    """修改回答 → 症状: the summary card becomes the vote card in place, the earlier answer
+    ticked (is_checked); submitted again, the summary shows the new answer."""
+    await app.org()
+    await app.start()
+    zhangsan = app.member("zhangsan")
+    await bind(zhangsan, await app.invite(), "2024001", "张三")
+    await zhangsan.says("打卡")
+    await zhangsan.sends_location(*TIANANMEN)
+    await zhangsan.says("36.6")
+    await zhangsan.ticks("乏力")
+    await zhangsan.taps("否")
+    summary = await zhangsan.taps("⏭ 跳过")
+    assert "乏力" in texts(summary)
+
+    await zhangsan.taps("✏️ 修改回答")
+    [card] = await zhangsan.taps("症状")
+    assert card.updated and card.msgtype == "template_card"
+    assert card.choices == [("☑ " if s == "乏力" else "") + s for s in SYMPTOMS]
+    summary = await zhangsan.ticks("咳嗽")  # 乏力 untick in the client: only what is ticked
+    assert "咳嗽" in texts(summary) and "乏力" not in texts(summary)
+    assert "打卡成功" in texts(await zhangsan.taps("✅ 确认提交"))
+    [stored] = await checkins(app)
+    assert stored.answers["symptoms"] == ["cough"]

@@ -46,6 +46,7 @@ class Said:
     task: str = ""
     updated: bool = False
     msgtype: str = "text"
+    choices: list[str] = field(default_factory=list)  # a vote card's options ("☑" ticked)
 
 
 def shown(delivered: Delivered) -> Said:
@@ -55,16 +56,18 @@ def shown(delivered: Delivered) -> Said:
     card = delivered.card
     body = card.body if card is not None else delivered.body
     title = body.get("main_title", {}).get("title", "")
-    text = "\n".join(t for t in (title, body.get("sub_title_text", "")) if t)
-    buttons = (
-        []
-        if card is not None and card.replaced_by
-        else [str(b.get("text")) for b in body.get("button_list", [])]
-    )
+    desc = body.get("main_title", {}).get("desc", "")
+    text = "\n".join(t for t in (title, desc, body.get("sub_title_text", "")) if t)
+    buttons = [str(b.get("text")) for b in body.get("button_list", [])]
+    choices: list[str] = []
+    if body.get("card_type") == "vote_interaction":
+        options = body.get("checkbox", {}).get("option_list", [])
+        choices = [("☑ " if o.get("is_checked") else "") + str(o.get("text")) for o in options]
+        buttons = [str(body.get("submit_button", {}).get("text") or "提交")]
     if card is not None and card.replaced_by:
         buttons = [card.replaced_by]
     task = str(body.get("task_id", ""))
-    return Said(text, buttons, task, msgtype="template_card")
+    return Said(text, buttons, task, msgtype="template_card", choices=choices)
 
 
 @dataclass
@@ -256,6 +259,22 @@ class WeComMember:
                 key = keys[now.buttons.index(label)]
                 return await self.presses(delivered.card.task_id, key)
         raise AssertionError(f"no card button {label!r} for {self.userid}: {self.screen()}")
+
+    async def ticks(self, *labels: str) -> list[Said]:
+        """On the newest vote card still open: tick the options labelled `labels` (none:
+        tick nothing) and tap its submit button."""
+        for delivered in reversed(self.daka.wecom.inbox(self.userid)):
+            card = delivered.card
+            if card is None or card.replaced_by or card.body["card_type"] != "vote_interaction":
+                continue
+            options = card.body["checkbox"]["option_list"]
+            ids = {str(o["text"]): str(o["id"]) for o in options}
+            missing = [label for label in labels if label not in ids]
+            if missing:
+                raise AssertionError(f"no option {missing[0]!r} on {self.userid}'s vote card")
+            chosen = [ids[label] for label in labels]
+            return await self._act(self.driver.submit(self.userid, card.task_id, chosen))
+        raise AssertionError(f"no open vote card for {self.userid}: {self.screen()}")
 
     async def presses(self, task_id: str, key: str) -> list[Said]:
         return await self._act(self.driver.press(self.userid, task_id, key))
