@@ -11,14 +11,15 @@ answered, never obeyed."""
 from __future__ import annotations
 
 import html
-from collections.abc import Callable
+import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 from domain.checkin import derive
 from domain.clock import local_day, zone
-from domain.conversation.common import member_and_org
+from domain.conversation.common import discard_draft_photos, member_and_org
 from domain.conversation.confirm import (
     confirm,
     edit_options,
@@ -35,7 +36,7 @@ from domain.conversation.drafts import (
     StartCheckInKey,
     SummaryKey,
 )
-from domain.conversation.io import Ask, Command, Input, Location, Options, Press
+from domain.conversation.io import Ask, Command, Input, Location, Options, Photo, Press
 from domain.conversation.keys import BadKey
 from domain.conversation.privacy import withdrawn_text
 from domain.conversation.turn import Turn
@@ -43,9 +44,13 @@ from domain.forms import Form, format_answer, load_form, skip
 from domain.geo import Place
 from domain.i18n import _, current_language
 from domain.kinds import Answered, AnswerError, Outcome, Staying
+from domain.kinds.photo import MAX_PHOTO_BYTES, image_type, media_ref
 from storage.models import Member, Organisation
 
 Resolve = Callable[[float, float], Place | None]
+Fetch = Callable[[str], Awaitable[bytes]]  # a photo's bytes by the channel's reference
+
+log = logging.getLogger(__name__)
 
 GO = StartCheckInKey().pack()
 
@@ -208,15 +213,16 @@ async def current_draft(turn: Turn, resolve: Resolve) -> tuple[Dialogue, Draft] 
     return dialogue, draft
 
 
-async def on_answer(turn: Turn, given: Input, *, resolve: Resolve) -> None:
-    """Anything the member sends or presses while a question is open."""
+async def on_answer(turn: Turn, given: Input, *, resolve: Resolve, fetch: Fetch) -> None:
+    """Anything the member sends or presses while a question is open; a photo answered is
+    fetched from the channel with `fetch` and kept (`keep_photo`)."""
     if isinstance(given, Press):
         await _answer_press(turn, given, resolve)
     else:
-        await _answer_message(turn, given, resolve)
+        await _answer_message(turn, given, resolve, fetch)
 
 
-async def _answer_message(turn: Turn, given: Input, resolve: Resolve) -> None:
+async def _answer_message(turn: Turn, given: Input, resolve: Resolve, fetch: Fetch) -> None:
     found = await current_draft(turn, resolve)
     if found is None:
         return
@@ -236,12 +242,49 @@ async def _answer_message(turn: Turn, given: Input, resolve: Resolve) -> None:
         await dialogue.ask(draft)
         await dialogue.save(draft)
         return
-    draft.answers[q.id] = outcome.value
+    value = outcome.value
+    if isinstance(given, Photo):
+        value = await keep_photo(dialogue, draft, given, fetch)
+        if value is None:
+            return
+    draft.answers[q.id] = value
     header = None
     if isinstance(given, Location):
         place = describe_place(outcome.value, resolve)
         header = _("📍 Location received{place}.").format(place=place)
     await dialogue.advance(draft, header=header)
+
+
+async def keep_photo(dialogue: Dialogue, draft: Draft, photo: Photo, fetch: Fetch) -> str | None:
+    """The photo answered, fetched from the channel now (WeCom keeps it 3 days) and kept:
+    its stored answer `media:<id>`; None after asking again, saying why it was not taken."""
+    turn = dialogue.turn
+    try:
+        data = await fetch(photo.ref)
+    except LookupError as error:
+        log.warning("photo of member %s not fetched: %s", dialogue.member.id, error)
+        data = b""
+    if not data:
+        header = _("Sorry, the photo could not be received. Please send it again.")
+        await dialogue.ask(draft, header=header)
+        return None
+    if len(data) > MAX_PHOTO_BYTES:
+        header = _("This photo is too large (at most {mb} MB). Please send a smaller one.")
+        await dialogue.ask(draft, header=header.format(mb=MAX_PHOTO_BYTES // (1024 * 1024)))
+        return None
+    content_type, _extension = image_type(data)
+    kept = await turn.repo.photos.add(
+        member=dialogue.member,
+        local_day=draft.day,
+        question=draft.qid,
+        content=data,
+        content_type=content_type,
+        channel=turn.person.channel,
+        now=turn.clock.now(),
+    )
+    assert kept.id is not None
+    await discard_draft_photos(turn, draft.data, only=draft.qid)  # the one it replaces
+    return media_ref(kept.id)
 
 
 def describe_place(location: dict[str, Any], resolve: Resolve) -> str:
@@ -294,6 +337,7 @@ async def _answer_press(turn: Turn, press: Press, resolve: Resolve) -> None:
         await dialogue.save(draft)
         return
     assert isinstance(outcome, Answered)
+    await discard_draft_photos(turn, draft.data, only=q.id)  # a photo sent, then skipped
     draft.answers[q.id] = outcome.value
     await turn.out.notice()
     lang = current_language()
@@ -355,6 +399,7 @@ async def on_summary(
     await turn.out.notice()
     form = dialogue.form
     if key.action == "cancel":
+        await discard_draft_photos(turn, draft.data)
         await dialogue.finish(_("Cancelled. Nothing was recorded."), draft, edit=True)
     elif key.action == "edit":
         await turn.out.update_options(edit_options(form, draft))

@@ -2,11 +2,12 @@
 organisation's grace period, or on request) and the legal hold that suspends it.
 
 Erasure removes what the member answered — every answer of every check-in and of every
-revision, the exact coordinates, the reasons an answer was abnormal, the reasons given for
-their excuses — and the letters still addressed to them. It keeps what the figures of past days
-count: the check-in rows themselves (the day was reported), whether each was abnormal or
-outside the area, its province and city, and the excuses' days; and the roster entry, which is
-the organisation's. So a past day's totals are the same before and after."""
+revision, the photos kept of their photo answers, the exact coordinates, the reasons an answer
+was abnormal, the reasons given for their excuses — and the letters still addressed to them. It
+keeps what the figures of past days count: the check-in rows themselves (the day was reported),
+whether each was abnormal or outside the area, its province and city, and the excuses' days;
+and the roster entry, which is the organisation's. So a past day's totals are the same before
+and after."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ from storage.models import (
     Outbox,
 )
 from storage.repos.audit import AuditRepo
+from storage.repos.photos import PhotoRepo
 from storage.slots import alerts_about
 
 Forget = Callable[[Sequence[tuple[str, str]]], Awaitable[None]]
@@ -56,6 +58,7 @@ class Erased:
     excuses: int
     letters: int
     conversations: int = 0
+    photos: int = 0
     # The person's identities (channel, external id): whatever keeps their conversations
     # outside the database (Telegram's state in Redis) is cleared of these too.
     identities: tuple[tuple[str, str], ...] = ()
@@ -63,7 +66,8 @@ class Erased:
     def detail(self) -> str:
         return (
             f"check-ins {self.checkins}, revisions {self.revisions}, excuses {self.excuses}, "
-            f"letters {self.letters}, conversations {self.conversations}"
+            f"letters {self.letters}, conversations {self.conversations}, "
+            f"photos {self.photos}"
         )
 
 
@@ -139,6 +143,7 @@ class PrivacyRepo:
                 )
             )
         )
+        photos = await PhotoRepo(self.session).delete_member(member_id=member.id)
         conversations = 0
         identities: tuple[tuple[str, str], ...] = ()
         if member.account_id is not None:
@@ -166,6 +171,7 @@ class PrivacyRepo:
             excuses=int(excuses.rowcount or 0),
             letters=int(letters.rowcount or 0),
             conversations=conversations,
+            photos=photos,
             identities=identities,
         )
         await self.audit.log(

@@ -203,6 +203,7 @@ async def test_a_command_on_a_photo_is_a_command_only_where_one_is_taken(world: 
     the photo."""
     await school(world)
     on_photo = Photo("photo-1")
+    world.files["photo-1"] = b"\xff\xd8\xff a photo"
     today = one(await world.say(ZHANG, Command("today", attached=on_photo)))
     assert today.text.startswith("You have not checked in today")
     assert one(await world.say(ZHANG, Command("nope", attached=on_photo))).text.startswith(
