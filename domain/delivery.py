@@ -160,5 +160,20 @@ class RecipientWindows:
         }
 
 
+@dataclass
+class EveryWindows(RecipientWindows):
+    """Several senders' counts seen as one (a deployment's WeCom apps): a recipient has room
+    when every sender has room for them, so a letter waits for the fullest of their windows.
+    Stricter than a count per sender, never looser. Each sender counts its own messages."""
+
+    parts: tuple[RecipientWindows, ...] = ()
+
+    def room(self, recipient: str) -> float:
+        return max((part.room(recipient) for part in self.parts), default=0.0)
+
+    def count(self, recipient: str) -> bool:
+        raise TypeError("count a message in the count of the sender sending it")
+
+
 Failure = RetryAfter | Unreachable | Refused | Transient
 Outcome = Sent | Failure

@@ -6,10 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
+import pytest
 from sqlmodel import select
 
 from domain.clock import FixedClock
-from domain.delivery import RecipientWindows, Refused, Sent, Unreachable
+from domain.delivery import EveryWindows, RecipientWindows, Refused, Sent, Unreachable
 from domain.i18n import create_translator
 from domain.keys import CHECKIN_NOW
 from handlers.wecom.api import WeComAPI
@@ -135,3 +136,19 @@ def test_the_count_per_member_keeps_both_windows() -> None:
     assert hourly.room("lisi") == 3.0  # until the first of the thousand is an hour old
     now[0] = 3600.0
     assert hourly.room("lisi") == 0.0
+
+
+def test_several_apps_counts_are_seen_as_one_and_the_fullest_decides() -> None:
+    """With several apps, the sender sees every app's count per member (each app's replies
+    counted in its own): a letter waits until every app has room for the member."""
+    now = [0.0]
+    first = RecipientWindows(((60.0, 30),), lambda: now[0])
+    second = RecipientWindows(((60.0, 30),), lambda: now[0])
+    every = EveryWindows(first.windows, first.now, parts=(first, second))
+    for _ in range(30):
+        second.count("wangwu")  # replies of the second app
+    now[0] = 20.0
+    first.count("wangwu")
+    assert (every.room("wangwu"), every.room("zhangsan")) == (40.0, 0.0)
+    with pytest.raises(TypeError):
+        every.count("wangwu")  # a message is counted by the app that sends it
