@@ -111,14 +111,12 @@ def channels_of(couriers: Mapping[str, Courier]) -> frozenset[str]:
     return frozenset(couriers)
 
 
-def create_storage(
-    settings: Settings, sessions: SessionFactory, *, sole_writer: bool = True
-) -> BaseStorage:
+def create_storage(settings: Settings, sessions: SessionFactory) -> BaseStorage:
     """FSM state in Redis when `REDIS_URL` is set (written once the update commits), otherwise
-    in the database (remembered in memory only by a process that is its sole writer)."""
+    in the database (read afresh by every batch, see `DbStorage`)."""
     if settings.redis_url:
         return AfterCommit(redis_storage(settings.redis_url))
-    return DbStorage(sessions, cache=sole_writer)
+    return DbStorage(sessions)
 
 
 def conversation_forgetter(settings: Settings) -> Forget | None:
