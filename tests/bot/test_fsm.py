@@ -106,13 +106,14 @@ async def test_replicas_without_redis_do_not_remember_stale_steps(
     assert await in_batch(a, sessions, 7, lambda: a.get_state(KEY)) == "Checkin:temperature"
 
 
-async def test_a_draft_erased_by_another_process_is_not_written_back(
-    sessions: SessionFactory, clock: FixedClock, database_url: str
+@pytest.mark.parametrize("where", ["another process", "the bot's process"])
+async def test_an_erased_draft_is_neither_seen_nor_written_back(
+    sessions: SessionFactory, clock: FixedClock, database_url: str, where: str
 ) -> None:
     """Regression ("erased draft brought back by a cache"): the bot kept member 1's last step
-    in memory; the erasure job of another process (its own engine) deleted it; the bot's next
-    batch for them neither sees the draft nor, setting only the state (which keeps the data),
-    writes it back. Member 2's draft is still theirs."""
+    in memory; the erasure job (of another process, with its own engine, or of the bot's own
+    scheduler) deleted it; the bot's next batch for them neither sees the draft nor, setting
+    only the state (which keeps the data), writes it back. Member 2's draft is still theirs."""
     org_id = await seed(sessions, clock)
     await withdraw(sessions, clock, org_id)
     bot = DbStorage(sessions)
@@ -126,8 +127,9 @@ async def test_a_draft_erased_by_another_process_is_not_written_back(
         await in_batch(bot, sessions, chat, start)
     clock.advance(timedelta(days=7))
     elsewhere = create_engine(database_url)
+    erasing = create_session_factory(elsewhere) if where == "another process" else sessions
     try:
-        assert await erase_withdrawn_now(create_session_factory(elsewhere), clock) == [("s", "1")]
+        assert await erase_withdrawn_now(erasing, clock) == [("s", "1")]
     finally:
         await elsewhere.dispose()
 
