@@ -120,9 +120,10 @@ class RecipientWindows:
     def __post_init__(self) -> None:
         self._longest = max((span for span, _ in self.windows), default=0.0)
 
-    def room(self, recipient: str) -> float:
-        """Seconds until `recipient` may be sent one more message within the windows; 0 when
-        it may be now."""
+    def room(self, recipient: str, messages: int = 1) -> float:
+        """Seconds until `recipient` may be sent `messages` more messages within the windows
+        (a WeCom letter of a long text and its card is two); 0 when they may be now. More
+        than a window allows wait for that window to be empty."""
         times = self._sent_at.get(recipient.lower())
         if not times:
             return 0.0
@@ -130,8 +131,10 @@ class RecipientWindows:
         self._drop_old(times, now)
         wait = 0.0
         for span, limit in self.windows:
-            if len(times) >= limit:
-                wait = max(wait, times[-limit] + span - now)
+            # The oldest of the last `limit - n` messages may stay; the one before must leave.
+            n = min(max(messages, 1), limit)
+            if len(times) + n > limit:
+                wait = max(wait, times[-(limit - n + 1)] + span - now)
         return max(wait, 0.0)
 
     def count(self, recipient: str) -> bool:
@@ -168,8 +171,8 @@ class EveryWindows(RecipientWindows):
 
     parts: tuple[RecipientWindows, ...] = ()
 
-    def room(self, recipient: str) -> float:
-        return max((part.room(recipient) for part in self.parts), default=0.0)
+    def room(self, recipient: str, messages: int = 1) -> float:
+        return max((part.room(recipient, messages) for part in self.parts), default=0.0)
 
     def count(self, recipient: str) -> bool:
         raise TypeError("count a message in the count of the sender sending it")

@@ -37,3 +37,12 @@ def recipients_of(courier: Courier) -> RecipientWindows | None:
     letters within it rather than counting them apart."""
     recipients = getattr(courier, "recipients", None)
     return recipients if isinstance(recipients, RecipientWindows) else None
+
+
+async def messages_in(courier: Courier, letter: Letter) -> int:
+    """How many messages the letter takes on its channel (a WeCom long text and its card:
+    two), for a courier that tells (`messages`); one otherwise. The sender finds room for all
+    of them in the recipient's windows before the first goes, since the channel drops the
+    excess without a word."""
+    count = getattr(courier, "messages", None)
+    return max(int(await count(letter)), 1) if count is not None else 1

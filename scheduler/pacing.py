@@ -87,22 +87,23 @@ class Lane:
         if len(self.free_at) > FORGET_AFTER:
             self.free_at = {a: t for a, t in self.free_at.items() if t > now}
 
-    def room(self, address: str, now: float) -> float:
-        """Seconds (of the clock, from `now`) until `address` may be sent one more letter
-        within the windows the channel counts (replies included, where the courier's client
-        counts them); 0 when it may be now."""
+    def room(self, address: str, now: float, messages: int = 1) -> float:
+        """Seconds (of the clock, from `now`) until `address` may be sent one more letter of
+        `messages` messages within the windows the channel counts (replies included, where
+        the courier's client counts them); 0 when it may be now."""
         if not self.counts:
             return 0.0
         held = self.held_until.get(address, now) - now
-        return max(held, self.sent.room(address), 0.0)
+        return max(held, self.sent.room(address, messages), 0.0)
 
-    def book(self, address: str, now: float) -> None:
-        """One letter to `address` is going now: count it in its windows (a shared count
-        counts it as the courier's client sends it, each of its messages)."""
+    def book(self, address: str, now: float, messages: int = 1) -> None:
+        """A letter of `messages` messages to `address` is going now: count them in its
+        windows (a shared count counts them as the courier's client sends each)."""
         if not self.counts:
             return
         if self.shared is None:
-            self.sent.count(address)
+            for _ in range(messages):
+                self.sent.count(address)
         if self.held_until.get(address, now) <= now:
             self.held_until.pop(address, None)
 

@@ -31,7 +31,7 @@ from sqlmodel import col, select
 from domain import metrics
 from domain.clock import Clock
 from domain.delivery import TELEGRAM, RetryAfter, Sent, Transient, Unreachable
-from scheduler.couriers import Couriers, recipients_of
+from scheduler.couriers import Couriers, messages_in, recipients_of
 from scheduler.pacing import Lane
 from storage.db import SessionFactory
 from storage.models import CheckIn, Member, Outbox
@@ -287,8 +287,9 @@ class Sender:
         courier = self.couriers[letter.channel]  # claimed only for channels with a courier
         lane = self._lanes[letter.channel]
         counted = not lane.counts  # in the recipient's windows: once, just before it goes
+        size = 1 if counted else await messages_in(courier, letter)
         while True:
-            if not counted and (wait := lane.room(letter.address, self._now())) > 0:
+            if not counted and (wait := lane.room(letter.address, self._now(), size)) > 0:
                 return self._defer(letter, lane, wait)
             if (paused := lane.paused_for()) > self._long_pause:
                 return self._defer(letter, lane, paused)  # the claim would outlive its lease
@@ -296,9 +297,9 @@ class Sender:
             await lane.acquire()
             if not counted:
                 now = self._now()
-                if lane.room(letter.address, now) > 0:  # another letter took the room meanwhile
+                if lane.room(letter.address, now, size) > 0:  # another took the room meanwhile
                     continue
-                lane.book(letter.address, now)
+                lane.book(letter.address, now, size)
                 counted = True
             try:
                 outcome = await courier.deliver(letter)

@@ -183,6 +183,8 @@ class UpdateProcessor:
             fresh = [u for u in updates if u.update_id not in done]
             users = [user_key(u) for u in fresh]
             batch = Batch(session=session, visitors=await load_visitors(repo, users))
+            if isinstance(storage, DbStorage):
+                await storage.prefetch(batch, users)
             batch_token = current_batch.set(batch)
             try:
                 for update in fresh:
@@ -224,9 +226,7 @@ class UpdateProcessor:
         if batch.checkins and not batch.failed:
             metrics.CHECKINS.inc(batch.checkins)
         self.last_handled = max([self.last_handled, *(u.update_id for u in updates)])
-        if isinstance(storage, DbStorage):
-            storage.committed(batch)
-        elif isinstance(storage, AfterCommit):
+        if isinstance(storage, AfterCommit):
             try:
                 await storage.apply(batch)
             except Exception as exc:

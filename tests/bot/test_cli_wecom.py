@@ -6,7 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
+import threading
+import time
+from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
@@ -14,6 +20,12 @@ import pytest
 from bot.cli import main
 from bot.config import Settings, load_settings
 from bot.wecom import run_wecom
+from domain.clock import FixedClock
+from domain.schedule import ScheduleSpec
+from handlers.wecom.messages import CHANNEL
+from storage.db import create_engine, create_session_factory
+from storage.repo import Repo
+from storage.schedules import ScheduleRepo
 from tests.fakewecom import CallbackDriver, LocalWeCom
 from tests.handlers.wecom.world import AES_KEY, AGENT, SECRET, TOKEN
 
@@ -334,3 +346,72 @@ async def test_a_sender_elsewhere_gets_a_wecom_courier_only_with_every_wecom_set
         half = Settings(wecom_corp_id="wwdaka0000000001", wecom_agent_id=AGENT, _env_file=None)
         assert wecom_courier(half, sessions, http) is None
     await engine.dispose()
+
+
+async def wecom_member_reminded_at(url: str, userid: str, now: datetime) -> None:
+    """Roster entry 1001 of no1 bound to WeCom member `userid`; no1 reminds at `now`'s minute
+    (Shanghai) and reports only at the end of the day."""
+    engine = create_engine(url)
+    try:
+        async with create_session_factory(engine)() as session:
+            repo = Repo(session)
+            org = await repo.orgs.require(slug="no1")
+            member = await repo.members.by_external(org_id=org.id or 0, external_id="1001")
+            assert member is not None
+            account = await repo.accounts.ensure(channel=CHANNEL, external_id=userid, now=now)
+            await repo.members.bind(member=member, account_id=account.id or 0, now=now)
+            remind = f"{now.astimezone(ZoneInfo('Asia/Shanghai')):%H:%M}"
+            spec = ScheduleSpec.parse(remind=remind, cutoff="23:59", report="23:59", days="all")
+            await ScheduleRepo(session).put(org_id=org.id or 0, unit_id=None, spec=spec)
+            await session.commit()
+    finally:
+        await engine.dispose()
+
+
+def test_daka_scheduler_reminds_on_wecom_without_a_bot_token(
+    wecom_env: LocalWeCom, env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A WeCom-only deployment (no BOT_TOKEN): `daka scheduler` runs the round, and its
+    reminder reaches the member through the app (the local WeCom at WECOM_API_URL)."""
+    wecom_env.add_members("zhangsan")
+    daka(capsys, "org", "create", "no1", "--name", "第一中学")
+    daka(capsys, "org", "set", "no1", "--wecom-agent", str(AGENT))
+    (env / "roster.csv").write_text("unit,member_id,name\n一班,1001,张三\n", encoding="utf-8")
+    assert daka(capsys, "roster", "import", "no1", "roster.csv")[0] == 0
+    clock = FixedClock(datetime.now(UTC).replace(second=0, microsecond=0))
+    asyncio.run(wecom_member_reminded_at(os.environ["DATABASE_URL"], "zhangsan", clock.now()))
+
+    done = threading.Event()
+
+    def stop_once_reminded() -> None:
+        deadline = time.monotonic() + 60
+        while not wecom_env.inbox("zhangsan") and time.monotonic() < deadline:
+            time.sleep(0.05)  # the watcher's poll, off the scheduler's loop
+        if not done.is_set():
+            os.kill(os.getpid(), signal.SIGTERM)  # as docker stop does
+
+    watcher = threading.Thread(target=stop_once_reminded, daemon=True)
+    watcher.start()
+    try:
+        code, _, err = daka(capsys, "scheduler")
+    finally:
+        done.set()
+    watcher.join(timeout=10)
+    assert code == 0 and "Traceback" not in err and "ERROR" not in err, err
+    assert "remind@" in err and ": 1 letters" in err  # the round's line
+    [reminder] = wecom_env.inbox("zhangsan")
+    assert "张三" in reminder.text and "还没有打卡" in reminder.text, reminder.text
+
+
+def test_daka_scheduler_needs_a_channel_and_a_whole_wecom_app(
+    env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert daka(capsys, "scheduler") == (
+        2,
+        "",
+        "daka: nothing to send on: set BOT_TOKEN for Telegram, the WECOM_* settings for "
+        "WeCom (docs/wecom.md), or both\n",
+    )
+    monkeypatch.setenv("WECOM_CORP_ID", "wwdaka0000000001")
+    code, _, err = daka(capsys, "scheduler")
+    assert (code, err) == (2, "daka: setting WECOM_AGENT_ID is required to serve WeCom\n")

@@ -4,9 +4,18 @@ forged press changing nothing."""
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
+from aiogram.fsm.storage.base import StorageKey
 from sqlmodel import col, select
 
-from storage.models import AuditEntry, Consent, Member
+from bot.app import conversation_forgetter
+from handlers.telegram.context import Batch, current_batch
+from handlers.telegram.fsm import DbStorage, redis_storage
+from storage.db import create_engine, create_session_factory
+from storage.models import AuditEntry, CheckIn, Consent, FsmRecord, Member
+from storage.repo import Repo
 from tests.fakebot import FakeBotAPI
 from tests.handlers.conftest import Daka, grant, reply_containing
 from tests.handlers.test_checkin import next_alert
@@ -97,3 +106,93 @@ async def test_withdraw_without_an_enrolment(daka: Daka, server: FakeBotAPI) -> 
     stranger = server.user(900, language_code="en")
     said = await stranger.ask("/withdraw")
     assert said.text == "You are not enrolled anywhere, so there is no consent to withdraw."
+
+
+async def stored_steps(daka: Daka, chat: int) -> list[str]:
+    """Everything kept of the chat's conversation: its database row and its Redis values."""
+    key = f"fsm:{chat}:{chat}:default"
+    async with daka.sessions() as session:
+        rows = (await session.exec(select(FsmRecord).where(FsmRecord.key == key))).all()
+    kept = [json.dumps([r.state, r.data]) for r in rows]
+    if daka.settings.redis_url:
+        storage = redis_storage(daka.settings.redis_url)
+        try:
+            who = StorageKey(bot_id=0, chat_id=chat, user_id=chat)
+            kept.append(json.dumps([await storage.get_state(who), await storage.get_data(who)]))
+        finally:
+            await storage.close()
+    return kept
+
+
+async def bot_sees(daka: Daka, chat: int) -> tuple[str | None, dict[str, Any]]:
+    """The step the running bot's storage gives a batch from this chat."""
+    assert daka.dp is not None
+    storage = daka.dp.fsm.storage
+    key = StorageKey(bot_id=0, chat_id=chat, user_id=chat)
+    async with daka.sessions() as session:
+        batch = Batch(session=session)
+        if isinstance(storage, DbStorage):
+            await storage.prefetch(batch, [chat])
+        token = current_batch.set(batch)
+        try:
+            return await storage.get_state(key), await storage.get_data(key)
+        finally:
+            current_batch.reset(token)
+
+
+async def erase_elsewhere(daka: Daka, external_id: str) -> None:
+    """`daka erase` in another process: its own engine, the same steps as bot.cli.privacy."""
+    engine = create_engine(daka.settings.database_url)
+    try:
+        async with create_session_factory(engine)() as session:
+            repo = Repo(session)
+            org = await repo.orgs.require(slug="school")
+            member = await repo.members.by_external(org_id=org.id or 0, external_id=external_id)
+            assert member is not None
+            now = daka.clock.now()
+            await repo.privacy.withdraw(member=member, org=org, actor="cli", now=now)
+            erased = await repo.privacy.erase(member=member, actor="cli", why="test", now=now)
+            forget = conversation_forgetter(daka.settings)
+            if forget is not None:
+                await forget(erased.identities)
+            await session.commit()
+    finally:
+        await engine.dispose()
+
+
+async def test_a_draft_erased_by_another_process_is_not_written_back(
+    daka: Daka, server: FakeBotAPI
+) -> None:
+    """Regression ("erased draft brought back by a cache"): the polling bot remembered Zhang's
+    draft (where they were) in memory; `daka erase` in another process deleted it; Zhang's
+    next messages neither continue that draft nor store it again, not even joining another
+    organisation (whose consent step kept the rest of the conversation's data)."""
+    await daka.org()
+    await daka.org("village", "红旗村")
+    zhang = server.user(801, language_code="zh-hans")
+    await daka.enrol(zhang, "2024001", "张三", await daka.invite())
+    zhang.drain()
+    await zhang.ask("/checkin")
+    zhang.send_location(31.2304, 121.4737, accuracy=12.5)
+    await reply_containing(zhang, "请输入您今天测量的体温")
+    await daka.settled()
+    assert any("121.4737" in step for step in await stored_steps(daka, 801))
+
+    await erase_elsewhere(daka, "2024001")
+    assert not any("121.4737" in step for step in await stored_steps(daka, 801))
+    assert await bot_sees(daka, 801) == (None, {})  # what the next message would start from
+
+    answer = await zhang.ask("36.6")  # the temperature the erased draft was waiting for
+    assert "您今天是否有以下症状" not in answer.text, answer.text  # no next question
+    refused = await zhang.ask("/checkin")
+    assert "撤回" in refused.text, refused.text
+    notice = await zhang.ask(f"/start {await daka.invite('village')}")
+    assert "红旗村" in notice.text, notice.text
+    await daka.settled()
+    assert not any("121.4737" in step for step in await stored_steps(daka, 801))
+    member = await daka.member("2024001")
+    async with daka.sessions() as session:
+        checkins = (
+            await session.exec(select(CheckIn).where(CheckIn.member_id == member.id))
+        ).all()
+    assert member.erased_at is not None and checkins == []

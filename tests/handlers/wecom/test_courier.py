@@ -152,3 +152,67 @@ def test_several_apps_counts_are_seen_as_one_and_the_fullest_decides() -> None:
     assert (every.room("wangwu"), every.room("zhangsan")) == (40.0, 0.0)
     with pytest.raises(TypeError):
         every.count("wangwu")  # a message is counted by the app that sends it
+
+
+LONG = Letter(
+    "ZhangSan",
+    "⚠️ 以下成员今天体温异常：" + "、".join(f"成员{i:02d}（38.{i % 10}℃）" for i in range(20)),
+    [[{"label": "✅ 立即打卡", "key": CHECKIN_NOW}]],
+)
+
+
+async def test_a_long_text_and_its_card_wait_until_both_fit_in_the_members_minute(
+    wecom: LocalWeCom, api: WeComAPI, clock: FixedClock, sessions: SessionFactory
+) -> None:
+    """Regression ("the second message of a letter dropped"): 29 of Zhangsan's 30 messages of
+    the minute are taken; a letter of a long text and its card is two messages, so it waits
+    until the first reply leaves the minute rather than go with room for one (WeCom would
+    drop the card without a word)."""
+    courier = WeComCourier(api)
+    assert (await courier.messages(LONG), await courier.messages(REMINDER)) == (2, 1)
+    assert await courier.messages(Letter("a|b", "你好")) == 1
+    replies = ReplySender(api)
+    await replies.send("zhangsan", [text("回复 0")])
+    clock.advance(timedelta(seconds=10))
+    for i in range(1, 29):
+        await replies.send("zhangsan", [text(f"回复 {i}")])
+    async with sessions() as session:
+        org = await create_org(Repo(session), slug="no1", name="第一中学", now=clock.now())
+        letter = Posted(
+            org_id=org.id or 0,
+            channel=CHANNEL,
+            address=LONG.address,
+            kind="alert",
+            day=clock.now().date(),
+            slot="a1",
+            text=LONG.text,
+            options=LONG.options,
+        )
+        await OutboxRepo(session).enqueue([letter], now=clock.now())
+        await session.commit()
+    sender = Sender({CHANNEL: courier}, sessions, clock)
+
+    stats = await sender.drain()
+    assert (stats.sent, stats.deferred) == (0, 1)
+    async with sessions() as session:
+        [row] = (await session.exec(select(Outbox))).all()
+    assert row.not_before == clock.now() + timedelta(seconds=50)  # the first reply's minute
+    clock.advance(timedelta(seconds=49))
+    assert (await sender.drain()).sent == 0
+    clock.advance(timedelta(seconds=1))
+    assert (await sender.drain()).sent == 1
+    sent = wecom.inbox("zhangsan")[-2:]
+    assert [m.msgtype for m in sent] == ["text", "template_card"]
+    assert wecom.dropped() == []
+
+
+def test_the_room_for_several_messages_is_the_time_until_that_many_have_left() -> None:
+    now = [0.0]
+    windows = RecipientWindows(((60.0, 30), (3600.0, 1000)), lambda: now[0])
+    for second in range(29):
+        now[0] = float(second)
+        windows.count("zhangsan")
+    assert (windows.room("zhangsan"), windows.room("zhangsan", 2)) == (0.0, 32.0)
+    assert windows.room("zhangsan", 3) == 33.0  # until the first two are a minute old
+    assert windows.room("zhangsan", 31) == 60.0  # more than a minute allows: an empty one
+    assert windows.room("lisi", 2) == 0.0
