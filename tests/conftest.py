@@ -166,7 +166,9 @@ class PgClones:
     def __init__(self, template: str) -> None:
         self._template = template
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="pg-clones")
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="pg-clones", daemon=True
+        )
         self._thread.start()
         self._next: Future[str] | None = None
         self._drops: list[Future[None]] = []
@@ -187,9 +189,8 @@ class PgClones:
     def close(self) -> None:
         """Drop the copy made ahead and wait for every drop; then stop the thread."""
         try:
-            if self._next is not None:
-                with contextlib.suppress(Exception):
-                    self.give_back(self._next.result())
+            if self._next is not None and self._next.exception() is None:
+                self.give_back(self._next.result())
             for drop in self._drops:
                 drop.result()
         finally:
