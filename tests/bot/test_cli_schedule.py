@@ -5,6 +5,7 @@ Bot API served from a thread of its own (the CLI runs its own event loop)."""
 from __future__ import annotations
 
 import asyncio
+import shutil
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TypeVar
@@ -41,7 +42,9 @@ REMINDER = "you have not checked in today (2026-11-30) yet"
 
 
 @pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sqlite_template: Path) -> str:
+    """A folder with its database at the head (a copy of the run's template)."""
+    shutil.copyfile(sqlite_template, tmp_path / "daka.db")
     url = f"sqlite+aiosqlite:///{tmp_path / 'daka.db'}"
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("DATABASE_URL", url)
