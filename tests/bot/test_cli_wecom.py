@@ -145,13 +145,13 @@ def test_no_app_can_serve_an_organisation_of_a_deployment_without_wecom(
     ],
 )
 def test_a_bad_wecom_apps_file_is_one_line_and_exit_2(
-    env: Path,
+    bare_env: Path,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
     content: str,
     problem: str,
 ) -> None:
-    file = env / "apps.toml"
+    file = bare_env / "apps.toml"
     file.write_text(content.replace("{key}", SECOND_AES_KEY), encoding="utf-8")
     monkeypatch.setenv("WECOM_AGENT_ID", str(AGENT))
     monkeypatch.setenv("WECOM_APPS", str(file))
@@ -163,7 +163,7 @@ def test_a_bad_wecom_apps_file_is_one_line_and_exit_2(
         f"daka: setting WECOM_APPS is invalid: {problem.replace('{file}', str(file))}"
     ]
     assert SECOND_AES_KEY not in err
-    assert list(env.glob("daka.db*")) == []
+    assert list(bare_env.glob("daka.db*")) == []
 
 
 def test_wecom_apps_may_be_json_and_a_missing_file_is_said(
