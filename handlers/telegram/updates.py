@@ -36,10 +36,12 @@ from handlers.telegram.middlewares import load_visitors
 from handlers.telegram.replies import ReplySender, current_replies, dump
 from storage.db import SessionFactory, database_unavailable
 from storage.repo import Repo
+from storage.repos.accounts import ErasedMeanwhile, erasures_seen
 
 log = logging.getLogger(__name__)
 
 MARK_INTERVAL = 0.05
+ERASURE_RETRIES = 3  # a batch whose sender was erased meanwhile runs again (then fails)
 
 
 @dataclass(frozen=True)
@@ -164,6 +166,12 @@ class UpdateProcessor:
         """True: handled and committed; False: a handler failed (batch rolled back); an
         exception: the transaction itself failed."""
         try:
+            for _ in range(ERASURE_RETRIES):
+                try:
+                    return await self._batch(updates)
+                except ErasedMeanwhile as exc:
+                    # Rolled back: handled again, from what the erasure left.
+                    log.info("updates handled again: %s", exc)
             return await self._batch(updates)
         except Exception as exc:
             ids = f"{updates[0].update_id}..{updates[-1].update_id}"
@@ -183,6 +191,7 @@ class UpdateProcessor:
             fresh = [u for u in updates if u.update_id not in done]
             users = [user_key(u) for u in fresh]
             batch = Batch(session=session, visitors=await load_visitors(repo, users))
+            batch.erasures = erasures_seen(v.account for v in batch.visitors.values())
             if isinstance(storage, DbStorage):
                 await storage.prefetch(batch, users)
             batch_token = current_batch.set(batch)
@@ -215,6 +224,8 @@ class UpdateProcessor:
             dumped = {u.update_id: json.dumps(r) for u, r in records}
             rows = [(u.update_id, dumped.get(u.update_id)) for u, _ in results]
             await repo.journal.record_handled(rows=rows, now=self.clock.now())
+            if not batch.failed:
+                await repo.accounts.check_unerased(seen=batch.erasures)
             with self._taking_replied() as replied:
                 await repo.journal.mark_replied(update_ids=replied, now=self.clock.now())
                 await session.commit()

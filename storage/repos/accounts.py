@@ -3,7 +3,7 @@ enrolment tries and consents."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -11,6 +11,25 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import Account, Consent, EnrolAttempt, Identity
+
+
+class ErasedMeanwhile(Exception):
+    """A person's data was erased while a turn that had read them was under way (an erasure
+    in another process): the turn's writes would bring back what was erased, so they are
+    rolled back and the turn runs again, from what is left.
+
+    PostgreSQL never gets here (the turn's lock on the account makes the erasure wait); SQLite
+    does when the erasure committed between the turn's reads and its first write (after it,
+    the turn is the one writer until its commit)."""
+
+    def __init__(self, account_ids: Sequence[int]) -> None:
+        super().__init__(f"accounts {list(account_ids)} erased while their turn was under way")
+        self.account_ids = tuple(account_ids)
+
+
+def erasures_seen(accounts: Iterable[Account | None]) -> dict[int, int]:
+    """What a turn read of these accounts' erasures, for `AccountRepo.check_unerased`."""
+    return {a.id: a.erasures for a in accounts if a is not None and a.id is not None}
 
 
 @dataclass(frozen=True)
@@ -42,12 +61,30 @@ class AccountRepo:
         (the accounts of a batch of updates)."""
         if not external_ids:
             return {}
+        # Locked until the turn commits (PostgreSQL; SQLite has one writer): an erasure
+        # (`PrivacyRepo.erase`) waits for the turns under way of the person it erases, and
+        # what they write is then erased too. In id order, as erasures lock them.
         stmt = (
             select(Identity.external_id, Account)
             .join(Account, col(Account.id) == col(Identity.account_id))
             .where(Identity.channel == channel, col(Identity.external_id).in_(list(external_ids)))
+            .order_by(col(Account.id))
+            .with_for_update(of=Account, key_share=True)
         )
         return {external_id: account for external_id, account in await self.session.exec(stmt)}
+
+    async def check_unerased(self, *, seen: Mapping[int, int]) -> None:
+        """Raises `ErasedMeanwhile` when one of these accounts (id: its `erasures` as the turn
+        read it) was erased since; called after the turn's writes, just before its commit."""
+        if not seen:
+            return
+        stmt = select(col(Account.id), col(Account.erasures)).where(
+            col(Account.id).in_(sorted(seen))
+        )
+        now = dict((await self.session.exec(stmt)).all())
+        changed = [a for a, erasures in seen.items() if now.get(a, erasures) != erasures]
+        if changed:
+            raise ErasedMeanwhile(changed)
 
     async def ensure(self, *, channel: str, external_id: str, now: datetime) -> Account:
         """The account of this id on this channel, created with its identity when new."""

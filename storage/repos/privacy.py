@@ -23,6 +23,7 @@ from domain.clock import local_day
 from domain.delivery import TELEGRAM
 from domain.enrolment import CONSENT_VERSION
 from storage.models import (
+    Account,
     CheckIn,
     CheckInRevision,
     Consent,
@@ -120,6 +121,16 @@ class PrivacyRepo:
         if member.hold_reason is not None:
             raise Held(member.hold_reason)
         assert member.id is not None
+        if member.account_id is not None:
+            # First: wait for the person's turns under way (they hold their account, see
+            # AccountRepo.by_identities), so that what they write is erased below; a turn that
+            # read them before this commits and writes after it starts again
+            # (`ErasedMeanwhile`).
+            account = col(Account.id) == member.account_id
+            await self.session.exec(select(col(Account.id)).where(account).with_for_update())
+            await self.session.exec(
+                update(Account).where(account).values(erasures=col(Account.erasures) + 1)
+            )
         checkins = await self.session.exec(
             update(CheckIn)
             .where(col(CheckIn.member_id) == member.id)
