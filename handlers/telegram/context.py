@@ -24,6 +24,7 @@ class Batch:
     fsm_read: dict[str, tuple[str | None, dict[str, Any]]] = field(default_factory=dict)
     # The senders' accounts' erasures as the batch read them (`AccountRepo.check_unerased`).
     erasures: dict[int, int] = field(default_factory=dict)
+    senders: dict[int, int] = field(default_factory=dict)  # their Telegram ids: account ids
     failed: bool = False
     checkins: int = 0  # counted in the metrics once the batch commits
 

@@ -192,6 +192,9 @@ class UpdateProcessor:
             users = [user_key(u) for u in fresh]
             batch = Batch(session=session, visitors=await load_visitors(repo, users))
             batch.erasures = erasures_seen(v.account for v in batch.visitors.values())
+            batch.senders = {
+                u: v.account.id for u, v in batch.visitors.items() if v.account and v.account.id
+            }
             if isinstance(storage, DbStorage):
                 await storage.prefetch(batch, users)
             batch_token = current_batch.set(batch)
@@ -240,11 +243,25 @@ class UpdateProcessor:
         if isinstance(storage, AfterCommit):
             try:
                 await storage.apply(batch)
+                await self._unless_erased(storage, batch)
             except Exception as exc:
                 # Committed and answered; only the conversations' next steps are lost, so
                 # their members are asked the previous question again.
                 log.warning("conversation steps of %d updates not saved: %s", len(fresh), exc)
         return True
+
+    async def _unless_erased(self, storage: AfterCommit, batch: Batch) -> None:
+        """An erasure that waited for the batch's commit may have cleared Redis before the
+        batch's steps were written there: they are cleared again when it has committed since.
+        (One committed after this look clears Redis itself, once committed.)"""
+        if not batch.fsm or not batch.erasures:
+            return
+        async with self.sessions() as session:
+            try:
+                await Repo(session).accounts.check_unerased(seen=batch.erasures)
+            except ErasedMeanwhile as exc:
+                erased = {u for u, a in batch.senders.items() if a in exc.account_ids}
+                await storage.forget(batch, erased)
 
     async def tell_failure(self, update: Update, exc: Exception) -> None:
         """The update could not be handled: say so, in the sender's Telegram language."""

@@ -20,7 +20,7 @@ from sqlmodel import col, select
 from bot.app import conversation_forgetter
 from domain.clock import FixedClock
 from handlers.telegram.context import Batch, current_batch
-from handlers.telegram.fsm import DbStorage, redis_storage
+from handlers.telegram.fsm import AfterCommit, DbStorage, redis_storage
 from storage.db import create_engine, create_session_factory
 from storage.models import AuditEntry, CheckIn, Consent, FsmRecord, Member
 from storage.repo import Repo
@@ -164,6 +164,8 @@ async def erase_elsewhere(daka: Daka, external_id: str) -> None:
             if forget is not None:
                 await forget(erased.identities)
             await session.commit()
+            if forget is not None:
+                await forget(erased.identities)  # again, once committed
     finally:
         await engine.dispose()
 
@@ -327,3 +329,39 @@ async def test_a_draft_erased_while_its_answer_is_handled_is_not_written_back(
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
     steps = await stored_steps(db_daka, 801)
     assert not any("121.4737" in step or "37.9" in step for step in steps), steps
+
+
+async def test_a_draft_in_redis_erased_while_its_answer_is_handled_is_not_written_back(
+    daka: Daka, server: FakeBotAPI, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Regression ("erasure racing a message", state in Redis): the erasure waited for the
+    batch's commit, and cleared Redis, and committed, all before the batch wrote its steps to
+    Redis (which it does after its commit): the draft was back. The batch sees the erasure
+    that committed since it read Zhang, and clears what it wrote."""
+    await daka.org()
+    zhang = server.user(801, language_code="zh-hans")
+    await daka.enrol(zhang, "2024001", "张三", await daka.invite())
+    zhang.drain()
+    await zhang.ask("/checkin")
+    zhang.send_location(31.2304, 121.4737, accuracy=12.5)
+    await reply_containing(zhang, "请输入您今天测量的体温")
+    erasure = erase_during(daka, "2024001", "37.9")
+    assert daka.dp is not None
+    storage = daka.dp.fsm.storage
+    if isinstance(storage, AfterCommit):
+        apply = storage.apply
+
+        async def late(batch: Batch) -> None:
+            if erasure.task is not None:
+                await erasure.task  # the erasure commits (and clears Redis) first
+            await apply(batch)
+
+        storage.apply = late  # type: ignore[method-assign]
+    zhang.send("37.9")
+    await daka.settled()
+    assert erasure.task is not None
+    await erasure.task
+    steps = await stored_steps(daka, 801)
+    assert not any("121.4737" in step or "37.9" in step for step in steps), steps
+    assert erasure.then == raced(daka.settings.database_url)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
