@@ -116,6 +116,7 @@ async def cmd_erase(
             f"erasing {member.external_id} ({member.name}) cannot be undone: run again with --yes"
         )
     now = clock.now()
+    await repo.privacy.lock_person(member=member)
     if member.withdrawn_at is None:
         await repo.privacy.withdraw(member=member, org=org, actor=ACTOR, now=now)
     try:

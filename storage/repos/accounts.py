@@ -32,6 +32,13 @@ def erasures_seen(accounts: Iterable[Account | None]) -> dict[int, int]:
     return {a.id: a.erasures for a in accounts if a is not None and a.id is not None}
 
 
+def own_erasures(session: AsyncSession) -> set[int]:
+    """The accounts erased in this session's transaction: a turn that erases its own person
+    (a withdrawal where the organisation gives no grace period) is not erased "meanwhile"."""
+    erased: set[int] = session.info.setdefault("daka_erased_accounts", set())
+    return erased
+
+
 @dataclass(frozen=True)
 class Contact:
     """Where an account is reached on one channel, and the language it chose."""
@@ -76,13 +83,14 @@ class AccountRepo:
     async def check_unerased(self, *, seen: Mapping[int, int]) -> None:
         """Raises `ErasedMeanwhile` when one of these accounts (id: its `erasures` as the turn
         read it) was erased since; called after the turn's writes, just before its commit."""
-        if not seen:
+        others = {a: n for a, n in seen.items() if a not in own_erasures(self.session)}
+        if not others:
             return
         stmt = select(col(Account.id), col(Account.erasures)).where(
-            col(Account.id).in_(sorted(seen))
+            col(Account.id).in_(sorted(others))
         )
         now = dict((await self.session.exec(stmt)).all())
-        changed = [a for a, erasures in seen.items() if now.get(a, erasures) != erasures]
+        changed = [a for a, erasures in others.items() if now.get(a, erasures) != erasures]
         if changed:
             raise ErasedMeanwhile(changed)
 

@@ -158,6 +158,7 @@ async def erase_elsewhere(daka: Daka, external_id: str) -> None:
             member = await repo.members.by_external(org_id=org.id or 0, external_id=external_id)
             assert member is not None
             now = daka.clock.now()
+            await repo.privacy.lock_person(member=member)
             await repo.privacy.withdraw(member=member, org=org, actor="cli", now=now)
             erased = await repo.privacy.erase(member=member, actor="cli", why="test", now=now)
             forget = conversation_forgetter(daka.settings)
@@ -365,3 +366,29 @@ async def test_a_draft_in_redis_erased_while_its_answer_is_handled_is_not_writte
     assert not any("121.4737" in step or "37.9" in step for step in steps), steps
     assert erasure.then == raced(daka.settings.database_url)
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_a_member_erased_by_their_own_withdrawal_is_answered_once(
+    daka: Daka, server: FakeBotAPI, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An organisation with no grace period: the withdrawal erases at once, in the member's
+    own batch, which is not taken for an erasure elsewhere (run again, and again...)."""
+    await daka.org()
+    async with daka.sessions() as session:
+        org = await Repo(session).orgs.require(slug="school")
+        org.withdrawal_grace_days = 0
+        session.add(org)
+        await session.commit()
+    zhang = server.user(801, language_code="zh-hans")
+    await daka.enrol(zhang, "2024001", "张三", await daka.invite())
+    zhang.drain()
+    confirm = await zhang.ask("/withdraw")
+    zhang.press_button(confirm, "是，撤回我的同意")
+    done = await reply_containing(zhang, "您已撤回对第一中学的同意")
+    await daka.settled()
+    member = await daka.member("2024001")
+    assert member.erased_at is not None, done.text
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.records
+    async with daka.sessions() as session:
+        audit = (await session.exec(select(AuditEntry))).all()
+    assert [a.action for a in audit].count("member.erase") == 1

@@ -29,6 +29,7 @@ async def erase_elsewhere(app: WeComDaka, external_id: str) -> None:
             member = await repo.members.by_external(org_id=org.id or 0, external_id=external_id)
             assert member is not None
             now = app.clock.now()
+            await repo.privacy.lock_person(member=member)
             await repo.privacy.withdraw(member=member, org=org, actor="cli", now=now)
             await repo.privacy.erase(member=member, actor="cli", why="test", now=now)
             await session.commit()
