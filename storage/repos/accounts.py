@@ -7,10 +7,17 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import bindparam
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from storage.db import core_rows
 from storage.models import Account, Consent, EnrolAttempt, Identity
+
+# Built once (a batch's last statement before its commit; see storage.repo's check-ins).
+_ERASURES = select(col(Account.id), col(Account.erasures)).where(
+    col(Account.id).in_(bindparam("ids", expanding=True))
+)
 
 
 class ErasedMeanwhile(Exception):
@@ -86,10 +93,7 @@ class AccountRepo:
         others = {a: n for a, n in seen.items() if a not in own_erasures(self.session)}
         if not others:
             return
-        stmt = select(col(Account.id), col(Account.erasures)).where(
-            col(Account.id).in_(sorted(others))
-        )
-        now = dict((await self.session.exec(stmt)).all())
+        now = dict(await core_rows(self.session, _ERASURES, {"ids": sorted(others)}))
         changed = [a for a, erasures in others.items() if now.get(a, erasures) != erasures]
         if changed:
             raise ErasedMeanwhile(changed)
