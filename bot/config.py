@@ -329,6 +329,29 @@ class Settings(BaseSettings):
             )
         ) or bool(self.wecom_apps)
 
+    def require_wecom_senders(self, purpose: str = "to send on WeCom") -> list[WeComSender]:
+        """What sending as each app of the deployment needs (`daka scheduler`, `daka remind`):
+        the corp, the first app's AgentId and Secret (`WECOM_*`), the other apps' Secrets
+        (`WECOM_APPS`); not the callback Token and EncodingAESKey, which only the process
+        taking WeCom's callbacks uses. A clear error names the first one missing."""
+        for name, value in (
+            ("WECOM_CORP_ID", self.wecom_corp_id),
+            ("WECOM_AGENT_ID", self.wecom_agent_id),
+            ("WECOM_SECRET", self.wecom_secret),
+        ):
+            if value is None:
+                raise SettingError(name, f"is required {purpose}")
+        assert self.wecom_corp_id is not None and self.wecom_agent_id is not None
+        assert self.wecom_secret is not None
+        apps = [(self.wecom_agent_id, self.wecom_secret)]
+        apps += [(entry.agent_id, entry.secret) for entry in self.wecom_apps]
+        return [
+            WeComSender(
+                self.wecom_corp_id, agent_id, secret.get_secret_value(), self.wecom_api_url
+            )
+            for agent_id, secret in apps
+        ]
+
     def require_wecom(self, purpose: str = "to serve WeCom") -> WeComSettings:
         """The WeCom app's settings, or a clear error naming the first one missing."""
         missing = [
@@ -387,6 +410,16 @@ class Settings(BaseSettings):
         if self.bot_token is None or not self.bot_token.get_secret_value().strip():
             raise SettingError("BOT_TOKEN", f"is required {purpose}")
         return self.bot_token.get_secret_value().strip()
+
+
+@dataclass(frozen=True, slots=True)
+class WeComSender:
+    """One WeCom self-built app as a sender sees it: what its API client needs."""
+
+    corp_id: str
+    agent_id: int
+    secret: str = field(repr=False)
+    api_url: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -179,11 +179,10 @@ def wecom_courier(
     clock: Clock | None = None,
 ) -> WeComCourier | AppsCourier | None:
     """The WeCom courier for a sender in another process (`daka run`, `daka scheduler`), when
-    the `WECOM_*` settings are all there; None otherwise. `http` lives as long as the sender."""
-    if settings.wecom_corp_id is None or settings.wecom_agent_id is None:
-        return None
+    the `WECOM_*` settings sending needs are there (not the callback's Token and
+    EncodingAESKey); None otherwise. `http` lives as long as the sender."""
     try:
-        apps = settings.require_wecom_apps()
+        apps = settings.require_wecom_senders()
     except SettingError:
         return None
     apis = [

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Index, LargeBinary, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, Index, LargeBinary, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from storage.types import UTCDateTime
@@ -108,6 +108,9 @@ class Account(SQLModel, table=True):
     menu: str | None = Field(default=None, max_length=32)
     # The organisation chosen to work in, by someone who manages several (see storage.scope).
     org_id: int | None = None
+    # How many times the person's data was erased: a turn that read them before an erasure
+    # committed writes nothing of theirs after it (storage.repos.accounts.ErasedMeanwhile).
+    erasures: int = Field(default=0, sa_column_kwargs={"server_default": text("0")})
 
 
 class Identity(SQLModel, table=True):

@@ -93,7 +93,7 @@ def serve(args: argparse.Namespace, settings: Settings, clock: Clock) -> None:
                 "WeCom (docs/wecom.md), or both"
             )
         if settings.serves_wecom:
-            settings.require_wecom()  # a half-set app: one line naming the setting missing
+            settings.require_wecom_senders()  # half set: one line naming the setting missing
         from bot.app import run_scheduler
 
         asyncio.run(
@@ -236,7 +236,7 @@ def _require_a_channel(settings: Settings) -> None:
     if settings.serves_telegram:
         settings.require_token("to send reminders")
     else:
-        settings.require_wecom("to send reminders on WeCom")
+        settings.require_wecom_senders("to send reminders on WeCom")
 
 
 @contextlib.contextmanager

@@ -8,7 +8,7 @@ through Redis instead, with `REDIS_URL`."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from aiogram.fsm.state import State
@@ -169,6 +169,14 @@ class AfterCommit(StepStorage):
             key = batch.fsm_keys[name]
             await self.inner.set_state(key, state)
             await self.inner.set_data(key, data)
+
+    async def forget(self, batch: Batch, users: Collection[int]) -> None:
+        """Clear the steps the batch wrote for these users (erased since it read them)."""
+        for name in batch.fsm:
+            key = batch.fsm_keys[name]
+            if key.user_id in users:
+                await self.inner.set_state(key, None)
+                await self.inner.set_data(key, {})
 
     async def close(self) -> None:
         await self.inner.close()

@@ -31,6 +31,7 @@ from handlers.wecom.messages import CHANNEL, Event, dedupe_key, person_of
 from handlers.wecom.replies import Record, ReplySender
 from storage.db import SessionFactory, database_unavailable
 from storage.repo import Repo
+from storage.repos.accounts import ErasedMeanwhile
 
 log = logging.getLogger(__name__)
 
@@ -206,6 +207,8 @@ class Inbox:
         while True:
             try:
                 records = await self._answer(row, event)
+            except ErasedMeanwhile:
+                continue  # rolled back: the turn runs again, from what the erasure left
             except Exception as exc:
                 if database_unavailable(exc) and self._running:
                     log.warning("wecom event %s waits for the database: %s", row, exc)

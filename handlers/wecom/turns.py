@@ -50,6 +50,7 @@ from handlers.wecom.messages import (
 from handlers.wecom.out import Click, Shown, WeComOut
 from handlers.wecom.replies import Record, text
 from storage.repo import Repo, Served
+from storage.repos.accounts import erasures_seen
 
 Converse = Callable[[Turn, Input], Awaitable[None]]
 StateOf = Callable[[AsyncSession, Person], State]  # the person's state in the turn's session
@@ -122,6 +123,7 @@ class WeComTurns:
         person = person_of(event)
         visitors = await load_visitors(repo, channel=CHANNEL, external_ids=[person.external_id])
         visitor = visitors[person.external_id]
+        seen = erasures_seen([visitor.account])
         prefer_served(visitor, served)
         state = self.state_of(repo.session, person)
         shown = Shown.of(await state.get_data())
@@ -136,6 +138,7 @@ class WeComTurns:
             await self._converse(turn, out, event, served, shown)
             out.finish()
             await out.remember(state)
+        await repo.accounts.check_unerased(seen=seen)  # raises: the inbox runs the turn again
         return out.records
 
     def apology(self, event: Event) -> list[Record]:

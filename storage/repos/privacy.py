@@ -23,6 +23,7 @@ from domain.clock import local_day
 from domain.delivery import TELEGRAM
 from domain.enrolment import CONSENT_VERSION
 from storage.models import (
+    Account,
     CheckIn,
     CheckInRevision,
     Consent,
@@ -33,6 +34,7 @@ from storage.models import (
     Organisation,
     Outbox,
 )
+from storage.repos.accounts import own_erasures
 from storage.repos.audit import AuditRepo
 from storage.repos.photos import PhotoRepo
 from storage.slots import alerts_about
@@ -115,11 +117,30 @@ class PrivacyRepo:
             now=now,
         )
 
+    async def lock_person(self, *, member: Member) -> None:
+        """Wait for the member's turns under way (they hold their account, see
+        `AccountRepo.by_identities`), and hold it until the commit: what those turns wrote is
+        then erased, and a turn that read them before the erasure commits and writes after it
+        starts again (`ErasedMeanwhile`). First thing in an erasure's transaction (before
+        `withdraw` too), so that it waits for no turn that waits for it."""
+        if member.account_id is None:
+            return
+        stmt = select(col(Account.id)).where(col(Account.id) == member.account_id)
+        await self.session.exec(stmt.with_for_update())
+
     async def erase(self, *, member: Member, actor: str, why: str, now: datetime) -> Erased:
         """Erase the member's answers now (see the module); raises `Held` under a legal hold."""
         if member.hold_reason is not None:
             raise Held(member.hold_reason)
         assert member.id is not None
+        if member.account_id is not None:
+            await self.lock_person(member=member)
+            await self.session.exec(
+                update(Account)
+                .where(col(Account.id) == member.account_id)
+                .values(erasures=col(Account.erasures) + 1)
+            )
+            own_erasures(self.session).add(member.account_id)
         checkins = await self.session.exec(
             update(CheckIn)
             .where(col(CheckIn.member_id) == member.id)

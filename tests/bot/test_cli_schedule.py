@@ -611,11 +611,20 @@ def test_remind_reaches_members_on_telegram_and_on_wecom(
     assert wecom_env.inbox("dan") == []  # Dan is on Telegram only
 
 
+@pytest.mark.parametrize("callback", ["set", "unset"])
 def test_remind_in_a_wecom_only_deployment_goes_through_wecom(
-    school: str, wecom_env: LocalWeCom, capsys: pytest.CaptureFixture[str]
+    school: str,
+    wecom_env: LocalWeCom,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    callback: str,
 ) -> None:
     """No BOT_TOKEN, the WECOM_* settings: the round is sent through the WeCom app, to the
-    members bound there; those on Telegram alone are not due on this deployment."""
+    members bound there; those on Telegram alone are not due on this deployment. Sending
+    needs no callback Token nor EncodingAESKey."""
+    if callback == "unset":
+        monkeypatch.delenv("WECOM_TOKEN")
+        monkeypatch.delenv("WECOM_AES_KEY")
     wecom_env.add_members("carol", "dan")
     asyncio.run(bind_on_wecom(school, "1003", "carol"))
     code, out, err = daka(capsys, "remind", "no1")

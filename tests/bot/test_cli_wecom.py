@@ -368,11 +368,21 @@ async def wecom_member_reminded_at(url: str, userid: str, now: datetime) -> None
         await engine.dispose()
 
 
+@pytest.mark.parametrize("callback", ["set", "unset"])
 def test_daka_scheduler_reminds_on_wecom_without_a_bot_token(
-    wecom_env: LocalWeCom, env: Path, capsys: pytest.CaptureFixture[str]
+    wecom_env: LocalWeCom,
+    env: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    callback: str,
 ) -> None:
     """A WeCom-only deployment (no BOT_TOKEN): `daka scheduler` runs the round, and its
-    reminder reaches the member through the app (the local WeCom at WECOM_API_URL)."""
+    reminder reaches the member through the app (the local WeCom at WECOM_API_URL); it needs
+    the corp, the AgentId and the Secret, not the callback's Token and EncodingAESKey, which
+    only `daka wecom` uses (a scheduler on a host of its own may not have them)."""
+    if callback == "unset":
+        monkeypatch.delenv("WECOM_TOKEN")
+        monkeypatch.delenv("WECOM_AES_KEY")
     wecom_env.add_members("zhangsan")
     daka(capsys, "org", "create", "no1", "--name", "第一中学")
     daka(capsys, "org", "set", "no1", "--wecom-agent", str(AGENT))
@@ -414,4 +424,38 @@ def test_daka_scheduler_needs_a_channel_and_a_whole_wecom_app(
     )
     monkeypatch.setenv("WECOM_CORP_ID", "wwdaka0000000001")
     code, _, err = daka(capsys, "scheduler")
-    assert (code, err) == (2, "daka: setting WECOM_AGENT_ID is required to serve WeCom\n")
+    assert (code, err) == (2, "daka: setting WECOM_AGENT_ID is required to send on WeCom\n")
+
+
+@pytest.mark.parametrize("command", [["scheduler"], ["remind", "no1"]])
+def test_a_wecom_sender_without_the_secret_names_it(
+    wecom_env: LocalWeCom,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    command: list[str],
+) -> None:
+    """What sending needs is said, one line, exit 2, before anything is sent: the Secret
+    (the Token and EncodingAESKey it does not need are not asked for)."""
+    daka(capsys, "org", "create", "no1", "--name", "第一中学")
+    for name in ("WECOM_SECRET", "WECOM_TOKEN", "WECOM_AES_KEY"):
+        monkeypatch.delenv(name)
+    code, out, err = daka(capsys, *command)
+    purpose = "to send on WeCom" if command == ["scheduler"] else "to send reminders on WeCom"
+    assert (code, out, err) == (2, "", f"daka: setting WECOM_SECRET is required {purpose}\n")
+    assert wecom_env.inbox("zhangsan") == []
+
+
+@pytest.mark.parametrize("command", [["wecom"], ["run"]])
+@pytest.mark.parametrize("missing", ["WECOM_TOKEN", "WECOM_AES_KEY"])
+def test_the_wecom_server_still_needs_the_callback_settings(
+    wecom_env: LocalWeCom,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    command: list[str],
+    missing: str,
+) -> None:
+    """`daka wecom` and `daka run` take WeCom's callbacks: without the Token or the
+    EncodingAESKey they could verify and read none, so they say which is missing, exit 2."""
+    monkeypatch.delenv(missing)
+    code, out, err = daka(capsys, *command)
+    assert (code, out, err) == (2, "", f"daka: setting {missing} is required to serve WeCom\n")
