@@ -228,7 +228,14 @@ class PrivacyRepo:
         """Erase every member whose grace period is over; returns (slug, member id, what was
         erased) of each."""
         done = []
-        for member, org in await self.due(now=now):
+        due = await self.due(now=now)
+        # Everyone's account held first, in account order as turns take them: a batch holding
+        # two of them cannot deadlock with the job (each `erase` then finds its own held).
+        accounts = sorted({m.account_id for m, _ in due if m.account_id is not None})
+        if accounts:
+            held = select(col(Account.id)).where(col(Account.id).in_(accounts))
+            await self.session.exec(held.order_by(col(Account.id)).with_for_update())
+        for member, org in due:
             erased = await self.erase(
                 member=member, actor=GRACE_ACTOR, why="grace period over", now=now
             )
