@@ -11,11 +11,11 @@ Short waits (the pause, the rate, the interval) are slept in monotonic time. The
 kept in the injected clock's seconds, because a recipient whose window is full is not waited
 for: the sender puts the letter back in the outbox for when the window has room (its
 `not_before`), and tests move that clock. A courier whose client counts every message it sends
-(`recipients`, a `domain.delivery.RecipientWindows`: WeCom's app, whose conversation replies
-count too) lends the lane that count; otherwise the lane counts the letters it sent itself. The courier's
-count is shared by every process sending on the app when it is kept in Redis (`REDIS_URL`);
-a count out of reach raises `domain.delivery.CountUnavailable` from `room`, and the sender puts
-the letter back for a little while rather than send it uncounted."""
+(`recipients`, a `domain.delivery.Windows`: WeCom's app, whose conversation replies count too)
+lends the lane that count; otherwise the lane counts the letters it sent itself, in this
+process. The courier's count is shared by every process sending on the app when it is kept in
+Redis (`REDIS_URL`); a count out of reach raises `domain.delivery.CountUnavailable` from
+`room`, and the sender puts the letter back for a little while rather than send it uncounted."""
 
 from __future__ import annotations
 

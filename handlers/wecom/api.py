@@ -38,9 +38,9 @@ from redis.asyncio import Redis
 from domain.clock import Clock, SystemClock
 from domain.delivery import (
     SENT,
+    CountUnavailable,
     Failure,
     Outcome,
-    CountUnavailable,
     RecipientWindows,
     Refused,
     RetryAfter,

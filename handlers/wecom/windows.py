@@ -53,9 +53,9 @@ end
 return tostring(wait)
 """
 
-# KEYS[1]: the member's set; ARGV: now, member, the oldest time kept (as above), expiry seconds,
-# then span, limit per window. Answers 1 when the message fits every window, 0 when it goes past one; counts it
-# either way.
+# KEYS[1]: the member's set; ARGV: now, member, the oldest time kept (as above), expiry
+# seconds, then span, limit per window. Answers 1 when the message fits every window, 0 when
+# it goes past one; counts it either way.
 _COUNT: Final = """
 local now = tonumber(ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
