@@ -15,7 +15,8 @@
   (`REDIS_URL`), the count is kept there (`handlers.wecom.windows`), shared by every process
   sending on the app; otherwise it is this process's. A Redis out of reach does not stop a
   message (a reply answers the member; the outbox sender has already found the letter room):
-  it goes uncounted, and that is logged once until Redis answers again.
+  it goes uncounted, and that is logged once until Redis answers again; for 5 seconds after a
+  failure messages go uncounted without asking Redis, so replies do not each wait its timeout.
 - What WeCom answers is told in the neutral outcomes of `domain.delivery`
   (`handlers.wecom.errors`); this client never raises for an answer, a timeout or a network
   error.
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -59,6 +61,7 @@ PER_MEMBER_PER_MINUTE: Final = 30  # messages an app may send one member (Doc 90
 PER_MEMBER_PER_HOUR: Final = 1000
 TEXT_LIMIT: Final = 2048  # bytes of text/markdown content; WeCom cuts longer ones (Doc 90236)
 REFRESH_EARLY: Final = timedelta(minutes=5)
+COUNT_AGAIN_AFTER: Final = 5.0  # seconds messages go uncounted once the shared count failed
 
 MediaKind = Literal["image", "voice", "video", "file"]
 BINARY: Final = frozenset({"/cgi-bin/media/get"})  # answers a file, or JSON for an error
@@ -144,6 +147,7 @@ class WeComAPI:
             else RecipientWindows(windows, now)
         )
         self._uncounted = False  # logged that the shared count is out of reach
+        self._count_again_at = 0.0  # monotonic: when to try the shared count again
 
     def _now(self) -> float:
         return self._clock.now().timestamp()
@@ -180,9 +184,12 @@ class WeComAPI:
         )
 
     async def _count(self, user: str) -> None:
+        if self._uncounted and time.monotonic() < self._count_again_at:
+            return  # Redis just failed: replies do not wait for its timeout message after message
         try:
             within = await self.recipients.count(user)
         except CountUnavailable as exc:
+            self._count_again_at = time.monotonic() + COUNT_AGAIN_AFTER
             if not self._uncounted:
                 self._uncounted = True
                 log.warning(
