@@ -46,7 +46,11 @@ class Lane:
         # A bucket of one that refills `rate` times a second spaces the sends evenly; a bucket
         # of `rate` would let a burst of `rate` through on top of `rate` a second.
         self.limiter = AsyncLimiter(1, 1 / self.pace.rate_per_second)
-        self.sent: Windows = self.shared or RecipientWindows(self.pace.windows, self.now)
+        self.sent: Windows = (
+            self.shared
+            if self.shared is not None
+            else RecipientWindows(self.pace.windows, self.now)
+        )
 
     @property
     def counts(self) -> bool:
