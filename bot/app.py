@@ -91,14 +91,14 @@ async def deployment_couriers(
     when the `WECOM_*` settings are there, so that one scheduler reminds and alerts people on
     both (a round runs once, in whichever scheduler claims it first). WeCom's HTTP session
     lives as long as the block."""
-    from bot.wecom import wecom_courier
+    from bot.wecom import shared_counts, wecom_courier
 
     couriers = create_couriers(bot, send_rate=settings.send_rate) if bot is not None else {}
     if settings.wecom_corp_id is None:
         yield couriers
         return
-    async with aiohttp.ClientSession() as http:
-        wecom = wecom_courier(settings, sessions, http)
+    async with aiohttp.ClientSession() as http, contextlib.AsyncExitStack() as closing:
+        wecom = wecom_courier(settings, sessions, http, redis=shared_counts(settings, closing))
         if wecom is not None:
             couriers[wecom.channel] = wecom
         yield couriers
@@ -319,10 +319,11 @@ async def run_polling(
                     deployment_couriers(bot, settings, sessions)
                 )
             else:
-                from bot.wecom import WeComServer
+                from bot.wecom import WeComServer, shared_counts
 
                 http = await stack.enter_async_context(aiohttp.ClientSession())
-                server = await WeComServer.build(settings, engine, sessions, clock, http)
+                redis = shared_counts(settings, stack)
+                server = await WeComServer.build(settings, engine, sessions, clock, http, redis)
                 couriers = create_couriers(bot, send_rate=settings.send_rate)
                 wecom_courier = server.courier()  # on the callback server's own API client
                 couriers[wecom_courier.channel] = wecom_courier

@@ -145,7 +145,8 @@ def test_start_order_waits_for_health_and_migrations(services: dict[str, Any]) -
             "redis": "service_healthy",
             "migrate": "service_completed_successfully",
         }
-    assert conditions("scheduler")["migrate"] == "service_completed_successfully"
+    # The scheduler and WeCom's server keep one count per member in Redis (docs/wecom.md).
+    assert conditions("scheduler") == conditions("wecom") == conditions("bot-1")
     assert set(conditions("caddy")) == set(webhook_services(services)) | {"wecom"}
     assert "pg_isready" in services["postgres"]["healthcheck"]["test"]
     assert services["redis"]["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
@@ -233,6 +234,7 @@ def test_caddy_forwards_the_wecom_callback_path_to_the_wecom_port(
     assert f"http://127.0.0.1:{port}/healthz" in check
     assert {dep: s["condition"] for dep, s in wecom["depends_on"].items()} == {
         "postgres": "service_healthy",
+        "redis": "service_healthy",
         "migrate": "service_completed_successfully",
     }
     assert "replicas" not in wecom.get("deploy", {}), "one replica: per-member order is in-process"

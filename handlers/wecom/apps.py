@@ -53,7 +53,7 @@ class AppsCourier:
         self._routes: tuple[float, Mapping[int, str]] | None = None
         counts = [courier.recipients for courier in self.couriers.values()]
         # Every app's count per member (replies included), seen as one by the sender.
-        self.recipients = EveryWindows(counts[0].windows, counts[0].now, parts=tuple(counts))
+        self.recipients = EveryWindows(tuple(counts))
 
     async def deliver(self, letter: Letter) -> Outcome:
         agent = await self.agent_of(letter.org_id)

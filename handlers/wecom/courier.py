@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Final
 
 from domain.conversation.io import Option
-from domain.delivery import Letter, Outcome, Pace, RecipientWindows, Refused
+from domain.delivery import Letter, Outcome, Pace, Refused, Windows
 from domain.i18n import _
 from domain.keys import CHECKIN_NOW
 from handlers.wecom import render
@@ -60,7 +60,7 @@ class WeComCourier:
         self._cached: tuple[float, bool] | None = None
 
     @property
-    def recipients(self) -> RecipientWindows:
+    def recipients(self) -> Windows:
         """The app's count per member, which replies count in too: the sender keeps to it."""
         return self.api.recipients
 

@@ -459,3 +459,57 @@ def test_the_wecom_server_still_needs_the_callback_settings(
     monkeypatch.delenv(missing)
     code, out, err = daka(capsys, *command)
     assert (code, out, err) == (2, "", f"daka: setting {missing} is required to serve WeCom\n")
+
+
+async def test_with_redis_url_the_callback_server_and_the_sender_keep_one_count(
+    env: Path, redis_url: str
+) -> None:
+    """`daka wecom` (the channels' API clients) and `daka scheduler` (the deployment's
+    couriers) each build their clients on the Redis of `REDIS_URL`: a reply counted by one is
+    in the count the other's letters keep to. Without it each keeps its own."""
+    import contextlib
+
+    from redis.asyncio import Redis
+
+    from bot.app import deployment_couriers
+    from bot.wecom import build_channels, shared_counts
+    from domain.clock import SystemClock
+    from domain.delivery import RecipientWindows
+    from handlers.wecom.courier import WeComCourier
+    from handlers.wecom.windows import RedisWindows
+
+    engine = create_engine(f"sqlite+aiosqlite:///{env / 'daka.db'}")
+    sessions = create_session_factory(engine)
+    clock = SystemClock()  # the sender's: the processes count in one clock's seconds
+    wecom = dict(
+        wecom_corp_id="wwdaka0000000001",
+        wecom_agent_id=AGENT,
+        wecom_secret=SECRET,
+        wecom_token=TOKEN,
+        wecom_aes_key=AES_KEY,
+        _env_file=None,
+    )
+    shared = Settings(redis_url=redis_url, **wecom)  # type: ignore[arg-type]
+    async with aiohttp.ClientSession() as http, contextlib.AsyncExitStack() as closing:
+        redis = shared_counts(shared, closing)
+        assert redis is not None
+        [channel] = build_channels(shared, sessions, clock, http, redis=redis)
+        assert isinstance(channel.api.recipients, RedisWindows)
+        for _ in range(30):
+            await channel.api.recipients.count("ZhangSan")
+        async with deployment_couriers(None, shared, sessions) as couriers:
+            courier = couriers[CHANNEL]
+            assert isinstance(courier, WeComCourier)
+            assert isinstance(courier.recipients, RedisWindows)
+            assert await courier.recipients.room("zhangsan") > 0  # the replies' minute is full
+        async with deployment_couriers(None, Settings(**wecom), sessions) as couriers:  # type: ignore[arg-type]
+            alone = couriers[CHANNEL]
+            assert isinstance(alone, WeComCourier)
+            assert isinstance(alone.recipients, RecipientWindows)
+    assert shared_counts(Settings(**wecom), contextlib.AsyncExitStack()) is None  # type: ignore[arg-type]
+    probe = Redis.from_url(redis_url)
+    assert await probe.keys("daka:wecom:sent:*") == [
+        b"daka:wecom:sent:wwdaka0000000001:%d:zhangsan" % AGENT
+    ]
+    await probe.aclose()
+    await engine.dispose()

@@ -6,11 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-import pytest
 from sqlmodel import select
 
 from domain.clock import FixedClock
-from domain.delivery import EveryWindows, RecipientWindows, Refused, Sent, Unreachable
+from domain.delivery import Refused, Sent, Unreachable
 from domain.i18n import create_translator
 from domain.keys import CHECKIN_NOW
 from handlers.wecom.api import WeComAPI
@@ -115,45 +114,6 @@ async def test_replies_count_in_a_members_window_and_a_letter_waits_for_the_room
     assert wecom.dropped() == [wecom.dropped("zhangsan")[0]]  # the letter was not dropped
 
 
-def test_the_count_per_member_keeps_both_windows() -> None:
-    """30 a minute and 1,000 an hour (Doc 90454), per member whatever the case of the userid,
-    in the clock's seconds: the room is the time until the message that fills a window leaves
-    it."""
-    now = [0.0]
-    windows = RecipientWindows(((60.0, 30), (3600.0, 1000)), lambda: now[0])
-    for _ in range(30):
-        assert windows.count("ZhangSan")
-    assert (windows.room("zhangsan"), windows.room("lisi")) == (60.0, 0.0)
-    assert not windows.count("zhangsan")  # past the minute: counted all the same (it went)
-    now[0] = 30.0
-    assert windows.room("zhangsan") == 30.0
-
-    hourly = RecipientWindows(((60.0, 30), (3600.0, 1000)), lambda: now[0])
-    for i in range(1000):
-        now[0] = i * 3.6  # 17 a minute: the minute's window never fills
-        assert hourly.count("lisi")
-    now[0] = 3597.0
-    assert hourly.room("lisi") == 3.0  # until the first of the thousand is an hour old
-    now[0] = 3600.0
-    assert hourly.room("lisi") == 0.0
-
-
-def test_several_apps_counts_are_seen_as_one_and_the_fullest_decides() -> None:
-    """With several apps, the sender sees every app's count per member (each app's replies
-    counted in its own): a letter waits until every app has room for the member."""
-    now = [0.0]
-    first = RecipientWindows(((60.0, 30),), lambda: now[0])
-    second = RecipientWindows(((60.0, 30),), lambda: now[0])
-    every = EveryWindows(first.windows, first.now, parts=(first, second))
-    for _ in range(30):
-        second.count("wangwu")  # replies of the second app
-    now[0] = 20.0
-    first.count("wangwu")
-    assert (every.room("wangwu"), every.room("zhangsan")) == (40.0, 0.0)
-    with pytest.raises(TypeError):
-        every.count("wangwu")  # a message is counted by the app that sends it
-
-
 LONG = Letter(
     "ZhangSan",
     "⚠️ 以下成员今天体温异常：" + "、".join(f"成员{i:02d}（38.{i % 10}℃）" for i in range(20)),
@@ -204,15 +164,3 @@ async def test_a_long_text_and_its_card_wait_until_both_fit_in_the_members_minut
     sent = wecom.inbox("zhangsan")[-2:]
     assert [m.msgtype for m in sent] == ["text", "template_card"]
     assert wecom.dropped() == []
-
-
-def test_the_room_for_several_messages_is_the_time_until_that_many_have_left() -> None:
-    now = [0.0]
-    windows = RecipientWindows(((60.0, 30), (3600.0, 1000)), lambda: now[0])
-    for second in range(29):
-        now[0] = float(second)
-        windows.count("zhangsan")
-    assert (windows.room("zhangsan"), windows.room("zhangsan", 2)) == (0.0, 32.0)
-    assert windows.room("zhangsan", 3) == 33.0  # until the first two are a minute old
-    assert windows.room("zhangsan", 31) == 60.0  # more than a minute allows: an empty one
-    assert windows.room("lisi", 2) == 0.0
