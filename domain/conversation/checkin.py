@@ -130,8 +130,10 @@ class Dialogue:
         await self.save(draft)
 
     async def begin(self, day: date, *, header: str | None = None) -> None:
-        """A new draft for `day`, and its first question."""
+        """A new draft for `day`, and its first question; the photos of a draft it replaces
+        (left overnight) go, never submitted."""
         assert self.member.id is not None
+        await discard_draft_photos(self.turn, await self.turn.state.get_data())
         draft = Draft.new(day=day, form=self.form, member_id=self.member.id)
         first = self.form.questions[0]
         first.kind_of.enter(first, draft)
