@@ -16,7 +16,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from domain.clock import FixedClock
-from domain.conversation import checkin, common
+from domain.conversation import checkin, common, photos
 from domain.conversation.drafts import (
     ANSWERING,
     SKIP,
@@ -745,7 +745,7 @@ async def test_cancel_drops_the_drafts_photo_and_a_typed_reference_is_not_follow
         chat.state,
         chat.out,
     )
-    await common.discard_draft_photos(turn, state.data)
+    await photos.discard_draft_photos(turn, state.data)
     assert len((await chat.session.exec(select(PhotoRow))).all()) == 1
     await common.on_cancel(turn)
     await chat.session.commit()
