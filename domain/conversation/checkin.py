@@ -11,15 +11,15 @@ answered, never obeyed."""
 from __future__ import annotations
 
 import html
-import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 from domain.checkin import derive
 from domain.clock import local_day, zone
-from domain.conversation.common import discard_draft_photos, member_and_org
+from domain.conversation.boxes import chosen_values
+from domain.conversation.common import member_and_org
 from domain.conversation.confirm import (
     confirm,
     edit_options,
@@ -38,19 +38,16 @@ from domain.conversation.drafts import (
 )
 from domain.conversation.io import Ask, Command, Input, Location, Options, Photo, Press
 from domain.conversation.keys import BadKey
+from domain.conversation.photos import Fetch, discard_draft_photos, keep_photo
 from domain.conversation.privacy import withdrawn_text
 from domain.conversation.turn import Turn
 from domain.forms import Form, format_answer, load_form, skip
 from domain.geo import Place
 from domain.i18n import _, current_language
 from domain.kinds import Answered, AnswerError, Outcome, Staying
-from domain.kinds.photo import MAX_PHOTO_BYTES, image_type, media_ref
 from storage.models import Member, Organisation
 
 Resolve = Callable[[float, float], Place | None]
-Fetch = Callable[[str], Awaitable[bytes]]  # a photo's bytes by the channel's reference
-
-log = logging.getLogger(__name__)
 
 GO = StartCheckInKey().pack()
 
@@ -130,8 +127,10 @@ class Dialogue:
         await self.save(draft)
 
     async def begin(self, day: date, *, header: str | None = None) -> None:
-        """A new draft for `day`, and its first question."""
+        """A new draft for `day`, and its first question; the photos of a draft it replaces
+        (left overnight) go, never submitted."""
         assert self.member.id is not None
+        await discard_draft_photos(self.turn, await self.turn.state.get_data())
         draft = Draft.new(day=day, form=self.form, member_id=self.member.id)
         first = self.form.questions[0]
         first.kind_of.enter(first, draft)
@@ -215,7 +214,7 @@ async def current_draft(turn: Turn, resolve: Resolve) -> tuple[Dialogue, Draft] 
 
 async def on_answer(turn: Turn, given: Input, *, resolve: Resolve, fetch: Fetch) -> None:
     """Anything the member sends or presses while a question is open; a photo answered is
-    fetched from the channel with `fetch` and kept (`keep_photo`)."""
+    fetched from the channel with `fetch` and kept (`photos.keep_photo`)."""
     if isinstance(given, Press):
         await _answer_press(turn, given, resolve)
     else:
@@ -253,38 +252,6 @@ async def _answer_message(turn: Turn, given: Input, resolve: Resolve, fetch: Fet
         place = describe_place(outcome.value, resolve)
         header = _("📍 Location received{place}.").format(place=place)
     await dialogue.advance(draft, header=header)
-
-
-async def keep_photo(dialogue: Dialogue, draft: Draft, photo: Photo, fetch: Fetch) -> str | None:
-    """The photo answered, fetched from the channel now (WeCom keeps it 3 days) and kept:
-    its stored answer `media:<id>`; None after asking again, saying why it was not taken."""
-    turn = dialogue.turn
-    try:
-        data = await fetch(photo.ref)
-    except LookupError as error:
-        log.warning("photo of member %s not fetched: %s", dialogue.member.id, error)
-        data = b""
-    if not data:
-        header = _("Sorry, the photo could not be received. Please send it again.")
-        await dialogue.ask(draft, header=header)
-        return None
-    if len(data) > MAX_PHOTO_BYTES:
-        header = _("This photo is too large (at most {mb} MB). Please send a smaller one.")
-        await dialogue.ask(draft, header=header.format(mb=MAX_PHOTO_BYTES // (1024 * 1024)))
-        return None
-    content_type, _extension = image_type(data)
-    kept = await turn.repo.photos.add(
-        member=dialogue.member,
-        local_day=draft.day,
-        question=draft.qid,
-        content=data,
-        content_type=content_type,
-        channel=turn.person.channel,
-        now=turn.clock.now(),
-    )
-    assert kept.id is not None
-    await discard_draft_photos(turn, draft.data, only=draft.qid)  # the one it replaces
-    return media_ref(kept.id)
 
 
 def describe_place(location: dict[str, Any], resolve: Resolve) -> str:
@@ -344,26 +311,6 @@ async def _answer_press(turn: Turn, press: Press, resolve: Resolve) -> None:
     chosen = html.escape(format_answer(q, outcome.value, lang))
     header = f"✔ {html.escape(q.label(lang))}: <b>{chosen}</b>"
     await dialogue.advance(draft, header=header, edit=True)
-
-
-MOST_CHOSEN = 64  # boxes sent with one press: more than any question has
-
-
-def chosen_values(chosen: tuple[str, ...], draft: Draft, qid: str) -> tuple[str, ...]:
-    """The values of the boxes sent with a press, each checked to be a key of this draft's
-    question `qid` (the kind then checks the values are its options)."""
-    if len(chosen) > MOST_CHOSEN:
-        raise AnswerError("unknown_choice")
-    values: list[str] = []
-    for raw in chosen:
-        try:
-            key = AnswerKey.unpack(raw)
-        except BadKey:
-            raise AnswerError("unknown_choice") from None
-        if key.draft != draft.id or key.q != qid:
-            raise AnswerError("unknown_choice")
-        values.append(key.value)
-    return tuple(values)
 
 
 async def on_summary(

@@ -6,15 +6,12 @@ When these apply (/help and /language only outside a conversation, /cancel from 
 
 from __future__ import annotations
 
-from typing import Any
-
 from domain.conversation.io import Ask, Option
 from domain.conversation.keys import BadKey, Key
+from domain.conversation.photos import discard_draft_photos
 from domain.conversation.turn import Turn, Visitor
-from domain.forms import FormError, load_form
 from domain.i18n import LOCALE_OF, _, __
 from domain.i18n import current as translator
-from domain.kinds.photo import PhotoKind, media_id
 from storage.models import Member, Organisation
 from storage.repo import Repo
 
@@ -95,29 +92,6 @@ def help_text(visitor: Visitor) -> str:
 
 async def on_help(turn: Turn) -> None:
     await turn.out.say(help_text(turn.visitor))
-
-
-async def discard_draft_photos(
-    turn: Turn, data: dict[str, Any], *, only: str | None = None
-) -> None:
-    """The photos a check-in draft kept (`data`: its conversation state) and will not submit:
-    all of them, or the answer to question `only` (about to be replaced). Only photo answers
-    count, and only the draft's member's photos: a reference typed as text is never followed."""
-    member_id, answers = data.get("member"), data.get("answers")
-    if "draft" not in data or not isinstance(member_id, int) or not isinstance(answers, dict):
-        return
-    try:
-        form = load_form(str(data.get("form")))
-    except FormError:
-        return
-    ids = [
-        photo
-        for q in form.questions
-        if q.kind == PhotoKind.name
-        and (only is None or q.id == only)
-        and (photo := media_id(answers.get(q.id))) is not None
-    ]
-    await turn.repo.photos.delete_ids(member_id=member_id, ids=ids)
 
 
 async def on_cancel(turn: Turn) -> None:

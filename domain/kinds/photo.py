@@ -44,6 +44,12 @@ def media_id(value: object) -> int | None:
     return int(digits) if digits.isascii() and digits.isdigit() and len(digits) < 19 else None
 
 
+def picture(data: bytes) -> bool:
+    """Whether a photo can go as a picture on every channel: JPEG or PNG by its first bytes
+    (WeCom's media/upload takes no other image); anything else goes as a file."""
+    return data.startswith((b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n"))
+
+
 def image_type(data: bytes) -> tuple[str, str]:
     """The content type and file extension of an image, by its first bytes (JPEG when
     unknown: what both channels send photos as)."""

@@ -203,13 +203,13 @@ class Inbox:
             self._waiting.pop(sender, None)  # empty, or dropped at close (still journaled)
 
     async def _handle(self, sender: str, row: int, event: Event) -> None:
-        delay = 1.0
+        delay, erased = 1.0, 0
         while True:
             try:
                 records = await self._answer(row, event)
-            except ErasedMeanwhile:
-                continue  # rolled back: the turn runs again, from what the erasure left
             except Exception as exc:
+                if isinstance(exc, ErasedMeanwhile) and (erased := erased + 1) < 3:
+                    continue  # rolled back: the turn runs again, from what the erasure left
                 if database_unavailable(exc) and self._running:
                     log.warning("wecom event %s waits for the database: %s", row, exc)
                     await self.sleep(delay)

@@ -6,14 +6,14 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import cast
+from typing import cast as typed
 
-from sqlalchemy import delete, exists
+from sqlalchemy import String, cast, delete, exists, literal
 from sqlalchemy.orm import QueryableAttribute, defer
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.models import CheckIn, Member, Photo
+from storage.models import CheckIn, CheckInRevision, Member, Photo
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +85,7 @@ class PhotoRepo:
             return []
         stmt = (
             select(Photo)
-            .options(defer(cast("QueryableAttribute[bytes]", Photo.content)))
+            .options(defer(typed("QueryableAttribute[bytes]", Photo.content)))
             .where(col(Photo.member_id).in_(set(member_ids)))
             .order_by(col(Photo.id))
         )
@@ -134,11 +134,21 @@ class PhotoRepo:
         return int(result.rowcount or 0)
 
     async def delete_unsubmitted(self, *, org_id: int, before: date) -> int:
-        """Photos of drafts never submitted: no check-in of their member and day, a day before
-        `before` (a draft lives one local day); members under a legal hold keep theirs."""
-        checked_in = exists().where(
+        """Photos no answer holds, a day before `before` (a draft lives one local day): those
+        of drafts never submitted, or replaced by a later draft of a day already checked in
+        ("answer again", then given up). A photo stays while its member's check-in of that
+        day, or any revision of it, holds its `media:<id>`; members under a legal hold keep
+        theirs."""
+        quoted = literal('"media:') + cast(Photo.id, String) + literal('"')  # as JSON has it
+        in_checkin = exists().where(
             col(CheckIn.member_id) == col(Photo.member_id),
             col(CheckIn.local_day) == col(Photo.local_day),
+            cast(CheckIn.answers, String).contains(quoted),
+        )
+        in_revision = exists().where(
+            col(CheckInRevision.member_id) == col(Photo.member_id),
+            col(CheckInRevision.local_day) == col(Photo.local_day),
+            cast(CheckInRevision.answers, String).contains(quoted),
         )
         held = select(col(Member.id)).where(
             col(Member.org_id) == org_id, col(Member.hold_reason).is_not(None)
@@ -147,7 +157,8 @@ class PhotoRepo:
             delete(Photo).where(
                 col(Photo.org_id) == org_id,
                 col(Photo.local_day) < before,
-                ~checked_in,
+                ~in_checkin,
+                ~in_revision,
                 col(Photo.member_id).not_in(held),
             )
         )

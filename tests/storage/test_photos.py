@@ -140,3 +140,63 @@ async def test_erasure_removes_the_members_photos_and_nobody_elses(
         await session.commit()
     assert erased.photos == 2 and erased.detail().endswith("photos 2")
     assert await kept(sessions) == {theirs}
+
+
+async def photo_kept(
+    sessions: SessionFactory, clock: FixedClock, org_id: int, days_ago: int, answers: list[str]
+) -> int:
+    """A photo of member 1 kept `days_ago`, and a check-in of that day with one version per
+    item of `answers` (its "photo" answer, `{photo}` standing for the photo's reference)."""
+    day = TODAY - timedelta(days=days_ago)
+    async with sessions() as session:
+        repo = Repo(session)
+        member = await repo.members.by_external(org_id=org_id, external_id="1")
+        assert member is not None
+        photo = await repo.photos.add(
+            member=member,
+            local_day=day,
+            question="photo",
+            content=JPEG,
+            content_type="image/jpeg",
+            channel="wecom",
+            now=clock.now(),
+        )
+        assert photo.id is not None
+        for answer in answers:
+            await repo.checkins.submit(
+                member=member,
+                local_day=day,
+                form="health",
+                form_version=1,
+                submission=Submission(
+                    answers={"photo": answer.format(photo=media_ref(photo.id))},
+                    abnormal=False,
+                    reasons=[],
+                ),
+                update_id=None,
+                now=clock.now(),
+            )
+        await session.commit()
+        return photo.id
+
+
+async def test_a_photo_of_a_draft_given_up_on_a_day_checked_in_goes_the_day_after(
+    sessions: SessionFactory, clock: FixedClock
+) -> None:
+    """Regression: a day's check-in kept every photo of that day, so a photo sent while
+    "answering again" and then given up stayed until retention (months). Now what no version
+    of the day's answers holds goes; what the current answer or a revision holds stays."""
+    org_id = await school(sessions, clock)
+    current = await photo_kept(sessions, clock, org_id, 2, ["{photo}"])
+    given_up = await photo_kept(sessions, clock, org_id, 2, [])  # sent again, never submitted
+    earlier = await photo_kept(sessions, clock, org_id, 3, ["{photo}"])
+    later = await photo_kept(sessions, clock, org_id, 3, ["{photo}"])  # version 2 of that day
+    # A reference that merely begins with a photo's (media:12 against media:1) holds nothing.
+    prefix = await photo_kept(sessions, clock, org_id, 4, ["{photo}0", "{photo}1"])
+    today = await photo_kept(sessions, clock, org_id, 0, [])  # a draft still open
+    await apply_retention_now(sessions, clock)
+    assert await kept(sessions) == {current, earlier, later, today}
+    assert given_up not in {current, earlier, later} and prefix not in {current, today}
+    async with sessions() as session:
+        [entry] = (await session.exec(select(AuditEntry))).all()
+    assert entry.detail == "0 check-ins: unsubmitted photos 2"

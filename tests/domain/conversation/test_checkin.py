@@ -16,7 +16,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from domain.clock import FixedClock
-from domain.conversation import checkin, common
+from domain.conversation import checkin, common, photos
 from domain.conversation.drafts import (
     ANSWERING,
     SKIP,
@@ -710,6 +710,23 @@ async def test_a_photo_replaced_or_cancelled_is_not_kept(chat: Chat) -> None:
     assert (await chat.session.exec(select(PhotoRow))).all() == []
 
 
+async def test_a_drafts_photo_goes_when_the_draft_expires_overnight(chat: Chat) -> None:
+    """Regression: a draft replaced by a new day's (begin) kept its photos until retention;
+    the photos of the day's check-in stay."""
+    chat.files.update(submitted=JPEG, again=JPEG + b"2")
+    await at_the_photo(chat)
+    await chat.press(last(await chat.send(Photo("submitted"))), "确认提交")
+    [submitted] = (await chat.session.exec(select(PhotoRow))).all()
+    assert (await chat.stored())[0].answers["photo"] == f"media:{submitted.id}"
+    await at_the_photo(chat)  # "answering again" will update it
+    await chat.send(Photo("again"))
+    assert len((await chat.session.exec(select(PhotoRow))).all()) == 2
+    chat.clock.advance(timedelta(days=1))
+    [expired] = await chat.send(Text("anything"))
+    assert "未完成的打卡已过期" in expired.text and chat.draft.answers == {}
+    assert [p.id for p in (await chat.session.exec(select(PhotoRow))).all()] == [submitted.id]
+
+
 async def test_cancel_drops_the_drafts_photo_and_a_typed_reference_is_not_followed(
     chat: Chat,
 ) -> None:
@@ -728,7 +745,7 @@ async def test_cancel_drops_the_drafts_photo_and_a_typed_reference_is_not_follow
         chat.state,
         chat.out,
     )
-    await common.discard_draft_photos(turn, state.data)
+    await photos.discard_draft_photos(turn, state.data)
     assert len((await chat.session.exec(select(PhotoRow))).all()) == 1
     await common.on_cancel(turn)
     await chat.session.commit()

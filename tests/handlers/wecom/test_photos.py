@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlmodel import select
 
 from domain.conversation.manager_keys import no_longer_valid
@@ -148,3 +149,57 @@ async def test_retention_and_erasure_take_the_photos_away(app: WeComDaka) -> Non
         )
         await session.commit()
     assert erased.photos == 1 and await photos(app) == []
+
+
+GIF = b"GIF89a\x10\x00\x10\x00" + b"a moving thermometer" * 20
+
+
+def files_to(app: WeComDaka, userid: str) -> list[tuple[str, bytes]]:
+    return [
+        (media.filename, media.data)
+        for d in app.wecom.inbox(userid)
+        if d.msgtype == "file"
+        for media in [app.wecom.media[str(d.body["media_id"])]]
+    ]
+
+
+@pytest.mark.parametrize(
+    ("content", "refused", "name"),
+    [(GIF, False, "2024001-2026-11-28-1.gif"), (JPEG, True, "2024001-2026-11-28-1.jpg")],
+    ids=["not-a-jpg-or-png", "refused-as-an-image"],
+)
+async def test_a_photo_wecom_will_not_take_as_an_image_reaches_the_manager_as_a_file(
+    app: WeComDaka, content: bytes, refused: bool, name: str
+) -> None:
+    """Regression: media/upload takes only a JPG or PNG as an image (40004 otherwise), and
+    the manager got nothing but the press's answer. Such a photo, or one WeCom refuses as an
+    image, now goes as a file, its caption after it."""
+    await app.org()
+    await app.grant_manager("boss")
+    await app.start()
+    zhangsan, boss = app.member("zhangsan"), app.member("boss")
+    await bind(zhangsan, await app.invite(), "2024001", "张三")
+    await up_to_the_photo(zhangsan)
+    await zhangsan.sends_image(app.wecom.put_media(content))
+    await zhangsan.taps("✅ 确认提交")
+
+    await boss.says("/member 2024001")
+    shown = next(s for s in reversed(boss.screen()) if s.buttons)
+    [label] = shown.buttons
+    if refused:
+        app.wecom.fail("/cgi-bin/media/upload", errcode=40004, errmsg="invalid media type")
+    sent = await boss.taps(label)
+    assert images_to(app, "boss") == []
+    assert files_to(app, "boss") == [(name, content)]
+    assert "张三" in texts(sent)
+
+
+async def test_media_upload_refuses_a_gif_as_an_image(app: WeComDaka) -> None:
+    """The local WeCom as the real one: an image is a JPG or PNG (errcode 40004)."""
+    await app.org()
+    await app.start()
+    assert app.channel is not None
+    refused = await app.channel.api.upload("image", "a.gif", GIF, "image/gif")
+    assert "40004" in str(refused)
+    kept = await app.channel.api.upload("file", "a.gif", GIF, "image/gif")
+    assert getattr(kept, "media_id", "")
