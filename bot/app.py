@@ -91,14 +91,14 @@ async def deployment_couriers(
     when the `WECOM_*` settings are there, so that one scheduler reminds and alerts people on
     both (a round runs once, in whichever scheduler claims it first). WeCom's HTTP session
     lives as long as the block."""
-    from bot.wecom import wecom_courier
+    from bot.wecom import shared_counts, wecom_courier
 
     couriers = create_couriers(bot, send_rate=settings.send_rate) if bot is not None else {}
     if settings.wecom_corp_id is None:
         yield couriers
         return
-    async with aiohttp.ClientSession() as http:
-        wecom = wecom_courier(settings, sessions, http)
+    async with aiohttp.ClientSession() as http, contextlib.AsyncExitStack() as closing:
+        wecom = wecom_courier(settings, sessions, http, redis=shared_counts(settings, closing))
         if wecom is not None:
             couriers[wecom.channel] = wecom
         yield couriers
@@ -111,14 +111,12 @@ def channels_of(couriers: Mapping[str, Courier]) -> frozenset[str]:
     return frozenset(couriers)
 
 
-def create_storage(
-    settings: Settings, sessions: SessionFactory, *, sole_writer: bool = True
-) -> BaseStorage:
+def create_storage(settings: Settings, sessions: SessionFactory) -> BaseStorage:
     """FSM state in Redis when `REDIS_URL` is set (written once the update commits), otherwise
-    in the database (remembered in memory only by a process that is its sole writer)."""
+    in the database (read afresh by every batch, see `DbStorage`)."""
     if settings.redis_url:
         return AfterCommit(redis_storage(settings.redis_url))
-    return DbStorage(sessions, cache=sole_writer)
+    return DbStorage(sessions)
 
 
 def conversation_forgetter(settings: Settings) -> Forget | None:
@@ -321,10 +319,11 @@ async def run_polling(
                     deployment_couriers(bot, settings, sessions)
                 )
             else:
-                from bot.wecom import WeComServer
+                from bot.wecom import WeComServer, shared_counts
 
                 http = await stack.enter_async_context(aiohttp.ClientSession())
-                server = await WeComServer.build(settings, engine, sessions, clock, http)
+                redis = shared_counts(settings, stack)
+                server = await WeComServer.build(settings, engine, sessions, clock, http, redis)
                 couriers = create_couriers(bot, send_rate=settings.send_rate)
                 wecom_courier = server.courier()  # on the callback server's own API client
                 couriers[wecom_courier.channel] = wecom_courier
@@ -424,16 +423,22 @@ async def _poll(
 
 
 async def run_scheduler(
-    settings: Settings, *, clock: Clock | None = None, metrics_port: int | None = None
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    metrics_port: int | None = None,
+    stop: asyncio.Event | None = None,
 ) -> None:
-    """`daka scheduler`: rounds and the sender without polling, for split deployments."""
+    """`daka scheduler`: rounds and the sender without polling, for split deployments; on
+    Telegram when `BOT_TOKEN` is set, on WeCom when the `WECOM_*` settings are (a WeCom-only
+    deployment has no bot). Runs until SIGINT/SIGTERM, or until `stop` is set when given."""
     import signal
 
     clock = clock or SystemClock()
     engine = create_engine(settings.database_url)
     await prepare_database(engine)
     sessions = create_session_factory(engine)
-    bot = create_bot(settings)
+    bot = create_bot(settings) if settings.serves_telegram else None
     from scheduler.jobs import SchedulerService
 
     closing = contextlib.AsyncExitStack()
@@ -441,10 +446,11 @@ async def run_scheduler(
     service = SchedulerService(
         couriers, sessions, clock, create_translator(), conversation_forgetter(settings)
     )
-    stopped = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stopped.set)
+    stopped = stop or asyncio.Event()
+    if stop is None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stopped.set)
     ops = await _serve_ops(engine, None, metrics_port)
     settle_heap()
     scheduler, sending = service.start()
@@ -455,7 +461,8 @@ async def run_scheduler(
         if ops is not None:
             await ops.cleanup()
         await closing.aclose()
-        await bot.session.close()
+        if bot is not None:
+            await bot.session.close()
         await engine.dispose()
 
 

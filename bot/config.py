@@ -1,125 +1,31 @@
-"""Settings from the environment and an optional `.env`, validated once at start."""
+"""Settings from the environment and an optional `.env`, validated once at start (the further
+WeCom apps of `WECOM_APPS`: `bot.wecom_apps`)."""
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    SecretStr,
-    ValidationInfo,
-    field_validator,
-)
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot.wecom_apps import MAX_AGENT_ID as MAX_AGENT_ID  # still importable from here
+from bot.wecom_apps import WECOM_AES_KEY_SHAPE as WECOM_AES_KEY_SHAPE
+from bot.wecom_apps import WECOM_TOKEN_SHAPE as WECOM_TOKEN_SHAPE
+from bot.wecom_apps import (
+    WeComAppEntry,
+    app_path,
+    callback_path_of,
+    distinct_apps,
+    read_wecom_apps,
+    wecom_aes_key_of,
+    wecom_token_of,
+)
+
 TOKEN_SHAPE = re.compile(r"\d+:\S+")
-WECOM_AES_KEY_SHAPE = re.compile(r"[A-Za-z0-9+/]{43}")
-WECOM_TOKEN_SHAPE = re.compile(r"[A-Za-z0-9]{1,32}")
-MAX_AGENT_ID = 2**31
-
-
-def _wecom_token_of(value: SecretStr | None) -> SecretStr | None:
-    # The callback Token WeCom's admin console generates: up to 32 letters and digits.
-    token = value.get_secret_value().strip() if value is not None else ""
-    if not token:
-        return None
-    if not WECOM_TOKEN_SHAPE.fullmatch(token):
-        raise ValueError("expected the callback Token: 1-32 letters and digits")
-    return SecretStr(token)
-
-
-def _wecom_aes_key_of(value: SecretStr | None) -> SecretStr | None:
-    # 43 base64 characters decoding to the 32-byte AES key (Doc 91144); never echoed.
-    key = value.get_secret_value().strip() if value is not None else ""
-    if not key:
-        return None
-    if not WECOM_AES_KEY_SHAPE.fullmatch(key) or len(base64.b64decode(key + "=")) != 32:
-        raise ValueError("expected the callback EncodingAESKey: 43 characters of A-Z, a-z and 0-9")
-    return SecretStr(key)
-
-
-def _path_of(value: str) -> str:
-    if not value.startswith("/") or value in ("/healthz", "/metrics") or {"{", "}"} & set(value):
-        raise ValueError("must start with /, have no { or }, and not be /healthz or /metrics")
-    return value
-
-
-def app_path(base: str, agent_id: int) -> str:
-    """Where an app's callbacks come when its entry names no path: `WECOM_PATH/<agent_id>`."""
-    return f"{base.rstrip('/')}/{agent_id}"
-
-
-class WeComAppEntry(BaseModel):
-    """A further self-built app of the same corporation (`WECOM_APPS`): the corp id and the
-    API URL are the deployment's (`WECOM_CORP_ID`, `WECOM_API_URL`)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    agent_id: int = Field(ge=1, lt=MAX_AGENT_ID)
-    secret: SecretStr
-    token: SecretStr
-    aes_key: SecretStr
-    path: str | None = None
-
-    @field_validator("secret")
-    @classmethod
-    def _secret(cls, value: SecretStr) -> SecretStr:
-        if not value.get_secret_value().strip():
-            raise ValueError("the app's Secret is empty")
-        return SecretStr(value.get_secret_value().strip())
-
-    @field_validator("token")
-    @classmethod
-    def _token(cls, value: SecretStr) -> SecretStr:
-        token = _wecom_token_of(value)
-        if token is None:
-            raise ValueError("the callback Token is empty")
-        return token
-
-    @field_validator("aes_key")
-    @classmethod
-    def _aes_key(cls, value: SecretStr) -> SecretStr:
-        key = _wecom_aes_key_of(value)
-        if key is None:
-            raise ValueError("the callback EncodingAESKey is empty")
-        return key
-
-    @field_validator("path")
-    @classmethod
-    def _path(cls, value: str | None) -> str | None:
-        return None if value is None else _path_of(value)
-
-
-def read_wecom_apps(path: Path) -> list[Any]:
-    """The entries of a `WECOM_APPS` file: TOML (`[[apps]]` tables) or, for a `.json` file, a
-    JSON object with an "apps" list (or the list itself). Raises ValueError saying what is
-    wrong with the file, never quoting a value."""
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise ValueError(f"cannot read {path}: {exc.strerror or type(exc).__name__}") from None
-    try:
-        if path.suffix.lower() == ".json":
-            document: Any = json.loads(raw)
-        else:
-            document = tomllib.loads(raw.decode("utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        kind = "JSON" if path.suffix.lower() == ".json" else "TOML"
-        # tomllib and json name the line and column, not the text found there.
-        raise ValueError(f"{path} is not {kind}: {str(exc).splitlines()[0]}") from None
-    apps = document.get("apps") if isinstance(document, dict) else document
-    if not isinstance(apps, list) or (isinstance(document, dict) and set(document) != {"apps"}):
-        raise ValueError(f"{path} must hold a list of apps ([[apps]] tables) and nothing else")
-    return apps
 
 
 class Settings(BaseSettings):
@@ -222,7 +128,7 @@ class Settings(BaseSettings):
     @field_validator("webhook_path", "wecom_path")
     @classmethod
     def _path(cls, value: str) -> str:
-        return _path_of(value)
+        return callback_path_of(value)
 
     @field_validator("wecom_corp_id", "wecom_agent_id", "wecom_secret", mode="before")
     @classmethod
@@ -242,12 +148,12 @@ class Settings(BaseSettings):
     @field_validator("wecom_token")
     @classmethod
     def _wecom_token(cls, value: SecretStr | None) -> SecretStr | None:
-        return _wecom_token_of(value)
+        return wecom_token_of(value)
 
     @field_validator("wecom_aes_key")
     @classmethod
     def _wecom_aes_key(cls, value: SecretStr | None) -> SecretStr | None:
-        return _wecom_aes_key_of(value)
+        return wecom_aes_key_of(value)
 
     @field_validator("wecom_path")
     @classmethod
@@ -274,34 +180,14 @@ class Settings(BaseSettings):
         # Each app its own AgentId and its own callback path: the first app (WECOM_*) answers
         # at WECOM_PATH and WECOM_PATH/<its agent id>, another at its path or
         # WECOM_PATH/<its agent id>.
-        base = info.data.get("wecom_path") or "/wecom"
-        first = info.data.get("wecom_agent_id")
-        agents: set[int] = {first} if first is not None else set()
-        taken = {base, str(info.data.get("webhook_path") or "/telegram")}
-        if first is not None:
-            taken.add(app_path(base, first))
-        # Callbacks are told apart by the Token and key they are signed and sealed with: two
-        # apps sharing both would each take the other's at its path.
         token, key = info.data.get("wecom_token"), info.data.get("wecom_aes_key")
-        sealed = {(token.get_secret_value(), key.get_secret_value())} if token and key else set()
-        filled = []
-        for entry in value:
-            if entry.agent_id in agents:
-                raise ValueError(f"agent_id {entry.agent_id} is named twice")
-            agents.add(entry.agent_id)
-            pair = (entry.token.get_secret_value(), entry.aes_key.get_secret_value())
-            if pair in sealed:
-                raise ValueError(
-                    f"app {entry.agent_id} has the callback Token and EncodingAESKey of another "
-                    "app: give each app its own"
-                )
-            sealed.add(pair)
-            path = entry.path or app_path(base, entry.agent_id)
-            if path in taken:
-                raise ValueError(f"the path of app {entry.agent_id} ({path}) is taken already")
-            taken.add(path)
-            filled.append(entry.model_copy(update={"path": path}))
-        return tuple(filled)
+        return distinct_apps(
+            value,
+            base=info.data.get("wecom_path") or "/wecom",
+            webhook_path=str(info.data.get("webhook_path") or "/telegram"),
+            first_agent=info.data.get("wecom_agent_id"),
+            first_sealed=(token, key) if token and key else None,
+        )
 
     @property
     def wecom_agents(self) -> frozenset[int]:
@@ -328,6 +214,29 @@ class Settings(BaseSettings):
                 self.wecom_aes_key,
             )
         ) or bool(self.wecom_apps)
+
+    def require_wecom_senders(self, purpose: str = "to send on WeCom") -> list[WeComSender]:
+        """What sending as each app of the deployment needs (`daka scheduler`, `daka remind`):
+        the corp, the first app's AgentId and Secret (`WECOM_*`), the other apps' Secrets
+        (`WECOM_APPS`); not the callback Token and EncodingAESKey, which only the process
+        taking WeCom's callbacks uses. A clear error names the first one missing."""
+        for name, value in (
+            ("WECOM_CORP_ID", self.wecom_corp_id),
+            ("WECOM_AGENT_ID", self.wecom_agent_id),
+            ("WECOM_SECRET", self.wecom_secret),
+        ):
+            if value is None:
+                raise SettingError(name, f"is required {purpose}")
+        assert self.wecom_corp_id is not None and self.wecom_agent_id is not None
+        assert self.wecom_secret is not None
+        apps = [(self.wecom_agent_id, self.wecom_secret)]
+        apps += [(entry.agent_id, entry.secret) for entry in self.wecom_apps]
+        return [
+            WeComSender(
+                self.wecom_corp_id, agent_id, secret.get_secret_value(), self.wecom_api_url
+            )
+            for agent_id, secret in apps
+        ]
 
     def require_wecom(self, purpose: str = "to serve WeCom") -> WeComSettings:
         """The WeCom app's settings, or a clear error naming the first one missing."""
@@ -387,6 +296,16 @@ class Settings(BaseSettings):
         if self.bot_token is None or not self.bot_token.get_secret_value().strip():
             raise SettingError("BOT_TOKEN", f"is required {purpose}")
         return self.bot_token.get_secret_value().strip()
+
+
+@dataclass(frozen=True, slots=True)
+class WeComSender:
+    """One WeCom self-built app as a sender sees it: what its API client needs."""
+
+    corp_id: str
+    agent_id: int
+    secret: str = field(repr=False)
+    api_url: str
 
 
 @dataclass(frozen=True, slots=True)

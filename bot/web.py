@@ -262,7 +262,7 @@ async def run_webhook(
         await bot.me()
         await prepare_database(engine)
         sessions = create_session_factory(engine)
-        storage = create_storage(settings, sessions, sole_writer=False)
+        storage = create_storage(settings, sessions)
         redis = getattr(storage, "redis", None)
         # Shares the storage's Redis connection pool, which `dp.storage.close()` closes.
         isolation: BaseEventIsolation = (

@@ -45,6 +45,8 @@ from storage.db import SessionFactory, create_engine, create_session_factory
 from storage.repo import Repo
 
 if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
     from scheduler.jobs import SchedulerService
 
 log = logging.getLogger(__name__)
@@ -110,13 +112,19 @@ def build_channel(
     converse: Converse | None = None,
     state_of: StateOf | None = None,
     app: WeComSettings | None = None,
+    redis: Redis | None = None,
 ) -> WeComChannel:
     """The channel of `app` (by default the first app, `WECOM_*`); `converse` and `state_of`
-    default to the core's (`conversation`)."""
+    default to the core's (`conversation`); `redis` keeps the app's count per member
+    (`shared_counts`)."""
     wecom = app or settings.require_wecom()
     first = wecom.agent_id == settings.wecom_agent_id
     api = WeComAPI(
-        http, App(wecom.corp_id, wecom.agent_id, wecom.secret), base_url=wecom.api_url, clock=clock
+        http,
+        App(wecom.corp_id, wecom.agent_id, wecom.secret),
+        base_url=wecom.api_url,
+        clock=clock,
+        redis=redis,
     )
     if converse is None or state_of is None:
         core, stored = conversation(api, resolve=resolve, wake=wake)
@@ -138,12 +146,29 @@ def build_channels(
     *,
     resolve: Resolve | None = None,
     wake: Callable[[], None] | None = None,
+    redis: Redis | None = None,
 ) -> list[WeComChannel]:
     """A channel for each app of the deployment, the first (`WECOM_*`) first."""
     return [
-        build_channel(settings, sessions, clock, http, resolve=resolve, wake=wake, app=app)
+        build_channel(
+            settings, sessions, clock, http, resolve=resolve, wake=wake, app=app, redis=redis
+        )
         for app in settings.require_wecom_apps()
     ]
+
+
+def shared_counts(settings: Settings, closing: contextlib.AsyncExitStack) -> Redis | None:
+    """With `REDIS_URL`, the Redis the apps' counts per member are kept in, shared by every
+    process sending on the apps (`daka wecom`'s replies, each `daka scheduler`'s letters), and
+    closed with `closing`; None without (each process counts its own). Short timeouts: a
+    Redis out of reach costs a reply two seconds at most, and is sent all the same."""
+    if not settings.redis_url:
+        return None
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0)
+    closing.push_async_callback(client.aclose)
+    return client
 
 
 def deployment_channels(settings: Settings) -> frozenset[str]:
@@ -183,18 +208,23 @@ def wecom_courier(
     sessions: SessionFactory,
     http: aiohttp.ClientSession,
     clock: Clock | None = None,
+    redis: Redis | None = None,
 ) -> WeComCourier | AppsCourier | None:
     """The WeCom courier for a sender in another process (`daka run`, `daka scheduler`), when
-    the `WECOM_*` settings are all there; None otherwise. `http` lives as long as the sender."""
-    if settings.wecom_corp_id is None or settings.wecom_agent_id is None:
-        return None
+    the `WECOM_*` settings sending needs are there (not the callback's Token and
+    EncodingAESKey); None otherwise. `http` (and `redis`, `shared_counts`) live as long as the
+    sender."""
     try:
-        apps = settings.require_wecom_apps()
+        apps = settings.require_wecom_senders()
     except SettingError:
         return None
     apis = [
         WeComAPI(
-            http, App(app.corp_id, app.agent_id, app.secret), base_url=app.api_url, clock=clock
+            http,
+            App(app.corp_id, app.agent_id, app.secret),
+            base_url=app.api_url,
+            clock=clock,
+            redis=redis,
         )
         for app in apps
     ]
@@ -241,9 +271,11 @@ class WeComServer:
         sessions: SessionFactory,
         clock: Clock,
         http: aiohttp.ClientSession,
+        redis: Redis | None = None,
     ) -> WeComServer:
         """The server of the apps in `settings`, on a migrated database; a SettingError when
-        an app serves no organisation."""
+        an app serves no organisation. `redis` keeps the apps' counts per member
+        (`shared_counts`)."""
         apps = settings.require_wecom_apps()
         slugs = [
             await served_org(sessions, app.agent_id, "WECOM_APPS" if i else "WECOM_AGENT_ID")
@@ -251,7 +283,7 @@ class WeComServer:
         ]
         await asyncio.to_thread(_load_places)
         wake = _Wake()
-        channels = build_channels(settings, sessions, clock, http, wake=wake)
+        channels = build_channels(settings, sessions, clock, http, wake=wake, redis=redis)
         return cls(channels, engine, sessions, clock, slugs, wake)
 
     @property
@@ -326,7 +358,8 @@ async def run_wecom(
         await prepare_database(engine)
         sessions = create_session_factory(engine)
         http = await closing.enter_async_context(aiohttp.ClientSession())
-        server = await WeComServer.build(settings, engine, sessions, clock, http)
+        redis = shared_counts(settings, closing)
+        server = await WeComServer.build(settings, engine, sessions, clock, http, redis)
         stopped = stop or asyncio.Event()
         if stop is None:
             loop = asyncio.get_running_loop()

@@ -102,6 +102,44 @@ class Pace:
 FORGET_AFTER: Final = 100_000  # recipients remembered before the idle ones are dropped
 
 
+class CountUnavailable(Exception):
+    """A count shared between processes (Redis) could not be read or written: a letter waits
+    briefly rather than go uncounted; a reply is sent all the same."""
+
+
+class Windows(Protocol):
+    """What a sender (a WeCom app) has sent each recipient lately, in the windows its channel
+    counts per recipient (`Pace.windows`), as (seconds, messages allowed in any such span).
+    `room` and `count` may raise `CountUnavailable` when the count is kept elsewhere."""
+
+    @property
+    def windows(self) -> tuple[tuple[float, int], ...]: ...
+
+    async def room(self, recipient: str, messages: int = 1) -> float:
+        """Seconds until `recipient` may be sent `messages` more messages; 0: now."""
+        ...
+
+    async def count(self, recipient: str) -> bool:
+        """One message to `recipient` is going now; False when it goes past a window."""
+        ...
+
+
+def wait_for(
+    times: Sequence[float], windows: Sequence[tuple[float, int]], now: float, messages: int
+) -> float:
+    """Seconds from `now` until `messages` more messages fit every window, given the times
+    (ascending, none older than the longest window) the recipient was sent messages at. More
+    than a window allows wait for that window to be empty. The arithmetic a count kept
+    elsewhere (`handlers.wecom.windows`' Lua) repeats."""
+    wait = 0.0
+    for span, limit in windows:
+        # The oldest of the last `limit - n` messages may stay; the one before must leave.
+        n = min(max(messages, 1), limit)
+        if len(times) + n > limit:
+            wait = max(wait, times[-(limit - n + 1)] + span - now)
+    return max(wait, 0.0)
+
+
 @dataclass
 class RecipientWindows:
     """What one sender (a WeCom app) has sent each recipient lately, in the windows its channel
@@ -110,8 +148,9 @@ class RecipientWindows:
     sends on it: the conversation's replies count in it as the outbox's letters do, so a
     letter waits for the room a chatty member's replies took. Times are `now()`'s seconds.
 
-    In-process only: replicas each sending on one app would each keep their own count (a
-    shared count would live in Redis, keyed by app and recipient, a sorted set per window)."""
+    In-process only: replicas each sending on one app would each keep their own count. With
+    `REDIS_URL` the app's count is kept in Redis instead (`handlers.wecom.windows`), shared by
+    every process sending on the app."""
 
     windows: tuple[tuple[float, int], ...]
     now: Callable[[], float]
@@ -120,26 +159,26 @@ class RecipientWindows:
     def __post_init__(self) -> None:
         self._longest = max((span for span, _ in self.windows), default=0.0)
 
-    def room(self, recipient: str) -> float:
-        """Seconds until `recipient` may be sent one more message within the windows; 0 when
-        it may be now."""
+    async def room(self, recipient: str, messages: int = 1) -> float:
+        """Seconds until `recipient` may be sent `messages` more messages within the windows
+        (a WeCom letter of a long text and its card is two); 0 when they may be now. More
+        than a window allows wait for that window to be empty."""
+        return self._room(recipient, messages)
+
+    def _room(self, recipient: str, messages: int = 1) -> float:
         times = self._sent_at.get(recipient.lower())
         if not times:
             return 0.0
         now = self.now()
         self._drop_old(times, now)
-        wait = 0.0
-        for span, limit in self.windows:
-            if len(times) >= limit:
-                wait = max(wait, times[-limit] + span - now)
-        return max(wait, 0.0)
+        return wait_for(times, self.windows, now, messages)
 
-    def count(self, recipient: str) -> bool:
+    async def count(self, recipient: str) -> bool:
         """One message to `recipient` is going now; False when it goes past a window (the
         channel may drop it: a reply is sent all the same, it answers the member)."""
         if not self.windows:
             return True
-        within = self.room(recipient) <= 0
+        within = self._room(recipient) <= 0
         key = recipient.lower()
         times = self._sent_at.get(key)
         if times is None:
@@ -158,6 +197,25 @@ class RecipientWindows:
         self._sent_at = {
             r: ts for r, ts in self._sent_at.items() if ts and ts[-1] > now - self._longest
         }
+
+
+@dataclass(frozen=True)
+class EveryWindows:
+    """Several senders' counts seen as one (a deployment's WeCom apps): a recipient has room
+    when every sender has room for them, so a letter waits for the fullest of their windows.
+    Stricter than a count per sender, never looser. Each sender counts its own messages."""
+
+    parts: tuple[Windows, ...]
+
+    @property
+    def windows(self) -> tuple[tuple[float, int], ...]:
+        return self.parts[0].windows if self.parts else ()
+
+    async def room(self, recipient: str, messages: int = 1) -> float:
+        return max([await part.room(recipient, messages) for part in self.parts], default=0.0)
+
+    async def count(self, recipient: str) -> bool:
+        raise TypeError("count a message in the count of the sender sending it")
 
 
 Failure = RetryAfter | Unreachable | Refused | Transient

@@ -14,7 +14,8 @@ Stored answer values (JSON-serialisable; this is the storage contract):
 - multi: ``list`` of option ids
 - yesno: ``{"yes": bool, "detail": str | None}``
 - text: ``str``
-- photo: Telegram ``file_id`` ``str``
+- photo: ``media:<id>``, the photo kept in the `photo` table, ``str`` (earlier: a
+  Telegram ``file_id``)
 - a skipped optional question: ``None``
 
 How long answers are kept (`domain.retention`): a question may say `retain_days` (a yesno's

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol
 
-from domain.delivery import Letter, Outcome, Pace, RecipientWindows
+from domain.delivery import Letter, Outcome, Pace, Windows
 
 
 class Courier(Protocol):
@@ -31,9 +31,18 @@ class Courier(Protocol):
 Couriers = Mapping[str, Courier]  # by channel name ("telegram")
 
 
-def recipients_of(courier: Courier) -> RecipientWindows | None:
+def recipients_of(courier: Courier) -> Windows | None:
     """The count per recipient a courier's client keeps of every message it sends (WeCom's
     app: letters and conversation replies alike), when it keeps one; the sender keeps its
     letters within it rather than counting them apart."""
     recipients = getattr(courier, "recipients", None)
-    return recipients if isinstance(recipients, RecipientWindows) else None
+    return recipients if recipients is not None and hasattr(recipients, "room") else None
+
+
+async def messages_in(courier: Courier, letter: Letter) -> int:
+    """How many messages the letter takes on its channel (a WeCom long text and its card:
+    two), for a courier that tells (`messages`); one otherwise. The sender finds room for all
+    of them in the recipient's windows before the first goes, since the channel drops the
+    excess without a word."""
+    count = getattr(courier, "messages", None)
+    return max(int(await count(letter)), 1) if count is not None else 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -69,9 +69,22 @@ async def erase_withdrawn_now(
             if forget is not None and identities:
                 await forget(identities)
             await session.commit()
+            if forget is not None and identities:
+                await forget_again(forget, identities)
         if done:
             log.info("erasure: answers of %d withdrawn member(s) erased", len(done))
     return [(slug, member_id) for slug, member_id, _ in done]
+
+
+async def forget_again(forget: Forget, identities: Sequence[tuple[str, str]]) -> None:
+    """Once the erasure has committed, its conversations kept outside the database are cleared
+    again: a turn it waited for may have written its step there after the first clearing
+    (`handlers.telegram.updates`, which clears it itself when it sees the erasure). Failing
+    now is only logged: the erasure is committed."""
+    try:
+        await forget(identities)
+    except Exception as exc:
+        log.warning("erasure: conversations not cleared again after the commit: %s", exc)
 
 
 @dataclass

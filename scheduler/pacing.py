@@ -11,10 +11,11 @@ Short waits (the pause, the rate, the interval) are slept in monotonic time. The
 kept in the injected clock's seconds, because a recipient whose window is full is not waited
 for: the sender puts the letter back in the outbox for when the window has room (its
 `not_before`), and tests move that clock. A courier whose client counts every message it sends
-(`recipients`, a `domain.delivery.RecipientWindows`: WeCom's app, whose conversation replies
-count too) lends the lane that count; otherwise the lane counts the letters it sent itself. Either
-way the count is this process's: two processes sending on one app each keep the limits on their
-own."""
+(`recipients`, a `domain.delivery.Windows`: WeCom's app, whose conversation replies count too)
+lends the lane that count; otherwise the lane counts the letters it sent itself, in this
+process. The courier's count is shared by every process sending on the app when it is kept in
+Redis (`REDIS_URL`); a count out of reach raises `domain.delivery.CountUnavailable` from
+`room`, and the sender puts the letter back for a little while rather than send it uncounted."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field
 
 from aiolimiter import AsyncLimiter
 
-from domain.delivery import FORGET_AFTER, Pace, RecipientWindows
+from domain.delivery import FORGET_AFTER, Pace, RecipientWindows, Windows
 
 
 @dataclass
@@ -35,7 +36,7 @@ class Lane:
 
     pace: Pace
     now: Callable[[], float] = time.time
-    shared: RecipientWindows | None = None
+    shared: Windows | None = None
     limiter: AsyncLimiter = field(init=False)
     resume_at: float = 0.0  # monotonic: the end of the pause the channel asked for
     free_at: dict[str, float] = field(default_factory=dict)  # monotonic, per address
@@ -45,7 +46,11 @@ class Lane:
         # A bucket of one that refills `rate` times a second spaces the sends evenly; a bucket
         # of `rate` would let a burst of `rate` through on top of `rate` a second.
         self.limiter = AsyncLimiter(1, 1 / self.pace.rate_per_second)
-        self.sent = self.shared or RecipientWindows(self.pace.windows, self.now)
+        self.sent: Windows = (
+            self.shared
+            if self.shared is not None
+            else RecipientWindows(self.pace.windows, self.now)
+        )
 
     @property
     def counts(self) -> bool:
@@ -87,22 +92,24 @@ class Lane:
         if len(self.free_at) > FORGET_AFTER:
             self.free_at = {a: t for a, t in self.free_at.items() if t > now}
 
-    def room(self, address: str, now: float) -> float:
-        """Seconds (of the clock, from `now`) until `address` may be sent one more letter
-        within the windows the channel counts (replies included, where the courier's client
-        counts them); 0 when it may be now."""
+    async def room(self, address: str, now: float, messages: int = 1) -> float:
+        """Seconds (of the clock, from `now`) until `address` may be sent one more letter of
+        `messages` messages within the windows the channel counts (replies included, where
+        the courier's client counts them); 0 when it may be now. Raises `CountUnavailable` when
+        the courier's shared count is out of reach."""
         if not self.counts:
             return 0.0
         held = self.held_until.get(address, now) - now
-        return max(held, self.sent.room(address), 0.0)
+        return max(held, await self.sent.room(address, messages), 0.0)
 
-    def book(self, address: str, now: float) -> None:
-        """One letter to `address` is going now: count it in its windows (a shared count
-        counts it as the courier's client sends it, each of its messages)."""
+    async def book(self, address: str, now: float, messages: int = 1) -> None:
+        """A letter of `messages` messages to `address` is going now: count them in its
+        windows (a shared count counts them as the courier's client sends each)."""
         if not self.counts:
             return
         if self.shared is None:
-            self.sent.count(address)
+            for _ in range(messages):
+                await self.sent.count(address)
         if self.held_until.get(address, now) <= now:
             self.held_until.pop(address, None)
 

@@ -24,14 +24,14 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, Final
 
 from sqlmodel import col, select
 
 from domain import metrics
 from domain.clock import Clock
-from domain.delivery import TELEGRAM, RetryAfter, Sent, Transient, Unreachable
-from scheduler.couriers import Couriers, recipients_of
+from domain.delivery import TELEGRAM, CountUnavailable, RetryAfter, Sent, Transient, Unreachable
+from scheduler.couriers import Couriers, messages_in, recipients_of
 from scheduler.pacing import Lane
 from storage.db import SessionFactory
 from storage.models import CheckIn, Member, Outbox
@@ -39,6 +39,10 @@ from storage.repo import MemberRepo
 from storage.schedules import OutboxRepo
 
 log = logging.getLogger(__name__)
+
+COUNT_RETRY: Final = (
+    30.0  # seconds a letter waits when the recipients' shared count is out of reach
+)
 
 
 @dataclass
@@ -287,19 +291,30 @@ class Sender:
         courier = self.couriers[letter.channel]  # claimed only for channels with a courier
         lane = self._lanes[letter.channel]
         counted = not lane.counts  # in the recipient's windows: once, just before it goes
+        size = 1 if counted else await messages_in(courier, letter)
         while True:
-            if not counted and (wait := lane.room(letter.address, self._now())) > 0:
-                return self._defer(letter, lane, wait)
-            if (paused := lane.paused_for()) > self._long_pause:
-                return self._defer(letter, lane, paused)  # the claim would outlive its lease
-            await lane.wait_turn(letter.address)
-            await lane.acquire()
-            if not counted:
-                now = self._now()
-                if lane.room(letter.address, now) > 0:  # another letter took the room meanwhile
-                    continue
-                lane.book(letter.address, now)
-                counted = True
+            try:
+                if (
+                    not counted
+                    and (wait := await lane.room(letter.address, self._now(), size)) > 0
+                ):
+                    return self._defer(letter, lane, wait)
+                if (paused := lane.paused_for()) > self._long_pause:
+                    return self._defer(letter, lane, paused)  # the claim would outlive its lease
+                await lane.wait_turn(letter.address)
+                await lane.acquire()
+                if not counted:
+                    now = self._now()
+                    if await lane.room(letter.address, now, size) > 0:  # another took it
+                        continue
+                    await lane.book(letter.address, now, size)
+                    counted = True
+            except CountUnavailable as exc:
+                # Sent uncounted, it could go past the member's limit and be dropped unseen.
+                log.warning(
+                    "letter %s waits: the recipients' count is out of reach: %s", letter.id, exc
+                )
+                return self._defer(letter, lane, COUNT_RETRY)
             try:
                 outcome = await courier.deliver(letter)
             except Exception as exc:  # a bug, not an answer: not this batch's end

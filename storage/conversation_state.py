@@ -4,9 +4,9 @@ transaction, so a step commits with everything the turn did or not at all.
 
 Keys. Telegram's rows keep aiogram's keys, `fsm:{chat_id}:{user_id}:default` (its
 `DefaultKeyBuilder` with the destiny; in a private chat the chat is the user), and Telegram keeps
-its own storage of them (`handlers.telegram.fsm`: written once per polling batch and remembered
-by the process, or in Redis): every conversation in flight goes on as it was, and the update
-path keeps what the batching buys. Every other channel keys a person's conversation by who they
+its own storage of them (`handlers.telegram.fsm`: read and written once per polling batch, or in
+Redis): every conversation in flight goes on as it was, and the update path keeps what the
+batching buys. Every other channel keys a person's conversation by who they
 are there, `{channel}:{external_id}` ("wecom:zhangsan"), which no Telegram key can equal (they
 all begin "fsm:", and no channel is called "fsm"). So one person has one conversation per
 channel, as they have one chat per channel."""

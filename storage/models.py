@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Index, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, Index, LargeBinary, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from storage.types import UTCDateTime
@@ -108,6 +108,9 @@ class Account(SQLModel, table=True):
     menu: str | None = Field(default=None, max_length=32)
     # The organisation chosen to work in, by someone who manages several (see storage.scope).
     org_id: int | None = None
+    # How many times the person's data was erased: a turn that read them before an erasure
+    # committed writes nothing of theirs after it (storage.repos.accounts.ErasedMeanwhile).
+    erasures: int = Field(default=0, sa_column_kwargs={"server_default": text("0")})
 
 
 class Identity(SQLModel, table=True):
@@ -222,6 +225,25 @@ class CheckInRevision(SQLModel, table=True):
     abnormal: bool = False
     answers: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     channel: str | None = Field(default=None, max_length=16)
+
+
+class Photo(SQLModel, table=True):
+    """A photo a member answered a form's photo question with, kept here: WeCom serves a
+    member's image for 3 days only. It goes with its answer (retention, by member, day and
+    question) and with the member's erasure; the answer holds `media:<id>`."""
+
+    __table_args__ = (Index("ix_photo_member_day", "member_id", "local_day"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: int = Field(foreign_key="organisation.id")
+    member_id: int = Field(foreign_key="member.id")
+    local_day: date
+    question: str = Field(max_length=64)
+    content: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    content_type: str = Field(max_length=32)
+    size: int
+    channel: str = Field(max_length=16)
+    created_at: datetime = Field(sa_column=_utc())
 
 
 class EnrolAttempt(SQLModel, table=True):

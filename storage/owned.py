@@ -36,10 +36,12 @@ from storage.models import (
     Member,
     Organisation,
     Outbox,
+    Photo,
     RoleGrant,
     Unit,
     UnitLink,
 )
+from storage.repos.photos import PhotoRepo
 from storage.repos.privacy import erasure_due
 from storage.schedules import ScheduleRepo
 
@@ -295,6 +297,26 @@ async def _check_ins(session: AsyncSession, owner: Owner) -> list[dict[str, Any]
     ]
 
 
+async def _photos(session: AsyncSession, owner: Owner) -> list[dict[str, Any]]:
+    """The photos kept of their photo answers: what each is, not its bytes (shown in the chat
+    with the check-in, and on request)."""
+    if not owner.members:
+        return []
+    members = _by_member(owner)
+    return [
+        {
+            "member_id": members[p.member_id].external_id,
+            "day": p.local_day,
+            "question": p.question,
+            "content_type": p.content_type,
+            "bytes": p.size,
+            "channel": p.channel,
+            "received_at": p.created_at,
+        }
+        for p in await PhotoRepo(session).infos(member_ids=owner.member_ids)
+    ]
+
+
 async def _excuses(session: AsyncSession, owner: Owner) -> list[dict[str, Any]]:
     if not owner.members:
         return []
@@ -433,6 +455,7 @@ REGISTRY: tuple[RecordKind, ...] = (
     RecordKind("enrolment_attempts", (EnrolAttempt,), _attempts),
     RecordKind("roles", (RoleGrant,), _roles),
     RecordKind("check_ins", (CheckIn, CheckInRevision), _check_ins),
+    RecordKind("photos", (Photo,), _photos),
     RecordKind("excuses", (Excuse,), _excuses),
     RecordKind("messages", (Outbox,), _letters),
     RecordKind("access_log", (AuditEntry,), _access_log),
@@ -453,7 +476,7 @@ async def readers(session: AsyncSession, owner: Owner) -> list[dict[str, Any]]:
                 "organisation": org.name if org else None,
                 "role": "administrator" if grant.unit_id is None else "manager",
                 "scope": None if grant.unit_id is None else units.get(grant.unit_id),
-                "can_read": ["enrolments", "check_ins", "excuses"],
+                "can_read": ["enrolments", "check_ins", "photos", "excuses"],
             }
             if entry not in found:
                 found.append(entry)

@@ -15,6 +15,7 @@ from storage.repos.invites import InviteRepo
 from storage.repos.journal import JournalRepo
 from storage.repos.members import MemberRepo, MemberRow, RosterResult, RosterRow
 from storage.repos.orgs import OrgRepo
+from storage.repos.photos import PhotoRepo
 from storage.repos.privacy import PrivacyRepo
 from storage.repos.roles import RoleRepo
 from storage.repos.units import UnitRepo, split_unit_path
@@ -33,6 +34,7 @@ __all__ = [
     "NotFound",
     "OrgRepo",
     "Pending",
+    "PhotoRepo",
     "PrivacyRepo",
     "Repo",
     "RoleRepo",
@@ -64,3 +66,4 @@ class Repo:
         self.privacy = PrivacyRepo(session)
         self.inbox = InboxRepo(session)
         self.channels = ChannelRepo(session)
+        self.photos = PhotoRepo(session)

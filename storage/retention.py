@@ -1,6 +1,8 @@
 """Retention (PIPL art. 19): each answer leaves its check-in, and every revision of it, once the
 period its form gives it is over (`domain.retention`); the coordinates go with the location's
-period. The day's status, whether it was abnormal and its place name stay, so the figures of
+period, and a photo kept of an answer (storage.repos.photos) with that answer, as do the photos
+of drafts never submitted after a day. The day's status, whether it was abnormal and its place
+name stay, so the figures of
 past days do not change. What was cleared is written to the audit trail, per organisation and
 per answer; a member under a legal hold keeps everything until the hold is cleared.
 
@@ -25,12 +27,14 @@ from domain.forms import Form
 from domain.retention import Period
 from storage.models import CheckIn, CheckInRevision, Member, Organisation
 from storage.repos.audit import AuditRepo
+from storage.repos.photos import PhotoRepo
 
 log = logging.getLogger(__name__)
 
 BATCH = 500
 ACTOR = "retention"  # who clears, in the audit trail
 COORDINATES = "coordinates"  # the audit trail's name for latitude, longitude and accuracy
+UNSUBMITTED = "unsubmitted photos"  # the audit trail's name for photos of drafts given up
 
 
 @dataclass(frozen=True)
@@ -105,16 +109,24 @@ async def apply_retention(
     for org in (await session.exec(select(Organisation).order_by(col(Organisation.id)))).all():
         today = local_day(now, org.timezone)
         cleared = await _clear_org(session, org, today, dry_run=dry_run)
+        if not dry_run:
+            assert org.id is not None
+            # A draft lives one local day: its photos, never submitted, go the day after.
+            unsubmitted = await PhotoRepo(session).delete_unsubmitted(
+                org_id=org.id, before=today - timedelta(days=1)
+            )
+            if unsubmitted:
+                cleared.answers[UNSUBMITTED] += unsubmitted
         if cleared.checkins:
             touched[org.slug] = cleared.checkins
-            if not dry_run:
-                await AuditRepo(session).log(
-                    org_id=org.id,
-                    actor=ACTOR,
-                    action="retention",
-                    detail=cleared.detail(),
-                    now=now,
-                )
+        if (cleared.checkins or cleared.answers) and not dry_run:
+            await AuditRepo(session).log(
+                org_id=org.id,
+                actor=ACTOR,
+                action="retention",
+                detail=cleared.detail(),
+                now=now,
+            )
         verb = "would clear" if dry_run else "cleared"
         log.info("retention %s: %s %s", org.slug, verb, cleared.detail())
     await session.flush()
@@ -186,6 +198,11 @@ async def _clear_rows(
         checkin.retention_applied = max(t for t in thresholds if t < days_old)
         if removed:
             checkin.answers = answers
+            await PhotoRepo(session).delete_answers(
+                member_id=checkin.member_id,
+                local_day=checkin.local_day,
+                questions={p.question for p in removed if p.part is None},
+            )
         if coordinates:
             checkin.latitude = checkin.longitude = checkin.accuracy_m = None
         for revision in revisions.get((checkin.member_id, checkin.local_day), []):

@@ -145,8 +145,9 @@ def test_start_order_waits_for_health_and_migrations(services: dict[str, Any]) -
             "redis": "service_healthy",
             "migrate": "service_completed_successfully",
         }
-    assert conditions("scheduler")["migrate"] == "service_completed_successfully"
-    assert set(conditions("caddy")) == set(webhook_services(services))
+    # The scheduler and WeCom's server keep one count per member in Redis (docs/wecom.md).
+    assert conditions("scheduler") == conditions("wecom") == conditions("bot-1")
+    assert set(conditions("caddy")) == set(webhook_services(services)) | {"wecom"}
     assert "pg_isready" in services["postgres"]["healthcheck"]["test"]
     assert services["redis"]["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
     assert any("/var/lib/postgresql/data" in v for v in services["postgres"]["volumes"])
@@ -233,6 +234,7 @@ def test_caddy_forwards_the_wecom_callback_path_to_the_wecom_port(
     assert f"http://127.0.0.1:{port}/healthz" in check
     assert {dep: s["condition"] for dep, s in wecom["depends_on"].items()} == {
         "postgres": "service_healthy",
+        "redis": "service_healthy",
         "migrate": "service_completed_successfully",
     }
     assert "replicas" not in wecom.get("deploy", {}), "one replica: per-member order is in-process"
@@ -274,3 +276,51 @@ def test_the_env_example_names_every_variable_with_a_comment(compose: dict[str, 
     # What compose sets itself is shown commented out, as it is overridden.
     for name in compose["x-daka"]["environment"]:
         assert lines[named[name]].startswith("# "), name
+
+
+def enabled(services: dict[str, Any], profiles: set[str]) -> set[str]:
+    """The services `docker compose up` starts with COMPOSE_PROFILES=`profiles`."""
+    return {
+        name
+        for name, service in services.items()
+        if not service.get("profiles") or profiles & set(service["profiles"])
+    }
+
+
+@pytest.mark.parametrize(
+    ("profiles", "channels"),
+    [
+        ({"telegram"}, {"bot-1", "bot-2"}),
+        ({"wecom"}, {"wecom"}),
+        ({"telegram", "wecom"}, {"bot-1", "bot-2", "wecom"}),
+    ],
+)
+def test_each_channel_is_a_profile_and_the_scheduler_serves_them_all(
+    services: dict[str, Any], profiles: set[str], channels: set[str]
+) -> None:
+    """A WeCom-only deployment (COMPOSE_PROFILES=wecom, no BOT_TOKEN) starts no webhook replica
+    (which would exit for want of a token, and be restarted, forever); the scheduler is always
+    there and sends on whichever channels are set up. Every dependency on a service another
+    profile leaves out is optional, or Compose would refuse to start."""
+    running = enabled(services, profiles)
+    assert running == {"postgres", "redis", "migrate", "scheduler", "caddy"} | channels
+    for name in running:
+        for dep, spec in services[name].get("depends_on", {}).items():
+            assert dep in running or spec.get("required") is False, (name, dep)
+
+
+def test_the_env_example_serves_telegram_unless_told_and_explains_wecom_alone() -> None:
+    text = ENV_EXAMPLE.read_text(encoding="utf-8")
+    assert re.search(r"^COMPOSE_PROFILES=telegram$", text, re.MULTILINE)
+    above = text.split("\nCOMPOSE_PROFILES=", 1)[0].rsplit("\n\n", 1)[1]
+    assert "telegram,wecom" in above and "wecom" in above
+    wecom_only = Settings(
+        _env_file=None,
+        bot_token="",  # BOT_TOKEN= left empty, as deploy/.env has it for WeCom alone
+        wecom_corp_id="wwdaka0000000001",
+        wecom_agent_id=1000002,
+        wecom_secret="s",
+        wecom_token="t",
+        wecom_aes_key="a" * 43,
+    )
+    assert not wecom_only.serves_telegram and wecom_only.serves_wecom

@@ -14,7 +14,6 @@ import aiohttp
 import pytest
 from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
-from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.exceptions import (
@@ -42,13 +41,15 @@ from aiogram.types import (
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 from aiohttp import web
 
+from handlers.telegram.replies import ReplySession
 from tests.fakebot import FakeBotAPI, UploadedFile, WebhookDelivery, parse_html
 
 USER = 1001
 
 
 def make_bot(server: FakeBotAPI, token: str | None = None) -> Bot:
-    session = AiohttpSession(api=TelegramAPIServer.from_base(server.url))
+    """aiogram's Bot with the product's session (aiogram's, closing at once over plain HTTP)."""
+    session = ReplySession(api=TelegramAPIServer.from_base(server.url))
     return Bot(
         token or server.token,
         session=session,

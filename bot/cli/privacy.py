@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,6 +16,8 @@ from storage import owned
 from storage.models import Member, Organisation
 from storage.repo import Repo
 from storage.repos.privacy import HOLD_REASON_MAX, Held, erasure_due
+
+log = logging.getLogger(__name__)
 
 ACTOR = "cli"
 
@@ -113,6 +116,7 @@ async def cmd_erase(
             f"erasing {member.external_id} ({member.name}) cannot be undone: run again with --yes"
         )
     now = clock.now()
+    await repo.privacy.lock_person(member=member)
     if member.withdrawn_at is None:
         await repo.privacy.withdraw(member=member, org=org, actor=ACTOR, now=now)
     try:
@@ -120,6 +124,8 @@ async def cmd_erase(
     except Held:  # a hold set meanwhile
         raise UserError(f"{member.external_id} is under a legal hold") from None
     await forget_conversations(settings, erased.identities)
+    await repo.session.commit()
+    await forget_conversations(settings, erased.identities, again=True)
     print(
         f"erased {member.external_id} ({member.name}): answers of {erased.checkins} "
         f"check-in(s) and {erased.revisions} version(s), {erased.excuses} excuse reason(s), "
@@ -127,9 +133,13 @@ async def cmd_erase(
     )
 
 
-async def forget_conversations(settings: Settings, identities: Sequence[tuple[str, str]]) -> None:
+async def forget_conversations(
+    settings: Settings, identities: Sequence[tuple[str, str]], *, again: bool = False
+) -> None:
     """Telegram's state in Redis (`REDIS_URL`) goes too, before the erasure commits: Redis out
-    of reach is one line, and nothing is erased."""
+    of reach is one line, and nothing is erased. And `again` once it has committed (a batch
+    the erasure waited for may have written its step there meanwhile: see
+    scheduler.jobs.forget_again); Redis out of reach then is only logged."""
     from redis.exceptions import RedisError
 
     from bot.app import conversation_forgetter
@@ -140,6 +150,9 @@ async def forget_conversations(settings: Settings, identities: Sequence[tuple[st
     try:
         await forget(identities)
     except (OSError, RedisError) as exc:
+        if again:
+            log.warning("conversations not cleared again after the erasure: %s", exc)
+            return
         raise UserError(
             f"Redis at REDIS_URL cannot be reached ({exc}); nothing was erased: try again"
         ) from None

@@ -131,7 +131,10 @@ async def cmd_retention(
         due = [(org.slug, m.external_id) for m, org in await repo.privacy.due(now=now)]
     else:
         erasures = await repo.privacy.erasures(now=now)
-        await forget_conversations(settings, [i for *_, e in erasures for i in e.identities])
+        identities = [i for *_, e in erasures for i in e.identities]
+        await forget_conversations(settings, identities)
+        await repo.session.commit()
+        await forget_conversations(settings, identities, again=True)
         due = [(slug, external_id) for slug, external_id, _ in erasures]
     verb = "would erase" if args.dry_run else "erased"
     for slug, external_id in due:

@@ -30,6 +30,39 @@ MEDIA_DEFAULT_NAMES = {
 FAKE_JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x00" * 64 + b"\xff\xd9"
 
 
+PHOTO_SIDES_MAX = 10000  # sendPhoto: width and height must not exceed 10000 in total
+PHOTO_RATIO_MAX = 20  # and their ratio must be at most 20
+
+
+def image_size(data: bytes) -> tuple[int, int] | None:
+    """A PNG's or a JPEG's width and height from its header; None when they cannot be read."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) >= 24:
+        return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    if not data.startswith(b"\xff\xd8"):
+        return None
+    at = 2
+    while at + 9 <= len(data) and data[at] == 0xFF:
+        marker = data[at + 1]
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # a start of frame
+            height = int.from_bytes(data[at + 5 : at + 7], "big")
+            return int.from_bytes(data[at + 7 : at + 9], "big"), height
+        at += 2 + int.from_bytes(data[at + 2 : at + 4], "big")
+    return None
+
+
+def photo_dimensions_valid(data: bytes) -> bool:
+    """What Telegram checks of a photo sent with sendPhoto (PHOTO_INVALID_DIMENSIONS)."""
+    size = image_size(data)
+    if size is None:
+        return True
+    width, height = size
+    if width <= 0 or height <= 0:
+        return False
+    return width + height <= PHOTO_SIDES_MAX and max(width, height) <= PHOTO_RATIO_MAX * min(
+        width, height
+    )
+
+
 @dataclass(slots=True)
 class StoredFile:
     file_id: str
@@ -96,6 +129,8 @@ class FileStore(ServerState):
     def _input_file(self, value: Any, kind: str) -> JSON:
         """The file a send method names: an upload, a known file_id, or an http URL."""
         if isinstance(value, UploadedFile):
+            if kind == "photo" and not photo_dimensions_valid(value.data):
+                raise bad("PHOTO_INVALID_DIMENSIONS")
             default_name, default_type = MEDIA_DEFAULT_NAMES[kind]
             name = value.filename or default_name
             mime = value.content_type

@@ -44,6 +44,7 @@ PER_MINUTE: Final = 30  # messages one app may send one member (Doc 90454); more
 PER_HOUR: Final = 1000
 MEDIA_LIMITS: Final = {"image": 10 << 20, "voice": 2 << 20, "video": 10 << 20, "file": 20 << 20}
 MEDIA_TYPES: Final = frozenset(MEDIA_LIMITS)
+IMAGE_MAGIC: Final = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")  # media/upload: JPG, PNG only
 
 Handler = Callable[[web.Request, Grant | None], Awaitable[JSON | web.Response]]
 
@@ -320,6 +321,8 @@ class LocalWeCom(LocalServer):
                     raise ApiError(40006, "invalid file size")
                 if len(data) > MEDIA_LIMITS[kind]:
                     raise ApiError(40009 if kind == "image" else 40006, "invalid file size")
+                if kind == "image" and not data.startswith(IMAGE_MAGIC):
+                    raise ApiError(40004, "invalid media type")  # an image is a JPG or PNG
                 content_type = part.headers.get("Content-Type", "application/octet-stream")
                 media = self._store_media(kind, part.filename or "file", content_type, data)
                 return {"type": kind, "media_id": media.media_id, "created_at": str(_ts(media))}

@@ -83,7 +83,14 @@ async def on_roster_file(turn: Turn, scope: Scope, document: Document, fetch: Fe
         await turn.out.say(_("That file is too large (5 MB at most)."))
         return
     try:
-        parsed = parse_roster(await fetch(document), document.name or "roster.csv")
+        data = await fetch(document)
+    except LookupError:
+        # The channel could not give the file (a WeCom MediaId expired, Telegram refused it):
+        # the file is still awaited.
+        await turn.out.say(_("Sorry, the file could not be received. Please send it again."))
+        return
+    try:
+        parsed = parse_roster(data, document.name or "roster.csv")
     except RosterFileError as exc:
         await turn.out.say(
             _("I could not read that file: {problem}").format(problem=html.escape(str(exc)))

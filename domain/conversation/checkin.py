@@ -18,6 +18,7 @@ from typing import Any
 
 from domain.checkin import derive
 from domain.clock import local_day, zone
+from domain.conversation.boxes import chosen_values
 from domain.conversation.common import member_and_org
 from domain.conversation.confirm import (
     confirm,
@@ -35,8 +36,9 @@ from domain.conversation.drafts import (
     StartCheckInKey,
     SummaryKey,
 )
-from domain.conversation.io import Ask, Command, Input, Location, Options, Press
+from domain.conversation.io import Ask, Command, Input, Location, Options, Photo, Press
 from domain.conversation.keys import BadKey
+from domain.conversation.photos import Fetch, discard_draft_photos, keep_photo
 from domain.conversation.privacy import withdrawn_text
 from domain.conversation.turn import Turn
 from domain.forms import Form, format_answer, load_form, skip
@@ -125,8 +127,10 @@ class Dialogue:
         await self.save(draft)
 
     async def begin(self, day: date, *, header: str | None = None) -> None:
-        """A new draft for `day`, and its first question."""
+        """A new draft for `day`, and its first question; the photos of a draft it replaces
+        (left overnight) go, never submitted."""
         assert self.member.id is not None
+        await discard_draft_photos(self.turn, await self.turn.state.get_data())
         draft = Draft.new(day=day, form=self.form, member_id=self.member.id)
         first = self.form.questions[0]
         first.kind_of.enter(first, draft)
@@ -208,15 +212,16 @@ async def current_draft(turn: Turn, resolve: Resolve) -> tuple[Dialogue, Draft] 
     return dialogue, draft
 
 
-async def on_answer(turn: Turn, given: Input, *, resolve: Resolve) -> None:
-    """Anything the member sends or presses while a question is open."""
+async def on_answer(turn: Turn, given: Input, *, resolve: Resolve, fetch: Fetch) -> None:
+    """Anything the member sends or presses while a question is open; a photo answered is
+    fetched from the channel with `fetch` and kept (`photos.keep_photo`)."""
     if isinstance(given, Press):
         await _answer_press(turn, given, resolve)
     else:
-        await _answer_message(turn, given, resolve)
+        await _answer_message(turn, given, resolve, fetch)
 
 
-async def _answer_message(turn: Turn, given: Input, resolve: Resolve) -> None:
+async def _answer_message(turn: Turn, given: Input, resolve: Resolve, fetch: Fetch) -> None:
     found = await current_draft(turn, resolve)
     if found is None:
         return
@@ -236,7 +241,12 @@ async def _answer_message(turn: Turn, given: Input, resolve: Resolve) -> None:
         await dialogue.ask(draft)
         await dialogue.save(draft)
         return
-    draft.answers[q.id] = outcome.value
+    value = outcome.value
+    if isinstance(given, Photo):
+        value = await keep_photo(dialogue, draft, given, fetch)
+        if value is None:
+            return
+    draft.answers[q.id] = value
     header = None
     if isinstance(given, Location):
         place = describe_place(outcome.value, resolve)
@@ -294,32 +304,13 @@ async def _answer_press(turn: Turn, press: Press, resolve: Resolve) -> None:
         await dialogue.save(draft)
         return
     assert isinstance(outcome, Answered)
+    await discard_draft_photos(turn, draft.data, only=q.id)  # a photo sent, then skipped
     draft.answers[q.id] = outcome.value
     await turn.out.notice()
     lang = current_language()
     chosen = html.escape(format_answer(q, outcome.value, lang))
     header = f"✔ {html.escape(q.label(lang))}: <b>{chosen}</b>"
     await dialogue.advance(draft, header=header, edit=True)
-
-
-MOST_CHOSEN = 64  # boxes sent with one press: more than any question has
-
-
-def chosen_values(chosen: tuple[str, ...], draft: Draft, qid: str) -> tuple[str, ...]:
-    """The values of the boxes sent with a press, each checked to be a key of this draft's
-    question `qid` (the kind then checks the values are its options)."""
-    if len(chosen) > MOST_CHOSEN:
-        raise AnswerError("unknown_choice")
-    values: list[str] = []
-    for raw in chosen:
-        try:
-            key = AnswerKey.unpack(raw)
-        except BadKey:
-            raise AnswerError("unknown_choice") from None
-        if key.draft != draft.id or key.q != qid:
-            raise AnswerError("unknown_choice")
-        values.append(key.value)
-    return tuple(values)
 
 
 async def on_summary(
@@ -355,6 +346,7 @@ async def on_summary(
     await turn.out.notice()
     form = dialogue.form
     if key.action == "cancel":
+        await discard_draft_photos(turn, draft.data)
         await dialogue.finish(_("Cancelled. Nothing was recorded."), draft, edit=True)
     elif key.action == "edit":
         await turn.out.update_options(edit_options(form, draft))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from domain.conversation.io import Ask, Option
 from domain.conversation.keys import BadKey, Key
+from domain.conversation.photos import discard_draft_photos
 from domain.conversation.turn import Turn, Visitor
 from domain.i18n import LOCALE_OF, _, __
 from domain.i18n import current as translator
@@ -94,10 +95,12 @@ async def on_help(turn: Turn) -> None:
 
 
 async def on_cancel(turn: Turn) -> None:
-    """/cancel leaves whatever conversation is under way, recording nothing of it."""
+    """/cancel leaves whatever conversation is under way, recording nothing of it (a check-in
+    draft's photos go too)."""
     if await turn.state.get_state() is None:
         await turn.out.say(_("There is nothing to cancel."))
         return
+    await discard_draft_photos(turn, await turn.state.get_data())
     await turn.state.clear()
     # Not enrolled: take away whatever picker the conversation had left (there is no menu).
     await turn.out.say(

@@ -39,7 +39,9 @@ class Services:
     """What answering needs beyond the Turn, the same for every turn of a channel."""
 
     resolve: Resolve  # the place name of coordinates (domain.geo.resolve_place)
-    fetch: Fetch  # the channel's download of a file sent (a roster)
+    # The channel's download of a file or photo sent (a roster, a photo answer), by its
+    # reference; raises LookupError when the channel cannot give it (a WeCom MediaId expired).
+    fetch: Fetch
     wake: Callable[[], None] | None = None  # wakes the outbox sender when alerts were queued
     recorded: Callable[[], None] | None = None  # a check-in was stored (counted once committed)
     # An invite made the person a manager or an administrator ("manager", "admin"): the
@@ -138,7 +140,7 @@ async def name(turn: Turn, given: Input, services: Services) -> None:
 
 
 async def answer(turn: Turn, given: Input, services: Services) -> None:
-    await checkin.on_answer(turn, given, resolve=services.resolve)
+    await checkin.on_answer(turn, given, resolve=services.resolve, fetch=services.fetch)
 
 
 async def at_summary(turn: Turn, given: Input, services: Services) -> None:

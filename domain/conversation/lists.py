@@ -1,12 +1,15 @@
 """Who, in the caller's scope: the missing and abnormal lists (paged, with a nudge for each
-missing member who can be reached), one member's last two weeks (/member), and where the
-check-ins came from (/where). A member or unit named by a key or a command is asked of the
+missing member who can be reached), one member's last two weeks (/member, with a button for
+each day's photo, sent to the manager who presses it), and where the check-ins came from
+(/where). A member or unit named by a key or a command is asked of the
 `Scope` first; "not yours" and "no such" get one answer, so a scope cannot be probed."""
 
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping
 from datetime import date, timedelta
+from typing import Any
 
 from domain.clock import day_end, parse_day
 from domain.conversation.consent import app_name
@@ -17,14 +20,17 @@ from domain.conversation.manager_keys import (
     ListKind,
     NavKey,
     NudgeKey,
+    PhotoKey,
     actor,
     asked_day,
     stale,
 )
 from domain.conversation.summary import pressed
 from domain.conversation.turn import Turn
+from domain.forms import FormError, load_form
 from domain.i18n import _, current_language
 from domain.i18n import current as translator
+from domain.kinds.photo import PhotoKind, image_type, media_id
 from domain.present import texts
 from domain.status import DayStatus
 from storage.aggregates import channel_counts, count_member_days, member_days, place_counts
@@ -219,9 +225,16 @@ async def on_member(turn: Turn, scope: Scope, command: Command) -> None:
         )
     if member.hold_reason is not None:
         lines.append(_("Legal hold: {reason}").format(reason=html.escape(member.hold_reason)))
+    options: list[list[Option]] = []
     day = today
     while day >= since:
         c = checkins.get(day)
+        photo = ""
+        if c is not None and photo_ids(c.form, c.answers):
+            photo = " 📷"
+            label = _("📷 Photo of {day}").format(day=day.isoformat())
+            key = PhotoKey(member=member.id, day=day.isoformat()).pack()
+            options.append([Option(label, key=key)])
         if c is None:
             lines.append(f"❌ {day.isoformat()}")
         elif c.abnormal:
@@ -229,14 +242,69 @@ async def on_member(turn: Turn, scope: Scope, command: Command) -> None:
                 f"⚠️ {day.isoformat()} "
                 + html.escape(texts.reasons_text(c.reasons, c.form, lang))
                 + via(c.channel)
+                + photo
             )
         else:
             place = " ".join(dict.fromkeys(p for p in (c.province, c.city) if p))
-            lines.append(f"✅ {day.isoformat()} {html.escape(place)}{via(c.channel)}")
+            lines.append(f"✅ {day.isoformat()} {html.escape(place)}{via(c.channel)}{photo}")
         day -= timedelta(days=1)
     if any(c.channel == WECOM for c in checkins.values()):
         lines += ["", forwarded_note()]
-    await turn.out.say("\n".join(lines))
+    await turn.out.say("\n".join(lines), options)
+
+
+def photo_ids(form_name: str, answers: Mapping[str, Any]) -> list[int]:
+    """The photos kept for a check-in's photo answers (an answer of another kind is never
+    read as one, whatever was typed)."""
+    try:
+        form = load_form(form_name)
+    except FormError:
+        return []
+    found = []
+    for q in form.questions:
+        if q.kind == PhotoKind.name:
+            photo = media_id(answers.get(q.id))
+            if photo is not None:
+                found.append(photo)
+    return found
+
+
+async def on_photo(turn: Turn, scope: Scope, key: PhotoKey) -> None:
+    """/member's photo button: the photos of that member's check-in of that day, sent to the
+    presser alone, only for a member of their scope (the key is a claim), audited."""
+    repo, clock = turn.repo, turn.clock
+    member = await scope.member(repo.session, member_id=key.member)
+    day = parse_day(key.day, scope.today(clock))
+    if member is None or member.id is None or day is None:
+        await stale(turn)
+        return
+    checkin = await repo.checkins.for_day(member_id=member.id, local_day=day)
+    ids = photo_ids(checkin.form, checkin.answers) if checkin is not None else []
+    photos = await repo.photos.of_member(org_id=scope.org_id, member_id=member.id, ids=ids)
+    if not photos:
+        await turn.out.notice(
+            _("No photo of {name} is kept for {day}.").format(
+                name=member.name, day=day.isoformat()
+            ),
+            alert=True,
+        )
+        return
+    await repo.audit.log(
+        org_id=scope.org_id,
+        actor=actor(turn),
+        action="member.photo",
+        subject=member.external_id,
+        detail=f"{day.isoformat()}: {len(photos)} photo(s)",
+        now=clock.now(),
+    )
+    await turn.out.notice()
+    caption = f"<b>{html.escape(member.name)}</b> ({html.escape(member.external_id)}) {day}"
+    if any(photo.channel == WECOM for photo in photos):
+        caption += "\n" + forwarded_note()
+    for n, photo in enumerate(photos, start=1):
+        _type, extension = image_type(photo.content)
+        name = f"{member.external_id}-{day.isoformat()}-{n}.{extension}"
+        await turn.out.file(name, photo.content, caption=caption, image=True)
 
 
 def via(channel: str | None) -> str:

@@ -67,7 +67,21 @@ class ScheduleKey(Key, prefix="sch"):
     put: bool = False
 
 
-MANAGER_KEYS: tuple[type[Key], ...] = (NavKey, ListKey, NudgeKey, OrgKey, ScheduleKey)
+class PhotoKey(Key, prefix="pho"):
+    """/member's photos of one member of the scope on a day, sent to the presser."""
+
+    member: RowId
+    day: Day
+
+
+MANAGER_KEYS: tuple[type[Key], ...] = (
+    NavKey,
+    ListKey,
+    NudgeKey,
+    OrgKey,
+    ScheduleKey,
+    PhotoKey,
+)
 
 
 def no_longer_valid() -> str:

@@ -20,6 +20,7 @@ from domain.conversation.manager_keys import (
     NavKey,
     NudgeKey,
     OrgKey,
+    PhotoKey,
     ScheduleKey,
     stale,
 )
@@ -165,4 +166,6 @@ async def on_press(turn: Turn, scope: Scope | None, press: Press) -> bool:
         await lists.on_nudge(turn, scope, key)
     elif isinstance(key, ScheduleKey):
         await schedule.on_schedule_unit(turn, scope, key)
+    elif isinstance(key, PhotoKey):
+        await lists.on_photo(turn, scope, key)
     return True

@@ -19,6 +19,12 @@ class Batch:
     visitors: dict[int, Visitor] = field(default_factory=dict)
     fsm: dict[str, tuple[str | None, dict[str, Any]]] = field(default_factory=dict)
     fsm_keys: dict[str, Any] = field(default_factory=dict)  # their aiogram StorageKeys
+    # The steps the database held when the batch began (read once per batch: never remembered
+    # across batches, where an erasure elsewhere could have deleted them).
+    fsm_read: dict[str, tuple[str | None, dict[str, Any]]] = field(default_factory=dict)
+    # The senders' accounts' erasures as the batch read them (`AccountRepo.check_unerased`).
+    erasures: dict[int, int] = field(default_factory=dict)
+    senders: dict[int, int] = field(default_factory=dict)  # their Telegram ids: account ids
     failed: bool = False
     checkins: int = 0  # counted in the metrics once the batch commits
 

@@ -16,7 +16,9 @@ import io
 from dataclasses import replace
 from typing import Any
 
+import aiohttp
 from aiogram import Bot, Router
+from aiogram.exceptions import TelegramAPIError
 from aiogram.types import BotCommandScopeChat, CallbackQuery, Message, Update
 
 from domain.conversation.dispatch import Services, converse
@@ -128,7 +130,12 @@ def services_of(data: dict[str, Any]) -> Services:
 
     async def fetch(ref: str) -> bytes:
         buffer = io.BytesIO()
-        await bot.download(ref, destination=buffer)
+        try:
+            await bot.download(ref, destination=buffer)
+        except (TelegramAPIError, aiohttp.ClientError, TimeoutError) as error:
+            raise LookupError(
+                f"Telegram file {ref[:12]}… could not be fetched: {error}"
+            ) from error
         return buffer.getvalue()
 
     async def granted(turn: Turn, role: str) -> None:

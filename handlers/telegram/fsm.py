@@ -2,13 +2,13 @@
 
 A conversation step (state + draft) commits together with everything else the update did, so a
 crash never leaves the state advanced while the answer it recorded was rolled back. In the
-polling loop, steps are written once per batch, and the last committed step of each
-conversation is kept in memory (this process is then the only writer; several processes share
-state through Redis instead, with `REDIS_URL`)."""
+polling loop, the steps of a batch's conversations are read together and written together;
+nothing is kept in memory between batches (see `DbStorage`). Several processes share state
+through Redis instead, with `REDIS_URL`."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from aiogram.fsm.state import State
@@ -31,7 +31,6 @@ from storage.repo import upsert_many
 from storage.repos.privacy import Forget
 
 Step = tuple[str | None, dict[str, Any]]
-CACHE_LIMIT = 200_000
 # Built once (see storage.repo's check-in statements): read on a conversation's first step.
 _STEP = select(col(FsmRecord.state), col(FsmRecord.data)).where(
     col(FsmRecord.key) == bindparam("key")
@@ -64,20 +63,16 @@ class StepStorage(BaseStorage):
 
 
 class DbStorage(StepStorage):
-    """aiogram storage backed by the `fsmrecord` table."""
+    """aiogram storage backed by the `fsmrecord` table.
 
-    def __init__(
-        self,
-        sessions: SessionFactory,
-        key_builder: KeyBuilder | None = None,
-        *,
-        cache: bool = True,
-    ) -> None:
+    Nothing is remembered between batches: another process (`daka erase`, the erasure job of
+    `daka scheduler`) may delete a person's conversation at any time, and a step remembered
+    here would then be written back with their next message, or used. A batch reads the steps
+    of all its senders in one statement instead (`prefetch`), and writes them in one."""
+
+    def __init__(self, sessions: SessionFactory, key_builder: KeyBuilder | None = None) -> None:
         self.sessions = sessions
         self.key_builder = key_builder or DefaultKeyBuilder(with_destiny=True)
-        self._committed: dict[str, Step] = {}
-        # Only a process that is the one writer may remember steps (webhook replicas may not).
-        self.cache = cache
 
     async def _read(self, key: StorageKey) -> Step:
         name = self.key_builder.build(key)
@@ -85,11 +80,9 @@ class DbStorage(StepStorage):
         if batch is not None:
             if name in batch.fsm:
                 return batch.fsm[name]
-            if name in self._committed:
-                return self._committed[name]
-            step = await self._select(batch.session, name)
-            self._remember(name, step)
-            return step
+            if name not in batch.fsm_read:  # a group or a topic: not prefetched
+                batch.fsm_read[name] = await self._select(batch.session, name)
+            return batch.fsm_read[name]
         async with self.sessions() as own:  # outside any update
             return await self._select(own, name)
 
@@ -99,10 +92,22 @@ class DbStorage(StepStorage):
         if batch is not None:
             batch.fsm[name] = step
             return
-        self._committed.pop(name, None)
         async with self.sessions() as own:  # outside any update
             await self._upsert(own, {name: step})
             await own.commit()
+
+    async def prefetch(self, batch: Batch, chats: Iterable[int]) -> None:
+        """The steps of these private chats, in one statement, for the batch's handlers."""
+        names = {self.key_builder.build(StorageKey(0, chat, chat)) for chat in chats}
+        names -= batch.fsm_read.keys()
+        if not names:
+            return
+        stmt = select(col(FsmRecord.key), col(FsmRecord.state), col(FsmRecord.data)).where(
+            col(FsmRecord.key).in_(sorted(names))
+        )
+        found = {k: (s, dict(d)) for k, s, d in await core_rows(batch.session, stmt, {})}
+        for name in names:
+            batch.fsm_read[name] = found.get(name, (None, {}))
 
     @staticmethod
     async def _select(session: AsyncSession, name: str) -> Step:
@@ -119,18 +124,6 @@ class DbStorage(StepStorage):
     async def flush(self, batch: Batch) -> None:
         """Write the batch's conversation steps, just before its commit."""
         await self._upsert(batch.session, batch.fsm)
-
-    def committed(self, batch: Batch) -> None:
-        """The batch committed: its steps are now what the database holds."""
-        for name, step in batch.fsm.items():
-            self._remember(name, step)
-
-    def _remember(self, name: str, step: Step) -> None:
-        if not self.cache:
-            return
-        if len(self._committed) >= CACHE_LIMIT:
-            self._committed.clear()
-        self._committed[name] = step
 
     async def close(self) -> None:
         return None
@@ -176,6 +169,14 @@ class AfterCommit(StepStorage):
             key = batch.fsm_keys[name]
             await self.inner.set_state(key, state)
             await self.inner.set_data(key, data)
+
+    async def forget(self, batch: Batch, users: Collection[int]) -> None:
+        """Clear the steps the batch wrote for these users (erased since it read them)."""
+        for name in batch.fsm:
+            key = batch.fsm_keys[name]
+            if key.user_id in users:
+                await self.inner.set_state(key, None)
+                await self.inner.set_data(key, {})
 
     async def close(self) -> None:
         await self.inner.close()

@@ -21,6 +21,7 @@ from domain.conversation.manager_keys import (
     NavKey,
     NudgeKey,
     OrgKey,
+    PhotoKey,
     ScheduleKey,
 )
 from domain.conversation.privacy import WithdrawKey
@@ -67,7 +68,15 @@ ListCb = twin(ListKey)
 NudgeCb = twin(NudgeKey)
 OrgCb = twin(OrgKey)
 ScheduleCb = twin(ScheduleKey)
-MANAGER_CALLBACKS: tuple[type[CallbackData], ...] = (NavCb, ListCb, NudgeCb, OrgCb, ScheduleCb)
+PhotoCb = twin(PhotoKey)
+MANAGER_CALLBACKS: tuple[type[CallbackData], ...] = (
+    NavCb,
+    ListCb,
+    NudgeCb,
+    OrgCb,
+    ScheduleCb,
+    PhotoCb,
+)
 
 
 def menu_keyboard() -> ReplyKeyboardMarkup:

@@ -24,6 +24,7 @@ from aiogram.types import (
 
 from domain.conversation.io import Ask, Options, Person
 from domain.i18n import _
+from domain.kinds.photo import picture
 from handlers.telegram.i18n import language_from_telegram
 from handlers.telegram.keyboards import menu_keyboard
 from handlers.telegram.uploads import Upload
@@ -107,7 +108,7 @@ class TelegramOut:
         self, name: str, data: bytes, *, caption: str = "", image: bool = False
     ) -> None:
         upload = BufferedInputFile(data, filename=name)
-        if image:
+        if image and picture(data):  # a GIF or WebP as a photo may be refused, or animated
             await self.bot.send_photo(self.chat_id, upload, caption=caption or None)
         else:
             await self.bot.send_document(self.chat_id, upload, caption=caption or None)

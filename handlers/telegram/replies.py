@@ -110,6 +110,22 @@ class ReplySession(AiohttpSession):
     """aiogram's aiohttp session; a sender that needs only success or failure (the replies of
     an update, the scheduler's letters) skips turning Telegram's echo into a `Message`."""
 
+    _client: aiohttp.ClientSession | None = None
+
+    async def create_session(self) -> aiohttp.ClientSession:
+        self._client = await super().create_session()
+        return self._client
+
+    async def close(self) -> None:
+        """aiogram sleeps 250 ms after closing, for TLS connections to shut down gracefully;
+        a Bot API served over plain HTTP (the local one of `daka demo` and the tests) has
+        none, so its session closes at once."""
+        client = self._client
+        if URL(self.api.base.split("{", 1)[0]).scheme == "https" or client is None:
+            await super().close()
+        elif not client.closed:
+            await client.close()
+
     def check_response(
         self,
         bot: Bot,

@@ -36,10 +36,12 @@ from handlers.telegram.middlewares import load_visitors
 from handlers.telegram.replies import ReplySender, current_replies, dump
 from storage.db import SessionFactory, database_unavailable
 from storage.repo import Repo
+from storage.repos.accounts import ErasedMeanwhile, erasures_seen
 
 log = logging.getLogger(__name__)
 
 MARK_INTERVAL = 0.05
+ERASURE_RETRIES = 3  # a batch whose sender was erased meanwhile runs again (then fails)
 
 
 @dataclass(frozen=True)
@@ -164,6 +166,12 @@ class UpdateProcessor:
         """True: handled and committed; False: a handler failed (batch rolled back); an
         exception: the transaction itself failed."""
         try:
+            for _ in range(ERASURE_RETRIES):
+                try:
+                    return await self._batch(updates)
+                except ErasedMeanwhile as exc:
+                    # Rolled back: handled again, from what the erasure left.
+                    log.info("updates handled again: %s", exc)
             return await self._batch(updates)
         except Exception as exc:
             ids = f"{updates[0].update_id}..{updates[-1].update_id}"
@@ -183,6 +191,12 @@ class UpdateProcessor:
             fresh = [u for u in updates if u.update_id not in done]
             users = [user_key(u) for u in fresh]
             batch = Batch(session=session, visitors=await load_visitors(repo, users))
+            batch.erasures = erasures_seen(v.account for v in batch.visitors.values())
+            batch.senders = {
+                u: v.account.id for u, v in batch.visitors.items() if v.account and v.account.id
+            }
+            if isinstance(storage, DbStorage):
+                await storage.prefetch(batch, users)
             batch_token = current_batch.set(batch)
             try:
                 for update in fresh:
@@ -213,6 +227,8 @@ class UpdateProcessor:
             dumped = {u.update_id: json.dumps(r) for u, r in records}
             rows = [(u.update_id, dumped.get(u.update_id)) for u, _ in results]
             await repo.journal.record_handled(rows=rows, now=self.clock.now())
+            if not batch.failed:
+                await repo.accounts.check_unerased(seen=batch.erasures)
             with self._taking_replied() as replied:
                 await repo.journal.mark_replied(update_ids=replied, now=self.clock.now())
                 await session.commit()
@@ -224,16 +240,28 @@ class UpdateProcessor:
         if batch.checkins and not batch.failed:
             metrics.CHECKINS.inc(batch.checkins)
         self.last_handled = max([self.last_handled, *(u.update_id for u in updates)])
-        if isinstance(storage, DbStorage):
-            storage.committed(batch)
-        elif isinstance(storage, AfterCommit):
+        if isinstance(storage, AfterCommit):
             try:
                 await storage.apply(batch)
+                await self._unless_erased(storage, batch)
             except Exception as exc:
                 # Committed and answered; only the conversations' next steps are lost, so
                 # their members are asked the previous question again.
                 log.warning("conversation steps of %d updates not saved: %s", len(fresh), exc)
         return True
+
+    async def _unless_erased(self, storage: AfterCommit, batch: Batch) -> None:
+        """An erasure that waited for the batch's commit may have cleared Redis before the
+        batch's steps were written there: they are cleared again when it has committed since.
+        (One committed after this look clears Redis itself, once committed.)"""
+        if not batch.fsm or not batch.erasures:
+            return
+        async with self.sessions() as session:
+            try:
+                await Repo(session).accounts.check_unerased(seen=batch.erasures)
+            except ErasedMeanwhile as exc:
+                erased = {u for u, a in batch.senders.items() if a in exc.account_ids}
+                await storage.forget(batch, erased)
 
     async def tell_failure(self, update: Update, exc: Exception) -> None:
         """The update could not be handled: say so, in the sender's Telegram language."""

@@ -110,7 +110,8 @@ async def send_made(
 ) -> None:
     """Send a call with files: each `Upload` made first (on `database_url`) and removed once
     sent; `call` sends through aiogram and says whether Telegram took it. An upload that
-    cannot be made, or that Telegram refuses, is followed by its `failed` text instead."""
+    cannot be made, or that Telegram refuses, is followed by its `failed` text instead; a
+    photo Telegram refuses goes again as a document."""
     changes: dict[str, Any] = {}
     made: list[str] = []
     failed = ""
@@ -130,6 +131,10 @@ async def send_made(
             if isinstance(caption, str):
                 changes["caption"] = caption.replace("{rows}", f"{rows:,}")
         sent = await call(method.model_copy(update=changes) if changes else method)
+        if not sent and isinstance(method, SendPhoto):
+            # A picture Telegram will not take as a photo (PHOTO_INVALID_DIMENSIONS: its sides
+            # add up past 10000, or one is 20 times the other): the same bytes as a document.
+            sent = await call(as_document(method))
         if not sent and failed:
             # Made, but refused (too large for Telegram, say).
             await call(SendMessage(chat_id=chat_id, text=failed))
@@ -137,6 +142,18 @@ async def send_made(
         for path in made:
             with contextlib.suppress(OSError):
                 os.unlink(path)
+
+
+def as_document(photo: SendPhoto) -> SendDocument:
+    """A photo's call as a document's: the same file, caption and buttons."""
+    return SendDocument(
+        chat_id=photo.chat_id,
+        document=photo.photo,
+        caption=photo.caption,
+        parse_mode=photo.parse_mode,
+        caption_entities=photo.caption_entities,
+        reply_markup=photo.reply_markup,
+    )
 
 
 # One file made at a time by the process, whatever the number of chats waiting for one: an

@@ -11,7 +11,12 @@
   without an error). Replies and the outbox's letters share the count: the outbox sender keeps
   letters within it, and a reply past it is sent all the same (it answers the member; the
   letters wait) and logged. A try is counted when it is made, so a failed try counts too: the
-  count errs on the side of letters waiting, never of WeCom dropping one.
+  count errs on the side of letters waiting, never of WeCom dropping one. Given a Redis
+  (`REDIS_URL`), the count is kept there (`handlers.wecom.windows`), shared by every process
+  sending on the app; otherwise it is this process's. A Redis out of reach does not stop a
+  message (a reply answers the member; the outbox sender has already found the letter room):
+  it goes uncounted, and that is logged once until Redis answers again; for 5 seconds after a
+  failure messages go uncounted without asking Redis, so replies do not each wait its timeout.
 - What WeCom answers is told in the neutral outcomes of `domain.delivery`
   (`handlers.wecom.errors`); this client never raises for an answer, a timeout or a network
   error.
@@ -23,16 +28,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final, Literal
 
 import aiohttp
+from redis.asyncio import Redis
 
 from domain.clock import Clock, SystemClock
 from domain.delivery import (
     SENT,
+    CountUnavailable,
     Failure,
     Outcome,
     RecipientWindows,
@@ -41,8 +49,10 @@ from domain.delivery import (
     Sent,
     Transient,
     Unreachable,
+    Windows,
 )
 from handlers.wecom.errors import TOKEN_REFUSED, failure_of
+from handlers.wecom.windows import RedisWindows
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +61,7 @@ PER_MEMBER_PER_MINUTE: Final = 30  # messages an app may send one member (Doc 90
 PER_MEMBER_PER_HOUR: Final = 1000
 TEXT_LIMIT: Final = 2048  # bytes of text/markdown content; WeCom cuts longer ones (Doc 90236)
 REFRESH_EARLY: Final = timedelta(minutes=5)
+COUNT_AGAIN_AFTER: Final = 5.0  # seconds messages go uncounted once the shared count failed
 
 MediaKind = Literal["image", "voice", "video", "file"]
 BINARY: Final = frozenset({"/cgi-bin/media/get"})  # answers a file, or JSON for an error
@@ -116,7 +127,10 @@ class WeComAPI:
         base_url: str = DEFAULT_API_URL,
         clock: Clock | None = None,
         timeout: float = 10.0,
+        redis: Redis | None = None,
     ) -> None:
+        """`redis`: where the app's count per member is kept, shared with other processes
+        (`REDIS_URL`); in this process without it."""
         self._session = session
         self.app = app
         self._base = base_url.rstrip("/")
@@ -125,10 +139,18 @@ class WeComAPI:
         self._token: _Token | None = None
         self._lock = asyncio.Lock()
         self.token_fetches = 0
-        self.recipients = RecipientWindows(
-            ((60.0, PER_MEMBER_PER_MINUTE), (3600.0, PER_MEMBER_PER_HOUR)),
-            lambda: self._clock.now().timestamp(),
+        windows = ((60.0, PER_MEMBER_PER_MINUTE), (3600.0, PER_MEMBER_PER_HOUR))
+        now = self._now
+        self.recipients: Windows = (
+            RedisWindows(redis, f"{app.corp_id}:{app.agent_id}", windows, now)
+            if redis is not None
+            else RecipientWindows(windows, now)
         )
+        self._uncounted = False  # logged that the shared count is out of reach
+        self._count_again_at = 0.0  # monotonic: when to try the shared count again
+
+    def _now(self) -> float:
+        return self._clock.now().timestamp()
 
     # ----------------------------------------------------------------- messages
     async def send(
@@ -142,8 +164,8 @@ class WeComAPI:
             msgtype: dict(content),
         }
         for user in touser:
-            if user != "@all" and not self.recipients.count(user):
-                log.warning("wecom: a message past the per-member limit (WeCom may drop it)")
+            if user != "@all":
+                await self._count(user)
         answer = await self._json_call("POST", "/cgi-bin/message/send", json=body)
         if not isinstance(answer, dict):
             return Delivery(answer)
@@ -160,6 +182,25 @@ class WeComAPI:
             invalid_users=invalid,
             unlicensed_users=unlicensed,
         )
+
+    async def _count(self, user: str) -> None:
+        if self._uncounted and time.monotonic() < self._count_again_at:
+            return  # Redis just failed: replies do not wait for its timeout message after message
+        try:
+            within = await self.recipients.count(user)
+        except CountUnavailable as exc:
+            self._count_again_at = time.monotonic() + COUNT_AGAIN_AFTER
+            if not self._uncounted:
+                self._uncounted = True
+                log.warning(
+                    "wecom: messages go uncounted, the shared count is out of reach: %s", exc
+                )
+            return
+        if self._uncounted:
+            self._uncounted = False
+            log.info("wecom: the shared count per member answers again")
+        if not within:
+            log.warning("wecom: a message past the per-member limit (WeCom may drop it)")
 
     async def send_text(self, touser: Sequence[str], content: str) -> Delivery:
         """A text message; longer than WeCom's 2048 bytes, it goes as several, cut at lines."""

@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Final
 
-from domain.delivery import Letter, Outcome, Pace, Refused
+from domain.delivery import EveryWindows, Letter, Outcome, Pace, Refused
 from handlers.wecom.courier import SETTING_TTL, WECOM_PACE, WeComCourier
 from handlers.wecom.messages import CHANNEL
 
@@ -29,7 +29,8 @@ class AppsCourier:
     """The "wecom" channel's courier when the deployment has several apps: each letter is
     handed to the courier of the app serving its organisation (its own API client, token and
     text-only setting). The sender keeps one pace for the channel, and counts a member's
-    letters of every app in one window: stricter than WeCom's per app and member limits."""
+    letters against every app's count (each app's replies counted in its own): a letter
+    waits for the fullest; stricter than WeCom's per app and member limits, never looser."""
 
     channel = CHANNEL
 
@@ -50,6 +51,9 @@ class AppsCourier:
         self._serving = serving
         self._monotonic = monotonic
         self._routes: tuple[float, Mapping[int, str]] | None = None
+        counts = [courier.recipients for courier in self.couriers.values()]
+        # Every app's count per member (replies included), seen as one by the sender.
+        self.recipients = EveryWindows(tuple(counts))
 
     async def deliver(self, letter: Letter) -> Outcome:
         agent = await self.agent_of(letter.org_id)

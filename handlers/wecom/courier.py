@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Final
 
 from domain.conversation.io import Option
-from domain.delivery import Letter, Outcome, Pace, RecipientWindows, Refused
+from domain.delivery import Letter, Outcome, Pace, Refused, Windows
 from domain.i18n import _
 from domain.keys import CHECKIN_NOW
 from handlers.wecom import render
@@ -60,25 +60,27 @@ class WeComCourier:
         self._cached: tuple[float, bool] | None = None
 
     @property
-    def recipients(self) -> RecipientWindows:
+    def recipients(self) -> Windows:
         """The app's count per member, which replies count in too: the sender keeps to it."""
         return self.api.recipients
 
+    async def messages(self, letter: Letter) -> int:
+        """How many messages `deliver` sends for the letter: two for a text too long for its
+        card, and the card; one otherwise (a refused letter included)."""
+        composed = _compose(letter)
+        if isinstance(composed, Refused):
+            return 1
+        _, body, keys = composed
+        card = keys and render.fits_buttons(keys) and not await self.text_only()
+        return 2 if card and len(body) > render.CARD_TEXT else 1
+
     async def deliver(self, letter: Letter) -> Outcome:
-        try:
-            options = _options(letter.options)
-        except (ValueError, TypeError, AttributeError) as exc:
-            return Refused(f"not a letter WeCom can take: {exc}")
-        user = letter.address.strip().lower()
-        if not user or "|" in user:
-            return Refused("a letter to no WeCom member")
-        body = render.plain(letter.text)
-        keys = render.keyed(options)
-        links = render.links(options)
-        if links:
-            body = f"{body}\n{links}"
+        composed = _compose(letter)
+        if isinstance(composed, Refused):
+            return composed
+        user, body, keys = composed
         if keys and render.fits_buttons(keys) and not await self.text_only():
-            if len(body) > render.CARD_TEXT:
+            if len(body) > render.CARD_TEXT:  # two messages: see `messages`
                 first = await self.api.send_text([user], body)
                 if not first.sent:
                     return first.outcome
@@ -102,6 +104,22 @@ class WeComCourier:
         if self._cached is None or now - self._cached[0] > SETTING_TTL:
             self._cached = (now, await self._text_only())
         return self._cached[1]
+
+
+def _compose(letter: Letter) -> tuple[str, str, list[Option]] | Refused:
+    """The letter's member, plain text (its links appended) and keyed options."""
+    try:
+        options = _options(letter.options)
+    except (ValueError, TypeError, AttributeError) as exc:
+        return Refused(f"not a letter WeCom can take: {exc}")
+    user = letter.address.strip().lower()
+    if not user or "|" in user:
+        return Refused("a letter to no WeCom member")
+    body = render.plain(letter.text)
+    links = render.links(options)
+    if links:
+        body = f"{body}\n{links}"
+    return user, body, render.keyed(options)
 
 
 def _options(rows: Sequence[Sequence[Mapping[str, str]]] | None) -> list[list[Option]]:

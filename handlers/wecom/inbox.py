@@ -39,6 +39,7 @@ from handlers.wecom.messages import CHANNEL, Event, dedupe_key, person_of
 from handlers.wecom.replies import Record, ReplySender
 from storage.db import SessionFactory, database_unavailable, is_sqlite
 from storage.repo import Repo
+from storage.repos.accounts import ErasedMeanwhile
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -259,11 +260,13 @@ class Inbox:
             self._waiting.pop(sender, None)  # empty, or dropped at close (still journaled)
 
     async def _handle(self, sender: str, row: int, event: Event) -> None:
-        delay = 1.0
+        delay, erased = 1.0, 0
         while True:
             try:
                 records = await self._answer(row, event)
             except Exception as exc:
+                if isinstance(exc, ErasedMeanwhile) and (erased := erased + 1) < 3:
+                    continue  # rolled back: the turn runs again, from what the erasure left
                 if database_unavailable(exc) and self._running:
                     log.warning("wecom event %s waits for the database: %s", row, exc)
                     await self.sleep(delay)

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from domain.delivery import Failure, Outcome, Refused, RetryAfter, Sent, Unreachable
+from domain.kinds.photo import picture
 from handlers.wecom.api import Delivery, Media, WeComAPI
 from storage.makers import MAKERS, make_in_child
 
@@ -129,17 +130,24 @@ class ReplySender:
         return outcome
 
     async def _file(self, user: str, name: str, data: bytes, record: Record) -> Outcome:
-        image = bool(record.get("image"))
+        """Uploaded and sent; an image goes as a file when it is not a JPEG or PNG (all
+        media/upload takes as an image) or when WeCom refuses it as one."""
+        image = bool(record.get("image")) and picture(data)
         content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
 
         async def upload() -> Media | Failure:
             return await self.api.upload("image" if image else "file", name, data, content_type)
 
         media: Media | Failure = await self._try_upload(upload)
+        if image and isinstance(media, Refused):
+            log.info("an image refused by media/upload goes as a file: %s", media.detail)
+            return await self._file(user, name, data, {**record, "image": False})
         if not isinstance(media, Media):
             return media
         send = self.api.send_image if image else self.api.send_file
         outcome = await self._try(lambda: self._delivered(send([user], media.media_id)))
+        if image and isinstance(outcome, Refused):
+            return await self._file(user, name, data, {**record, "image": False})
         caption = str(record.get("caption") or "")
         if isinstance(outcome, Sent) and caption:
             outcome = await self._record(user, text(caption))

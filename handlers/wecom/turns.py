@@ -51,6 +51,7 @@ from handlers.wecom.out import Click, Shown, WeComOut
 from handlers.wecom.replies import Record, text
 from storage.conversation_state import StoredState, read_steps
 from storage.repo import Repo, Served
+from storage.repos.accounts import erasures_seen
 
 Converse = Callable[[Turn, Input], Awaitable[None]]
 StateOf = Callable[[AsyncSession, Person], State]  # the person's state in the turn's session
@@ -156,6 +157,7 @@ class WeComTurns:
                 repo, channel=CHANNEL, external_ids=[person.external_id]
             )
             visitor = visitors[person.external_id]
+        seen = erasures_seen([visitor.account])
         prefer_served(visitor, served)
         if state is None:
             state = self.state_of(repo.session, person)
@@ -173,6 +175,7 @@ class WeComTurns:
             await out.remember(state)
         if isinstance(state, StoredState):
             await state.flush()  # its last step, once
+        await repo.accounts.check_unerased(seen=seen)  # raises: the inbox runs the turn again
         return out.records
 
     def apology(self, event: Event) -> list[Record]:

@@ -3,14 +3,47 @@ enrolment tries and consents."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import bindparam
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from storage.db import core_rows
 from storage.models import Account, Consent, EnrolAttempt, Identity
+
+# Built once (a batch's last statement before its commit; see storage.repo's check-ins).
+_ERASURES = select(col(Account.id), col(Account.erasures)).where(
+    col(Account.id).in_(bindparam("ids", expanding=True))
+)
+
+
+class ErasedMeanwhile(Exception):
+    """A person's data was erased while a turn that had read them was under way (an erasure
+    in another process): the turn's writes would bring back what was erased, so they are
+    rolled back and the turn runs again, from what is left.
+
+    PostgreSQL never gets here (the turn's lock on the account makes the erasure wait); SQLite
+    does when the erasure committed between the turn's reads and its first write (after it,
+    the turn is the one writer until its commit)."""
+
+    def __init__(self, account_ids: Sequence[int]) -> None:
+        super().__init__(f"accounts {list(account_ids)} erased while their turn was under way")
+        self.account_ids = tuple(account_ids)
+
+
+def erasures_seen(accounts: Iterable[Account | None]) -> dict[int, int]:
+    """What a turn read of these accounts' erasures, for `AccountRepo.check_unerased`."""
+    return {a.id: a.erasures for a in accounts if a is not None and a.id is not None}
+
+
+def own_erasures(session: AsyncSession) -> set[int]:
+    """The accounts erased in this session's transaction: a turn that erases its own person
+    (a withdrawal where the organisation gives no grace period) is not erased "meanwhile"."""
+    erased: set[int] = session.info.setdefault("daka_erased_accounts", set())
+    return erased
 
 
 @dataclass(frozen=True)
@@ -42,12 +75,28 @@ class AccountRepo:
         (the accounts of a batch of updates)."""
         if not external_ids:
             return {}
+        # Locked until the turn commits (PostgreSQL; SQLite has one writer): an erasure
+        # (`PrivacyRepo.erase`) waits for the turns under way of the person it erases, and
+        # what they write is then erased too. In id order, as erasures lock them.
         stmt = (
             select(Identity.external_id, Account)
             .join(Account, col(Account.id) == col(Identity.account_id))
             .where(Identity.channel == channel, col(Identity.external_id).in_(list(external_ids)))
+            .order_by(col(Account.id))
+            .with_for_update(of=Account, key_share=True)
         )
         return {external_id: account for external_id, account in await self.session.exec(stmt)}
+
+    async def check_unerased(self, *, seen: Mapping[int, int]) -> None:
+        """Raises `ErasedMeanwhile` when one of these accounts (id: its `erasures` as the turn
+        read it) was erased since; called after the turn's writes, just before its commit."""
+        others = {a: n for a, n in seen.items() if a not in own_erasures(self.session)}
+        if not others:
+            return
+        now = dict(await core_rows(self.session, _ERASURES, {"ids": sorted(others)}))
+        changed = [a for a, erasures in others.items() if now.get(a, erasures) != erasures]
+        if changed:
+            raise ErasedMeanwhile(changed)
 
     async def ensure(self, *, channel: str, external_id: str, now: datetime) -> Account:
         """The account of this id on this channel, created with its identity when new."""

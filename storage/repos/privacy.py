@@ -2,11 +2,12 @@
 organisation's grace period, or on request) and the legal hold that suspends it.
 
 Erasure removes what the member answered — every answer of every check-in and of every
-revision, the exact coordinates, the reasons an answer was abnormal, the reasons given for
-their excuses — and the letters still addressed to them. It keeps what the figures of past days
-count: the check-in rows themselves (the day was reported), whether each was abnormal or
-outside the area, its province and city, and the excuses' days; and the roster entry, which is
-the organisation's. So a past day's totals are the same before and after."""
+revision, the photos kept of their photo answers, the exact coordinates, the reasons an answer
+was abnormal, the reasons given for their excuses — and the letters still addressed to them. It
+keeps what the figures of past days count: the check-in rows themselves (the day was reported),
+whether each was abnormal or outside the area, its province and city, and the excuses' days;
+and the roster entry, which is the organisation's. So a past day's totals are the same before
+and after."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from domain.clock import local_day
 from domain.delivery import TELEGRAM
 from domain.enrolment import CONSENT_VERSION
 from storage.models import (
+    Account,
     CheckIn,
     CheckInRevision,
     Consent,
@@ -32,7 +34,9 @@ from storage.models import (
     Organisation,
     Outbox,
 )
+from storage.repos.accounts import own_erasures
 from storage.repos.audit import AuditRepo
+from storage.repos.photos import PhotoRepo
 from storage.slots import alerts_about
 
 Forget = Callable[[Sequence[tuple[str, str]]], Awaitable[None]]
@@ -56,6 +60,7 @@ class Erased:
     excuses: int
     letters: int
     conversations: int = 0
+    photos: int = 0
     # The person's identities (channel, external id): whatever keeps their conversations
     # outside the database (Telegram's state in Redis) is cleared of these too.
     identities: tuple[tuple[str, str], ...] = ()
@@ -63,7 +68,8 @@ class Erased:
     def detail(self) -> str:
         return (
             f"check-ins {self.checkins}, revisions {self.revisions}, excuses {self.excuses}, "
-            f"letters {self.letters}, conversations {self.conversations}"
+            f"letters {self.letters}, conversations {self.conversations}, "
+            f"photos {self.photos}"
         )
 
 
@@ -111,11 +117,30 @@ class PrivacyRepo:
             now=now,
         )
 
+    async def lock_person(self, *, member: Member) -> None:
+        """Wait for the member's turns under way (they hold their account, see
+        `AccountRepo.by_identities`), and hold it until the commit: what those turns wrote is
+        then erased, and a turn that read them before the erasure commits and writes after it
+        starts again (`ErasedMeanwhile`). First thing in an erasure's transaction (before
+        `withdraw` too), so that it waits for no turn that waits for it."""
+        if member.account_id is None:
+            return
+        stmt = select(col(Account.id)).where(col(Account.id) == member.account_id)
+        await self.session.exec(stmt.with_for_update())
+
     async def erase(self, *, member: Member, actor: str, why: str, now: datetime) -> Erased:
         """Erase the member's answers now (see the module); raises `Held` under a legal hold."""
         if member.hold_reason is not None:
             raise Held(member.hold_reason)
         assert member.id is not None
+        if member.account_id is not None:
+            await self.lock_person(member=member)
+            await self.session.exec(
+                update(Account)
+                .where(col(Account.id) == member.account_id)
+                .values(erasures=col(Account.erasures) + 1)
+            )
+            own_erasures(self.session).add(member.account_id)
         checkins = await self.session.exec(
             update(CheckIn)
             .where(col(CheckIn.member_id) == member.id)
@@ -139,6 +164,7 @@ class PrivacyRepo:
                 )
             )
         )
+        photos = await PhotoRepo(self.session).delete_member(member_id=member.id)
         conversations = 0
         identities: tuple[tuple[str, str], ...] = ()
         if member.account_id is not None:
@@ -166,6 +192,7 @@ class PrivacyRepo:
             excuses=int(excuses.rowcount or 0),
             letters=int(letters.rowcount or 0),
             conversations=conversations,
+            photos=photos,
             identities=identities,
         )
         await self.audit.log(
@@ -201,7 +228,14 @@ class PrivacyRepo:
         """Erase every member whose grace period is over; returns (slug, member id, what was
         erased) of each."""
         done = []
-        for member, org in await self.due(now=now):
+        due = await self.due(now=now)
+        # Everyone's account held first, in account order as turns take them: a batch holding
+        # two of them cannot deadlock with the job (each `erase` then finds its own held).
+        accounts = sorted({m.account_id for m, _ in due if m.account_id is not None})
+        if accounts:
+            held = select(col(Account.id)).where(col(Account.id).in_(accounts))
+            await self.session.exec(held.order_by(col(Account.id)).with_for_update())
+        for member, org in due:
             erased = await self.erase(
                 member=member, actor=GRACE_ACTOR, why="grace period over", now=now
             )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 from datetime import timedelta
 from pathlib import Path
 
@@ -28,10 +29,15 @@ from tests.bot.test_fsm import closed_redis
 
 @pytest.fixture
 def school(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    sqlite_template: Path,
 ) -> str:
     """The school of tests/bot/test_cli_schedule.py: no1 (English), Alice and Bob (a fever)
-    checked in on Monday, Eve never enrolled. Its database URL."""
+    checked in on Monday, Eve never enrolled. Its database URL (a copy of the run's migrated
+    template)."""
+    shutil.copyfile(sqlite_template, tmp_path / "daka.db")
     url = f"sqlite+aiosqlite:///{tmp_path / 'daka.db'}"
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("DATABASE_URL", url)

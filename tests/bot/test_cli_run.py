@@ -27,6 +27,12 @@ def closed_port() -> int:
     return port
 
 
+@pytest.fixture
+def env(bare_env: Path) -> Path:
+    """No database yet: these tests show what happens before one is touched."""
+    return bare_env
+
+
 def test_a_malformed_token_is_one_line_exit_2_and_creates_no_database(
     env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -5,6 +5,7 @@ Bot API served from a thread of its own (the CLI runs its own event loop)."""
 from __future__ import annotations
 
 import asyncio
+import shutil
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TypeVar
@@ -41,7 +42,9 @@ REMINDER = "you have not checked in today (2026-11-30) yet"
 
 
 @pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sqlite_template: Path) -> str:
+    """A folder with its database at the head (a copy of the run's template)."""
+    shutil.copyfile(sqlite_template, tmp_path / "daka.db")
     url = f"sqlite+aiosqlite:///{tmp_path / 'daka.db'}"
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("DATABASE_URL", url)
@@ -608,11 +611,20 @@ def test_remind_reaches_members_on_telegram_and_on_wecom(
     assert wecom_env.inbox("dan") == []  # Dan is on Telegram only
 
 
+@pytest.mark.parametrize("callback", ["set", "unset"])
 def test_remind_in_a_wecom_only_deployment_goes_through_wecom(
-    school: str, wecom_env: LocalWeCom, capsys: pytest.CaptureFixture[str]
+    school: str,
+    wecom_env: LocalWeCom,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    callback: str,
 ) -> None:
     """No BOT_TOKEN, the WECOM_* settings: the round is sent through the WeCom app, to the
-    members bound there; those on Telegram alone are not due on this deployment."""
+    members bound there; those on Telegram alone are not due on this deployment. Sending
+    needs no callback Token nor EncodingAESKey."""
+    if callback == "unset":
+        monkeypatch.delenv("WECOM_TOKEN")
+        monkeypatch.delenv("WECOM_AES_KEY")
     wecom_env.add_members("carol", "dan")
     asyncio.run(bind_on_wecom(school, "1003", "carol"))
     code, out, err = daka(capsys, "remind", "no1")

@@ -6,7 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
+import threading
+import time
+from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
@@ -14,6 +20,12 @@ import pytest
 from bot.cli import main
 from bot.config import Settings, load_settings
 from bot.wecom import run_wecom
+from domain.clock import FixedClock
+from domain.schedule import ScheduleSpec
+from handlers.wecom.messages import CHANNEL
+from storage.db import create_engine, create_session_factory
+from storage.repo import Repo
+from storage.schedules import ScheduleRepo
 from tests.fakewecom import CallbackDriver, LocalWeCom
 from tests.handlers.wecom.world import AES_KEY, AGENT, SECRET, TOKEN
 
@@ -133,13 +145,13 @@ def test_no_app_can_serve_an_organisation_of_a_deployment_without_wecom(
     ],
 )
 def test_a_bad_wecom_apps_file_is_one_line_and_exit_2(
-    env: Path,
+    bare_env: Path,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
     content: str,
     problem: str,
 ) -> None:
-    file = env / "apps.toml"
+    file = bare_env / "apps.toml"
     file.write_text(content.replace("{key}", SECOND_AES_KEY), encoding="utf-8")
     monkeypatch.setenv("WECOM_AGENT_ID", str(AGENT))
     monkeypatch.setenv("WECOM_APPS", str(file))
@@ -151,7 +163,7 @@ def test_a_bad_wecom_apps_file_is_one_line_and_exit_2(
         f"daka: setting WECOM_APPS is invalid: {problem.replace('{file}', str(file))}"
     ]
     assert SECOND_AES_KEY not in err
-    assert list(env.glob("daka.db*")) == []
+    assert list(bare_env.glob("daka.db*")) == []
 
 
 def test_wecom_apps_may_be_json_and_a_missing_file_is_said(
@@ -333,4 +345,171 @@ async def test_a_sender_elsewhere_gets_a_wecom_courier_only_with_every_wecom_set
         assert wecom_courier(telegram_only, sessions, http) is None
         half = Settings(wecom_corp_id="wwdaka0000000001", wecom_agent_id=AGENT, _env_file=None)
         assert wecom_courier(half, sessions, http) is None
+    await engine.dispose()
+
+
+async def wecom_member_reminded_at(url: str, userid: str, now: datetime) -> None:
+    """Roster entry 1001 of no1 bound to WeCom member `userid`; no1 reminds at `now`'s minute
+    (Shanghai) and reports only at the end of the day."""
+    engine = create_engine(url)
+    try:
+        async with create_session_factory(engine)() as session:
+            repo = Repo(session)
+            org = await repo.orgs.require(slug="no1")
+            member = await repo.members.by_external(org_id=org.id or 0, external_id="1001")
+            assert member is not None
+            account = await repo.accounts.ensure(channel=CHANNEL, external_id=userid, now=now)
+            await repo.members.bind(member=member, account_id=account.id or 0, now=now)
+            remind = f"{now.astimezone(ZoneInfo('Asia/Shanghai')):%H:%M}"
+            spec = ScheduleSpec.parse(remind=remind, cutoff="23:59", report="23:59", days="all")
+            await ScheduleRepo(session).put(org_id=org.id or 0, unit_id=None, spec=spec)
+            await session.commit()
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.parametrize("callback", ["set", "unset"])
+def test_daka_scheduler_reminds_on_wecom_without_a_bot_token(
+    wecom_env: LocalWeCom,
+    env: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    callback: str,
+) -> None:
+    """A WeCom-only deployment (no BOT_TOKEN): `daka scheduler` runs the round, and its
+    reminder reaches the member through the app (the local WeCom at WECOM_API_URL); it needs
+    the corp, the AgentId and the Secret, not the callback's Token and EncodingAESKey, which
+    only `daka wecom` uses (a scheduler on a host of its own may not have them)."""
+    if callback == "unset":
+        monkeypatch.delenv("WECOM_TOKEN")
+        monkeypatch.delenv("WECOM_AES_KEY")
+    wecom_env.add_members("zhangsan")
+    daka(capsys, "org", "create", "no1", "--name", "第一中学")
+    daka(capsys, "org", "set", "no1", "--wecom-agent", str(AGENT))
+    (env / "roster.csv").write_text("unit,member_id,name\n一班,1001,张三\n", encoding="utf-8")
+    assert daka(capsys, "roster", "import", "no1", "roster.csv")[0] == 0
+    clock = FixedClock(datetime.now(UTC).replace(second=0, microsecond=0))
+    asyncio.run(wecom_member_reminded_at(os.environ["DATABASE_URL"], "zhangsan", clock.now()))
+
+    done = threading.Event()
+
+    def stop_once_reminded() -> None:
+        deadline = time.monotonic() + 60
+        while not wecom_env.inbox("zhangsan") and time.monotonic() < deadline:
+            time.sleep(0.05)  # the watcher's poll, off the scheduler's loop
+        if not done.is_set():
+            os.kill(os.getpid(), signal.SIGTERM)  # as docker stop does
+
+    watcher = threading.Thread(target=stop_once_reminded, daemon=True)
+    watcher.start()
+    try:
+        code, _, err = daka(capsys, "scheduler")
+    finally:
+        done.set()
+    watcher.join(timeout=10)
+    assert code == 0 and "Traceback" not in err and "ERROR" not in err, err
+    assert "remind@" in err and ": 1 letters" in err  # the round's line
+    [reminder] = wecom_env.inbox("zhangsan")
+    assert "张三" in reminder.text and "还没有打卡" in reminder.text, reminder.text
+
+
+def test_daka_scheduler_needs_a_channel_and_a_whole_wecom_app(
+    env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert daka(capsys, "scheduler") == (
+        2,
+        "",
+        "daka: nothing to send on: set BOT_TOKEN for Telegram, the WECOM_* settings for "
+        "WeCom (docs/wecom.md), or both\n",
+    )
+    monkeypatch.setenv("WECOM_CORP_ID", "wwdaka0000000001")
+    code, _, err = daka(capsys, "scheduler")
+    assert (code, err) == (2, "daka: setting WECOM_AGENT_ID is required to send on WeCom\n")
+
+
+@pytest.mark.parametrize("command", [["scheduler"], ["remind", "no1"]])
+def test_a_wecom_sender_without_the_secret_names_it(
+    wecom_env: LocalWeCom,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    command: list[str],
+) -> None:
+    """What sending needs is said, one line, exit 2, before anything is sent: the Secret
+    (the Token and EncodingAESKey it does not need are not asked for)."""
+    daka(capsys, "org", "create", "no1", "--name", "第一中学")
+    for name in ("WECOM_SECRET", "WECOM_TOKEN", "WECOM_AES_KEY"):
+        monkeypatch.delenv(name)
+    code, out, err = daka(capsys, *command)
+    purpose = "to send on WeCom" if command == ["scheduler"] else "to send reminders on WeCom"
+    assert (code, out, err) == (2, "", f"daka: setting WECOM_SECRET is required {purpose}\n")
+    assert wecom_env.inbox("zhangsan") == []
+
+
+@pytest.mark.parametrize("command", [["wecom"], ["run"]])
+@pytest.mark.parametrize("missing", ["WECOM_TOKEN", "WECOM_AES_KEY"])
+def test_the_wecom_server_still_needs_the_callback_settings(
+    wecom_env: LocalWeCom,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    command: list[str],
+    missing: str,
+) -> None:
+    """`daka wecom` and `daka run` take WeCom's callbacks: without the Token or the
+    EncodingAESKey they could verify and read none, so they say which is missing, exit 2."""
+    monkeypatch.delenv(missing)
+    code, out, err = daka(capsys, *command)
+    assert (code, out, err) == (2, "", f"daka: setting {missing} is required to serve WeCom\n")
+
+
+async def test_with_redis_url_the_callback_server_and_the_sender_keep_one_count(
+    env: Path, redis_url: str
+) -> None:
+    """`daka wecom` (the channels' API clients) and `daka scheduler` (the deployment's
+    couriers) each build their clients on the Redis of `REDIS_URL`: a reply counted by one is
+    in the count the other's letters keep to. Without it each keeps its own."""
+    import contextlib
+
+    from redis.asyncio import Redis
+
+    from bot.app import deployment_couriers
+    from bot.wecom import build_channels, shared_counts
+    from domain.clock import SystemClock
+    from domain.delivery import RecipientWindows
+    from handlers.wecom.courier import WeComCourier
+    from handlers.wecom.windows import RedisWindows
+
+    engine = create_engine(f"sqlite+aiosqlite:///{env / 'daka.db'}")
+    sessions = create_session_factory(engine)
+    clock = SystemClock()  # the sender's: the processes count in one clock's seconds
+    wecom = dict(
+        wecom_corp_id="wwdaka0000000001",
+        wecom_agent_id=AGENT,
+        wecom_secret=SECRET,
+        wecom_token=TOKEN,
+        wecom_aes_key=AES_KEY,
+        _env_file=None,
+    )
+    shared = Settings(redis_url=redis_url, **wecom)  # type: ignore[arg-type]
+    async with aiohttp.ClientSession() as http, contextlib.AsyncExitStack() as closing:
+        redis = shared_counts(shared, closing)
+        assert redis is not None
+        [channel] = build_channels(shared, sessions, clock, http, redis=redis)
+        assert isinstance(channel.api.recipients, RedisWindows)
+        for _ in range(30):
+            await channel.api.recipients.count("ZhangSan")
+        async with deployment_couriers(None, shared, sessions) as couriers:
+            courier = couriers[CHANNEL]
+            assert isinstance(courier, WeComCourier)
+            assert isinstance(courier.recipients, RedisWindows)
+            assert await courier.recipients.room("zhangsan") > 0  # the replies' minute is full
+        async with deployment_couriers(None, Settings(**wecom), sessions) as couriers:  # type: ignore[arg-type]
+            alone = couriers[CHANNEL]
+            assert isinstance(alone, WeComCourier)
+            assert isinstance(alone.recipients, RecipientWindows)
+    assert shared_counts(Settings(**wecom), contextlib.AsyncExitStack()) is None  # type: ignore[arg-type]
+    probe = Redis.from_url(redis_url)
+    assert await probe.keys("daka:wecom:sent:*") == [
+        b"daka:wecom:sent:wwdaka0000000001:%d:zhangsan" % AGENT
+    ]
+    await probe.aclose()
     await engine.dispose()

@@ -52,7 +52,7 @@ AES_KEY = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"  # WeCom's published sam
     ],
 )
 def test_a_bad_wecom_setting_is_one_line_and_exit_2(
-    env: Path,
+    bare_env: Path,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
     name: str,
@@ -67,7 +67,7 @@ def test_a_bad_wecom_setting_is_one_line_and_exit_2(
     assert err.splitlines() == [f"daka: setting {name} is invalid: {problem}"]
     if name in ("WECOM_AES_KEY", "WECOM_TOKEN"):
         assert value not in err  # a secret, even a wrong one
-    assert list(env.glob("daka.db*")) == []
+    assert list(bare_env.glob("daka.db*")) == []
 
 
 def test_a_complete_wecom_app_is_handed_over_typed_and_its_secrets_stay_out_of_repr() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -18,7 +18,7 @@ from handlers.telegram.context import Batch, current_batch
 from handlers.telegram.fsm import AfterCommit, DbStorage, redis_forgetter
 from handlers.telegram.fsm import redis_storage as create_redis_storage
 from scheduler.jobs import erase_withdrawn_now
-from storage.db import SessionFactory
+from storage.db import SessionFactory, create_engine, create_session_factory
 from storage.models import FsmRecord, Member
 from tests.storage.test_withdrawal import seed, withdraw
 
@@ -75,28 +75,76 @@ async def test_a_batch_that_never_commits_leaves_redis_as_it_was(
     assert await redis_storage.get_data(KEY) == {"temperature": 36.6}
 
 
+async def in_batch(
+    storage: DbStorage, sessions: SessionFactory, chat: int, step: Callable[[], Awaitable[Any]]
+) -> Any:
+    """One polling batch from chat `chat`: read, `step`, write, commit."""
+    async with sessions() as session:
+        batch = Batch(session=session)
+        await storage.prefetch(batch, [chat])
+        token = current_batch.set(batch)
+        try:
+            done = await step()
+        finally:
+            current_batch.reset(token)
+        await storage.flush(batch)
+        await session.commit()
+    return done
+
+
 async def test_replicas_without_redis_do_not_remember_stale_steps(
     sessions: SessionFactory,
 ) -> None:
-    a, b = DbStorage(sessions, cache=False), DbStorage(sessions, cache=False)
+    a, b = DbStorage(sessions), DbStorage(sessions)
     for storage, state in ((a, "Checkin:location"), (b, "Checkin:temperature")):
-        async with sessions() as session:
-            batch = Batch(session=session)
-            token = current_batch.set(batch)
-            try:
-                assert await storage.get_state(KEY) in (None, "Checkin:location")
-                await storage.set_state(KEY, state)
-            finally:
-                current_batch.reset(token)
-            await storage.flush(batch)
-            await session.commit()
-            storage.committed(batch)
+
+        async def step(storage: DbStorage = storage, state: str = state) -> None:
+            assert await storage.get_state(KEY) in (None, "Checkin:location")
+            await storage.set_state(KEY, state)
+
+        await in_batch(storage, sessions, 7, step)
+    assert await in_batch(a, sessions, 7, lambda: a.get_state(KEY)) == "Checkin:temperature"
+
+
+@pytest.mark.parametrize("where", ["another process", "the bot's process"])
+async def test_an_erased_draft_is_neither_seen_nor_written_back(
+    sessions: SessionFactory, clock: FixedClock, database_url: str, where: str
+) -> None:
+    """Regression ("erased draft brought back by a cache"): the bot kept member 1's last step
+    in memory; the erasure job (of another process, with its own engine, or of the bot's own
+    scheduler) deleted it; the bot's next batch for them neither sees the draft nor, setting
+    only the state (which keeps the data), writes it back. Member 2's draft is still theirs."""
+    org_id = await seed(sessions, clock)
+    await withdraw(sessions, clock, org_id)
+    bot = DbStorage(sessions)
+    for chat in (101, 102):
+        key = StorageKey(bot_id=42, chat_id=chat, user_id=chat)
+
+        async def start(key: StorageKey = key) -> None:
+            await bot.set_state(key, "CheckInForm:answering")
+            await bot.set_data(key, {"draft": {"temperature": 37.9}})
+
+        await in_batch(bot, sessions, chat, start)
+    clock.advance(timedelta(days=7))
+    elsewhere = create_engine(database_url)
+    erasing = create_session_factory(elsewhere) if where == "another process" else sessions
+    try:
+        assert await erase_withdrawn_now(erasing, clock) == [("s", "1")]
+    finally:
+        await elsewhere.dispose()
+
+    one = StorageKey(bot_id=42, chat_id=101, user_id=101)
+
+    async def next_message() -> tuple[str | None, dict[str, Any]]:
+        seen = (await bot.get_state(one), await bot.get_data(one))
+        await bot.set_state(one, "Enrol:consent")
+        return seen
+
+    assert await in_batch(bot, sessions, 101, next_message) == (None, {})
     async with sessions() as session:
-        token = current_batch.set(Batch(session=session))
-        try:
-            assert await a.get_state(KEY) == "Checkin:temperature"
-        finally:
-            current_batch.reset(token)
+        rows = {r.key: r.data for r in (await session.exec(select(FsmRecord))).all()}
+    assert rows["fsm:101:101:default"] == {}
+    assert rows["fsm:102:102:default"] == {"draft": {"temperature": 37.9}}
 
 
 async def chat_step(storage: BaseStorage, chat: int) -> tuple[str | None, dict[str, Any]]:

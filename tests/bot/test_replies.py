@@ -37,7 +37,7 @@ from pydantic import SecretStr
 
 from bot.app import create_bot
 from bot.config import Settings
-from handlers.telegram.replies import ReplySender, current_replies, dump, load
+from handlers.telegram.replies import ReplySender, ReplySession, current_replies, dump, load
 from handlers.telegram.uploads import Upload
 from storage.makers import MAKERS
 from tests.fakebot import FakeBotAPI
@@ -429,3 +429,35 @@ async def test_a_made_file_telegram_refuses_is_followed_by_its_failure_text(
     assert statuses(server, "sendDocument") == [400]
     assert texts(server, CHAT) == ["too big to send"]
     assert sent == [5]
+
+
+@pytest.mark.parametrize(
+    ("api_url", "graces"), [("http://127.0.0.1:1", []), ("https://api.telegram.org", [0.25])]
+)
+async def test_a_plain_http_bot_api_session_closes_without_the_tls_grace(
+    monkeypatch: pytest.MonkeyPatch, api_url: str, graces: list[float]
+) -> None:
+    """aiogram waits 250 ms after closing its session, for TLS connections to shut down; over
+    plain HTTP (`daka demo`'s local Bot API, the tests' fake) there are none to wait for. Every
+    bot a test started paid that wait when it stopped."""
+    import aiogram.client.session.aiohttp as aiogram_aiohttp
+
+    waited: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waited.append(seconds)
+
+    settings = Settings(
+        bot_token=SecretStr("42:TEST"),
+        telegram_api_url=api_url,
+        database_url="sqlite+aiosqlite:///:memory:",
+        _env_file=None,
+    )
+    session = create_bot(settings).session
+    assert isinstance(session, ReplySession)
+    client = await session.create_session()
+    with monkeypatch.context() as patch:
+        patch.setattr(aiogram_aiohttp.asyncio, "sleep", sleep)
+        await session.close()
+    assert client.closed
+    assert waited == graces

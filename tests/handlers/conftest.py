@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import pytest
 from aiogram import Bot, Dispatcher
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from pydantic import SecretStr
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.app import JournaledPolling, create_bot, create_dispatcher
 from bot.config import Settings
 from domain.clock import FixedClock
 from handlers.telegram.common import install_commands
 from storage.db import SessionFactory, create_engine, create_session_factory
-from storage.migrate import upgrade
+from storage.migrate import alembic_config, upgrade
 from tests.conftest import redis_database
 from tests.fakebot import FakeBotAPI, FakeUser, SentMessage
 from tests.storage.seeding import Seeding, telegram_id_of
@@ -98,6 +102,21 @@ def user_is_zh(user: FakeUser) -> bool:
     return str(user.user_dict.get("language_code", "")).startswith("zh")
 
 
+@functools.cache
+def head_revision() -> str | None:
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+async def at_head(engine: AsyncEngine) -> bool:
+    """Whether the database is migrated to the head: one query, where Alembic's own no-op
+    upgrade loads every migration module again (70–150 ms a world)."""
+    async with engine.connect() as connection:
+        current = await connection.run_sync(
+            lambda sync: MigrationContext.configure(sync).get_current_revision()
+        )
+    return current is not None and current == head_revision()
+
+
 @contextlib.asynccontextmanager
 async def running_daka(
     server: FakeBotAPI,
@@ -118,7 +137,8 @@ async def running_daka(
         _env_file=None,
     )
     engine = create_engine(database_url)
-    await upgrade(engine)  # nothing to do on a copy of the migrated template
+    if not await at_head(engine):  # a copy of the run's migrated template is
+        await upgrade(engine)
     world = Daka(
         server=server, clock=clock, settings=settings, sessions=create_session_factory(engine)
     )

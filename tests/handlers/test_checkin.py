@@ -405,11 +405,11 @@ async def test_english_speakers_get_english_and_can_switch(daka: Daka, server: F
 
 @pytest.mark.redis
 async def test_with_redis_the_draft_lives_in_redis_and_survives_a_restart(
-    server: FakeBotAPI, clock: FixedClock, sqlite_url: str, redis_url: str
+    server: FakeBotAPI, clock: FixedClock, migrated_sqlite_url: str, redis_url: str
 ) -> None:
     from redis.asyncio import Redis
 
-    async with running_daka(server, clock, sqlite_url, redis_url=redis_url) as daka:
+    async with running_daka(server, clock, migrated_sqlite_url, redis_url=redis_url) as daka:
         await daka.org()
         user = server.user(720, language_code="zh-hans")
         await daka.enrol(user, "2024001", "张三", await daka.invite())

@@ -219,9 +219,10 @@ async def test_roles_granted_and_revoked_on_the_command_line_reach_the_menu(
 
 
 async def test_admin_ids_are_administrators_of_every_organisation(
-    server: FakeBotAPI, clock: FixedClock, sqlite_url: str
+    server: FakeBotAPI, clock: FixedClock, migrated_sqlite_url: str
 ) -> None:
-    async with running_daka(server, clock, sqlite_url, admin_ids=frozenset({9001})) as daka:
+    admins = frozenset({9001})
+    async with running_daka(server, clock, migrated_sqlite_url, admin_ids=admins) as daka:
         await daka.org()
         boss, stranger = server.user(9001), server.user(9002)
         summary = await boss.ask("/summary")
@@ -492,9 +493,10 @@ async def test_a_manager_of_several_units_reads_all_of_them(
 
 
 async def test_a_manager_of_two_organisations_chooses_where_to_work(
-    server: FakeBotAPI, clock: FixedClock, sqlite_url: str
+    server: FakeBotAPI, clock: FixedClock, migrated_sqlite_url: str
 ) -> None:
-    async with running_daka(server, clock, sqlite_url, admin_ids=frozenset({9001})) as daka:
+    admins = frozenset({9001})
+    async with running_daka(server, clock, migrated_sqlite_url, admin_ids=admins) as daka:
         await daka.org()
         await daka.org("village", name="第二村", roster=[("一组", "V1", "村民甲")])
         boss = server.user(9001)

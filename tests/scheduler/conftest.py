@@ -60,9 +60,9 @@ class School:
 
 
 @pytest.fixture
-async def school(server: FakeBotAPI, sqlite_url: str) -> AsyncIterator[School]:
+async def school(server: FakeBotAPI, migrated_sqlite_url: str) -> AsyncIterator[School]:
     clock = FixedClock(MONDAY_EARLY)
-    async with running_daka(server, clock, sqlite_url) as daka:
+    async with running_daka(server, clock, migrated_sqlite_url) as daka:
         await daka.org(roster=ROSTER)
         assert daka.bot is not None
         couriers = create_couriers(daka.bot, send_rate=200)

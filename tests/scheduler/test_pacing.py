@@ -18,7 +18,6 @@ from domain.clock import FixedClock
 from domain.delivery import Pace, RetryAfter
 from scheduler.sender import Sender
 from storage.db import SessionFactory, create_engine, create_session_factory
-from storage.migrate import upgrade
 from storage.models import Outbox
 from storage.repo import Repo
 from storage.schedules import Letter, OutboxRepo
@@ -69,9 +68,8 @@ class Outboxes:
 
 
 @pytest.fixture
-async def outboxes(sqlite_url: str) -> AsyncIterator[Outboxes]:
-    engine = create_engine(sqlite_url)
-    await upgrade(engine)
+async def outboxes(migrated_sqlite_url: str) -> AsyncIterator[Outboxes]:
+    engine = create_engine(migrated_sqlite_url)
     sessions = create_session_factory(engine)
     async with sessions() as session:
         org = await create_org(Repo(session), slug="school", name="第一中学", now=MORNING)

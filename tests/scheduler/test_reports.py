@@ -291,13 +291,13 @@ async def test_a_slot_missed_by_more_than_the_grace_is_skipped(school: School) -
 
 @pytest.fixture(params=["one engine", "two engines"])
 async def other_sessions(
-    request: pytest.FixtureRequest, school: School, sqlite_url: str
+    request: pytest.FixtureRequest, school: School, migrated_sqlite_url: str
 ) -> AsyncIterator[SessionFactory]:
     """A second process's view of the database: the same pool, or an engine of its own."""
     if request.param == "one engine":
         yield school.daka.sessions
         return
-    engine = create_engine(sqlite_url)
+    engine = create_engine(migrated_sqlite_url)
     try:
         yield create_session_factory(engine)
     finally:

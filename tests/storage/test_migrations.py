@@ -300,3 +300,40 @@ async def test_checkins_keep_their_rows_across_0014_and_learn_their_channel_afte
             assert [r[0] for r in rows.all()] == [None, None]
     finally:
         await engine.dispose()
+
+
+async def test_accounts_keep_their_rows_across_0016_and_count_erasures_after(
+    empty_database_url: str,
+) -> None:
+    """0016 adds how many times an account's data was erased: accounts from before start at
+    0; the downgrade drops the column and keeps the accounts."""
+    engine: AsyncEngine = create_engine(empty_database_url)
+    now = datetime(2026, 12, 8, 1, 0, tzinfo=UTC).replace(tzinfo=None)
+    try:
+        await upgrade(engine, "0015")
+        async with engine.begin() as conn:
+            await conn.execute(
+                text("INSERT INTO account (id, failed_attempts, first_seen) VALUES (1, 0, :now)"),
+                {"now": now},
+            )
+        await upgrade(engine, "0016")
+        async with engine.begin() as conn:
+            await conn.execute(
+                text("INSERT INTO account (id, failed_attempts, first_seen) VALUES (2, 0, :now)"),
+                {"now": now},
+            )
+            await conn.execute(text("UPDATE account SET erasures = erasures + 1 WHERE id = 2"))
+        select_erasures = text("SELECT id, erasures FROM account ORDER BY id")
+        async with engine.connect() as conn:
+            rows = (await conn.execute(select_erasures)).all()
+        assert [tuple(r) for r in rows] == [(1, 0), (2, 1)]
+        await migrate.downgrade(engine, "0015")
+        async with engine.connect() as conn:
+            kept = (await conn.execute(text("SELECT count(*) FROM account"))).scalar_one()
+        assert kept == 2
+        await upgrade(engine)
+        async with engine.connect() as conn:
+            rows = (await conn.execute(select_erasures)).all()
+        assert [tuple(r) for r in rows] == [(1, 0), (2, 0)]
+    finally:
+        await engine.dispose()

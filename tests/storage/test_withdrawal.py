@@ -223,7 +223,8 @@ async def test_erasure_waits_for_the_grace_period_and_keeps_past_totals(
         ("withdrawal", "member.erase", "1"),
     ]
     assert audit[1].detail == (
-        "grace period over: check-ins 1, revisions 2, excuses 1, letters 1, conversations 1"
+        "grace period over: check-ins 1, revisions 2, excuses 1, letters 1, conversations 1, "
+        "photos 0"
     )
     async with sessions() as session:
         alerts = (await session.exec(select(Outbox))).all()

@@ -4,6 +4,7 @@ SQLite database (copied from one seeded per module) underneath. No HTTP, no aiog
 from __future__ import annotations
 
 import asyncio
+import copy
 import shutil
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from domain.clock import FixedClock
-from domain.conversation import checkin
+from domain.conversation import checkin, common, photos
 from domain.conversation.drafts import (
     ANSWERING,
     SKIP,
@@ -44,13 +45,16 @@ from domain.delivery import TELEGRAM
 from domain.forms import Form, parse_form
 from domain.geo import Place
 from domain.i18n import speaking
+from domain.kinds.photo import MAX_PHOTO_BYTES
 from storage.db import create_engine, create_session_factory
 from storage.models import CheckIn, Identity, Member, Organisation, Outbox
+from storage.models import Photo as PhotoRow
 from storage.repo import Repo
 from tests.conftest import MORNING
 from tests.storage.seeding import migrated_session, seed_roster, telegram_account
 
 TIANANMEN = (39.9087, 116.3975)
+JPEG = b"\xff\xd8\xff\xe0 a photo"
 SHENZHEN = (22.5431, 114.0579)
 MANAGER = 900
 ROSTER = (("工程学院/一班", "1", "甲"), ("工程学院/一班", "2", "乙"))
@@ -100,6 +104,7 @@ class Chat:
     recorded: int = 0
     update_id: int = 1000
     channels: frozenset[str] = frozenset({TELEGRAM})  # the deployment's
+    files: dict[str, bytes] = field(default_factory=dict)  # the channel's photos, by reference
 
     @property
     def org(self) -> Organisation:
@@ -130,7 +135,7 @@ class Chat:
         if state is None:
             await checkin.on_start(turn, given, resolve=places)
         elif state == ANSWERING:
-            await checkin.on_answer(turn, given, resolve=places)
+            await checkin.on_answer(turn, given, resolve=places, fetch=self.fetch)
         else:
             assert state == SUMMARY
             await checkin.on_summary(
@@ -138,6 +143,12 @@ class Chat:
             )
         await self.session.commit()
         return self.out.take()
+
+    async def fetch(self, ref: str) -> bytes:
+        """The channel's download: a reference it no longer has is a LookupError."""
+        if ref not in self.files:
+            raise LookupError(ref)
+        return self.files[ref]
 
     async def press(self, said: Said, label: str) -> list[Said]:
         """Press the option whose label contains `label`."""
@@ -399,8 +410,56 @@ async def test_photos_must_be_fresh(chat: Chat) -> None:
     assert "转发" in refusal.text and "如有需要，请上传一张照片" in refusal.text
     [refusal] = await chat.send(Text("没有"))
     assert "请发送一张照片" in refusal.text
+    chat.files["AgACAgIAAx"] = JPEG
     [summary] = await chat.send(Photo("AgACAgIAAx"))
-    assert "已附照片" in summary.text and chat.draft.answers["photo"] == "AgACAgIAAx"
+    assert "已附照片" in summary.text
+    [kept] = (await chat.session.exec(select(PhotoRow))).all()
+    assert chat.draft.answers["photo"] == f"media:{kept.id}"
+    assert (kept.content, kept.content_type, kept.size) == (JPEG, "image/jpeg", len(JPEG))
+    assert (kept.question, kept.local_day, kept.channel) == ("photo", chat.draft.day, "test")
+
+
+async def at_the_photo(chat: Chat) -> None:
+    await chat.send(Command("checkin"))
+    await chat.send(Location(*TIANANMEN))
+    symptoms = last(await chat.send(Text("36.6")))
+    await chat.press(symptoms, "以上都没有")
+    await chat.press(last(await chat.press(symptoms, "完成")), "否")
+
+
+async def test_a_photo_the_channel_cannot_give_is_asked_for_again_and_nothing_kept(
+    chat: Chat,
+) -> None:
+    await at_the_photo(chat)
+    with speaking("en"):
+        [again] = await chat.send(Photo("expired-media-id"))
+    assert "the photo could not be received. Please send it again" in again.text
+    assert "send a photo" in again.text  # the question again
+    assert "photo" not in chat.draft.answers and chat.state.state == ANSWERING
+    assert (await chat.session.exec(select(PhotoRow))).all() == []
+    chat.files["fresh"] = JPEG
+    [summary] = await chat.send(Photo("fresh"))
+    assert "已附照片" in summary.text and chat.draft.answers["photo"].startswith("media:")
+
+
+async def test_a_photo_too_large_is_refused_with_the_limit(chat: Chat) -> None:
+    await at_the_photo(chat)
+    chat.files["huge"] = JPEG + b"x" * MAX_PHOTO_BYTES
+    with speaking("en"):
+        [again] = await chat.send(Photo("huge"))
+    assert "too large (at most 5 MB)" in again.text and "photo" not in chat.draft.answers
+    assert (await chat.session.exec(select(PhotoRow))).all() == []
+
+
+async def test_a_photo_sent_outside_a_photo_question_is_not_kept(chat: Chat) -> None:
+    """Only what the form asks is collected: a photo at the temperature question is refused
+    before anything is fetched."""
+    await chat.send(Command("checkin"))
+    await chat.send(Location(*TIANANMEN))
+    chat.files["p"] = JPEG
+    [again] = await chat.send(Photo("p"))
+    assert "体温" in again.text
+    assert (await chat.session.exec(select(PhotoRow))).all() == []
 
 
 # -- yes/no with a follow-up ------------------------------------------------------------------
@@ -627,6 +686,70 @@ def test_keys_pack_as_the_buttons_already_in_chats() -> None:
     assert SummaryKey(draft="ab12cd34", action="confirm").pack() == "sum:ab12cd34:confirm:"
     assert SummaryKey.unpack("sum:ab12cd34:pick:photo").q == "photo"
     assert StartCheckInKey().pack() == "go"
+
+
+async def test_a_photo_replaced_or_cancelled_is_not_kept(chat: Chat) -> None:
+    """ "Nothing was recorded" holds for photos too: a photo replaced while editing, skipped
+    after all, or of a draft cancelled is deleted at once."""
+    chat.files.update(first=JPEG, second=JPEG + b"2")
+    await at_the_photo(chat)
+    await chat.send(Photo("first"))
+    first = chat.draft.answers["photo"]
+    edit = SummaryKey(draft=chat.draft.id, action="pick", q="photo").pack()
+    await chat.send(Press(edit))
+    await chat.send(Photo("second"))
+    [kept] = (await chat.session.exec(select(PhotoRow))).all()
+    assert chat.draft.answers["photo"] == f"media:{kept.id}" != first
+    await chat.send(Press(edit))
+    await chat.send(Press(chat.draft.key("photo", SKIP)))
+    assert (await chat.session.exec(select(PhotoRow))).all() == []
+    await chat.send(Press(edit))
+    await chat.send(Photo("first"))
+    assert len((await chat.session.exec(select(PhotoRow))).all()) == 1
+    await chat.send(Press(SummaryKey(draft=chat.draft.id, action="cancel").pack()))
+    assert (await chat.session.exec(select(PhotoRow))).all() == []
+
+
+async def test_a_drafts_photo_goes_when_the_draft_expires_overnight(chat: Chat) -> None:
+    """Regression: a draft replaced by a new day's (begin) kept its photos until retention;
+    the photos of the day's check-in stay."""
+    chat.files.update(submitted=JPEG, again=JPEG + b"2")
+    await at_the_photo(chat)
+    await chat.press(last(await chat.send(Photo("submitted"))), "确认提交")
+    [submitted] = (await chat.session.exec(select(PhotoRow))).all()
+    assert (await chat.stored())[0].answers["photo"] == f"media:{submitted.id}"
+    await at_the_photo(chat)  # "answering again" will update it
+    await chat.send(Photo("again"))
+    assert len((await chat.session.exec(select(PhotoRow))).all()) == 2
+    chat.clock.advance(timedelta(days=1))
+    [expired] = await chat.send(Text("anything"))
+    assert "未完成的打卡已过期" in expired.text and chat.draft.answers == {}
+    assert [p.id for p in (await chat.session.exec(select(PhotoRow))).all()] == [submitted.id]
+
+
+async def test_cancel_drops_the_drafts_photo_and_a_typed_reference_is_not_followed(
+    chat: Chat,
+) -> None:
+    chat.files["p"] = JPEG
+    await at_the_photo(chat)
+    await chat.send(Photo("p"))
+    [kept] = (await chat.session.exec(select(PhotoRow))).all()
+    state = Draft(copy.deepcopy(chat.state.data))
+    state.answers["temperature"] = f"media:{kept.id}"  # a reference where no photo goes
+    state.answers["photo"] = None
+    turn = Turn(
+        Person("test", "101", "zh"),
+        chat.visitor,
+        Repo(chat.session),
+        chat.clock,
+        chat.state,
+        chat.out,
+    )
+    await photos.discard_draft_photos(turn, state.data)
+    assert len((await chat.session.exec(select(PhotoRow))).all()) == 1
+    await common.on_cancel(turn)
+    await chat.session.commit()
+    assert (await chat.session.exec(select(PhotoRow))).all() == []
 
 
 # -- boxes ticked on the channel's side (a WeCom vote card, numbers typed together) -----------

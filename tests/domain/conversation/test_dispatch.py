@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import date
 
 from domain.conversation import common
+from domain.conversation.admin import ROSTER_WAITING
 from domain.conversation.dispatch import ANYWHERE, COMMANDS, PRESSES, command_handler
 from domain.conversation.drafts import ANSWERING, SUMMARY
 from domain.conversation.enrolment import CONSENT, MEMBER_ID, NAME
@@ -203,6 +204,7 @@ async def test_a_command_on_a_photo_is_a_command_only_where_one_is_taken(world: 
     the photo."""
     await school(world)
     on_photo = Photo("photo-1")
+    world.files["photo-1"] = b"\xff\xd8\xff a photo"
     today = one(await world.say(ZHANG, Command("today", attached=on_photo)))
     assert today.text.startswith("You have not checked in today")
     assert one(await world.say(ZHANG, Command("nope", attached=on_photo))).text.startswith(
@@ -271,6 +273,18 @@ async def test_a_roster_is_uploaded_through_the_channels_fetch(world: World) -> 
     assert world.state(MANAGER).state is None
     assert "2024050" in {m.external_id for m in await world.rows(Member)}
     assert [e.action for e in await world.rows(AuditEntry)] == ["roster.upload"]
+
+
+async def test_a_roster_the_channel_cannot_give_is_asked_for_again(world: World) -> None:
+    await school(world)
+    await world.say(MANAGER, Command("roster"))
+    # No such file on the channel's side (a WeCom MediaId past its 3 days): fetch raises.
+    said = one(await world.say(MANAGER, Document("expired", "roster.csv", 60)))
+    assert said.text == "Sorry, the file could not be received. Please send it again."
+    assert world.state(MANAGER).state == ROSTER_WAITING
+    world.files["file-2"] = b"unit,member_id,name\nCollege/Class 2,2024051,Qian Qi\n"
+    done = one(await world.say(MANAGER, Document("file-2", "roster.csv", 60)))
+    assert done.text == "Roster: 1 added, 0 updated, 0 rejected."
 
 
 async def test_a_roster_awaited_from_someone_no_longer_a_manager_ends(world: World) -> None:

@@ -35,6 +35,10 @@ ANSWERS: dict[str, Any] = {
 }
 
 
+async def no_files(ref: str) -> bytes:
+    raise LookupError(ref)
+
+
 def nowhere(lat: float, lon: float) -> None:
     return None
 
@@ -222,7 +226,7 @@ async def test_an_answer_to_a_draft_opened_before_the_withdrawal_is_refused(
     world.state(ZHANG).state, world.state(ZHANG).data = ANSWERING, draft_state
 
     async def answer(turn: Turn) -> None:
-        await checkin.on_answer(turn, Location(39.9, 116.4), resolve=nowhere)
+        await checkin.on_answer(turn, Location(39.9, 116.4), resolve=nowhere, fetch=no_files)
 
     refused = one(await world.turn(ZHANG, answer))
     assert "You withdrew your consent" in refused.text
@@ -361,6 +365,15 @@ async def test_mydata_holds_every_kind_of_record(world: World) -> None:
             member_id=zhang.id,
         )
         await OutboxRepo(repo.session).enqueue([letter], now=now)
+        await repo.photos.add(
+            member=zhang,
+            local_day=day,
+            question="photo",
+            content=b"\xff\xd8\xff a photo",
+            content_type="image/jpeg",
+            channel="wecom",
+            now=now,
+        )
         college = await repo.units.require(org_id=org_id, name_path="College")
         arts = await repo.units.require(org_id=org_id, name_path="Arts")
         for action, subject in (
@@ -399,6 +412,16 @@ async def test_mydata_holds_every_kind_of_record(world: World) -> None:
     assert checkin_row["answers"]["exposure"]["detail"] == "Wuhan, 20 Nov"
     [excuse] = data["excuses"]
     assert (excuse["reason"], excuse["first_day"]) == ("sick leave", "2026-11-28")
+    [photo] = data["photos"]  # what it is, not its bytes
+    assert photo == {
+        "member_id": "2024001",
+        "day": day.isoformat(),
+        "question": "photo",
+        "content_type": "image/jpeg",
+        "bytes": 11,
+        "channel": "wecom",
+        "received_at": world.clock.now().isoformat(),
+    }
     [letter] = data["messages"]
     assert letter["text"] == "⏰ Zhang San, please check in"
     seen = [(e["action"], e["subject"]) for e in data["access_log"]]

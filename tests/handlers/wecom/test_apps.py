@@ -26,6 +26,7 @@ from domain.i18n import create_translator
 from handlers.wecom.apps import AppsCourier
 from handlers.wecom.inbox import dump_event, journal_key
 from handlers.wecom.messages import CHANNEL, TextMessage
+from scheduler.couriers import recipients_of
 from scheduler.rounds import Rounds
 from scheduler.sender import Sender
 from storage.db import SessionFactory
@@ -311,6 +312,9 @@ async def test_an_organisation_given_another_app_is_reached_through_it_within_a_
 ) -> None:
     built = world.server.courier()
     assert isinstance(built, AppsCourier)
+    # The sender keeps a member's letters within every app's count, replies included.
+    assert recipients_of(built) is built.recipients
+    assert built.recipients.parts == tuple(c.api.recipients for c in built.couriers.values())
     sessions, orgs = world.apps[AGENT].sessions, world.apps[AGENT].org_ids
     now = [0.0]
 

@@ -9,7 +9,7 @@ from datetime import timedelta
 from sqlmodel import select
 
 from domain.clock import FixedClock
-from domain.delivery import RecipientWindows, Refused, Sent, Unreachable
+from domain.delivery import Refused, Sent, Unreachable
 from domain.i18n import create_translator
 from domain.keys import CHECKIN_NOW
 from handlers.wecom.api import WeComAPI
@@ -114,24 +114,53 @@ async def test_replies_count_in_a_members_window_and_a_letter_waits_for_the_room
     assert wecom.dropped() == [wecom.dropped("zhangsan")[0]]  # the letter was not dropped
 
 
-def test_the_count_per_member_keeps_both_windows() -> None:
-    """30 a minute and 1,000 an hour (Doc 90454), per member whatever the case of the userid,
-    in the clock's seconds: the room is the time until the message that fills a window leaves
-    it."""
-    now = [0.0]
-    windows = RecipientWindows(((60.0, 30), (3600.0, 1000)), lambda: now[0])
-    for _ in range(30):
-        assert windows.count("ZhangSan")
-    assert (windows.room("zhangsan"), windows.room("lisi")) == (60.0, 0.0)
-    assert not windows.count("zhangsan")  # past the minute: counted all the same (it went)
-    now[0] = 30.0
-    assert windows.room("zhangsan") == 30.0
+LONG = Letter(
+    "ZhangSan",
+    "⚠️ 以下成员今天体温异常：" + "、".join(f"成员{i:02d}（38.{i % 10}℃）" for i in range(20)),
+    [[{"label": "✅ 立即打卡", "key": CHECKIN_NOW}]],
+)
 
-    hourly = RecipientWindows(((60.0, 30), (3600.0, 1000)), lambda: now[0])
-    for i in range(1000):
-        now[0] = i * 3.6  # 17 a minute: the minute's window never fills
-        assert hourly.count("lisi")
-    now[0] = 3597.0
-    assert hourly.room("lisi") == 3.0  # until the first of the thousand is an hour old
-    now[0] = 3600.0
-    assert hourly.room("lisi") == 0.0
+
+async def test_a_long_text_and_its_card_wait_until_both_fit_in_the_members_minute(
+    wecom: LocalWeCom, api: WeComAPI, clock: FixedClock, sessions: SessionFactory
+) -> None:
+    """Regression ("the second message of a letter dropped"): 29 of Zhangsan's 30 messages of
+    the minute are taken; a letter of a long text and its card is two messages, so it waits
+    until the first reply leaves the minute rather than go with room for one (WeCom would
+    drop the card without a word)."""
+    courier = WeComCourier(api)
+    assert (await courier.messages(LONG), await courier.messages(REMINDER)) == (2, 1)
+    assert await courier.messages(Letter("a|b", "你好")) == 1
+    replies = ReplySender(api)
+    await replies.send("zhangsan", [text("回复 0")])
+    clock.advance(timedelta(seconds=10))
+    for i in range(1, 29):
+        await replies.send("zhangsan", [text(f"回复 {i}")])
+    async with sessions() as session:
+        org = await create_org(Repo(session), slug="no1", name="第一中学", now=clock.now())
+        letter = Posted(
+            org_id=org.id or 0,
+            channel=CHANNEL,
+            address=LONG.address,
+            kind="alert",
+            day=clock.now().date(),
+            slot="a1",
+            text=LONG.text,
+            options=LONG.options,
+        )
+        await OutboxRepo(session).enqueue([letter], now=clock.now())
+        await session.commit()
+    sender = Sender({CHANNEL: courier}, sessions, clock)
+
+    stats = await sender.drain()
+    assert (stats.sent, stats.deferred) == (0, 1)
+    async with sessions() as session:
+        [row] = (await session.exec(select(Outbox))).all()
+    assert row.not_before == clock.now() + timedelta(seconds=50)  # the first reply's minute
+    clock.advance(timedelta(seconds=49))
+    assert (await sender.drain()).sent == 0
+    clock.advance(timedelta(seconds=1))
+    assert (await sender.drain()).sent == 1
+    sent = wecom.inbox("zhangsan")[-2:]
+    assert [m.msgtype for m in sent] == ["text", "template_card"]
+    assert wecom.dropped() == []

@@ -19,6 +19,7 @@ from handlers.wecom.messages import TextMessage
 from handlers.wecom.replies import Record, ReplySender
 from handlers.wecom.turns import Converse
 from storage.models import InboundEvent
+from storage.repos.accounts import ErasedMeanwhile
 from storage.repos.inbox import InboxRepo
 from tests.handlers.wecom.conftest import AGENT
 from tests.handlers.wecom.world import WeComDaka, texts
@@ -285,3 +286,45 @@ async def test_a_turn_failing_among_others_costs_only_its_own_event(
     assert "3 turns together failed" in caplog.text  # then each on its own
     rows = await journal(app)
     assert len(rows) == 3 and all(r.handled_at is not None for r in rows)
+
+
+async def test_a_turn_an_erasure_keeps_rolling_back_is_tried_three_times_then_apologised(
+    app: WeComDaka,
+) -> None:
+    """Regression: `except ErasedMeanwhile: continue` ran the turn again for ever."""
+    await app.org()
+    tries = 0
+
+    async def always_erased(turn: Turn, given: Input) -> None:
+        nonlocal tries
+        tries += 1
+        raise ErasedMeanwhile([1])
+
+    await app.start(converse=always_erased)
+    zhangsan = app.member("zhangsan")
+    assert app.driver is not None
+    assert (await app.driver.send_text("zhangsan", "/help")).acknowledged
+    await app.settled()
+    assert tries == 3
+    assert texts(zhangsan.screen()) == "抱歉，系统出了点问题，请稍后再试。"
+    [row] = await journal(app)
+    assert row.handled_at is not None
+
+
+async def test_a_turn_an_erasure_rolled_back_once_runs_again(app: WeComDaka) -> None:
+    await app.org()
+    tries = 0
+
+    async def erased_once(turn: Turn, given: Input) -> None:
+        nonlocal tries
+        tries += 1
+        if tries == 1:
+            raise ErasedMeanwhile([1])
+        await turn.out.say("again")
+
+    await app.start(converse=erased_once)
+    zhangsan = app.member("zhangsan")
+    assert app.driver is not None
+    await app.driver.send_text("zhangsan", "/help")
+    await app.settled()
+    assert tries == 2 and texts(zhangsan.screen()) == "again"

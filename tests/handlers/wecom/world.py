@@ -240,6 +240,10 @@ class WeComMember:
         """The menu's 打卡 button: WeCom's location picker, then the pick."""
         return await self._act(self.driver.pick_location(self.userid, latitude, longitude, label))
 
+    async def sends_image(self, media_id: str) -> list[Said]:
+        """An image message: the MediaId WeCom keeps the picture under (`put_media`)."""
+        return await self._act(self.driver.send_image(self.userid, media_id))
+
     async def reports_location(self, latitude: float, longitude: float) -> list[Said]:
         return await self._act(self.driver.report_location(self.userid, latitude, longitude))
 
