@@ -45,7 +45,7 @@ async def serve(port: int) -> None:
     )
     runner = web.AppRunner(application(crypto, os.environ.get("WECOM_PATH", "/wecom")))
     await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    await web.TCPSite(runner, "127.0.0.1", port, backlog=1024).start()  # as daka wecom's
     stopped = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -53,6 +53,10 @@ log = logging.getLogger(__name__)
 
 Resolve = Callable[[float, float], Place | None]
 JOURNAL_KEEP = timedelta(days=2)
+# Connections waiting to be accepted: a corp's members all tapping 打卡 at the bell open
+# hundreds at once, and past aiohttp's default of 128 the kernel drops the rest (their
+# callbacks wait a second for the client to try again).
+BACKLOG = 1024
 PRUNE_EVERY = 3600.0
 
 
@@ -77,7 +81,9 @@ def conversation(
         await converse(turn, given, services)
 
     def state_of(session: AsyncSession, person: Person) -> State:
-        return StoredState(session, channel=person.channel, external_id=person.external_id)
+        return StoredState(
+            session, channel=person.channel, external_id=person.external_id, deferred=True
+        )
 
     return answer, state_of
 
@@ -308,7 +314,7 @@ class WeComServer:
         Probe(self.engine).add_routes(app)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
-        await web.TCPSite(self._runner, host, port).start()
+        await web.TCPSite(self._runner, host, port, backlog=BACKLOG).start()
         bound = _bound_port(self._runner, port)
         for channel, slug in zip(self.channels, self.slugs, strict=True):
             agent, paths = channel.settings.agent_id, " ".join(channel.settings.paths)

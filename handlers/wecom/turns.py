@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -49,6 +49,7 @@ from handlers.wecom.messages import (
 )
 from handlers.wecom.out import Click, Shown, WeComOut
 from handlers.wecom.replies import Record, text
+from storage.conversation_state import StoredState, read_steps
 from storage.repo import Repo, Served
 from storage.repos.accounts import erasures_seen
 
@@ -100,6 +101,17 @@ def read_text(given: Text, shown: Shown | None) -> Input | None:
 LANGUAGES_KEPT = 100_000
 
 
+@dataclass(slots=True)
+class _Prepared:
+    """What `WeComTurns.prepare` read for the turns in one transaction (`repo`'s): each
+    visitor and conversation state is taken by their turn, once."""
+
+    repo: Repo
+    served: Served | None
+    visitors: dict[str, Visitor]
+    states: dict[str, State]
+
+
 @dataclass
 class WeComTurns:
     """The turns of one app's events (`handlers.wecom.inbox.Turns`)."""
@@ -114,18 +126,41 @@ class WeComTurns:
     # Each member's language, as their last turn found it (for an apology when a turn fails;
     # turns of several members run at once). Bounded: forgotten past LANGUAGES_KEPT members.
     _languages: dict[str, str] = field(default_factory=dict, init=False)
+    _prepared: _Prepared | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.words = typed_commands(self.i18n)
 
-    async def answer(self, repo: Repo, event: Event) -> list[Record]:
+    async def prepare(self, repo: Repo, events: Sequence[Event]) -> None:
+        """Before the turns of `events` in `repo`'s transaction: who the app serves and who
+        the senders are, read once for all of them (as a batch of Telegram's updates is)."""
         served = await repo.channels.serving(channel=CHANNEL, app_id=str(self.agent_id))
+        people = {person.external_id: person for person in map(person_of, events)}
+        visitors = await load_visitors(repo, channel=CHANNEL, external_ids=list(people))
+        states = {eid: self.state_of(repo.session, person) for eid, person in people.items()}
+        stored = [state for state in states.values() if isinstance(state, StoredState)]
+        await read_steps(repo.session, stored)
+        self._prepared = _Prepared(repo, served, visitors, states)
+
+    async def answer(self, repo: Repo, event: Event) -> list[Record]:
         person = person_of(event)
-        visitors = await load_visitors(repo, channel=CHANNEL, external_ids=[person.external_id])
-        visitor = visitors[person.external_id]
+        prepared = self._prepared
+        visitor, state = None, None
+        if prepared is not None and prepared.repo is repo:
+            served = prepared.served
+            visitor = prepared.visitors.pop(person.external_id, None)
+            state = prepared.states.pop(person.external_id, None)
+        else:
+            served = await repo.channels.serving(channel=CHANNEL, app_id=str(self.agent_id))
+        if visitor is None:
+            visitors = await load_visitors(
+                repo, channel=CHANNEL, external_ids=[person.external_id]
+            )
+            visitor = visitors[person.external_id]
         seen = erasures_seen([visitor.account])
         prefer_served(visitor, served)
-        state = self.state_of(repo.session, person)
+        if state is None:
+            state = self.state_of(repo.session, person)
         shown = Shown.of(await state.get_data())
         click = None
         if isinstance(event, CardPressed):
@@ -138,6 +173,8 @@ class WeComTurns:
             await self._converse(turn, out, event, served, shown)
             out.finish()
             await out.remember(state)
+        if isinstance(state, StoredState):
+            await state.flush()  # its last step, once
         await repo.accounts.check_unerased(seen=seen)  # raises: the inbox runs the turn again
         return out.records
 

@@ -4,11 +4,12 @@ of everything handling it did; its replies kept until sent."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import delete, update
+from sqlalchemy import bindparam, delete, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -43,6 +44,59 @@ class InboxRepo:
         )
         row = (await self.session.exec(stmt)).first()
         return None if row is None else int(row[0])
+
+    async def journal_many(
+        self, *, channel: str, events: Sequence[tuple[str, str, str]], now: datetime
+    ) -> dict[str, int]:
+        """Keep several events (key, sender, payload) in one statement: the row id of each
+        key kept now; a key kept before (or twice among `events`) is left out."""
+        if not events:
+            return {}
+        insert = dialect_insert(self.session)
+        stmt = (
+            insert(InboundEvent)
+            .on_conflict_do_nothing(index_elements=["channel", "key"])
+            .returning(col(InboundEvent.id), col(InboundEvent.key))
+        )
+        rows = [
+            {
+                "channel": channel,
+                "key": key,
+                "sender": sender,
+                "payload": payload,
+                "received_at": now,
+            }
+            for key, sender, payload in events
+        ]
+        connection = await self.session.connection()
+        kept = (await connection.execute(stmt, rows)).all()
+        return {str(key): int(row_id) for row_id, key in kept}
+
+    async def claim(self, *, event_ids: Sequence[int], now: datetime) -> int:
+        """Mark events handled, with no replies yet (`keep_replies` adds them in the same
+        transaction); how many were not handled before: fewer than asked means another
+        worker took some, and the caller rolls back."""
+        if not event_ids:
+            return 0
+        stmt = (
+            update(InboundEvent)
+            .where(
+                col(InboundEvent.id).in_(list(event_ids)),
+                col(InboundEvent.handled_at).is_(None),
+            )
+            .values(handled_at=now, payload=None, replies=None, replied_at=now)
+        )
+        result = await self.session.exec(stmt)
+        return int(result.rowcount or 0)
+
+    async def keep_replies(self, *, replies: Mapping[int, str]) -> None:
+        """The replies of events claimed in this transaction, to send after the commit."""
+        if not replies:
+            return
+        connection = await self.session.connection()
+        await connection.execute(
+            _KEEP_REPLIES, [{"row": i, "body": b} for i, b in replies.items()]
+        )
 
     async def unhandled(self, *, channel: str) -> list[Pending]:
         """Events kept and not handled (a crash came between), oldest first."""
@@ -103,3 +157,10 @@ class InboxRepo:
         )
         result = await self.session.exec(stmt)
         return int(result.rowcount or 0)
+
+
+_KEEP_REPLIES: Any = (
+    update(InboundEvent)
+    .where(col(InboundEvent.id) == bindparam("row"))
+    .values(replies=bindparam("body"), replied_at=None)
+)

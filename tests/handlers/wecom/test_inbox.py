@@ -5,16 +5,23 @@ handling, a crash after the handling while the replies were on their way."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
+from typing import Any
 
 import pytest
+from sqlalchemy.exc import OperationalError
 from sqlmodel import select
 
 from domain.conversation.io import Command, Input
 from domain.conversation.turn import Turn
+from handlers.wecom.messages import TextMessage
 from handlers.wecom.replies import Record, ReplySender
+from handlers.wecom.turns import Converse
 from storage.models import InboundEvent
 from storage.repos.accounts import ErasedMeanwhile
+from storage.repos.inbox import InboxRepo
+from tests.handlers.wecom.conftest import AGENT
 from tests.handlers.wecom.world import WeComDaka, texts
 
 
@@ -154,6 +161,131 @@ async def test_one_members_events_are_handled_one_at_a_time_in_the_order_taken(
     assert log[3:] == ["zhangsan help ends", "zhangsan today begins", "zhangsan today ends"]
     rows = sorted(await journal(app), key=lambda row: row.id or 0)
     assert all(row.handled_at is not None for row in rows)
+
+
+def _command(user: str, text: str, msg_id: int) -> TextMessage:
+    return TextMessage(
+        user=user, agent_id=AGENT, created=1_700_000_000, content=text, msg_id=str(msg_id)
+    )
+
+
+def _recording(heard: list[tuple[str, str]], *, fails_for: str = "") -> Converse:
+    async def converse(turn: Turn, given: Input) -> None:
+        assert isinstance(given, Command)
+        heard.append((turn.person.external_id, given.args))
+        if turn.person.external_id == fails_for:
+            raise RuntimeError("a bug in one turn")
+        await turn.out.say(f"heard {given.args}")
+
+    return converse
+
+
+async def test_callbacks_arriving_together_are_journaled_in_one_transaction_and_handled_in_order(
+    app: WeComDaka,
+) -> None:
+    await app.org()
+    heard: list[tuple[str, str]] = []
+    await app.start(converse=_recording(heard))
+    assert app.channel is not None
+    inbox = app.channel.inbox
+    members = {user: app.member(user) for user in ("zhangsan", "lisi")}
+    events = [
+        _command("zhangsan", "/help 1", 1),
+        _command("lisi", "/help 1", 2),
+        _command("zhangsan", "/help 2", 3),
+        _command("zhangsan", "/help 3", 4),
+        _command("lisi", "/help 2", 5),
+    ]
+    writes = inbox.journal_writes
+
+    await asyncio.gather(*(inbox.take(event) for event in events))  # all acknowledged
+    assert inbox.journal_writes == writes + 1  # one commit for all five
+    assert len(await journal(app)) == 5
+    await app.settled()
+
+    assert [args for user, args in heard if user == "zhangsan"] == ["1", "2", "3"]
+    assert [args for user, args in heard if user == "lisi"] == ["1", "2"]
+    assert len(heard) == 5  # each handled once
+    assert inbox.batches >= 1  # the two members' first turns shared a transaction
+    assert texts(members["zhangsan"].screen()) == "heard 1\n---\nheard 2\n---\nheard 3"
+    assert texts(members["lisi"].screen()) == "heard 1\n---\nheard 2"
+    rows = await journal(app)
+    assert all(r.handled_at is not None and r.payload is None for r in rows)
+    assert all(r.replied_at is not None and r.replies is None for r in rows)
+
+    await asyncio.gather(*(inbox.take(event) for event in events[:2]))  # WeCom's retries
+    await app.settled()
+    assert inbox.duplicates == 2 and len(heard) == 5
+
+
+async def test_many_members_at_once_over_http_are_each_acknowledged_and_answered_once(
+    app: WeComDaka,
+) -> None:
+    await app.org()
+    heard: list[tuple[str, str]] = []
+    await app.start(converse=_recording(heard))
+    assert app.driver is not None
+    users = [f"member{n:02d}" for n in range(12)]
+    members = [app.member(user) for user in users]
+
+    pushed = await asyncio.gather(*(app.driver.send_text(u, "/help x") for u in users))
+    assert all(p.statuses == [200] for p in pushed)
+    await app.settled()
+
+    assert sorted(user for user, _ in heard) == users
+    assert all(texts(m.screen()) == "heard x" for m in members)
+    assert len(await journal(app)) == len(users)
+
+
+async def test_a_journal_that_cannot_be_written_answers_500_and_wecoms_retry_is_taken(
+    app: WeComDaka, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    await app.org()
+    heard: list[tuple[str, str]] = []
+    await app.start(converse=_recording(heard))
+    assert app.driver is not None
+    zhangsan = app.member("zhangsan")
+    kept = InboxRepo.journal_many
+    failures = [OperationalError("INSERT", {}, Exception("disk I/O error"))]
+
+    async def journal_many(self: InboxRepo, **kwargs: Any) -> dict[str, int]:
+        if failures:
+            raise failures.pop()
+        return await kept(self, **kwargs)
+
+    monkeypatch.setattr(InboxRepo, "journal_many", journal_many)
+    pushed = await app.driver.send_text("zhangsan", "/help once")
+    assert pushed.statuses == [500, 200]  # not acknowledged until it was kept
+    await app.settled()
+
+    assert heard == [("zhangsan", "once")]
+    assert texts(zhangsan.screen()) == "heard once"
+    [row] = await journal(app)
+    assert row.handled_at is not None
+    assert "disk I/O error" in caplog.text
+
+
+async def test_a_turn_failing_among_others_costs_only_its_own_event(
+    app: WeComDaka, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="handlers.wecom.inbox")
+    await app.org()
+    heard: list[tuple[str, str]] = []
+    await app.start(converse=_recording(heard, fails_for="lisi"))
+    assert app.channel is not None
+    inbox = app.channel.inbox
+    members = {user: app.member(user) for user in ("zhangsan", "lisi", "wangwu")}
+    events = [_command(user, "/help x", n) for n, user in enumerate(members)]
+
+    await asyncio.gather(*(inbox.take(event) for event in events))
+    await app.settled()
+
+    assert texts(members["zhangsan"].screen()) == "heard x"  # answered once, not twice
+    assert texts(members["wangwu"].screen()) == "heard x"
+    assert texts(members["lisi"].screen()) == "抱歉，系统出了点问题，请稍后再试。"  # once
+    assert "3 turns together failed" in caplog.text  # then each on its own
+    rows = await journal(app)
+    assert len(rows) == 3 and all(r.handled_at is not None for r in rows)
 
 
 async def test_a_turn_an_erasure_keeps_rolling_back_is_tried_three_times_then_apologised(

@@ -125,10 +125,10 @@ class WeComDaka:
     async def crash(self) -> None:
         """The process dies: what it is handling is cut short (its transaction rolls back)."""
         assert self.channel is not None and self.runner is not None
-        lanes = list(self.channel.inbox._lanes.values())
-        for lane in lanes:
-            lane.cancel()
-        await asyncio.gather(*lanes, return_exceptions=True)
+        tasks = self.channel.inbox._tasks()  # the lanes and the writers under way
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         await self.runner.cleanup()
         self.channel = self.runner = None
 
