@@ -1,4 +1,4 @@
-"""WeCom check-ins per second through `daka wecom`, against a bare callback server, over HTTP.
+"""WeCom check-ins per second through `daka wecom`, against bare callback servers, over HTTP.
 
     .venv/bin/python -m bench.wecom --members 400
 
@@ -16,12 +16,19 @@ once, each waiting for the app's answer before the next step:
    and no unhandled journal row.
 2. a bare aiohttp server (`python -m bench.wecom_echo`, a child process) that only verifies,
    decrypts and acknowledges: every member posts the same 6 callbacks, each after the previous
-   200.
+   200 (the baseline the goal is set against).
+3. a replying echo (`python -m bench.wecom_echo --reply`): the bare server that, after the
+   200, answers each callback with one text message to its sender through the product's API
+   client (`handlers.wecom.api.WeComAPI`: gettoken cached, message/send) at the same local
+   WeCom, as the Telegram bench's echo bot answers each update with one sendMessage: every
+   member posts the same 6 callbacks, each after the previous one's answer reached them.
 
-It prints callbacks/s and conversations/s of both and their ratio (the goal is >= 0.5), and the
-callback acknowledgement latency (POST to 200) at N members at once: p50, p99, max (the goal is
-p99 <= 200 ms; WeCom gives up after 5 s). It exits 1 when a check-in was lost, 2 when it could
-not run at all. Avoid 00:00 in Asia/Shanghai (conversations expire at midnight by design)."""
+It prints callbacks/s and conversations/s of each, the ratios of daka wecom to the bare server
+(the goal is >= 0.5) and to the replying echo, and the callback acknowledgement latency (POST
+to 200) at N members at once: p50, p99, max (the goal is p99 <= 200 ms; WeCom gives up after
+5 s). `--only` runs one phase (checkin, echo, replying; all by default, "both" meaning all).
+It exits 1 when a check-in was lost, 2 when it could not run at all. Avoid 00:00 in
+Asia/Shanghai (conversations expire at midnight by design)."""
 
 from __future__ import annotations
 
@@ -66,6 +73,7 @@ from bench.wecom_world import (
     echo_conversation,
     p99_ms,
     percentiles,
+    replying_echo_conversation,
 )
 from domain.clock import SystemClock
 from handlers.wecom.messages import CHANNEL
@@ -83,6 +91,9 @@ TOKEN = "dakaBenchToken2026"
 AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
 PATH = "/wecom"
 CLASS_SIZE = 50
+DAKA = "daka wecom"
+BARE = "bare callback"
+REPLYING = "replying echo"
 
 
 @dataclass(frozen=True)
@@ -328,7 +339,7 @@ async def checkin_phase(
         try:
             await wait_until_serving(http, port, bot)
             driver = driver_for(port, wecom, http, linked=True)
-            phase = Phase("daka wecom", bot, driver, checkin_conversation(wecom, driver), wecom)
+            phase = Phase(DAKA, bot, driver, checkin_conversation(wecom, driver), wecom)
             await warm_up(phase, opts)
             result = await drive(phase, users, opts)
         finally:
@@ -356,7 +367,7 @@ async def echo_phase(
         try:
             await wait_until_serving(http, port, bot)
             driver = driver_for(port, wecom, http, linked=False)
-            phase = Phase("bare callback", bot, driver, echo_conversation(driver))
+            phase = Phase(BARE, bot, driver, echo_conversation(driver))
             await warm_up(phase, opts)
             result = await drive(phase, [measured(n) for n in range(opts.members)], opts)
         finally:
@@ -364,6 +375,35 @@ async def echo_phase(
     result.problems = dict(bot.log_problems())
     if code != 0:
         result.failures.append(f"the bare callback server exited with code {code}")
+    return result, phase
+
+
+async def replying_echo_phase(
+    opts: Options, workdir: Path, http: aiohttp.ClientSession
+) -> tuple[PhaseResult, Phase]:
+    users = [measured(n) for n in range(opts.members)]
+    async with WatchedWeCom() as wecom:
+        wecom.add_app(AGENT, SECRET)
+        wecom.add_members(*users, *(warming(n) for n in range(opts.warmup)))
+        port = free_port()
+        argv = [sys.executable, "-m", "bench.wecom_echo", str(port), "--reply"]
+        bot = await start_bot("wecom-reply", argv, env=wecom_env(wecom, {}), workdir=workdir)
+        try:
+            await wait_until_serving(http, port, bot)
+            driver = driver_for(port, wecom, http, linked=False)  # its cards are made up
+            talk = replying_echo_conversation(wecom, driver)
+            phase = Phase(REPLYING, bot, driver, talk, wecom)
+            await warm_up(phase, opts)
+            result = await drive(phase, users, opts)
+        finally:
+            code = await bot.stop()
+        if wecom.problems:
+            result.failures.extend(wecom.problems)
+    result.problems = dict(bot.log_problems())
+    if code != 0:
+        result.failures.append(f"the replying echo exited with code {code}")
+    if result.problems:
+        result.failures.append(f"the replying echo logged problems:\n{bot.log_tail()}")
     return result, phase
 
 
@@ -385,15 +425,18 @@ def report(results: Sequence[tuple[PhaseResult, Phase]], opts: Options) -> None:
         "(check-ins/s for daka wecom); bot CPU: user+system time of the server process"
     )
     by_name = {r.name: r for r, _ in results}
-    ratio: float | None = None
-    if "daka wecom" in by_name and "bare callback" in by_name:
-        base = by_name["bare callback"].updates_per_s
-        if base > 0:
-            ratio = by_name["daka wecom"].updates_per_s / base
-            verdict = "meets" if ratio >= GOAL else "below"
-            print(
-                f"ratio daka wecom/bare (callbacks/s): {ratio:.2f} ({verdict} the goal of {GOAL})"
-            )
+
+    def ratio_to(base: str) -> float | None:
+        if DAKA not in by_name or base not in by_name or by_name[base].updates_per_s <= 0:
+            return None
+        return by_name[DAKA].updates_per_s / by_name[base].updates_per_s
+
+    ratio, ratio_replying = ratio_to(BARE), ratio_to(REPLYING)
+    if ratio is not None:
+        verdict = "meets" if ratio >= GOAL else "below"
+        print(f"ratio daka wecom/bare (callbacks/s): {ratio:.2f} ({verdict} the goal of {GOAL})")
+    if ratio_replying is not None:
+        print(f"ratio daka wecom/replying echo (callbacks/s): {ratio_replying:.2f}")
     for r, phase in results:
         p99 = p99_ms(phase.latencies)
         verdict = (
@@ -424,6 +467,7 @@ def report(results: Sequence[tuple[PhaseResult, Phase]], opts: Options) -> None:
             "load": [round(x, 2) for x in load],
             "goal": GOAL,
             "ratio": None if ratio is None else round(ratio, 3),
+            "ratio_replying": None if ratio_replying is None else round(ratio_replying, 3),
             **{
                 r.name: {**r.as_json(), "ack_p99_ms": p99_ms(phase.latencies)}
                 for r, phase in results
@@ -437,19 +481,21 @@ async def run(opts: Options) -> int:
     connector = aiohttp.TCPConnector(limit=0)  # 400 members at once: no client-side queue
     async with aiohttp.ClientSession(connector=connector) as http:
         with temporary_workdir("daka-bench-wecom-", keep=opts.keep) as workdir:
-            if opts.only in ("both", "checkin"):
+            if opts.only in ("all", "checkin"):
                 results.append(await checkin_phase(opts, workdir, http))
-            if opts.only in ("both", "echo"):
+            if opts.only in ("all", "echo"):
                 results.append(await echo_phase(opts, workdir, http))
+            if opts.only in ("all", "replying"):
+                results.append(await replying_echo_phase(opts, workdir, http))
     report(results, opts)
-    checkin = next((r for r, _ in results if r.name == "daka wecom"), None)
+    checkin = next((r for r, _ in results if r.name == DAKA), None)
     return 1 if checkin is not None and (checkin.lost or checkin.failures) else 0
 
 
 def parse_args(argv: Sequence[str] | None) -> Options:
     parser = argparse.ArgumentParser(
         prog="python -m bench.wecom",
-        description="WeCom check-ins/s through daka wecom against a bare callback server.",
+        description="WeCom check-ins/s through daka wecom against bare callback servers.",
     )
     parser.add_argument("--members", type=int, default=400, help="members at once (400)")
     parser.add_argument("--warmup", type=int, default=1, help="warm-up conversations (1)")
@@ -459,10 +505,17 @@ def parse_args(argv: Sequence[str] | None) -> Options:
     parser.add_argument(
         "--timeout", type=float, default=900.0, help="seconds a phase may take at most (900)"
     )
-    parser.add_argument("--only", choices=("both", "checkin", "echo"), default="both")
+    parser.add_argument(
+        "--only",
+        choices=("all", "both", "checkin", "echo", "replying"),
+        default="all",
+        help='one phase: daka wecom, the bare server or the replying echo (all; "both": all)',
+    )
     parser.add_argument("--json", action="store_true", help="also print one JSON line")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (DB, logs)")
     args = parser.parse_args(argv)
+    if args.only == "both":  # what it was called with two phases
+        args.only = "all"
     if args.members < 1 or args.warmup < 0:
         parser.error("--members must be at least 1, --warmup at least 0")
     return parsed_options(Options, args)

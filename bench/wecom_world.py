@@ -1,6 +1,7 @@
 """The bench's WeCom side: the local WeCom telling each member's waiter when something reached
 them, a callback driver that times each POST to its answer, the conversations members have
-(a check-in; the same callbacks to a bare server) and the latency percentiles."""
+(a check-in; the same callbacks to a bare server, waiting for its answers or not) and the
+latency percentiles."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from bench.common import ConversationError, now
-from bot.localwecom import Attempt, CallbackDriver, Delivered, LocalWeCom
+from bot.localwecom import Attempt, CallbackDriver, Delivered, LocalWeCom, Push
 from bot.localwecom.records import JSON, Grant
 
 T = TypeVar("T")
@@ -119,6 +120,15 @@ class WatchedWeCom(LocalWeCom):
 
         return find
 
+    def messages(self, user: str, count: int) -> Callable[[], int | None]:
+        """How many messages reached the member, once they are `count` or more."""
+
+        def find() -> int | None:
+            got = len(self.by_user.get(user, ()))
+            return got if got >= count else None
+
+        return find
+
     def screen(self, user: str) -> str:
         return "\n---\n".join(shown(d) for d in self.by_user.get(user, ()))
 
@@ -191,21 +201,39 @@ def checkin_conversation(wecom: WatchedWeCom, driver: TimedDriver) -> Conversati
     return talk
 
 
+def echo_callbacks(driver: TimedDriver, user: str) -> list[Callable[[], Awaitable[Push]]]:
+    """The check-in's 6 callbacks as a bare server gets them (cards it never sent)."""
+    return [
+        lambda: driver.pick_location(user, *TIANANMEN, "北京市东城区"),
+        lambda: driver.send_text(user, "36.5"),
+        lambda: driver.press(user, "t-symptoms", "done", card_type="vote_interaction"),
+        lambda: driver.press(user, "t-exposure", "no"),
+        lambda: driver.press(user, "t-photo", "skip"),
+        lambda: driver.press(user, "t-summary", "confirm"),
+    ]
+
+
 def echo_conversation(driver: TimedDriver) -> Conversation:
     """The same 6 callbacks, each after the previous acknowledgement (no answer to wait for)."""
 
     async def talk(user: str, _wait_s: float) -> None:
-        pushes = [
-            driver.pick_location(user, *TIANANMEN, "北京市东城区"),
-            driver.send_text(user, "36.5"),
-            driver.press(user, "t-symptoms", "done", card_type="vote_interaction"),
-            driver.press(user, "t-exposure", "no"),
-            driver.press(user, "t-photo", "skip"),
-            driver.press(user, "t-summary", "confirm"),
-        ]
-        for push in pushes:
-            if not (await push).acknowledged:
+        for push in echo_callbacks(driver, user):
+            if not (await push()).acknowledged:
                 raise ConversationError(f"{user}: a callback was not acknowledged")
+
+    return talk
+
+
+def replying_echo_conversation(wecom: WatchedWeCom, driver: TimedDriver) -> Conversation:
+    """The same 6 callbacks to an echo that answers each with one message: each after the
+    previous one's answer reached the member (as in `checkin_conversation`)."""
+
+    async def talk(user: str, wait_s: float) -> None:
+        before = len(wecom.by_user.get(user, ()))
+        for n, push in enumerate(echo_callbacks(driver, user), start=1):
+            if not (await push()).acknowledged:
+                raise ConversationError(f"{user}: a callback was not acknowledged")
+            await wecom.until(user, wecom.messages(user, before + n), f"answer {n}", wait_s)
 
     return talk
 
