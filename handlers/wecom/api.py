@@ -32,10 +32,9 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import aiohttp
-from redis.asyncio import Redis
 
 from domain.clock import Clock, SystemClock
 from domain.delivery import (
@@ -52,7 +51,9 @@ from domain.delivery import (
     Windows,
 )
 from handlers.wecom.errors import TOKEN_REFUSED, failure_of
-from handlers.wecom.windows import RedisWindows
+
+if TYPE_CHECKING:  # redis is imported only where REDIS_URL is set (the bot's memory)
+    from redis.asyncio import Redis
 
 log = logging.getLogger(__name__)
 
@@ -141,11 +142,13 @@ class WeComAPI:
         self.token_fetches = 0
         windows = ((60.0, PER_MEMBER_PER_MINUTE), (3600.0, PER_MEMBER_PER_HOUR))
         now = self._now
-        self.recipients: Windows = (
-            RedisWindows(redis, f"{app.corp_id}:{app.agent_id}", windows, now)
-            if redis is not None
-            else RecipientWindows(windows, now)
-        )
+        self.recipients: Windows
+        if redis is not None:
+            from handlers.wecom.windows import RedisWindows  # imported only with Redis
+
+            self.recipients = RedisWindows(redis, f"{app.corp_id}:{app.agent_id}", windows, now)
+        else:
+            self.recipients = RecipientWindows(windows, now)
         self._uncounted = False  # logged that the shared count is out of reach
         self._count_again_at = 0.0  # monotonic: when to try the shared count again
 
