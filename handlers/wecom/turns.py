@@ -110,6 +110,8 @@ class _Prepared:
     served: Served | None
     visitors: dict[str, Visitor]
     states: dict[str, State]
+    # The erasures of the turns' accounts as each turn read them: checked once, by `finish`.
+    seen: dict[int, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -145,8 +147,10 @@ class WeComTurns:
     async def answer(self, repo: Repo, event: Event) -> list[Record]:
         person = person_of(event)
         prepared = self._prepared
+        if prepared is not None and prepared.repo is not repo:
+            prepared = None
         visitor, state = None, None
-        if prepared is not None and prepared.repo is repo:
+        if prepared is not None:
             served = prepared.served
             visitor = prepared.visitors.pop(person.external_id, None)
             state = prepared.states.pop(person.external_id, None)
@@ -175,8 +179,21 @@ class WeComTurns:
             await out.remember(state)
         if isinstance(state, StoredState):
             await state.flush()  # its last step, once
-        await repo.accounts.check_unerased(seen=seen)  # raises: the inbox runs the turn again
+        if prepared is not None:
+            prepared.seen.update(seen)  # checked by `finish`, just before the commit
+        else:
+            await repo.accounts.check_unerased(seen=seen)  # raises: the inbox runs it again
         return out.records
+
+    async def finish(self, repo: Repo) -> None:
+        """After the turns prepared in `repo`'s transaction, before its commit: raises
+        `ErasedMeanwhile` when the account of one of them was erased since its turn read it
+        (one statement for all of them; the inbox then runs them again, each on its own)."""
+        prepared = self._prepared
+        if prepared is None or prepared.repo is not repo:
+            return
+        self._prepared = None
+        await repo.accounts.check_unerased(seen=prepared.seen)
 
     def apology(self, event: Event) -> list[Record]:
         language = self._languages.get(person_of(event).external_id, DEFAULT_LANGUAGE)
