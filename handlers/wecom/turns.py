@@ -49,7 +49,7 @@ from handlers.wecom.messages import (
 )
 from handlers.wecom.out import Click, Shown, WeComOut
 from handlers.wecom.replies import Record, text
-from storage.conversation_state import StoredState, read_steps
+from storage.conversation_state import StoredState, flush_later, flush_steps, read_steps
 from storage.repo import Repo, Served
 from storage.repos.accounts import erasures_seen
 
@@ -112,6 +112,7 @@ class _Prepared:
     states: dict[str, State]
     # The erasures of the turns' accounts as each turn read them: checked once, by `finish`.
     seen: dict[int, int] = field(default_factory=dict)
+    answered: set[str] = field(default_factory=set)  # whose turns ran
 
 
 @dataclass
@@ -151,6 +152,9 @@ class WeComTurns:
             prepared = None
         visitor, state = None, None
         if prepared is not None:
+            if person.external_id in prepared.answered:
+                await flush_steps(repo.session)  # their turn before wrote its step first
+            prepared.answered.add(person.external_id)
             served = prepared.served
             visitor = prepared.visitors.pop(person.external_id, None)
             state = prepared.states.pop(person.external_id, None)
@@ -177,7 +181,11 @@ class WeComTurns:
             await self._converse(turn, out, event, served, shown)
             out.finish()
             await out.remember(state)
-        if isinstance(state, StoredState):
+        if not isinstance(state, StoredState):
+            pass
+        elif prepared is not None:
+            flush_later(state)  # its last step, with the other turns' by `finish`
+        else:
             await state.flush()  # its last step, once
         if prepared is not None:
             prepared.seen.update(seen)  # checked by `finish`, just before the commit
@@ -193,6 +201,7 @@ class WeComTurns:
         if prepared is None or prepared.repo is not repo:
             return
         self._prepared = None
+        await flush_steps(repo.session)  # the turns' last steps, together
         await repo.accounts.check_unerased(seen=prepared.seen)
 
     def apology(self, event: Event) -> list[Record]:

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import pytest
 from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.conversation_state import StoredState, state_key
+from storage.conversation_state import StoredState, flush_later, flush_steps, read_steps, state_key
 from storage.db import SessionFactory
 from storage.models import FsmRecord
 
@@ -86,6 +87,41 @@ async def test_what_the_caller_changes_afterwards_is_not_stored(sessions: Sessio
         assert await state.get_data() == {"answers": {"temperature": 36.6}}
         await session.commit()
     assert (await rows(sessions))["wecom:lisi"] == (None, {"answers": {"temperature": 36.6}})
+
+
+async def test_steps_left_to_flush_later_are_written_together_before_the_commit(
+    sessions: SessionFactory,
+) -> None:
+    """The turns of one WeCom transaction write their last steps together: the one that goes
+    on and the new one upserted, the ended one deleted, the unchanged one not written."""
+    async with sessions() as session:
+        for eid, step in (("ended", "Enrol:consent"), ("same", "CheckInForm:summary")):
+            state = StoredState(session, channel="wecom", external_id=eid)
+            await state.set_state(step)
+        await session.commit()
+    async with sessions() as session:
+        states = {
+            eid: StoredState(session, channel="wecom", external_id=eid, deferred=True)
+            for eid in ("ended", "same", "new")
+        }
+        await read_steps(session, list(states.values()))
+        await states["ended"].clear()
+        await states["new"].set_state("CheckInForm:answering")
+        await states["new"].update_data(q="temperature")
+        for state in states.values():
+            flush_later(state)
+        assert set(await rows_in(session)) == {"wecom:ended", "wecom:same"}  # not yet
+        await flush_steps(session)
+        await flush_steps(session)  # twice: nothing more to do
+        await session.commit()
+    assert await rows(sessions) == {
+        "wecom:same": ("CheckInForm:summary", {}),
+        "wecom:new": ("CheckInForm:answering", {"q": "temperature"}),
+    }
+
+
+async def rows_in(session: AsyncSession) -> list[str]:
+    return [r.key for r in (await session.exec(select(FsmRecord))).all()]
 
 
 def test_keys_are_per_channel_and_person() -> None:
