@@ -30,6 +30,7 @@ Step = tuple[str | None, dict[str, Any]]
 
 MAX_KEY: Final = 200  # FsmRecord.key's length
 TELEGRAM_PREFIX: Final = "fsm"
+_PENDING: Final = "daka_pending_steps"  # session.info: the steps `flush_later` left to write
 
 _STEP = select(col(FsmRecord.state), col(FsmRecord.data)).where(
     col(FsmRecord.key) == bindparam("key")
@@ -141,6 +142,34 @@ class StoredState:
 
     async def clear(self) -> None:
         await self._write(None, {})
+
+
+def flush_later(state: StoredState) -> None:
+    """Write `state`'s step with those of the other turns of its session's transaction, by
+    `flush_steps` (one statement for all of them, not one a turn), rather than at once."""
+    pending: dict[str, StoredState] = state.session.info.setdefault(_PENDING, {})
+    pending[state.key] = state
+
+
+async def flush_steps(session: AsyncSession) -> None:
+    """Write the steps left to `flush_later` in `session`: the conversations that ended in one
+    DELETE, the others in one upsert. Whatever deletes conversations in the transaction (an
+    erasure) calls it first, so that it finds them written, as if each turn had flushed."""
+    pending: dict[str, StoredState] = session.info.pop(_PENDING, {})
+    gone: list[str] = []
+    rows: list[dict[str, Any]] = []
+    for key, state in pending.items():
+        step = state._step
+        if step is None or step == state._stored:
+            continue
+        state._stored = step
+        if step == (None, {}):
+            gone.append(key)
+        else:
+            rows.append({"key": key, "state": step[0], "data": step[1]})
+    if gone:
+        await session.exec(delete(FsmRecord).where(col(FsmRecord.key).in_(gone)))
+    await upsert_many(session, FsmRecord, rows, key="key", update_columns=("state", "data"))
 
 
 async def read_steps(session: AsyncSession, states: Sequence[StoredState]) -> None:

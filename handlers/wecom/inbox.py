@@ -74,6 +74,10 @@ class Turns(Protocol):
 
     async def answer(self, repo: Repo, event: Event) -> list[Record]: ...
 
+    async def finish(self, repo: Repo) -> None:
+        """After the prepared turns in `repo`'s transaction, just before it commits."""
+        ...
+
     def apology(self, event: Event) -> list[Record]: ...
 
 
@@ -374,6 +378,7 @@ class Inbox:
                 answers.append(records)
                 if self._journal_waits and loop.time() >= until:
                     break
+            await self.turns.finish(repo)
             rows = [row for row, _ in batch[: len(answers)]]
             if await repo.inbox.claim(event_ids=rows, now=self.clock.now()) != len(rows):
                 raise _Taken(f"{len(rows)} events, some of them handled already")

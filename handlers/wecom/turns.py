@@ -49,7 +49,7 @@ from handlers.wecom.messages import (
 )
 from handlers.wecom.out import Click, Shown, WeComOut
 from handlers.wecom.replies import Record, text
-from storage.conversation_state import StoredState, read_steps
+from storage.conversation_state import StoredState, flush_later, flush_steps, read_steps
 from storage.repo import Repo, Served
 from storage.repos.accounts import erasures_seen
 
@@ -110,6 +110,9 @@ class _Prepared:
     served: Served | None
     visitors: dict[str, Visitor]
     states: dict[str, State]
+    # The erasures of the turns' accounts as each turn read them: checked once, by `finish`.
+    seen: dict[int, int] = field(default_factory=dict)
+    answered: set[str] = field(default_factory=set)  # whose turns ran
 
 
 @dataclass
@@ -145,8 +148,13 @@ class WeComTurns:
     async def answer(self, repo: Repo, event: Event) -> list[Record]:
         person = person_of(event)
         prepared = self._prepared
+        if prepared is not None and prepared.repo is not repo:
+            prepared = None
         visitor, state = None, None
-        if prepared is not None and prepared.repo is repo:
+        if prepared is not None:
+            if person.external_id in prepared.answered:
+                await flush_steps(repo.session)  # their turn before wrote its step first
+            prepared.answered.add(person.external_id)
             served = prepared.served
             visitor = prepared.visitors.pop(person.external_id, None)
             state = prepared.states.pop(person.external_id, None)
@@ -173,10 +181,28 @@ class WeComTurns:
             await self._converse(turn, out, event, served, shown)
             out.finish()
             await out.remember(state)
-        if isinstance(state, StoredState):
+        if not isinstance(state, StoredState):
+            pass
+        elif prepared is not None:
+            flush_later(state)  # its last step, with the other turns' by `finish`
+        else:
             await state.flush()  # its last step, once
-        await repo.accounts.check_unerased(seen=seen)  # raises: the inbox runs the turn again
+        if prepared is not None:
+            prepared.seen.update(seen)  # checked by `finish`, just before the commit
+        else:
+            await repo.accounts.check_unerased(seen=seen)  # raises: the inbox runs it again
         return out.records
+
+    async def finish(self, repo: Repo) -> None:
+        """After the turns prepared in `repo`'s transaction, before its commit: raises
+        `ErasedMeanwhile` when the account of one of them was erased since its turn read it
+        (one statement for all of them; the inbox then runs them again, each on its own)."""
+        prepared = self._prepared
+        if prepared is None or prepared.repo is not repo:
+            return
+        self._prepared = None
+        await flush_steps(repo.session)  # the turns' last steps, together
+        await repo.accounts.check_unerased(seen=prepared.seen)
 
     def apology(self, event: Event) -> list[Record]:
         language = self._languages.get(person_of(event).external_id, DEFAULT_LANGUAGE)

@@ -86,7 +86,8 @@ class InboxRepo:
             )
             .values(handled_at=now, payload=None, replies=None, replied_at=now)
         )
-        result = await self.session.exec(stmt)
+        connection = await self.session.connection()  # Core: no journal row is an object
+        result = await connection.execute(stmt)
         return int(result.rowcount or 0)
 
     async def keep_replies(self, *, replies: Mapping[int, str]) -> None:
@@ -133,7 +134,8 @@ class InboxRepo:
             .where(col(InboundEvent.id).in_(list(event_ids)))
             .values(replied_at=now, replies=None)
         )
-        await self.session.exec(stmt)
+        connection = await self.session.connection()  # Core, as `claim`
+        await connection.execute(stmt)
 
     async def unreplied(self, *, channel: str) -> list[Pending]:
         """Handled events whose replies a crash kept from being sent, oldest first."""

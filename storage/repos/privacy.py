@@ -22,6 +22,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from domain.clock import local_day
 from domain.delivery import TELEGRAM
 from domain.enrolment import CONSENT_VERSION
+from storage.conversation_state import flush_steps
 from storage.models import (
     Account,
     CheckIn,
@@ -181,6 +182,7 @@ class PrivacyRepo:
                 for channel, eid in identities
             ]
             if keys:
+                await flush_steps(self.session)  # the steps of turns before, as they left them
                 gone = await self.session.exec(
                     delete(FsmRecord).where(col(FsmRecord.key).in_(keys))
                 )

@@ -4,12 +4,17 @@ beside Telegram's rows, which it never touches. On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.conversation_state import StoredState, state_key
+from storage.conversation_state import StoredState, flush_later, flush_steps, read_steps, state_key
 from storage.db import SessionFactory
-from storage.models import FsmRecord
+from storage.models import FsmRecord, Identity, Member
+from storage.repo import Repo
+from tests.storage.seeding import seed_school
 
 TELEGRAM_ROW = "fsm:7:7:default"  # what aiogram's storage writes for Telegram user 7
 
@@ -86,6 +91,72 @@ async def test_what_the_caller_changes_afterwards_is_not_stored(sessions: Sessio
         assert await state.get_data() == {"answers": {"temperature": 36.6}}
         await session.commit()
     assert (await rows(sessions))["wecom:lisi"] == (None, {"answers": {"temperature": 36.6}})
+
+
+async def test_steps_left_to_flush_later_are_written_together_before_the_commit(
+    sessions: SessionFactory,
+) -> None:
+    """The turns of one WeCom transaction write their last steps together: the one that goes
+    on and the new one upserted, the ended one deleted, the unchanged one not written."""
+    async with sessions() as session:
+        for eid, step in (("ended", "Enrol:consent"), ("same", "CheckInForm:summary")):
+            state = StoredState(session, channel="wecom", external_id=eid)
+            await state.set_state(step)
+        await session.commit()
+    async with sessions() as session:
+        states = {
+            eid: StoredState(session, channel="wecom", external_id=eid, deferred=True)
+            for eid in ("ended", "same", "new")
+        }
+        await read_steps(session, list(states.values()))
+        await states["ended"].clear()
+        await states["new"].set_state("CheckInForm:answering")
+        await states["new"].update_data(q="temperature")
+        for state in states.values():
+            flush_later(state)
+        assert set(await rows_in(session)) == {"wecom:ended", "wecom:same"}  # not yet
+        await flush_steps(session)
+        await flush_steps(session)  # twice: nothing more to do
+        await session.commit()
+    assert await rows(sessions) == {
+        "wecom:same": ("CheckInForm:summary", {}),
+        "wecom:new": ("CheckInForm:answering", {"q": "temperature"}),
+    }
+
+
+async def test_an_erasure_in_the_transaction_finds_the_steps_left_to_flush_written(
+    sessions: SessionFactory,
+) -> None:
+    """A turn of the batch left its step to flush later; a later turn of the same transaction
+    erases that person: the erasure writes the step first, then deletes it with their other
+    conversations (counted), and nothing brings it back at the end of the batch."""
+    now = datetime(2026, 11, 28, 8, 0, tzinfo=UTC)
+    async with sessions() as session:
+        repo = Repo(session)
+        _, members = await seed_school(repo, now=now - timedelta(days=10))
+        member = members["1"]
+        assert member.account_id is not None
+        session.add(
+            Identity(
+                channel="wecom", external_id="zs", account_id=member.account_id, created_at=now
+            )
+        )
+        await session.commit()
+    async with sessions() as session:
+        repo = Repo(session)
+        state = StoredState(session, channel="wecom", external_id="zs", deferred=True)
+        await state.set_state("CheckInForm:answering")
+        flush_later(state)  # the member's own turn
+        member = (await session.exec(select(Member).where(Member.external_id == "1"))).one()
+        erased = await repo.privacy.erase(member=member, actor="x", why="test", now=now)
+        assert erased.conversations == 1
+        await flush_steps(session)  # the end of the batch
+        await session.commit()
+    assert "wecom:zs" not in await rows(sessions)
+
+
+async def rows_in(session: AsyncSession) -> list[str]:
+    return [r.key for r in (await session.exec(select(FsmRecord))).all()]
 
 
 def test_keys_are_per_channel_and_person() -> None:
