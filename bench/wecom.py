@@ -27,8 +27,10 @@ It prints callbacks/s and conversations/s of each, the ratios of daka wecom to t
 (the goal is >= 0.5) and to the replying echo, and the callback acknowledgement latency (POST
 to 200) at N members at once: p50, p99, max (the goal is p99 <= 200 ms; WeCom gives up after
 5 s). `--only` runs one phase (checkin, echo, replying; all by default, "both" meaning all).
-It exits 1 when a check-in was lost, 2 when it could not run at all. Avoid 00:00 in
-Asia/Shanghai (conversations expire at midnight by design)."""
+`--latency-trace FILE` writes every measured POST (phase, when it was sent after the phase
+began, status, latency) as CSV, to see where in the run the slow ones are. It exits 1 when a
+check-in was lost, 2 when it could not run at all. Avoid 00:00 in Asia/Shanghai
+(conversations expire at midnight by design)."""
 
 from __future__ import annotations
 
@@ -105,6 +107,7 @@ class Options:
     only: str
     json: bool
     keep: bool
+    latency_trace: Path | None = None
 
 
 def measured(n: int) -> str:
@@ -126,6 +129,7 @@ class Phase:
     conversation: Conversation
     wecom: WatchedWeCom | None = None
     latencies: list[float] = field(default_factory=list)
+    trace: list[tuple[float, int | None, float]] = field(default_factory=list)  # sent, status, s
 
 
 async def drive(phase: Phase, users: Sequence[str], opts: Options) -> PhaseResult:
@@ -163,6 +167,8 @@ async def drive(phase: Phase, users: Sequence[str], opts: Options) -> PhaseResul
     records = attempts.records[first_attempt:]
     refused = attempts.refused - refused_before
     phase.latencies = [seconds for status, seconds in records if status == 200]
+    sent = attempts.sent[first_attempt:]
+    phase.trace = [(at - started, status, s) for at, (status, s) in zip(sent, records, strict=True)]
     calls = phase.wecom.calls[first_call:] if phase.wecom else []
     return PhaseResult(
         name=phase.name,
@@ -476,6 +482,19 @@ def report(results: Sequence[tuple[PhaseResult, Phase]], opts: Options) -> None:
         print(json.dumps(line, ensure_ascii=False))
 
 
+def write_trace(path: Path, phases: Sequence[Phase]) -> None:
+    """Each measured POST of each phase, in the order sent: where in the run the slow
+    acknowledgements are."""
+    lines = ["phase,sent_ms,status,latency_ms"]
+    for phase in phases:
+        for sent, status, seconds in sorted(phase.trace):
+            lines.append(
+                f"{phase.name},{1000 * sent:.1f},{'' if status is None else status},"
+                f"{1000 * seconds:.1f}"
+            )
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
 async def run(opts: Options) -> int:
     results: list[tuple[PhaseResult, Phase]] = []
     connector = aiohttp.TCPConnector(limit=0)  # 400 members at once: no client-side queue
@@ -488,6 +507,8 @@ async def run(opts: Options) -> int:
             if opts.only in ("all", "replying"):
                 results.append(await replying_echo_phase(opts, workdir, http))
     report(results, opts)
+    if opts.latency_trace is not None:
+        write_trace(opts.latency_trace, [phase for _, phase in results])
     checkin = next((r for r, _ in results if r.name == DAKA), None)
     return 1 if checkin is not None and (checkin.lost or checkin.failures) else 0
 
@@ -513,6 +534,13 @@ def parse_args(argv: Sequence[str] | None) -> Options:
     )
     parser.add_argument("--json", action="store_true", help="also print one JSON line")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (DB, logs)")
+    parser.add_argument(
+        "--latency-trace",
+        type=Path,
+        metavar="FILE",
+        help="write each measured POST as CSV: phase, sent (ms after the phase began), "
+        "status, ms to the answer",
+    )
     args = parser.parse_args(argv)
     if args.only == "both":  # what it was called with two phases
         args.only = "all"

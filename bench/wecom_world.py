@@ -147,6 +147,7 @@ class Attempts:
     """Every POST's answer status and seconds from sending to the answer."""
 
     records: list[tuple[int | None, float]] = field(default_factory=list)
+    sent: list[float] = field(default_factory=list)  # each POST's start (`now()`), as records
     refused: Counter[str] = field(default_factory=Counter)  # by status or client error
 
 
@@ -161,6 +162,7 @@ class TimedDriver(CallbackDriver):
         started = now()
         attempt = await super().post(body, query)
         self.attempts.records.append((attempt.status, now() - started))
+        self.attempts.sent.append(started)
         if attempt.status != 200:
             self.attempts.refused[attempt.error or str(attempt.status)] += 1
         return attempt
