@@ -27,10 +27,10 @@ It prints callbacks/s and conversations/s of each, the ratios of daka wecom to t
 (the goal is >= 0.5) and to the replying echo, and the callback acknowledgement latency (POST
 to 200) at N members at once: p50, p99, max (the goal is p99 <= 200 ms; WeCom gives up after
 5 s). `--only` runs one phase (checkin, echo, replying; all by default, "both" meaning all).
-`--latency-trace FILE` writes every measured POST (phase, when it was sent after the phase
-began, status, latency) as CSV, to see where in the run the slow ones are. It exits 1 when a
-check-in was lost, 2 when it could not run at all. Avoid 00:00 in Asia/Shanghai
-(conversations expire at midnight by design)."""
+`--latency-trace FILE` writes every measured POST as CSV (phase; when it was sent and when its
+request was written to the socket, after the phase began; status; latency), to see where in the
+run the slow ones are. It exits 1 when a check-in was lost, 2 when it could not run at all.
+Avoid 00:00 in Asia/Shanghai (conversations expire at midnight by design)."""
 
 from __future__ import annotations
 
@@ -76,6 +76,7 @@ from bench.wecom_world import (
     p99_ms,
     percentiles,
     replying_echo_conversation,
+    written_trace,
 )
 from domain.clock import SystemClock
 from handlers.wecom.messages import CHANNEL
@@ -129,7 +130,8 @@ class Phase:
     conversation: Conversation
     wecom: WatchedWeCom | None = None
     latencies: list[float] = field(default_factory=list)
-    trace: list[tuple[float, int | None, float]] = field(default_factory=list)  # sent, status, s
+    # each POST: sent and written (seconds after the phase began), status, seconds to the answer
+    trace: list[tuple[float, float | None, int | None, float]] = field(default_factory=list)
 
 
 async def drive(phase: Phase, users: Sequence[str], opts: Options) -> PhaseResult:
@@ -167,8 +169,12 @@ async def drive(phase: Phase, users: Sequence[str], opts: Options) -> PhaseResul
     records = attempts.records[first_attempt:]
     refused = attempts.refused - refused_before
     phase.latencies = [seconds for status, seconds in records if status == 200]
-    sent = attempts.sent[first_attempt:]
-    phase.trace = [(at - started, status, s) for at, (status, s) in zip(sent, records, strict=True)]
+    phase.trace = [
+        (at - started, None if out is None else out - started, status, seconds)
+        for at, out, (status, seconds) in zip(
+            attempts.sent[first_attempt:], attempts.written[first_attempt:], records, strict=True
+        )
+    ]
     calls = phase.wecom.calls[first_call:] if phase.wecom else []
     return PhaseResult(
         name=phase.name,
@@ -485,20 +491,19 @@ def report(results: Sequence[tuple[PhaseResult, Phase]], opts: Options) -> None:
 def write_trace(path: Path, phases: Sequence[Phase]) -> None:
     """Each measured POST of each phase, in the order sent: where in the run the slow
     acknowledgements are."""
-    lines = ["phase,sent_ms,status,latency_ms"]
+    lines = ["phase,sent_ms,written_ms,status,latency_ms"]
     for phase in phases:
-        for sent, status, seconds in sorted(phase.trace):
-            lines.append(
-                f"{phase.name},{1000 * sent:.1f},{'' if status is None else status},"
-                f"{1000 * seconds:.1f}"
-            )
+        for sent, written, status, seconds in sorted(phase.trace, key=lambda t: t[0]):
+            out = "" if written is None else f"{1000 * written:.1f}"
+            code = "" if status is None else str(status)
+            lines.append(f"{phase.name},{1000 * sent:.1f},{out},{code},{1000 * seconds:.1f}")
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 async def run(opts: Options) -> int:
     results: list[tuple[PhaseResult, Phase]] = []
     connector = aiohttp.TCPConnector(limit=0)  # 400 members at once: no client-side queue
-    async with aiohttp.ClientSession(connector=connector) as http:
+    async with aiohttp.ClientSession(connector=connector, trace_configs=[written_trace()]) as http:
         with temporary_workdir("daka-bench-wecom-", keep=opts.keep) as workdir:
             if opts.only in ("all", "checkin"):
                 results.append(await checkin_phase(opts, workdir, http))
@@ -538,8 +543,8 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         "--latency-trace",
         type=Path,
         metavar="FILE",
-        help="write each measured POST as CSV: phase, sent (ms after the phase began), "
-        "status, ms to the answer",
+        help="write each measured POST as CSV: phase, sent and written to the socket (ms "
+        "after the phase began), status, ms from sent to the answer",
     )
     args = parser.parse_args(argv)
     if args.only == "both":  # what it was called with two phases
