@@ -27,8 +27,10 @@ It prints callbacks/s and conversations/s of each, the ratios of daka wecom to t
 (the goal is >= 0.5) and to the replying echo, and the callback acknowledgement latency (POST
 to 200) at N members at once: p50, p99, max (the goal is p99 <= 200 ms; WeCom gives up after
 5 s). `--only` runs one phase (checkin, echo, replying; all by default, "both" meaning all).
-It exits 1 when a check-in was lost, 2 when it could not run at all. Avoid 00:00 in
-Asia/Shanghai (conversations expire at midnight by design)."""
+`--latency-trace FILE` writes every measured POST as CSV (phase; when it was sent and when its
+request was written to the socket, after the phase began; status; latency), to see where in the
+run the slow ones are. It exits 1 when a check-in was lost, 2 when it could not run at all.
+Avoid 00:00 in Asia/Shanghai (conversations expire at midnight by design)."""
 
 from __future__ import annotations
 
@@ -74,6 +76,7 @@ from bench.wecom_world import (
     p99_ms,
     percentiles,
     replying_echo_conversation,
+    written_trace,
 )
 from domain.clock import SystemClock
 from handlers.wecom.messages import CHANNEL
@@ -105,6 +108,7 @@ class Options:
     only: str
     json: bool
     keep: bool
+    latency_trace: Path | None = None
 
 
 def measured(n: int) -> str:
@@ -126,6 +130,8 @@ class Phase:
     conversation: Conversation
     wecom: WatchedWeCom | None = None
     latencies: list[float] = field(default_factory=list)
+    # each POST: sent and written (seconds after the phase began), status, seconds to the answer
+    trace: list[tuple[float, float | None, int | None, float]] = field(default_factory=list)
 
 
 async def drive(phase: Phase, users: Sequence[str], opts: Options) -> PhaseResult:
@@ -163,6 +169,12 @@ async def drive(phase: Phase, users: Sequence[str], opts: Options) -> PhaseResul
     records = attempts.records[first_attempt:]
     refused = attempts.refused - refused_before
     phase.latencies = [seconds for status, seconds in records if status == 200]
+    phase.trace = [
+        (at - started, None if out is None else out - started, status, seconds)
+        for at, out, (status, seconds) in zip(
+            attempts.sent[first_attempt:], attempts.written[first_attempt:], records, strict=True
+        )
+    ]
     calls = phase.wecom.calls[first_call:] if phase.wecom else []
     return PhaseResult(
         name=phase.name,
@@ -476,10 +488,24 @@ def report(results: Sequence[tuple[PhaseResult, Phase]], opts: Options) -> None:
         print(json.dumps(line, ensure_ascii=False))
 
 
+def write_trace(path: Path, phases: Sequence[Phase]) -> None:
+    """Each measured POST of each phase, in the order sent: where in the run the slow
+    acknowledgements are."""
+    lines = ["phase,sent_ms,written_ms,status,latency_ms"]
+    for phase in phases:
+        for sent, written, status, seconds in sorted(phase.trace, key=lambda t: t[0]):
+            out = "" if written is None else f"{1000 * written:.1f}"
+            code = "" if status is None else str(status)
+            lines.append(f"{phase.name},{1000 * sent:.1f},{out},{code},{1000 * seconds:.1f}")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
 async def run(opts: Options) -> int:
     results: list[tuple[PhaseResult, Phase]] = []
     connector = aiohttp.TCPConnector(limit=0)  # 400 members at once: no client-side queue
-    async with aiohttp.ClientSession(connector=connector) as http:
+    # the trace's hooks cost the client CPU in the burst: only when a trace is asked for
+    traces = [written_trace()] if opts.latency_trace is not None else None
+    async with aiohttp.ClientSession(connector=connector, trace_configs=traces) as http:
         with temporary_workdir("daka-bench-wecom-", keep=opts.keep) as workdir:
             if opts.only in ("all", "checkin"):
                 results.append(await checkin_phase(opts, workdir, http))
@@ -488,6 +514,8 @@ async def run(opts: Options) -> int:
             if opts.only in ("all", "replying"):
                 results.append(await replying_echo_phase(opts, workdir, http))
     report(results, opts)
+    if opts.latency_trace is not None:
+        write_trace(opts.latency_trace, [phase for _, phase in results])
     checkin = next((r for r, _ in results if r.name == DAKA), None)
     return 1 if checkin is not None and (checkin.lost or checkin.failures) else 0
 
@@ -513,6 +541,13 @@ def parse_args(argv: Sequence[str] | None) -> Options:
     )
     parser.add_argument("--json", action="store_true", help="also print one JSON line")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (DB, logs)")
+    parser.add_argument(
+        "--latency-trace",
+        type=Path,
+        metavar="FILE",
+        help="write each measured POST as CSV: phase, sent and written to the socket (ms "
+        "after the phase began), status, ms from sent to the answer",
+    )
     args = parser.parse_args(argv)
     if args.only == "both":  # what it was called with two phases
         args.only = "all"

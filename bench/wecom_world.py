@@ -6,12 +6,14 @@ latency percentiles."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import aiohttp
 from aiohttp import web
 
 from bench.common import ConversationError, now
@@ -147,7 +149,31 @@ class Attempts:
     """Every POST's answer status and seconds from sending to the answer."""
 
     records: list[tuple[int | None, float]] = field(default_factory=list)
+    sent: list[float] = field(default_factory=list)  # each POST's start (`now()`), as records
+    # when its request line and headers were written to the socket (`written_trace`)
+    written: list[float | None] = field(default_factory=list)
     refused: Counter[str] = field(default_factory=Counter)  # by status or client error
+
+
+_WRITTEN: contextvars.ContextVar[list[float] | None] = contextvars.ContextVar(
+    "written", default=None
+)
+
+
+def written_trace() -> aiohttp.TraceConfig:
+    """For the client session of `TimedDriver`s: notes when each POST's request went out (its
+    headers written to the socket), which a busy client loop can make later than the POST
+    began (a diagnostic for `--latency-trace`, whose hooks cost the client some CPU; the
+    latency is still POST to 200)."""
+
+    async def headers_sent(*_: object) -> None:
+        cell = _WRITTEN.get()
+        if cell is not None and not cell:
+            cell.append(now())
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_headers_sent.append(headers_sent)
+    return trace
 
 
 class TimedDriver(CallbackDriver):
@@ -158,9 +184,16 @@ class TimedDriver(CallbackDriver):
         self.attempts = Attempts()
 
     async def post(self, body: bytes, query: dict[str, str]) -> Attempt:
+        written: list[float] = []
+        token = _WRITTEN.set(written)
         started = now()
-        attempt = await super().post(body, query)
+        try:
+            attempt = await super().post(body, query)
+        finally:
+            _WRITTEN.reset(token)
         self.attempts.records.append((attempt.status, now() - started))
+        self.attempts.sent.append(started)
+        self.attempts.written.append(written[0] if written else None)
         if attempt.status != 200:
             self.attempts.refused[attempt.error or str(attempt.status)] += 1
         return attempt

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.config import SettingError, Settings, WeComSettings
+from bot.shims.heap import settle_heap
 from domain import metrics
 from domain.clock import Clock, SystemClock
 from domain.conversation.io import Input, Person, State
@@ -374,6 +375,7 @@ async def run_wecom(
             if service is not None:
                 server.wake.target = service.sender.wake
                 scheduling = service.start()
+            settle_heap()  # before the first callback: no full collection walks start-up
             bound = await server.listen(host, port)
             if ready is not None:
                 ready(bound)
