@@ -14,16 +14,61 @@ SQLite adapter, the XLSX row splice: `bot.shims`) and then runs `main` here."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import importlib
 import json
+import logging
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final
 
 MAKERS: dict[str, str] = {"export": "storage.export:make_export"}  # name -> module:function
 NICENESS: Final = 5  # +10 starved a 100k export to a minute on a busy 2-core machine
+BOT_ENTRY: Final = "bot.makers"  # `python -P -m` this: this module with the bot's shims
+
+log = logging.getLogger(__name__)
+
+# One file made at a time by the process, whatever the channel and the number of chats waiting
+# for one: an export of 100,000 rows holds some 100 MiB while it is made, and several at once
+# would add up. The thread only waits for the process that makes it (`make_in_child`).
+_making = ThreadPoolExecutor(1, thread_name_prefix="daka-making")
+
+
+async def make_file(
+    maker: str, args: Mapping[str, Any], name: str, database_url: str | None
+) -> tuple[str, int] | None:
+    """Make a file with the maker named `maker` (`MAKERS`), in a process of its own started
+    with the bot's entry (`BOT_ENTRY`): the path of a temporary file (with `name`'s suffix,
+    the caller's to remove) and its rows, or None when it cannot be made (said in the log)."""
+    module = MAKERS.get(maker)
+    if module is None or database_url is None:
+        log.warning("file %r cannot be made here", maker)
+        return None
+    handle, path = tempfile.mkstemp(prefix="daka-made-", suffix=os.path.splitext(name)[1])
+    os.close(handle)
+    loop = asyncio.get_running_loop()
+    try:
+        rows = await loop.run_in_executor(
+            _making, make_in_child, module, database_url, args, path, BOT_ENTRY
+        )
+    except ValueError as exc:
+        log.info("file %r not made: %s", maker, exc)
+    except Exception:
+        log.exception("file %r failed", maker)
+    except BaseException:  # cancelled (the bot is stopping): leave no file behind
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        raise
+    else:
+        return path, rows
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+    return None
 
 
 def make_in_child(

@@ -11,21 +11,18 @@ is open or on the event loop."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import logging
 import os
-import tempfile
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final
 
 from aiogram import Bot
 from aiogram.methods import SendDocument, SendMessage, SendPhoto, TelegramMethod
 from aiogram.types import BufferedInputFile, FSInputFile, InputFile
 
-from storage.makers import MAKERS, make_in_child
+from storage.makers import make_file
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +117,7 @@ async def send_made(
             if not isinstance(value, Upload):
                 continue
             failed = value.failed
-            outcome = await make(value, database_url)
+            outcome = await make_file(value.maker, value.args, value.filename or "", database_url)
             if outcome is None:
                 await call(SendMessage(chat_id=chat_id, text=failed))
                 return
@@ -154,40 +151,3 @@ def as_document(photo: SendPhoto) -> SendDocument:
         caption_entities=photo.caption_entities,
         reply_markup=photo.reply_markup,
     )
-
-
-# One file made at a time by the process, whatever the number of chats waiting for one: an
-# export of 100,000 rows holds some 100 MiB while it is made, and several at once would add up.
-# The thread only waits for the process that makes it (`storage.makers.make_in_child`).
-_making = ThreadPoolExecutor(1, thread_name_prefix="daka-upload")
-MAKER_PROCESS: Final = "bot.makers"  # `python -P -m` this: storage.makers with the bot's shims
-
-
-async def make(upload: Upload, database_url: str | None) -> tuple[str, int] | None:
-    """Make an upload's file (`storage.makers`): its path and rows, or None when it cannot
-    be made (said in the log)."""
-    maker = MAKERS.get(upload.maker)
-    if maker is None or database_url is None:
-        log.warning("upload %r cannot be made here", upload.maker)
-        return None
-    suffix = os.path.splitext(upload.filename or "")[1]
-    handle, path = tempfile.mkstemp(prefix="daka-upload-", suffix=suffix)
-    os.close(handle)
-    loop = asyncio.get_running_loop()
-    try:
-        rows = await loop.run_in_executor(
-            _making, make_in_child, maker, database_url, upload.args, path, MAKER_PROCESS
-        )
-    except ValueError as exc:
-        log.info("upload %r not made: %s", upload.maker, exc)
-    except Exception:
-        log.exception("upload %r failed", upload.maker)
-    except BaseException:  # cancelled (the bot is stopping): leave no file behind
-        with contextlib.suppress(OSError):
-            os.unlink(path)
-        raise
-    else:
-        return path, rows
-    with contextlib.suppress(OSError):
-        os.unlink(path)
-    return None

@@ -27,24 +27,20 @@ import contextlib
 import logging
 import mimetypes
 import os
-import tempfile
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 from domain.delivery import Failure, Outcome, Refused, RetryAfter, Sent, Unreachable
 from domain.kinds.photo import picture
 from handlers.wecom.api import Delivery, Media, WeComAPI
-from storage.makers import MAKERS, make_in_child
+from storage.makers import make_file
 
 log = logging.getLogger(__name__)
 
 Record = dict[str, Any]
 Sleep = Callable[[float], Awaitable[None]]
-
-MAKER_PROCESS: Final = "bot.makers"  # `python -P -m` this: storage.makers with the bot's shims
 
 
 def text(content: str) -> Record:
@@ -77,11 +73,6 @@ def file(name: str, data: bytes, *, image: bool, caption: str) -> Record:
 
 def made(maker: str, args: Mapping[str, Any], name: str, failed: str, caption: str) -> Record:
     return {"make": maker, "args": dict(args), "name": name, "failed": failed, "caption": caption}
-
-
-# One file made at a time by the process (an export of 100,000 rows holds some 100 MiB while
-# it is made); the thread only waits for the process that makes it.
-_making = ThreadPoolExecutor(1, thread_name_prefix="daka-wecom-upload")
 
 
 @dataclass
@@ -155,7 +146,7 @@ class ReplySender:
 
     async def _made(self, user: str, record: Record) -> Outcome:
         name, failed = str(record.get("name") or "file"), str(record.get("failed") or "")
-        made_file = await make(
+        made_file = await make_file(
             str(record["make"]), record.get("args") or {}, name, self.database_url
         )
         if made_file is None:
@@ -209,34 +200,3 @@ class ReplySender:
         if isinstance(failure, RetryAfter):
             return failure.seconds
         return min(10.0, 0.5 * 2**attempt)
-
-
-async def make(
-    maker: str, args: Mapping[str, Any], name: str, database_url: str | None
-) -> tuple[str, int] | None:
-    """Make a file with the maker named `maker` (`storage.makers`): its path and rows, or None
-    when it cannot be made (said in the log)."""
-    module = MAKERS.get(maker)
-    if module is None or database_url is None:
-        log.warning("file %r cannot be made here", maker)
-        return None
-    handle, path = tempfile.mkstemp(prefix="daka-wecom-", suffix=os.path.splitext(name)[1])
-    os.close(handle)
-    loop = asyncio.get_running_loop()
-    try:
-        rows = await loop.run_in_executor(
-            _making, make_in_child, module, database_url, args, path, MAKER_PROCESS
-        )
-    except ValueError as exc:
-        log.info("file %r not made: %s", maker, exc)
-    except Exception:
-        log.exception("file %r failed", maker)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(path)
-        raise
-    else:
-        return path, rows
-    with contextlib.suppress(OSError):
-        os.unlink(path)
-    return None

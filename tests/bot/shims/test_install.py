@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from handlers.telegram.uploads import MAKER_PROCESS
+from storage.makers import BOT_ENTRY as MAKER_PROCESS
 from storage.makers import make_in_child
 from tests.child import ROOT, run_python
 
