@@ -42,7 +42,7 @@ import socket
 import sys
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -329,6 +329,43 @@ async def verify(url: str, members: int) -> tuple[bool, str]:
     return stored == members and unhandled == 0, text
 
 
+async def serve_phase(
+    name: str,
+    process: str,
+    argv: Callable[[int], list[str]],
+    wecom: WatchedWeCom,
+    env: dict[str, str],
+    talk: Callable[[TimedDriver], Conversation],
+    *,
+    linked: bool,
+    users: Sequence[str],
+    opts: Options,
+    workdir: Path,
+    http: aiohttp.ClientSession,
+) -> tuple[PhaseResult, Phase]:
+    """One server's phase (`name`, its row in the table): its process (`argv` for a port)
+    started on a free port, warmed up, `users` talking at once (`talk` makes their
+    conversation on the driver), then stopped; its exit code, what the local WeCom refused and
+    what the server logged go to the result's failures."""
+    port = free_port()
+    bot = await start_bot(process, argv(port), env=env, workdir=workdir)
+    try:
+        await wait_until_serving(http, port, bot)
+        driver = driver_for(port, wecom, http, linked=linked)
+        phase = Phase(name, bot, driver, talk(driver), wecom)
+        await warm_up(phase, opts)
+        result = await drive(phase, users, opts)
+    finally:
+        code = await bot.stop()
+    result.failures.extend(wecom.problems)
+    result.problems = dict(bot.log_problems())
+    if code != 0:
+        result.failures.append(f"{phase.name} exited with code {code}")
+    if result.problems:
+        result.failures.append(f"{phase.name} logged problems:\n{bot.log_tail()}")
+    return result, phase
+
+
 async def checkin_phase(
     opts: Options, workdir: Path, http: aiohttp.ClientSession
 ) -> tuple[PhaseResult, Phase]:
@@ -343,29 +380,23 @@ async def checkin_phase(
     async with WatchedWeCom() as wecom:
         wecom.add_app(AGENT, SECRET)
         wecom.add_members(*users, *(warming(n) for n in range(opts.warmup)))
-        port = free_port()
-        argv = [sys.executable, "-m", "bot", "wecom", "--host", "127.0.0.1", "--port", str(port)]
-        bot = await start_bot(
-            "daka-wecom", argv, env=wecom_env(wecom, {"DATABASE_URL": url}), workdir=workdir
+        argv = [sys.executable, "-m", "bot", "wecom", "--host", "127.0.0.1", "--port"]
+        result, phase = await serve_phase(
+            DAKA,
+            "daka-wecom",
+            lambda port: [*argv, str(port)],
+            wecom,
+            wecom_env(wecom, {"DATABASE_URL": url}),
+            lambda driver: checkin_conversation(wecom, driver),
+            linked=True,
+            users=users,
+            opts=opts,
+            workdir=workdir,
+            http=http,
         )
-        try:
-            await wait_until_serving(http, port, bot)
-            driver = driver_for(port, wecom, http, linked=True)
-            phase = Phase(DAKA, bot, driver, checkin_conversation(wecom, driver), wecom)
-            await warm_up(phase, opts)
-            result = await drive(phase, users, opts)
-        finally:
-            code = await bot.stop()
-        if wecom.problems:
-            result.failures.extend(wecom.problems)
-    result.problems = dict(bot.log_problems())
-    if code != 0:
-        result.failures.append(f"daka wecom exited with code {code}")
     ok, result.verified = await verify(url, opts.members)
     if not ok:
         result.failures.append(f"not everything was stored: {result.verified}")
-    if result.problems:
-        result.failures.append(f"daka wecom logged problems:\n{bot.log_tail()}")
     return result, phase
 
 
@@ -373,21 +404,19 @@ async def echo_phase(
     opts: Options, workdir: Path, http: aiohttp.ClientSession
 ) -> tuple[PhaseResult, Phase]:
     async with WatchedWeCom() as wecom:
-        port = free_port()
-        argv = [sys.executable, "-m", "bench.wecom_echo", str(port)]
-        bot = await start_bot("wecom-echo", argv, env=wecom_env(wecom, {}), workdir=workdir)
-        try:
-            await wait_until_serving(http, port, bot)
-            driver = driver_for(port, wecom, http, linked=False)
-            phase = Phase(BARE, bot, driver, echo_conversation(driver))
-            await warm_up(phase, opts)
-            result = await drive(phase, [measured(n) for n in range(opts.members)], opts)
-        finally:
-            code = await bot.stop()
-    result.problems = dict(bot.log_problems())
-    if code != 0:
-        result.failures.append(f"the bare callback server exited with code {code}")
-    return result, phase
+        return await serve_phase(
+            BARE,
+            "wecom-echo",
+            lambda port: [sys.executable, "-m", "bench.wecom_echo", str(port)],
+            wecom,
+            wecom_env(wecom, {}),
+            echo_conversation,
+            linked=False,
+            users=[measured(n) for n in range(opts.members)],
+            opts=opts,
+            workdir=workdir,
+            http=http,
+        )
 
 
 async def replying_echo_phase(
@@ -397,26 +426,19 @@ async def replying_echo_phase(
     async with WatchedWeCom() as wecom:
         wecom.add_app(AGENT, SECRET)
         wecom.add_members(*users, *(warming(n) for n in range(opts.warmup)))
-        port = free_port()
-        argv = [sys.executable, "-m", "bench.wecom_echo", str(port), "--reply"]
-        bot = await start_bot("wecom-reply", argv, env=wecom_env(wecom, {}), workdir=workdir)
-        try:
-            await wait_until_serving(http, port, bot)
-            driver = driver_for(port, wecom, http, linked=False)  # its cards are made up
-            talk = replying_echo_conversation(wecom, driver)
-            phase = Phase(REPLYING, bot, driver, talk, wecom)
-            await warm_up(phase, opts)
-            result = await drive(phase, users, opts)
-        finally:
-            code = await bot.stop()
-        if wecom.problems:
-            result.failures.extend(wecom.problems)
-    result.problems = dict(bot.log_problems())
-    if code != 0:
-        result.failures.append(f"the replying echo exited with code {code}")
-    if result.problems:
-        result.failures.append(f"the replying echo logged problems:\n{bot.log_tail()}")
-    return result, phase
+        return await serve_phase(
+            REPLYING,
+            "wecom-reply",
+            lambda port: [sys.executable, "-m", "bench.wecom_echo", str(port), "--reply"],
+            wecom,
+            wecom_env(wecom, {}),
+            lambda driver: replying_echo_conversation(wecom, driver),
+            linked=False,  # its cards are made up
+            users=users,
+            opts=opts,
+            workdir=workdir,
+            http=http,
+        )
 
 
 # --------------------------------------------------------------------------- report
