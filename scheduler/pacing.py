@@ -20,6 +20,7 @@ Redis (`REDIS_URL`); a count out of reach raises `domain.delivery.CountUnavailab
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,6 +28,10 @@ from dataclasses import dataclass, field
 from aiolimiter import AsyncLimiter
 
 from domain.delivery import FORGET_AFTER, Pace, RecipientWindows, Windows
+
+
+class Stopped(Exception):
+    """The sender stopped while a letter waited for the channel's pause to end."""
 
 
 @dataclass
@@ -41,6 +46,7 @@ class Lane:
     resume_at: float = 0.0  # monotonic: the end of the pause the channel asked for
     free_at: dict[str, float] = field(default_factory=dict)  # monotonic, per address
     held_until: dict[str, float] = field(default_factory=dict)  # clock s: letters put back
+    stop: asyncio.Event | None = None  # the sender is stopping: a pause is not waited out
 
     def __post_init__(self) -> None:
         # A bucket of one that refills `rate` times a second spaces the sends evenly; a bucket
@@ -76,8 +82,14 @@ class Lane:
 
     async def _wait_pause(self) -> None:
         # A loop, not an Event: another 429 may push the resume time further while we sleep.
-        while (delay := self.resume_at - time.monotonic()) > 0:  # noqa: ASYNC110
-            await asyncio.sleep(delay)
+        while (delay := self.resume_at - time.monotonic()) > 0:
+            if self.stop is None:
+                await asyncio.sleep(delay)
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), delay)
+            if self.stop.is_set():
+                raise Stopped
 
     async def wait_turn(self, address: str) -> None:
         """At most one letter every `per_recipient_interval` seconds to the same address."""

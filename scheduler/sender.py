@@ -32,7 +32,7 @@ from domain import metrics
 from domain.clock import Clock
 from domain.delivery import TELEGRAM, CountUnavailable, RetryAfter, Sent, Transient, Unreachable
 from scheduler.couriers import Couriers, messages_in, recipients_of
-from scheduler.pacing import Lane
+from scheduler.pacing import Lane, Stopped
 from storage.db import SessionFactory
 from storage.models import CheckIn, Member, Outbox
 from storage.repo import MemberRepo
@@ -148,6 +148,7 @@ class Sender:
     stats: SendStats = field(default_factory=SendStats)
     _lanes: dict[str, Lane] = field(default_factory=dict)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
+    _stop: asyncio.Event | None = None  # set: the batch in flight sends nothing more
 
     def __post_init__(self) -> None:
         self._lanes = {
@@ -164,7 +165,8 @@ class Sender:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Drain whenever woken, and at least every second, until `stop` is set; a stop lets
-        the batch in flight finish and be recorded, and leaves the rest for the next start."""
+        the letters on the wire finish and be recorded, and puts the rest of the batch back in
+        the outbox for the next start (no pause, pace or retry of the batch is waited out)."""
         while not stop.is_set():
             try:
                 await self.drain(stop=stop)
@@ -180,6 +182,9 @@ class Sender:
         """Send every letter that is due now (or until `stop` is set, between two batches);
         returns the running totals."""
         last_log = time.monotonic()
+        self._stop = stop
+        for lane in self._lanes.values():
+            lane.stop = stop
         while stop is None or not stop.is_set():
             async with self.sessions() as session:
                 letters = await OutboxRepo(session).claim(
@@ -293,6 +298,8 @@ class Sender:
         counted = not lane.counts  # in the recipient's windows: once, just before it goes
         size = 1 if counted else await messages_in(courier, letter)
         while True:
+            if self._stop is not None and self._stop.is_set():
+                return self._release(letter)
             try:
                 if (
                     not counted
@@ -303,12 +310,16 @@ class Sender:
                     return self._defer(letter, lane, paused)  # the claim would outlive its lease
                 await lane.wait_turn(letter.address)
                 await lane.acquire()
+                if self._stop is not None and self._stop.is_set():
+                    return self._release(letter)  # its turn came after the stop
                 if not counted:
                     now = self._now()
                     if await lane.room(letter.address, now, size) > 0:  # another took it
                         continue
                     await lane.book(letter.address, now, size)
                     counted = True
+            except Stopped:
+                return self._release(letter)
             except CountUnavailable as exc:
                 # Sent uncounted, it could go past the member's limit and be dropped unseen.
                 log.warning(
@@ -348,7 +359,7 @@ class Sender:
                 attempts += 1
                 if attempts < self.max_attempts:
                     self.stats.retried += 1
-                    await asyncio.sleep(min(self.backoff_cap, 0.5 * 2 ** (attempts - 1)))
+                    await self._sleep(min(self.backoff_cap, 0.5 * 2 ** (attempts - 1)))
                     continue
                 log.warning(
                     "letter %s failed after %d attempts: %s", letter.id, attempts, outcome.detail
@@ -374,6 +385,21 @@ class Sender:
         sender could take the batch for abandoned and send it again. The letter goes back to
         the outbox, due when the pause is over."""
         return self.lease.total_seconds() / 4
+
+    async def _sleep(self, seconds: float) -> None:
+        """A wait between two attempts, cut short when the sender stops."""
+        if self._stop is None:
+            await asyncio.sleep(seconds)
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), seconds)
+
+    def _release(self, letter: Outbox) -> tuple[int, dict[str, Any]]:
+        """The sender is stopping: a letter not sent yet goes back to the outbox as it was,
+        due now, for the next sender (this one, started again) instead of holding the stop up
+        for the batch's pace and pauses, or waiting out its lease."""
+        assert letter.id is not None
+        return letter.id, {"status": "pending", "claimed_at": None, "claimed_by": None}
 
     def _defer(self, letter: Outbox, lane: Lane, wait: float) -> tuple[int, dict[str, Any]]:
         """Back to the outbox, due once the recipient's window has room (a minute, an hour):

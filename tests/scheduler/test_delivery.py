@@ -154,6 +154,36 @@ async def test_after_a_429_the_sender_resumes_at_its_pace_not_in_a_burst(
         assert delivered(school, chat) == 1
 
 
+async def test_a_stop_during_a_pause_puts_the_unsent_letters_back_at_once(
+    school: School,
+) -> None:
+    """Telegram asks for a 20 s pause in the middle of a round and the process is told to
+    stop (a deploy, `docker stop`'s 10 s): the sender does not wait the pause out. What went
+    out is recorded as sent, the rest goes back to the outbox as it was, and the next sender
+    sends each of those once."""
+    chats = await seed_members(school, 6)
+    await school.at("08:00")
+    school.server.fail("sendMessage", 429, retry_after=20, times=1)
+    stop = asyncio.Event()
+    first = sender(school, rate=200, per_chat_interval=0.01)
+    draining = asyncio.create_task(first.drain(stop=stop))
+    await school.server.wait_for(lambda: school.server.count_429 == 1, timeout=30)
+    stop.set()
+    stats = await asyncio.wait_for(draining, timeout=10)  # a ceiling, far under the pause
+
+    assert stats.rate_limited == 1
+    rows = [x for chat in chats for x in await letters(school, chat)]
+    back = [x for x in rows if x.status == "pending"]
+    assert len(back) == len(chats) - stats.sent and back
+    assert all(x.claimed_by is None and x.claimed_at is None for x in back)
+    assert all(x.attempts == 0 for x in back)
+
+    again = await sender(school, rate=200, per_chat_interval=0.01).drain()
+    assert again.sent == len(back)
+    for chat in chats:
+        assert delivered(school, chat) == 1
+
+
 # ---------------------------------------------------------------------------- 403
 
 
