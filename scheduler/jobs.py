@@ -4,6 +4,7 @@ drains the outbox. `daka run` starts it beside polling, `daka scheduler` on its 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ JOURNAL_KEEP = timedelta(days=2)
 OUTBOX_KEEP = timedelta(days=14)
 TICK_SECONDS = 15
 STOP_GRACE = 20.0  # seconds a running round may take to finish when the process stops
+SEND_GRACE = 5.0  # seconds the letters on the wire may take to be answered at a stop
 
 
 async def prune_journal(sessions: SessionFactory, clock: Clock) -> int:
@@ -96,6 +98,7 @@ class SchedulerService:
     clock: Clock
     i18n: Translator
     forget: Forget | None = None  # conversations kept outside the database, at erasure
+    send_grace: float = SEND_GRACE
 
     def __post_init__(self) -> None:
         # Letters are addressed on the channels there are couriers for, and no other.
@@ -174,7 +177,14 @@ class SchedulerService:
         scheduler.shutdown(wait=False)
         self.stop_event.set()
         self.sender.wake()
-        await sending
+        # The sender puts back what has not gone yet; a letter whose answer does not come in
+        # time is left claimed, and goes again once its lease runs out (as after a crash).
+        done, _ = await asyncio.wait({sending}, timeout=self.send_grace)
+        if not done:
+            log.warning("sender: stopped with letters unanswered; they go again after the lease")
+            sending.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sending
         if self._running:
             _, late = await asyncio.wait(set(self._running), timeout=STOP_GRACE)
             for task in late:

@@ -6,13 +6,16 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from sqlmodel import col, select
 
-from domain.delivery import TELEGRAM, Pace
+from domain.delivery import TELEGRAM, Outcome, Pace
+from domain.i18n import create_translator
 from domain.keys import CHECKIN_NOW, link, option
 from handlers.telegram.courier import TelegramCourier
+from scheduler.jobs import SchedulerService
 from scheduler.sender import Sender
 from storage.models import Member, Outbox
 from storage.repo import Repo, RosterRow
@@ -182,6 +185,41 @@ async def test_a_stop_during_a_pause_puts_the_unsent_letters_back_at_once(
     assert again.sent == len(back)
     for chat in chats:
         assert delivered(school, chat) == 1
+
+
+@dataclass
+class Unanswered:
+    """A channel that takes a letter and never answers (a hung connection)."""
+
+    channel: str = TELEGRAM
+    pace: Pace = field(default_factory=lambda: Pace(200.0, 0.0))
+    taken: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def deliver(self, letter: object) -> Outcome:
+        self.taken.set()
+        await asyncio.Event().wait()
+        raise AssertionError("never answered")
+
+
+async def test_a_stop_does_not_wait_for_a_letter_never_answered(school: School) -> None:
+    """The channel never answers a letter: the process still stops within the sender's
+    grace, and the letter, left claimed, goes once another sender takes it after its lease."""
+    [chat] = await seed_members(school, 1)
+    await school.at("08:00")
+    hung = Unanswered()
+    service = SchedulerService(
+        {TELEGRAM: hung}, school.daka.sessions, school.clock, create_translator(), send_grace=0.2
+    )
+    scheduler, sending = service.start()
+    await asyncio.wait_for(hung.taken.wait(), timeout=30)
+    await asyncio.wait_for(service.stop(scheduler, sending), timeout=30)
+
+    assert sending.cancelled() or sending.done()
+    [left] = await letters(school, chat)
+    assert (left.status, left.claimed_by is not None) == ("sending", True)
+    school.clock.advance(timedelta(minutes=3))  # past its lease
+    assert (await sender(school, rate=200, per_chat_interval=0.01).drain()).sent == 1
+    assert delivered(school, chat) == 1
 
 
 # ---------------------------------------------------------------------------- 403
