@@ -1,7 +1,9 @@
-"""`python -m bench.sqlstats OUT.json`: `daka run`, counting every SQL statement by the code of
-ours that issued it; the counts are written to OUT.json when the bot exits.
+"""`python -m bench.sqlstats OUT.json [ARGS...]`: `daka ARGS` (`daka run` by default), counting
+every SQL statement by the code of ours that issued it; the counts are written to OUT.json when
+the bot exits.
 
-`bench.checkin --sql-stats` runs the check-in bot this way. SQLAlchemy's async layer runs
+`bench.checkin --sql-stats` runs the check-in bot this way, `bench.wecom --sql-stats` `daka
+wecom`. SQLAlchemy's async layer runs
 statements in a greenlet, so the caller is found through the parent greenlet's frames."""
 
 from __future__ import annotations
@@ -103,13 +105,13 @@ def install(out: Path) -> None:
 
 
 def main() -> int:
-    if len(sys.argv) != 2:
-        print("usage: python -m bench.sqlstats OUT.json", file=sys.stderr)
+    if len(sys.argv) < 2:
+        print("usage: python -m bench.sqlstats OUT.json [DAKA ARGS...]", file=sys.stderr)
         return 2
     install(Path(sys.argv[1]))
     from bot.cli import main as daka
 
-    return daka(["run"])
+    return daka(sys.argv[2:] or ["run"])
 
 
 if __name__ == "__main__":

@@ -29,8 +29,10 @@ to 200) at N members at once: p50, p99, max (the goal is p99 <= 200 ms; WeCom gi
 5 s). `--only` runs one phase (checkin, echo, replying; all by default, "both" meaning all).
 `--latency-trace FILE` writes every measured POST as CSV (phase; when it was sent and when its
 request was written to the socket, after the phase began; status; latency), to see where in the
-run the slow ones are. It exits 1 when a check-in was lost, 2 when it could not run at all.
-Avoid 00:00 in Asia/Shanghai (conversations expire at midnight by design)."""
+run the slow ones are. Finding out why: `--py-spy FILE` samples `daka wecom` while it is
+measured, `--sql-stats` counts its SQL statements by the code that ran them, `--cprofile FILE`
+runs it under cProfile (start-up included). It exits 1 when a check-in was lost, 2 when it
+could not run at all. Avoid 00:00 in Asia/Shanghai (conversations expire at midnight by design)."""
 
 from __future__ import annotations
 
@@ -50,6 +52,7 @@ import aiohttp
 from sqlalchemy import func
 from sqlmodel import col, select
 
+from bench.checkin import sql_report, start_py_spy, stop_py_spy, summarise_collapsed
 from bench.common import (
     BenchError,
     BotProcess,
@@ -109,6 +112,9 @@ class Options:
     json: bool
     keep: bool
     latency_trace: Path | None = None
+    cprofile: Path | None = None
+    py_spy: Path | None = None
+    sql_stats: bool = False
 
 
 def measured(n: int) -> str:
@@ -348,14 +354,19 @@ async def serve_phase(
     conversation on the driver), then stopped; its exit code, what the local WeCom refused and
     what the server logged go to the result's failures."""
     port = free_port()
+    spy: asyncio.subprocess.Process | None = None
     bot = await start_bot(process, argv(port), env=env, workdir=workdir)
     try:
         await wait_until_serving(http, port, bot)
         driver = driver_for(port, wecom, http, linked=linked)
         phase = Phase(name, bot, driver, talk(driver), wecom)
         await warm_up(phase, opts)
+        if opts.py_spy is not None and name == DAKA:
+            spy = await start_py_spy(bot.pid, opts.py_spy, 250, (), workdir)
         result = await drive(phase, users, opts)
     finally:
+        if spy is not None:
+            await stop_py_spy(spy)
         code = await bot.stop()
     result.failures.extend(wecom.problems)
     result.problems = dict(bot.log_problems())
@@ -381,6 +392,11 @@ async def checkin_phase(
         wecom.add_app(AGENT, SECRET)
         wecom.add_members(*users, *(warming(n) for n in range(opts.warmup)))
         argv = [sys.executable, "-m", "bot", "wecom", "--host", "127.0.0.1", "--port"]
+        if opts.cprofile is not None:
+            argv[1:3] = ["-m", "cProfile", "-o", str(opts.cprofile), "-m", "bot"]
+        sql_out = workdir / "sqlstats.json"
+        if opts.sql_stats:
+            argv[1:3] = ["-m", "bench.sqlstats", str(sql_out)]
         result, phase = await serve_phase(
             DAKA,
             "daka-wecom",
@@ -394,6 +410,8 @@ async def checkin_phase(
             workdir=workdir,
             http=http,
         )
+    if opts.sql_stats:
+        result.notes.append(sql_report(sql_out, result.updates))
     ok, result.verified = await verify(url, opts.members)
     if not ok:
         result.failures.append(f"not everything was stored: {result.verified}")
@@ -538,6 +556,12 @@ async def run(opts: Options) -> int:
     report(results, opts)
     if opts.latency_trace is not None:
         write_trace(opts.latency_trace, [phase for _, phase in results])
+    if opts.py_spy is not None and opts.py_spy.suffix not in (".svg", ".json"):
+        if opts.py_spy.exists():
+            print(f"py-spy profile of daka wecom ({opts.py_spy}):")
+            print(summarise_collapsed(opts.py_spy))
+    elif opts.py_spy is not None:
+        print(f"py-spy profile of daka wecom written to {opts.py_spy}")
     checkin = next((r for r, _ in results if r.name == DAKA), None)
     return 1 if checkin is not None and (checkin.lost or checkin.failures) else 0
 
@@ -570,12 +594,37 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         help="write each measured POST as CSV: phase, sent and written to the socket (ms "
         "after the phase began), status, ms from sent to the answer",
     )
+    parser.add_argument(
+        "--py-spy",
+        type=Path,
+        metavar="FILE",
+        help="record daka wecom with py-spy while measured: .svg flame graph, .json "
+        "speedscope, anything else raw collapsed stacks (summarised at the end)",
+    )
+    parser.add_argument(
+        "--sql-stats",
+        action="store_true",
+        help="count daka wecom's SQL statements and commits by the code that ran them",
+    )
+    parser.add_argument(
+        "--cprofile",
+        type=Path,
+        metavar="FILE",
+        help="run daka wecom under cProfile (whole run, main thread only)",
+    )
     args = parser.parse_args(argv)
+    if args.cprofile and args.sql_stats:
+        parser.error("--cprofile and --sql-stats each replace the server's command")
     if args.only == "both":  # what it was called with two phases
         args.only = "all"
     if args.members < 1 or args.warmup < 0:
         parser.error("--members must be at least 1, --warmup at least 0")
-    return parsed_options(Options, args)
+    return parsed_options(
+        Options,
+        args,
+        cprofile=args.cprofile.resolve() if args.cprofile else None,
+        py_spy=args.py_spy.resolve() if args.py_spy else None,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
