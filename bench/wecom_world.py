@@ -163,8 +163,8 @@ _WRITTEN: contextvars.ContextVar[list[float] | None] = contextvars.ContextVar(
 def written_trace() -> aiohttp.TraceConfig:
     """For the client session of `TimedDriver`s: notes when each POST's request went out (its
     headers written to the socket), which a busy client loop can make later than the POST
-    began (a diagnostic for `--latency-trace`, whose hooks cost the client some CPU; the
-    latency is still POST to 200)."""
+    began: the acknowledgement latency on the wire starts there. Its hooks cost the client
+    some CPU, the same in every phase."""
 
     async def headers_sent(*_: object) -> None:
         cell = _WRITTEN.get()
