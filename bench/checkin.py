@@ -535,7 +535,7 @@ def report(results: Sequence[PhaseResult], opts: Options) -> None:
     info = machine()
     print(
         f"machine: {info['cpus']} CPUs, {info['implementation']} {info['python']}, "
-        f"{info['platform']}"
+        f"{info['platform']}, event loop {info['event loop']}"
     )
     print(
         f"each conversation: {CHECKIN_UPDATES} updates; {opts.members} members at once, "

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
+from bot.loop import named
 from tests.fakebot import FakeBotAPI, FakeUser, SentMessage
 
 if TYPE_CHECKING:
@@ -341,6 +342,7 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "implementation": platform.python_implementation(),
         "platform": platform.platform(terse=True),
+        "event loop": named(os.environ.get("EVENT_LOOP")),  # every process's, baselines too
     }
 
 

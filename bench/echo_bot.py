@@ -6,7 +6,6 @@ aiogram's own `Dispatcher.start_polling`, which stops cleanly on SIGINT/SIGTERM.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import sys
@@ -17,6 +16,9 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.types import Message
+
+from bot.loop import named
+from bot.loop import run as run_loop
 
 router = Router(name="echo")
 
@@ -48,7 +50,7 @@ def main() -> int:
         print("echo_bot: BOT_TOKEN and TELEGRAM_API_URL are required", file=sys.stderr)
         return 2
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "WARNING").upper())
-    asyncio.run(run(token, api_url))
+    run_loop(run(token, api_url), named(os.environ.get("EVENT_LOOP")))
     return 0
 
 

@@ -1214,7 +1214,8 @@ def report(
     load = os.getloadavg()
     print(
         f"machine: {info['cpus']} CPUs, {info['implementation']} {info['python']}, "
-        f"{info['platform']}; load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
+        f"{info['platform']}, event loop {info['event loop']}; "
+        f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
     )
     print(
         f"data: {path.name} ({path.stat().st_size / 2**20:,.0f} MiB): {shape.members:,} members "

@@ -262,7 +262,7 @@ async def run(opts: Options, argv: Sequence[str]) -> int:
     info = machine()
     print(
         f"machine: {info['cpus']} CPUs, {info['implementation']} {info['python']}, "
-        f"{info['platform']}"
+        f"{info['platform']}, event loop {info['event loop']}"
     )
     print("command: " + shlex.join([".venv/bin/python", "-m", "bench.reminders", *argv]))
     print(table(phases))

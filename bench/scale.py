@@ -917,7 +917,7 @@ def report(
     print(f"command: {command}")
     print(
         f"machine: {info['cpus']} CPUs, {info['implementation']} {info['python']}, "
-        f"{info['platform']}"
+        f"{info['platform']}, event loop {info['event loop']}"
     )
     print(f"services: {services}")
     print(

@@ -476,7 +476,8 @@ def report(results: Sequence[tuple[PhaseResult, Phase]], opts: Options) -> None:
     load = os.getloadavg()
     print(
         f"machine: {info['cpus']} CPUs, {info['implementation']} {info['python']}, "
-        f"{info['platform']}; load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
+        f"{info['platform']}, event loop {info['event loop']}; "
+        f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
     )
     print(
         f"each conversation: {CALLBACKS} callbacks; {opts.members} members at once, "

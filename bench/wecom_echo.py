@@ -22,6 +22,8 @@ from collections.abc import Sequence
 import aiohttp
 from aiohttp import web
 
+from bot.loop import named
+from bot.loop import run as run_loop
 from handlers.wecom.api import App, WeComAPI
 from handlers.wecom.crypto import CallbackError, WeComCrypto
 from handlers.wecom.messages import TextMessage, parse
@@ -110,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "WARNING").upper())
-    asyncio.run(serve(args.port, reply=args.reply))
+    run_loop(serve(args.port, reply=args.reply), named(os.environ.get("EVENT_LOOP")))
     return 0
 
 

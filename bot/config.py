@@ -40,6 +40,7 @@ class Settings(BaseSettings):
     admin_ids: Annotated[frozenset[int], NoDecode] = frozenset()
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = "text"
+    event_loop: Literal["uvloop", "asyncio"] = "uvloop"  # bot/loop.py
     webhook_secret: SecretStr | None = None
     webhook_path: str = "/telegram"
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
@@ -109,7 +110,7 @@ class Settings(BaseSettings):
             raise ValueError("must be a sqlite+aiosqlite:// or postgresql+asyncpg:// URL")
         return value
 
-    @field_validator("log_format", mode="before")
+    @field_validator("log_format", "event_loop", mode="before")
     @classmethod
     def _lower(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bot.cli.common import Command, Subparsers, UsageError
+from bot.loop import run as run_loop
 from domain.clock import Clock
 
 if TYPE_CHECKING:
@@ -45,7 +46,7 @@ def serve(args: argparse.Namespace, clock: Clock) -> None:
     """Run the demo until Ctrl+C."""
     if not 0 <= args.port <= 65535:
         raise UsageError("demo: --port must be from 0 to 65535")
-    asyncio.run(_serve(args, clock))
+    run_loop(_serve(args, clock))
 
 
 async def _serve(args: argparse.Namespace, clock: Clock) -> None:

@@ -17,6 +17,7 @@ from bot.cli.common import (
     create_session_factory_for,
 )
 from bot.config import SettingError, Settings
+from bot.loop import run as run_loop
 from domain.clock import Clock, local_day, zone
 from domain.schedule import ScheduleError, parse_time
 from storage.repo import Repo
@@ -96,8 +97,9 @@ def serve(args: argparse.Namespace, settings: Settings, clock: Clock) -> None:
             settings.require_wecom_senders()  # half set: one line naming the setting missing
         from bot.app import run_scheduler
 
-        asyncio.run(
-            run_scheduler(settings, clock=clock, metrics_port=_metrics_port(args, settings))
+        run_loop(
+            run_scheduler(settings, clock=clock, metrics_port=_metrics_port(args, settings)),
+            settings.event_loop,
         )
     elif args.command == "webhook":
         settings.require_token()
@@ -109,7 +111,7 @@ def serve(args: argparse.Namespace, settings: Settings, clock: Clock) -> None:
 
         webhook_target(settings, args.url)  # a path that disagrees: one line, exit 2
 
-        asyncio.run(
+        run_loop(
             run_webhook(
                 settings,
                 host=args.host,
@@ -118,7 +120,8 @@ def serve(args: argparse.Namespace, settings: Settings, clock: Clock) -> None:
                 set_webhook=args.set_webhook,
                 with_scheduler=args.with_scheduler,
                 clock=clock,
-            )
+            ),
+            settings.event_loop,
         )
 
 
@@ -141,12 +144,18 @@ def run_deployment(args: argparse.Namespace, settings: Settings, clock: Clock) -
 
         assert wecom_at is not None
         host, port = wecom_at
-        asyncio.run(run_wecom(settings, host=host, port=port, with_scheduler=True, clock=clock))
+        run_loop(
+            run_wecom(settings, host=host, port=port, with_scheduler=True, clock=clock),
+            settings.event_loop,
+        )
         return
     from bot.app import run_polling
 
     metrics_port = _metrics_port(args, settings)
-    asyncio.run(run_polling(settings, clock=clock, metrics_port=metrics_port, wecom_at=wecom_at))
+    run_loop(
+        run_polling(settings, clock=clock, metrics_port=metrics_port, wecom_at=wecom_at),
+        settings.event_loop,
+    )
 
 
 async def cmd_remind(

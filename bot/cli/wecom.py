@@ -4,12 +4,12 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 
 import aiohttp
 
 from bot.cli.common import Command, Subparsers, UserError, check_count
 from bot.config import Settings
+from bot.loop import run as run_loop
 from domain.clock import Clock
 from domain.delivery import Sent
 from domain.i18n import LOCALE_OF, create_translator
@@ -59,14 +59,15 @@ def serve(args: argparse.Namespace, settings: Settings, clock: Clock) -> None:
     check_count("--port", args.port, 0, 65535)
     from bot.wecom import run_wecom
 
-    asyncio.run(
+    run_loop(
         run_wecom(
             settings,
             host=args.host,
             port=args.port,
             with_scheduler=args.with_scheduler,
             clock=clock,
-        )
+        ),
+        settings.event_loop,
     )
 
 

@@ -203,6 +203,9 @@ def test_bad_settings_exit_2_with_one_line_naming_the_setting(tmp_path: Path) ->
     assert len(result.stderr.strip().splitlines()) == 1
     result = run_daka("org", "list", env={**base, "DATABASE_URL": "mysql://x"})
     assert result.returncode == 2 and "DATABASE_URL" in result.stderr
+    result = run_daka("org", "list", env={**base, "EVENT_LOOP": "tokio"})
+    assert result.returncode == 2 and "EVENT_LOOP" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
 
 
 def test_webhook_mode_needs_its_secret_and_a_public_url(tmp_path: Path) -> None:
