@@ -501,6 +501,13 @@ def report(results: Sequence[tuple[PhaseResult, Phase]], opts: Options) -> None:
         print(f"ratio daka wecom/bare (callbacks/s): {ratio:.2f} ({verdict} the goal of {GOAL})")
     if ratio_replying is not None:
         print(f"ratio daka wecom/replying echo (callbacks/s): {ratio_replying:.2f}")
+    if BARE in by_name and REPLYING in by_name and by_name[BARE].updates_per_s > 0:
+        # what answering through the API costs by itself, on this machine, this run
+        ceiling = by_name[REPLYING].updates_per_s / by_name[BARE].updates_per_s
+        print(
+            f"ratio replying echo/bare (callbacks/s): {ceiling:.2f} (a server that answers "
+            "each callback with one message through the API, and does nothing else)"
+        )
     for r, phase in results:
         p99 = p99_ms(phase.on_wire)
         verdict = (
