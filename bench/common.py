@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from bot.loop import named
+from bot.loop import run as run_loop
 from tests.fakebot import FakeBotAPI, FakeUser, SentMessage
 
 if TYPE_CHECKING:
@@ -53,7 +54,7 @@ def parsed_options(cls: type[OptionsT], args: argparse.Namespace, **converted: A
 def run_main(main: Coroutine[Any, Any, int]) -> int:
     """A bench's exit code: 2 when it could not run (`BenchError`), 130 on ^C as in a shell."""
     try:
-        return asyncio.run(main)
+        return run_loop(main, named(os.environ.get("EVENT_LOOP")))  # as the bots' own
     except BenchError as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return 2
