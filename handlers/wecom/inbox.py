@@ -29,7 +29,7 @@ import json
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
-from dataclasses import asdict
+from dataclasses import fields
 from typing import Any, Final, Protocol, TypeVar
 
 from domain import metrics
@@ -81,9 +81,23 @@ class Turns(Protocol):
     def apology(self, event: Event) -> list[Record]: ...
 
 
+_FIELDS: Final = {kind: tuple(f.name for f in fields(kind)) for kind in EVENT_TYPES.values()}
+_JSON: Final = json.JSONEncoder(ensure_ascii=False)  # json.dumps(…, ensure_ascii=False) reused
+
+
 def dump_event(event: Event) -> str:
-    """An event as the journal keeps it (JSON)."""
-    return json.dumps({"type": type(event).__name__, **asdict(event)}, ensure_ascii=False)
+    """An event as the journal keeps it (JSON): its type and its fields in order, as
+    `dataclasses.asdict` gives them, without asdict's deep copy (a callback's CPU)."""
+    kind = type(event)
+    data: dict[str, Any] = {"type": kind.__name__}
+    for name in _FIELDS[kind]:
+        data[name] = getattr(event, name)
+    if isinstance(event, messages.CardPressed):
+        data["selected"] = [
+            {"question_key": item.question_key, "option_ids": item.option_ids}
+            for item in event.selected
+        ]
+    return _JSON.encode(data)
 
 
 def load_event(text: str) -> Event:
