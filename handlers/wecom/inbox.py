@@ -166,6 +166,7 @@ class Inbox:
         self._journal_waits = False
         self._answering: set[asyncio.Task[None]] = set()
         self._batch_since: dict[asyncio.Task[Any], float] = {}  # each worker's transaction
+        self._turns_committed = 0  # transactions of turns committed: what `prepare` read holds
         self._marking: asyncio.Task[None] | None = None
 
     async def take(self, event: Event) -> None:
@@ -322,8 +323,7 @@ class Inbox:
                 self._batch_since[me] = loop.time()
             watch = _Every(STUCK_AFTER, self._answer_beside)  # for turns queued meanwhile
             try:
-                async with self._writer.turn():
-                    outcomes = await self._answer_batch([(row, event) for row, event, _ in batch])
+                outcomes = await self._answer_batch([(row, event) for row, event, _ in batch])
             finally:
                 watch.cancel()
                 if me is not None:
@@ -376,43 +376,63 @@ class Inbox:
 
     async def _answer_together(self, batch: list[tuple[int, Event]]) -> list[list[Record]]:
         """The turns in one transaction, then their rows claimed (marked handled) and their
-        replies kept. Callbacks waiting for the journal (the one writer) wait at most
-        `GIVE_WAY_AFTER` seconds: the turns taken by then commit, the others go next time."""
-        loop = asyncio.get_running_loop()
-        until = loop.time() + GIVE_WAY_AFTER
+        replies kept. What the turns read first (`Turns.prepare`, reads only) is read before
+        the writer is taken, so that the journal is not kept waiting by it; read again, in a
+        new session, when turns of another worker committed meanwhile (what it read may have
+        changed). Callbacks waiting for the journal (the one writer) wait for at most
+        `GIVE_WAY_AFTER` seconds of turns: the turns taken by then commit, the others go next
+        time."""
+        events = [event for _, event in batch]
+        committed = self._turns_committed
         async with self.sessions() as session:
             repo = Repo(session)
-            answers: list[list[Record]] = []
-            replies: dict[int, str] = {}
-            await self.turns.prepare(repo, [event for _, event in batch])
-            for row, event in batch:
-                records = await self.turns.answer(repo, event)
-                if records:
-                    replies[row] = json.dumps(records, ensure_ascii=False)
-                answers.append(records)
-                if self._journal_waits and loop.time() >= until:
-                    break
-            await self.turns.finish(repo)
-            rows = [row for row, _ in batch[: len(answers)]]
-            if await repo.inbox.claim(event_ids=rows, now=self.clock.now()) != len(rows):
-                raise _Taken(f"{len(rows)} events, some of them handled already")
-            await repo.inbox.keep_replies(replies=replies)
-            await session.commit()
+            await self.turns.prepare(repo, events)
+            async with self._writer.turn():
+                if self._turns_committed == committed:
+                    return await self._turns_together(repo, batch)
+        async with self._writer.turn(), self.sessions() as session:
+            repo = Repo(session)
+            await self.turns.prepare(repo, events)
+            return await self._turns_together(repo, batch)
+
+    async def _turns_together(
+        self, repo: Repo, batch: list[tuple[int, Event]]
+    ) -> list[list[Record]]:
+        """The prepared turns of `_answer_together`, holding the writer, up to the commit."""
+        loop = asyncio.get_running_loop()
+        until = loop.time() + GIVE_WAY_AFTER
+        answers: list[list[Record]] = []
+        replies: dict[int, str] = {}
+        for row, event in batch:
+            records = await self.turns.answer(repo, event)
+            if records:
+                replies[row] = _JSON.encode(records)
+            answers.append(records)
+            if self._journal_waits and loop.time() >= until:
+                break
+        await self.turns.finish(repo)
+        rows = [row for row, _ in batch[: len(answers)]]
+        if await repo.inbox.claim(event_ids=rows, now=self.clock.now()) != len(rows):
+            raise _Taken(f"{len(rows)} events, some of them handled already")
+        await repo.inbox.keep_replies(replies=replies)
+        await repo.session.commit()
+        self._turns_committed += 1
         return answers
 
     async def _answer_one(self, row: int, event: Event) -> list[Record] | None:
         """The turn and the journal row in one transaction; None when another worker had
         handled the event already."""
-        async with self.sessions() as session:
+        async with self._writer.turn(), self.sessions() as session:
             repo = Repo(session)
             records = await self.turns.answer(repo, event)
-            replies = json.dumps(records, ensure_ascii=False) if records else None
+            replies = _JSON.encode(records) if records else None
             if not await repo.inbox.mark_handled(
                 event_id=row, replies=replies, now=self.clock.now()
             ):
                 await session.rollback()
                 return None
             await session.commit()
+            self._turns_committed += 1
         return records
 
     async def _mark_handled(self, row: int, records: list[Record]) -> bool:
@@ -420,7 +440,7 @@ class Inbox:
             async with self._writer.turn(), self.sessions() as session:
                 await Repo(session).inbox.mark_handled(
                     event_id=row,
-                    replies=json.dumps(records, ensure_ascii=False) if records else None,
+                    replies=_JSON.encode(records) if records else None,
                     now=self.clock.now(),
                 )
                 await session.commit()

@@ -17,12 +17,14 @@ from sqlmodel import select
 
 from domain.conversation.io import Command, Input
 from domain.conversation.turn import Turn
+from handlers.wecom import inbox as inbox_module
 from handlers.wecom import messages
 from handlers.wecom.inbox import EVENT_TYPES, dump_event, load_event
-from handlers.wecom.messages import TextMessage
+from handlers.wecom.messages import Event, TextMessage
 from handlers.wecom.replies import Record, ReplySender
 from handlers.wecom.turns import Converse
 from storage.models import InboundEvent
+from storage.repo import Repo
 from storage.repos.accounts import ErasedMeanwhile
 from storage.repos.inbox import InboxRepo
 from tests.handlers.wecom.conftest import AGENT
@@ -370,3 +372,75 @@ async def test_a_turn_an_erasure_rolled_back_once_runs_again(app: WeComDaka) -> 
     await app.driver.send_text("zhangsan", "/help")
     await app.settled()
     assert tries == 2 and texts(zhangsan.screen()) == "again"
+
+
+async def test_callbacks_are_journaled_while_a_batch_of_turns_reads_what_it_needs(
+    app: WeComDaka, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reads before a batch's turns (`prepare`) do not hold the writer: a burst of
+    callbacks is acknowledged without waiting for them (on SQLite, where the inbox writes in
+    one transaction at a time)."""
+    await app.org()
+    heard: list[tuple[str, str]] = []
+    await app.start(converse=_recording(heard))
+    assert app.channel is not None
+    inbox = app.channel.inbox
+    monkeypatch.setattr(inbox_module, "STUCK_AFTER", 3600.0)  # no going beside a held writer
+    members = {user: app.member(user) for user in ("zhangsan", "lisi", "wangwu")}
+    prepare = inbox.turns.prepare
+    during: list[tuple[bool, int]] = []
+
+    async def prepare_taking_a_callback(repo: Repo, events: Sequence[Event]) -> None:
+        if len(events) > 1 and not during:
+            lock = inbox._writer._lock  # None on PostgreSQL: no one writer
+            free = lock is None or not lock.locked()
+            during.append((free, inbox.journal_writes))
+            assert free, "the writer is held while the batch reads"
+            await inbox.take(_command("wangwu", "/help later", 3))  # journaled meanwhile
+            during.append((free, inbox.journal_writes))
+        await prepare(repo, events)
+
+    monkeypatch.setattr(inbox.turns, "prepare", prepare_taking_a_callback)
+    await asyncio.gather(*(inbox.take(_command(u, "/help x", n)) for n, u in enumerate(members)))
+    await app.settled()
+
+    assert during[1][1] == during[0][1] + 1  # written while the batch was reading
+    assert sorted(heard) == [
+        ("lisi", "x"),
+        ("wangwu", "later"),
+        ("wangwu", "x"),
+        ("zhangsan", "x"),
+    ]
+    assert texts(members["wangwu"].screen()) == "heard x\n---\nheard later"
+    assert all(row.handled_at is not None for row in await journal(app))
+
+
+async def test_a_batch_whose_reads_another_workers_turns_overtook_reads_again(
+    app: WeComDaka, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Turns committed by another worker while a batch waited for the writer may have
+    changed what it read: it reads again, in a new session, before its turns run."""
+    await app.org()
+    heard: list[tuple[str, str]] = []
+    await app.start(converse=_recording(heard))
+    assert app.channel is not None
+    inbox = app.channel.inbox
+    members = {user: app.member(user) for user in ("zhangsan", "lisi")}
+    prepare = inbox.turns.prepare
+    prepared: list[tuple[Repo, list[str]]] = []
+
+    async def prepare_overtaken(repo: Repo, events: Sequence[Event]) -> None:
+        prepared.append((repo, [event.user for event in events]))
+        if len(prepared) == 1:
+            inbox._turns_committed += 1  # as another worker's commit would
+        await prepare(repo, events)
+
+    monkeypatch.setattr(inbox.turns, "prepare", prepare_overtaken)
+    await asyncio.gather(*(inbox.take(_command(u, "/help x", n)) for n, u in enumerate(members)))
+    await app.settled()
+
+    (first, users), (again, users_again) = prepared
+    assert users == users_again == ["zhangsan", "lisi"] and first is not again
+    assert sorted(heard) == [("lisi", "x"), ("zhangsan", "x")]  # once each
+    assert all(texts(member.screen()) == "heard x" for member in members.values())
+    assert inbox.batches == 1
