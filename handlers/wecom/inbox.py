@@ -69,7 +69,8 @@ class Turns(Protocol):
     that failed."""
 
     async def prepare(self, repo: Repo, events: Sequence[Event]) -> None:
-        """Read what the turns of `events`, in `repo`'s transaction, all need."""
+        """Read what the turns of `events`, in `repo`'s transaction, all need; reads only:
+        the inbox calls it before it takes the one writer (`_Writer`)."""
         ...
 
     async def answer(self, repo: Repo, event: Event) -> list[Record]: ...
