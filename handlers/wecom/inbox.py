@@ -226,7 +226,9 @@ class Inbox:
 
     async def _journal_all(self) -> None:
         """Write what was taken, in one transaction per round; what arrives meanwhile waits
-        for the next round."""
+        for the next round. Each is acknowledged (and queued) as soon as the round commits:
+        not after the session's close too, a further trip to the database thread (the pool
+        resets the connection) that in a burst waits behind hundreds of callbacks."""
         while self._to_journal:
             self._journal_waits = True  # a transaction of turns gives way
             async with self._writer.turn():
@@ -242,20 +244,29 @@ class Inbox:
                             channel=self.journal, events=entries, now=self.clock.now()
                         )
                         await session.commit()
-                    self.journal_writes += 1
-                except Exception as exc:
+                        self.journal_writes += 1
+                        self._journaled(batch, entries, kept)
+                except Exception as exc:  # those acknowledged already stay so: committed
                     for _, done in batch:
                         if not done.done():
                             done.set_exception(exc)
-                    continue
-            for (event, done), (key, sender, _) in zip(batch, entries, strict=True):
-                row = kept.pop(key, None)
-                if row is None:
-                    self.duplicates += 1
-                else:
-                    self._queue(sender, row, event)
-                if not done.done():
-                    done.set_result(None)
+
+    def _journaled(
+        self,
+        batch: list[tuple[Event, asyncio.Future[None]]],
+        entries: list[tuple[str, str, str]],
+        kept: dict[str, int],
+    ) -> None:
+        """A round committed: each event queued for its member's lane (unless it was kept
+        before: WeCom's retry), and acknowledged."""
+        for (event, done), (key, sender, _) in zip(batch, entries, strict=True):
+            row = kept.pop(key, None)
+            if row is None:
+                self.duplicates += 1
+            else:
+                self._queue(sender, row, event)
+            if not done.done():
+                done.set_result(None)
 
     def _queue(self, sender: str, row: int, item: Event | list[Record]) -> None:
         self._waiting.setdefault(sender, deque()).append((row, item))

@@ -5,9 +5,10 @@ handling, a crash after the handling while the replies were on their way."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -393,7 +394,8 @@ async def test_callbacks_are_journaled_while_a_batch_of_turns_reads_what_it_need
     async def prepare_taking_a_callback(repo: Repo, events: Sequence[Event]) -> None:
         if len(events) > 1 and not during:
             lock = inbox._writer._lock  # None on PostgreSQL: no one writer
-            free = lock is None or not lock.locked()
+            journaling = inbox._journaling is not None and not inbox._journaling.done()
+            free = lock is None or not lock.locked() or journaling  # not held by the batch
             during.append((free, inbox.journal_writes))
             assert free, "the writer is held while the batch reads"
             await inbox.take(_command("wangwu", "/help later", 3))  # journaled meanwhile
@@ -444,3 +446,36 @@ async def test_a_batch_whose_reads_another_workers_turns_overtook_reads_again(
     assert sorted(heard) == [("lisi", "x"), ("zhangsan", "x")]  # once each
     assert all(texts(member.screen()) == "heard x" for member in members.values())
     assert inbox.batches == 1
+
+
+async def test_a_callback_is_acknowledged_once_its_journal_commits_not_after_the_close(
+    app: WeComDaka, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The session's close after the commit (a further trip to SQLite's thread, to reset the
+    connection) is not waited for: in a burst, each trip waits behind the other callbacks."""
+    await app.org()
+    heard: list[tuple[str, str]] = []
+    await app.start(converse=_recording(heard))
+    assert app.channel is not None
+    inbox = app.channel.inbox
+    zhangsan = app.member("zhangsan")
+    sessions = inbox.sessions
+    taking: list[asyncio.Task[None]] = []
+    acknowledged_before_close: list[bool] = []
+
+    @contextlib.asynccontextmanager
+    async def closing_late() -> AsyncIterator[Any]:
+        async with sessions() as session:
+            yield session
+            if not acknowledged_before_close:
+                for _ in range(5):
+                    await asyncio.sleep(0)  # what is ready runs: the take, once acknowledged
+                acknowledged_before_close.append(taking[0].done())
+
+    monkeypatch.setattr(inbox, "sessions", closing_late)
+    taking.append(asyncio.create_task(inbox.take(_command("zhangsan", "/help x", 1))))
+    await taking[0]
+    await app.settled()
+
+    assert acknowledged_before_close == [True]
+    assert heard == [("zhangsan", "x")] and texts(zhangsan.screen()) == "heard x"
