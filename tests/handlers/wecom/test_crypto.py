@@ -18,15 +18,18 @@ from __future__ import annotations
 
 import base64
 import struct
+from xml.etree.ElementTree import XMLParser
 
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from defusedxml import DTDForbidden
 
 from handlers.wecom.crypto import (
     BadCorpId,
     BadPayload,
     BadSignature,
     WeComCrypto,
+    _NoDTD,
     aes_key_of,
     parse_xml,
     signature,
@@ -257,6 +260,14 @@ LAUGHS = (
 def test_a_dtd_or_entity_is_refused_in_any_encoding(data: bytes) -> None:
     with pytest.raises(BadPayload):
         parse_xml(data)
+
+
+def test_the_fast_parsers_tree_builder_refuses_a_dtd_by_itself() -> None:
+    """The second guard, should a DTD ever reach ElementTree's C parser."""
+    parser = XMLParser(target=_NoDTD())
+    with pytest.raises(DTDForbidden):
+        parser.feed(LAUGHS.encode())
+        parser.close()
 
 
 @pytest.mark.parametrize(
