@@ -29,7 +29,7 @@ import json
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
-from dataclasses import asdict
+from dataclasses import fields
 from typing import Any, Final, Protocol, TypeVar
 
 from domain import metrics
@@ -69,7 +69,8 @@ class Turns(Protocol):
     that failed."""
 
     async def prepare(self, repo: Repo, events: Sequence[Event]) -> None:
-        """Read what the turns of `events`, in `repo`'s transaction, all need."""
+        """Read what the turns of `events`, in `repo`'s transaction, all need; reads only:
+        the inbox calls it before it takes the one writer (`_Writer`)."""
         ...
 
     async def answer(self, repo: Repo, event: Event) -> list[Record]: ...
@@ -81,9 +82,23 @@ class Turns(Protocol):
     def apology(self, event: Event) -> list[Record]: ...
 
 
+_FIELDS: Final = {kind: tuple(f.name for f in fields(kind)) for kind in EVENT_TYPES.values()}
+_JSON: Final = json.JSONEncoder(ensure_ascii=False)  # json.dumps(…, ensure_ascii=False) reused
+
+
 def dump_event(event: Event) -> str:
-    """An event as the journal keeps it (JSON)."""
-    return json.dumps({"type": type(event).__name__, **asdict(event)}, ensure_ascii=False)
+    """An event as the journal keeps it (JSON): its type and its fields in order, as
+    `dataclasses.asdict` gives them, without asdict's deep copy (a callback's CPU)."""
+    kind = type(event)
+    data: dict[str, Any] = {"type": kind.__name__}
+    for name in _FIELDS[kind]:
+        data[name] = getattr(event, name)
+    if isinstance(event, messages.CardPressed):
+        data["selected"] = [
+            {"question_key": item.question_key, "option_ids": item.option_ids}
+            for item in event.selected
+        ]
+    return _JSON.encode(data)
 
 
 def load_event(text: str) -> Event:
@@ -152,6 +167,7 @@ class Inbox:
         self._journal_waits = False
         self._answering: set[asyncio.Task[None]] = set()
         self._batch_since: dict[asyncio.Task[Any], float] = {}  # each worker's transaction
+        self._turns_committed = 0  # transactions of turns committed: what `prepare` read holds
         self._marking: asyncio.Task[None] | None = None
 
     async def take(self, event: Event) -> None:
@@ -210,7 +226,9 @@ class Inbox:
 
     async def _journal_all(self) -> None:
         """Write what was taken, in one transaction per round; what arrives meanwhile waits
-        for the next round."""
+        for the next round. Each is acknowledged (and queued) as soon as the round commits:
+        not after the session's close too, a further trip to the database thread (the pool
+        resets the connection) that in a burst waits behind hundreds of callbacks."""
         while self._to_journal:
             self._journal_waits = True  # a transaction of turns gives way
             async with self._writer.turn():
@@ -226,20 +244,29 @@ class Inbox:
                             channel=self.journal, events=entries, now=self.clock.now()
                         )
                         await session.commit()
-                    self.journal_writes += 1
-                except Exception as exc:
+                        self.journal_writes += 1
+                        self._journaled(batch, entries, kept)
+                except Exception as exc:  # those acknowledged already stay so: committed
                     for _, done in batch:
                         if not done.done():
                             done.set_exception(exc)
-                    continue
-            for (event, done), (key, sender, _) in zip(batch, entries, strict=True):
-                row = kept.pop(key, None)
-                if row is None:
-                    self.duplicates += 1
-                else:
-                    self._queue(sender, row, event)
-                if not done.done():
-                    done.set_result(None)
+
+    def _journaled(
+        self,
+        batch: list[tuple[Event, asyncio.Future[None]]],
+        entries: list[tuple[str, str, str]],
+        kept: dict[str, int],
+    ) -> None:
+        """A round committed: each event queued for its member's lane (unless it was kept
+        before: WeCom's retry), and acknowledged."""
+        for (event, done), (key, sender, _) in zip(batch, entries, strict=True):
+            row = kept.pop(key, None)
+            if row is None:
+                self.duplicates += 1
+            else:
+                self._queue(sender, row, event)
+            if not done.done():
+                done.set_result(None)
 
     def _queue(self, sender: str, row: int, item: Event | list[Record]) -> None:
         self._waiting.setdefault(sender, deque()).append((row, item))
@@ -308,8 +335,7 @@ class Inbox:
                 self._batch_since[me] = loop.time()
             watch = _Every(STUCK_AFTER, self._answer_beside)  # for turns queued meanwhile
             try:
-                async with self._writer.turn():
-                    outcomes = await self._answer_batch([(row, event) for row, event, _ in batch])
+                outcomes = await self._answer_batch([(row, event) for row, event, _ in batch])
             finally:
                 watch.cancel()
                 if me is not None:
@@ -362,43 +388,63 @@ class Inbox:
 
     async def _answer_together(self, batch: list[tuple[int, Event]]) -> list[list[Record]]:
         """The turns in one transaction, then their rows claimed (marked handled) and their
-        replies kept. Callbacks waiting for the journal (the one writer) wait at most
-        `GIVE_WAY_AFTER` seconds: the turns taken by then commit, the others go next time."""
-        loop = asyncio.get_running_loop()
-        until = loop.time() + GIVE_WAY_AFTER
+        replies kept. What the turns read first (`Turns.prepare`, reads only) is read before
+        the writer is taken, so that the journal is not kept waiting by it; read again, in a
+        new session, when turns of another worker committed meanwhile (what it read may have
+        changed). Callbacks waiting for the journal (the one writer) wait for at most
+        `GIVE_WAY_AFTER` seconds of turns: the turns taken by then commit, the others go next
+        time."""
+        events = [event for _, event in batch]
+        committed = self._turns_committed
         async with self.sessions() as session:
             repo = Repo(session)
-            answers: list[list[Record]] = []
-            replies: dict[int, str] = {}
-            await self.turns.prepare(repo, [event for _, event in batch])
-            for row, event in batch:
-                records = await self.turns.answer(repo, event)
-                if records:
-                    replies[row] = json.dumps(records, ensure_ascii=False)
-                answers.append(records)
-                if self._journal_waits and loop.time() >= until:
-                    break
-            await self.turns.finish(repo)
-            rows = [row for row, _ in batch[: len(answers)]]
-            if await repo.inbox.claim(event_ids=rows, now=self.clock.now()) != len(rows):
-                raise _Taken(f"{len(rows)} events, some of them handled already")
-            await repo.inbox.keep_replies(replies=replies)
-            await session.commit()
+            await self.turns.prepare(repo, events)
+            async with self._writer.turn():
+                if self._turns_committed == committed:
+                    return await self._turns_together(repo, batch)
+        async with self._writer.turn(), self.sessions() as session:
+            repo = Repo(session)
+            await self.turns.prepare(repo, events)
+            return await self._turns_together(repo, batch)
+
+    async def _turns_together(
+        self, repo: Repo, batch: list[tuple[int, Event]]
+    ) -> list[list[Record]]:
+        """The prepared turns of `_answer_together`, holding the writer, up to the commit."""
+        loop = asyncio.get_running_loop()
+        until = loop.time() + GIVE_WAY_AFTER
+        answers: list[list[Record]] = []
+        replies: dict[int, str] = {}
+        for row, event in batch:
+            records = await self.turns.answer(repo, event)
+            if records:
+                replies[row] = _JSON.encode(records)
+            answers.append(records)
+            if self._journal_waits and loop.time() >= until:
+                break
+        await self.turns.finish(repo)
+        rows = [row for row, _ in batch[: len(answers)]]
+        if await repo.inbox.claim(event_ids=rows, now=self.clock.now()) != len(rows):
+            raise _Taken(f"{len(rows)} events, some of them handled already")
+        await repo.inbox.keep_replies(replies=replies)
+        await repo.session.commit()
+        self._turns_committed += 1
         return answers
 
     async def _answer_one(self, row: int, event: Event) -> list[Record] | None:
         """The turn and the journal row in one transaction; None when another worker had
         handled the event already."""
-        async with self.sessions() as session:
+        async with self._writer.turn(), self.sessions() as session:
             repo = Repo(session)
             records = await self.turns.answer(repo, event)
-            replies = json.dumps(records, ensure_ascii=False) if records else None
+            replies = _JSON.encode(records) if records else None
             if not await repo.inbox.mark_handled(
                 event_id=row, replies=replies, now=self.clock.now()
             ):
                 await session.rollback()
                 return None
             await session.commit()
+            self._turns_committed += 1
         return records
 
     async def _mark_handled(self, row: int, records: list[Record]) -> bool:
@@ -406,7 +452,7 @@ class Inbox:
             async with self._writer.turn(), self.sessions() as session:
                 await Repo(session).inbox.mark_handled(
                     event_id=row,
-                    replies=json.dumps(records, ensure_ascii=False) if records else None,
+                    replies=_JSON.encode(records) if records else None,
                     now=self.clock.now(),
                 )
                 await session.commit()

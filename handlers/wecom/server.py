@@ -96,7 +96,7 @@ class CallbackEndpoint:
         self._seen = seen if seen is not None else MemorySeen()
         self._before_ack = before_ack
         self._tasks: set[asyncio.Task[None]] = set()
-        self._inflight: dict[str, asyncio.Future[bool]] = {}
+        self._inflight: dict[str, asyncio.Future[bool] | None] = {}
         self.refused = 0
         self.duplicates = 0
 
@@ -118,19 +118,22 @@ class CallbackEndpoint:
         """POST: verify, decrypt, parse, dedupe; then an empty 200 at once."""
         if request.content_length is not None and request.content_length > MAX_BODY:
             return self._refuse(request, CallbackError("body too large"), status=413)
-        body = bytearray()
-        async for chunk in request.content.iter_chunked(16 * 1024):
-            body += chunk
+        content = request.content
+        body = b""
+        while not content.at_eof():  # a callback's body has come whole: one read, no wait
+            body += await content.readany()
             if len(body) > MAX_BODY:
                 return self._refuse(request, CallbackError("body too large"), status=413)
         try:
-            event = parse(self.crypto.open(bytes(body), *self._signed(request)))
+            event = parse(self.crypto.open(body, *self._signed(request)))
         except CallbackError as exc:
             return self._refuse(request, exc)
         key = dedupe_key(event)
-        first = self._inflight.get(key)
-        if first is not None:  # WeCom's retry while its first try is still being taken
+        if key in self._inflight:  # WeCom's retry while its first try is still being taken
             self.duplicates += 1
+            first = self._inflight[key]
+            if first is None:
+                first = self._inflight[key] = asyncio.get_running_loop().create_future()
             taken = await self._await_first(first)
             return web.Response(status=200 if taken else 500, text="")
         if not await self._seen.first(key):
@@ -152,8 +155,7 @@ class CallbackEndpoint:
     async def _take(self, key: str, event: Event) -> bool:
         """Hand the event over before the ack; on failure it is forgotten, so that WeCom's
         next try (answered 500 now) is taken afresh."""
-        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._inflight[key] = done
+        self._inflight[key] = None  # a future once a retry waits for it
         taken = False
         try:
             await self._handle(event)
@@ -163,8 +165,9 @@ class CallbackEndpoint:
         finally:
             if not taken:
                 await self._seen.forget(key)
-            del self._inflight[key]
-            done.set_result(taken)
+            done = self._inflight.pop(key)
+            if done is not None:
+                done.set_result(taken)
         return taken
 
     async def _await_first(self, first: asyncio.Future[bool]) -> bool:

@@ -18,16 +18,20 @@ from __future__ import annotations
 
 import base64
 import struct
+from xml.etree.ElementTree import XMLParser
 
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from defusedxml import DTDForbidden
 
 from handlers.wecom.crypto import (
     BadCorpId,
     BadPayload,
     BadSignature,
     WeComCrypto,
+    _NoDTD,
     aes_key_of,
+    parse_xml,
     signature,
 )
 from handlers.wecom.messages import TextMessage, parse
@@ -233,6 +237,52 @@ def test_malformed_ciphertexts_are_bad_payload(encrypt: str, problem: str) -> No
 def test_malformed_or_hostile_xml_is_bad_payload(body: str) -> None:
     with pytest.raises(BadPayload):
         sample().open(body, *MESSAGE.values())
+
+
+LAUGHS = (
+    '<!DOCTYPE x [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;&a;">]><xml><Encrypt>&b;</Encrypt></xml>'
+)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        LAUGHS.encode(),
+        b"\xef\xbb\xbf" + LAUGHS.encode(),  # UTF-8 with its BOM
+        LAUGHS.encode("utf-16"),  # no "<!DOCTYPE" bytes: read by defusedxml, which refuses it
+        LAUGHS.encode("utf-16-le"),  # nor a BOM
+        ('<?xml version="1.0" encoding="UTF-16"?>' + LAUGHS).encode("utf-16-be"),
+        ('<?xml version="1.0" encoding="ISO-8859-1"?>' + LAUGHS).encode("latin-1"),
+        '<!DOCTYPE xml SYSTEM "file:///etc/passwd"><xml/>'.encode("utf-16"),
+        b"<xml><Encrypt>&a;</Encrypt></xml>",  # an entity never declared
+    ],
+)
+def test_a_dtd_or_entity_is_refused_in_any_encoding(data: bytes) -> None:
+    with pytest.raises(BadPayload):
+        parse_xml(data)
+
+
+def test_the_fast_parsers_tree_builder_refuses_a_dtd_by_itself() -> None:
+    """The second guard, should a DTD ever reach ElementTree's C parser."""
+    parser = XMLParser(target=_NoDTD())
+    with pytest.raises(DTDForbidden):
+        parser.feed(LAUGHS.encode())
+        parser.close()
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"<xml><Content><![CDATA[<!DOCTYPE html> & <!ENTITY>]]></Content></xml>",
+        "<xml><Content><![CDATA[<!DOCTYPE html> & <!ENTITY>]]></Content></xml>",
+        "<xml><Content>中文 &lt;&amp;&gt;</Content></xml>".encode("utf-16"),
+        '<?xml version="1.0" encoding="UTF-8"?><xml><Content>中文</Content></xml>'.encode(),
+    ],
+)
+def test_text_that_only_looks_like_a_dtd_and_other_encodings_are_read(data: bytes | str) -> None:
+    """Documents the fast parser leaves to defusedxml read as before."""
+    content = parse_xml(data).findtext("Content") or ""
+    assert content.startswith(("<!DOCTYPE html>", "中文"))
 
 
 def test_an_encoding_aes_key_is_43_base64_characters() -> None:

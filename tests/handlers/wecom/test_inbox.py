@@ -5,8 +5,11 @@ handling, a crash after the handling while the replies were on their way."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import asdict
 from typing import Any
 
 import pytest
@@ -15,14 +18,56 @@ from sqlmodel import select
 
 from domain.conversation.io import Command, Input
 from domain.conversation.turn import Turn
-from handlers.wecom.messages import TextMessage
+from handlers.wecom import inbox as inbox_module
+from handlers.wecom import messages
+from handlers.wecom.inbox import EVENT_TYPES, dump_event, load_event
+from handlers.wecom.messages import Event, TextMessage
 from handlers.wecom.replies import Record, ReplySender
 from handlers.wecom.turns import Converse
 from storage.models import InboundEvent
+from storage.repo import Repo
 from storage.repos.accounts import ErasedMeanwhile
 from storage.repos.inbox import InboxRepo
 from tests.handlers.wecom.conftest import AGENT
 from tests.handlers.wecom.world import WeComDaka, texts
+
+EVERY_EVENT = [
+    TextMessage("Zhang", 1, 2, content='你好 "/checkin"', msg_id="9"),
+    messages.ImageMessage("u", None, 2, pic_url="http://p", media_id="m", msg_id="1"),
+    messages.LocationMessage(
+        "u", 1, 2, latitude=1.5, longitude=2.25, scale=None, label="l", msg_id="3"
+    ),
+    messages.LocationReport("u", 1, 2, latitude=1.0, longitude=2.0, precision=None),
+    messages.LocationPicked(
+        "u", 1, 2, event_key="k", latitude=1.0, longitude=2.0, scale=15, label="a", poiname="b"
+    ),
+    messages.MenuClick("u", 1, 2, event_key="/checkin"),
+    messages.EnterAgent("u", 1, 2),
+    messages.CardPressed(
+        "u",
+        1,
+        2,
+        event_key="k",
+        task_id="t",
+        card_type="vote_interaction",
+        response_code="r",
+        selected=(messages.Selected("q", ("a", "b")), messages.Selected("q2", ())),
+    ),
+    messages.Unsupported("u", 1, 2, msg_type="voice", event="", msg_id="5"),
+]
+
+
+@pytest.mark.parametrize("event", EVERY_EVENT, ids=lambda event: type(event).__name__)
+def test_an_event_is_journaled_as_before_and_read_back_the_same(event: messages.Event) -> None:
+    """The journal's JSON is what `dataclasses.asdict` gave (rows written by an older version
+    are read, and the new ones by it), and it reads back to the same event."""
+    old = json.dumps({"type": type(event).__name__, **asdict(event)}, ensure_ascii=False)
+    assert dump_event(event) == old
+    assert load_event(dump_event(event)) == event
+
+
+def test_every_journaled_event_type_is_tried() -> None:
+    assert {type(event) for event in EVERY_EVENT} == set(EVENT_TYPES.values())
 
 
 async def journal(app: WeComDaka) -> list[InboundEvent]:
@@ -328,3 +373,109 @@ async def test_a_turn_an_erasure_rolled_back_once_runs_again(app: WeComDaka) -> 
     await app.driver.send_text("zhangsan", "/help")
     await app.settled()
     assert tries == 2 and texts(zhangsan.screen()) == "again"
+
+
+async def test_callbacks_are_journaled_while_a_batch_of_turns_reads_what_it_needs(
+    app: WeComDaka, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reads before a batch's turns (`prepare`) do not hold the writer: a burst of
+    callbacks is acknowledged without waiting for them (on SQLite, where the inbox writes in
+    one transaction at a time)."""
+    await app.org()
+    heard: list[tuple[str, str]] = []
+    await app.start(converse=_recording(heard))
+    assert app.channel is not None
+    inbox = app.channel.inbox
+    monkeypatch.setattr(inbox_module, "STUCK_AFTER", 3600.0)  # no going beside a held writer
+    members = {user: app.member(user) for user in ("zhangsan", "lisi", "wangwu")}
+    prepare = inbox.turns.prepare
+    during: list[tuple[bool, int]] = []
+
+    async def prepare_taking_a_callback(repo: Repo, events: Sequence[Event]) -> None:
+        if len(events) > 1 and not during:
+            lock = inbox._writer._lock  # None on PostgreSQL: no one writer
+            journaling = inbox._journaling is not None and not inbox._journaling.done()
+            free = lock is None or not lock.locked() or journaling  # not held by the batch
+            during.append((free, inbox.journal_writes))
+            assert free, "the writer is held while the batch reads"
+            await inbox.take(_command("wangwu", "/help later", 3))  # journaled meanwhile
+            during.append((free, inbox.journal_writes))
+        await prepare(repo, events)
+
+    monkeypatch.setattr(inbox.turns, "prepare", prepare_taking_a_callback)
+    await asyncio.gather(*(inbox.take(_command(u, "/help x", n)) for n, u in enumerate(members)))
+    await app.settled()
+
+    assert during[1][1] == during[0][1] + 1  # written while the batch was reading
+    assert sorted(heard) == [
+        ("lisi", "x"),
+        ("wangwu", "later"),
+        ("wangwu", "x"),
+        ("zhangsan", "x"),
+    ]
+    assert texts(members["wangwu"].screen()) == "heard x\n---\nheard later"
+    assert all(row.handled_at is not None for row in await journal(app))
+
+
+async def test_a_batch_whose_reads_another_workers_turns_overtook_reads_again(
+    app: WeComDaka, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Turns committed by another worker while a batch waited for the writer may have
+    changed what it read: it reads again, in a new session, before its turns run."""
+    await app.org()
+    heard: list[tuple[str, str]] = []
+    await app.start(converse=_recording(heard))
+    assert app.channel is not None
+    inbox = app.channel.inbox
+    members = {user: app.member(user) for user in ("zhangsan", "lisi")}
+    prepare = inbox.turns.prepare
+    prepared: list[tuple[Repo, list[str]]] = []
+
+    async def prepare_overtaken(repo: Repo, events: Sequence[Event]) -> None:
+        prepared.append((repo, [event.user for event in events]))
+        if len(prepared) == 1:
+            inbox._turns_committed += 1  # as another worker's commit would
+        await prepare(repo, events)
+
+    monkeypatch.setattr(inbox.turns, "prepare", prepare_overtaken)
+    await asyncio.gather(*(inbox.take(_command(u, "/help x", n)) for n, u in enumerate(members)))
+    await app.settled()
+
+    (first, users), (again, users_again) = prepared
+    assert users == users_again == ["zhangsan", "lisi"] and first is not again
+    assert sorted(heard) == [("lisi", "x"), ("zhangsan", "x")]  # once each
+    assert all(texts(member.screen()) == "heard x" for member in members.values())
+    assert inbox.batches == 1
+
+
+async def test_a_callback_is_acknowledged_once_its_journal_commits_not_after_the_close(
+    app: WeComDaka, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The session's close after the commit (a further trip to SQLite's thread, to reset the
+    connection) is not waited for: in a burst, each trip waits behind the other callbacks."""
+    await app.org()
+    heard: list[tuple[str, str]] = []
+    await app.start(converse=_recording(heard))
+    assert app.channel is not None
+    inbox = app.channel.inbox
+    zhangsan = app.member("zhangsan")
+    sessions = inbox.sessions
+    taking: list[asyncio.Task[None]] = []
+    acknowledged_before_close: list[bool] = []
+
+    @contextlib.asynccontextmanager
+    async def closing_late() -> AsyncIterator[Any]:
+        async with sessions() as session:
+            yield session
+            if not acknowledged_before_close:
+                for _ in range(5):
+                    await asyncio.sleep(0)  # what is ready runs: the take, once acknowledged
+                acknowledged_before_close.append(taking[0].done())
+
+    monkeypatch.setattr(inbox, "sessions", closing_late)
+    taking.append(asyncio.create_task(inbox.take(_command("zhangsan", "/help x", 1))))
+    await taking[0]
+    await app.settled()
+
+    assert acknowledged_before_close == [True]
+    assert heard == [("zhangsan", "x")] and texts(zhangsan.screen()) == "heard x"

@@ -395,3 +395,33 @@ async def test_a_callback_signed_long_ago_is_refused_as_a_replay(
         assert fresh.statuses == [200]
         await served.endpoint.drain()
     assert [e.content for e in served.handled if isinstance(e, TextMessage)] == ["新的"]
+
+
+async def test_a_body_sent_in_pieces_is_read_whole_and_a_long_one_is_413(
+    callback: Callback, session: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Chunked, without a Content-Length: read piece by piece until its end, and refused
+    as soon as it passes 64 KB."""
+    xml = (
+        "<xml><ToUserName>wx</ToUserName><FromUserName>Zhang</FromUserName>"
+        "<CreateTime>1</CreateTime><MsgType>text</MsgType><Content>hi</Content>"
+        "<MsgId>7</MsgId><AgentID>1000002</AgentID></xml>"
+    )
+    sealed = callback.driver.crypto.seal(xml, "1", "2")
+    query = {"msg_signature": sealed.signature, "timestamp": "1", "nonce": "2"}
+
+    async def pieces(body: bytes, size: int) -> AsyncIterator[bytes]:
+        for start in range(0, len(body), size):
+            yield body[start : start + size]
+            await asyncio.sleep(0.01)
+
+    envelope = sealed.xml().encode()
+    async with session.post(callback.driver.url, params=query, data=pieces(envelope, 40)) as got:
+        assert got.status == 200
+    long = b"<xml>" + b" " * (80 * 1024)
+    async with session.post(callback.driver.url, params=query, data=pieces(long, 16_000)) as got:
+        assert got.status == 413
+
+    await callback.endpoint.drain()
+    assert [type(event) for event in callback.handled] == [TextMessage]
+    assert len(refusals(caplog)) == 1
