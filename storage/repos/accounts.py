@@ -14,6 +14,19 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from storage.db import core_rows
 from storage.models import Account, Consent, EnrolAttempt, Identity
 
+# Locked until the turn commits (PostgreSQL; SQLite has one writer): an erasure
+# (`PrivacyRepo.erase`) waits for the turns under way of the person it erases, and what they
+# write is then erased too. In id order, as erasures lock them. Built once, as the next.
+_BY_IDENTITIES = (
+    select(Identity.external_id, Account)
+    .join(Account, col(Account.id) == col(Identity.account_id))
+    .where(
+        col(Identity.channel) == bindparam("channel"),
+        col(Identity.external_id).in_(bindparam("ids", expanding=True)),
+    )
+    .order_by(col(Account.id))
+    .with_for_update(of=Account, key_share=True)
+)
 # Built once (a batch's last statement before its commit; see storage.repo's check-ins).
 _ERASURES = select(col(Account.id), col(Account.erasures)).where(
     col(Account.id).in_(bindparam("ids", expanding=True))
@@ -75,17 +88,9 @@ class AccountRepo:
         (the accounts of a batch of updates)."""
         if not external_ids:
             return {}
-        # Locked until the turn commits (PostgreSQL; SQLite has one writer): an erasure
-        # (`PrivacyRepo.erase`) waits for the turns under way of the person it erases, and
-        # what they write is then erased too. In id order, as erasures lock them.
-        stmt = (
-            select(Identity.external_id, Account)
-            .join(Account, col(Account.id) == col(Identity.account_id))
-            .where(Identity.channel == channel, col(Identity.external_id).in_(list(external_ids)))
-            .order_by(col(Account.id))
-            .with_for_update(of=Account, key_share=True)
-        )
-        return {external_id: account for external_id, account in await self.session.exec(stmt)}
+        params = {"channel": channel, "ids": list(external_ids)}
+        rows = await self.session.exec(_BY_IDENTITIES, params=params)
+        return {external_id: account for external_id, account in rows}
 
     async def check_unerased(self, *, seen: Mapping[int, int]) -> None:
         """Raises `ErasedMeanwhile` when one of these accounts (id: its `erasures` as the turn

@@ -10,8 +10,9 @@ from sqlmodel import select
 
 from domain.clock import FixedClock
 from storage.db import SessionFactory
-from storage.models import Organisation
+from storage.models import Account, Member, Organisation, OrgChannel, RoleGrant
 from storage.repo import Conflict, Repo, RosterRow, Submission
+from tests.storage.seeding import enrol, grant_role
 
 
 async def make_org(sessions: SessionFactory, clock: FixedClock, slug: str = "school") -> int:
@@ -137,6 +138,55 @@ async def test_a_second_checkin_the_same_day_amends_and_keeps_every_version(
     assert current.submitted_at == clock.now()
     assert [(r.version, r.answers["temperature"]) for r in revisions] == [(1, 36.5), (2, 37.9)]
     assert [c.local_day for c in history] == [day]
+
+
+async def test_what_a_turn_reads_of_its_visitor_is_what_is_stored(
+    sessions: SessionFactory, clock: FixedClock
+) -> None:
+    """The organisations, roles and app settings a batch of turns reads as rows (not the
+    session's objects) hold every column as the ORM loads it; the accounts and enrolments,
+    which turns change, stay the session's objects."""
+    org_id = await make_org(sessions, clock)
+    async with sessions() as session:
+        repo = Repo(session)
+        org = await repo.orgs.get(org_id=org_id)
+        org.geofence_lat, org.geofence_lon, org.geofence_radius_m = 31.2, 121.4, 500.0
+        await repo.members.import_roster(
+            org_id=org_id, rows=[RosterRow(line=2, unit="C1", member_id="1", name="A")]
+        )
+        await enrol(repo, org_id=org_id, telegram_id=501, member_id="1", now=clock.now())
+        await grant_role(repo, org_id=org_id, telegram_id=501, unit="C1", now=clock.now())
+        await repo.channels.configure(
+            org_id=org_id, channel="wecom", app_id="1000002", text_only=True
+        )
+        await session.commit()
+    async with sessions() as session:
+        repo = Repo(session)
+        served = await repo.channels.serving(channel="wecom", app_id="1000002")
+        accounts = await repo.accounts.by_identities(channel="telegram", external_ids=["501"])
+        account = accounts["501"]
+        assert account.id is not None
+        ((member, member_org),) = await repo.members.enrolments(account_ids=[account.id])
+        ((grant, grant_org),) = await repo.roles.active_many(account_ids=[account.id])
+        assert account in session and member in session
+        assert served is not None
+        read = [served.org, served.setting, member_org, grant, grant_org]
+        assert not any(obj in session for obj in read)
+    async with sessions() as session:
+        stored = [
+            await session.get(Organisation, org_id),
+            (await session.exec(select(OrgChannel))).one(),
+            await session.get(Organisation, org_id),
+            (await session.exec(select(RoleGrant))).one(),
+            await session.get(Organisation, org_id),
+            await session.get(Account, account.id),
+            await session.get(Member, member.id),
+        ]
+    assert [obj.model_dump() for obj in [*read, account, member]] == [
+        obj.model_dump() for obj in stored if obj is not None
+    ]
+    assert served.setting.text_only and served.org.geofence_radius_m == 500.0
+    assert served.org.created_at.tzinfo is not None and grant.granted_at == clock.now()
 
 
 async def test_one_checkin_row_per_member_and_day_is_enforced_by_the_schema(
