@@ -140,6 +140,66 @@ async def test_a_second_checkin_the_same_day_amends_and_keeps_every_version(
     assert [c.local_day for c in history] == [day]
 
 
+async def test_a_checkin_the_transaction_holds_is_brought_up_to_date_by_an_amendment(
+    sessions: SessionFactory, clock: FixedClock
+) -> None:
+    """`submit` writes as Core: a check-in the session loaded before (a member's earlier turn
+    in the same batch) is not left at its old version."""
+    org_id = await make_org(sessions, clock)
+    day = date(2026, 11, 28)
+    async with sessions() as session:
+        repo = Repo(session)
+        await repo.members.import_roster(
+            org_id=org_id, rows=[RosterRow(line=2, unit="C1", member_id="1", name="A")]
+        )
+        member = await repo.members.by_external(org_id=org_id, external_id="1")
+        assert member is not None and member.id is not None
+        await repo.checkins.submit(
+            member=member,
+            local_day=day,
+            form="health",
+            form_version=1,
+            submission=Submission(answers={"temperature": 36.5}, abnormal=False, reasons=[]),
+            update_id=20,
+            now=clock.now(),
+            channel="wecom",
+        )
+        held = await repo.checkins.for_day(member_id=member.id, local_day=day)
+        assert held is not None and held.version == 1 and held.retention_applied == 0
+        assert held.org_id == org_id and held.channel == "wecom" and not held.live
+        clock.advance(timedelta(minutes=5))
+        second, amended = await repo.checkins.submit(
+            member=member,
+            local_day=day,
+            form="health",
+            form_version=2,
+            submission=Submission(
+                answers={"temperature": 38.0}, abnormal=True, reasons=["temperature"], live=True
+            ),
+            update_id=21,
+            now=clock.now(),
+            channel="telegram",
+        )
+        assert amended and second is held
+        assert (held.version, held.answers, held.reasons) == (
+            2,
+            {"temperature": 38.0},
+            ["temperature"],
+        )
+        assert (held.form_version, held.channel, held.live) == (2, "telegram", True)
+        assert held.submitted_at == clock.now()
+        with pytest.raises(IntegrityError):  # an update handled before: nothing written twice
+            await repo.checkins.submit(
+                member=member,
+                local_day=day,
+                form="health",
+                form_version=2,
+                submission=Submission(answers={}, abnormal=False, reasons=[]),
+                update_id=21,
+                now=clock.now(),
+            )
+
+
 async def test_what_a_turn_reads_of_its_visitor_is_what_is_stored(
     sessions: SessionFactory, clock: FixedClock
 ) -> None:
