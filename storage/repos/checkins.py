@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, cast
 
-from sqlalchemy import Executable, Table, bindparam, insert
+from sqlalchemy import Executable, Table, bindparam, insert, inspect
 from sqlalchemy.orm import Session, attributes
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -68,6 +68,7 @@ _REVISION = insert(cast(Table, cast(Any, CheckInRevision).__table__))
 _SUBMITS: dict[str, Executable] = {}
 _KEYS = [column.key for column in columns_of(CheckIn)]
 _VERSION = _KEYS.index("version")
+_MAPPER = inspect(CheckIn)
 
 
 def _submit_statement(dialect: str) -> Executable:
@@ -171,8 +172,9 @@ class CheckInRepo:
         row = await self.session.run_sync(run)  # one switch to SQLAlchemy's side for both
         current = detached(CheckIn, row)
         assert current.id is not None
-        sync = self.session.sync_session
-        held = sync.identity_map.get(sync.identity_key(CheckIn, current.id))
+        held = self.session.sync_session.identity_map.get(
+            _MAPPER.identity_key_from_primary_key((current.id,))
+        )
         if isinstance(held, CheckIn):  # loaded before in this transaction: as it is now
             for key, value in zip(_KEYS, row, strict=True):
                 attributes.set_committed_value(held, key, value)

@@ -249,6 +249,49 @@ async def test_what_a_turn_reads_of_its_visitor_is_what_is_stored(
     assert served.org.created_at.tzinfo is not None and grant.granted_at == clock.now()
 
 
+async def test_a_batch_reads_its_visitors_accounts_and_enrolments_in_one_query(
+    sessions: SessionFactory, clock: FixedClock
+) -> None:
+    """`with_enrolments` gives what `by_identities` and `enrolments` give: each account
+    with its active roster entries in the order they were made (in two organisations here;
+    an entry taken off the roster left out), an account with none, nobody unknown."""
+    first = await make_org(sessions, clock)
+    second = await make_org(sessions, clock, slug="other")
+    rows = [RosterRow(line=2, unit="C1", member_id=m, name=m) for m in ("1", "2", "3")]
+    async with sessions() as session:
+        repo = Repo(session)
+        for org_id in (second, first):
+            await repo.members.import_roster(org_id=org_id, rows=rows)
+        await enrol(repo, org_id=second, telegram_id=601, member_id="1", now=clock.now())
+        await enrol(repo, org_id=first, telegram_id=601, member_id="2", now=clock.now())
+        gone = await enrol(repo, org_id=first, telegram_id=602, member_id="3", now=clock.now())
+        gone.active = False
+        await repo.accounts.ensure(channel="telegram", external_id="603", now=clock.now())
+        await session.commit()
+    ids = ["603", "601", "602", "604"]
+    async with sessions() as session:
+        repo = Repo(session)
+        found = await repo.accounts.with_enrolments(channel="telegram", external_ids=ids)
+        together = {
+            eid: (account.id, [(m.id, m.org_id, o.id, o.slug) for m, o in enrolled])
+            for eid, (account, enrolled) in found.items()
+        }
+        assert all(account in session for account, _ in found.values())
+        assert all(m in session for _, enrolled in found.values() for m, _ in enrolled)
+    async with sessions() as session:
+        repo = Repo(session)
+        accounts = await repo.accounts.by_identities(channel="telegram", external_ids=ids)
+        apart = {}
+        for eid, account in accounts.items():
+            assert account.id is not None
+            enrolled = await repo.members.enrolments(account_ids=[account.id])
+            apart[eid] = (account.id, [(m.id, m.org_id, o.id, o.slug) for m, o in enrolled])
+    assert together == apart
+    assert list(together) == sorted(together, key=lambda eid: together[eid][0])
+    assert [slug for *_, slug in together["601"][1]] == ["other", "school"]
+    assert together["602"][1] == [] and together["603"][1] == [] and "604" not in together
+
+
 async def test_one_checkin_row_per_member_and_day_is_enforced_by_the_schema(
     sessions: SessionFactory, clock: FixedClock
 ) -> None:
