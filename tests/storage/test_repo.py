@@ -10,7 +10,7 @@ from sqlmodel import select
 
 from domain.clock import FixedClock
 from storage.db import SessionFactory
-from storage.models import Account, Member, Organisation, OrgChannel, RoleGrant
+from storage.models import Account, InboundEvent, Member, Organisation, OrgChannel, RoleGrant
 from storage.repo import Conflict, Repo, RosterRow, Submission
 from tests.storage.seeding import enrol, grant_role
 
@@ -428,3 +428,48 @@ async def test_settled_letters_are_forgotten_after_two_weeks(
     async with sessions() as session:
         left = (await session.exec(select(Outbox))).all()
     assert [(x.address, x.status) for x in left] == [("3", "pending")]  # never sent: kept
+
+
+async def test_the_wecom_inbox_claims_only_events_not_handled_and_keeps_their_replies(
+    sessions: SessionFactory, clock: FixedClock
+) -> None:
+    """A batch's events are claimed (the count tells a batch another worker took one), their
+    replies kept until sent, then forgotten: the inbox's statements, built once, on SQLite
+    and PostgreSQL."""
+    async with sessions() as session:
+        inbox = Repo(session).inbox
+        kept = await inbox.journal_many(
+            channel="wecom",
+            events=[("k1", "zhangsan", "<xml>1</xml>"), ("k2", "lisi", "<xml>2</xml>")],
+            now=clock.now(),
+        )
+        again = await inbox.journal_many(
+            channel="wecom", events=[("k2", "lisi", "<xml>2</xml>")], now=clock.now()
+        )
+        await session.commit()
+    assert set(kept) == {"k1", "k2"} and again == {}
+    async with sessions() as session:
+        inbox = Repo(session).inbox
+        assert await inbox.claim(event_ids=[kept["k1"]], now=clock.now()) == 1
+        await session.commit()
+    clock.advance(timedelta(seconds=1))
+    async with sessions() as session:
+        inbox = Repo(session).inbox
+        rows = [kept["k1"], kept["k2"]]
+        assert await inbox.claim(event_ids=rows, now=clock.now()) == 1  # k1 was taken
+        await session.rollback()
+        assert await inbox.claim(event_ids=[kept["k2"]], now=clock.now()) == 1
+        await inbox.keep_replies(replies={kept["k2"]: '[{"text": "已打卡"}]'})
+        await session.commit()
+        assert await inbox.unhandled(channel="wecom") == []
+        unreplied = await inbox.unreplied(channel="wecom")
+        assert [(p.id, p.sender, p.body) for p in unreplied] == [
+            (kept["k2"], "lisi", '[{"text": "已打卡"}]')
+        ]
+        await inbox.mark_replied(event_ids=[kept["k2"]], now=clock.now())
+        await session.commit()
+        assert await inbox.unreplied(channel="wecom") == []
+        events = {e.key: e for e in (await session.exec(select(InboundEvent))).all()}
+    assert all(e.payload is None and e.replies is None for e in events.values())
+    assert events["k1"].handled_at == events["k1"].replied_at == clock.now() - timedelta(seconds=1)
+    assert events["k2"].handled_at == events["k2"].replied_at == clock.now()
