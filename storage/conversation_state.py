@@ -35,6 +35,9 @@ _PENDING: Final = "daka_pending_steps"  # session.info: the steps `flush_later` 
 _STEP = select(col(FsmRecord.state), col(FsmRecord.data)).where(
     col(FsmRecord.key) == bindparam("key")
 )
+_STEPS = select(col(FsmRecord.key), col(FsmRecord.state), col(FsmRecord.data)).where(
+    col(FsmRecord.key).in_(bindparam("keys", expanding=True))
+)
 
 
 def copied(data: dict[str, Any]) -> dict[str, Any]:
@@ -178,9 +181,7 @@ async def read_steps(session: AsyncSession, states: Sequence[StoredState]) -> No
     unread = {state.key: state for state in states if state._step is None}
     if not unread:
         return
-    stmt = select(col(FsmRecord.key), col(FsmRecord.state), col(FsmRecord.data)).where(
-        col(FsmRecord.key).in_(list(unread))
-    )
-    found = {key: (state, dict(data)) for key, state, data in await core_rows(session, stmt)}
+    rows = await core_rows(session, _STEPS, {"keys": list(unread)})
+    found = {key: (state, dict(data)) for key, state, data in rows}
     for key, state in unread.items():
         state._known(found.get(key, (None, {})))

@@ -42,13 +42,14 @@ class LanguageKey(Key, prefix="lang"):
 
 async def member_and_org(repo: Repo, visitor: Visitor) -> tuple[Member, Organisation] | None:
     """The enrolment used for checking in and its organisation (prefetched with the visitor
-    when it can be); None when the sender is not enrolled."""
+    when it can be: their organisations are rows read with them, not in the session, which
+    `repo.orgs.get` would read again); None when the sender is not enrolled."""
     member = visitor.member
     if member is None:
         return None
     org = visitor.org
     if org is None or org.id != member.org_id:
-        org = await repo.orgs.get(org_id=member.org_id)
+        org = visitor.orgs.get(member.org_id) or await repo.orgs.get(org_id=member.org_id)
     return member, org
 
 

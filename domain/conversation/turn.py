@@ -73,24 +73,26 @@ async def load_visitors(
     repo: Repo, *, channel: str, external_ids: Sequence[str]
 ) -> dict[str, Visitor]:
     """Accounts, enrolments, roles and organisations of several people of one channel in (at
-    most) three queries: identities with their accounts, then the accounts' enrolments and
+    most) two queries: identities with their accounts and enrolments, then the accounts'
     roles (none for people Daka has no account of)."""
     ids = list(dict.fromkeys(external_ids))
     visitors = {eid: Visitor(channel=channel, external_id=eid, account=None) for eid in ids}
-    accounts = await repo.accounts.by_identities(channel=channel, external_ids=ids)
+    found = await repo.accounts.with_enrolments(channel=channel, external_ids=ids)
     by_account: dict[int, Visitor] = {}
-    for eid, account in accounts.items():
+    for eid, (account, _) in found.items():
         assert account.id is not None
         visitors[eid].account = account
         by_account[account.id] = visitors[eid]
     if not by_account:
         return visitors
-    for member, org in await repo.members.enrolments(account_ids=list(by_account)):
-        assert member.account_id is not None
-        visitor = by_account[member.account_id]
-        visitor.members.append(member)
-        visitor.org = visitor.org or org
-        visitor.orgs.setdefault(member.org_id, org)
+    for eid, (account, enrolments) in found.items():
+        visitor = visitors[eid]
+        if by_account[account.id or 0] is not visitor:
+            continue  # an account of two of them: its enrolments go to one, as its roles
+        for member, org in enrolments:
+            visitor.members.append(member)
+            visitor.org = visitor.org or org
+            visitor.orgs.setdefault(member.org_id, org)
     for grant, org in await repo.roles.active_many(account_ids=list(by_account)):
         visitor = by_account[grant.account_id]
         visitor.roles.append(grant)

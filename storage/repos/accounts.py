@@ -7,13 +7,41 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam
+from sqlalchemy import and_, bindparam
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.db import core_rows
-from storage.models import Account, Consent, EnrolAttempt, Identity
+from storage.db import columns_of, core_rows, detached
+from storage.models import Account, Consent, EnrolAttempt, Identity, Member, Organisation
 
+# Locked until the turn commits (PostgreSQL; SQLite has one writer): an erasure
+# (`PrivacyRepo.erase`) waits for the turns under way of the person it erases, and what they
+# write is then erased too. In id order, as erasures lock them. Built once, as the next.
+_BY_IDENTITIES = (
+    select(Identity.external_id, Account)
+    .join(Account, col(Account.id) == col(Identity.account_id))
+    .where(
+        col(Identity.channel) == bindparam("channel"),
+        col(Identity.external_id).in_(bindparam("ids", expanding=True)),
+    )
+    .order_by(col(Account.id))
+    .with_for_update(of=Account, key_share=True)
+)
+# The same accounts, locked as above, with their active enrolments (the session's members)
+# and the enrolments' organisations (Core columns: to read): a batch's visitors in one
+# statement rather than two.
+_WITH_ENROLMENTS = (
+    select(Identity.external_id, Account, Member, *columns_of(Organisation))
+    .join(Account, col(Account.id) == col(Identity.account_id))
+    .outerjoin(Member, and_(col(Member.account_id) == col(Account.id), col(Member.active)))
+    .outerjoin(Organisation, col(Organisation.id) == col(Member.org_id))
+    .where(
+        col(Identity.channel) == bindparam("channel"),
+        col(Identity.external_id).in_(bindparam("ids", expanding=True)),
+    )
+    .order_by(col(Account.id), col(Member.id))
+    .with_for_update(of=Account, key_share=True)
+)
 # Built once (a batch's last statement before its commit; see storage.repo's check-ins).
 _ERASURES = select(col(Account.id), col(Account.erasures)).where(
     col(Account.id).in_(bindparam("ids", expanding=True))
@@ -75,17 +103,32 @@ class AccountRepo:
         (the accounts of a batch of updates)."""
         if not external_ids:
             return {}
-        # Locked until the turn commits (PostgreSQL; SQLite has one writer): an erasure
-        # (`PrivacyRepo.erase`) waits for the turns under way of the person it erases, and
-        # what they write is then erased too. In id order, as erasures lock them.
-        stmt = (
-            select(Identity.external_id, Account)
-            .join(Account, col(Account.id) == col(Identity.account_id))
-            .where(Identity.channel == channel, col(Identity.external_id).in_(list(external_ids)))
-            .order_by(col(Account.id))
-            .with_for_update(of=Account, key_share=True)
-        )
-        return {external_id: account for external_id, account in await self.session.exec(stmt)}
+        params = {"channel": channel, "ids": list(external_ids)}
+        rows = await self.session.exec(_BY_IDENTITIES, params=params)
+        return {external_id: account for external_id, account in rows}
+
+    async def with_enrolments(
+        self, *, channel: str, external_ids: Collection[str]
+    ) -> dict[str, tuple[Account, list[tuple[Member, Organisation]]]]:
+        """`by_identities`, each account with its active roster entries (in the order they
+        were made) and their organisations, in one query: who the updates of a batch are
+        from. The organisations are to read, not the session's objects."""
+        if not external_ids:
+            return {}
+        params = {"channel": channel, "ids": list(external_ids)}
+        found: dict[str, tuple[Account, list[tuple[Member, Organisation]]]] = {}
+        orgs: dict[int, Organisation] = {}
+        for external_id, account, member, *org in await self.session.exec(
+            _WITH_ENROLMENTS, params=params
+        ):
+            enrolments = found.setdefault(external_id, (account, []))[1]
+            if member is None:
+                continue
+            made = orgs.get(member.org_id)
+            if made is None:
+                made = orgs[member.org_id] = detached(Organisation, org)
+            enrolments.append((member, made))
+        return found
 
     async def check_unerased(self, *, seen: Mapping[int, int]) -> None:
         """Raises `ErasedMeanwhile` when one of these accounts (id: its `erasures` as the turn

@@ -5,13 +5,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy import bindparam
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from storage.db import columns_of, core_rows, detached
 from storage.models import Organisation, OrgChannel
 from storage.repos.common import Conflict
 
 UNSET = object()
+
+# Built once (each batch of WeCom's turns asks it), as Core rows: what it gives is only read.
+_ORG_COLUMNS = columns_of(Organisation)
+_SERVING = (
+    select(*_ORG_COLUMNS, *columns_of(OrgChannel))
+    .join(OrgChannel, col(OrgChannel.org_id) == col(Organisation.id))
+    .where(col(OrgChannel.channel) == bindparam("channel"))
+    .where(col(OrgChannel.app_id) == bindparam("app"))
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,14 +42,14 @@ class ChannelRepo:
         return (await self.session.exec(stmt)).first()
 
     async def serving(self, *, channel: str, app_id: str) -> Served | None:
-        """The organisation the channel's app `app_id` serves, if one does."""
-        stmt = (
-            select(Organisation, OrgChannel)
-            .join(OrgChannel, col(OrgChannel.org_id) == col(Organisation.id))
-            .where(OrgChannel.channel == channel, OrgChannel.app_id == app_id)
-        )
-        row = (await self.session.exec(stmt)).first()
-        return None if row is None else Served(row[0], row[1])
+        """The organisation the channel's app `app_id` serves, if one does: to read, not
+        the session's objects (`of_org` gives the setting to change)."""
+        rows = await core_rows(self.session, _SERVING, {"channel": channel, "app": app_id})
+        if not rows:
+            return None
+        width = len(_ORG_COLUMNS)
+        row = rows[0]
+        return Served(detached(Organisation, row[:width]), detached(OrgChannel, row[width:]))
 
     async def apps(self, *, channel: str) -> dict[int, str]:
         """Which app of the channel serves each organisation an app serves (by org id)."""

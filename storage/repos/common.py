@@ -21,10 +21,10 @@ class Conflict(ValueError):
 
 
 def dialect_insert(session: AsyncSession) -> Any:
-    return _insert_of(session.get_bind().dialect.name)
+    return insert_of(session.get_bind().dialect.name)
 
 
-def _insert_of(dialect: str) -> Any:
+def insert_of(dialect: str) -> Any:
     """The INSERT construct with the dialect's ON CONFLICT clauses."""
     return pg_insert if dialect == "postgresql" else sqlite_insert
 
@@ -53,7 +53,7 @@ async def upsert_many(
     stmt = _UPSERTS.get(cache_key)
     if stmt is None:
         table = cast(Table, cast(Any, model).__table__)
-        insert = _insert_of(dialect)(table)
+        insert = insert_of(dialect)(table)
         stmt = _UPSERTS[cache_key] = insert.on_conflict_do_update(
             index_elements=[key], set_={name: insert.excluded[name] for name in update_columns}
         )

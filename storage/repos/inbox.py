@@ -9,12 +9,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, update
+from sqlalchemy import Executable, bindparam, delete, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import InboundEvent
-from storage.repos.common import dialect_insert
+from storage.repos.common import dialect_insert, insert_of
+from storage.types import UTCDateTime
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,12 +53,7 @@ class InboxRepo:
         key kept now; a key kept before (or twice among `events`) is left out."""
         if not events:
             return {}
-        insert = dialect_insert(self.session)
-        stmt = (
-            insert(InboundEvent)
-            .on_conflict_do_nothing(index_elements=["channel", "key"])
-            .returning(col(InboundEvent.id), col(InboundEvent.key))
-        )
+        stmt = _journal_statement(self.session.get_bind().dialect.name)
         rows = [
             {
                 "channel": channel,
@@ -78,16 +74,8 @@ class InboxRepo:
         worker took some, and the caller rolls back."""
         if not event_ids:
             return 0
-        stmt = (
-            update(InboundEvent)
-            .where(
-                col(InboundEvent.id).in_(list(event_ids)),
-                col(InboundEvent.handled_at).is_(None),
-            )
-            .values(handled_at=now, payload=None, replies=None, replied_at=now)
-        )
         connection = await self.session.connection()  # Core: no journal row is an object
-        result = await connection.execute(stmt)
+        result = await connection.execute(_CLAIM, {"ids": list(event_ids), "now": now})
         return int(result.rowcount or 0)
 
     async def keep_replies(self, *, replies: Mapping[int, str]) -> None:
@@ -129,13 +117,8 @@ class InboxRepo:
         """Their replies went out: forget them (they hold people's answers)."""
         if not event_ids:
             return
-        stmt = (
-            update(InboundEvent)
-            .where(col(InboundEvent.id).in_(list(event_ids)))
-            .values(replied_at=now, replies=None)
-        )
         connection = await self.session.connection()  # Core, as `claim`
-        await connection.execute(stmt)
+        await connection.execute(_MARK_REPLIED, {"ids": list(event_ids), "now": now})
 
     async def unreplied(self, *, channel: str) -> list[Pending]:
         """Handled events whose replies a crash kept from being sent, oldest first."""
@@ -159,6 +142,30 @@ class InboxRepo:
         )
         result = await self.session.exec(stmt)
         return int(result.rowcount or 0)
+
+
+# The statements of every batch, built once (as storage.repos.checkins' are).
+_IDS = col(InboundEvent.id).in_(bindparam("ids", expanding=True))
+_NOW = bindparam("now", type_=UTCDateTime())
+_CLAIM: Any = (
+    update(InboundEvent)
+    .where(_IDS, col(InboundEvent.handled_at).is_(None))
+    .values(handled_at=_NOW, payload=None, replies=None, replied_at=_NOW)
+)
+_MARK_REPLIED: Any = update(InboundEvent).where(_IDS).values(replied_at=_NOW, replies=None)
+_JOURNALS: dict[str, Executable] = {}
+
+
+def _journal_statement(dialect: str) -> Executable:
+    """`journal_many`'s INSERT of the dialect, built once."""
+    stmt = _JOURNALS.get(dialect)
+    if stmt is None:
+        stmt = _JOURNALS[dialect] = (
+            insert_of(dialect)(InboundEvent)
+            .on_conflict_do_nothing(index_elements=["channel", "key"])
+            .returning(col(InboundEvent.id), col(InboundEvent.key))
+        )
+    return stmt
 
 
 _KEEP_REPLIES: Any = (

@@ -6,12 +6,23 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, update
+from sqlalchemy import bindparam, func, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from storage.db import columns_of, detached
 from storage.models import Identity, Member, Organisation, Unit
 from storage.repos.units import UnitRepo
+
+# Built once (each batch of turns reads its visitors' enrolments). The members are the
+# session's objects (enrolment and withdrawal change them); their organisations, which the
+# turns only read, are rows (`detached`).
+_ENROLMENTS = (
+    select(Member, *columns_of(Organisation))
+    .join(Organisation, col(Organisation.id) == col(Member.org_id))
+    .where(col(Member.account_id).in_(bindparam("ids", expanding=True)), col(Member.active))
+    .order_by(col(Member.id))
+)
 
 
 @dataclass(frozen=True)
@@ -86,14 +97,17 @@ class MemberRepo:
     async def enrolments(
         self, *, account_ids: Sequence[int]
     ) -> Sequence[tuple[Member, Organisation]]:
-        """The active roster entries bound to these accounts, with their organisations."""
-        stmt = (
-            select(Member, Organisation)
-            .join(Organisation, col(Organisation.id) == col(Member.org_id))
-            .where(col(Member.account_id).in_(list(account_ids)), col(Member.active))
-            .order_by(col(Member.id))
-        )
-        return list((await self.session.exec(stmt)).all())
+        """The active roster entries bound to these accounts, with their organisations (to
+        read: not the session's objects)."""
+        rows = await self.session.exec(_ENROLMENTS, params={"ids": list(account_ids)})
+        orgs: dict[int, Organisation] = {}
+        found = []
+        for member, *org in rows:
+            made = orgs.get(member.org_id)
+            if made is None:
+                made = orgs[member.org_id] = detached(Organisation, org)
+            found.append((member, made))
+        return found
 
     async def bind(self, *, member: Member, account_id: int, now: datetime) -> None:
         member.account_id = account_id

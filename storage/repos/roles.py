@@ -5,10 +5,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
+from sqlalchemy import bindparam
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from storage.db import columns_of, core_rows, detached
 from storage.models import Organisation, RoleGrant
+
+# Built once (each batch of turns reads its visitors' roles), as Core rows: the turns only
+# read the grants and their organisations.
+_GRANT_COLUMNS = columns_of(RoleGrant)
+_ACTIVE_MANY = (
+    select(*_GRANT_COLUMNS, *columns_of(Organisation))
+    .join(Organisation, col(Organisation.id) == col(RoleGrant.org_id))
+    .where(col(RoleGrant.account_id).in_(bindparam("ids", expanding=True)))
+    .where(col(RoleGrant.revoked_at).is_(None))
+    .order_by(col(RoleGrant.id))
+)
 
 
 class RoleRepo:
@@ -31,14 +44,19 @@ class RoleRepo:
     async def active_many(
         self, *, account_ids: Sequence[int]
     ) -> Sequence[tuple[RoleGrant, Organisation]]:
-        stmt = (
-            select(RoleGrant, Organisation)
-            .join(Organisation, col(Organisation.id) == col(RoleGrant.org_id))
-            .where(col(RoleGrant.account_id).in_(list(account_ids)))
-            .where(col(RoleGrant.revoked_at).is_(None))
-            .order_by(col(RoleGrant.id))
-        )
-        return list((await self.session.exec(stmt)).all())
+        """The roles held by these accounts, with their organisations: to read, not the
+        session's objects (`active` gives those, to revoke one)."""
+        rows = await core_rows(self.session, _ACTIVE_MANY, {"ids": list(account_ids)})
+        width = len(_GRANT_COLUMNS)
+        orgs: dict[int, Organisation] = {}
+        found = []
+        for row in rows:
+            grant = detached(RoleGrant, row[:width])
+            org = orgs.get(grant.org_id)
+            if org is None:
+                org = orgs[grant.org_id] = detached(Organisation, row[width:])
+            found.append((grant, org))
+        return found
 
     async def active(self, *, account_id: int, org_id: int | None = None) -> Sequence[RoleGrant]:
         stmt = select(RoleGrant).where(

@@ -10,8 +10,9 @@ from sqlmodel import select
 
 from domain.clock import FixedClock
 from storage.db import SessionFactory
-from storage.models import Organisation
+from storage.models import Account, InboundEvent, Member, Organisation, OrgChannel, RoleGrant
 from storage.repo import Conflict, Repo, RosterRow, Submission
+from tests.storage.seeding import enrol, grant_role
 
 
 async def make_org(sessions: SessionFactory, clock: FixedClock, slug: str = "school") -> int:
@@ -137,6 +138,158 @@ async def test_a_second_checkin_the_same_day_amends_and_keeps_every_version(
     assert current.submitted_at == clock.now()
     assert [(r.version, r.answers["temperature"]) for r in revisions] == [(1, 36.5), (2, 37.9)]
     assert [c.local_day for c in history] == [day]
+
+
+async def test_a_checkin_the_transaction_holds_is_brought_up_to_date_by_an_amendment(
+    sessions: SessionFactory, clock: FixedClock
+) -> None:
+    """`submit` writes as Core: a check-in the session loaded before (a member's earlier turn
+    in the same batch) is not left at its old version."""
+    org_id = await make_org(sessions, clock)
+    day = date(2026, 11, 28)
+    async with sessions() as session:
+        repo = Repo(session)
+        await repo.members.import_roster(
+            org_id=org_id, rows=[RosterRow(line=2, unit="C1", member_id="1", name="A")]
+        )
+        member = await repo.members.by_external(org_id=org_id, external_id="1")
+        assert member is not None and member.id is not None
+        await repo.checkins.submit(
+            member=member,
+            local_day=day,
+            form="health",
+            form_version=1,
+            submission=Submission(answers={"temperature": 36.5}, abnormal=False, reasons=[]),
+            update_id=20,
+            now=clock.now(),
+            channel="wecom",
+        )
+        held = await repo.checkins.for_day(member_id=member.id, local_day=day)
+        assert held is not None and held.version == 1 and held.retention_applied == 0
+        assert held.org_id == org_id and held.channel == "wecom" and not held.live
+        clock.advance(timedelta(minutes=5))
+        second, amended = await repo.checkins.submit(
+            member=member,
+            local_day=day,
+            form="health",
+            form_version=2,
+            submission=Submission(
+                answers={"temperature": 38.0}, abnormal=True, reasons=["temperature"], live=True
+            ),
+            update_id=21,
+            now=clock.now(),
+            channel="telegram",
+        )
+        assert amended and second is held
+        assert (held.version, held.answers, held.reasons) == (
+            2,
+            {"temperature": 38.0},
+            ["temperature"],
+        )
+        assert (held.form_version, held.channel, held.live) == (2, "telegram", True)
+        assert held.submitted_at == clock.now()
+        with pytest.raises(IntegrityError):  # an update handled before: nothing written twice
+            await repo.checkins.submit(
+                member=member,
+                local_day=day,
+                form="health",
+                form_version=2,
+                submission=Submission(answers={}, abnormal=False, reasons=[]),
+                update_id=21,
+                now=clock.now(),
+            )
+
+
+async def test_what_a_turn_reads_of_its_visitor_is_what_is_stored(
+    sessions: SessionFactory, clock: FixedClock
+) -> None:
+    """The organisations, roles and app settings a batch of turns reads as rows (not the
+    session's objects) hold every column as the ORM loads it; the accounts and enrolments,
+    which turns change, stay the session's objects."""
+    org_id = await make_org(sessions, clock)
+    async with sessions() as session:
+        repo = Repo(session)
+        org = await repo.orgs.get(org_id=org_id)
+        org.geofence_lat, org.geofence_lon, org.geofence_radius_m = 31.2, 121.4, 500.0
+        await repo.members.import_roster(
+            org_id=org_id, rows=[RosterRow(line=2, unit="C1", member_id="1", name="A")]
+        )
+        await enrol(repo, org_id=org_id, telegram_id=501, member_id="1", now=clock.now())
+        await grant_role(repo, org_id=org_id, telegram_id=501, unit="C1", now=clock.now())
+        await repo.channels.configure(
+            org_id=org_id, channel="wecom", app_id="1000002", text_only=True
+        )
+        await session.commit()
+    async with sessions() as session:
+        repo = Repo(session)
+        served = await repo.channels.serving(channel="wecom", app_id="1000002")
+        accounts = await repo.accounts.by_identities(channel="telegram", external_ids=["501"])
+        account = accounts["501"]
+        assert account.id is not None
+        ((member, member_org),) = await repo.members.enrolments(account_ids=[account.id])
+        ((grant, grant_org),) = await repo.roles.active_many(account_ids=[account.id])
+        assert account in session and member in session
+        assert served is not None
+        read = [served.org, served.setting, member_org, grant, grant_org]
+        assert not any(obj in session for obj in read)
+    async with sessions() as session:
+        stored = [
+            await session.get(Organisation, org_id),
+            (await session.exec(select(OrgChannel))).one(),
+            await session.get(Organisation, org_id),
+            (await session.exec(select(RoleGrant))).one(),
+            await session.get(Organisation, org_id),
+            await session.get(Account, account.id),
+            await session.get(Member, member.id),
+        ]
+    assert [obj.model_dump() for obj in [*read, account, member]] == [
+        obj.model_dump() for obj in stored if obj is not None
+    ]
+    assert served.setting.text_only and served.org.geofence_radius_m == 500.0
+    assert served.org.created_at.tzinfo is not None and grant.granted_at == clock.now()
+
+
+async def test_a_batch_reads_its_visitors_accounts_and_enrolments_in_one_query(
+    sessions: SessionFactory, clock: FixedClock
+) -> None:
+    """`with_enrolments` gives what `by_identities` and `enrolments` give: each account
+    with its active roster entries in the order they were made (in two organisations here;
+    an entry taken off the roster left out), an account with none, nobody unknown."""
+    first = await make_org(sessions, clock)
+    second = await make_org(sessions, clock, slug="other")
+    rows = [RosterRow(line=2, unit="C1", member_id=m, name=m) for m in ("1", "2", "3")]
+    async with sessions() as session:
+        repo = Repo(session)
+        for org_id in (second, first):
+            await repo.members.import_roster(org_id=org_id, rows=rows)
+        await enrol(repo, org_id=second, telegram_id=601, member_id="1", now=clock.now())
+        await enrol(repo, org_id=first, telegram_id=601, member_id="2", now=clock.now())
+        gone = await enrol(repo, org_id=first, telegram_id=602, member_id="3", now=clock.now())
+        gone.active = False
+        await repo.accounts.ensure(channel="telegram", external_id="603", now=clock.now())
+        await session.commit()
+    ids = ["603", "601", "602", "604"]
+    async with sessions() as session:
+        repo = Repo(session)
+        found = await repo.accounts.with_enrolments(channel="telegram", external_ids=ids)
+        together = {
+            eid: (account.id, [(m.id, m.org_id, o.id, o.slug) for m, o in enrolled])
+            for eid, (account, enrolled) in found.items()
+        }
+        assert all(account in session for account, _ in found.values())
+        assert all(m in session for _, enrolled in found.values() for m, _ in enrolled)
+    async with sessions() as session:
+        repo = Repo(session)
+        accounts = await repo.accounts.by_identities(channel="telegram", external_ids=ids)
+        apart = {}
+        for eid, account in accounts.items():
+            assert account.id is not None
+            enrolled = await repo.members.enrolments(account_ids=[account.id])
+            apart[eid] = (account.id, [(m.id, m.org_id, o.id, o.slug) for m, o in enrolled])
+    assert together == apart
+    assert list(together) == sorted(together, key=lambda eid: together[eid][0] or 0)
+    assert [slug for *_, slug in together["601"][1]] == ["other", "school"]
+    assert together["602"][1] == [] and together["603"][1] == [] and "604" not in together
 
 
 async def test_one_checkin_row_per_member_and_day_is_enforced_by_the_schema(
@@ -275,3 +428,48 @@ async def test_settled_letters_are_forgotten_after_two_weeks(
     async with sessions() as session:
         left = (await session.exec(select(Outbox))).all()
     assert [(x.address, x.status) for x in left] == [("3", "pending")]  # never sent: kept
+
+
+async def test_the_wecom_inbox_claims_only_events_not_handled_and_keeps_their_replies(
+    sessions: SessionFactory, clock: FixedClock
+) -> None:
+    """A batch's events are claimed (the count tells a batch another worker took one), their
+    replies kept until sent, then forgotten: the inbox's statements, built once, on SQLite
+    and PostgreSQL."""
+    async with sessions() as session:
+        inbox = Repo(session).inbox
+        kept = await inbox.journal_many(
+            channel="wecom",
+            events=[("k1", "zhangsan", "<xml>1</xml>"), ("k2", "lisi", "<xml>2</xml>")],
+            now=clock.now(),
+        )
+        again = await inbox.journal_many(
+            channel="wecom", events=[("k2", "lisi", "<xml>2</xml>")], now=clock.now()
+        )
+        await session.commit()
+    assert set(kept) == {"k1", "k2"} and again == {}
+    async with sessions() as session:
+        inbox = Repo(session).inbox
+        assert await inbox.claim(event_ids=[kept["k1"]], now=clock.now()) == 1
+        await session.commit()
+    clock.advance(timedelta(seconds=1))
+    async with sessions() as session:
+        inbox = Repo(session).inbox
+        rows = [kept["k1"], kept["k2"]]
+        assert await inbox.claim(event_ids=rows, now=clock.now()) == 1  # k1 was taken
+        await session.rollback()
+        assert await inbox.claim(event_ids=[kept["k2"]], now=clock.now()) == 1
+        await inbox.keep_replies(replies={kept["k2"]: '[{"text": "已打卡"}]'})
+        await session.commit()
+        assert await inbox.unhandled(channel="wecom") == []
+        unreplied = await inbox.unreplied(channel="wecom")
+        assert [(p.id, p.sender, p.body) for p in unreplied] == [
+            (kept["k2"], "lisi", '[{"text": "已打卡"}]')
+        ]
+        await inbox.mark_replied(event_ids=[kept["k2"]], now=clock.now())
+        await session.commit()
+        assert await inbox.unreplied(channel="wecom") == []
+        events = {e.key: e for e in (await session.exec(select(InboundEvent))).all()}
+    assert all(e.payload is None and e.replies is None for e in events.values())
+    assert events["k1"].handled_at == events["k1"].replied_at == clock.now() - timedelta(seconds=1)
+    assert events["k2"].handled_at == events["k2"].replied_at == clock.now()

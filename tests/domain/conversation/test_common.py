@@ -157,10 +157,17 @@ async def test_the_enrolment_used_for_checking_in(world: World) -> None:
     nobody = Visitor(channel=TELEGRAM, external_id=str(STRANGER), account=None)
     assert await world.using(lambda repo: member_and_org(repo, nobody)) is None
 
-    async def found(repo: Repo) -> tuple[str, str] | None:
+    async def found(repo: Repo, *, prefetched: bool) -> tuple[str, str] | None:
         visitor = await load_visitor(repo, MEMBER)
-        visitor.org = None  # not prefetched: looked up
+        read = dict(visitor.orgs)
+        visitor.org = None  # another organisation's first: its own among those read with them
+        if not prefetched:
+            visitor.orgs.clear()  # not read with them: looked up
         pair = await member_and_org(repo, visitor)
-        return None if pair is None else (pair[0].external_id, pair[1].slug)
+        if pair is None:
+            return None
+        assert (pair[1] is read[pair[0].org_id]) is prefetched
+        return pair[0].external_id, pair[1].slug
 
-    assert await world.using(found) == ("2024002", "school")
+    assert await world.using(lambda repo: found(repo, prefetched=True)) == ("2024002", "school")
+    assert await world.using(lambda repo: found(repo, prefetched=False)) == ("2024002", "school")
