@@ -28,6 +28,22 @@ def test_light_markup_becomes_plain_text_and_what_people_typed_stays_inert() -> 
     )
 
 
+def test_a_text_without_markup_reads_as_the_parser_would_read_it() -> None:
+    """`plain` skips the parser for a text with neither "<" nor "&": the same text comes out."""
+    texts = [
+        "",
+        "  打卡成功 ✔\n\n体温 36.6 °C  ",
+        "line\r\nbreaks\ttabs >greater; quotes \"'",
+        "\u00a0\u3000 spaces of every kind \u2003",
+        "]]> -- ?> => ;#x41",
+    ]
+    for text in texts:
+        parser = render._Plain()
+        parser.feed(text)
+        parser.close()
+        assert render.plain(text) == "".join(parser.parts).strip()
+
+
 def test_a_few_short_options_are_numbered_on_one_line_more_one_a_line() -> None:
     i18n, locale = zh()
     with i18n.context(), locale:
