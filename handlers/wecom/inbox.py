@@ -48,7 +48,6 @@ Sleep = Callable[[float], Awaitable[None]]
 TURNS_AT_ONCE: Final = 32  # turns in one transaction; replies are sent beside them
 STUCK_AFTER: Final = 0.5  # seconds holding the writer before others go beside (_Writer)
 GIVE_WAY_AFTER: Final = 0.01  # seconds of turns before callbacks waiting to be journaled
-MARK_WITHIN: Final = 0.05  # seconds sent replies wait for a transaction of turns to record them
 EVENT_TYPES: Final = {
     cls.__name__: cls
     for cls in (
@@ -384,8 +383,7 @@ class Inbox:
             if await repo.inbox.claim(event_ids=rows, now=self.clock.now()) != len(rows):
                 raise _Taken(f"{len(rows)} events, some of them handled already")
             await repo.inbox.keep_replies(replies=replies)
-            async with self._marked_beside(repo):
-                await session.commit()
+            await session.commit()
         return answers
 
     async def _answer_one(self, row: int, event: Event) -> list[Record] | None:
@@ -400,8 +398,7 @@ class Inbox:
             ):
                 await session.rollback()
                 return None
-            async with self._marked_beside(repo):
-                await session.commit()
+            await session.commit()
         return records
 
     async def _mark_handled(self, row: int, records: list[Record]) -> bool:
@@ -426,15 +423,9 @@ class Inbox:
         self._marking = _running(self._marking, self._mark_all)
 
     async def _mark_all(self) -> None:
-        """Record sent replies: in the next transaction of turns when one commits within
-        `MARK_WITHIN` (`_marked_beside`), which spares a transaction of their own, else in one
-        of their own with those sent meanwhile. Until they are recorded a crash sends them
-        again, as a crash just after the sending always did."""
+        """Record sent replies, those sent meanwhile together in one transaction."""
         while self._replied:
-            await asyncio.sleep(MARK_WITHIN)
             rows, self._replied = self._replied, []
-            if not rows:
-                continue  # a transaction of turns took them
             try:
                 async with self._writer.turn(), self.sessions() as session:
                     await Repo(session).inbox.mark_replied(event_ids=rows, now=self.clock.now())
@@ -443,22 +434,6 @@ class Inbox:
                 log.warning(
                     "wecom: %d events' sent replies could not be recorded: %s", len(rows), exc
                 )
-
-    @contextlib.asynccontextmanager
-    async def _marked_beside(self, repo: Repo) -> AsyncIterator[None]:
-        """The sent replies not yet recorded, recorded in `repo`'s transaction of turns just
-        before it commits (in the body); handed back to `_mark_all` when that fails."""
-        rows, self._replied = self._replied, []
-        try:
-            if rows:
-                await repo.inbox.mark_replied(event_ids=rows, now=self.clock.now())
-            yield
-        except BaseException as exc:
-            if rows:
-                self._replied[:0] = rows
-                if isinstance(exc, Exception):  # cancelled: the process stops, they resend
-                    self._marking = _running(self._marking, self._mark_all)
-            raise
 
 
 class _Writer:

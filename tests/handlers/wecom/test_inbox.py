@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -15,7 +15,6 @@ from sqlmodel import select
 
 from domain.conversation.io import Command, Input
 from domain.conversation.turn import Turn
-from handlers.wecom import inbox as inbox_module
 from handlers.wecom.messages import TextMessage
 from handlers.wecom.replies import Record, ReplySender
 from handlers.wecom.turns import Converse
@@ -106,88 +105,6 @@ async def test_replies_a_crash_held_back_are_sent_on_the_next_start(app: WeComDa
     assert len(zhangsan.screen()) == 1 and "/checkin" in zhangsan.screen()[0].text
     [row] = await journal(app)
     assert row.replies is None and row.replied_at is not None
-
-
-async def _until(condition: Callable[[], bool]) -> None:
-    """What the inbox does in the background, waited for (30 s at most)."""
-    for _ in range(3000):
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("not reached in 30 s")
-
-
-async def _replied(app: WeComDaka) -> dict[str, bool]:
-    """Whose replies are recorded as sent, by sender."""
-    return {row.sender: row.replied_at is not None for row in await journal(app)}
-
-
-async def test_sent_replies_are_recorded_with_the_next_turns_and_a_crash_before_resends_them(
-    app: WeComDaka, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The rows of replies sent are marked in the next commit of turns when one comes soon,
-    not in a transaction of their own; until then, a crash sends them again (the worst case,
-    as before), and only them."""
-    monkeypatch.setattr(inbox_module, "MARK_WITHIN", 3600.0)  # no transaction of their own
-    await app.org()
-    heard: list[tuple[str, str]] = []
-    await app.start(converse=_recording(heard))
-    assert app.channel is not None
-    inbox = app.channel.inbox
-    zhangsan, lisi = app.member("zhangsan"), app.member("lisi")
-
-    await inbox.take(_command("zhangsan", "/help 1", 1))
-    await _until(lambda: len(inbox._replied) == 1)  # sent, not recorded yet
-    assert texts(zhangsan.screen()) == "heard 1"
-    assert await _replied(app) == {"zhangsan": False}
-
-    await inbox.take(_command("lisi", "/help 1", 2))
-    await _until(lambda: len(inbox._replied) == 1 and texts(lisi.screen()) == "heard 1")
-    assert await _replied(app) == {"zhangsan": True, "lisi": False}  # in lisi's turn
-
-    await app.crash()
-    monkeypatch.setattr(inbox_module, "MARK_WITHIN", 0.0)
-    await app.start(converse=_recording(heard))
-    await app.settled()
-    assert texts(zhangsan.screen()) == "heard 1"  # recorded: not sent again
-    assert texts(lisi.screen()) == "heard 1\n---\nheard 1"  # sent, then the crash
-    assert await _replied(app) == {"zhangsan": True, "lisi": True}
-    assert heard == [("zhangsan", "1"), ("lisi", "1")]  # each turn once
-
-
-async def test_sent_replies_a_failed_transaction_of_turns_took_are_recorded_by_a_later_one(
-    app: WeComDaka, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Marks taken by a transaction of turns that rolls back are handed back, not lost."""
-    monkeypatch.setattr(inbox_module, "MARK_WITHIN", 3600.0)
-    await app.org()
-    heard: list[tuple[str, str]] = []
-    await app.start(converse=_recording(heard))
-    assert app.channel is not None
-    inbox = app.channel.inbox
-    zhangsan, lisi = app.member("zhangsan"), app.member("lisi")
-    await inbox.take(_command("zhangsan", "/help 1", 1))
-    await _until(lambda: len(inbox._replied) == 1)
-    kept = InboxRepo.mark_replied
-    failures = [OperationalError("UPDATE", {}, Exception("disk I/O error"))]
-
-    async def mark_replied(self: InboxRepo, **kwargs: Any) -> None:
-        if failures:
-            raise failures.pop()
-        await kept(self, **kwargs)
-
-    monkeypatch.setattr(InboxRepo, "mark_replied", mark_replied)
-    await inbox.take(_command("lisi", "/help 1", 2))
-    await _until(lambda: len(inbox._replied) == 1 and texts(lisi.screen()) == "heard 1")
-
-    assert not failures  # lisi's first transaction failed, and was tried again
-    assert await _replied(app) == {"zhangsan": True, "lisi": False}
-    assert texts(zhangsan.screen()) == "heard 1" and texts(lisi.screen()) == "heard 1"
-    assert inbox._marking is not None
-    inbox._marking.cancel()  # lisi's: recorded in a transaction of their own, without waiting
-    monkeypatch.setattr(inbox_module, "MARK_WITHIN", 0.0)
-    await inbox._mark_all()
-    assert await _replied(app) == {"zhangsan": True, "lisi": True}
 
 
 async def test_a_turn_that_fails_is_answered_with_an_apology_in_the_members_language(
