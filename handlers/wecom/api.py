@@ -27,6 +27,7 @@ query strings, so no URL is either."""
 from __future__ import annotations
 
 import asyncio
+import json as jsonlib
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -35,6 +36,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 import aiohttp
+from yarl import URL
 
 from domain.clock import Clock, SystemClock
 from domain.delivery import (
@@ -135,6 +137,7 @@ class WeComAPI:
         self._session = session
         self.app = app
         self._base = base_url.rstrip("/")
+        self._urls: dict[str, tuple[str, URL]] = {}  # path: the token and the URL with it
         self._clock = clock or SystemClock()
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._token: _Token | None = None
@@ -369,7 +372,7 @@ class WeComAPI:
             token = await self.access_token()
             if not isinstance(token, str):
                 return token
-            query = {**(params or {}), "access_token": token}
+            query = self._url(path, token) if params is None else {**params, "access_token": token}
             answer = await self._request(method, path, query, json, form() if form else None)
             if not isinstance(answer, _TokenRefused):
                 return answer
@@ -379,32 +382,42 @@ class WeComAPI:
         assert isinstance(answer, _TokenRefused)
         return failure_of(answer.errcode, answer.errmsg)
 
+    def _url(self, path: str, token: str) -> URL:
+        """The URL of `path` with `token` in its query, built once per token: building it
+        (yarl's quoting) was a good part of a message/send's own cost."""
+        kept = self._urls.get(path)
+        if kept is None or kept[0] != token:
+            url = URL(self._base + path).extend_query(access_token=token)
+            self._urls[path] = kept = (token, url)
+        return kept[1]
+
     async def _request(
         self,
         method: str,
         path: str,
-        query: Mapping[str, str],
+        query: URL | Mapping[str, str],
         json: Mapping[str, Any] | None,
         data: aiohttp.FormData | None,
     ) -> dict[str, Any] | Download | Failure | _TokenRefused:
+        """One HTTP request: to the URL `query` is (with its token), or to `path` with the
+        parameters `query` is."""
+        url, params = (query, None) if isinstance(query, URL) else (self._base + path, query)
         try:
             async with self._session.request(
-                method,
-                self._base + path,
-                params=query,
-                json=json,
-                data=data,
-                timeout=self._timeout,
+                method, url, params=params, json=json, data=data, timeout=self._timeout
             ) as response:
                 if response.status == 429:
                     return RetryAfter(_retry_after(response.headers.get("Retry-After")), "429")
                 if response.status != 200:
                     return Transient(f"{path} answered HTTP {response.status}")
-                kind = response.content_type
-                if path in BINARY and kind not in ("application/json", "text/plain"):
-                    name = getattr(response.content_disposition, "filename", None) or ""
-                    return Download(await response.read(), kind, name)
-                answer = await response.json(content_type=None)
+                if path in BINARY:
+                    kind = response.content_type
+                    if kind not in ("application/json", "text/plain"):
+                        name = getattr(response.content_disposition, "filename", None) or ""
+                        return Download(await response.read(), kind, name)
+                body = await response.read()
+            # JSON is UTF-8 (RFC 8259), as WeCom answers it: no charset to look up per answer.
+            answer = jsonlib.loads(body) if body.strip() else None
         except (aiohttp.ClientError, TimeoutError) as exc:
             return Transient(f"{path}: {type(exc).__name__}")
         except ValueError:

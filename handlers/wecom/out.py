@@ -23,7 +23,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from domain.conversation.io import Ask, Option, Options, State
@@ -69,6 +69,20 @@ class Shown:
             )
         except (TypeError, AttributeError):
             return None
+
+    def kept(self) -> dict[str, Any]:
+        """What the conversation state keeps (`of` reads it back): `dataclasses.asdict`'s
+        answer, built without its deep copy of every field at each turn."""
+        return {
+            "keys": list(self.keys),
+            "labels": list(self.labels),
+            "task": self.task,
+            "body": self.body,
+            "digest": self.digest,
+            "location": self.location,
+            "numbered": self.numbered,
+            "submit": self.submit,
+        }
 
     @property
     def empty(self) -> bool:
@@ -224,7 +238,7 @@ class WeComOut:
                 return
             del data[SHOWN]
         else:
-            data[SHOWN] = asdict(self.showing)
+            data[SHOWN] = self.showing.kept()
         await state.set_data(data)
 
     def _update(self, code: str, task: str, body: str, keys: list[Option]) -> None:

@@ -56,7 +56,10 @@ class _Plain(HTMLParser):
 
 
 def plain(text: str) -> str:
-    """Light markup as a WeCom text: tags dropped (links kept as links), entities read."""
+    """Light markup as a WeCom text: tags dropped (links kept as links), entities read. A text
+    with neither a tag nor an entity (most of them) is as it is: no parser for it."""
+    if "<" not in text and "&" not in text:
+        return text.strip()
     parser = _Plain()
     parser.feed(text)
     parser.close()

@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from domain.clock import FixedClock
 from domain.delivery import SENT, Refused, RetryAfter, Transient, Unreachable
@@ -305,3 +306,55 @@ async def test_markdown_goes_as_markdown(api: WeComAPI, wecom: LocalWeCom) -> No
 
 def test_delivery_is_sent_only_for_sent() -> None:
     assert Delivery(SENT).sent and not Delivery(Refused("no")).sent
+
+
+async def test_answers_are_read_as_utf8_json_and_anything_else_is_transient(
+    session: aiohttp.ClientSession, clock: FixedClock
+) -> None:
+    """message/send's answer read from its bytes: UTF-8 JSON (with or without a charset, as
+    WeCom's errmsg may be Chinese); an empty body, a non-object, something not JSON, a 429
+    are transient; the token in the query is the one gettoken gave, each call."""
+    answers: list[tuple[int, bytes, dict[str, str]]] = []
+    seen: list[str] = []
+
+    async def gettoken(request: web.Request) -> web.Response:
+        return web.json_response({"errcode": 0, "access_token": "tok-1/+=", "expires_in": 7200})
+
+    async def send(request: web.Request) -> web.Response:
+        seen.append(request.query_string)
+        status, body, headers = answers.pop(0)
+        return web.Response(status=status, body=body, headers=headers)
+
+    app = web.Application()
+    app.add_routes(
+        [web.get("/cgi-bin/gettoken", gettoken), web.post("/cgi-bin/message/send", send)]
+    )
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    host, port = runner.addresses[0][:2]
+    api = WeComAPI(
+        session, App("ww", AGENT, SECRET), base_url=f"http://{host}:{port}", clock=clock
+    )
+    json_type = {"Content-Type": "application/json; charset=UTF-8"}
+    answers += [
+        (200, b'{"errcode": 0, "msgid": "m1", "invaliduser": ""}', json_type),
+        (200, '{"errcode": 81013, "errmsg": "用户不可达"}'.encode(), {}),
+        (200, b"", json_type),
+        (200, b"[1, 2]", json_type),
+        (200, b"<html>busy</html>", {"Content-Type": "text/html"}),
+        (429, b"", {"Retry-After": "7"}),
+    ]
+    try:
+        outcomes = [(await api.send_text(["zhangsan"], str(n))) for n in range(len(answers))]
+    finally:
+        await runner.cleanup()
+
+    path = "/cgi-bin/message/send"
+    assert outcomes[0].sent and outcomes[0].msg_id == "m1"
+    assert outcomes[1].outcome == Unreachable("WeCom errcode 81013: 用户不可达")
+    assert outcomes[2].outcome == Transient(f"{path} answered JSON that is not an object")
+    assert outcomes[3].outcome == Transient(f"{path} answered JSON that is not an object")
+    assert outcomes[4].outcome == Transient(f"{path} answered something that is not JSON")
+    assert outcomes[5].outcome == RetryAfter(7.0, "429")
+    assert seen == ["access_token=tok-1/%2B%3D"] * 6

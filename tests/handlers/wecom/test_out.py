@@ -3,6 +3,7 @@ what a member's number means afterwards, cards changed in place, files."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from domain.conversation.io import Ask, MemoryState, Option, Press, Text
@@ -26,6 +27,40 @@ def test_light_markup_becomes_plain_text_and_what_people_typed_stays_inert() -> 
         render.plain(text)
         == '张三 ＜a href="x">点我＜/a> & <a href="https://example.org/a">帮助</a>'
     )
+
+
+def test_a_text_without_markup_reads_as_the_parser_would_read_it() -> None:
+    """`plain` skips the parser for a text with neither "<" nor "&": the same text comes out."""
+    texts = [
+        "",
+        "  打卡成功 ✔\n\n体温 36.6 °C  ",
+        "line\r\nbreaks\ttabs >greater; quotes \"'",
+        "\u00a0\u3000 spaces of every kind \u2003",
+        "]]> -- ?> => ;#x41",
+    ]
+    for text in texts:
+        parser = render._Plain()
+        parser.feed(text)
+        parser.close()
+        assert render.plain(text) == "".join(parser.parts).strip()
+
+
+def test_what_is_shown_is_kept_as_asdict_keeps_it_and_read_back() -> None:
+    """`Shown.kept` is `dataclasses.asdict` without its deep copy: every field, in order."""
+    shown = Shown(
+        keys=["ans:d:q:1", "ans:d:q:done"],
+        labels=["发热", "完成"],
+        task="dk0123",
+        body="您今天是否有以下症状？",
+        digest="abcdef0123456789",
+        location=True,
+        numbered=True,
+        submit="ans:d:q:done",
+    )
+    assert shown.kept() == dataclasses.asdict(shown)
+    assert list(shown.kept()) == [f.name for f in dataclasses.fields(Shown)]
+    assert shown.kept()["keys"] is not shown.keys  # a copy, as asdict's
+    assert Shown.of({SHOWN: shown.kept()}) == shown
 
 
 def test_a_few_short_options_are_numbered_on_one_line_more_one_a_line() -> None:
