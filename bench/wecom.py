@@ -75,6 +75,7 @@ from bench.common import (
 from bench.wecom_world import (
     CALLBACKS,
     Conversation,
+    StampedRequest,
     TimedDriver,
     WatchedWeCom,
     checkin_conversation,
@@ -82,7 +83,6 @@ from bench.wecom_world import (
     p99_ms,
     percentiles,
     replying_echo_conversation,
-    written_trace,
 )
 from domain.clock import SystemClock
 from handlers.wecom.messages import CHANNEL
@@ -572,7 +572,7 @@ async def run(opts: Options) -> int:
     results: list[tuple[PhaseResult, Phase]] = []
     connector = aiohttp.TCPConnector(limit=0)  # 400 members at once: no client-side queue
     # when each request went out (its headers written): the latency on the wire starts there
-    async with aiohttp.ClientSession(connector=connector, trace_configs=[written_trace()]) as http:
+    async with aiohttp.ClientSession(connector=connector, request_class=StampedRequest) as http:
         with temporary_workdir("daka-bench-wecom-", keep=opts.keep) as workdir:
             if opts.only in ("all", "checkin"):
                 results.append(await checkin_phase(opts, workdir, http))
