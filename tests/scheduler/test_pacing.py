@@ -16,6 +16,7 @@ from sqlmodel import col, select
 
 from domain.clock import FixedClock
 from domain.delivery import Pace, RetryAfter
+from scheduler.pacing import Lane
 from scheduler.sender import Sender
 from storage.db import SessionFactory, create_engine, create_session_factory
 from storage.models import Outbox
@@ -209,3 +210,22 @@ async def test_a_pause_longer_than_the_lease_allows_puts_the_letters_back(
         [letter] = await outboxes.letters(address)
         assert letter.status == "pending" and letter.claimed_by is None
         assert letter.not_before >= outboxes.clock.now() + timedelta(seconds=590)
+
+
+@pytest.mark.parametrize(
+    ("rate", "burst"),
+    [(25.0, 1.0), (30.0, 1.0), (500.0, 1.0), (5000.0, 10.0)],
+)
+async def test_the_rate_bucket_holds_one_send_unless_the_loop_cannot_space_them(
+    rate: float, burst: float
+) -> None:
+    """At the rates channels allow (Telegram's 30 a second) a send waits its turn after each
+    other; at thousands a second, the sends of 2 ms go together, since the event loop's timers
+    (uvloop: whole milliseconds) cannot space them closer: the rate itself is kept."""
+    lane = Lane(Pace(rate_per_second=rate))
+    assert lane.limiter.max_rate == burst
+    assert lane.limiter.time_period == pytest.approx(burst / rate)
+    for _ in range(int(burst)):
+        assert lane.limiter.has_capacity()
+        await lane.acquire()
+    assert not lane.limiter.has_capacity()  # the next one waits
