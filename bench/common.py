@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
-from bot.loop import named
+from bot.loop import chosen
 from bot.loop import run as run_loop
 from tests.fakebot import FakeBotAPI, FakeUser, SentMessage
 
@@ -51,10 +51,10 @@ def parsed_options(cls: type[OptionsT], args: argparse.Namespace, **converted: A
     return cls(**{**vars(args), **converted})
 
 
-def run_main(main: Coroutine[Any, Any, int]) -> int:
+def run_main(main: Coroutine[Any, Any, int], *, wecom: bool = False) -> int:
     """A bench's exit code: 2 when it could not run (`BenchError`), 130 on ^C as in a shell."""
     try:
-        return run_loop(main, named(os.environ.get("EVENT_LOOP")))  # as the bots' own
+        return run_loop(main, chosen(os.environ.get("EVENT_LOOP"), wecom=wecom))  # as the bot's
     except BenchError as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return 2
@@ -337,13 +337,14 @@ def _round(value: float | None, digits: int) -> float | None:
     return None if value is None else round(value, digits)
 
 
-def machine() -> dict[str, Any]:
+def machine(*, wecom: bool = False) -> dict[str, Any]:
     return {
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
         "implementation": platform.python_implementation(),
         "platform": platform.platform(terse=True),
-        "event loop": named(os.environ.get("EVENT_LOOP")),  # every process's, baselines too
+        # every process's, the baselines' and the bench's own too
+        "event loop": chosen(os.environ.get("EVENT_LOOP"), wecom=wecom),
     }
 
 

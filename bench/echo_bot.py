@@ -17,7 +17,7 @@ from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.types import Message
 
-from bot.loop import named
+from bot.loop import chosen
 from bot.loop import run as run_loop
 
 router = Router(name="echo")
@@ -50,7 +50,7 @@ def main() -> int:
         print("echo_bot: BOT_TOKEN and TELEGRAM_API_URL are required", file=sys.stderr)
         return 2
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "WARNING").upper())
-    run_loop(run(token, api_url), named(os.environ.get("EVENT_LOOP")))
+    run_loop(run(token, api_url), chosen(os.environ.get("EVENT_LOOP"), wecom=False))
     return 0
 
 

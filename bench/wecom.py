@@ -472,7 +472,7 @@ async def replying_echo_phase(
 
 # --------------------------------------------------------------------------- report
 def report(results: Sequence[tuple[PhaseResult, Phase]], opts: Options) -> None:
-    info = machine()
+    info = machine(wecom=True)
     load = os.getloadavg()
     print(
         f"machine: {info['cpus']} CPUs, {info['implementation']} {info['python']}, "
@@ -655,7 +655,7 @@ def parse_args(argv: Sequence[str] | None) -> Options:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return run_main(run(parse_args(argv)))
+    return run_main(run(parse_args(argv)), wecom=True)
 
 
 if __name__ == "__main__":

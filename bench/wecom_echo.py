@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import aiohttp
 from aiohttp import web
 
-from bot.loop import named
+from bot.loop import chosen
 from bot.loop import run as run_loop
 from handlers.wecom.api import App, WeComAPI
 from handlers.wecom.crypto import CallbackError, WeComCrypto
@@ -112,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "WARNING").upper())
-    run_loop(serve(args.port, reply=args.reply), named(os.environ.get("EVENT_LOOP")))
+    run_loop(serve(args.port, reply=args.reply), chosen(os.environ.get("EVENT_LOOP"), wecom=True))
     return 0
 
 

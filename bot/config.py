@@ -40,7 +40,7 @@ class Settings(BaseSettings):
     admin_ids: Annotated[frozenset[int], NoDecode] = frozenset()
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = "text"
-    event_loop: Literal["uvloop", "asyncio"] = "uvloop"  # bot/loop.py
+    event_loop: Literal["auto", "uvloop", "asyncio"] = "auto"  # bot/loop.py
     webhook_secret: SecretStr | None = None
     webhook_path: str = "/telegram"
     metrics_port: int | None = Field(default=None, ge=1, le=65535)

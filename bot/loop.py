@@ -1,11 +1,16 @@
-"""The event loop Daka's commands run on: uvloop's (libuv) where it is installed, as it is with
-the lock files on Linux and macOS; asyncio's own with `EVENT_LOOP=asyncio`, or where uvloop is
-not installed (Windows).
+"""The event loop Daka's commands run on. `EVENT_LOOP=auto` (the default): uvloop's (libuv) for
+the WeCom callback server (`daka wecom`, or `daka run` serving WeCom only), Python's own for
+the rest; `uvloop` or `asyncio` choose one for every command. Without uvloop installed
+(Windows) every command runs on Python's own.
 
-Measured on the WeCom callback path (`bench.wecom`, docs/benchmarks.md), uvloop spends some 12%
-less CPU per callback: the loop's own work per wake-up (every aiosqlite answer, every HTTP
-request and response) is a large part of a turn. The tests run in-process on asyncio's loop
-(pytest-asyncio), and the CLI and crash tests start `daka` on uvloop's, so both are covered."""
+Measured (docs/benchmarks.md, eighth session): on the WeCom callback path uvloop spends 7-10%
+less CPU per callback, since the loop's own work per wake-up (every aiosqlite answer, every HTTP
+request and response) is a large part of a turn. The Telegram bot gains about as much, but
+uvloop's buffers and module add 2-4 MiB to its resident memory, which takes it past its goal of
+150 MiB with 100,000 members: it stays on Python's loop unless asked. uvloop's timers keep
+whole milliseconds (the sender's rate bucket allows for it: scheduler/pacing.py). The tests run
+in-process on Python's loop (pytest-asyncio); the WeCom process tests start `daka wecom` on
+uvloop's, so both are covered."""
 
 from __future__ import annotations
 
@@ -18,6 +23,18 @@ from typing import Any, Literal, TypeVar
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 LoopName = Literal["uvloop", "asyncio"]
+Setting = Literal["auto", "uvloop", "asyncio"]
+
+
+def chosen(setting: str | None, *, wecom: bool) -> LoopName:
+    """The loop an `EVENT_LOOP` value (None or "auto": the default) names for a command;
+    `wecom`: the command serves WeCom's callbacks."""
+    value = (setting or "auto").strip().lower()
+    if value == "asyncio":
+        return "asyncio"
+    if value == "uvloop":
+        return "uvloop"
+    return "uvloop" if wecom else "asyncio"
 
 
 def loop_factory(name: LoopName) -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -34,13 +51,7 @@ def loop_factory(name: LoopName) -> Callable[[], asyncio.AbstractEventLoop] | No
     return factory
 
 
-def named(value: str | None) -> LoopName:
-    """The loop an `EVENT_LOOP` value names (for processes that read no settings, such as the
-    benchmarks' baselines, which run on the loop daka runs on); uvloop by default."""
-    return "asyncio" if (value or "").strip().lower() == "asyncio" else "uvloop"
-
-
-def run(main: Coroutine[Any, Any, T], loop: LoopName = "uvloop") -> T:
+def run(main: Coroutine[Any, Any, T], loop: LoopName) -> T:
     """`asyncio.run(main)` on the event loop `loop` names (see `loop_factory`)."""
     with asyncio.Runner(loop_factory=loop_factory(loop)) as runner:
         return runner.run(main)

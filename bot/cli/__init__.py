@@ -14,6 +14,7 @@ from bot.cli import demo, invite, org, privacy, reports, roles, roster, run, sch
 from bot.cli.common import EXIT_SETTING, Command, DakaParser, UsageError, UserError
 from bot.config import SettingError, Settings, load_settings
 from bot.logs import configure_logging, secrets_of
+from bot.loop import chosen
 from bot.loop import run as run_loop
 from domain.clock import Clock, SystemClock
 from storage.db import create_engine, create_session_factory
@@ -87,7 +88,7 @@ def main(argv: Sequence[str] | None = None, *, clock: Clock | None = None) -> in
         elif (args.command, getattr(args, "action", None)) == ("wecom", "serve"):
             wecom.serve(args, settings, clock)
         else:
-            run_loop(run_command(args, settings, clock), settings.event_loop)
+            run_loop(run_command(args, settings, clock), chosen(settings.event_loop, wecom=False))
     except SettingError as exc:
         print(f"daka: setting {exc}", file=sys.stderr)
         return EXIT_SETTING

@@ -46,7 +46,7 @@ def serve(args: argparse.Namespace, clock: Clock) -> None:
     """Run the demo until Ctrl+C."""
     if not 0 <= args.port <= 65535:
         raise UsageError("demo: --port must be from 0 to 65535")
-    run_loop(_serve(args, clock))
+    run_loop(_serve(args, clock), "asyncio")
 
 
 async def _serve(args: argparse.Namespace, clock: Clock) -> None:

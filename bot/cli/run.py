@@ -17,6 +17,7 @@ from bot.cli.common import (
     create_session_factory_for,
 )
 from bot.config import SettingError, Settings
+from bot.loop import chosen
 from bot.loop import run as run_loop
 from domain.clock import Clock, local_day, zone
 from domain.schedule import ScheduleError, parse_time
@@ -99,7 +100,7 @@ def serve(args: argparse.Namespace, settings: Settings, clock: Clock) -> None:
 
         run_loop(
             run_scheduler(settings, clock=clock, metrics_port=_metrics_port(args, settings)),
-            settings.event_loop,
+            chosen(settings.event_loop, wecom=False),
         )
     elif args.command == "webhook":
         settings.require_token()
@@ -121,7 +122,7 @@ def serve(args: argparse.Namespace, settings: Settings, clock: Clock) -> None:
                 with_scheduler=args.with_scheduler,
                 clock=clock,
             ),
-            settings.event_loop,
+            chosen(settings.event_loop, wecom=False),
         )
 
 
@@ -146,7 +147,7 @@ def run_deployment(args: argparse.Namespace, settings: Settings, clock: Clock) -
         host, port = wecom_at
         run_loop(
             run_wecom(settings, host=host, port=port, with_scheduler=True, clock=clock),
-            settings.event_loop,
+            chosen(chosen(settings.event_loop, wecom=False), wecom=True),
         )
         return
     from bot.app import run_polling
@@ -154,7 +155,7 @@ def run_deployment(args: argparse.Namespace, settings: Settings, clock: Clock) -
     metrics_port = _metrics_port(args, settings)
     run_loop(
         run_polling(settings, clock=clock, metrics_port=metrics_port, wecom_at=wecom_at),
-        settings.event_loop,
+        chosen(settings.event_loop, wecom=False),
     )
 
 

@@ -9,6 +9,7 @@ import aiohttp
 
 from bot.cli.common import Command, Subparsers, UserError, check_count
 from bot.config import Settings
+from bot.loop import chosen
 from bot.loop import run as run_loop
 from domain.clock import Clock
 from domain.delivery import Sent
@@ -67,7 +68,7 @@ def serve(args: argparse.Namespace, settings: Settings, clock: Clock) -> None:
             with_scheduler=args.with_scheduler,
             clock=clock,
         ),
-        settings.event_loop,
+        chosen(settings.event_loop, wecom=True),
     )
 
 

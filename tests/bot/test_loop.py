@@ -1,4 +1,5 @@
-"""The event loop daka's commands run on (bot/loop.py): uvloop's unless asked otherwise."""
+"""The event loop daka's commands run on (bot/loop.py): uvloop's for the WeCom callback server,
+Python's own for the rest, unless EVENT_LOOP says otherwise."""
 
 from __future__ import annotations
 
@@ -17,18 +18,28 @@ async def _running_loop() -> asyncio.AbstractEventLoop:
     return asyncio.get_running_loop()
 
 
-def test_commands_run_on_uvloop_by_default() -> None:
-    assert isinstance(loop.run(_running_loop()), uvloop.Loop)
-    assert Settings(_env_file=None).event_loop == "uvloop"
+def test_auto_runs_the_wecom_server_on_uvloop_and_the_rest_on_python_own() -> None:
+    assert Settings(_env_file=None).event_loop == "auto"
+    assert loop.chosen("auto", wecom=True) == "uvloop"
+    assert loop.chosen(None, wecom=True) == "uvloop"
+    assert loop.chosen("", wecom=False) == "asyncio"
+    assert loop.chosen(" AUTO ", wecom=False) == "asyncio"
 
 
-def test_event_loop_asyncio_runs_on_asyncio_own_loop() -> None:
-    used = loop.run(_running_loop(), "asyncio")
-    assert isinstance(used, asyncio.BaseEventLoop) and not isinstance(used, uvloop.Loop)
+def test_event_loop_chooses_one_loop_for_every_command() -> None:
+    for wecom in (True, False):
+        assert loop.chosen("asyncio", wecom=wecom) == "asyncio"
+        assert loop.chosen("UVLOOP", wecom=wecom) == "uvloop"
     assert Settings(_env_file=None, event_loop="ASYNCIO").event_loop == "asyncio"
 
 
-def test_without_uvloop_installed_the_loop_is_asyncio_own(
+def test_each_loop_is_the_one_run() -> None:
+    assert isinstance(loop.run(_running_loop(), "uvloop"), uvloop.Loop)
+    used = loop.run(_running_loop(), "asyncio")
+    assert isinstance(used, asyncio.BaseEventLoop) and not isinstance(used, uvloop.Loop)
+
+
+def test_without_uvloop_installed_the_loop_is_python_own(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     real = importlib.import_module
@@ -40,16 +51,9 @@ def test_without_uvloop_installed_the_loop_is_asyncio_own(
 
     monkeypatch.setattr(loop.importlib, "import_module", no_uvloop)
     caplog.set_level("INFO", logger="bot.loop")
-    used = loop.run(_running_loop())
+    used = loop.run(_running_loop(), "uvloop")
     assert not isinstance(used, uvloop.Loop)
     assert "uvloop is not installed" in caplog.text
-
-
-def test_a_process_without_settings_names_its_loop_from_event_loop() -> None:
-    assert loop.named(None) == "uvloop"
-    assert loop.named("") == "uvloop"
-    assert loop.named(" Asyncio ") == "asyncio"
-    assert loop.named("uvloop") == "uvloop"
 
 
 def test_the_result_and_exceptions_of_the_coroutine_come_back() -> None:
@@ -60,6 +64,6 @@ def test_the_result_and_exceptions_of_the_coroutine_come_back() -> None:
         await asyncio.sleep(0)
         return 42
 
-    assert loop.run(answers()) == 42
+    assert loop.run(answers(), "uvloop") == 42
     with pytest.raises(LookupError, match="boom"):
-        loop.run(fails())
+        loop.run(fails(), "asyncio")
