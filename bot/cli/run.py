@@ -147,7 +147,7 @@ def run_deployment(args: argparse.Namespace, settings: Settings, clock: Clock) -
         host, port = wecom_at
         run_loop(
             run_wecom(settings, host=host, port=port, with_scheduler=True, clock=clock),
-            chosen(chosen(settings.event_loop, wecom=False), wecom=True),
+            chosen(settings.event_loop, wecom=True),
         )
         return
     from bot.app import run_polling

@@ -3,6 +3,7 @@ Python's own for the rest, unless EVENT_LOOP says otherwise."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import importlib
 from typing import Any
@@ -67,3 +68,46 @@ def test_the_result_and_exceptions_of_the_coroutine_come_back() -> None:
     assert loop.run(answers(), "uvloop") == 42
     with pytest.raises(LookupError, match="boom"):
         loop.run(fails(), "asyncio")
+
+
+@pytest.mark.parametrize(
+    ("setting", "wecom_server", "telegram_bot"),
+    [
+        ("auto", "uvloop", "asyncio"),
+        ("uvloop", "uvloop", "uvloop"),
+        ("asyncio", "asyncio", "asyncio"),
+    ],
+)
+def test_each_command_runs_on_the_loop_event_loop_gives_it(
+    monkeypatch: pytest.MonkeyPatch, setting: str, wecom_server: str, telegram_bot: str
+) -> None:
+    """`daka wecom` and a WeCom-only `daka run` on uvloop by default, the Telegram bot on
+    Python's loop (its memory goal), both as EVENT_LOOP says when it says."""
+    from bot.cli import run as run_cli
+    from bot.cli import wecom as wecom_cli
+    from domain.clock import SystemClock
+
+    used: list[str] = []
+
+    def recorded(main: Any, name: str) -> None:
+        main.close()
+        used.append(name)
+
+    monkeypatch.setattr(wecom_cli, "run_loop", recorded)
+    monkeypatch.setattr(run_cli, "run_loop", recorded)
+    clock = SystemClock()
+    args = argparse.Namespace(host="127.0.0.1", port=0, with_scheduler=False, wecom_port=None)
+    only_wecom = Settings(
+        _env_file=None,
+        event_loop=setting,
+        wecom_corp_id="wwdaka0000000001",
+        wecom_agent_id=1000002,
+        wecom_secret="daka-secret",
+        wecom_token="dakaToken2026",
+        wecom_aes_key="abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG",
+    )
+    telegram = Settings(_env_file=None, event_loop=setting, bot_token="42:TEST")
+    wecom_cli.serve(args, only_wecom, clock)
+    run_cli.run_deployment(args, only_wecom, clock)
+    run_cli.run_deployment(args, telegram, clock)
+    assert used == [wecom_server, wecom_server, telegram_bot]
