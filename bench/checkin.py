@@ -452,6 +452,15 @@ async def stop_py_spy(spy: asyncio.subprocess.Process) -> None:
             await spy.wait()
 
 
+def print_py_spy(path: Path, what: str) -> None:
+    """Where a py-spy recording of `what` is; a raw one summarised (`summarise_collapsed`)."""
+    if path.suffix in (".svg", ".json"):
+        print(f"py-spy profile of {what} written to {path}")
+    elif path.exists():
+        print(f"py-spy profile of {what} ({path}):")
+        print(summarise_collapsed(path))
+
+
 def summarise_collapsed(path: Path, top: int = 20) -> str:
     """Top frames of a py-spy raw (collapsed) profile: self samples by package, our code
     inclusive, any function self.
@@ -565,12 +574,8 @@ def report(results: Sequence[PhaseResult], opts: Options) -> None:
             print(f"{r.name} FAILED: {failure}", file=sys.stderr)
         if len(r.failures) > 3:
             print(f"{r.name}: ... and {len(r.failures) - 3} more failures", file=sys.stderr)
-    if opts.py_spy is not None and opts.py_spy.suffix not in (".svg", ".json"):
-        if opts.py_spy.exists():
-            print(f"py-spy profile of the check-in bot ({opts.py_spy}):")
-            print(summarise_collapsed(opts.py_spy))
-    elif opts.py_spy is not None:
-        print(f"py-spy profile of the check-in bot written to {opts.py_spy}")
+    if opts.py_spy is not None:
+        print_py_spy(opts.py_spy, "the check-in bot")
     if opts.cprofile is not None:
         print(f"cProfile of the check-in bot written to {opts.cprofile}")
     if opts.json:

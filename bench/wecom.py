@@ -55,7 +55,7 @@ import aiohttp
 from sqlalchemy import func
 from sqlmodel import col, select
 
-from bench.checkin import sql_report, start_py_spy, stop_py_spy, summarise_collapsed
+from bench.checkin import print_py_spy, sql_report, start_py_spy, stop_py_spy
 from bench.common import (
     BenchError,
     BotProcess,
@@ -583,12 +583,8 @@ async def run(opts: Options) -> int:
     report(results, opts)
     if opts.latency_trace is not None:
         write_trace(opts.latency_trace, [phase for _, phase in results])
-    if opts.py_spy is not None and opts.py_spy.suffix not in (".svg", ".json"):
-        if opts.py_spy.exists():
-            print(f"py-spy profile of daka wecom ({opts.py_spy}):")
-            print(summarise_collapsed(opts.py_spy))
-    elif opts.py_spy is not None:
-        print(f"py-spy profile of daka wecom written to {opts.py_spy}")
+    if opts.py_spy is not None:
+        print_py_spy(opts.py_spy, "daka wecom")
     checkin = next((r for r, _ in results if r.name == DAKA), None)
     return 1 if checkin is not None and (checkin.lost or checkin.failures) else 0
 
