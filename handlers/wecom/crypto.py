@@ -113,7 +113,7 @@ def parse_xml(data: bytes | str) -> Element:
         parser.feed(data)
         root: Element = parser.close()
         return root
-    except (ParseError, DefusedXmlException, ValueError) as exc:
+    except (ParseError, DefusedXmlException, ValueError, LookupError) as exc:
         raise BadPayload(f"not well-formed XML: {type(exc).__name__}") from None
 
 

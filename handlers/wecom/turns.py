@@ -101,10 +101,16 @@ def read_text(given: Text, shown: Shown | None) -> Input | None:
 LANGUAGES_KEPT = 100_000
 
 
+_PREPARED: Final = "daka_wecom_prepared"  # session.info: that transaction's `_Prepared`
+
+
 @dataclass(slots=True)
 class _Prepared:
     """What `WeComTurns.prepare` read for the turns in one transaction (`repo`'s): each
-    visitor and conversation state is taken by their turn, once."""
+    visitor and conversation state is taken by their turn, once. Kept in the transaction's
+    session (`_PREPARED`), not on the app's `WeComTurns`: several workers' batches can be
+    under way at once (one prepares while another's turns run), and each `finish` must find
+    its own batch's steps and erasure counts."""
 
     repo: Repo
     served: Served | None
@@ -129,7 +135,6 @@ class WeComTurns:
     # Each member's language, as their last turn found it (for an apology when a turn fails;
     # turns of several members run at once). Bounded: forgotten past LANGUAGES_KEPT members.
     _languages: dict[str, str] = field(default_factory=dict, init=False)
-    _prepared: _Prepared | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.words = typed_commands(self.i18n)
@@ -143,13 +148,11 @@ class WeComTurns:
         states = {eid: self.state_of(repo.session, person) for eid, person in people.items()}
         stored = [state for state in states.values() if isinstance(state, StoredState)]
         await read_steps(repo.session, stored)
-        self._prepared = _Prepared(repo, served, visitors, states)
+        repo.session.info[_PREPARED] = _Prepared(repo, served, visitors, states)
 
     async def answer(self, repo: Repo, event: Event) -> list[Record]:
         person = person_of(event)
-        prepared = self._prepared
-        if prepared is not None and prepared.repo is not repo:
-            prepared = None
+        prepared: _Prepared | None = repo.session.info.get(_PREPARED)
         visitor, state = None, None
         if prepared is not None:
             if person.external_id in prepared.answered:
@@ -197,12 +200,10 @@ class WeComTurns:
         """After the turns prepared in `repo`'s transaction, before its commit: raises
         `ErasedMeanwhile` when the account of one of them was erased since its turn read it
         (one statement for all of them; the inbox then runs them again, each on its own)."""
-        prepared = self._prepared
-        if prepared is None or prepared.repo is not repo:
-            return
-        self._prepared = None
+        prepared: _Prepared | None = repo.session.info.pop(_PREPARED, None)
         await flush_steps(repo.session)  # the turns' last steps, together
-        await repo.accounts.check_unerased(seen=prepared.seen)
+        if prepared is not None:
+            await repo.accounts.check_unerased(seen=prepared.seen)
 
     def apology(self, event: Event) -> list[Record]:
         language = self._languages.get(person_of(event).external_id, DEFAULT_LANGUAGE)

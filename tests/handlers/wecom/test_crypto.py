@@ -239,6 +239,15 @@ def test_malformed_or_hostile_xml_is_bad_payload(body: str) -> None:
         sample().open(body, *MESSAGE.values())
 
 
+@pytest.mark.parametrize("encoding", ["bogus", "rot13", "zlib", "base64", "cp500"])
+def test_an_envelope_in_an_encoding_expat_cannot_read_is_bad_payload(encoding: str) -> None:
+    """Regression: pyexpat raised LookupError for these, which escaped as a 500 with a
+    traceback; the envelope is read before its signature is checked, so anyone can send it."""
+    body = f'<?xml version="1.0" encoding="{encoding}"?><xml><Encrypt>x</Encrypt></xml>'
+    with pytest.raises(BadPayload):
+        sample().open(body.encode("ascii"), *MESSAGE.values())
+
+
 LAUGHS = (
     '<!DOCTYPE x [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;&a;">]><xml><Encrypt>&b;</Encrypt></xml>'
 )
