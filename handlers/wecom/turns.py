@@ -106,13 +106,12 @@ _PREPARED: Final = "daka_wecom_prepared"  # session.info: that transaction's `_P
 
 @dataclass(slots=True)
 class _Prepared:
-    """What `WeComTurns.prepare` read for the turns in one transaction (`repo`'s): each
+    """What `WeComTurns.prepare` read for the turns in one transaction: each
     visitor and conversation state is taken by their turn, once. Kept in the transaction's
     session (`_PREPARED`), not on the app's `WeComTurns`: several workers' batches can be
     under way at once (one prepares while another's turns run), and each `finish` must find
     its own batch's steps and erasure counts."""
 
-    repo: Repo
     served: Served | None
     visitors: dict[str, Visitor]
     states: dict[str, State]
@@ -148,7 +147,7 @@ class WeComTurns:
         states = {eid: self.state_of(repo.session, person) for eid, person in people.items()}
         stored = [state for state in states.values() if isinstance(state, StoredState)]
         await read_steps(repo.session, stored)
-        repo.session.info[_PREPARED] = _Prepared(repo, served, visitors, states)
+        repo.session.info[_PREPARED] = _Prepared(served, visitors, states)
 
     async def answer(self, repo: Repo, event: Event) -> list[Record]:
         person = person_of(event)
