@@ -135,6 +135,17 @@ def detached(model: type[Model], values: Sequence[Any]) -> Model:
 _MAKERS: dict[type[Any], tuple[Callable[[], Any], list[str]]] = {}
 
 
+def detached_once(
+    made: dict[int, Model], key: int, model: type[Model], values: Sequence[Any]
+) -> Model:
+    """`detached(model, values)` the first time `key` (its id) comes in `made`, which keeps
+    it: rows that repeat one organisation share one instance."""
+    instance = made.get(key)
+    if instance is None:
+        instance = made[key] = detached(model, values)
+    return instance
+
+
 def database_unavailable(exc: BaseException) -> bool:
     """The database could not be reached or went away (as opposed to a bug or a constraint):
     what a channel's worker waits out and tries again, for any adapter."""

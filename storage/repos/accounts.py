@@ -6,41 +6,45 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, TypeVar
 
 from sqlalchemy import and_, bindparam
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import Select
 
-from storage.db import columns_of, core_rows, detached
+from storage.db import columns_of, core_rows, detached_once
 from storage.models import Account, Consent, EnrolAttempt, Identity, Member, Organisation
 
-# Locked until the turn commits (PostgreSQL; SQLite has one writer): an erasure
-# (`PrivacyRepo.erase`) waits for the turns under way of the person it erases, and what they
-# write is then erased too. In id order, as erasures lock them. Built once, as the next.
-_BY_IDENTITIES = (
-    select(Identity.external_id, Account)
-    .join(Account, col(Account.id) == col(Identity.account_id))
-    .where(
-        col(Identity.channel) == bindparam("channel"),
-        col(Identity.external_id).in_(bindparam("ids", expanding=True)),
+_S = TypeVar("_S", bound=Select[*tuple[Any, ...]])
+
+
+def _of_identities(stmt: _S) -> _S:
+    """`stmt` (selecting from Identity) for the accounts of some identities of a channel, in
+    account order. Locked until the turn commits (PostgreSQL; SQLite has one writer): an
+    erasure (`PrivacyRepo.erase`) waits for the turns under way of the person it erases, and
+    what they write is then erased too. In id order, as erasures lock them."""
+    return (
+        stmt.join(Account, col(Account.id) == col(Identity.account_id))
+        .where(
+            col(Identity.channel) == bindparam("channel"),
+            col(Identity.external_id).in_(bindparam("ids", expanding=True)),
+        )
+        .order_by(col(Account.id))
+        .with_for_update(of=Account, key_share=True)
     )
-    .order_by(col(Account.id))
-    .with_for_update(of=Account, key_share=True)
-)
+
+
+# Built once, as the next.
+_BY_IDENTITIES = _of_identities(select(Identity.external_id, Account))
 # The same accounts, locked as above, with their active enrolments (the session's members)
 # and the enrolments' organisations (Core columns: to read): a batch's visitors in one
 # statement rather than two.
 _WITH_ENROLMENTS = (
-    select(Identity.external_id, Account, Member, *columns_of(Organisation))
-    .join(Account, col(Account.id) == col(Identity.account_id))
+    _of_identities(select(Identity.external_id, Account, Member, *columns_of(Organisation)))
     .outerjoin(Member, and_(col(Member.account_id) == col(Account.id), col(Member.active)))
     .outerjoin(Organisation, col(Organisation.id) == col(Member.org_id))
-    .where(
-        col(Identity.channel) == bindparam("channel"),
-        col(Identity.external_id).in_(bindparam("ids", expanding=True)),
-    )
-    .order_by(col(Account.id), col(Member.id))
-    .with_for_update(of=Account, key_share=True)
+    .order_by(col(Member.id))
 )
 # Built once (a batch's last statement before its commit; see storage.repo's check-ins).
 _ERASURES = select(col(Account.id), col(Account.erasures)).where(
@@ -124,10 +128,7 @@ class AccountRepo:
             enrolments = found.setdefault(external_id, (account, []))[1]
             if member is None:
                 continue
-            made = orgs.get(member.org_id)
-            if made is None:
-                made = orgs[member.org_id] = detached(Organisation, org)
-            enrolments.append((member, made))
+            enrolments.append((member, detached_once(orgs, member.org_id, Organisation, org)))
         return found
 
     async def check_unerased(self, *, seen: Mapping[int, int]) -> None:

@@ -10,7 +10,7 @@ from sqlalchemy import bindparam, func, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.db import columns_of, detached
+from storage.db import columns_of, detached_once
 from storage.models import Identity, Member, Organisation, Unit
 from storage.repos.units import UnitRepo
 
@@ -103,10 +103,7 @@ class MemberRepo:
         orgs: dict[int, Organisation] = {}
         found = []
         for member, *org in rows:
-            made = orgs.get(member.org_id)
-            if made is None:
-                made = orgs[member.org_id] = detached(Organisation, org)
-            found.append((member, made))
+            found.append((member, detached_once(orgs, member.org_id, Organisation, org)))
         return found
 
     async def bind(self, *, member: Member, account_id: int, now: datetime) -> None:

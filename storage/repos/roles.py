@@ -9,7 +9,7 @@ from sqlalchemy import bindparam
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.db import columns_of, core_rows, detached
+from storage.db import columns_of, core_rows, detached, detached_once
 from storage.models import Organisation, RoleGrant
 
 # Built once (each batch of turns reads its visitors' roles), as Core rows: the turns only
@@ -52,10 +52,7 @@ class RoleRepo:
         found = []
         for row in rows:
             grant = detached(RoleGrant, row[:width])
-            org = orgs.get(grant.org_id)
-            if org is None:
-                org = orgs[grant.org_id] = detached(Organisation, row[width:])
-            found.append((grant, org))
+            found.append((grant, detached_once(orgs, grant.org_id, Organisation, row[width:])))
         return found
 
     async def active(self, *, account_id: int, org_id: int | None = None) -> Sequence[RoleGrant]:
